@@ -1,0 +1,91 @@
+# Care Connect. `make run` serves; `make test` runs the whole suite.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PORT ?= 8067
+HOST ?= 0.0.0.0
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# PostgreSQL and Redis for the tests that need them (make test-services).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+WORKERS ?= 2
+BENCH_FLAGS ?=
+
+.PHONY: help run serve setup test test-fast test-services bench bench-full \
+	run-cluster lint format lock clean
+
+help:
+	@echo "make run          set up and serve HTTP + WebSocket on port $(PORT)"
+	@echo "make test         run the whole test suite"
+	@echo "make bench        quick benchmarks (BENCH_FLAGS=--full for the full set)"
+	@echo "make run-cluster  WORKERS workers on successive ports (PostgreSQL + Redis)"
+
+# A Python >= 3.12: .python-version (via pyenv) first, then the usual names.
+$(VPY):
+	@py=""; \
+	for cand in python3.13 python3.12 python3.14 python3 python; do \
+	  p=$$(command -v $$cand 2>/dev/null) || continue; \
+	  if $$p -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then py=$$p; break; fi; \
+	done; \
+	if [ -z "$$py" ]; then \
+	  echo "ERROR: Care Connect needs Python 3.12 or newer, and none was found on PATH."; \
+	  echo "       Install it (e.g. 'pyenv install 3.13' or your OS's python3.13 package) and run again."; \
+	  exit 1; \
+	fi; \
+	echo "Creating $(VENV) with $$py ($$($$py --version))"; \
+	$$py -m venv $(VENV)
+
+$(STAMP): $(VPY) pyproject.toml requirements.lock
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -c requirements.lock -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+	$(VPY) manage.py migrate --noinput
+	$(VPY) manage.py collectstatic --noinput --verbosity 0
+	$(VPY) manage.py seed_demo
+
+run: setup serve
+
+serve:
+	@echo "Serving HTTP and WebSocket on http://$(HOST):$(PORT)/ (console: /console/, admin: /admin/)"
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) --proxy-headers project.asgi:application
+
+test: $(STAMP)
+	$(VPY) -m pytest -m "not postgres and not redis"
+	$(MAKE) --no-print-directory test-services
+
+test-fast: $(STAMP)
+	$(VPY) -m pytest -m "not postgres and not redis and not browser and not server"
+
+# The tests that need PostgreSQL and Redis. They skip, saying why, when those
+# are not reachable; under CI=true they fail instead.
+test-services: $(STAMP)
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+	  $(VPY) -m pytest -m "postgres or redis"
+
+bench: $(STAMP)
+	$(VPY) -m bench $(BENCH_FLAGS)
+
+bench-full: $(STAMP)
+	$(VPY) -m bench --full
+
+run-cluster: setup
+	$(VPY) -m deploy.cluster --workers $(WORKERS) --port $(PORT)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+lock: $(VPY)
+	$(VPY) -m pip install --quiet -e '.[dev]'
+	$(VPY) -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache

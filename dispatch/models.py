@@ -1,0 +1,291 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+RIDE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class DriverStatus(models.TextChoices):
+    OFFLINE = "offline", "Offline"
+    AVAILABLE = "available", "Available"
+    ON_TRIP = "on_trip", "On trip"
+
+
+class DriverState(models.Model):
+    """
+    Where a driver is and whether they can take a ride.
+
+    The live position streams through the location store (memory or Redis);
+    this row holds the status, which claims update atomically, and a copy of
+    the position persisted at intervals.
+    """
+
+    driver = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="driver_state",
+    )
+    status = models.CharField(
+        max_length=16, choices=DriverStatus.choices, default=DriverStatus.OFFLINE
+    )
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+    heading = models.FloatField(null=True, blank=True)
+    speed = models.FloatField(null=True, blank=True)
+    location_updated_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(latitude__isnull=True)
+                | (Q(latitude__gte=-90) & Q(latitude__lte=90)),
+                name="driver_latitude_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(longitude__isnull=True)
+                | (Q(longitude__gte=-180) & Q(longitude__lte=180)),
+                name="driver_longitude_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.driver} ({self.status})"
+
+
+class RideStatus(models.TextChoices):
+    REQUESTED = "requested", "Requested"
+    SEARCHING = "searching", "Searching"
+    ASSIGNED = "assigned", "Driver assigned"
+    DRIVER_ARRIVED = "driver_arrived", "Driver arrived"
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+    NO_SHOW = "no_show", "No-show"
+    UNFULFILLED = "unfulfilled", "Unfulfilled"
+
+
+ACTIVE_STATUSES = (
+    RideStatus.REQUESTED,
+    RideStatus.SEARCHING,
+    RideStatus.ASSIGNED,
+    RideStatus.DRIVER_ARRIVED,
+    RideStatus.IN_PROGRESS,
+)
+# The statuses in which a ride holds its driver.
+DRIVER_HELD_STATUSES = (
+    RideStatus.ASSIGNED,
+    RideStatus.DRIVER_ARRIVED,
+    RideStatus.IN_PROGRESS,
+)
+PENDING_STATUSES = (RideStatus.REQUESTED, RideStatus.SEARCHING)
+FINAL_STATUSES = (
+    RideStatus.COMPLETED,
+    RideStatus.CANCELLED,
+    RideStatus.NO_SHOW,
+    RideStatus.UNFULFILLED,
+)
+
+
+class CancelledBy(models.TextChoices):
+    PASSENGER = "passenger", "Passenger"
+    CAREGIVER = "caregiver", "Caregiver"
+    DRIVER = "driver", "Driver"
+    DISPATCHER = "dispatcher", "Dispatcher"
+    SYSTEM = "system", "System"
+
+
+class RideQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+    def pending(self):
+        return self.filter(status__in=PENDING_STATUSES)
+
+    def with_people(self):
+        return self.select_related(
+            "passenger",
+            "booked_by",
+            "driver",
+            "driver__driver_profile",
+            "passenger__passenger_profile",
+        )
+
+
+class Ride(models.Model):
+    """A booking: one passenger, one trip, at most one driver at a time."""
+
+    # Chosen by the app, so it can open the ride's socket before booking.
+    ride_id = models.CharField(max_length=64, unique=True)
+    passenger = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rides"
+    )
+    booked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="booked_rides"
+    )
+    driver = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="driven_rides",
+    )
+    status = models.CharField(
+        max_length=16, choices=RideStatus.choices, default=RideStatus.REQUESTED
+    )
+    # Increases by one with every event, so a reconnecting app can tell what
+    # it missed.
+    version = models.PositiveIntegerField(default=0)
+
+    pickup_latitude = models.FloatField()
+    pickup_longitude = models.FloatField()
+    pickup_address = models.CharField(max_length=255, blank=True)
+    dropoff_latitude = models.FloatField()
+    dropoff_longitude = models.FloatField()
+    dropoff_address = models.CharField(max_length=255, blank=True)
+    distance_km = models.DecimalField(max_digits=7, decimal_places=2, null=True, blank=True)
+    estimated_duration_minutes = models.PositiveIntegerField(null=True, blank=True)
+    fare_amount = models.DecimalField(max_digits=9, decimal_places=2, null=True, blank=True)
+
+    needs_wheelchair = models.BooleanField(default=False)
+    notes = models.TextField(blank=True)
+
+    cancelled_by = models.CharField(max_length=16, choices=CancelledBy.choices, blank=True)
+    cancel_reason = models.CharField(max_length=64, blank=True)
+    # Set when a search ends without a driver; the ride waits for a dispatcher.
+    no_driver_found_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    arrived_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RideQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ride_id__regex=RIDE_ID_PATTERN), name="ride_id_format"
+            ),
+            models.UniqueConstraint(
+                fields=["driver"],
+                condition=Q(status__in=DRIVER_HELD_STATUSES),
+                name="one_active_ride_per_driver",
+            ),
+            models.UniqueConstraint(
+                fields=["passenger"],
+                condition=Q(status__in=ACTIVE_STATUSES),
+                name="one_active_ride_per_passenger",
+            ),
+            models.CheckConstraint(
+                condition=Q(driver__isnull=False) | ~Q(status__in=DRIVER_HELD_STATUSES),
+                name="held_ride_has_driver",
+            ),
+            models.CheckConstraint(
+                condition=Q(pickup_latitude__gte=-90)
+                & Q(pickup_latitude__lte=90)
+                & Q(dropoff_latitude__gte=-90)
+                & Q(dropoff_latitude__lte=90)
+                & Q(pickup_longitude__gte=-180)
+                & Q(pickup_longitude__lte=180)
+                & Q(dropoff_longitude__gte=-180)
+                & Q(dropoff_longitude__lte=180),
+                name="ride_coordinates_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Ride {self.ride_id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status in PENDING_STATUSES
+
+    @property
+    def booked_on_behalf(self) -> bool:
+        return self.booked_by_id != self.passenger_id
+
+
+class RideEvent(models.Model):
+    """Every change to a ride, in order, with who made it."""
+
+    ride = models.ForeignKey(Ride, on_delete=models.CASCADE, related_name="events")
+    version = models.PositiveIntegerField()
+    kind = models.CharField(max_length=32)
+    from_status = models.CharField(max_length=16, choices=RideStatus.choices, blank=True)
+    to_status = models.CharField(max_length=16, choices=RideStatus.choices, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor_role = models.CharField(max_length=16, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["ride", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["ride", "version"], name="one_event_per_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ride.ride_id} v{self.version} {self.kind}"
+
+
+class OfferStatus(models.TextChoices):
+    OFFERED = "offered", "Offered"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    EXPIRED = "expired", "Expired"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class RideOffer(models.Model):
+    """In offer mode: a ride put to one driver, who may accept or decline."""
+
+    ride = models.ForeignKey(Ride, on_delete=models.CASCADE, related_name="offers")
+    driver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ride_offers"
+    )
+    status = models.CharField(
+        max_length=16, choices=OfferStatus.choices, default=OfferStatus.OFFERED
+    )
+    distance_km = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    responded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["driver"],
+                condition=Q(status="offered"),
+                name="one_open_offer_per_driver",
+            ),
+            models.UniqueConstraint(
+                fields=["ride"],
+                condition=Q(status="offered"),
+                name="one_open_offer_per_ride",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Offer of {self.ride.ride_id} to {self.driver} ({self.status})"

@@ -1,0 +1,312 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django_otp.models import SideChannelDevice, ThrottlingMixin
+
+from people.phones import display_phone, normalize_phone
+
+
+class UserType(models.TextChoices):
+    PASSENGER = "passenger", "Passenger"
+    DRIVER = "driver", "Driver"
+    CAREGIVER = "caregiver", "Caregiver"
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, phone_number: str, password: str | None = None, **extra):
+        user = self.model(phone_number=normalize_phone(phone_number), **extra)
+        if password:
+            user.set_password(password)
+        else:
+            # App users sign in by SMS code only.
+            user.set_unusable_password()
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, phone_number: str, password: str | None = None, **extra):
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(phone_number, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person, identified by a normalised phone number ("27821234567")."""
+
+    phone_number = models.CharField(max_length=16, unique=True)
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    # Staff (dispatchers, support) may have no app role at all.
+    user_type = models.CharField(max_length=16, choices=UserType.choices, blank=True)
+    is_staff = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "phone_number"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["last_name", "first_name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(phone_number__regex=r"^[1-9][0-9]{6,14}$"),
+                name="user_phone_is_normalised",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.get_full_name() or self.display_phone
+
+    def get_full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+    def get_short_name(self) -> str:
+        return self.first_name
+
+    @property
+    def display_phone(self) -> str:
+        return display_phone(self.phone_number)
+
+    @property
+    def is_driver(self) -> bool:
+        return self.user_type == UserType.DRIVER
+
+    @property
+    def is_dispatcher(self) -> bool:
+        return self.is_active and self.is_staff and (
+            self.is_superuser or self.groups.filter(name="Dispatchers").exists()
+        )
+
+
+class VehicleType(models.TextChoices):
+    SEDAN = "sedan", "Sedan"
+    HATCHBACK = "hatchback", "Hatchback"
+    SUV = "suv", "SUV"
+    MINIVAN = "minivan", "Minivan"
+    WHEELCHAIR_ACCESSIBLE = "wheelchair_accessible", "Wheelchair accessible"
+
+
+class DriverProfile(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="driver_profile"
+    )
+    licence_number = models.CharField(max_length=32, blank=True)
+    vehicle_type = models.CharField(
+        max_length=32, choices=VehicleType.choices, default=VehicleType.SEDAN
+    )
+    vehicle_registration = models.CharField(max_length=16, blank=True)
+    rating = models.DecimalField(max_digits=3, decimal_places=2, default=5)
+    is_verified = models.BooleanField(default=False)
+    # Seeded demo drivers stand still and no app reports for them: the
+    # staleness rule does not apply to them.
+    is_demo = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rating__gte=0) & Q(rating__lte=5), name="driver_rating_0_5"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.vehicle_registration or self.vehicle_type})"
+
+
+class PassengerProfile(models.Model):
+    """What a passenger needs from a vehicle and a driver."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="passenger_profile",
+    )
+    needs_wheelchair = models.BooleanField(default=False)
+    needs_walker = models.BooleanField(default=False)
+    needs_assistance_boarding = models.BooleanField(default=False)
+    has_service_animal = models.BooleanField(default=False)
+    notes = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"Needs of {self.user}"
+
+    def needs_card(self) -> dict:
+        return {
+            "wheelchair": self.needs_wheelchair,
+            "walker": self.needs_walker,
+            "assistance_boarding": self.needs_assistance_boarding,
+            "service_animal": self.has_service_animal,
+            "notes": self.notes,
+        }
+
+
+class RelationshipType(models.TextChoices):
+    FAMILY = "family", "Family"
+    FRIEND = "friend", "Friend"
+    PROFESSIONAL = "professional", "Professional"
+    VOLUNTEER = "volunteer", "Volunteer"
+    OTHER = "other", "Other"
+
+
+class LinkStatus(models.TextChoices):
+    INVITED = "invited", "Invited"
+    ACTIVE = "active", "Active"
+    DECLINED = "declined", "Declined"
+    REVOKED = "revoked", "Revoked"
+
+
+class CaregiverLinkQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(status=LinkStatus.ACTIVE)
+
+    def live(self):
+        """Invited or active: the links that block a duplicate invitation."""
+        return self.filter(status__in=[LinkStatus.INVITED, LinkStatus.ACTIVE])
+
+
+class CaregiverLink(models.Model):
+    """One caregiver looking after one passenger, with their own permissions."""
+
+    passenger = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="caregiver_links"
+    )
+    caregiver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="cared_for_links"
+    )
+    relationship_type = models.CharField(
+        max_length=16, choices=RelationshipType.choices, default=RelationshipType.FAMILY
+    )
+    can_book_rides = models.BooleanField(default=True)
+    can_view_location = models.BooleanField(default=True)
+    can_receive_notifications = models.BooleanField(default=True)
+    notes = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=16, choices=LinkStatus.choices, default=LinkStatus.INVITED
+    )
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    responded_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CaregiverLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(passenger=models.F("caregiver")), name="link_not_to_self"
+            ),
+            models.UniqueConstraint(
+                fields=["passenger", "caregiver"],
+                condition=Q(status__in=["invited", "active"]),
+                name="one_live_link_per_pair",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.caregiver} cares for {self.passenger} ({self.status})"
+
+    def permissions(self) -> dict[str, bool]:
+        return {
+            "can_book_rides": self.can_book_rides,
+            "can_view_location": self.can_view_location,
+            "can_receive_notifications": self.can_receive_notifications,
+        }
+
+
+class AuditEvent(models.Model):
+    """Who changed what about people: links, devices, sessions, verification."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    action = models.CharField(max_length=64)
+    subject_type = models.CharField(max_length=64)
+    subject_id = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["subject_type", "subject_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.subject_type}:{self.subject_id}"
+
+
+class PhoneOTPDevice(ThrottlingMixin, SideChannelDevice):
+    """
+    The SMS one-time-code device of a phone number.
+
+    It exists before its user does: an unknown phone proves itself first, then
+    registers. django-otp's throttling backs off after each wrong code; past
+    OTP_MAX_FAILURES consecutive failures the phone locks until support
+    resets it, and a fresh code does not reset the count.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="otp_devices",
+    )
+    phone_number = models.CharField(max_length=16, unique=True)
+
+    class Meta:
+        verbose_name = "SMS code device"
+
+    def __str__(self) -> str:
+        return f"SMS codes for {display_phone(self.phone_number)}"
+
+    def get_throttle_factor(self) -> int:
+        return settings.OTP_THROTTLE_FACTOR
+
+    @property
+    def is_locked(self) -> bool:
+        return self.throttling_failure_count >= settings.OTP_MAX_FAILURES
+
+
+class ApiSession(models.Model):
+    """
+    One signed-in app install. The refresh token's hash lives here; access
+    tokens name the session, so revoking it ends both at once.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_sessions"
+    )
+    refresh_hash = models.CharField(max_length=64, unique=True)
+    user_agent = models.CharField(max_length=256, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_used_at"]
+        verbose_name = "API session"
+
+    def __str__(self) -> str:
+        return f"Session {self.pk} of {self.user}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and self.expires_at > timezone.now()

@@ -1,0 +1,248 @@
+"""
+Care Connect settings. Every value comes from the environment; README.md and
+.env.example document each variable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG", True)
+
+SECRET_KEY = env("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    # Only for local development: tokens signed with it are worthless elsewhere.
+    SECRET_KEY = "dev-only-insecure-key-change-me"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],0.0.0.0")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "daphne",
+    "unfold",
+    "unfold.contrib.filters",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "django_otp",
+    "people",
+    "dispatch",
+    "console",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+ASGI_APPLICATION = "project.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.csp",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: SQLite by default (embedded), PostgreSQL when DATABASE_URL says so.
+DATABASE_URL = env("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL,
+            conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+            conn_health_checks=True,
+        )
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+            "OPTIONS": {
+                # select_for_update() is a no-op on SQLite: IMMEDIATE
+                # transactions take the write lock up front, so two claims on
+                # one driver serialise instead of failing on lock upgrade.
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": (
+                    "PRAGMA journal_mode=WAL;"
+                    "PRAGMA synchronous=NORMAL;"
+                    "PRAGMA busy_timeout=20000;"
+                ),
+            },
+            "TEST": {"NAME": env("SQLITE_TEST_PATH") or None},
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "people.User"
+
+# Channel layer: in-memory by default, Redis when REDIS_URL says so.
+REDIS_URL = env("REDIS_URL")
+CHANNEL_LAYER_BACKEND = env("CHANNEL_LAYER_BACKEND", "core")
+WEBSOCKET_TIMEOUT_S = env_int("WEBSOCKET_TIMEOUT_S", 86400)
+if REDIS_URL:
+    _layer_backend = {
+        "core": "channels_redis.core.RedisChannelLayer",
+        "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    }[CHANNEL_LAYER_BACKEND]
+    _layer_config: dict = {"hosts": [REDIS_URL]}
+    if CHANNEL_LAYER_BACKEND == "core":
+        _layer_config.update(
+            # The default capacity of 100 is per channel and drops silently
+            # past it; a console fed 2,000 moving drivers needs headroom.
+            capacity=env_int("CHANNEL_CAPACITY", 5000),
+            # Group membership must outlive the longest socket, or a long-lived
+            # consumer silently stops receiving group messages.
+            group_expiry=WEBSOCKET_TIMEOUT_S,
+            expiry=60,
+        )
+    CHANNEL_LAYERS = {"default": {"BACKEND": _layer_backend, "CONFIG": _layer_config}}
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": env_int("CHANNEL_CAPACITY", 5000)},
+        }
+    }
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-za"
+TIME_ZONE = env("TIME_ZONE", "Africa/Johannesburg")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+LOGIN_URL = "console:login"
+LOGIN_REDIRECT_URL = "console:board"
+LOGOUT_REDIRECT_URL = "console:login"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+
+# Map tiles; markers still draw when tiles cannot load.
+MAP_TILE_URL = env("MAP_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+_tile_origin = "/".join(MAP_TILE_URL.split("/")[:3]) if "://" in MAP_TILE_URL else ""
+
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:", *([_tile_origin] if _tile_origin else [])],
+    "connect-src": [CSP.SELF, "ws:", "wss:"],
+    "frame-ancestors": [CSP.NONE],
+}
+
+# WebSocket origins: native apps send none and are accepted; browsers must
+# come from one of these hosts (the server's own host always counts).
+WS_ALLOWED_ORIGINS = env_list("WS_ALLOWED_ORIGINS")
+
+# --- Sign-in -----------------------------------------------------------------
+SMS_BACKEND = env("SMS_BACKEND", "console" if DEBUG else "smsportal-rest")
+SMS_PORTAL_USERNAME = env("SMS_PORTAL_USERNAME")
+SMS_PORTAL_PASSWORD = env("SMS_PORTAL_PASSWORD")
+SMS_PORTAL_ENDPOINT = env("SMS_PORTAL_ENDPOINT", "https://api.smsportal.com/api5/http5.aspx")
+SMS_PORTAL_REST_URL = env("SMS_PORTAL_REST_URL", "https://rest.smsportal.com/v1")
+SMS_TIMEOUT_S = env_float("SMS_TIMEOUT_S", 10.0)
+PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", "ZA")
+OTP_VALID_MINUTES = env_int("OTP_VALID_MINUTES", 5)
+OTP_MAX_FAILURES = env_int("OTP_MAX_FAILURES", 10)
+OTP_THROTTLE_FACTOR = env_int("OTP_THROTTLE_FACTOR", 1)
+ACCESS_TOKEN_TTL_S = env_int("ACCESS_TOKEN_TTL_S", 15 * 60)
+REFRESH_TOKEN_TTL_DAYS = env_int("REFRESH_TOKEN_TTL_DAYS", 30)
+REGISTRATION_TOKEN_TTL_S = env_int("REGISTRATION_TOKEN_TTL_S", 15 * 60)
+
+# --- Dispatch ----------------------------------------------------------------
+MATCH_RADIUS_KM = env_float("MATCH_RADIUS_KM", 10.0)
+DRIVER_STALE_AFTER_S = env_int("DRIVER_STALE_AFTER_S", 30)
+DISPATCH_MODE = env("DISPATCH_MODE", "auto")
+OFFER_TIMEOUT_S = env_int("OFFER_TIMEOUT_S", 15)
+NO_SHOW_WAIT_MIN = env_float("NO_SHOW_WAIT_MIN", 5)
+LOCATION_STORE = env("LOCATION_STORE", "redis" if REDIS_URL else "memory")
+LOCATION_PERSIST_INTERVAL_S = env_float("LOCATION_PERSIST_INTERVAL_S", 10.0)
+WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 64 * 1024)
+CONSOLE_MAP_BATCH_S = env_float("CONSOLE_MAP_BATCH_S", 1.0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}
+
+UNFOLD = {
+    "SITE_TITLE": "Care Connect",
+    "SITE_HEADER": "Care Connect support",
+    "SITE_SYMBOL": "accessible",
+    "SHOW_HISTORY": True,
+}
