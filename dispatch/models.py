@@ -44,8 +44,7 @@ class DriverState(models.Model):
         indexes = [models.Index(fields=["status"])]
         constraints = [
             models.CheckConstraint(
-                condition=Q(latitude__isnull=True)
-                | (Q(latitude__gte=-90) & Q(latitude__lte=90)),
+                condition=Q(latitude__isnull=True) | (Q(latitude__gte=-90) & Q(latitude__lte=90)),
                 name="driver_latitude_range",
             ),
             models.CheckConstraint(

@@ -1,0 +1,164 @@
+"""
+Telling everyone who watches a ride. Services call `publish_*` inside their
+transaction; delivery waits for the commit (transaction.on_commit), so no app
+hears of a change that rolled back.
+
+Groups: `ride.<ride_id>` (every socket on that ride), `driver.<user id>`,
+`passenger.<user id>`, `caregiver.<user id>`, `user.<user id>` (permission
+changes for any socket of that user) and `console.board`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import partial
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from dispatch import messages
+from dispatch.models import Ride
+
+log = logging.getLogger(__name__)
+
+CONSOLE_GROUP = "console.board"
+
+
+def ride_group(ride_id: str) -> str:
+    return f"ride.{ride_id}"
+
+
+def driver_group(user_id: int) -> str:
+    return f"driver.{user_id}"
+
+
+def passenger_group(user_id: int) -> str:
+    return f"passenger.{user_id}"
+
+
+def caregiver_group(user_id: int) -> str:
+    return f"caregiver.{user_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+async def _send_all(sends: list[tuple[str, dict]]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    results = await asyncio.gather(
+        *(layer.group_send(group, msg) for group, msg in sends), return_exceptions=True
+    )
+    for (group, _), result in zip(sends, results, strict=True):
+        if isinstance(result, Exception):
+            log.error("group_send to %s failed: %r", group, result)
+
+
+def send_now(sends: list[tuple[str, dict]]) -> None:
+    if sends:
+        async_to_sync(_send_all)(sends)
+
+
+def _ride_envelope(ride: Ride, kind: str, message: dict, audience: str = "ride") -> dict:
+    return {
+        "type": "ride.message",
+        "audience": audience,
+        "kind": kind,
+        "ride_id": ride.ride_id,
+        "passenger_id": ride.passenger_id,
+        "status": ride.status,
+        "message": message,
+    }
+
+
+def publish_ride(ride_pk: int, kind: str, **extra) -> None:
+    transaction.on_commit(partial(_deliver_ride, ride_pk, kind, extra))
+
+
+def _deliver_ride(ride_pk: int, kind: str, extra: dict) -> None:
+    from people.models import CaregiverLink
+
+    ride = Ride.objects.with_people().select_related("driver__driver_state").get(pk=ride_pk)
+    snapshot = messages.ride_status(ride)
+    sends: list[tuple[str, dict]] = []
+
+    to_ride: dict
+    to_driver: dict | None = None
+    if kind == "searching":
+        to_ride = messages.searching(ride)
+    elif kind in ("assigned", "reassigned"):
+        to_ride = messages.driver_assigned(ride)
+        to_driver = messages.ride_assigned(ride)
+    elif kind == "no_drivers":
+        to_ride = messages.no_drivers(ride)
+    elif kind == "cancelled":
+        to_ride = messages.ride_cancelled(ride)
+        to_driver = to_ride if ride.driver_id else None
+    elif kind == "offered":
+        to_ride = None
+        to_driver = messages.ride_request(ride, extra.get("distance_km"), extra["expires_at"])
+        sends.append((driver_group(extra["driver_id"]), _ride_envelope(ride, kind, to_driver)))
+        to_driver = None
+    else:
+        to_ride = snapshot
+        to_driver = snapshot if ride.driver_id else None
+
+    if to_ride is not None:
+        sends.append((ride_group(ride.ride_id), _ride_envelope(ride, kind, to_ride)))
+        # The passenger's own app hears of every ride, including those a
+        # caregiver booked for them.
+        sends.append(
+            (passenger_group(ride.passenger_id), _ride_envelope(ride, kind, to_ride, "passenger"))
+        )
+    if to_driver is not None and ride.driver_id:
+        sends.append((driver_group(ride.driver_id), _ride_envelope(ride, kind, to_driver)))
+    released = extra.get("released_driver_id")
+    if released and released != ride.driver_id:
+        # A driver taken off the ride (reassigned, or who cancelled) is told.
+        gone = messages.ride_cancelled(ride)
+        gone["cancelled_by"] = extra.get("released_by", "dispatcher")
+        gone["reason"] = extra.get("released_reason", kind)
+        sends.append((driver_group(released), _ride_envelope(ride, "released", gone)))
+
+    if kind != "offered":
+        watchers = CaregiverLink.objects.active().filter(
+            passenger_id=ride.passenger_id, can_receive_notifications=True
+        )
+        envelope = _ride_envelope(ride, kind, {**snapshot, "event": kind}, "caregiver")
+        for caregiver_id in watchers.values_list("caregiver_id", flat=True):
+            sends.append((caregiver_group(caregiver_id), envelope))
+
+    sends.append(
+        (
+            CONSOLE_GROUP,
+            {
+                "type": "console.ride",
+                "kind": kind,
+                "ride_pk": ride.pk,
+                "ride_id": ride.ride_id,
+                "status": ride.status,
+                "version": ride.version,
+            },
+        )
+    )
+    send_now(sends)
+
+
+def publish_driver(driver_id: int, kind: str) -> None:
+    transaction.on_commit(
+        partial(
+            send_now,
+            [(CONSOLE_GROUP, {"type": "console.driver", "kind": kind, "driver_id": driver_id})],
+        )
+    )
+
+
+def publish_links_changed(*user_ids: int) -> None:
+    """Sockets of these users re-read their caregiver links at once."""
+    sends = [(user_group(uid), {"type": "links.changed"}) for uid in user_ids]
+    sends.append((CONSOLE_GROUP, {"type": "console.links", "kind": "links"}))
+    transaction.on_commit(partial(send_now, sends))

@@ -1,0 +1,236 @@
+"""
+Live driver positions, kept out of the database's hot path.
+
+Drivers report every few seconds; writing each report through the ORM would
+queue every socket behind the one database thread. Positions live here
+instead: in process memory on one machine, in Redis (GEO commands) across
+several. The database gets a copy at intervals (LOCATION_PERSIST_INTERVAL_S)
+and stays the authority for each driver's status, which claims update
+atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Protocol
+
+from django.conf import settings
+
+from dispatch.geo import GridIndex, Point
+
+
+class LocationStore(Protocol):
+    def put(self, driver_id: int, point: Point) -> None: ...
+    async def aput(self, driver_id: int, point: Point) -> None: ...
+    def remove(self, driver_id: int) -> None: ...
+    def get(self, driver_id: int) -> Point | None: ...
+    def nearest(
+        self, lat: float, lng: float, radius_km: float
+    ) -> Iterator[tuple[int, float, Point]]: ...
+    def all(self) -> dict[int, Point]: ...
+    def clear(self) -> None: ...
+
+
+def _load_from_database() -> dict[int, Point]:
+    from dispatch.models import DriverState, DriverStatus
+
+    rows = DriverState.objects.exclude(status=DriverStatus.OFFLINE).filter(
+        latitude__isnull=False, longitude__isnull=False
+    )
+    points = {}
+    for row in rows.values_list(
+        "driver_id", "latitude", "longitude", "heading", "speed", "location_updated_at"
+    ):
+        driver_id, lat, lng, heading, speed, at = row
+        points[driver_id] = Point(
+            lat, lng, at.timestamp() if at else 0.0, heading=heading, speed=speed
+        )
+    return points
+
+
+class MemoryLocationStore:
+    """One process's positions in a grid index; warmed from the database."""
+
+    def __init__(self) -> None:
+        self.index = GridIndex()
+        self._warm = False
+        self._warm_lock = threading.Lock()
+
+    def _ensure_warm(self) -> None:
+        if self._warm:
+            return
+        with self._warm_lock:
+            if self._warm:
+                return
+            for driver_id, point in _load_from_database().items():
+                # A report that arrived before the warm-up is fresher.
+                if driver_id not in self.index:
+                    self.index.put(driver_id, point)
+            self._warm = True
+
+    def put(self, driver_id: int, point: Point) -> None:
+        self.index.put(driver_id, point)
+
+    async def aput(self, driver_id: int, point: Point) -> None:
+        self.index.put(driver_id, point)
+
+    def remove(self, driver_id: int) -> None:
+        self.index.remove(driver_id)
+
+    def get(self, driver_id: int) -> Point | None:
+        self._ensure_warm()
+        return self.index.get(driver_id)
+
+    def nearest(self, lat: float, lng: float, radius_km: float):
+        self._ensure_warm()
+        return self.index.nearest(lat, lng, radius_km)
+
+    def all(self) -> dict[int, Point]:
+        self._ensure_warm()
+        return dict(self.index.items())
+
+    def clear(self) -> None:
+        self.index.clear()
+        self._warm = False
+
+
+class RedisLocationStore:
+    """Positions shared by every worker: a GEO set plus a hash of details."""
+
+    GEO_KEY = "cc:loc:geo"
+    META_KEY = "cc:loc:meta"
+    WARM_KEY = "cc:loc:warm"
+    BATCH = 64
+
+    def __init__(self, url: str) -> None:
+        import redis
+        import redis.asyncio
+
+        self.url = url
+        self.sync = redis.Redis.from_url(url, socket_timeout=None)
+        self._async_clients: dict[int, redis.asyncio.Redis] = {}
+
+    def _aclient(self):
+        import asyncio
+
+        import redis.asyncio
+
+        # A client's connections belong to the event loop that made them.
+        loop_id = id(asyncio.get_running_loop())
+        client = self._async_clients.get(loop_id)
+        if client is None:
+            client = redis.asyncio.Redis.from_url(self.url, socket_timeout=None)
+            self._async_clients[loop_id] = client
+        return client
+
+    @staticmethod
+    def _encode(point: Point) -> str:
+        return json.dumps([point.lat, point.lng, point.seen, point.heading, point.speed])
+
+    @staticmethod
+    def _decode(raw: bytes | None) -> Point | None:
+        if raw is None:
+            return None
+        lat, lng, seen, heading, speed = json.loads(raw)
+        return Point(lat, lng, seen, heading=heading, speed=speed)
+
+    def _ensure_warm(self) -> None:
+        if self.sync.set(self.WARM_KEY, "1", nx=True):
+            points = _load_from_database()
+            if points:
+                pipe = self.sync.pipeline(transaction=False)
+                for driver_id, point in points.items():
+                    pipe.geoadd(self.GEO_KEY, [point.lng, point.lat, driver_id], nx=True)
+                    pipe.hsetnx(self.META_KEY, driver_id, self._encode(point))
+                pipe.execute()
+
+    def put(self, driver_id: int, point: Point) -> None:
+        pipe = self.sync.pipeline(transaction=False)
+        pipe.geoadd(self.GEO_KEY, [point.lng, point.lat, driver_id])
+        pipe.hset(self.META_KEY, driver_id, self._encode(point))
+        pipe.execute()
+
+    async def aput(self, driver_id: int, point: Point) -> None:
+        pipe = self._aclient().pipeline(transaction=False)
+        pipe.geoadd(self.GEO_KEY, [point.lng, point.lat, driver_id])
+        pipe.hset(self.META_KEY, driver_id, self._encode(point))
+        await pipe.execute()
+
+    def remove(self, driver_id: int) -> None:
+        pipe = self.sync.pipeline(transaction=False)
+        pipe.zrem(self.GEO_KEY, driver_id)
+        pipe.hdel(self.META_KEY, driver_id)
+        pipe.execute()
+
+    def get(self, driver_id: int) -> Point | None:
+        self._ensure_warm()
+        return self._decode(self.sync.hget(self.META_KEY, driver_id))
+
+    def nearest(self, lat: float, lng: float, radius_km: float):
+        self._ensure_warm()
+        count = self.BATCH
+        seen: set[int] = set()
+        while True:
+            rows = self.sync.geosearch(
+                self.GEO_KEY,
+                longitude=lng,
+                latitude=lat,
+                radius=radius_km,
+                unit="km",
+                sort="ASC",
+                count=count,
+                withdist=True,
+            )
+            fresh = [(int(member), dist) for member, dist in rows if int(member) not in seen]
+            if fresh:
+                metas = self.sync.hmget(self.META_KEY, [m for m, _ in fresh])
+                for (driver_id, dist), raw in zip(fresh, metas, strict=True):
+                    seen.add(driver_id)
+                    point = self._decode(raw)
+                    if point is not None:
+                        yield driver_id, float(dist), point
+            if len(rows) < count:
+                return
+            count *= 4
+
+    def all(self) -> dict[int, Point]:
+        self._ensure_warm()
+        return {
+            int(k): p
+            for k, raw in self.sync.hgetall(self.META_KEY).items()
+            if (p := self._decode(raw)) is not None
+        }
+
+    def clear(self) -> None:
+        self.sync.delete(self.GEO_KEY, self.META_KEY, self.WARM_KEY)
+
+
+_store: LocationStore | None = None
+_store_lock = threading.Lock()
+
+
+def location_store() -> LocationStore:
+    global _store
+    if _store is None:
+        with _store_lock:
+            if _store is None:
+                if settings.LOCATION_STORE == "redis":
+                    _store = RedisLocationStore(settings.REDIS_URL)
+                else:
+                    _store = MemoryLocationStore()
+    return _store
+
+
+def reset_location_store() -> None:
+    """Forget every position (tests, and after a database reset)."""
+    global _store
+    if _store is not None:
+        _store.clear()
+    _store = None
+
+
+def now_ts() -> float:
+    return time.time()

@@ -1,0 +1,232 @@
+"""
+The JSON the apps receive. Names and fields are a contract with the mobile
+apps (docs/protocol.md): add fields, never rename them.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.utils import timezone
+
+from dispatch.geo import haversine_km
+from dispatch.models import Ride
+
+# Average urban speed for the pickup ETA when the app sent none.
+ETA_SPEED_KMH = 30.0
+
+
+def _num(value: Decimal | float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def person(user) -> dict[str, Any] | None:
+    if user is None:
+        return None
+    return {
+        "id": user.pk,
+        "name": user.get_full_name() or user.display_phone,
+        "phone": "+" + user.phone_number,
+    }
+
+
+def driver_card(driver, lat: float | None = None, lng: float | None = None) -> dict:
+    profile = getattr(driver, "driver_profile", None)
+    state = getattr(driver, "driver_state", None)
+    if lat is None and state is not None:
+        lat, lng = state.latitude, state.longitude
+    return {
+        "id": driver.pk,
+        "name": driver.get_full_name() or driver.display_phone,
+        "phone": "+" + driver.phone_number,
+        "vehicle_type": profile.vehicle_type if profile else None,
+        "vehicle_registration": profile.vehicle_registration if profile else None,
+        "rating": _num(profile.rating) if profile else None,
+        "latitude": lat,
+        "longitude": lng,
+    }
+
+
+def needs_card(ride: Ride) -> dict[str, Any]:
+    profile = getattr(ride.passenger, "passenger_profile", None)
+    card = (
+        profile.needs_card()
+        if profile
+        else {
+            "wheelchair": False,
+            "walker": False,
+            "assistance_boarding": False,
+            "service_animal": False,
+            "notes": "",
+        }
+    )
+    card["wheelchair"] = card["wheelchair"] or ride.needs_wheelchair
+    if ride.notes:
+        card["ride_notes"] = ride.notes
+    return card
+
+
+def _places(ride: Ride) -> dict[str, Any]:
+    return {
+        "pickup_latitude": ride.pickup_latitude,
+        "pickup_longitude": ride.pickup_longitude,
+        "pickup_address": ride.pickup_address,
+        "dropoff_latitude": ride.dropoff_latitude,
+        "dropoff_longitude": ride.dropoff_longitude,
+        "dropoff_address": ride.dropoff_address,
+        "pickup": {
+            "latitude": ride.pickup_latitude,
+            "longitude": ride.pickup_longitude,
+            "address": ride.pickup_address,
+        },
+        "dropoff": {
+            "latitude": ride.dropoff_latitude,
+            "longitude": ride.dropoff_longitude,
+            "address": ride.dropoff_address,
+        },
+        "distance_km": _num(ride.distance_km),
+        "estimated_duration_minutes": ride.estimated_duration_minutes,
+        "fare_amount": _num(ride.fare_amount),
+    }
+
+
+def ride_status(ride: Ride) -> dict[str, Any]:
+    """The whole ride as one snapshot: sent on connect and on every change."""
+    return {
+        "type": "ride_status",
+        "ride_id": ride.ride_id,
+        "booking_id": ride.pk,
+        "status": ride.status,
+        "version": ride.version,
+        "passenger": person(ride.passenger),
+        "booked_by": person(ride.booked_by),
+        "booked_on_behalf": ride.booked_on_behalf,
+        "driver": driver_card(ride.driver) if ride.driver_id else None,
+        **_places(ride),
+        "needs_wheelchair": ride.needs_wheelchair,
+        "cancelled_by": ride.cancelled_by or None,
+        "cancel_reason": ride.cancel_reason or None,
+        "no_driver_found": ride.no_driver_found_at is not None,
+        "created_at": _iso(ride.created_at),
+        "assigned_at": _iso(ride.assigned_at),
+        "arrived_at": _iso(ride.arrived_at),
+        "started_at": _iso(ride.started_at),
+        "ended_at": _iso(ride.ended_at),
+        "timestamp": timezone.now().isoformat(),
+    }
+
+
+def searching(ride: Ride) -> dict[str, Any]:
+    return {
+        "type": "searching",
+        "message": "Searching for available drivers...",
+        "ride_id": ride.ride_id,
+        "booking_id": ride.pk,
+        "status": ride.status,
+        "version": ride.version,
+    }
+
+
+def no_drivers(ride: Ride) -> dict[str, Any]:
+    return {
+        "type": "no_drivers",
+        "message": "No drivers available nearby",
+        "ride_id": ride.ride_id,
+        "booking_id": ride.pk,
+        "status": ride.status,
+        "version": ride.version,
+    }
+
+
+def driver_assigned(ride: Ride) -> dict[str, Any]:
+    card = driver_card(ride.driver)
+    distance = None
+    if card["latitude"] is not None:
+        distance = round(
+            haversine_km(
+                card["latitude"], card["longitude"], ride.pickup_latitude, ride.pickup_longitude
+            ),
+            2,
+        )
+    eta = None if distance is None else max(1, round(distance / ETA_SPEED_KMH * 60))
+    return {
+        "type": "driver_assigned",
+        "message": "Driver found!",
+        "ride_id": ride.ride_id,
+        "booking_id": ride.pk,
+        "status": ride.status,
+        "version": ride.version,
+        "driver": card,
+        # The flat shape too: apps in the field read either.
+        "driver_id": card["id"],
+        "driver_name": card["name"],
+        "driver_phone": card["phone"],
+        "driver_rating": card["rating"],
+        "vehicle_type": card["vehicle_type"],
+        "vehicle_registration": card["vehicle_registration"],
+        "distance_km": distance,
+        "eta_minutes": eta,
+    }
+
+
+def ride_assigned(ride: Ride) -> dict[str, Any]:
+    """What the driver's app is told of a ride it now carries."""
+    passenger = person(ride.passenger)
+    return {
+        "type": "ride_assigned",
+        "ride_id": ride.ride_id,
+        "booking_id": ride.pk,
+        "status": ride.status,
+        "version": ride.version,
+        "passenger": passenger,
+        "passenger_name": passenger["name"],
+        "passenger_phone": passenger["phone"],
+        "booked_by": person(ride.booked_by),
+        **_places(ride),
+        "needs": needs_card(ride),
+    }
+
+
+def ride_request(ride: Ride, distance_km: float | None, expires_at) -> dict[str, Any]:
+    """Offer mode: a ride put to one driver, to accept or decline."""
+    return {
+        **ride_assigned(ride),
+        "type": "ride_request",
+        "pickup_distance_km": None if distance_km is None else round(distance_km, 2),
+        "expires_at": _iso(expires_at),
+        "timeout_s": max(0, round((expires_at - timezone.now()).total_seconds())),
+    }
+
+
+def ride_cancelled(ride: Ride) -> dict[str, Any]:
+    return {
+        "type": "ride_cancelled",
+        "ride_id": ride.ride_id,
+        "booking_id": ride.pk,
+        "status": ride.status,
+        "version": ride.version,
+        "cancelled_by": ride.cancelled_by or None,
+        "reason": ride.cancel_reason or None,
+    }
+
+
+def driver_location(ride_id: str, driver_id: int, lat, lng, heading, speed) -> dict:
+    return {
+        "type": "driver_location",
+        "ride_id": ride_id,
+        "driver_id": driver_id,
+        "latitude": lat,
+        "longitude": lng,
+        "heading": heading,
+        "speed": speed,
+        "timestamp": timezone.now().isoformat(),
+    }
+
+
+def error(code: str, message: str, **extra) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message, **extra}

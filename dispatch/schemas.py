@@ -1,0 +1,71 @@
+"""Typed inbound WebSocket messages. Numbers may arrive as numeric strings."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+Address = Annotated[str, Field(max_length=255)]
+
+
+class Inbound(BaseModel):
+    # Apps may send fields this server does not know yet: ignore them.
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class FindDriver(Inbound):
+    pickup_latitude: Latitude
+    pickup_longitude: Longitude
+    pickup_address: Address = ""
+    dropoff_latitude: Latitude
+    dropoff_longitude: Longitude
+    dropoff_address: Address = ""
+    passenger_phone: str | None = Field(default=None, max_length=32)
+    passenger_id: int | None = Field(default=None, gt=0)
+    distance_km: Decimal | None = Field(default=None, ge=0, le=10000, decimal_places=2)
+    estimated_duration_minutes: float | None = Field(default=None, ge=0, le=24 * 60)
+    fare_amount: Decimal | None = Field(default=None, ge=0, le=1_000_000, decimal_places=2)
+    needs_wheelchair: bool | None = None
+    notes: str = Field(default="", max_length=1000)
+
+    @field_validator("distance_km", "fare_amount", mode="before")
+    @classmethod
+    def _round_money(cls, value):
+        # Apps send floats such as 12.345; two places is what is stored.
+        if isinstance(value, float | int | str) and value != "":
+            try:
+                return Decimal(str(value)).quantize(Decimal("0.01"))
+            except ArithmeticError:
+                return value
+        return None if value == "" else value
+
+    @field_validator("passenger_phone", "passenger_id", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value):
+        return None if value == "" else value
+
+
+class CancelRide(Inbound):
+    reason: str = Field(default="", max_length=64)
+
+
+class SetStatus(Inbound):
+    status: Literal["available", "offline"]
+
+
+class LocationUpdate(Inbound):
+    latitude: Latitude
+    longitude: Longitude
+    heading: float | None = Field(default=None, ge=0, le=360, allow_inf_nan=False)
+    speed: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+
+
+class RideAction(Inbound):
+    """arrived, start_trip, complete_trip, no_show, accept/decline_ride."""
+
+    ride_id: str | None = Field(default=None, max_length=64)
+    reason: str = Field(default="", max_length=64)

@@ -1,0 +1,735 @@
+"""
+Every change to drivers and rides happens here, in exactly one function per
+change. Consumers, views, admin actions and commands call these; nothing
+else writes the dispatch models.
+
+Each write is atomic, records a RideEvent with the ride's next version, and
+hands its notifications to transaction.on_commit (dispatch.events).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from dispatch import events
+from dispatch.geo import Point
+from dispatch.locations import location_store
+from dispatch.models import (
+    DRIVER_HELD_STATUSES,
+    RIDE_ID_PATTERN,
+    CancelledBy,
+    DriverState,
+    DriverStatus,
+    OfferStatus,
+    Ride,
+    RideEvent,
+    RideOffer,
+    RideStatus,
+)
+from people.models import DriverProfile, PassengerProfile, User, VehicleType
+
+log = logging.getLogger(__name__)
+
+S = RideStatus
+# The one state machine: every ride transition is checked against it.
+TRANSITIONS: dict[str, set[str]] = {
+    S.REQUESTED: {S.SEARCHING, S.CANCELLED},
+    S.SEARCHING: {S.SEARCHING, S.ASSIGNED, S.CANCELLED, S.UNFULFILLED},
+    S.ASSIGNED: {S.ASSIGNED, S.DRIVER_ARRIVED, S.SEARCHING, S.CANCELLED},
+    S.DRIVER_ARRIVED: {S.ASSIGNED, S.IN_PROGRESS, S.SEARCHING, S.CANCELLED, S.NO_SHOW},
+    S.IN_PROGRESS: {S.COMPLETED, S.CANCELLED},
+    S.COMPLETED: set(),
+    S.CANCELLED: set(),
+    S.NO_SHOW: set(),
+    S.UNFULFILLED: set(),
+}
+
+
+class DispatchError(Exception):
+    """A request that cannot be carried out; `code` goes to the client."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str, **extra) -> None:
+        super().__init__(message)
+        self.extra = extra
+
+
+class IllegalTransition(DispatchError):
+    code = "invalid_state"
+
+    def __init__(self, ride: Ride, to_status: str, message: str | None = None) -> None:
+        super().__init__(
+            message or f"Ride {ride.ride_id} is {ride.status}; it cannot become {to_status}.",
+            current_status=ride.status,
+            version=ride.version,
+        )
+
+
+class RideConflict(DispatchError):
+    code = "conflict"
+
+
+class DriverUnavailable(DispatchError):
+    code = "driver_unavailable"
+
+
+class NotAllowed(DispatchError):
+    code = "forbidden"
+
+
+@dataclass
+class MatchResult:
+    ride: Ride
+    driver_id: int | None = None
+    distance_km: float | None = None
+    offered: bool = False
+
+
+# --- events and transitions ------------------------------------------------
+
+
+def _record(
+    ride: Ride,
+    kind: str,
+    *,
+    actor: User | None,
+    role: str,
+    from_status: str = "",
+    payload: dict | None = None,
+) -> RideEvent:
+    """Bump the ride's version and write its event: the caller holds the row."""
+    Ride.objects.filter(pk=ride.pk).update(version=F("version") + 1)
+    ride.version += 1
+    return RideEvent.objects.create(
+        ride=ride,
+        version=ride.version,
+        kind=kind,
+        from_status=from_status,
+        to_status=ride.status,
+        actor=actor,
+        actor_role=role,
+        payload=payload or {},
+    )
+
+
+def _transition(
+    ride: Ride,
+    to_status: str,
+    *,
+    kind: str,
+    actor: User | None,
+    role: str,
+    payload: dict | None = None,
+    **fields,
+) -> Ride:
+    """
+    Move the ride to `to_status` if the state machine allows it and nobody
+    changed it since it was read (compare-and-set on status and version).
+    """
+    if to_status not in TRANSITIONS[ride.status]:
+        raise IllegalTransition(ride, to_status)
+    now = timezone.now()
+    updated = Ride.objects.filter(pk=ride.pk, status=ride.status, version=ride.version).update(
+        status=to_status, updated_at=now, **fields
+    )
+    if not updated:
+        current = Ride.objects.get(pk=ride.pk)
+        raise IllegalTransition(
+            current,
+            to_status,
+            f"Ride {ride.ride_id} changed meanwhile; it is now {current.status}.",
+        )
+    from_status = ride.status
+    ride.status = to_status
+    for name, value in fields.items():
+        setattr(ride, name, value)
+    _record(ride, kind, actor=actor, role=role, from_status=from_status, payload=payload)
+    return ride
+
+
+def _release_driver(driver_id: int | None) -> None:
+    if driver_id is None:
+        return
+    released = DriverState.objects.filter(driver_id=driver_id, status=DriverStatus.ON_TRIP).update(
+        status=DriverStatus.AVAILABLE
+    )
+    if released:
+        events.publish_driver(driver_id, "available")
+
+
+def _role_of(user: User | None, ride: Ride) -> str:
+    if user is None:
+        return "system"
+    if user.pk == ride.passenger_id:
+        return "passenger"
+    if ride.driver_id and user.pk == ride.driver_id:
+        return "driver"
+    if user.is_staff:
+        return "dispatcher"
+    return "caregiver"
+
+
+# --- drivers -----------------------------------------------------------------
+
+
+def driver_state_for(driver: User) -> DriverState:
+    state, _ = DriverState.objects.get_or_create(driver=driver)
+    return state
+
+
+def driver_set_status(*, driver: User, status: str) -> DriverState:
+    """A driver goes online (available) or offline."""
+    if status not in (DriverStatus.AVAILABLE, DriverStatus.OFFLINE):
+        raise DispatchError("status must be 'available' or 'offline'.", field="status")
+    profile = DriverProfile.objects.filter(user=driver).first()
+    if profile is None:
+        raise NotAllowed("Only drivers can go online.")
+    if status == DriverStatus.AVAILABLE and not profile.is_verified:
+        raise NotAllowed("Your driver account is not verified yet; support will contact you.")
+    with transaction.atomic():
+        state = DriverState.objects.select_for_update().get_or_create(driver=driver)[0]
+        if state.status == DriverStatus.ON_TRIP:
+            raise DispatchError(
+                "You have an active ride: finish or cancel it first.", current_status=state.status
+            )
+        if state.status != status:
+            state.status = status
+            state.last_seen_at = timezone.now()
+            state.save(update_fields=["status", "last_seen_at", "updated_at"])
+            events.publish_driver(driver.pk, status)
+    if status == DriverStatus.OFFLINE:
+        transaction.on_commit(lambda: location_store().remove(driver.pk))
+    elif state.latitude is not None and location_store().get(driver.pk) is None:
+        # Back online where it was last seen, until the app reports again.
+        seen = state.location_updated_at.timestamp() if state.location_updated_at else 0.0
+        location_store().put(
+            driver.pk, Point(state.latitude, state.longitude, seen, state.heading, state.speed)
+        )
+    return state
+
+
+def driver_persist_location(
+    *,
+    driver_id: int,
+    latitude: float,
+    longitude: float,
+    heading: float | None,
+    speed: float | None,
+    at: datetime,
+) -> None:
+    """Copy a live position to the database (called at intervals, not per report)."""
+    DriverState.objects.filter(driver_id=driver_id).update(
+        latitude=latitude,
+        longitude=longitude,
+        heading=heading,
+        speed=speed,
+        location_updated_at=at,
+        last_seen_at=at,
+    )
+
+
+def driver_place(
+    *,
+    driver: User,
+    latitude: float,
+    longitude: float,
+    heading: float | None = None,
+    speed: float | None = None,
+) -> None:
+    """Set a driver's position now, in the live store and the database."""
+    at = timezone.now()
+    location_store().put(driver.pk, Point(latitude, longitude, at.timestamp(), heading, speed))
+    driver_state_for(driver)
+    driver_persist_location(
+        driver_id=driver.pk,
+        latitude=latitude,
+        longitude=longitude,
+        heading=heading,
+        speed=speed,
+        at=at,
+    )
+
+
+# --- requesting --------------------------------------------------------------
+
+
+def ride_request(
+    *,
+    ride_id: str,
+    passenger: User,
+    booked_by: User,
+    pickup_latitude: float,
+    pickup_longitude: float,
+    pickup_address: str = "",
+    dropoff_latitude: float,
+    dropoff_longitude: float,
+    dropoff_address: str = "",
+    distance_km: Decimal | None = None,
+    estimated_duration_minutes: int | None = None,
+    fare_amount: Decimal | None = None,
+    needs_wheelchair: bool | None = None,
+    notes: str = "",
+) -> Ride:
+    """Book a ride: it is created and starts searching for a driver."""
+    if not re.match(RIDE_ID_PATTERN, ride_id or ""):
+        raise DispatchError("ride_id must be 1-64 letters, digits, '-' or '_'.", field="ride_id")
+    if needs_wheelchair is None:
+        profile = PassengerProfile.objects.filter(user=passenger).first()
+        needs_wheelchair = bool(profile and profile.needs_wheelchair)
+    role = "passenger" if booked_by.pk == passenger.pk else "caregiver"
+    try:
+        with transaction.atomic():
+            ride = Ride.objects.create(
+                ride_id=ride_id,
+                passenger=passenger,
+                booked_by=booked_by,
+                pickup_latitude=pickup_latitude,
+                pickup_longitude=pickup_longitude,
+                pickup_address=pickup_address,
+                dropoff_latitude=dropoff_latitude,
+                dropoff_longitude=dropoff_longitude,
+                dropoff_address=dropoff_address,
+                distance_km=distance_km,
+                estimated_duration_minutes=estimated_duration_minutes,
+                fare_amount=fare_amount,
+                needs_wheelchair=needs_wheelchair,
+                notes=notes,
+            )
+            _record(ride, "requested", actor=booked_by, role=role)
+            _transition(ride, S.SEARCHING, kind="searching", actor=booked_by, role=role)
+            events.publish_ride(ride.pk, "searching")
+    except IntegrityError as exc:
+        if Ride.objects.filter(ride_id=ride_id).exists():
+            raise RideConflict(f"Ride {ride_id} already exists.", ride_id=ride_id) from exc
+        active = Ride.objects.active().filter(passenger=passenger).first()
+        if active is not None:
+            raise RideConflict(
+                f"The passenger already has an active ride ({active.ride_id}).",
+                active_ride_id=active.ride_id,
+            ) from exc
+        raise
+    return ride
+
+
+# --- matching ----------------------------------------------------------------
+
+
+def _excluded_drivers(ride: Ride) -> set[int]:
+    """Drivers who gave this ride back: they are not asked again."""
+    ids = RideEvent.objects.filter(
+        ride=ride, kind__in=["driver_cancelled", "offer_declined", "offer_expired"]
+    ).values_list("payload__driver_id", flat=True)
+    return {int(i) for i in ids if i is not None}
+
+
+def ride_candidates(ride: Ride, *, batch: int = 16) -> Iterator[tuple[int, float]]:
+    """
+    Drivers who may take the ride, nearest first: available, verified, with a
+    vehicle that can carry the passenger, reporting within
+    DRIVER_STALE_AFTER_S (seeded demo drivers excepted), within
+    MATCH_RADIUS_KM.
+    """
+    stale_before = timezone.now().timestamp() - settings.DRIVER_STALE_AFTER_S
+    excluded = _excluded_drivers(ride)
+    nearby = location_store().nearest(
+        ride.pickup_latitude, ride.pickup_longitude, settings.MATCH_RADIUS_KM
+    )
+    while True:
+        chunk = []
+        for driver_id, distance, point in nearby:
+            if driver_id not in excluded:
+                chunk.append((driver_id, distance, point))
+            if len(chunk) >= batch:
+                break
+        if not chunk:
+            return
+        eligible = DriverState.objects.filter(
+            driver_id__in=[c[0] for c in chunk],
+            status=DriverStatus.AVAILABLE,
+            driver__is_active=True,
+            driver__driver_profile__is_verified=True,
+        )
+        if ride.needs_wheelchair:
+            eligible = eligible.filter(
+                driver__driver_profile__vehicle_type=VehicleType.WHEELCHAIR_ACCESSIBLE
+            )
+        demo = dict(eligible.values_list("driver_id", "driver__driver_profile__is_demo"))
+        for driver_id, distance, point in chunk:
+            if driver_id in demo and (demo[driver_id] or point.seen >= stale_before):
+                yield driver_id, distance
+
+
+def ride_assign(
+    *,
+    ride: Ride,
+    driver_id: int,
+    actor: User | None = None,
+    role: str = "system",
+    distance_km: float | None = None,
+) -> Ride:
+    """
+    Put a driver on a ride, atomically: the driver's status goes from
+    available to on_trip in one conditional UPDATE, so no driver ever holds
+    two rides. Used by the matcher and by dispatchers alike.
+
+    An assigned ride (or one whose driver has arrived) is reassigned: the
+    previous driver is released and told.
+    """
+    with transaction.atomic():
+        claimed = DriverState.objects.filter(
+            driver_id=driver_id, status=DriverStatus.AVAILABLE
+        ).update(status=DriverStatus.ON_TRIP, updated_at=timezone.now())
+        if not claimed:
+            raise DriverUnavailable("That driver is no longer available.", driver_id=driver_id)
+        previous = ride.driver_id if ride.status in DRIVER_HELD_STATUSES else None
+        kind = "reassigned" if previous else "assigned"
+        try:
+            with transaction.atomic():
+                _transition(
+                    ride,
+                    S.ASSIGNED,
+                    kind=kind,
+                    actor=actor,
+                    role=role,
+                    payload={
+                        "driver_id": driver_id,
+                        "previous_driver_id": previous,
+                        "distance_km": None if distance_km is None else round(distance_km, 3),
+                    },
+                    driver_id=driver_id,
+                    assigned_at=timezone.now(),
+                    arrived_at=None,
+                    no_driver_found_at=None,
+                )
+        except IntegrityError as exc:
+            raise DriverUnavailable("That driver already has a ride.", driver_id=driver_id) from exc
+        RideOffer.objects.filter(ride=ride, status=OfferStatus.OFFERED).update(
+            status=OfferStatus.WITHDRAWN, responded_at=timezone.now()
+        )
+        _release_driver(previous)
+        events.publish_ride(
+            ride.pk,
+            kind,
+            released_driver_id=previous,
+            released_reason="reassigned",
+            released_by="dispatcher",
+        )
+        events.publish_driver(driver_id, "on_trip")
+    return ride
+
+
+def ride_match(*, ride: Ride) -> MatchResult:
+    """
+    Find the ride a driver: the nearest eligible one gets it (auto mode) or is
+    offered it (offer mode). A lost race moves on to the next candidate. When
+    nobody is left the ride stays pending for a dispatcher and the apps hear
+    `no_drivers`.
+    """
+    ride.refresh_from_db()
+    if ride.status != S.SEARCHING:
+        return MatchResult(ride=ride, driver_id=ride.driver_id)
+    offer_mode = settings.DISPATCH_MODE == "offer"
+    for driver_id, distance in ride_candidates(ride):
+        try:
+            if offer_mode:
+                ride_offer(ride=ride, driver_id=driver_id, distance_km=distance)
+                return MatchResult(
+                    ride=ride, driver_id=driver_id, distance_km=distance, offered=True
+                )
+            ride_assign(ride=ride, driver_id=driver_id, distance_km=distance)
+            return MatchResult(ride=ride, driver_id=driver_id, distance_km=distance)
+        except DriverUnavailable:
+            continue
+        except IllegalTransition:
+            ride.refresh_from_db()
+            return MatchResult(ride=ride, driver_id=ride.driver_id)
+    with transaction.atomic():
+        updated = Ride.objects.filter(pk=ride.pk, status=S.SEARCHING, version=ride.version).update(
+            no_driver_found_at=timezone.now()
+        )
+        if updated:
+            ride.no_driver_found_at = timezone.now()
+            _record(ride, "no_drivers", actor=None, role="system", from_status=ride.status)
+            events.publish_ride(ride.pk, "no_drivers")
+    return MatchResult(ride=ride)
+
+
+# --- offers (DISPATCH_MODE=offer) ----------------------------------------------
+
+
+def ride_offer(*, ride: Ride, driver_id: int, distance_km: float | None = None) -> RideOffer:
+    expires_at = timezone.now() + timedelta(seconds=settings.OFFER_TIMEOUT_S)
+    try:
+        with transaction.atomic():
+            current = Ride.objects.select_for_update().get(pk=ride.pk)
+            if current.status != S.SEARCHING or current.version != ride.version:
+                raise IllegalTransition(current, S.SEARCHING, "The ride changed meanwhile.")
+            offer = RideOffer.objects.create(
+                ride=ride, driver_id=driver_id, distance_km=distance_km, expires_at=expires_at
+            )
+            _record(
+                ride,
+                "offered",
+                actor=None,
+                role="system",
+                from_status=ride.status,
+                payload={"driver_id": driver_id, "offer_id": offer.pk},
+            )
+            events.publish_ride(
+                ride.pk,
+                "offered",
+                driver_id=driver_id,
+                distance_km=distance_km,
+                expires_at=expires_at,
+            )
+    except IntegrityError as exc:
+        raise DriverUnavailable("That driver has an open offer.", driver_id=driver_id) from exc
+    return offer
+
+
+def _open_offer(ride: Ride, driver: User) -> RideOffer:
+    offer = RideOffer.objects.filter(ride=ride, driver=driver, status=OfferStatus.OFFERED).first()
+    if offer is None:
+        raise DispatchError(f"There is no open offer of ride {ride.ride_id} to you.")
+    return offer
+
+
+def ride_offer_accept(*, ride: Ride, driver: User) -> Ride:
+    offer = _open_offer(ride, driver)
+    if offer.expires_at <= timezone.now():
+        ride_offers_expire()
+        raise DispatchError("The offer has expired.")
+    with transaction.atomic():
+        if not RideOffer.objects.filter(pk=offer.pk, status=OfferStatus.OFFERED).update(
+            status=OfferStatus.ACCEPTED, responded_at=timezone.now()
+        ):
+            raise DispatchError("The offer is no longer open.")
+        ride.refresh_from_db()
+        ride_assign(
+            ride=ride,
+            driver_id=driver.pk,
+            actor=driver,
+            role="driver",
+            distance_km=offer.distance_km,
+        )
+    return ride
+
+
+def ride_offer_decline(*, ride: Ride, driver: User, reason: str = "") -> MatchResult:
+    offer = _open_offer(ride, driver)
+    with transaction.atomic():
+        if not RideOffer.objects.filter(pk=offer.pk, status=OfferStatus.OFFERED).update(
+            status=OfferStatus.DECLINED, responded_at=timezone.now()
+        ):
+            raise DispatchError("The offer is no longer open.")
+        ride.refresh_from_db()
+        _record(
+            ride,
+            "offer_declined",
+            actor=driver,
+            role="driver",
+            from_status=ride.status,
+            payload={"driver_id": driver.pk, "reason": reason},
+        )
+        events.publish_ride(ride.pk, "offer_declined")
+    return ride_match(ride=ride)
+
+
+def ride_offers_expire(*, now: datetime | None = None) -> int:
+    """
+    Expire offers past their time and offer each ride to the next driver.
+    Every worker runs this periodically, so a timeout fires even when the
+    process that made the offer is gone; the conditional update makes sure
+    only one of them acts on each offer.
+    """
+    now = now or timezone.now()
+    expired = 0
+    for offer in RideOffer.objects.filter(status=OfferStatus.OFFERED, expires_at__lte=now):
+        with transaction.atomic():
+            if not RideOffer.objects.filter(pk=offer.pk, status=OfferStatus.OFFERED).update(
+                status=OfferStatus.EXPIRED, responded_at=now
+            ):
+                continue
+            ride = Ride.objects.get(pk=offer.ride_id)
+            _record(
+                ride,
+                "offer_expired",
+                actor=None,
+                role="system",
+                from_status=ride.status,
+                payload={"driver_id": offer.driver_id},
+            )
+            events.publish_ride(ride.pk, "offer_expired")
+        expired += 1
+        if ride.status == S.SEARCHING:
+            ride_match(ride=ride)
+    return expired
+
+
+# --- the trip ----------------------------------------------------------------
+
+
+def _driver_ride(ride: Ride, driver: User) -> None:
+    if ride.driver_id != driver.pk or ride.status not in DRIVER_HELD_STATUSES:
+        raise NotAllowed(f"Ride {ride.ride_id} is not assigned to you.")
+
+
+def ride_driver_arrived(*, ride: Ride, driver: User) -> Ride:
+    _driver_ride(ride, driver)
+    with transaction.atomic():
+        _transition(
+            ride,
+            S.DRIVER_ARRIVED,
+            kind="driver_arrived",
+            actor=driver,
+            role="driver",
+            arrived_at=timezone.now(),
+        )
+        events.publish_ride(ride.pk, "driver_arrived")
+    return ride
+
+
+def ride_start(*, ride: Ride, driver: User) -> Ride:
+    _driver_ride(ride, driver)
+    with transaction.atomic():
+        _transition(
+            ride,
+            S.IN_PROGRESS,
+            kind="started",
+            actor=driver,
+            role="driver",
+            started_at=timezone.now(),
+        )
+        events.publish_ride(ride.pk, "started")
+    return ride
+
+
+def ride_complete(*, ride: Ride, driver: User) -> Ride:
+    _driver_ride(ride, driver)
+    with transaction.atomic():
+        _transition(
+            ride,
+            S.COMPLETED,
+            kind="completed",
+            actor=driver,
+            role="driver",
+            ended_at=timezone.now(),
+        )
+        _release_driver(driver.pk)
+        events.publish_ride(ride.pk, "completed")
+    return ride
+
+
+def ride_no_show(*, ride: Ride, driver: User) -> Ride:
+    """
+    The passenger did not come. Only after the driver has waited
+    NO_SHOW_WAIT_MIN at the pickup, whose arrival the passenger and their
+    caregivers were told of.
+    """
+    _driver_ride(ride, driver)
+    if ride.status != S.DRIVER_ARRIVED or ride.arrived_at is None:
+        raise IllegalTransition(ride, S.NO_SHOW, "Mark arrival at the pickup first.")
+    wait_until = ride.arrived_at + timedelta(minutes=settings.NO_SHOW_WAIT_MIN)
+    if timezone.now() < wait_until:
+        raise IllegalTransition(
+            ride,
+            S.NO_SHOW,
+            f"Wait at the pickup until {timezone.localtime(wait_until):%H:%M:%S} "
+            "before recording a no-show.",
+        )
+    with transaction.atomic():
+        _transition(
+            ride,
+            S.NO_SHOW,
+            kind="no_show",
+            actor=driver,
+            role="driver",
+            ended_at=timezone.now(),
+            cancelled_by=CancelledBy.SYSTEM,
+            cancel_reason="no_show",
+        )
+        _release_driver(driver.pk)
+        events.publish_ride(ride.pk, "no_show")
+    return ride
+
+
+def ride_cancel(*, ride: Ride, actor: User | None, cancelled_by: str, reason: str = "") -> Ride:
+    """Cancel a ride; its driver is released and everyone watching is told."""
+    if cancelled_by not in CancelledBy.values:
+        raise DispatchError("Unknown canceller.", field="cancelled_by")
+    with transaction.atomic():
+        driver_id = ride.driver_id if ride.status in DRIVER_HELD_STATUSES else None
+        _transition(
+            ride,
+            S.CANCELLED,
+            kind="cancelled",
+            actor=actor,
+            role=cancelled_by,
+            payload={"reason": reason, "driver_id": driver_id},
+            cancelled_by=cancelled_by,
+            cancel_reason=reason[:64],
+            ended_at=timezone.now(),
+        )
+        RideOffer.objects.filter(ride=ride, status=OfferStatus.OFFERED).update(
+            status=OfferStatus.WITHDRAWN, responded_at=timezone.now()
+        )
+        _release_driver(driver_id)
+        events.publish_ride(ride.pk, "cancelled")
+    return ride
+
+
+def ride_driver_cancel(*, ride: Ride, driver: User, reason: str = "") -> MatchResult:
+    """
+    A driver gives an assigned ride back: it searches again, without them,
+    and is matched again at once.
+    """
+    _driver_ride(ride, driver)
+    if ride.status == S.IN_PROGRESS:
+        raise IllegalTransition(ride, S.SEARCHING, "A trip in progress cannot be given back.")
+    with transaction.atomic():
+        _transition(
+            ride,
+            S.SEARCHING,
+            kind="driver_cancelled",
+            actor=driver,
+            role="driver",
+            payload={"driver_id": driver.pk, "reason": reason},
+            driver_id=None,
+            assigned_at=None,
+            arrived_at=None,
+        )
+        _release_driver(driver.pk)
+        events.publish_ride(
+            ride.pk,
+            "searching",
+            released_driver_id=driver.pk,
+            released_by="driver",
+            released_reason=reason or "driver_cancelled",
+        )
+    return ride_match(ride=ride)
+
+
+def ride_mark_unfulfilled(*, ride: Ride, actor: User | None, reason: str = "") -> Ride:
+    with transaction.atomic():
+        _transition(
+            ride,
+            S.UNFULFILLED,
+            kind="unfulfilled",
+            actor=actor,
+            role=_role_of(actor, ride),
+            payload={"reason": reason},
+            ended_at=timezone.now(),
+        )
+        events.publish_ride(ride.pk, "unfulfilled")
+    return ride

@@ -1,0 +1,74 @@
+"""WebSocket routes and the middleware in front of them."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from channels.routing import URLRouter
+from channels.security.websocket import OriginValidator
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.urls import path, re_path
+
+from console.consumers import ConsoleConsumer
+from dispatch.consumers import DriverConsumer, FollowerConsumer, RideConsumer
+
+
+class AppOriginValidator(OriginValidator):
+    """
+    Native apps send no Origin header and are let in; a browser's Origin must
+    name one of ALLOWED_HOSTS or WS_ALLOWED_ORIGINS, so no foreign page can
+    ride on a signed-in user's cookies.
+    """
+
+    def __init__(self, application):
+        super().__init__(application, [])
+
+    def valid_origin(self, parsed_origin):
+        if parsed_origin is None:
+            return True
+        allowed = list(settings.ALLOWED_HOSTS) + list(settings.WS_ALLOWED_ORIGINS)
+        return any(self.match_allowed_origin(parsed_origin, pattern) for pattern in allowed)
+
+
+class TokenAuthMiddleware:
+    """
+    A bearer access token (header `Authorization: Bearer …`, or `?token=` for
+    clients that cannot set headers) signs the socket in; without one the
+    session cookie (console) decides.
+    """
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        token = None
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                text = value.decode("latin-1")
+                if text.lower().startswith("bearer "):
+                    token = text[7:].strip()
+        if token is None:
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            token = (query.get("token") or [None])[0]
+        if token:
+            from people.tokens import user_for_access_token
+
+            user = await database_sync_to_async(user_for_access_token)(token)
+            scope = dict(scope, user=user or AnonymousUser(), token_invalid=user is None)
+        return await self.application(scope, receive, send)
+
+
+websocket_urlpatterns = [
+    re_path(r"^ws/ride/(?P<ride_id>[A-Za-z0-9_-]{1,64})/$", RideConsumer.as_asgi()),
+    path("ws/driver/", DriverConsumer.as_asgi()),
+    path("ws/driver/<int:driver_id>/", DriverConsumer.as_asgi()),
+    re_path(r"^ws/(?P<role>caregiver|passenger)/$", FollowerConsumer.as_asgi()),
+    path("ws/console/", ConsoleConsumer.as_asgi()),
+]
+
+websocket_application = AppOriginValidator(
+    AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+)

@@ -1,0 +1,206 @@
+"""Shared fixtures: people, drivers in place, sockets, and the service gates."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from urllib.parse import urlparse
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), 2
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def _service_gate(item) -> str | None:
+    """Why this test cannot run here, or None when it can."""
+    if item.get_closest_marker("postgres"):
+        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+            return "needs PostgreSQL: run `make test-services` (sets DATABASE_URL)"
+        db = settings.DATABASES["default"]
+        if not _reachable(f"pg://{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}", 5432):
+            return f"PostgreSQL at {db.get('HOST')}:{db.get('PORT')} does not answer"
+    if item.get_closest_marker("redis"):
+        if not settings.REDIS_URL:
+            return "needs Redis: run `make test-services` (sets REDIS_URL)"
+        if not _reachable(settings.REDIS_URL, 6379):
+            return f"Redis at {settings.REDIS_URL} does not answer"
+    if item.get_closest_marker("browser") and not shutil.which("chromium"):
+        return "needs Debian's chromium on PATH (apt-get install -y chromium)"
+    return None
+
+
+def pytest_runtest_setup(item):
+    reason = _service_gate(item)
+    if reason:
+        if IN_CI:
+            pytest.fail(f"CI=true and this test cannot run: {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_locations():
+    from dispatch.locations import reset_location_store
+
+    reset_location_store()
+    yield
+    reset_location_store()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+# --- people --------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_user(db):
+    from people.models import PassengerProfile, User
+
+    counter = iter(range(1000, 10_000))
+
+    def make(user_type="passenger", phone=None, first_name="Test", last_name=None, **extra):
+        from people.models import UserType
+
+        user = User.objects.create_user(
+            phone or f"2782{next(counter):07d}",
+            first_name=first_name,
+            last_name=last_name or user_type.title(),
+            user_type=user_type,
+            **extra,
+        )
+        if user_type == UserType.PASSENGER:
+            PassengerProfile.objects.create(user=user)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def passenger(make_user):
+    return make_user("passenger", first_name="Sarah", last_name="Johnson")
+
+
+@pytest.fixture
+def make_driver(make_user):
+    """A driver; with a position it is available there and reporting now."""
+    from dispatch import services
+    from people.models import DriverProfile, VehicleType
+
+    def make(
+        lat=None,
+        lng=None,
+        *,
+        verified=True,
+        vehicle_type=VehicleType.SEDAN,
+        demo=False,
+        available=True,
+        **extra,
+    ):
+        user = make_user("driver", **extra)
+        DriverProfile.objects.create(
+            user=user,
+            vehicle_type=vehicle_type,
+            vehicle_registration=f"CA {user.pk:03d} GP",
+            licence_number=f"L{user.pk}",
+            is_verified=verified,
+            is_demo=demo,
+        )
+        services.driver_state_for(user)
+        if lat is not None:
+            services.driver_place(driver=user, latitude=lat, longitude=lng)
+            if available and verified:
+                services.driver_set_status(driver=user, status="available")
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_link(db):
+    from people.models import CaregiverLink, LinkStatus
+
+    def make(passenger, caregiver, **perms):
+        return CaregiverLink.objects.create(
+            passenger=passenger, caregiver=caregiver, status=LinkStatus.ACTIVE, **perms
+        )
+
+    return make
+
+
+@pytest.fixture
+def dispatcher(make_user):
+    from django.contrib.auth.models import Group
+
+    user = make_user("", first_name="Dana", last_name="Dispatcher", is_staff=True)
+    user.set_password("pw-for-tests-only")
+    user.save()
+    user.groups.add(Group.objects.get_or_create(name="Dispatchers")[0])
+    return user
+
+
+def token_for(user) -> str:
+    from people.services import session_issue
+
+    return session_issue(user=user).access
+
+
+# --- sockets -------------------------------------------------------------------
+
+
+@pytest.fixture
+async def ws():
+    """Open app sockets against the real ASGI stack; all are closed after."""
+    from project.asgi import application
+
+    opened: list[WebsocketCommunicator] = []
+
+    async def connect(path, token=None, headers=None, expect_accept=True):
+        hdrs = list(headers or [])
+        if token:
+            hdrs.append((b"authorization", f"Bearer {token}".encode()))
+        comm = WebsocketCommunicator(application, path, headers=hdrs)
+        connected, code = await comm.connect()
+        opened.append(comm)
+        if expect_accept:
+            assert connected, f"{path} refused with {code}"
+            return comm
+        return comm, connected, code
+
+    yield connect
+
+    for comm in opened:
+        try:
+            await comm.disconnect()
+        except Exception:
+            pass
+
+
+async def receive_until(comm, wanted_type, limit=10, timeout=3):
+    """Read messages until one of `wanted_type`; returns (it, those before)."""
+    seen = []
+    for _ in range(limit):
+        msg = await comm.receive_json_from(timeout=timeout)
+        if msg.get("type") == wanted_type:
+            return msg, seen
+        seen.append(msg)
+    raise AssertionError(f"no {wanted_type} in {seen}")
