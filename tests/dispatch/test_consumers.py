@@ -1,0 +1,348 @@
+"""The app sockets, driven through the real ASGI stack with WebsocketCommunicator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+
+from dispatch import services
+from dispatch.models import DriverState, Ride, RideStatus
+from tests.conftest import receive_until, token_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+JHB = (-26.2041, 28.0473)
+CAPE_TOWN = (-33.9249, 18.4241)
+
+
+def find_driver(at=JHB, **extra):
+    return {
+        "type": "find_driver",
+        "pickup_latitude": at[0],
+        "pickup_longitude": at[1],
+        "pickup_address": "12 Main Rd",
+        "dropoff_latitude": at[0] + 0.03,
+        "dropoff_longitude": at[1] + 0.03,
+        "dropoff_address": "Clinic",
+        **extra,
+    }
+
+
+@database_sync_to_async
+def db(fn, *args, **kwargs):
+    return fn(*args, **kwargs)
+
+
+async def test_connect_greets_and_answers_ping(ws):
+    """Anyone connects, is greeted with the ride id, and gets pong for ping."""
+    comm = await ws("/ws/ride/abc-123/")
+    hello = await comm.receive_json_from()
+    assert hello == {
+        "type": "connection_established",
+        "message": "Connected to ride matching service",
+        "ride_id": "abc-123",
+    }
+    await comm.send_json_to({"type": "ping"})
+    pong = await comm.receive_json_from()
+    assert pong["type"] == "pong" and "T" in pong["timestamp"]
+
+
+async def test_anonymous_find_driver_is_refused_and_nothing_written(ws):
+    """Without a token, find_driver answers authentication_required."""
+    comm = await ws("/ws/ride/anon-1/")
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver())
+    error = await comm.receive_json_from()
+    assert error["type"] == "error" and error["code"] == "authentication_required"
+    assert not await db(Ride.objects.filter(ride_id="anon-1").exists)
+    await comm.send_json_to({"type": "cancel_ride"})
+    assert (await comm.receive_json_from())["code"] == "authentication_required"
+
+
+async def test_find_driver_assigns_the_nearest_and_tells_both_apps(ws, passenger, make_driver):
+    """searching, then driver_assigned in both shapes; the driver hears ride_assigned."""
+    driver = await db(make_driver, JHB[0] + 0.01, JHB[1])
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    hello = await driver_ws.receive_json_from()
+    assert hello["type"] == "connection_established" and hello["driver_id"] == driver.pk
+
+    comm = await ws("/ws/ride/ride-1/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver(distance_km="7.5", fare_amount=120, passenger_phone=""))
+    first = await comm.receive_json_from()
+    assert first == {
+        "type": "searching",
+        "message": "Searching for available drivers...",
+        "ride_id": "ride-1",
+        "booking_id": first["booking_id"],
+        "status": "searching",
+        "version": 2,
+    }
+    assigned = await comm.receive_json_from()
+    assert assigned["type"] == "driver_assigned"
+    assert assigned["message"] == "Driver found!"
+    assert assigned["driver"]["id"] == assigned["driver_id"] == driver.pk
+    assert assigned["driver_name"] == assigned["driver"]["name"]
+    assert assigned["driver_phone"] == "+" + driver.phone_number
+    for key in ("vehicle_type", "vehicle_registration", "rating", "latitude", "longitude"):
+        assert key in assigned["driver"]
+    assert assigned["vehicle_registration"] == assigned["driver"]["vehicle_registration"]
+    assert assigned["distance_km"] == pytest.approx(1.1, abs=0.1)
+    assert assigned["eta_minutes"] >= 1
+
+    offer, _ = await receive_until(driver_ws, "ride_assigned")
+    assert offer["ride_id"] == "ride-1"
+    assert offer["passenger_name"] == "Sarah Johnson"
+    assert offer["passenger_phone"] == "+" + passenger.phone_number
+    assert offer["pickup_address"] == "12 Main Rd" and offer["dropoff_address"] == "Clinic"
+    assert offer["distance_km"] == 7.5 and offer["fare_amount"] == 120.0
+    assert "needs" in offer
+
+
+async def test_second_find_driver_answers_current_state_without_rebooking(
+    ws, passenger, make_driver
+):
+    """Asking again on an active ride returns its state; there is still one ride."""
+    await db(make_driver, *JHB)
+    comm = await ws("/ws/ride/ride-2/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver())
+    await receive_until(comm, "driver_assigned")
+    await comm.send_json_to(find_driver())
+    status = await comm.receive_json_from()
+    assert status["type"] == "ride_status" and status["status"] == "assigned"
+    again = await comm.receive_json_from()
+    assert again["type"] == "driver_assigned"
+    assert await db(Ride.objects.count) == 1
+
+
+async def test_no_driver_nearby_answers_no_drivers_and_ride_stays_pending(ws, passenger):
+    """A Cape Town pickup with nobody near gets no_drivers; the ride waits."""
+    comm = await ws("/ws/ride/ct-1/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver(at=CAPE_TOWN))
+    assert (await comm.receive_json_from())["type"] == "searching"
+    none = await comm.receive_json_from()
+    assert none["type"] == "no_drivers"
+    assert none["message"] == "No drivers available nearby" and none["ride_id"] == "ct-1"
+    ride = await db(Ride.objects.get, ride_id="ct-1")
+    assert ride.status == RideStatus.SEARCHING
+
+
+async def test_cancel_frees_the_driver_and_tells_both(ws, passenger, make_driver):
+    """cancel_ride answers ride_cancelled; the driver is told and free again."""
+    driver = await db(make_driver, *JHB)
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    comm = await ws("/ws/ride/c-1/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver())
+    await receive_until(comm, "driver_assigned")
+    await receive_until(driver_ws, "ride_assigned")
+    await comm.send_json_to({"type": "cancel_ride", "reason": "feeling unwell"})
+    cancelled = await comm.receive_json_from()
+    assert cancelled["type"] == "ride_cancelled"
+    assert cancelled["ride_id"] == "c-1"
+    assert cancelled["cancelled_by"] == "passenger"
+    assert cancelled["reason"] == "feeling unwell"
+    told, _ = await receive_until(driver_ws, "ride_cancelled")
+    assert told["ride_id"] == "c-1"
+    state = await db(DriverState.objects.get, driver=driver)
+    assert state.status == "available"
+
+
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        ("{not json", "invalid_json"),
+        ("[1, 2]", "invalid_request"),
+        ('{"type": "teleport"}', "unknown_type"),
+        ('{"type": 5}', "invalid_request"),
+    ],
+)
+async def test_malformed_messages_get_typed_errors_and_the_socket_lives(ws, raw, code):
+    """Every bad message gets an error with its code; ping still works after."""
+    comm = await ws("/ws/ride/bad-1/")
+    await comm.receive_json_from()
+    await comm.send_to(text_data=raw)
+    error = await comm.receive_json_from()
+    assert error["type"] == "error" and error["code"] == code and error["message"]
+    await comm.send_json_to({"type": "ping"})
+    assert (await comm.receive_json_from())["type"] == "pong"
+
+
+async def test_invalid_find_driver_names_the_bad_fields_and_writes_nothing(ws, passenger):
+    """Out-of-range and non-numeric coordinates are named; no ride is created."""
+    comm = await ws("/ws/ride/bad-2/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver(pickup_latitude=123, dropoff_longitude="east"))
+    error = await comm.receive_json_from()
+    assert error["code"] == "invalid_request"
+    assert set(error["fields"]) == {"pickup_latitude", "dropoff_longitude"}
+    assert not await db(Ride.objects.filter(ride_id="bad-2").exists)
+    await comm.send_json_to({"type": "ping"})
+    assert (await comm.receive_json_from())["type"] == "pong"
+
+
+async def test_oversized_message_is_refused(ws):
+    """Past 64 KiB a message is refused with message_too_large, and the socket lives."""
+    comm = await ws("/ws/ride/big-1/")
+    await comm.receive_json_from()
+    await comm.send_to(text_data=json.dumps({"type": "ping", "pad": "x" * 70_000}))
+    assert (await comm.receive_json_from())["code"] == "message_too_large"
+    await comm.send_json_to({"type": "ping"})
+    assert (await comm.receive_json_from())["type"] == "pong"
+
+
+async def test_someone_elses_ride_closes_with_4403(ws, passenger, make_user):
+    """An existing ride's socket opens only to its people."""
+    await db(
+        services.ride_request,
+        ride_id="mine",
+        passenger=passenger,
+        booked_by=passenger,
+        pickup_latitude=JHB[0],
+        pickup_longitude=JHB[1],
+        dropoff_latitude=JHB[0],
+        dropoff_longitude=JHB[1],
+    )
+    stranger = await db(make_user)
+    comm, connected, code = await ws(
+        "/ws/ride/mine/", token=await db(token_for, stranger), expect_accept=False
+    )
+    assert not connected and code == 4403
+    comm, connected, code = await ws("/ws/ride/mine/", expect_accept=False)
+    assert not connected and code == 4403
+
+
+async def test_owner_reconnecting_gets_a_snapshot_with_version(ws, passenger, make_driver):
+    """On reconnect, the passenger gets ride_status with the latest version."""
+    await db(make_driver, *JHB)
+    token = await db(token_for, passenger)
+    comm = await ws("/ws/ride/snap-1/", token=token)
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver())
+    await receive_until(comm, "driver_assigned")
+    again = await ws("/ws/ride/snap-1/", token=token)
+    await again.receive_json_from()
+    snapshot = await again.receive_json_from()
+    ride = await db(Ride.objects.get, ride_id="snap-1")
+    assert snapshot["type"] == "ride_status"
+    assert snapshot["status"] == "assigned" and snapshot["version"] == ride.version
+
+
+async def test_foreign_origin_is_refused_and_no_origin_accepted(ws):
+    """Native apps send no Origin; a browser page from elsewhere is refused."""
+    comm, connected, _ = await ws(
+        "/ws/ride/o-1/", headers=[(b"origin", b"https://evil.example")], expect_accept=False
+    )
+    assert not connected
+    comm, connected, _ = await ws(
+        "/ws/ride/o-2/", headers=[(b"origin", b"http://localhost:8067")], expect_accept=False
+    )
+    assert connected
+
+
+async def test_token_in_query_string_signs_in(ws, passenger):
+    """Clients that cannot set headers pass ?token=."""
+    token = await db(token_for, passenger)
+    comm = await ws(f"/ws/ride/q-1/?token={token}")
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver(at=CAPE_TOWN))
+    assert (await comm.receive_json_from())["type"] == "searching"
+
+
+async def test_driver_goes_online_gets_the_ride_and_streams_location(ws, passenger, make_driver):
+    """A driver online in Cape Town gets the ride; the passenger sees driver_location."""
+    driver = await db(make_driver)
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    await driver_ws.send_json_to({"type": "set_status", "status": "available"})
+    assert (await driver_ws.receive_json_from()) == {
+        "type": "status_updated",
+        "status": "available",
+    }
+    await driver_ws.send_json_to(
+        {"type": "location_update", "latitude": CAPE_TOWN[0] + 0.01, "longitude": CAPE_TOWN[1]}
+    )
+    comm = await ws("/ws/ride/ct-2/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver(at=CAPE_TOWN))
+    assigned, _ = await receive_until(comm, "driver_assigned")
+    assert assigned["driver_id"] == driver.pk
+    await receive_until(driver_ws, "ride_assigned")
+    await driver_ws.send_json_to(
+        {"type": "location_update", "latitude": "-33.93", "longitude": 18.43, "heading": 90}
+    )
+    moved = await comm.receive_json_from()
+    assert moved["type"] == "driver_location"
+    assert (moved["latitude"], moved["longitude"], moved["heading"]) == (-33.93, 18.43, 90)
+
+
+async def test_trip_progress_reaches_the_passenger_as_ride_status(ws, passenger, make_driver):
+    """arrived, start_trip, complete_trip each arrive as ride_status; the driver is freed."""
+    driver = await db(make_driver, *JHB)
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    comm = await ws("/ws/ride/trip-1/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver())
+    await receive_until(comm, "driver_assigned")
+    await receive_until(driver_ws, "ride_assigned")
+    for action, status in [
+        ("arrived", "driver_arrived"),
+        ("start_trip", "in_progress"),
+        ("complete_trip", "completed"),
+    ]:
+        await driver_ws.send_json_to({"type": action})
+        update = await comm.receive_json_from()
+        assert update["type"] == "ride_status" and update["status"] == status
+    assert (await db(DriverState.objects.get, driver=driver)).status == "available"
+
+
+async def test_illegal_trip_step_names_the_current_state(ws, passenger, make_driver):
+    """complete_trip before the trip starts answers invalid_state naming it."""
+    driver = await db(make_driver, *JHB)
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    comm = await ws("/ws/ride/trip-2/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver())
+    await receive_until(driver_ws, "ride_assigned")
+    await driver_ws.send_json_to({"type": "complete_trip"})
+    error = await driver_ws.receive_json_from()
+    assert error["code"] == "invalid_state" and error["current_status"] == "assigned"
+
+
+async def test_driver_socket_refuses_anonymous_and_other_drivers_ids(ws, make_driver, passenger):
+    """Anonymous callers get 4401; a driver id in the path must be the caller's."""
+    comm, connected, _ = await ws("/ws/driver/", expect_accept=False)
+    assert connected
+    error = await comm.receive_json_from()
+    assert error["code"] == "authentication_required"
+    assert (await comm.receive_output())["code"] == 4401
+    driver = await db(make_driver)
+    _, connected, code = await ws(
+        f"/ws/driver/{driver.pk + 1}/", token=await db(token_for, driver), expect_accept=False
+    )
+    assert not connected and code == 4403
+    _, connected, code = await ws(
+        "/ws/driver/", token=await db(token_for, passenger), expect_accept=False
+    )
+    assert not connected and code == 4403
+    own = await ws(f"/ws/driver/{driver.pk}/", token=await db(token_for, driver))
+    assert (await own.receive_json_from())["driver_id"] == driver.pk
+
+
+async def test_unverified_driver_cannot_go_online(ws, make_driver):
+    """set_status available from an unverified driver is forbidden."""
+    driver = await db(make_driver, verified=False)
+    comm = await ws("/ws/driver/", token=await db(token_for, driver))
+    await comm.receive_json_from()
+    await comm.send_json_to({"type": "set_status", "status": "available"})
+    assert (await comm.receive_json_from())["code"] == "forbidden"
+    await comm.send_json_to({"type": "set_status", "status": "flying"})
+    error = await comm.receive_json_from()
+    assert error["code"] == "invalid_request" and "status" in error["fields"]
