@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from dispatch import events, messages, selectors, services
 from dispatch.geo import Point
 from dispatch.locations import location_store
-from dispatch.models import OfferStatus, Ride, RideOffer, RideStatus
+from dispatch.models import DriverStatus, OfferStatus, Ride, RideOffer, RideStatus
 from dispatch.schemas import CancelRide, FindDriver, LocationUpdate, RideAction, SetStatus
 from people.models import CaregiverLink, DriverProfile, LinkStatus, User, UserType
 from people.phones import InvalidPhoneNumber, normalize_phone
@@ -399,6 +399,7 @@ class DriverConsumer(AppConsumer):
             (ride.ride_id, ride.passenger_id) if ride else None
         )
         self.last_persist = 0.0
+        self.match_waiting = state.status == DriverStatus.AVAILABLE and ride is None
         await self.accept()
         await self.join(events.driver_group(user.pk))
         await self.join(events.user_group(user.pk))
@@ -436,6 +437,17 @@ class DriverConsumer(AppConsumer):
             driver=self.user, status=request.status
         )
         await self.send_json({"type": "status_updated", "status": state.status})
+        # Rides that found nobody get this driver once their position is known.
+        self.match_waiting = state.status == DriverStatus.AVAILABLE
+        point = location_store().get(self.user.pk)
+        if self.match_waiting and point is not None and point.seen:
+            await self._match_waiting(point.lat, point.lng)
+
+    async def _match_waiting(self, lat: float, lng: float) -> None:
+        self.match_waiting = False
+        await database_sync_to_async(services.rides_match_near_driver)(
+            driver_id=self.user.pk, latitude=lat, longitude=lng
+        )
 
     async def on_location_update(self, content):
         request = LocationUpdate.model_validate(content)
@@ -471,6 +483,8 @@ class DriverConsumer(AppConsumer):
                 "ts": now,
             },
         )
+        if self.match_waiting and self.active_ride is None:
+            await self._match_waiting(request.latitude, request.longitude)
         if now - self.last_persist >= settings.LOCATION_PERSIST_INTERVAL_S:
             self.last_persist = now
             await database_sync_to_async(services.driver_persist_location)(

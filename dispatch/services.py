@@ -465,6 +465,39 @@ def ride_match(*, ride: Ride) -> MatchResult:
     return MatchResult(ride=ride)
 
 
+def rides_match_near_driver(*, driver_id: int, latitude: float, longitude: float) -> int:
+    """
+    A driver has just become available here: rides still waiting for a
+    driver (no_drivers) within MATCH_RADIUS_KM are matched again, oldest
+    first, so a frail passenger is not left waiting for a dispatcher. Returns
+    how many rides got a driver or an offer.
+    """
+    from dispatch.geo import haversine_km
+
+    profile = DriverProfile.objects.filter(user_id=driver_id).first()
+    if profile is None or not profile.is_verified:
+        return 0
+    span = settings.MATCH_RADIUS_KM / 111.0 + 0.01
+    waiting = Ride.objects.filter(
+        status=S.SEARCHING,
+        no_driver_found_at__isnull=False,
+        pickup_latitude__range=(latitude - span, latitude + span),
+    ).order_by("created_at")
+    if profile.vehicle_type != VehicleType.WHEELCHAIR_ACCESSIBLE:
+        waiting = waiting.filter(needs_wheelchair=False)
+    matched = 0
+    for ride in waiting[:20]:
+        distance = haversine_km(latitude, longitude, ride.pickup_latitude, ride.pickup_longitude)
+        if distance > settings.MATCH_RADIUS_KM or driver_id in _excluded_drivers(ride):
+            continue
+        result = ride_match(ride=ride)
+        if result.driver_id is not None:
+            matched += 1
+        if result.driver_id == driver_id:
+            break
+    return matched
+
+
 # --- offers (DISPATCH_MODE=offer) ----------------------------------------------
 
 

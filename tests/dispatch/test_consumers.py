@@ -346,3 +346,23 @@ async def test_unverified_driver_cannot_go_online(ws, make_driver):
     await comm.send_json_to({"type": "set_status", "status": "flying"})
     error = await comm.receive_json_from()
     assert error["code"] == "invalid_request" and "status" in error["fields"]
+
+
+async def test_waiting_ride_gets_a_driver_who_comes_online_nearby(ws, passenger, make_driver):
+    """A ride that found nobody is matched when a driver goes online near it."""
+    comm = await ws("/ws/ride/wait-1/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver(at=CAPE_TOWN))
+    await receive_until(comm, "no_drivers")
+    driver = await db(make_driver)
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    await driver_ws.send_json_to({"type": "set_status", "status": "available"})
+    await receive_until(driver_ws, "status_updated")
+    await driver_ws.send_json_to(
+        {"type": "location_update", "latitude": CAPE_TOWN[0], "longitude": CAPE_TOWN[1] + 0.01}
+    )
+    offer, _ = await receive_until(driver_ws, "ride_assigned")
+    assert offer["ride_id"] == "wait-1"
+    assigned, _ = await receive_until(comm, "driver_assigned")
+    assert assigned["driver_id"] == driver.pk
