@@ -1,0 +1,515 @@
+"""
+Every write about people: one atomic function per change, each with its
+AuditEvent row. Views, consumers, admin actions and commands call these.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from people import tokens
+from people.models import (
+    ApiSession,
+    AuditEvent,
+    DriverProfile,
+    PassengerProfile,
+    PhoneOTPDevice,
+    User,
+    UserType,
+)
+from people.phones import normalize_phone
+from people.sms import SMSDeliveryError, sms_send
+
+logger = logging.getLogger(__name__)
+
+
+def audit_event_record(
+    *,
+    actor: User | None,
+    action: str,
+    subject: models.Model,
+    payload: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Write one audit row. Never put codes, tokens or secrets in payload."""
+    return AuditEvent.objects.create(
+        actor=actor,
+        action=action,
+        subject_type=subject._meta.model_name,
+        subject_id=str(subject.pk),
+        payload=payload or {},
+    )
+
+
+# =============================================================================
+# Sign-in: SMS codes and API sessions
+#
+# A phone proves itself with a code (otp_send, otp_verify). A known phone gets
+# an ApiSession and its tokens; an unknown one gets a registration token for
+# user_register. Wrong codes are throttled by django-otp (1, 2, 4... seconds
+# times OTP_THROTTLE_FACTOR) and after OTP_MAX_FAILURES in a row the phone
+# locks until support calls otp_device_reset. A new code does not reset the
+# count; only a correct code or support does.
+#
+# When the gateway refuses an SMS, the code it carried is withdrawn: nobody
+# can have received it, and withdrawing it lifts the resend cooldown so the
+# person can ask again at once. (If a timed-out gateway delivers it late, the
+# code simply does not work and they ask again.)
+# =============================================================================
+
+
+class SignInError(Exception):
+    """A sign-in step refused; ``code`` is the API's machine-readable code."""
+
+    code = "sign_in_failed"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.extra = extra
+
+
+class OtpLocked(SignInError):
+    code = "otp_locked"
+
+
+class OtpThrottled(SignInError):
+    code = "otp_throttled"
+
+
+class OtpCooldown(SignInError):
+    code = "otp_cooldown"
+
+
+class InvalidCode(SignInError):
+    code = "invalid_code"
+
+
+class AccountDisabled(SignInError):
+    code = "account_disabled"
+
+
+class InvalidRegistrationToken(SignInError):
+    code = "invalid_registration_token"
+
+
+class AlreadyRegistered(SignInError):
+    code = "already_registered"
+
+
+class InvalidRefreshToken(SignInError):
+    code = "invalid_refresh_token"
+
+
+@dataclass(frozen=True)
+class OtpSent:
+    phone_number: str
+    expires_in_minutes: int
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access: str
+    refresh: str
+    session: ApiSession
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """A known phone gets ``user`` and ``tokens``; an unknown one gets
+    ``registration_token``."""
+
+    phone_number: str
+    user: User | None = None
+    tokens: TokenPair | None = None
+    registration_token: str | None = None
+
+
+LOCKED_MESSAGE = (
+    "This phone number is locked after too many wrong codes. "
+    "Please call Care Connect support to unlock it."
+)
+
+
+def otp_send(*, phone_number: str) -> OtpSent:
+    """
+    Issue a fresh code for the phone and send it by SMS.
+
+    Raises InvalidPhoneNumber, OtpLocked, OtpCooldown, or SMSDeliveryError
+    (after withdrawing the undelivered code).
+    """
+    phone = normalize_phone(phone_number)
+    minutes = settings.OTP_VALID_MINUTES
+    with transaction.atomic():
+        device = _otp_device_for_update(phone)
+        if device.is_locked:
+            raise OtpLocked(LOCKED_MESSAGE)
+        now = timezone.now()
+        wait = _otp_cooldown_left(device, now)
+        if wait:
+            raise OtpCooldown(
+                f"A code was sent moments ago. You can ask for a new one in {_seconds(wait)}.",
+                retry_after=wait,
+            )
+        code = _otp_new_code()
+        device.token = code
+        device.valid_until = now + timedelta(minutes=minutes)
+        device.save(update_fields=["token", "valid_until"])
+        audit_event_record(
+            actor=device.user,
+            action="otp.sent",
+            subject=device,
+            payload={"phone_number": phone, "expires_in_minutes": minutes},
+        )
+    try:
+        sms_send(
+            phone_number=phone,
+            message=(
+                f"{code} is your Care Connect code. It expires in {minutes} "
+                "minutes. Never share it with anyone."
+            ),
+        )
+    except SMSDeliveryError as exc:
+        _otp_withdraw_undelivered(device=device, code=code, error=str(exc))
+        raise
+    return OtpSent(phone_number=phone, expires_in_minutes=minutes)
+
+
+def otp_verify(*, phone_number: str, code: str, user_agent: str = "") -> VerifyResult:
+    """
+    Check a code. A registered phone is signed in; an unknown phone gets a
+    registration token.
+
+    Raises InvalidPhoneNumber, InvalidCode, OtpThrottled, OtpLocked or
+    AccountDisabled. A wrong code's failure is recorded before the raise.
+    """
+    phone = normalize_phone(phone_number)
+    code = "".join(str(code).split())
+    error: SignInError | None = None
+    result: VerifyResult | None = None
+    with transaction.atomic():
+        device = PhoneOTPDevice.objects.select_for_update().filter(phone_number=phone).first()
+        if device is None:
+            error = InvalidCode(
+                "No code was sent to this number. Ask for a new code.",
+                tries_left=settings.OTP_MAX_FAILURES,
+            )
+        elif device.is_locked:
+            error = OtpLocked(LOCKED_MESSAGE)
+        else:
+            error = _otp_throttled(device)
+        if error is None and not device.verify_token(code):
+            error = _otp_record_failure(device)
+        if error is None:
+            result = _otp_accept(device=device, phone=phone, user_agent=user_agent)
+            if result is None:
+                error = AccountDisabled(
+                    "This account is switched off. Please call Care Connect support."
+                )
+    if error is not None:
+        raise error
+    assert result is not None
+    return result
+
+
+def otp_device_reset(*, device: PhoneOTPDevice, actor: User | None) -> PhoneOTPDevice:
+    """Support unlocks a phone: failures cleared, any pending code withdrawn."""
+    with transaction.atomic():
+        device = PhoneOTPDevice.objects.select_for_update().get(pk=device.pk)
+        failures = device.throttling_failure_count
+        device.throttle_reset(commit=False)
+        device.token = None
+        device.valid_until = timezone.now()
+        device.save()
+        audit_event_record(
+            actor=actor,
+            action="otp.reset",
+            subject=device,
+            payload={"phone_number": device.phone_number, "failures_cleared": failures},
+        )
+    return device
+
+
+def user_register(
+    *,
+    registration_token: str,
+    first_name: str,
+    last_name: str,
+    user_type: str,
+) -> User:
+    """
+    Create the user for a phone that passed an SMS code. A driver starts with
+    an unverified DriverProfile, a passenger with an empty PassengerProfile.
+
+    Raises InvalidRegistrationToken or AlreadyRegistered.
+    """
+    if user_type not in UserType.values:
+        raise ValueError(f"Unknown user type {user_type!r}.")
+    phone = tokens.registration_token_phone(registration_token)
+    if phone is None:
+        raise InvalidRegistrationToken("This sign-up link has expired. Ask for a new SMS code.")
+    already = AlreadyRegistered("This phone number already has an account. Sign in instead.")
+    try:
+        with transaction.atomic():
+            if User.objects.filter(phone_number=phone).exists():
+                raise already
+            user = User.objects.create_user(
+                phone,
+                first_name=first_name.strip(),
+                last_name=last_name.strip(),
+                user_type=user_type,
+            )
+            if user_type == UserType.DRIVER:
+                DriverProfile.objects.create(user=user, is_verified=False)
+            elif user_type == UserType.PASSENGER:
+                PassengerProfile.objects.create(user=user)
+            PhoneOTPDevice.objects.filter(phone_number=phone, user=None).update(user=user)
+            audit_event_record(
+                actor=user,
+                action="user.registered",
+                subject=user,
+                payload={"phone_number": phone, "user_type": user_type},
+            )
+    except IntegrityError as exc:
+        # Two registrations for one phone raced; the other one won.
+        raise already from exc
+    return user
+
+
+def session_issue(*, user: User, user_agent: str = "") -> TokenPair:
+    """Open an ApiSession for a signed-in user and return its tokens."""
+    now = timezone.now()
+    with transaction.atomic():
+        session = ApiSession.objects.create(
+            user=user,
+            # Placeholder until the pk, which the refresh token names, exists.
+            refresh_hash=secrets.token_hex(32),
+            user_agent=user_agent[:256],
+            created_at=now,
+            last_used_at=now,
+            expires_at=_session_expiry(now),
+        )
+        refresh = tokens.refresh_token_make(session_id=session.pk)
+        session.refresh_hash = tokens.refresh_token_hash(refresh)
+        session.save(update_fields=["refresh_hash"])
+        audit_event_record(
+            actor=user,
+            action="session.issued",
+            subject=session,
+            payload={"user_agent": session.user_agent},
+        )
+    return TokenPair(
+        access=tokens.access_token_make(session=session), refresh=refresh, session=session
+    )
+
+
+def session_refresh(*, refresh: str) -> TokenPair:
+    """
+    Rotate a refresh token: the presented one stops working, a new pair comes
+    back, and the session's lifetime starts again from now.
+
+    A refresh token that was already rotated away means two parties hold the
+    session's tokens: the session is revoked. Raises InvalidRefreshToken.
+    """
+    invalid = InvalidRefreshToken("Please sign in again.")
+    session_id = tokens.refresh_token_session_id(refresh)
+    if session_id is None:
+        raise invalid
+    presented = tokens.refresh_token_hash(refresh)
+    pair: TokenPair | None = None
+    with transaction.atomic():
+        session = (
+            ApiSession.objects.select_for_update(of=("self",))
+            .select_related("user")
+            .filter(pk=session_id)
+            .first()
+        )
+        if session is None:
+            pass
+        elif hmac.compare_digest(session.refresh_hash, presented):
+            if session.is_active and session.user.is_active:
+                pair = _session_rotate(session=session, retired_hash=presented)
+        elif _session_refresh_was_retired(session=session, refresh_hash=presented):
+            if session.revoked_at is None:
+                _session_mark_revoked(session=session, actor=None, reason="refresh_token_reused")
+    if pair is None:
+        raise invalid
+    return pair
+
+
+def session_revoke(*, session: ApiSession, actor: User | None, reason: str = "") -> ApiSession:
+    """End a session: its access and refresh tokens stop working at once."""
+    with transaction.atomic():
+        session = ApiSession.objects.select_for_update().get(pk=session.pk)
+        if session.revoked_at is None:
+            _session_mark_revoked(session=session, actor=actor, reason=reason)
+    return session
+
+
+# --- sign-in helpers ---------------------------------------------------------
+
+
+def _otp_device_for_update(phone: str) -> PhoneOTPDevice:
+    device, _ = PhoneOTPDevice.objects.get_or_create(
+        phone_number=phone,
+        defaults={
+            "name": "SMS",
+            "user": User.objects.filter(phone_number=phone).first(),
+        },
+    )
+    return PhoneOTPDevice.objects.select_for_update().get(pk=device.pk)
+
+
+def _seconds(n: int) -> str:
+    return "1 second" if n == 1 else f"{n} seconds"
+
+
+def _otp_new_code() -> str:
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def _otp_cooldown_left(device: PhoneOTPDevice, now: datetime) -> int:
+    """Seconds until another code may be sent; 0 when it may be now."""
+    cooldown = getattr(settings, "OTP_RESEND_COOLDOWN_S", 30)
+    if cooldown <= 0 or device.token is None or device.valid_until <= now:
+        return 0
+    # The device keeps no send time; a pending code's expiry implies it.
+    sent_at = device.valid_until - timedelta(minutes=settings.OTP_VALID_MINUTES)
+    left = (sent_at + timedelta(seconds=cooldown) - now).total_seconds()
+    return math.ceil(left) if left > 0 else 0
+
+
+def _otp_withdraw_undelivered(*, device: PhoneOTPDevice, code: str, error: str) -> None:
+    logger.warning("SMS code for device %s not delivered: %s", device.pk, error)
+    with transaction.atomic():
+        # Only this code: a newer one from a racing request stays.
+        PhoneOTPDevice.objects.filter(pk=device.pk, token=code).update(
+            token=None, valid_until=timezone.now()
+        )
+        audit_event_record(
+            actor=device.user,
+            action="otp.send_failed",
+            subject=device,
+            payload={"phone_number": device.phone_number, "error": error[:500]},
+        )
+
+
+def _otp_throttled(device: PhoneOTPDevice) -> OtpThrottled | None:
+    allowed, info = device.verify_is_allowed()
+    if allowed:
+        return None
+    locked_until = (info or {}).get("locked_until")
+    wait = 1
+    if locked_until is not None:
+        wait = max(1, math.ceil((locked_until - timezone.now()).total_seconds()))
+    return OtpThrottled(
+        f"Too many wrong codes. Wait {_seconds(wait)} before trying again.",
+        retry_after=wait,
+    )
+
+
+def _otp_record_failure(device: PhoneOTPDevice) -> InvalidCode:
+    device.throttle_increment()
+    locked = device.is_locked
+    tries_left = max(0, settings.OTP_MAX_FAILURES - device.throttling_failure_count)
+    audit_event_record(
+        actor=device.user,
+        action="otp.locked" if locked else "otp.failed",
+        subject=device,
+        payload={
+            "phone_number": device.phone_number,
+            "failures": device.throttling_failure_count,
+        },
+    )
+    if locked:
+        return InvalidCode(
+            "That code is wrong, and that was the last try: " + LOCKED_MESSAGE,
+            tries_left=0,
+            locked=True,
+        )
+    tries = "1 try" if tries_left == 1 else f"{tries_left} tries"
+    return InvalidCode(
+        f"That code is wrong or has expired. {tries} left before this phone is locked.",
+        tries_left=tries_left,
+        locked=False,
+    )
+
+
+def _otp_accept(*, device: PhoneOTPDevice, phone: str, user_agent: str) -> VerifyResult | None:
+    """After a correct code: sign in, or hand out a registration token.
+    None when the phone's account is switched off."""
+    user = User.objects.filter(phone_number=phone).first()
+    device.throttle_reset(commit=False)
+    if user is not None and device.user_id is None:
+        device.user = user
+    device.save()
+    audit_event_record(
+        actor=user,
+        action="otp.verified",
+        subject=device,
+        payload={"phone_number": phone, "registered": user is not None},
+    )
+    if user is None:
+        return VerifyResult(
+            phone_number=phone,
+            registration_token=tokens.registration_token_make(phone_number=phone),
+        )
+    if not user.is_active:
+        return None
+    return VerifyResult(
+        phone_number=phone,
+        user=user,
+        tokens=session_issue(user=user, user_agent=user_agent),
+    )
+
+
+def _session_expiry(now: datetime) -> datetime:
+    return now + timedelta(days=settings.REFRESH_TOKEN_TTL_DAYS)
+
+
+def _session_rotate(*, session: ApiSession, retired_hash: str) -> TokenPair:
+    now = timezone.now()
+    refresh = tokens.refresh_token_make(session_id=session.pk)
+    session.refresh_hash = tokens.refresh_token_hash(refresh)
+    session.last_used_at = now
+    session.expires_at = _session_expiry(now)
+    session.save(update_fields=["refresh_hash", "last_used_at", "expires_at"])
+    audit_event_record(
+        actor=session.user,
+        action="session.refreshed",
+        subject=session,
+        # The hash of a dead token, kept so that its reuse is recognised as
+        # theft rather than as a guess (which must not revoke anything).
+        payload={"retired_refresh_sha256": retired_hash},
+    )
+    return TokenPair(
+        access=tokens.access_token_make(session=session), refresh=refresh, session=session
+    )
+
+
+def _session_refresh_was_retired(*, session: ApiSession, refresh_hash: str) -> bool:
+    return AuditEvent.objects.filter(
+        action="session.refreshed",
+        subject_type=ApiSession._meta.model_name,
+        subject_id=str(session.pk),
+        payload__retired_refresh_sha256=refresh_hash,
+    ).exists()
+
+
+def _session_mark_revoked(*, session: ApiSession, actor: User | None, reason: str) -> None:
+    session.revoked_at = timezone.now()
+    session.save(update_fields=["revoked_at"])
+    audit_event_record(
+        actor=actor,
+        action="session.revoked",
+        subject=session,
+        payload={"reason": reason} if reason else {},
+    )

@@ -1,0 +1,285 @@
+"""
+SMS gateways. settings.SMS_BACKEND picks one at call time:
+
+- ``console``: writes the message to the log, for development. It is the only
+  backend that ever logs a message body, and so the only one that logs codes.
+- ``smsportal``: SMS Portal's legacy HTTP API (one form POST, XML reply).
+- ``smsportal-rest``: SMS Portal's REST API v1 (a bearer token from
+  /Authentication, then /BulkMessages).
+
+Every failure raises SMSDeliveryError with a message fit for an operator;
+credentials and message bodies never appear in it or in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import requests
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+# A reply larger than this is not SMS Portal talking.
+MAX_REPLY_BYTES = 64 * 1024
+# A cached REST token is dropped this long before SMS Portal says it expires,
+# so a send never starts with a token that dies on the way.
+TOKEN_SAFETY_MARGIN_S = 60.0
+# Token expiry runs on the monotonic clock; tests move this one alone.
+_clock = time.monotonic
+
+
+class SMSDeliveryError(Exception):
+    """The gateway did not accept the message."""
+
+
+def sms_send(*, phone_number: str, message: str) -> None:
+    """
+    Send ``message`` to ``phone_number`` (normalised digits, "27821234567")
+    through settings.SMS_BACKEND. Raises SMSDeliveryError when the gateway
+    does not accept it.
+    """
+    backend = settings.SMS_BACKEND
+    sender = _BACKENDS.get(backend)
+    if sender is None:
+        raise SMSDeliveryError(
+            f"Unknown SMS_BACKEND {backend!r}: use one of {', '.join(sorted(_BACKENDS))}."
+        )
+    sender(_digits(phone_number), message)
+
+
+def _digits(phone_number: str) -> str:
+    return "".join(ch for ch in phone_number if ch.isdigit())
+
+
+def _masked(digits: str) -> str:
+    return f"{digits[:4]}***{digits[-3:]}" if len(digits) > 7 else "***"
+
+
+def _credentials() -> tuple[str, str]:
+    username = getattr(settings, "SMS_PORTAL_USERNAME", "") or ""
+    password = getattr(settings, "SMS_PORTAL_PASSWORD", "") or ""
+    if not username or not password:
+        raise SMSDeliveryError(
+            "SMS Portal credentials are missing: set SMS_PORTAL_USERNAME and SMS_PORTAL_PASSWORD."
+        )
+    return username, password
+
+
+def _transport_error(exc: requests.RequestException) -> SMSDeliveryError:
+    # str(exc) can carry the URL; the class name says enough.
+    if isinstance(exc, requests.Timeout):
+        return SMSDeliveryError("SMS Portal did not answer in time.")
+    if isinstance(exc, requests.ConnectionError):
+        return SMSDeliveryError("Could not connect to SMS Portal.")
+    return SMSDeliveryError(f"SMS Portal request failed ({type(exc).__name__}).")
+
+
+# --- console -----------------------------------------------------------------
+
+
+def _send_console(digits: str, message: str) -> None:
+    logger.info("SMS to +%s (console backend, not sent): %s", digits, message)
+
+
+# --- smsportal (legacy HTTP API) ---------------------------------------------
+
+
+def _send_smsportal(digits: str, message: str) -> None:
+    username, password = _credentials()
+    endpoint = settings.SMS_PORTAL_ENDPOINT
+    # A form POST rather than GET keeps the password out of URLs, and so out
+    # of proxy logs, urllib3's debug log and exception messages.
+    try:
+        response = requests.post(
+            endpoint,
+            data={
+                "Type": "sendparam",
+                "username": username,
+                "password": password,
+                "numto": digits,
+                "data1": message,
+            },
+            timeout=settings.SMS_TIMEOUT_S,
+        )
+    except requests.RequestException as exc:
+        raise _transport_error(exc) from exc
+    if response.status_code != 200:
+        raise SMSDeliveryError(f"SMS Portal answered HTTP {response.status_code}.")
+    ok, error = _parse_legacy_reply(response.content)
+    if not ok:
+        raise SMSDeliveryError(f"SMS Portal refused the message: {error}")
+    logger.info("SMS to %s accepted by SMS Portal (legacy API).", _masked(digits))
+
+
+def _parse_legacy_reply(body: bytes) -> tuple[bool, str]:
+    """
+    Read ``<api_result><call_result><result>True</result><error/>...``.
+    Returns (accepted, error text).
+    """
+    if len(body) > MAX_REPLY_BYTES:
+        return False, "reply too large"
+    # SMS Portal never sends a DTD; refusing one rules out entity expansion
+    # whatever the expat version.
+    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
+        return False, "unexpected reply (DTD)"
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return False, "unreadable reply (not XML)"
+    call_result = root.find(".//call_result")
+    if root.tag != "api_result" or call_result is None:
+        return False, "unexpected reply (no api_result/call_result)"
+    result = (call_result.findtext("result") or "").strip()
+    error = (call_result.findtext("error") or "").strip()
+    if result.lower() == "true":
+        return True, ""
+    return False, error or f"result was {result or 'empty'}"
+
+
+# --- smsportal-rest (REST API v1) --------------------------------------------
+
+
+@dataclass
+class _CachedToken:
+    token: str
+    expires_at: float  # on _clock()
+
+
+_token_cache: dict[tuple[str, str], _CachedToken] = {}
+_token_lock = threading.Lock()
+
+
+def sms_token_cache_clear() -> None:
+    """Forget every cached REST token (tests, credential changes)."""
+    with _token_lock:
+        _token_cache.clear()
+
+
+def _forget_token(base: str, username: str) -> None:
+    with _token_lock:
+        _token_cache.pop((base, username), None)
+
+
+def _rest_token(base: str, username: str, password: str, *, fresh: bool) -> str:
+    key = (base, username)
+    with _token_lock:
+        cached = _token_cache.get(key)
+        if not fresh and cached and cached.expires_at > _clock():
+            return cached.token
+        _token_cache.pop(key, None)
+    try:
+        response = requests.get(
+            f"{base}/Authentication",
+            auth=(username, password),
+            timeout=settings.SMS_TIMEOUT_S,
+        )
+    except requests.RequestException as exc:
+        raise _transport_error(exc) from exc
+    if response.status_code in (401, 403):
+        raise SMSDeliveryError(f"SMS Portal refused the credentials (HTTP {response.status_code}).")
+    if response.status_code != 200:
+        raise SMSDeliveryError(f"SMS Portal authentication answered HTTP {response.status_code}.")
+    try:
+        data = response.json()
+        token = data["token"]
+        minutes = float(data.get("expiresInMinutes") or 0)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SMSDeliveryError("SMS Portal authentication reply was unreadable.") from exc
+    if not isinstance(token, str) or not token:
+        raise SMSDeliveryError("SMS Portal authentication reply had no token.")
+    lifetime = minutes * 60 - TOKEN_SAFETY_MARGIN_S
+    if lifetime > 0:
+        with _token_lock:
+            _token_cache[key] = _CachedToken(token, _clock() + lifetime)
+    return token
+
+
+def _send_smsportal_rest(digits: str, message: str) -> None:
+    username, password = _credentials()
+    base = settings.SMS_PORTAL_REST_URL.rstrip("/")
+    body = {"Messages": [{"Content": message, "Destination": digits}]}
+    token = _rest_token(base, username, password, fresh=False)
+    response = _post_bulk(base, token, body)
+    if response.status_code == 401:
+        # The token died early (revoked, or SMS Portal restarted): one new
+        # token and one retry, never a loop.
+        token = _rest_token(base, username, password, fresh=True)
+        response = _post_bulk(base, token, body)
+        if response.status_code == 401:
+            _forget_token(base, username)
+            raise SMSDeliveryError("SMS Portal refused a fresh token (HTTP 401).")
+    if not 200 <= response.status_code < 300:
+        raise SMSDeliveryError(
+            f"SMS Portal answered HTTP {response.status_code}{_rest_error_detail(response)}."
+        )
+    faults = _rest_faults(response)
+    if faults:
+        raise SMSDeliveryError(f"SMS Portal refused the message: {faults}")
+    logger.info("SMS to %s accepted by SMS Portal (REST API).", _masked(digits))
+
+
+def _post_bulk(base: str, token: str, body: dict) -> requests.Response:
+    try:
+        return requests.post(
+            f"{base}/BulkMessages",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=settings.SMS_TIMEOUT_S,
+        )
+    except requests.RequestException as exc:
+        raise _transport_error(exc) from exc
+
+
+def _rest_json(response: requests.Response) -> dict | None:
+    if len(response.content) > MAX_REPLY_BYTES:
+        return None
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _rest_error_detail(response: requests.Response) -> str:
+    data = _rest_json(response)
+    if not data:
+        return ""
+    for key in ("errorMessage", "message", "error"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            return f": {value[:200]}"
+    return ""
+
+
+def _rest_faults(response: requests.Response) -> str:
+    # SMS Portal lists destinations it would not send to in
+    # errorReport.faults; with one destination, any fault means no SMS.
+    data = _rest_json(response) or {}
+    report = data.get("errorReport")
+    if not isinstance(report, dict):
+        return ""
+    faults = report.get("faults")
+    if not faults:
+        return ""
+    if isinstance(faults, list):
+        texts = []
+        for fault in faults:
+            if isinstance(fault, dict):
+                texts.append(str(fault.get("errorMessage") or fault.get("status") or "fault"))
+            else:
+                texts.append(str(fault))
+        return "; ".join(texts)[:200] or "fault"
+    return str(faults)[:200]
+
+
+_BACKENDS: dict[str, Callable[[str, str], None]] = {
+    "console": _send_console,
+    "smsportal": _send_smsportal,
+    "smsportal-rest": _send_smsportal_rest,
+}
