@@ -72,7 +72,7 @@ bench: $(STAMP)
 bench-full: $(STAMP)
 	$(VPY) -m bench --full
 
-run-cluster: setup
+run-cluster: $(STAMP)
 	$(VPY) -m deploy.cluster --workers $(WORKERS) --port $(PORT)
 
 lint: $(STAMP)

@@ -1,0 +1,193 @@
+"""
+Several Daphne workers on one machine, sharing PostgreSQL and Redis.
+
+    DATABASE_URL=postgres://... REDIS_URL=redis://... \
+        python -m deploy.cluster --workers 2 --port 8067
+
+Migrates, collects static files and (unless --no-seed) loads the demo data
+once, then starts worker i on port PORT+i. SIGINT/SIGTERM go to every worker
+as SIGTERM (each closes its sockets with 1001 and drains); whoever is still
+running after the grace period is killed. If one worker dies the others are
+stopped too, so a supervisor restarts the set rather than a half cluster.
+In production systemd or supervisor start the workers one by one instead
+(deploy/systemd, deploy/supervisor): this is the same thing for one terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def refuse_without_services(env: dict[str, str]) -> str | None:
+    """Why a cluster cannot start with this environment, or None."""
+    missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not env.get(name)]
+    if missing:
+        return (
+            f"{' and '.join(missing)} not set. Workers on several ports must share one "
+            "database and one channel layer: set DATABASE_URL=postgres://... and "
+            "REDIS_URL=redis://... (see deploy/care-connect.env.example)."
+        )
+    if not env["DATABASE_URL"].startswith(("postgres://", "postgresql://")):
+        return "DATABASE_URL must name PostgreSQL (SQLite cannot be shared by workers)."
+    if not env["REDIS_URL"].startswith(("redis://", "rediss://", "unix://")):
+        return "REDIS_URL must be a redis:// (or rediss://) URL."
+    return None
+
+
+def worker_env(env: dict[str, str]) -> dict[str, str]:
+    env = dict(env)
+    # Positions must be visible to every worker, whatever LOCATION_STORE says.
+    env["LOCATION_STORE"] = "redis"
+    env.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    return env
+
+
+def worker_command(
+    port: int, host: str = "127.0.0.1", *, python: str = sys.executable
+) -> list[str]:
+    """The Daphne command line of one worker (also used by tests and bench)."""
+    timeout = os.environ.get("WEBSOCKET_TIMEOUT_S", "86400")
+    return [
+        python,
+        "-m",
+        "daphne",
+        "-b",
+        host,
+        "-p",
+        str(port),
+        "--proxy-headers",
+        # Sockets live as long as the channel layer keeps their groups.
+        "--websocket_timeout",
+        timeout,
+        "--application-close-timeout",
+        "10",
+        "project.asgi:application",
+    ]
+
+
+def wait_healthy(port: int, timeout_s: float = 60.0, host: str = "127.0.0.1") -> dict | None:
+    """Poll /healthz until it answers 200; the body, or None on timeout."""
+    import json
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=3) as resp:
+                if resp.status == 200:
+                    return json.loads(resp.read())
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return None
+
+
+def setup(env: dict[str, str], *, seed: bool) -> None:
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    steps = [
+        ["migrate", "--noinput"],
+        ["collectstatic", "--noinput", "--verbosity", "0"],
+    ]
+    if seed:
+        steps.append(["seed_demo"])
+    for step in steps:
+        print(f"cluster: manage.py {' '.join(step)}", flush=True)
+        subprocess.run(manage + step, env=env, cwd=ROOT, check=True)
+
+
+def stop_all(procs: list[subprocess.Popen], grace_s: float) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"cluster: worker pid {proc.pid} did not stop; killing it", flush=True)
+            proc.kill()
+            proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.cluster", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="how many Daphne workers (default 2)"
+    )
+    parser.add_argument("--port", type=int, default=8067, help="first port; worker i gets PORT+i")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="bind address (nginx in front: 127.0.0.1)"
+    )
+    parser.add_argument("--no-setup", action="store_true", help="skip migrate/collectstatic/seed")
+    parser.add_argument("--no-seed", action="store_true", help="migrate but load no demo data")
+    args = parser.parse_args(argv)
+
+    env = worker_env(os.environ)
+    reason = refuse_without_services(env)
+    if reason:
+        print(f"cluster: refusing to start: {reason}", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print("cluster: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if not args.no_setup:
+        setup(env, seed=not args.no_seed)
+
+    grace_s = float(env.get("SHUTDOWN_GRACE_S", "5")) + 5
+    stopping = False
+
+    def on_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+
+    procs: list[subprocess.Popen] = []
+    ports = [args.port + i for i in range(args.workers)]
+    for i, port in enumerate(ports):
+        # A session of its own: Ctrl-C reaches this process only, which stops
+        # the workers in order instead of all of them racing on SIGINT.
+        procs.append(
+            subprocess.Popen(
+                worker_command(port, args.host),
+                env=dict(env, WORKER_ID=str(i)),
+                cwd=ROOT,
+                start_new_session=True,
+            )
+        )
+        print(f"cluster: worker {i} pid {procs[-1].pid} on {args.host}:{port}", flush=True)
+    for port in ports:
+        if stopping:
+            break
+        health = wait_healthy(port, host=args.host if args.host != "0.0.0.0" else "127.0.0.1")
+        print(f"cluster: :{port} /healthz -> {health or 'no answer'}", flush=True)
+    print("cluster: running; Ctrl-C stops every worker", flush=True)
+
+    code = 0
+    while not stopping:
+        for proc, port in zip(procs, ports, strict=True):
+            rc = proc.poll()
+            if rc is not None:
+                print(f"cluster: worker on :{port} exited with {rc}; stopping the rest", flush=True)
+                code = rc or 1
+                stopping = True
+                break
+        time.sleep(0.3)
+    print("cluster: stopping workers (SIGTERM, sockets closed with 1001)", flush=True)
+    stop_all(procs, grace_s)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+#!/bin/sh
+# One Daphne worker with the environment from the env file (supervisor has
+# no EnvironmentFile=). Usage: run-worker.sh PORT | run-worker.sh migrate
+set -eu
+ENV_FILE="${CARE_CONNECT_ENV:-/etc/care-connect/care-connect.env}"
+APP_DIR="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$APP_DIR"
+set -a
+# shellcheck disable=SC1090
+. "$ENV_FILE"
+set +a
+if [ "${1:-}" = "migrate" ]; then
+    .venv/bin/python manage.py migrate --noinput
+    exec .venv/bin/python manage.py collectstatic --noinput --verbosity 0
+fi
+PORT="${1:?usage: run-worker.sh PORT}"
+exec .venv/bin/daphne -b 127.0.0.1 -p "$PORT" --proxy-headers \
+    --websocket_timeout "${WEBSOCKET_TIMEOUT_S:-86400}" --application-close-timeout 10 \
+    project.asgi:application
