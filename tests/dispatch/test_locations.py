@@ -1,0 +1,71 @@
+"""Live positions: the memory grid and the Redis GEO store answer alike."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dispatch.geo import Point
+from dispatch.locations import MemoryLocationStore, RedisLocationStore
+
+JHB = (-26.2041, 28.0473)
+
+
+def _exercise(store):
+    now = time.time()
+    store.put(1, Point(JHB[0] + 0.05, JHB[1], now))
+    store.put(2, Point(JHB[0] + 0.01, JHB[1], now, heading=90.0, speed=10.0))
+    store.put(3, Point(JHB[0] + 0.2, JHB[1], now))  # ~22 km: outside 10 km
+    found = [(key, round(d, 1)) for key, d, _ in store.nearest(*JHB, 10)]
+    assert found == [(2, 1.1), (1, 5.6)]
+    assert store.get(2).heading == 90.0 and store.get(2).speed == 10.0
+    store.put(2, Point(JHB[0] + 0.3, JHB[1], now))
+    assert [key for key, _, _ in store.nearest(*JHB, 10)] == [1]
+    store.remove(1)
+    assert list(store.nearest(*JHB, 10)) == []
+    assert set(store.all()) == {2, 3}
+
+
+@pytest.mark.django_db
+def test_memory_store_finds_nearest_first_and_forgets_removed_drivers():
+    """Memory store: nearest first, moves followed, removals forgotten."""
+    _exercise(MemoryLocationStore())
+
+
+@pytest.mark.django_db
+def test_memory_store_warms_from_the_database(make_driver):
+    """A fresh process knows where online drivers were last persisted."""
+    driver = make_driver(*JHB)
+    store = MemoryLocationStore()
+    assert [key for key, _, _ in store.nearest(*JHB, 1)] == [driver.pk]
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_redis_store_answers_like_the_memory_store(settings):
+    """Redis GEO store: the same answers, shared by every worker."""
+    store = RedisLocationStore(settings.REDIS_URL)
+    store.clear()
+    store.sync.set(store.WARM_KEY, "1")
+    try:
+        _exercise(store)
+    finally:
+        store.clear()
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+async def test_redis_store_async_put_is_seen_by_sync_search(settings):
+    """A position written from a socket (async) is found by the matcher (sync)."""
+    from channels.db import database_sync_to_async
+
+    store = RedisLocationStore(settings.REDIS_URL)
+    await database_sync_to_async(store.clear)()
+    store.sync.set(store.WARM_KEY, "1")
+    try:
+        await store.aput(7, Point(*JHB, time.time()))
+        found = await database_sync_to_async(lambda: list(store.nearest(*JHB, 1)))()
+        assert [key for key, _, _ in found] == [7]
+    finally:
+        await database_sync_to_async(store.clear)()
