@@ -50,6 +50,34 @@ def on_authentication_error(request: HttpRequest, exc: AuthenticationError):
     )
 
 
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "authentication_required",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    429: "throttled",
+}
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request: HttpRequest, exc: HttpError):
+    message = str(exc)
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    if message.startswith("Cannot parse request body"):
+        code, message = "invalid_json", "The request body is not valid JSON."
+    return api.create_response(request, {"code": code, "message": message}, status=exc.status_code)
+
+
+def not_found(request: HttpRequest, rest: str = ""):
+    """Unknown /api/ paths answer JSON, like the rest of the API."""
+    from django.http import JsonResponse
+
+    return JsonResponse(
+        {"code": "not_found", "message": f"No API endpoint at {request.path}."}, status=404
+    )
+
+
 class ApiError(HttpError):
     """An error with a machine-readable code, rendered as {"code","message"}."""
 
@@ -70,6 +98,13 @@ def on_api_error(request: HttpRequest, exc: ApiError):
 
 def register_routers() -> None:
     """Attach every app's router; called once from urls.py."""
+    from dispatch.api import ride_router
     from people.api import auth_router
+    from people.caregiver_api import caregiver_router
+    from people.profile_api import profile_router
 
     api.add_router("/auth/", auth_router)
+    # Its own router beside auth's: ninja mounts both prefixes side by side.
+    api.add_router("/auth/profile/", profile_router)
+    api.add_router("/caregivers/", caregiver_router)
+    api.add_router("/rides/", ride_router)

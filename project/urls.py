@@ -1,7 +1,8 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from django.views.generic import RedirectView
 
-from project.api import api, register_routers
+from project.api import api, not_found, register_routers
 from project.health import health_view
 
 register_routers()
@@ -9,5 +10,8 @@ register_routers()
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
+    path("api/<path:rest>", not_found),
+    path("console/", include("console.urls")),
+    path("", RedirectView.as_view(pattern_name="console:board"), name="home"),
     path("healthz", health_view),
 ]

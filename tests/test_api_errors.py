@@ -1,0 +1,29 @@
+"""Every API error is JSON with a machine-readable code."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.mark.django_db
+def test_malformed_json_body_is_invalid_json(client):
+    """A body that is not JSON answers 400 invalid_json, not an HTML page."""
+    response = client.post("/api/auth/send-otp/", "{oops", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_json"
+
+
+@pytest.mark.django_db
+def test_unknown_api_path_is_json_not_found(client):
+    """An unknown /api/ path answers 404 with code not_found."""
+    response = client.get("/api/no-such-thing/")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_wrong_shape_names_the_body(client):
+    """A JSON array where an object belongs is invalid_request."""
+    response = client.post("/api/auth/verify-otp/", "[]", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_request"
