@@ -74,6 +74,33 @@ def worker_command(
     ]
 
 
+def database_url(db: dict) -> str:
+    """A DATABASE_URL for a Django DATABASES entry (PostgreSQL)."""
+    from urllib.parse import quote
+
+    auth = quote(db.get("USER") or "")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"])
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{auth}{'@' if auth else ''}{host}:{port}/{db['NAME']}"
+
+
+def start_worker(
+    port: int, env: dict[str, str], log_path: Path | str, host: str = "127.0.0.1"
+) -> subprocess.Popen:
+    """One worker in its own session, output to log_path (tests and bench)."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            worker_command(port, host),
+            env=worker_env(env),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def wait_healthy(port: int, timeout_s: float = 60.0, host: str = "127.0.0.1") -> dict | None:
     """Poll /healthz until it answers 200; the body, or None on timeout."""
     import json
