@@ -40,6 +40,14 @@ class ClientError(Exception):
         self.extra = extra
 
 
+def _without_driver_position(message: dict) -> dict:
+    """A copy of `message` whose driver card has no coordinates."""
+    driver = message.get("driver")
+    if not isinstance(driver, dict) or driver.get("latitude") is None:
+        return message
+    return {**message, "driver": {**driver, "latitude": None, "longitude": None}}
+
+
 def _fields_of(exc: ValidationError) -> dict[str, str]:
     fields: dict[str, str] = {}
     for error in exc.errors():
@@ -345,6 +353,12 @@ class RideConsumer(AppConsumer):
         cancelled_by = {"staff": "dispatcher"}.get(role, role)
         services.ride_cancel(ride=ride, actor=user, cancelled_by=cancelled_by, reason=reason)
 
+    async def send_json(self, content, close=False):
+        # A caregiver without can_view_location sees the driver, not where.
+        if self.role == "caregiver" and not (self.link_perms or {}).get("can_view_location"):
+            content = _without_driver_position(content)
+        await super().send_json(content, close)
+
     # --- group handlers -----------------------------------------------------------
 
     async def ride_message(self, event):
@@ -613,7 +627,12 @@ class FollowerConsumer(AppConsumer):
             }
         )
         for ride in rides:
-            await self.send_json(messages.ride_status(ride))
+            await self.send_json(self._visible(ride.passenger_id, messages.ride_status(ride)))
+
+    def _visible(self, passenger_id: int, message: dict) -> dict:
+        if self.perms.get(passenger_id, {}).get("can_view_location"):
+            return message
+        return _without_driver_position(message)
 
     async def _refresh(self) -> list[Ride]:
         """Re-read links and join the ride groups this user may follow."""
@@ -668,7 +687,7 @@ class FollowerConsumer(AppConsumer):
             else:
                 await self.join(group)
         if perms.get("can_receive_notifications"):
-            await self.send_json(event["message"])
+            await self.send_json(self._visible(event["passenger_id"], event["message"]))
 
     async def ride_location(self, event):
         perms = self.perms.get(event["passenger_id"])

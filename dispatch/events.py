@@ -17,6 +17,7 @@ from functools import partial
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.db.models import Q
 
 from dispatch import messages
 from dispatch.models import Ride
@@ -125,8 +126,12 @@ def _deliver_ride(ride_pk: int, kind: str, extra: dict) -> None:
         sends.append((driver_group(released), _ride_envelope(ride, "released", gone)))
 
     if kind != "offered":
+        # Those with only can_view_location are told too: their socket needs
+        # the news to join the ride's group for positions, and drops the
+        # status itself (FollowerConsumer.ride_message).
         watchers = CaregiverLink.objects.active().filter(
-            passenger_id=ride.passenger_id, can_receive_notifications=True
+            Q(can_receive_notifications=True) | Q(can_view_location=True),
+            passenger_id=ride.passenger_id,
         )
         envelope = _ride_envelope(ride, kind, {**snapshot, "event": kind}, "caregiver")
         for caregiver_id in watchers.values_list("caregiver_id", flat=True):

@@ -1,0 +1,415 @@
+"""
+Caregivers on the sockets: booking on behalf, following a passenger's rides,
+seeing the driver only with permission, and losing it at once; and rides
+that need a wheelchair-accessible vehicle.
+"""
+
+from __future__ import annotations
+
+import pytest
+from channels.db import database_sync_to_async
+
+from dispatch import services
+from dispatch.models import DriverState, Ride, RideEvent, RideStatus
+from people.caregivers import caregiver_link_revoke, caregiver_link_update
+from people.models import LinkStatus, VehicleType
+from tests.conftest import receive_until, token_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+JHB = (-26.2041, 28.0473)
+PRETORIA = (-25.7479, 28.2293)
+
+
+def find_driver(at=JHB, **extra):
+    return {
+        "type": "find_driver",
+        "pickup_latitude": at[0],
+        "pickup_longitude": at[1],
+        "pickup_address": "12 Main Rd",
+        "dropoff_latitude": at[0] + 0.03,
+        "dropoff_longitude": at[1] + 0.03,
+        "dropoff_address": "Clinic",
+        **extra,
+    }
+
+
+@database_sync_to_async
+def db(fn, *args, **kwargs):
+    return fn(*args, **kwargs)
+
+
+async def quiet(comm, timeout=0.3):
+    """Nothing more arrives on this socket."""
+    return await comm.receive_nothing(timeout=timeout)
+
+
+async def settled(comm):
+    """A ping answered: every message queued before it has been handled."""
+    await comm.send_json_to({"type": "ping"})
+    await receive_until(comm, "pong")
+
+
+async def open_driver(ws, driver):
+    comm = await ws("/ws/driver/", token=await db(token_for, driver))
+    await comm.receive_json_from()
+    return comm
+
+
+async def open_follower(ws, user, role="caregiver"):
+    comm = await ws(f"/ws/{role}/", token=await db(token_for, user))
+    hello = await comm.receive_json_from()
+    assert hello["type"] == "connection_established" and hello["role"] == role
+    return comm, hello
+
+
+async def book_as(ws, user, ride_id, **extra):
+    """Open the ride's socket as `user` and send find_driver; returns the socket."""
+    comm = await ws(f"/ws/ride/{ride_id}/", token=await db(token_for, user))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver(**extra))
+    return comm
+
+
+async def move(driver_ws, lat, lng):
+    await driver_ws.send_json_to({"type": "location_update", "latitude": lat, "longitude": lng})
+
+
+@pytest.fixture
+def caregiver(make_user):
+    return make_user("caregiver", first_name="Emily", last_name="Davis")
+
+
+# --- booking on behalf --------------------------------------------------------
+
+
+@pytest.mark.parametrize("by", ["passenger_id", "passenger_phone"])
+async def test_caregiver_books_for_the_linked_passenger(
+    ws, passenger, caregiver, make_link, make_driver, by
+):
+    """The ride is the passenger's, booked by the caregiver, and gets a driver."""
+    driver = await db(make_driver, *JHB)
+    await db(make_link, passenger, caregiver, can_book_rides=True)
+    target = (
+        {"passenger_id": passenger.pk}
+        if by == "passenger_id"
+        else {"passenger_phone": "+27 " + passenger.phone_number[2:]}
+    )
+    comm = await book_as(ws, caregiver, "behalf-1", **target)
+    assert (await comm.receive_json_from())["type"] == "searching"
+    assigned = await comm.receive_json_from()
+    assert assigned["type"] == "driver_assigned" and assigned["driver_id"] == driver.pk
+    ride = await db(Ride.objects.get, ride_id="behalf-1")
+    assert ride.passenger_id == passenger.pk and ride.booked_by_id == caregiver.pk
+    first = await db(RideEvent.objects.filter(ride=ride, version=1).get)
+    assert first.actor_id == caregiver.pk and first.actor_role == "caregiver"
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        pytest.param({"can_book_rides": False}, id="without-booking-permission"),
+        pytest.param(None, id="without-a-link"),
+        pytest.param({"status": LinkStatus.INVITED}, id="only-invited"),
+        pytest.param({"status": LinkStatus.REVOKED}, id="revoked"),
+        pytest.param({"status": LinkStatus.DECLINED}, id="declined"),
+    ],
+)
+@pytest.mark.parametrize("by", ["passenger_id", "passenger_phone"])
+async def test_booking_for_someone_without_the_right_is_forbidden(
+    ws, passenger, caregiver, make_link, make_driver, link, by
+):
+    """forbidden, no ride, no event, and the socket lives on."""
+    await db(make_driver, *JHB)
+    if link is not None:
+        perms = {k: v for k, v in link.items() if k != "status"}
+        status = link.get("status")
+        made = await db(make_link, passenger, caregiver, **perms)
+        if status:
+            made.status = status
+            await db(made.save)
+    target = (
+        {"passenger_id": passenger.pk}
+        if by == "passenger_id"
+        else {"passenger_phone": passenger.phone_number}
+    )
+    comm = await book_as(ws, caregiver, "nope-1", **target)
+    error = await comm.receive_json_from()
+    assert error["type"] == "error" and error["code"] == "forbidden"
+    assert not await db(Ride.objects.exists)
+    assert not await db(RideEvent.objects.exists)
+    assert (await db(DriverState.objects.get)).status == "available"
+    await settled(comm)
+
+
+# --- following the passenger's rides ---------------------------------------------
+
+
+async def test_passenger_socket_hears_of_a_ride_booked_for_them(
+    ws, passenger, caregiver, make_link, make_driver
+):
+    """/ws/passenger/ gets the ride a caregiver booked, as it is searched and assigned."""
+    driver = await db(make_driver, *JHB)
+    await db(make_link, passenger, caregiver)
+    own, _ = await open_follower(ws, passenger, "passenger")
+    await book_as(ws, caregiver, "told-1", passenger_id=passenger.pk)
+    searching = await own.receive_json_from()
+    assert searching["type"] == "searching" and searching["ride_id"] == "told-1"
+    assigned = await own.receive_json_from()
+    assert assigned["type"] == "driver_assigned" and assigned["driver_id"] == driver.pk
+
+
+async def test_caregiver_with_notifications_hears_every_state_change(
+    ws, passenger, caregiver, make_user, make_link, make_driver
+):
+    """Each change arrives as ride_status naming its event; others hear nothing."""
+    driver = await db(make_driver, *JHB)
+    await db(make_link, passenger, caregiver, can_receive_notifications=True)
+    muted = await db(make_user, "caregiver")
+    await db(make_link, passenger, muted, can_receive_notifications=False, can_view_location=False)
+    follower, hello = await open_follower(ws, caregiver)
+    assert hello["passengers"] == [
+        {
+            "passenger_id": passenger.pk,
+            "can_book_rides": True,
+            "can_view_location": True,
+            "can_receive_notifications": True,
+        }
+    ]
+    silent, _ = await open_follower(ws, muted)
+    driver_ws = await open_driver(ws, driver)
+    await book_as(ws, passenger, "watch-1")
+    await receive_until(driver_ws, "ride_assigned")
+    for action in ("arrived", "start_trip", "complete_trip"):
+        await driver_ws.send_json_to({"type": action})
+    seen = [await follower.receive_json_from() for _ in range(5)]
+    assert [(m["type"], m["event"], m["status"]) for m in seen] == [
+        ("ride_status", "searching", "searching"),
+        ("ride_status", "assigned", "assigned"),
+        ("ride_status", "driver_arrived", "driver_arrived"),
+        ("ride_status", "started", "in_progress"),
+        ("ride_status", "completed", "completed"),
+    ]
+    assert all(m["ride_id"] == "watch-1" for m in seen)
+    assert [m["version"] for m in seen] == sorted(m["version"] for m in seen)
+    await quiet(silent)
+
+
+async def test_caregiver_socket_opened_mid_ride_gets_the_current_ride(
+    ws, passenger, caregiver, make_link, make_driver
+):
+    """Connecting during a ride sends its snapshot at once."""
+    await db(make_driver, *JHB)
+    await db(make_link, passenger, caregiver)
+    comm = await book_as(ws, passenger, "mid-1")
+    await receive_until(comm, "driver_assigned")
+    follower, _ = await open_follower(ws, caregiver)
+    snapshot = await follower.receive_json_from()
+    assert snapshot["type"] == "ride_status" and snapshot["ride_id"] == "mid-1"
+    assert snapshot["status"] == "assigned"
+
+
+# --- the driver's position ------------------------------------------------------
+
+
+async def test_driver_location_reaches_only_caregivers_who_may_view_it(
+    ws, passenger, make_user, make_link, make_driver
+):
+    """can_view_location decides; notifications alone do not carry positions."""
+    driver = await db(make_driver, *JHB)
+    watcher = await db(make_user, "caregiver")
+    blind = await db(make_user, "caregiver")
+    await db(make_link, passenger, watcher, can_view_location=True)
+    await db(make_link, passenger, blind, can_view_location=False)
+    watcher_ws, _ = await open_follower(ws, watcher)
+    blind_ws, _ = await open_follower(ws, blind)
+    driver_ws = await open_driver(ws, driver)
+    rider = await book_as(ws, passenger, "loc-1")
+    await receive_until(rider, "driver_assigned")
+    await receive_until(driver_ws, "ride_assigned")
+    for comm in (watcher_ws, blind_ws):
+        await receive_until(comm, "ride_status")
+        await receive_until(comm, "ride_status")
+    await move(driver_ws, -26.2, 28.05)
+    moved = await watcher_ws.receive_json_from()
+    assert moved["type"] == "driver_location" and moved["ride_id"] == "loc-1"
+    assert (moved["latitude"], moved["longitude"]) == (-26.2, 28.05)
+    assert (await rider.receive_json_from())["type"] == "driver_location"
+    await quiet(blind_ws)
+
+
+async def test_location_without_notifications_still_reaches_the_caregiver(
+    ws, passenger, caregiver, make_link, make_driver
+):
+    """A caregiver who may view the location but gets no notifications sees positions only."""
+    driver = await db(make_driver, *JHB)
+    await db(
+        make_link, passenger, caregiver, can_view_location=True, can_receive_notifications=False
+    )
+    follower, _ = await open_follower(ws, caregiver)
+    driver_ws = await open_driver(ws, driver)
+    rider = await book_as(ws, passenger, "loc-2")
+    await receive_until(rider, "driver_assigned")
+    await receive_until(driver_ws, "ride_assigned")
+    await settled(follower)
+    await move(driver_ws, -26.2, 28.05)
+    moved = await follower.receive_json_from()
+    assert moved["type"] == "driver_location" and moved["ride_id"] == "loc-2"
+    await quiet(follower)
+
+
+async def test_caregiver_without_location_permission_sees_no_driver_position(
+    ws, passenger, caregiver, make_link, make_driver
+):
+    """Status snapshots to a caregiver without can_view_location carry no coordinates."""
+    await db(make_driver, *JHB)
+    await db(make_link, passenger, caregiver, can_view_location=False)
+    follower, _ = await open_follower(ws, caregiver)
+    rider = await book_as(ws, passenger, "loc-3")
+    await receive_until(rider, "driver_assigned")
+    await receive_until(follower, "ride_status")
+    assigned = await follower.receive_json_from()
+    assert assigned["status"] == "assigned" and assigned["driver"]["name"]
+    assert assigned["driver"]["latitude"] is None and assigned["driver"]["longitude"] is None
+    # The same on the ride's own socket.
+    ride_ws = await ws("/ws/ride/loc-3/", token=await db(token_for, caregiver))
+    await ride_ws.receive_json_from()
+    snapshot = await ride_ws.receive_json_from()
+    assert snapshot["type"] == "ride_status" and snapshot["driver"]["latitude"] is None
+
+
+@pytest.mark.parametrize("change", ["revoke", "location_off"])
+async def test_losing_the_permission_stops_positions_at_once(
+    ws, passenger, caregiver, make_link, make_driver, change
+):
+    """After a revocation or can_view_location off, an open socket gets no more positions."""
+    driver = await db(make_driver, *JHB)
+    link = await db(make_link, passenger, caregiver)
+    follower, _ = await open_follower(ws, caregiver)
+    driver_ws = await open_driver(ws, driver)
+    rider = await book_as(ws, passenger, "stop-1")
+    await receive_until(rider, "driver_assigned")
+    await receive_until(driver_ws, "ride_assigned")
+    await receive_until(follower, "ride_status")
+    await receive_until(follower, "ride_status")
+    await move(driver_ws, -26.2, 28.05)
+    assert (await follower.receive_json_from())["type"] == "driver_location"
+    assert (await rider.receive_json_from())["type"] == "driver_location"
+
+    if change == "revoke":
+        await db(caregiver_link_revoke, link=link, actor=passenger)
+    else:
+        await db(caregiver_link_update, link=link, actor=passenger, can_view_location=False)
+    updated, _ = await receive_until(follower, "links_updated")
+    if change == "revoke":
+        assert updated["passengers"] == []
+    else:
+        assert updated["passengers"][0]["can_view_location"] is False
+
+    await move(driver_ws, -26.21, 28.06)
+    assert (await rider.receive_json_from())["type"] == "driver_location"
+    await quiet(follower)
+
+
+@pytest.mark.parametrize("change", ["revoke", "location_off"])
+async def test_caregiver_ride_socket_obeys_a_changed_link(
+    ws, passenger, caregiver, make_link, make_driver, change
+):
+    """On /ws/ride/<id>/ a revoked caregiver is closed with 4403; location off stops positions."""
+    driver = await db(make_driver, *JHB)
+    link = await db(make_link, passenger, caregiver)
+    driver_ws = await open_driver(ws, driver)
+    rider = await book_as(ws, passenger, "stop-2")
+    await receive_until(rider, "driver_assigned")
+    await receive_until(driver_ws, "ride_assigned")
+    watching = await ws("/ws/ride/stop-2/", token=await db(token_for, caregiver))
+    await watching.receive_json_from()
+    assert (await watching.receive_json_from())["type"] == "ride_status"
+    await move(driver_ws, -26.2, 28.05)
+    assert (await watching.receive_json_from())["type"] == "driver_location"
+    await rider.receive_json_from()
+
+    if change == "revoke":
+        await db(caregiver_link_revoke, link=link, actor=passenger)
+        closed = await watching.receive_output(timeout=3)
+        assert closed == {"type": "websocket.close", "code": 4403}
+    else:
+        await db(caregiver_link_update, link=link, actor=passenger, can_view_location=False)
+        await settled(watching)
+        await move(driver_ws, -26.21, 28.06)
+        assert (await rider.receive_json_from())["type"] == "driver_location"
+        await quiet(watching)
+
+
+# --- the ride's own socket ------------------------------------------------------
+
+
+async def test_linked_caregiver_opens_the_ride_and_others_are_refused(
+    ws, passenger, caregiver, make_user, make_link
+):
+    """A caregiver with an active link watches the ride; anyone else gets 4403."""
+    await db(make_link, passenger, caregiver)
+    await db(
+        services.ride_request,
+        ride_id="open-1",
+        passenger=passenger,
+        booked_by=passenger,
+        pickup_latitude=JHB[0],
+        pickup_longitude=JHB[1],
+        dropoff_latitude=JHB[0],
+        dropoff_longitude=JHB[1],
+    )
+    comm = await ws("/ws/ride/open-1/", token=await db(token_for, caregiver))
+    await comm.receive_json_from()
+    snapshot = await comm.receive_json_from()
+    assert snapshot["type"] == "ride_status" and snapshot["ride_id"] == "open-1"
+    assert snapshot["passenger"]["id"] == passenger.pk
+
+    stranger = await db(make_user, "caregiver")
+    _, connected, code = await ws(
+        "/ws/ride/open-1/", token=await db(token_for, stranger), expect_accept=False
+    )
+    assert not connected and code == 4403
+    invited = await db(make_user, "caregiver")
+    link = await db(make_link, passenger, invited)
+    link.status = LinkStatus.INVITED
+    await db(link.save)
+    _, connected, code = await ws(
+        "/ws/ride/open-1/", token=await db(token_for, invited), expect_accept=False
+    )
+    assert not connected and code == 4403
+
+
+# --- wheelchairs ---------------------------------------------------------------
+
+
+async def test_wheelchair_ride_in_johannesburg_gets_no_sedan_or_suv(ws, passenger, make_driver):
+    """Only a wheelchair-accessible vehicle may carry the passenger: none is near."""
+    sedan = await db(make_driver, *JHB, vehicle_type=VehicleType.SEDAN)
+    suv = await db(make_driver, JHB[0] + 0.01, JHB[1], vehicle_type=VehicleType.SUV)
+    profile = passenger.passenger_profile
+    profile.needs_wheelchair = True
+    await db(profile.save)
+    comm = await book_as(ws, passenger, "wc-jhb")
+    assert (await comm.receive_json_from())["type"] == "searching"
+    assert (await comm.receive_json_from())["type"] == "no_drivers"
+    ride = await db(Ride.objects.get, ride_id="wc-jhb")
+    assert ride.needs_wheelchair and ride.status == RideStatus.SEARCHING
+    assert ride.driver_id is None
+    for driver in (sedan, suv):
+        assert (await db(DriverState.objects.get, driver=driver)).status == "available"
+
+
+async def test_wheelchair_ride_in_pretoria_gets_the_accessible_vehicle(ws, passenger, make_driver):
+    """The accessible vehicle is chosen over a nearer sedan."""
+    await db(make_driver, *PRETORIA, vehicle_type=VehicleType.SEDAN)
+    accessible = await db(
+        make_driver,
+        PRETORIA[0] + 0.02,
+        PRETORIA[1],
+        vehicle_type=VehicleType.WHEELCHAIR_ACCESSIBLE,
+    )
+    comm = await book_as(ws, passenger, "wc-pta", at=PRETORIA, needs_wheelchair=True)
+    assigned, _ = await receive_until(comm, "driver_assigned")
+    assert assigned["driver_id"] == accessible.pk
+    assert assigned["vehicle_type"] == "wheelchair_accessible"
