@@ -55,6 +55,8 @@ def caregiver_link_invite(
     """Invite a caregiver by phone; the link waits for their consent."""
     if actor.pk != passenger.pk and not _is_support(actor):
         raise LinkError("forbidden", "Only the passenger or support staff can invite.", 403)
+    if passenger.user_type != UserType.PASSENGER:
+        raise LinkError("forbidden", "Only passenger accounts can have caregivers.", 403)
     if relationship_type not in RelationshipType.values:
         raise LinkError("invalid_request", f"Unknown relationship_type '{relationship_type}'.")
     try:

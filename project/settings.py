@@ -65,6 +65,8 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "django_otp",
+    # Serves the API docs' Swagger UI from static files: no CDN, no inline JS.
+    "ninja",
     "people",
     "dispatch",
     "console",

@@ -1,0 +1,77 @@
+"""
+A person edits their own profile: their name, and a passenger their needs.
+Driver and vehicle details are support's to change, never the driver's.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from people.models import PassengerProfile, User, UserType
+from people.services import audit_event_record
+
+NAME_FIELDS = ("first_name", "last_name")
+NEEDS_FIELDS = (
+    "needs_wheelchair",
+    "needs_walker",
+    "needs_assistance_boarding",
+    "has_service_animal",
+    "notes",
+)
+
+
+class ProfileError(Exception):
+    def __init__(self, code: str, message: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.fields = fields or {}
+
+
+def profile_update(*, user: User, actor: User | None = None, **fields) -> User:
+    """
+    Change the fields given; the others stay. Only passengers have needs.
+    Raises ProfileError for a field the user may not change.
+    """
+    actor = actor or user
+    unknown = set(fields) - {*NAME_FIELDS, *NEEDS_FIELDS}
+    if unknown:
+        raise ProfileError(
+            "invalid_request",
+            "Unknown fields: " + ", ".join(sorted(unknown)) + ".",
+            {name: "Not a profile field." for name in unknown},
+        )
+    needs = {k: v for k, v in fields.items() if k in NEEDS_FIELDS}
+    if needs and user.user_type != UserType.PASSENGER:
+        raise ProfileError(
+            "invalid_request",
+            "Only passengers have travel needs.",
+            {name: "Only passengers have travel needs." for name in needs},
+        )
+    names = {k: v.strip() for k, v in fields.items() if k in NAME_FIELDS}
+    with transaction.atomic():
+        changed: list[str] = []
+        if names:
+            user = User.objects.select_for_update().get(pk=user.pk)
+            changed += [k for k, v in names.items() if getattr(user, k) != v]
+            for name, value in names.items():
+                setattr(user, name, value)
+            user.save(update_fields=list(names))
+        if needs:
+            profile, _ = PassengerProfile.objects.select_for_update().get_or_create(user=user)
+            changed += [k for k, v in needs.items() if getattr(profile, k) != v]
+            for name, value in needs.items():
+                setattr(profile, name, value)
+            profile.save(update_fields=list(needs))
+        if changed:
+            audit_event_record(
+                actor=actor,
+                action="profile.updated",
+                subject=user,
+                # Names of what changed and the new flags; the free-text
+                # notes are health details and stay out of the log.
+                payload={
+                    "changed": sorted(changed),
+                    **{k: needs[k] for k in changed if k in needs and k != "notes"},
+                },
+            )
+    return user
