@@ -1,0 +1,195 @@
+"""
+python -m bench [--full] [--only NAME ...]
+
+Quick set (make bench, a few minutes): index search, ping ratio, matching
+at 1,000 drivers on each channel layer and database connection mode, 500
+simultaneous requests, 5,000 idle sockets, console fan-out and the location
+path at 2,000 drivers, and a one-minute soak. --full adds matching at 10,000
+drivers, longer runs, and the ten-minute soak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import time
+
+from bench import env, scenarios
+from bench.scenarios import Result, verdict
+
+NAMES = ["geo", "ping", "match", "burst", "idle", "fleet", "soak"]
+
+
+def machine() -> str:
+    cpu = "?"
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = int(open("/proc/meminfo").readline().split()[1])
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), {mem_kb / 1024 / 1024:.1f} GiB RAM, "
+        f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M %Z')}"
+    )
+
+
+def show(rows: list[Result]) -> None:
+    for r in rows:
+        target = f"target {r.target}" if r.target else ""
+        print(f"[{verdict(r.ok):4}] {r.name}: {r.figure}  {target}", flush=True)
+        if r.note:
+            print(f"         {r.note}", flush=True)
+
+
+async def run(args) -> list[Result]:
+    full = args.full
+    wanted = set(args.only or NAMES)
+    rows: list[Result] = []
+
+    def add(new):
+        rows.extend(new)
+        show(new)
+
+    if "geo" in wanted:
+        add(scenarios.geo_search())
+        # The same fleet packed into one city (100 drivers a km2), for scale.
+        dense = scenarios.geo_search(span=0.3, queries=1000, naive_queries=10)
+        for r in dense:
+            r.ok = None
+        add(dense)
+    print("bench: fresh database and Redis; seeding people...", flush=True)
+    await asyncio.to_thread(env.recreate_database)
+    env.flush_redis()
+    t = time.perf_counter()
+    n_drivers = 10_100 if full else 5_100
+    cast = await asyncio.to_thread(env.seed, n_drivers, 1_500)
+    print(f"bench: {n_drivers:,} drivers, 1,500 passengers in {time.perf_counter() - t:.0f} s")
+
+    if "ping" in wanted:
+        add(await scenarios.ping_ratio())
+
+    seconds = 60 if full else 20
+    layer_scores: dict[str, float] = {}
+    db_scores: dict[str, float] = {}
+    if "match" in wanted:
+        for layer, db in (("core", "persistent"), ("pubsub", "persistent"), ("core", "pool")):
+            if db == "pool" and not _has_pool():
+                add(
+                    [
+                        Result(
+                            "matching with psycopg pool",
+                            "skipped",
+                            "",
+                            None,
+                            "psycopg-pool missing",
+                        )
+                    ]
+                )
+                continue
+            new, info = await scenarios.match(
+                cast, n_drivers=1000, rate=20, seconds=seconds, layer=layer, db=db
+            )
+            add(new)
+            p99 = info["hist"].percentile_ms(99)
+            if db == "persistent":
+                layer_scores[layer] = p99
+            if layer == "core":
+                db_scores[db] = p99
+        if full:
+            new, info = await scenarios.match(
+                cast, n_drivers=10_000, rate=20, seconds=seconds, layer="core",
+                p50_target=None, p99_target=150,
+            )  # fmt: skip
+            add(new)
+    if "burst" in wanted:
+        for db in ("persistent", "pool") if _has_pool() else ("persistent",):
+            new, hist = await scenarios.burst(cast, n=500, db=db)
+            add(new)
+            db_scores[f"burst-{db}"] = hist.percentile_ms(50)
+    if "idle" in wanted:
+        add(await scenarios.idle_sockets(cast, 5000))
+    console_scores: dict[str, float] = {}
+    if "fleet" in wanted:
+        for layer in ("core", "pubsub"):
+            new = await scenarios.fleet_on_one_worker(cast, layer=layer, phase_s=30 if full else 15)
+            add(new)
+            console_scores[layer] = float(new[0].figure.split("p99 ")[1].split()[0])
+    if "soak" in wanted:
+        soak_layers = ["core"]
+        if _pubsub_wins(layer_scores, console_scores):
+            soak_layers.append("pubsub")
+        for layer in soak_layers:
+            add(await scenarios.soak(cast, seconds=600 if full else 60, layer=layer))
+    if layer_scores or console_scores:
+        choice = "pubsub" if _pubsub_wins(layer_scores, console_scores) else "core"
+        soaked = [r for r in rows if r.name.startswith("soak") and "[pubsub]" in r.name]
+        if choice == "pubsub" and not (soaked and soaked[0].ok):
+            choice = "core (pub/sub was faster but did not survive the soak)"
+        add(
+            [
+                Result(
+                    "channel layer chosen",
+                    choice,
+                    "pub/sub only if faster and soak-clean",
+                    None,
+                    f"match p99 {layer_scores}; console p99 {console_scores}",
+                )
+            ]
+        )
+    if db_scores:
+        add([Result("database connections", json.dumps(db_scores), "", None, "ms (p99 / p50)")])
+    return rows
+
+
+def _has_pool() -> bool:
+    try:
+        import psycopg_pool  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _pubsub_wins(layer_scores: dict, console_scores: dict) -> bool:
+    pairs = [(s.get("pubsub"), s.get("core")) for s in (layer_scores, console_scores)]
+    pairs = [(p, c) for p, c in pairs if p is not None and c is not None]
+    return bool(pairs) and all(p < c for p, c in pairs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--full", action="store_true", help="the full set (about 30 minutes)")
+    parser.add_argument("--only", nargs="*", choices=NAMES, help="run only these")
+    args = parser.parse_args()
+    env.raise_fd_limit()
+    env.setup_django()
+    print(f"bench: {'full' if args.full else 'quick'} set on {machine()}", flush=True)
+    print(f"bench: git {_git()}; logs in {env.LOG_DIR}", flush=True)
+    started = time.perf_counter()
+    rows = asyncio.run(run(args))
+    print(f"\n=== summary ({time.perf_counter() - started:.0f} s) ===")
+    for r in rows:
+        print(
+            f"[{verdict(r.ok):4}] {r.name}: {r.figure}"
+            + (f"  (target {r.target})" if r.target else "")
+        )
+    env.LOG_DIR.mkdir(parents=True, exist_ok=True)
+    (env.LOG_DIR / "results.json").write_text(
+        json.dumps([r.__dict__ for r in rows], indent=1, default=str)
+    )
+
+
+def _git() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=env.ROOT
+        ).stdout.strip()
+    except OSError:
+        return "?"
+
+
+if __name__ == "__main__":
+    main()
