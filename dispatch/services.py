@@ -618,50 +618,31 @@ def _driver_ride(ride: Ride, driver: User) -> None:
         raise NotAllowed(f"Ride {ride.ride_id} is not assigned to you.")
 
 
-def ride_driver_arrived(*, ride: Ride, driver: User) -> Ride:
+def _driver_step(
+    ride: Ride, driver: User, to_status: str, kind: str, *, release: bool = False, **fields
+) -> Ride:
+    """One step of the trip, reported by the ride's own driver."""
     _driver_ride(ride, driver)
     with transaction.atomic():
-        _transition(
-            ride,
-            S.DRIVER_ARRIVED,
-            kind="driver_arrived",
-            actor=driver,
-            role="driver",
-            arrived_at=timezone.now(),
-        )
-        events.publish_ride(ride.pk, "driver_arrived")
+        _transition(ride, to_status, kind=kind, actor=driver, role="driver", **fields)
+        if release:
+            _release_driver(driver.pk)
+        events.publish_ride(ride.pk, kind)
     return ride
+
+
+def ride_driver_arrived(*, ride: Ride, driver: User) -> Ride:
+    return _driver_step(ride, driver, S.DRIVER_ARRIVED, "driver_arrived", arrived_at=timezone.now())
 
 
 def ride_start(*, ride: Ride, driver: User) -> Ride:
-    _driver_ride(ride, driver)
-    with transaction.atomic():
-        _transition(
-            ride,
-            S.IN_PROGRESS,
-            kind="started",
-            actor=driver,
-            role="driver",
-            started_at=timezone.now(),
-        )
-        events.publish_ride(ride.pk, "started")
-    return ride
+    return _driver_step(ride, driver, S.IN_PROGRESS, "started", started_at=timezone.now())
 
 
 def ride_complete(*, ride: Ride, driver: User) -> Ride:
-    _driver_ride(ride, driver)
-    with transaction.atomic():
-        _transition(
-            ride,
-            S.COMPLETED,
-            kind="completed",
-            actor=driver,
-            role="driver",
-            ended_at=timezone.now(),
-        )
-        _release_driver(driver.pk)
-        events.publish_ride(ride.pk, "completed")
-    return ride
+    return _driver_step(
+        ride, driver, S.COMPLETED, "completed", release=True, ended_at=timezone.now()
+    )
 
 
 def ride_no_show(*, ride: Ride, driver: User) -> Ride:
@@ -681,20 +662,16 @@ def ride_no_show(*, ride: Ride, driver: User) -> Ride:
             f"Wait at the pickup until {timezone.localtime(wait_until):%H:%M:%S} "
             "before recording a no-show.",
         )
-    with transaction.atomic():
-        _transition(
-            ride,
-            S.NO_SHOW,
-            kind="no_show",
-            actor=driver,
-            role="driver",
-            ended_at=timezone.now(),
-            cancelled_by=CancelledBy.SYSTEM,
-            cancel_reason="no_show",
-        )
-        _release_driver(driver.pk)
-        events.publish_ride(ride.pk, "no_show")
-    return ride
+    return _driver_step(
+        ride,
+        driver,
+        S.NO_SHOW,
+        "no_show",
+        release=True,
+        ended_at=timezone.now(),
+        cancelled_by=CancelledBy.SYSTEM,
+        cancel_reason="no_show",
+    )
 
 
 def ride_cancel(*, ride: Ride, actor: User | None, cancelled_by: str, reason: str = "") -> Ride:
