@@ -82,6 +82,7 @@ class AppConsumer(AsyncJsonWebsocketConsumer):
 
     async def websocket_connect(self, message):
         self.groups_joined = set()
+        start_sweeper()
         await super().websocket_connect(message)
 
     async def disconnect(self, code):
@@ -431,7 +432,6 @@ class DriverConsumer(AppConsumer):
             await self.send_json(
                 messages.ride_request(offer.ride, offer.distance_km, offer.expires_at)
             )
-        start_sweeper()
 
     def _snapshot(self):
         if not DriverProfile.objects.filter(user=self.user).exists():
@@ -586,10 +586,14 @@ class DriverConsumer(AppConsumer):
         kind = event["kind"]
         if kind in ("assigned", "reassigned") and event["message"]["type"] == "ride_assigned":
             self.active_ride = (event["ride_id"], event["passenger_id"])
-        elif kind == "released" or event["status"] in (
-            RideStatus.COMPLETED,
-            RideStatus.CANCELLED,
-            RideStatus.NO_SHOW,
+        elif (
+            self.active_ride is not None
+            and self.active_ride[0] == event["ride_id"]
+            and (
+                kind == "released"
+                or event["status"]
+                in (RideStatus.COMPLETED, RideStatus.CANCELLED, RideStatus.NO_SHOW)
+            )
         ):
             self.active_ride = None
         await self.send_json(event["message"])
@@ -715,7 +719,8 @@ def start_sweeper() -> None:
     global _sweeper
     if settings.DISPATCH_MODE != "offer":
         return
-    if _sweeper is not None and not _sweeper.done():
+    loop = asyncio.get_running_loop()
+    if _sweeper is not None and not _sweeper.done() and _sweeper.get_loop() is loop:
         return
 
     async def sweep():
@@ -726,4 +731,4 @@ def start_sweeper() -> None:
                 log.exception("offer sweep failed")
             await asyncio.sleep(1.0)
 
-    _sweeper = asyncio.get_running_loop().create_task(sweep())
+    _sweeper = loop.create_task(sweep())

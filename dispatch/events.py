@@ -125,6 +125,13 @@ def _deliver_ride(ride_pk: int, kind: str, extra: dict) -> None:
         gone["reason"] = extra.get("released_reason", kind)
         sends.append((driver_group(released), _ride_envelope(ride, "released", gone)))
 
+    for withdrawn in extra.get("withdrawn_driver_ids") or ():
+        # An offer that is no longer open: the driver's app stops showing it.
+        gone = messages.ride_cancelled(ride)
+        gone["cancelled_by"] = ride.cancelled_by or "system"
+        gone["reason"] = "offer_expired" if kind == "offer_expired" else "offer_withdrawn"
+        sends.append((driver_group(withdrawn), _ride_envelope(ride, "withdrawn", gone)))
+
     if kind != "offered":
         # Those with only can_view_location are told too: their socket needs
         # the news to join the ride's group for positions, and drops the

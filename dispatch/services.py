@@ -168,6 +168,14 @@ def _release_driver(driver_id: int | None) -> None:
         events.publish_driver(driver_id, "available")
 
 
+def _withdraw_offers(ride: Ride, except_driver_id: int | None = None) -> list[int]:
+    """Close the ride's open offers; returns the drivers who must be told."""
+    open_offers = RideOffer.objects.filter(ride=ride, status=OfferStatus.OFFERED)
+    drivers = [d for d in open_offers.values_list("driver_id", flat=True) if d != except_driver_id]
+    open_offers.update(status=OfferStatus.WITHDRAWN, responded_at=timezone.now())
+    return drivers
+
+
 def _role_of(user: User | None, ride: Ride) -> str:
     if user is None:
         return "system"
@@ -414,13 +422,12 @@ def ride_assign(
                 )
         except IntegrityError as exc:
             raise DriverUnavailable("That driver already has a ride.", driver_id=driver_id) from exc
-        RideOffer.objects.filter(ride=ride, status=OfferStatus.OFFERED).update(
-            status=OfferStatus.WITHDRAWN, responded_at=timezone.now()
-        )
+        withdrawn = _withdraw_offers(ride, except_driver_id=driver_id)
         _release_driver(previous)
         events.publish_ride(
             ride.pk,
             kind,
+            withdrawn_driver_ids=withdrawn,
             released_driver_id=previous,
             released_reason="reassigned",
             released_by="dispatcher",
@@ -603,7 +610,7 @@ def ride_offers_expire(*, now: datetime | None = None) -> int:
                 from_status=ride.status,
                 payload={"driver_id": offer.driver_id},
             )
-            events.publish_ride(ride.pk, "offer_expired")
+            events.publish_ride(ride.pk, "offer_expired", withdrawn_driver_ids=[offer.driver_id])
         expired += 1
         if ride.status == S.SEARCHING:
             ride_match(ride=ride)
@@ -691,11 +698,9 @@ def ride_cancel(*, ride: Ride, actor: User | None, cancelled_by: str, reason: st
             cancel_reason=reason[:64],
             ended_at=timezone.now(),
         )
-        RideOffer.objects.filter(ride=ride, status=OfferStatus.OFFERED).update(
-            status=OfferStatus.WITHDRAWN, responded_at=timezone.now()
-        )
+        withdrawn = _withdraw_offers(ride)
         _release_driver(driver_id)
-        events.publish_ride(ride.pk, "cancelled")
+        events.publish_ride(ride.pk, "cancelled", withdrawn_driver_ids=withdrawn)
     return ride
 
 

@@ -366,3 +366,35 @@ async def test_waiting_ride_gets_a_driver_who_comes_online_nearby(ws, passenger,
     assert offer["ride_id"] == "wait-1"
     assigned, _ = await receive_until(comm, "driver_assigned")
     assert assigned["driver_id"] == driver.pk
+
+
+async def test_offered_driver_is_told_when_the_offer_is_withdrawn_or_expires(
+    ws, passenger, make_driver, settings
+):
+    """In offer mode a cancelled ride or an expired offer reaches the offered driver."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.DISPATCH_MODE = "offer"
+    driver = await db(make_driver, *JHB)
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    comm = await ws("/ws/ride/offer-1/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver())
+    request, _ = await receive_until(driver_ws, "ride_request")
+    assert request["ride_id"] == "offer-1" and request["timeout_s"] > 0
+    await comm.send_json_to({"type": "cancel_ride"})
+    withdrawn, _ = await receive_until(driver_ws, "ride_cancelled")
+    assert withdrawn["ride_id"] == "offer-1" and withdrawn["reason"] == "offer_withdrawn"
+
+    other = await ws("/ws/ride/offer-2/", token=await db(token_for, passenger))
+    await other.receive_json_from()
+    await other.send_json_to(find_driver())
+    await receive_until(driver_ws, "ride_request")
+    later = timezone.now() + timedelta(seconds=settings.OFFER_TIMEOUT_S + 1)
+    assert await db(services.ride_offers_expire, now=later) == 1
+    expired, _ = await receive_until(driver_ws, "ride_cancelled")
+    assert expired["ride_id"] == "offer-2" and expired["reason"] == "offer_expired"
+    await receive_until(other, "no_drivers")
