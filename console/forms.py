@@ -1,0 +1,101 @@
+"""The console's forms: they check input; the services do the work."""
+
+from __future__ import annotations
+
+from django import forms
+from unfold.forms import AuthenticationForm
+
+from people.models import RelationshipType, User
+from people.phones import InvalidPhoneNumber, normalize_phone
+
+CANCEL_REASONS = (
+    "Passenger asked to cancel",
+    "Caregiver asked to cancel",
+    "Booked by mistake",
+    "No accessible vehicle nearby",
+    "Passenger not reachable",
+    "Driver vehicle problem",
+)
+
+
+class ConsoleLoginForm(AuthenticationForm):
+    """
+    Staff sign in with their phone number in any usual spelling. Unfold's form
+    (Django's admin form underneath) refuses non-staff accounts and styles the
+    inputs like the admin's.
+    """
+
+    def __init__(self, request=None, *args, **kwargs):
+        super().__init__(request, *args, **kwargs)
+        username = self.fields["username"]
+        username.label = "Phone number"
+        username.widget.attrs.update(
+            {"autocomplete": "username", "inputmode": "tel", "placeholder": "+27 80 000 0001"}
+        )
+
+    def clean_username(self) -> str:
+        raw = self.cleaned_data["username"]
+        try:
+            return normalize_phone(raw)
+        except InvalidPhoneNumber:
+            # Let authentication fail with the usual, non-revealing message.
+            return raw
+
+
+class AssignForm(forms.Form):
+    driver_id = forms.IntegerField(min_value=1)
+    # The ride version the dispatcher looked at: a ride that changed since
+    # is shown again instead of being reassigned blindly.
+    version = forms.IntegerField(min_value=0)
+    distance_km = forms.FloatField(required=False, min_value=0)
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(
+        max_length=64,
+        strip=True,
+        widget=forms.TextInput(attrs={"list": "cancel-reasons", "autocomplete": "off"}),
+    )
+    version = forms.IntegerField(min_value=0)
+
+
+def _phone_field(label: str) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        max_length=32,
+        widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"}),
+    )
+
+
+class LinkCreateForm(forms.Form):
+    passenger_phone = _phone_field("Passenger phone")
+    caregiver_phone = _phone_field("Caregiver phone")
+    relationship_type = forms.ChoiceField(
+        label="Relationship", choices=RelationshipType.choices, initial=RelationshipType.FAMILY
+    )
+    can_book_rides = forms.BooleanField(label="May book rides", required=False, initial=True)
+    can_view_location = forms.BooleanField(
+        label="May see the live location", required=False, initial=True
+    )
+    can_receive_notifications = forms.BooleanField(
+        label="Gets ride notifications", required=False, initial=True
+    )
+    notes = forms.CharField(
+        required=False, max_length=500, widget=forms.TextInput(attrs={"autocomplete": "off"})
+    )
+
+    def clean_passenger_phone(self) -> User:
+        try:
+            phone = normalize_phone(self.cleaned_data["passenger_phone"])
+        except InvalidPhoneNumber as exc:
+            raise forms.ValidationError(exc.messages[0]) from exc
+        passenger = User.objects.filter(phone_number=phone).first()
+        if passenger is None:
+            raise forms.ValidationError("No passenger has this phone number.")
+        return passenger
+
+    def clean_caregiver_phone(self) -> str:
+        try:
+            return normalize_phone(self.cleaned_data["caregiver_phone"])
+        except InvalidPhoneNumber as exc:
+            raise forms.ValidationError(exc.messages[0]) from exc

@@ -1,0 +1,364 @@
+"""
+The dispatcher console: one board page whose regions htmx swaps in place.
+
+Views stay thin: they check who asks, read through console.selectors and
+change things only through dispatch.services and people.caregivers. Errors a
+dispatcher can act on (a driver taken meanwhile, a ride that changed) come
+back as a message in the page, never as a server error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
+
+from console import selectors
+from console.forms import (
+    CANCEL_REASONS,
+    AssignForm,
+    CancelForm,
+    ConsoleLoginForm,
+    LinkCreateForm,
+)
+from dispatch import services
+from dispatch.models import FINAL_STATUSES, PENDING_STATUSES, Ride, RideStatus
+from people.models import CaregiverLink
+
+TEMPLATE = "console/board.html"
+# Regions a change to a ride touches; the acting console gets them at once,
+# every other console through its socket.
+RIDE_REGIONS = ("pending-rides", "active-rides", "events", "drivers")
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def console_view(check: Callable[[Any], bool]):
+    """
+    Sign-in required (htmx requests are sent to the login page as a whole
+    page, not swapped into a panel); signed-in users who fail `check` get 403.
+    """
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request: HtmxHttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                if request.htmx:
+                    login = reverse(settings.LOGIN_URL)
+                    return HttpResponseClientRedirect(f"{login}?next={reverse('console:board')}")
+                return redirect_to_login(request.get_full_path())
+            if not check(request.user):
+                raise PermissionDenied("The console is for dispatchers and support staff.")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+dispatcher_view = console_view(selectors.can_use_board)
+links_view = console_view(selectors.can_manage_links)
+
+
+# --- sign-in ----------------------------------------------------------------
+
+
+def login(request: HttpRequest) -> HttpResponse:
+    # The admin's theme colours, so the page matches the unfold admin.
+    theme = admin.site.each_context(request)
+    return auth_views.LoginView.as_view(
+        template_name="registration/login.html",
+        authentication_form=ConsoleLoginForm,
+        extra_context={
+            "title": "Sign in",
+            "site_title": "Care Connect dispatch",
+            "colors": theme.get("colors"),
+            "border_radius": theme.get("border_radius"),
+        },
+    )(request)
+
+
+logout = auth_views.LogoutView.as_view()
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("console:board")
+
+
+# --- rendering helpers --------------------------------------------------------
+
+
+def _common(request: HttpRequest) -> dict[str, Any]:
+    return {
+        "can_manage_links": selectors.can_manage_links(request.user),
+        "can_use_board": selectors.can_use_board(request.user),
+        "cancel_reasons": CANCEL_REASONS,
+    }
+
+
+def _render_regions(
+    regions: Iterable[str], ctx: dict[str, Any] | None = None, *, oob: bool = True
+) -> str:
+    """Board regions as one HTML string, each marked for an out-of-band swap."""
+    regions = tuple(regions)
+    data = {**selectors.board_context(regions), **(ctx or {}), "oob": oob}
+    return "".join(render_to_string(f"{TEMPLATE}#{name}", data) for name in regions)
+
+
+def _page(request: HtmxHttpRequest, **extra: Any) -> HttpResponse:
+    ctx = selectors.board_context()
+    ctx["map_data"] = selectors.map_snapshot(
+        drivers=ctx["drivers"], pending=ctx["pending_rides"], active=ctx["active_rides"]
+    )
+    ctx["map_config"] = {
+        "tile_url": settings.MAP_TILE_URL,
+        "stale_after_s": settings.DRIVER_STALE_AFTER_S,
+        "ws_path": "/ws/console/",
+    }
+    ctx["link_form"] = LinkCreateForm()
+    ctx.update(_common(request))
+    ctx.update(extra)
+    return render(request, TEMPLATE, ctx)
+
+
+def _panel_context(ride: Ride, **extra: Any) -> dict[str, Any]:
+    candidates = []
+    if ride.status in (*PENDING_STATUSES, RideStatus.ASSIGNED, RideStatus.DRIVER_ARRIVED):
+        candidates = selectors.assign_candidates(ride)
+    return {
+        "panel_ride": ride,
+        "candidates": candidates,
+        "is_final": ride.status in FINAL_STATUSES,
+        "cancel_reasons": CANCEL_REASONS,
+        **extra,
+    }
+
+
+# --- the board ----------------------------------------------------------------
+
+
+@require_GET
+@dispatcher_view
+def board(request: HtmxHttpRequest) -> HttpResponse:
+    return _page(request)
+
+
+@require_GET
+@dispatcher_view
+def region(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    """One region of the board, for htmx; a browser gets the whole board."""
+    if name not in selectors.REGIONS:
+        raise Http404("No such region.")
+    if not request.htmx:
+        return redirect("console:board")
+    ctx = {**selectors.board_context((name,)), **_common(request)}
+    return render(request, f"{TEMPLATE}#{name}", ctx)
+
+
+# --- one ride: assign, reassign, cancel -------------------------------------------
+
+
+@require_GET
+@dispatcher_view
+def ride_panel(request: HtmxHttpRequest, ride_pk: int) -> HttpResponse:
+    ride = selectors.ride_for_panel(ride_pk)
+    if ride is None:
+        raise Http404("No such ride.")
+    ctx = _panel_context(ride)
+    if request.htmx:
+        return render(request, f"{TEMPLATE}#ride-panel", ctx)
+    return _page(request, **ctx)
+
+
+def _after_ride_action(
+    request: HtmxHttpRequest, ride_pk: int, *, error: str = "", notice: str = ""
+) -> HttpResponse:
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        elif notice:
+            messages.success(request, notice)
+        return redirect("console:ride", ride_pk=ride_pk)
+    ride = selectors.ride_for_panel(ride_pk)
+    html = render_to_string(
+        f"{TEMPLATE}#ride-panel",
+        _panel_context(ride, panel_error=error, panel_notice=notice),
+        request=request,
+    )
+    if not error:
+        html += _render_regions(RIDE_REGIONS, _common(request))
+    return HttpResponse(html)
+
+
+def _changed_meanwhile(ride: Ride, seen_version: int) -> str:
+    if ride.version == seen_version:
+        return ""
+    return (
+        f"Ride {ride.ride_id} changed while you were looking at it: it is now "
+        f"{RideStatus(ride.status).label.lower()}. Check it again, then choose."
+    )
+
+
+@require_POST
+@dispatcher_view
+def ride_assign(request: HtmxHttpRequest, ride_pk: int) -> HttpResponse:
+    ride = get_object_or_404(Ride.objects.select_related("driver"), pk=ride_pk)
+    form = AssignForm(request.POST)
+    if not form.is_valid():
+        return _after_ride_action(request, ride_pk, error="Choose a driver from the list.")
+    data = form.cleaned_data
+    error = _changed_meanwhile(ride, data["version"])
+    if error:
+        return _after_ride_action(request, ride_pk, error=error)
+    try:
+        services.ride_assign(
+            ride=ride,
+            driver_id=data["driver_id"],
+            actor=request.user,
+            role="dispatcher",
+            distance_km=data["distance_km"],
+        )
+    except services.DispatchError as exc:
+        return _after_ride_action(request, ride_pk, error=str(exc))
+    ride = Ride.objects.select_related("driver", "passenger").get(pk=ride_pk)
+    return _after_ride_action(
+        request,
+        ride_pk,
+        notice=f"{ride.driver} is now assigned to {ride.passenger} ({ride.ride_id}).",
+    )
+
+
+def _end_ride(request: HtmxHttpRequest, ride_pk: int, action: str) -> HttpResponse:
+    ride = get_object_or_404(Ride, pk=ride_pk)
+    form = CancelForm(request.POST)
+    if not form.is_valid():
+        return _after_ride_action(request, ride_pk, error="Give a reason (up to 64 characters).")
+    reason = form.cleaned_data["reason"]
+    error = _changed_meanwhile(ride, form.cleaned_data["version"])
+    if error:
+        return _after_ride_action(request, ride_pk, error=error)
+    try:
+        if action == "cancel":
+            services.ride_cancel(
+                ride=ride, actor=request.user, cancelled_by="dispatcher", reason=reason
+            )
+            notice = f"Ride {ride.ride_id} is cancelled."
+        else:
+            services.ride_mark_unfulfilled(ride=ride, actor=request.user, reason=reason)
+            notice = f"Ride {ride.ride_id} is closed as unfulfilled."
+    except services.DispatchError as exc:
+        return _after_ride_action(request, ride_pk, error=str(exc))
+    return _after_ride_action(request, ride_pk, notice=notice)
+
+
+@require_POST
+@dispatcher_view
+def ride_cancel(request: HtmxHttpRequest, ride_pk: int) -> HttpResponse:
+    return _end_ride(request, ride_pk, "cancel")
+
+
+@require_POST
+@dispatcher_view
+def ride_unfulfilled(request: HtmxHttpRequest, ride_pk: int) -> HttpResponse:
+    return _end_ride(request, ride_pk, "unfulfilled")
+
+
+# --- caregiver links ------------------------------------------------------------
+
+
+def _caregivers():
+    """people.caregivers, imported when used: it imports dispatch lazily too."""
+    from people import caregivers
+
+    return caregivers
+
+
+@require_GET
+@links_view
+def links(request: HtmxHttpRequest) -> HttpResponse:
+    if request.htmx:
+        ctx = {**selectors.board_context(("links",)), **_common(request)}
+        return render(request, f"{TEMPLATE}#links", ctx)
+    ctx = {
+        **selectors.board_context(("links",)),
+        **_common(request),
+        "link_form": LinkCreateForm(),
+    }
+    return render(request, "console/links.html", ctx)
+
+
+def _links_response(request: HtmxHttpRequest, form, *, error: str = "", notice: str = ""):
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        elif notice:
+            messages.success(request, notice)
+        return redirect("console:links")
+    ctx = {"link_form": form, "link_error": error, "link_notice": notice, **_common(request)}
+    html = render_to_string(f"{TEMPLATE}#link-form", ctx, request=request)
+    html += _render_regions(("links",), _common(request))
+    return HttpResponse(html)
+
+
+@require_POST
+@links_view
+def link_create(request: HtmxHttpRequest) -> HttpResponse:
+    caregivers = _caregivers()
+    form = LinkCreateForm(request.POST)
+    if not form.is_valid():
+        if not request.htmx:
+            errors = "; ".join(e for errs in form.errors.values() for e in errs)
+            return _links_response(request, form, error=errors)
+        return _links_response(request, form)
+    data = form.cleaned_data
+    try:
+        link = caregivers.caregiver_link_invite(
+            passenger=data["passenger_phone"],
+            caregiver_phone=data["caregiver_phone"],
+            actor=request.user,
+            relationship_type=data["relationship_type"],
+            can_book_rides=data["can_book_rides"],
+            can_view_location=data["can_view_location"],
+            can_receive_notifications=data["can_receive_notifications"],
+            notes=data["notes"],
+        )
+    except caregivers.LinkError as exc:
+        return _links_response(request, form, error=str(exc))
+    return _links_response(
+        request,
+        LinkCreateForm(),
+        notice=f"{link.caregiver} is invited to care for {link.passenger}.",
+    )
+
+
+@require_POST
+@links_view
+def link_revoke(request: HtmxHttpRequest, link_pk: int) -> HttpResponse:
+    caregivers = _caregivers()
+    link = get_object_or_404(
+        CaregiverLink.objects.select_related("passenger", "caregiver"), pk=link_pk
+    )
+    try:
+        caregivers.caregiver_link_revoke(link=link, actor=request.user)
+    except caregivers.LinkError as exc:
+        return _links_response(request, LinkCreateForm(), error=str(exc))
+    return _links_response(
+        request,
+        LinkCreateForm(),
+        notice=f"{link.caregiver} no longer cares for {link.passenger}.",
+    )

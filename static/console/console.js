@@ -1,0 +1,450 @@
+/*
+ * Care Connect dispatch console: the live map and the page's small habits.
+ *
+ * The board's regions arrive as htmx out-of-band fragments over /ws/console/
+ * (htmx's ws extension swaps them). JSON messages on the same socket are for
+ * this script: "map.snapshot" (every marker, after ride and driver changes),
+ * "map.positions" (moved drivers, at most once per driver per batch) and
+ * "rides.changed" (versions, so an open ride panel refreshes itself).
+ *
+ * Markers are Leaflet circle markers: vector paths drawn whether or not the
+ * map tiles load. window.ccMap.markers holds them keyed "driver-<user id>"
+ * and "ride-<ride_id>"; each path carries data-marker, data-kind and
+ * data-state attributes for tests and styling.
+ */
+(function () {
+  "use strict";
+
+  var COLORS = {
+    available: "#1f7a4d",
+    on_trip: "#2463a8",
+    stale: "#6b7280",
+    pickup: "#c26a00",
+    pickupUnmatched: "#b42318",
+    pickupActive: "#6d4fc2"
+  };
+  var STATE_LABELS = {
+    available: "Available",
+    on_trip: "On trip",
+    stale: "No recent signal"
+  };
+  var RESTYLE_EVERY_MS = 5000;
+
+  function readJSON(id) {
+    var node = document.getElementById(id);
+    return node ? JSON.parse(node.textContent) : null;
+  }
+
+  var config = readJSON("map-config");
+  var initial = readJSON("map-data");
+  var skew = 0; // server clock minus this browser's clock, in seconds
+
+  function serverNow() {
+    return Date.now() / 1000 + skew;
+  }
+
+  function noteServerTime(data) {
+    if (typeof data.server_now === "number") {
+      skew = data.server_now - Date.now() / 1000;
+    }
+  }
+
+  // --- small DOM helpers ---------------------------------------------------
+
+  function make(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+
+  function ago(seconds) {
+    seconds = Math.max(0, Math.round(seconds));
+    if (seconds < 60) return seconds + " s";
+    var minutes = Math.floor(seconds / 60);
+    if (minutes < 60) return minutes + " min";
+    var hours = Math.floor(minutes / 60);
+    var rest = minutes % 60;
+    if (hours < 24) return hours + " h" + (rest ? " " + rest + " min" : "");
+    var days = Math.floor(hours / 24);
+    return days + (days === 1 ? " day" : " days");
+  }
+
+  // --- the map ---------------------------------------------------------------
+
+  var ccMap = {
+    map: null,
+    markers: {},
+    drivers: {},
+    rides: {},
+    lines: {},
+    count: function (kind) {
+      return Object.keys(this.markers).filter(function (key) {
+        return !kind || key.indexOf(kind + "-") === 0;
+      }).length;
+    }
+  };
+  window.ccMap = ccMap;
+
+  function driverState(d) {
+    if (!d.demo && (d.ts === null || d.ts === undefined || serverNow() - d.ts > config.stale_after_s)) {
+      return "stale";
+    }
+    return d.status === "on_trip" ? "on_trip" : "available";
+  }
+
+  function rideState(r) {
+    if (r.pending) return r.no_driver ? "unmatched" : "pending";
+    return "active";
+  }
+
+  function rideColor(state) {
+    if (state === "unmatched") return COLORS.pickupUnmatched;
+    if (state === "pending") return COLORS.pickup;
+    return COLORS.pickupActive;
+  }
+
+  function tag(marker, key, kind, state) {
+    var path = marker.getElement && marker.getElement();
+    if (!path) return;
+    path.setAttribute("data-marker", key);
+    path.setAttribute("data-kind", kind);
+    path.setAttribute("data-state", state);
+  }
+
+  function driverPopup(id) {
+    var d = ccMap.drivers[id];
+    var box = make("div", "cc-popup");
+    if (!d) return box;
+    var state = driverState(d);
+    box.appendChild(make("h3", null, d.name));
+    var pill = make("span", "pill pill-" + (state === "on_trip" ? "trip" : state === "stale" ? "stale" : "ok"), STATE_LABELS[state]);
+    box.appendChild(pill);
+    if (state === "stale") box.appendChild(make("p", "muted", d.status_label + ", but no position report lately"));
+    if (d.vehicle) box.appendChild(make("p", null, d.vehicle));
+    if (d.ride_id) box.appendChild(make("p", null, "Ride " + d.ride_id + (d.passenger ? " with " + d.passenger : "")));
+    else if (d.status === "available") box.appendChild(make("p", null, "Free for a ride"));
+    if (d.demo) box.appendChild(make("p", "muted", "Demo driver (stands still)"));
+    else if (d.ts) box.appendChild(make("p", "muted", "Last report " + ago(serverNow() - d.ts) + " ago"));
+    if (d.phone) box.appendChild(make("p", null, d.phone));
+    return box;
+  }
+
+  function ridePopup(rideId) {
+    var r = ccMap.rides[rideId];
+    var box = make("div", "cc-popup");
+    if (!r) return box;
+    box.appendChild(make("h3", null, "Pickup for " + r.passenger));
+    var state = rideState(r);
+    var tone = state === "unmatched" ? "danger" : state === "pending" ? "info" : "trip";
+    var label = state === "unmatched" ? "No driver found" : r.status_label;
+    box.appendChild(make("span", "pill pill-" + tone, label));
+    box.appendChild(make("p", "muted", "Ride " + r.ride_id));
+    if (r.pickup) box.appendChild(make("p", null, "From " + r.pickup));
+    if (r.dropoff) box.appendChild(make("p", null, "To " + r.dropoff));
+    if (r.driver) box.appendChild(make("p", null, "Driver " + r.driver));
+    return box;
+  }
+
+  function styleDriver(marker, d) {
+    var state = driverState(d);
+    marker.setStyle({ fillColor: COLORS[state] });
+    tag(marker, "driver-" + d.id, "driver", state);
+  }
+
+  function putDriver(d) {
+    var key = "driver-" + d.id;
+    ccMap.drivers[d.id] = d;
+    var marker = ccMap.markers[key];
+    if (!marker) {
+      marker = L.circleMarker([d.lat, d.lng], {
+        radius: 9,
+        weight: 2,
+        color: "#ffffff",
+        fillOpacity: 0.95,
+        className: "cc-marker cc-driver"
+      });
+      marker.bindPopup(function () { return driverPopup(d.id); });
+      marker.bindTooltip(function () {
+        var current = ccMap.drivers[d.id] || d;
+        return current.name + " · " + STATE_LABELS[driverState(current)];
+      }, { direction: "top", offset: [0, -8] });
+      marker.addTo(ccMap.map);
+      ccMap.markers[key] = marker;
+    } else {
+      marker.setLatLng([d.lat, d.lng]);
+    }
+    styleDriver(marker, d);
+  }
+
+  function putRide(r) {
+    var key = "ride-" + r.ride_id;
+    ccMap.rides[r.ride_id] = r;
+    var state = rideState(r);
+    var marker = ccMap.markers[key];
+    if (!marker) {
+      // A ring, not a dot: pickups read differently from drivers without colour.
+      marker = L.circleMarker([r.lat, r.lng], {
+        radius: 8,
+        weight: 4,
+        fillColor: "#ffffff",
+        fillOpacity: 1,
+        className: "cc-marker cc-ride"
+      });
+      marker.bindPopup(function () { return ridePopup(r.ride_id); });
+      marker.bindTooltip(function () {
+        var current = ccMap.rides[r.ride_id] || r;
+        return "Pickup · " + current.passenger;
+      }, { direction: "top", offset: [0, -8] });
+      marker.addTo(ccMap.map);
+      ccMap.markers[key] = marker;
+    } else {
+      marker.setLatLng([r.lat, r.lng]);
+    }
+    marker.setStyle({ color: rideColor(state) });
+    tag(marker, key, "ride", state);
+  }
+
+  function drawLines() {
+    var wanted = {};
+    Object.keys(ccMap.rides).forEach(function (rideId) {
+      var r = ccMap.rides[rideId];
+      var d = r.driver_id ? ccMap.drivers[r.driver_id] : null;
+      if (!d || r.status === "in_progress") return;
+      wanted[rideId] = true;
+      var points = [[d.lat, d.lng], [r.lat, r.lng]];
+      var line = ccMap.lines[rideId];
+      if (line) {
+        line.setLatLngs(points);
+      } else {
+        ccMap.lines[rideId] = L.polyline(points, {
+          color: COLORS.pickupActive,
+          weight: 2,
+          opacity: 0.6,
+          dashArray: "6 6",
+          interactive: false,
+          className: "cc-line"
+        }).addTo(ccMap.map);
+      }
+    });
+    Object.keys(ccMap.lines).forEach(function (rideId) {
+      if (!wanted[rideId]) {
+        ccMap.lines[rideId].remove();
+        delete ccMap.lines[rideId];
+      }
+    });
+  }
+
+  function removeMissing(prefix, keep) {
+    Object.keys(ccMap.markers).forEach(function (key) {
+      if (key.indexOf(prefix) === 0 && !keep[key]) {
+        ccMap.markers[key].remove();
+        delete ccMap.markers[key];
+      }
+    });
+  }
+
+  function applySnapshot(data) {
+    noteServerTime(data);
+    var keep = {};
+    ccMap.drivers = {};
+    data.drivers.forEach(function (d) {
+      if (d.lat === null || d.lng === null) return;
+      putDriver(d);
+      keep["driver-" + d.id] = true;
+    });
+    removeMissing("driver-", keep);
+    keep = {};
+    ccMap.rides = {};
+    data.rides.forEach(function (r) {
+      putRide(r);
+      keep["ride-" + r.ride_id] = true;
+    });
+    removeMissing("ride-", keep);
+    drawLines();
+  }
+
+  function applyPositions(data) {
+    noteServerTime(data);
+    data.drivers.forEach(function (p) {
+      var d = ccMap.drivers[p.id];
+      // A driver the map does not show yet arrives with the next snapshot.
+      if (!d) return;
+      d.lat = p.lat;
+      d.lng = p.lng;
+      d.heading = p.heading;
+      d.ts = p.ts;
+      var marker = ccMap.markers["driver-" + p.id];
+      marker.setLatLng([p.lat, p.lng]);
+      styleDriver(marker, d);
+    });
+    drawLines();
+  }
+
+  function restyleDrivers() {
+    Object.keys(ccMap.drivers).forEach(function (id) {
+      var marker = ccMap.markers["driver-" + id];
+      if (marker) styleDriver(marker, ccMap.drivers[id]);
+    });
+  }
+
+  function fitAll() {
+    var layers = Object.keys(ccMap.markers).map(function (k) { return ccMap.markers[k]; });
+    if (!layers.length) {
+      ccMap.map.setView([-29.0, 24.5], 5);
+      return;
+    }
+    var bounds = L.featureGroup(layers).getBounds();
+    ccMap.map.fitBounds(bounds, { padding: [40, 40], maxZoom: 13 });
+  }
+
+  function focusMarker(key) {
+    var marker = ccMap.markers[key];
+    if (!marker) return false;
+    ccMap.map.setView(marker.getLatLng(), Math.max(ccMap.map.getZoom(), 13));
+    marker.openPopup();
+    return true;
+  }
+  ccMap.focus = focusMarker;
+  ccMap.fitAll = fitAll;
+
+  function initMap() {
+    var node = document.getElementById("map");
+    if (!node || !config || typeof L === "undefined") return;
+    // A view first: Leaflet draws layers only once the map has one.
+    ccMap.map = L.map(node, { zoomControl: true, worldCopyJump: true }).setView([-29.0, 24.5], 5);
+    var tiles = L.tileLayer(config.tile_url, {
+      maxZoom: 19,
+      attribution: "&copy; OpenStreetMap contributors"
+    });
+    var note = document.getElementById("map-note");
+    tiles.on("tileerror", function () { if (note) note.hidden = false; });
+    tiles.on("tileload", function () { if (note) note.hidden = true; });
+    tiles.addTo(ccMap.map);
+    applySnapshot(initial || { drivers: [], rides: [] });
+    fitAll();
+    window.setInterval(restyleDrivers, RESTYLE_EVERY_MS);
+  }
+
+  // --- the ride panel --------------------------------------------------------
+
+  function panel() {
+    return document.getElementById("ride-panel");
+  }
+
+  function closePanel() {
+    var node = panel();
+    if (!node) return;
+    node.hidden = true;
+    node.removeAttribute("data-ride-pk");
+    node.replaceChildren();
+  }
+
+  function refreshPanelIfChanged(rides) {
+    var node = panel();
+    if (!node || node.hidden || !node.dataset.ridePk) return;
+    rides.forEach(function (r) {
+      if (String(r.ride_pk) === node.dataset.ridePk && r.version > Number(node.dataset.rideVersion)) {
+        htmx.ajax("GET", node.dataset.url, { target: "#ride-panel", swap: "outerHTML" });
+      }
+    });
+  }
+
+  // --- clocks on the page: ages, and the no-show flag -----------------------------
+
+  function updateClocks() {
+    var now = Date.now();
+    document.querySelectorAll("time[data-since]").forEach(function (node) {
+      var since = Date.parse(node.getAttribute("datetime"));
+      if (!isNaN(since)) node.textContent = ago((now - since) / 1000) + (node.dataset.suffix || "");
+    });
+    document.querySelectorAll("[data-show-after]").forEach(function (node) {
+      var at = Date.parse(node.getAttribute("data-show-after"));
+      if (!isNaN(at) && now >= at && node.hidden) {
+        node.hidden = false;
+        var card = node.closest(".ride-card");
+        if (card) card.classList.add("is-waiting");
+      }
+    });
+    var pending = document.querySelector('[data-count="pending"]');
+    var count = pending ? Number(pending.textContent) : 0;
+    var base = document.title.replace(/^\(\d+\) /, "");
+    document.title = count ? "(" + count + ") " + base : base;
+  }
+
+  // --- the live socket --------------------------------------------------------
+
+  function setLive(state, text) {
+    var node = document.getElementById("live-status");
+    if (!node) return;
+    node.dataset.state = state;
+    node.querySelector(".live-text").textContent = text;
+  }
+
+  document.body.addEventListener("htmx:wsBeforeMessage", function (event) {
+    var text = event.detail.message;
+    if (typeof text !== "string" || text.charAt(0) !== "{") return; // HTML: htmx swaps it
+    event.preventDefault();
+    var data;
+    try {
+      data = JSON.parse(text);
+    } catch (err) {
+      return;
+    }
+    if (!ccMap.map && data.type !== "rides.changed") return;
+    if (data.type === "map.snapshot") applySnapshot(data);
+    else if (data.type === "map.positions") applyPositions(data);
+    else if (data.type === "rides.changed") refreshPanelIfChanged(data.rides);
+  });
+  document.body.addEventListener("htmx:wsConnecting", function () { setLive("connecting", "Connecting…"); });
+  document.body.addEventListener("htmx:wsOpen", function () { setLive("open", "Live"); });
+  document.body.addEventListener("htmx:wsClose", function (event) {
+    var code = event.detail && event.detail.event ? event.detail.event.code : 0;
+    if (code === 4403) {
+      setLive("forbidden", "Signed out — reload to sign in");
+      return;
+    }
+    setLive("closed", "Reconnecting…");
+    // 1001 means the server is restarting (a deploy). htmx retries 1006 and
+    // 1011-1013 by itself but not this one; the board must come back anyway.
+    var wrapper = event.detail && event.detail.socketWrapper;
+    if (code === 1001 && wrapper && wrapper.reconnect) {
+      window.setTimeout(function () { wrapper.reconnect(); }, 1000 + Math.random() * 2000);
+    }
+  });
+  document.body.addEventListener("htmx:wsAfterMessage", updateClocks);
+  document.body.addEventListener("htmx:afterSettle", updateClocks);
+  document.body.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "ride-panel") {
+      var node = panel();
+      if (node && !node.hidden) node.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    }
+  });
+
+  // --- clicks -------------------------------------------------------------------
+
+  document.addEventListener("click", function (event) {
+    var focus = event.target.closest("[data-focus]");
+    if (focus && ccMap.map) {
+      if (focusMarker(focus.getAttribute("data-focus"))) {
+        document.getElementById("map").scrollIntoView({ block: "nearest", behavior: "smooth" });
+      }
+      return;
+    }
+    if (event.target.closest("[data-fit]") && ccMap.map) {
+      fitAll();
+      return;
+    }
+    if (event.target.closest("[data-close-panel]")) {
+      event.preventDefault();
+      closePanel();
+    }
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && panel() && !panel().hidden) closePanel();
+  });
+
+  initMap();
+  updateClocks();
+  window.setInterval(updateClocks, 15000);
+})();

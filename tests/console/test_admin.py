@@ -1,0 +1,176 @@
+"""The support admin: who gets in, what they see, and actions through services."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from dispatch import services
+from dispatch.models import DriverState, DriverStatus
+from people.models import ApiSession, AuditEvent, DriverProfile, PhoneOTPDevice
+
+pytestmark = pytest.mark.django_db
+
+ACTION = "_selected_action"
+
+
+def signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def support_client(support):
+    return signed_in(support)
+
+
+def test_staff_groups_reach_the_admin_and_app_users_do_not(dispatcher, support, make_user):
+    for user in (dispatcher, support):
+        assert signed_in(user).get("/admin/").status_code == 200
+    app_user = make_user("passenger")
+    response = signed_in(app_user).get("/admin/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_dispatchers_see_rides_with_their_timeline(console, make_driver, passenger, dispatcher):
+    ride = services.ride_request(
+        ride_id="adm-1",
+        passenger=passenger,
+        booked_by=passenger,
+        pickup_latitude=-26.2,
+        pickup_longitude=28.04,
+        dropoff_latitude=-26.1,
+        dropoff_longitude=28.0,
+    )
+    driver = make_driver(-26.2, 28.041)
+    services.ride_assign(ride=ride, driver_id=driver.pk, actor=dispatcher, role="dispatcher")
+    listing = console.get("/admin/dispatch/ride/?status__exact=assigned")
+    assert listing.status_code == 200 and b"adm-1" in listing.content
+    assert b"Driver assigned" in listing.content  # the status pill
+    page = console.get(reverse("admin:dispatch_ride_change", args=[ride.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "timeline" in html.lower() and "requested" in html and "assigned" in html
+    assert console.get("/admin/dispatch/ride/?created_at__day=1").status_code == 200
+
+
+def test_dispatchers_see_drivers_and_users_but_not_sign_in_devices(console):
+    assert console.get("/admin/people/driverprofile/").status_code == 200
+    assert console.get("/admin/people/user/").status_code == 200
+    assert console.get("/admin/people/phoneotpdevice/").status_code == 403
+
+
+def test_users_are_found_by_phone_however_it_is_written(support_client, make_user):
+    sarah = make_user("passenger", first_name="Sarah", phone="27821234567")
+    make_user("driver", first_name="Other")
+    response = support_client.get("/admin/people/user/", {"q": "082 123 4567"})
+    assert sarah.display_phone.encode() in response.content
+    assert b"Other" not in response.content
+    response = support_client.get("/admin/people/user/", {"user_type__exact": "driver"})
+    assert b"Other" in response.content and b"Sarah" not in response.content
+
+
+def test_a_passengers_page_shows_their_profile_and_caregivers(
+    support_client, passenger, make_user, make_link
+):
+    make_link(passenger, make_user("caregiver", first_name="Emily", last_name="Davis"))
+    page = support_client.get(reverse("admin:people_user_change", args=[passenger.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Needs wheelchair" in html and "Emily Davis" in html
+
+
+def test_support_verifies_drivers_through_the_audited_service(support_client, support, make_user):
+    driver = make_user("driver")
+    profile = DriverProfile.objects.create(user=driver, is_verified=False)
+    response = support_client.post(
+        "/admin/people/driverprofile/", {"action": "verify", ACTION: [profile.pk]}
+    )
+    assert response.status_code == 302
+    profile.refresh_from_db()
+    assert profile.is_verified
+    audit = AuditEvent.objects.get(action="driver.verified", subject_id=str(profile.pk))
+    assert audit.actor == support
+    # Doing it twice changes nothing and audits nothing.
+    support_client.post("/admin/people/driverprofile/", {"action": "verify", ACTION: [profile.pk]})
+    assert AuditEvent.objects.filter(action="driver.verified").count() == 1
+
+
+def test_withdrawing_verification_takes_an_online_driver_offline(support_client, make_driver):
+    driver = make_driver(-26.2, 28.04)
+    profile = driver.driver_profile
+    support_client.post(
+        "/admin/people/driverprofile/", {"action": "unverify", ACTION: [profile.pk]}
+    )
+    profile.refresh_from_db()
+    assert not profile.is_verified
+    assert DriverState.objects.get(driver=driver).status == DriverStatus.OFFLINE
+    assert AuditEvent.objects.filter(action="driver.unverified").exists()
+
+
+def test_dispatchers_cannot_verify_drivers(console, make_user):
+    profile = DriverProfile.objects.create(user=make_user("driver"), is_verified=False)
+    response = console.post(
+        "/admin/people/driverprofile/", {"action": "verify", ACTION: [profile.pk]}
+    )
+    profile.refresh_from_db()
+    assert not profile.is_verified
+    assert response.status_code in (200, 302, 403)
+
+
+def test_support_resets_a_locked_phone(support_client, support, settings):
+    device = PhoneOTPDevice.objects.create(
+        phone_number="27821234567", throttling_failure_count=settings.OTP_MAX_FAILURES
+    )
+    listing = support_client.get("/admin/people/phoneotpdevice/")
+    assert b"Locked" in listing.content
+    assert b"token" not in listing.content.lower().replace(b"csrfmiddlewaretoken", b"")
+    support_client.post(
+        "/admin/people/phoneotpdevice/", {"action": "reset_lock", ACTION: [device.pk]}
+    )
+    device.refresh_from_db()
+    assert device.throttling_failure_count == 0
+    assert AuditEvent.objects.get(action="otp.reset").actor == support
+
+
+def test_support_revokes_an_app_session(support_client, passenger):
+    from people.services import session_issue
+
+    session = session_issue(user=passenger).session
+    listing = support_client.get("/admin/people/apisession/", {"q": passenger.phone_number})
+    assert listing.status_code == 200 and b"Active" in listing.content
+    support_client.post("/admin/people/apisession/", {"action": "revoke", ACTION: [session.pk]})
+    session.refresh_from_db()
+    assert session.revoked_at is not None and session.revoked_at <= timezone.now()
+    assert not ApiSession.objects.get(pk=session.pk).is_active
+
+
+def test_support_revokes_caregiver_links_through_the_service(
+    support_client, passenger, make_user, make_link
+):
+    link = make_link(passenger, make_user("caregiver"))
+    support_client.post("/admin/people/caregiverlink/", {"action": "revoke", ACTION: [link.pk]})
+    link.refresh_from_db()
+    assert link.status == "revoked"
+    assert AuditEvent.objects.filter(action="link.revoked").exists()
+
+
+def test_the_audit_trail_is_read_only(support_client, support):
+    event = AuditEvent.objects.create(
+        actor=support, action="x.y", subject_type="user", subject_id="1"
+    )
+    assert support_client.get("/admin/people/auditevent/").status_code == 200
+    page = support_client.get(reverse("admin:people_auditevent_change", args=[event.pk]))
+    assert page.status_code == 200 and b'name="_save"' not in page.content
+
+
+def test_only_the_admin_allows_eval_for_alpine(console):
+    admin_policy = console.get("/admin/")["Content-Security-Policy"]
+    assert "'unsafe-eval'" in admin_policy
+    assert "'unsafe-eval'" in Client().get("/admin/login/")["Content-Security-Policy"]
+    console_policy = console.get("/console/")["Content-Security-Policy"]
+    assert "'unsafe-eval'" not in console_policy and "'nonce-" in console_policy
+    assert "'unsafe-inline'" not in admin_policy.split("script-src")[1].split(";")[0]

@@ -1,0 +1,184 @@
+"""The console's live socket, through the real ASGI stack."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+
+from console import consumers
+from dispatch import services
+from dispatch.events import CONSOLE_GROUP
+from project.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CAPE_TOWN = (-33.9249, 18.4241)
+
+
+@pytest.fixture(autouse=True)
+def _quick(settings, monkeypatch):
+    settings.CONSOLE_MAP_BATCH_S = 0.5
+    monkeypatch.setattr(consumers, "RENDER_DEBOUNCE_S", 0.05)
+    monkeypatch.setattr(consumers, "RENDER_MIN_GAP_S", 0.05)
+
+
+@pytest.fixture
+def signed_in(session_cookie):
+    return database_sync_to_async(session_cookie)
+
+
+async def open_console(headers) -> tuple[WebsocketCommunicator, bool]:
+    comm = WebsocketCommunicator(application, "/ws/console/", headers=headers)
+    connected, _ = await comm.connect()
+    return comm, connected
+
+
+async def read(comm, timeout=3):
+    """One message: parsed JSON for the map script, or the HTML string."""
+    text = await comm.receive_from(timeout=timeout)
+    return json.loads(text) if text.startswith("{") else text
+
+
+async def drain(comm, quiet=0.3):
+    """Everything sent until the socket stays quiet for `quiet` seconds."""
+    seen = []
+    while not await comm.receive_nothing(timeout=quiet):
+        seen.append(await read(comm))
+    return seen
+
+
+async def test_anonymous_and_non_dispatcher_sockets_are_closed_with_4403(
+    make_user, signed_in, support
+):
+    passenger = await database_sync_to_async(make_user)("passenger")
+    for headers in ([], await signed_in(passenger), await signed_in(support)):
+        comm, connected = await open_console(headers)
+        assert connected
+        assert await comm.receive_output(timeout=3) == {"type": "websocket.close", "code": 4403}
+        await comm.disconnect()
+
+
+async def test_a_foreign_origin_is_refused(dispatcher, signed_in):
+    headers = [*await signed_in(dispatcher), (b"origin", b"https://evil.example")]
+    comm, connected = await open_console(headers)
+    assert not connected
+    await comm.disconnect()
+
+
+async def test_a_console_gets_the_whole_board_on_connect(dispatcher, signed_in):
+    comm, connected = await open_console(await signed_in(dispatcher))
+    assert connected
+    messages = await drain(comm)
+    html = "".join(m for m in messages if isinstance(m, str))
+    for region in ("pending-rides", "active-rides", "events", "drivers", "links"):
+        assert f'<section id="{region}"' in html
+    assert html.count('hx-swap-oob="true"') == 5
+    assert [m["type"] for m in messages if isinstance(m, dict)] == ["map.snapshot"]
+    await comm.disconnect()
+
+
+async def test_a_booking_reaches_a_connected_console_as_an_oob_fragment(
+    dispatcher, passenger, signed_in
+):
+    comm, _ = await open_console(await signed_in(dispatcher))
+    await drain(comm)
+
+    def book():
+        ride = services.ride_request(
+            ride_id="live-1",
+            passenger=passenger,
+            booked_by=passenger,
+            pickup_latitude=CAPE_TOWN[0],
+            pickup_longitude=CAPE_TOWN[1],
+            dropoff_latitude=CAPE_TOWN[0] + 0.02,
+            dropoff_longitude=CAPE_TOWN[1] + 0.02,
+        )
+        services.ride_match(ride=ride)
+
+    await database_sync_to_async(book)()
+    messages = [await read(comm), *await drain(comm)]
+    fragments = [m for m in messages if isinstance(m, str)]
+    pending = [f for f in fragments if '<section id="pending-rides"' in f]
+    assert pending, messages
+    assert 'hx-swap-oob="true"' in pending[-1] and 'data-ride-id="live-1"' in pending[-1]
+    snapshot = [m for m in messages if isinstance(m, dict) and m["type"] == "map.snapshot"][-1]
+    assert [r["ride_id"] for r in snapshot["rides"]] == ["live-1"]
+    changed = [m for m in messages if isinstance(m, dict) and m["type"] == "rides.changed"]
+    assert changed and changed[-1]["rides"][0]["ride_id"] == "live-1"
+    # Two events (searching, no_drivers) within the debounce: few renders.
+    assert len(fragments) <= 2
+    await comm.disconnect()
+
+
+async def test_every_console_hears_a_change(dispatcher, make_staff, passenger, signed_in):
+    other = await database_sync_to_async(make_staff)("Dispatchers")
+    first, _ = await open_console(await signed_in(dispatcher))
+    second, _ = await open_console(await signed_in(other))
+    await drain(first)
+    await drain(second)
+    layer = get_channel_layer()
+    await layer.group_send(CONSOLE_GROUP, {"type": "console.links", "kind": "links"})
+    for comm in (first, second):
+        messages = [await read(comm), *await drain(comm)]
+        assert any(isinstance(m, str) and '<section id="links"' in m for m in messages)
+        await comm.disconnect()
+
+
+async def test_positions_are_batched_once_per_driver_per_interval(dispatcher, signed_in):
+    comm, _ = await open_console(await signed_in(dispatcher))
+    await drain(comm)
+    layer = get_channel_layer()
+
+    async def report(driver_id, n):
+        await layer.group_send(
+            CONSOLE_GROUP,
+            {
+                "type": "console.location",
+                "driver_id": driver_id,
+                "latitude": -26.0 - n / 1000,
+                "longitude": 28.0,
+                "heading": 90.0,
+                "ts": 1000.0 + n,
+            },
+        )
+
+    # A first report after a quiet spell goes out at once...
+    await report(1, 0)
+    first = await read(comm)
+    assert first["type"] == "map.positions"
+    assert [d["id"] for d in first["drivers"]] == [1]
+    # ...then a burst within the interval becomes one message, each driver
+    # once, carrying its latest position.
+    for n in range(1, 31):
+        await report(1, n)
+        await report(2, n)
+    messages = await drain(comm, quiet=1.5)
+    assert [m["type"] for m in messages] == ["map.positions"]
+    latest = {d["id"]: d for d in messages[0]["drivers"]}
+    assert sorted(latest) == [1, 2] and len(messages[0]["drivers"]) == 2
+    assert latest[1]["lat"] == pytest.approx(-26.030) and latest[2]["ts"] == 1030.0
+    await comm.disconnect()
+
+
+async def test_positions_alone_do_not_rerender_the_board(dispatcher, signed_in):
+    comm, _ = await open_console(await signed_in(dispatcher))
+    await drain(comm)
+    layer = get_channel_layer()
+    await layer.group_send(
+        CONSOLE_GROUP,
+        {
+            "type": "console.location",
+            "driver_id": 7,
+            "latitude": -26.0,
+            "longitude": 28.0,
+            "heading": None,
+            "ts": 1.0,
+        },
+    )
+    messages = [await read(comm), *await drain(comm)]
+    assert all(isinstance(m, dict) and m["type"] == "map.positions" for m in messages)
+    await comm.disconnect()
