@@ -206,7 +206,21 @@ def reset_rides() -> None:
     Ride.objects.all().delete()
     DriverState.objects.update(status=DriverStatus.AVAILABLE)
     connection.close()
+    vacuum_analyze()
     flush_redis()
+
+
+def vacuum_analyze() -> None:
+    """
+    Statistics and no dead rows, as autovacuum keeps a production database:
+    bulk loads and the resets above otherwise leave the planner with stale
+    estimates and a bloated status index (measured: 3 ms instead of 0.1 ms
+    for the candidates query).
+    """
+    import psycopg
+
+    with psycopg.connect(BENCH_DATABASE_URL, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
 
 
 def place_drivers(drivers: list[Person]) -> None:

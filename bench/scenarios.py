@@ -38,6 +38,8 @@ def layer_env(layer: str, db: str = "persistent") -> dict[str, str]:
     overrides = {"CHANNEL_LAYER_BACKEND": "pubsub" if layer == "pubsub" else "core"}
     if db == "pool":
         overrides["DJANGO_SETTINGS_MODULE"] = "bench.settings_pool"
+    elif db == "nocheck":
+        overrides["DJANGO_SETTINGS_MODULE"] = "bench.settings_nocheck"
     return overrides
 
 
@@ -225,10 +227,13 @@ async def match(
     p50_target: float | None = 10,
     p99_target: float = 50,
     hold_s: float = 1.0,
+    settle_s: float = 10.0,
+    extra_env: dict | None = None,
 ) -> tuple[list, dict]:
+    extra_env = extra_env or {}
     tag = f"match-{n_drivers}-{layer}-{db}"
     await asyncio.to_thread(env.reset_rides)
-    workers = env.start_workers(workers_n, BASE_PORT, tag, **layer_env(layer, db))
+    workers = env.start_workers(workers_n, BASE_PORT, tag, **layer_env(layer, db), **extra_env)
     n_rides = int(rate * seconds)
     fleet = FleetProcess(
         tag,
@@ -242,9 +247,9 @@ async def match(
     rec = Recorder(tag)
     outcomes: dict[str, int] = {}
     try:
-        await fleet.start()
-        # Every driver has reported at least once before the first request.
-        await asyncio.sleep(4.5)
+        # Passengers are in before the fleet, whose start-up (every driver's
+        # first report persists and looks for waiting rides) floods the
+        # database thread for a few seconds.
         passengers = cast.passengers[:n_rides]
         run = int(time.time())
         socks = await open_many(
@@ -253,6 +258,9 @@ async def match(
                 for i, p in enumerate(passengers)
             ]
         )
+        await fleet.start()
+        # Every driver has reported at least once, and the start-up is over.
+        await asyncio.sleep(settle_s)
         rss_start = workers.rss_mb()
 
         async def fire(i, due):
