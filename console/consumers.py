@@ -7,9 +7,10 @@ worker made it. This socket turns those events into what the page needs:
 * board regions re-rendered as htmx out-of-band fragments (the htmx `ws`
   extension swaps them by id), coalesced so a burst of events costs one
   render;
-* JSON for the map script: a marker snapshot after ride and driver changes,
-  and driver positions batched to at most one message per
-  CONSOLE_MAP_BATCH_S, carrying each driver at most once.
+* JSON for the map script: every marker once on connect ("map.snapshot"),
+  then only the rides and drivers that changed ("map.rides",
+  "map.drivers"), and driver positions batched to at most one message per
+  CONSOLE_MAP_BATCH_S, carrying each driver at most once ("map.positions").
 
 It only reads; every change goes through the views and their services.
 """
@@ -20,6 +21,7 @@ import asyncio
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -39,10 +41,13 @@ RENDER_DEBOUNCE_S = 0.15
 # Under a steady stream of changes, re-render no more often than this.
 RENDER_MIN_GAP_S = 0.5
 
-RIDE_DIRTY = frozenset({"pending-rides", "active-rides", "events", "drivers", "map"})
-DRIVER_DIRTY = frozenset({"drivers", "map"})
+RIDE_DIRTY = frozenset({"pending-rides", "active-rides", "events", "drivers"})
+DRIVER_DIRTY = frozenset({"drivers"})
 LINKS_DIRTY = frozenset({"links", "pending-rides", "active-rides"})
 EVERYTHING = frozenset({*selectors.REGIONS, "map"})
+# Renders only read, so they run beside (not on) the one thread the app
+# sockets' writes share; two threads bound the database connections they use.
+_RENDER_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="console-render")
 
 
 class ConsoleConsumer(AsyncWebsocketConsumer):
@@ -50,6 +55,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         self.joined = False
         self._dirty: set[str] = set()
         self._rides: dict[int, dict[str, Any]] = {}
+        self._drivers: set[int] = set()
         self._render_task: asyncio.Task | None = None
         self._last_render = 0.0
         self._positions: dict[int, dict[str, Any]] = {}
@@ -92,6 +98,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         self._mark(RIDE_DIRTY)
 
     async def console_driver(self, event):
+        self._drivers.add(event["driver_id"])
         self._mark(DRIVER_DIRTY)
 
     async def console_links(self, event):
@@ -121,45 +128,45 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
 
     async def _render_loop(self) -> None:
         loop = asyncio.get_running_loop()
+        render = database_sync_to_async(self._render, thread_sensitive=False, executor=_RENDER_POOL)
         try:
             while self._dirty:
                 wait = max(RENDER_DEBOUNCE_S, self._last_render + RENDER_MIN_GAP_S - loop.time())
                 await asyncio.sleep(wait)
                 dirty, self._dirty = self._dirty, set()
                 rides, self._rides = self._rides, {}
+                drivers, self._drivers = self._drivers, set()
                 self._last_render = loop.time()
                 try:
-                    html, snapshot = await database_sync_to_async(self._render)(dirty)
+                    html, maps = await render(dirty, set(rides), drivers)
                 except Exception:
                     log.exception("console render failed")
                     continue
                 if html:
                     await self.send(text_data=html)
-                if snapshot is not None:
-                    await self.send(text_data=json.dumps(snapshot))
+                for message in maps:
+                    await self.send(text_data=json.dumps(message))
                 if rides:
-                    await self.send(
-                        text_data=json.dumps(
-                            {"type": "rides.changed", "rides": list(rides.values())}
-                        )
-                    )
+                    changed = {"type": "rides.changed", "rides": list(rides.values())}
+                    await self.send(text_data=json.dumps(changed))
         finally:
             self._render_task = None
 
-    def _render(self, dirty: set[str]) -> tuple[str, dict | None]:
+    def _render(
+        self, dirty: set[str], ride_pks: set[int], driver_ids: set[int]
+    ) -> tuple[str, list[dict]]:
         regions = [name for name in selectors.REGIONS if name in dirty]
-        needed = set(regions)
-        if "map" in dirty:
-            needed |= {"drivers", "pending-rides", "active-rides"}
-        ctx = selectors.board_context(needed)
+        ctx = selectors.board_context(regions)
         ctx.update(oob=True, can_manage_links=True)
         html = "".join(render_to_string(f"{TEMPLATE}#{name}", ctx) for name in regions)
-        snapshot = None
         if "map" in dirty:
-            snapshot = selectors.map_snapshot(
-                drivers=ctx["drivers"], pending=ctx["pending_rides"], active=ctx["active_rides"]
-            )
-        return html, snapshot
+            return html, [selectors.map_snapshot(drivers=ctx.get("drivers"))]
+        maps = []
+        if ride_pks:
+            maps.append(selectors.map_rides_update(ride_pks))
+        if driver_ids:
+            maps.append(selectors.map_drivers_update(driver_ids))
+        return html, maps
 
     # --- batching positions for the map ---------------------------------------------
 

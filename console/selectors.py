@@ -11,13 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Case, IntegerField, Prefetch, Value, When
+from django.db.models import Case, F, IntegerField, Prefetch, Value, When
 from django.utils import timezone
 
 from dispatch.geo import haversine_km
 from dispatch.locations import location_store
 from dispatch.models import (
     DRIVER_HELD_STATUSES,
+    PENDING_STATUSES,
     DriverState,
     DriverStatus,
     Ride,
@@ -31,6 +32,11 @@ REGIONS = ("pending-rides", "active-rides", "events", "drivers", "links")
 EVENTS_SHOWN = 40
 LINKS_SHOWN = 60
 OFFLINE_DRIVERS_SHOWN = 50
+# Lists stay readable (and renders cheap) on a busy day; the counts and the
+# map still cover everyone.
+RIDES_SHOWN = 100
+DRIVERS_SHOWN = 150
+MAP_RIDES_SHOWN = 2000
 
 
 # --- who may do what --------------------------------------------------------
@@ -139,13 +145,13 @@ def _live_links() -> Prefetch:
     )
 
 
-def pending_rides() -> list[Ride]:
+def pending_rides(limit: int = RIDES_SHOWN) -> list[Ride]:
     """Rides waiting for a driver, oldest first, with needs and caregivers."""
     rides = list(
         Ride.objects.pending()
         .with_people()
         .prefetch_related(_live_links())
-        .order_by("created_at", "pk")
+        .order_by("created_at", "pk")[:limit]
     )
     for ride in rides:
         ride.needs = _needs(ride)
@@ -153,16 +159,26 @@ def pending_rides() -> list[Ride]:
     return rides
 
 
-def active_rides() -> list[Ride]:
-    """Rides holding a driver; those waiting too long at the pickup flagged."""
+def active_rides(limit: int = RIDES_SHOWN) -> list[Ride]:
+    """
+    Rides holding a driver: drivers waiting at the pickup first (longest
+    wait first, possible no-shows flagged), then those on the way, then trips
+    under way.
+    """
     now = timezone.now()
     wait = timedelta(minutes=settings.NO_SHOW_WAIT_MIN)
+    attention = Case(
+        When(status=RideStatus.DRIVER_ARRIVED, then=Value(0)),
+        When(status=RideStatus.ASSIGNED, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
     rides = list(
         Ride.objects.filter(status__in=DRIVER_HELD_STATUSES)
         .with_people()
         .select_related("driver__driver_state")
         .prefetch_related(_live_links())
-        .order_by("assigned_at", "pk")
+        .order_by(attention, "arrived_at", "assigned_at", "pk")[:limit]
     )
     for ride in rides:
         ride.needs = _needs(ride)
@@ -198,64 +214,70 @@ def ride_for_panel(ride_pk: int) -> Ride | None:
 # --- drivers ----------------------------------------------------------------
 
 
-def driver_rows() -> list[DriverRow]:
+def _driver_row(state: DriverState, point, held: dict[int, Ride], now: float) -> DriverRow:
+    profile = getattr(state.driver, "driver_profile", None)
+    is_demo = bool(profile and profile.is_demo)
+    if point is not None:
+        lat, lng, heading, report = point.lat, point.lng, point.heading, point.seen or None
+    else:
+        lat, lng, heading = state.latitude, state.longitude, state.heading
+        at = state.location_updated_at
+        report = at.timestamp() if at else None
+    seen = _ts_to_datetime(report)
+    if state.last_seen_at and (seen is None or state.last_seen_at > seen):
+        seen = state.last_seen_at
+    online = state.status != DriverStatus.OFFLINE
+    return DriverRow(
+        driver=state.driver,
+        status=state.status,
+        status_label=DriverStatus(state.status).label,
+        is_demo=is_demo,
+        stale=online and _is_stale(is_demo=is_demo, last_report=report, now=now),
+        latitude=lat,
+        longitude=lng,
+        heading=heading,
+        last_report=report,
+        last_seen=seen,
+        vehicle=_vehicle(state.driver),
+        ride=held.get(state.driver_id),
+    )
+
+
+def driver_rows(ids: set[int] | None = None) -> list[DriverRow]:
     """
-    Every driver with a state row: online ones first (available, on trip),
-    then the most recently seen offline ones. Positions come from the live
-    store, falling back to the last copy in the database.
+    Drivers as the console shows them: every online one (available, then on
+    trip) and the most recently seen offline ones; or exactly `ids`. Positions
+    come from the live store, falling back to the last copy in the database.
     """
     now = time.time()
-    positions = location_store().all()
-    held = {
-        ride.driver_id: ride
-        for ride in Ride.objects.filter(status__in=DRIVER_HELD_STATUSES).select_related("passenger")
-    }
     order = Case(
         When(status=DriverStatus.AVAILABLE, then=Value(0)),
         When(status=DriverStatus.ON_TRIP, then=Value(1)),
         default=Value(2),
         output_field=IntegerField(),
     )
-    states = DriverState.objects.select_related("driver", "driver__driver_profile").order_by(
-        order, "driver__first_name", "driver__last_name"
-    )
-    rows: list[DriverRow] = []
-    offline = 0
-    for state in states:
-        if state.status == DriverStatus.OFFLINE:
-            offline += 1
-            if offline > OFFLINE_DRIVERS_SHOWN:
-                continue
-        profile = getattr(state.driver, "driver_profile", None)
-        is_demo = bool(profile and profile.is_demo)
-        point = positions.get(state.driver_id)
-        if point is not None:
-            lat, lng, heading, report = point.lat, point.lng, point.heading, point.seen or None
-        else:
-            lat, lng, heading = state.latitude, state.longitude, state.heading
-            at = state.location_updated_at
-            report = at.timestamp() if at else None
-        seen = _ts_to_datetime(report)
-        if state.last_seen_at and (seen is None or state.last_seen_at > seen):
-            seen = state.last_seen_at
-        online = state.status != DriverStatus.OFFLINE
-        rows.append(
-            DriverRow(
-                driver=state.driver,
-                status=state.status,
-                status_label=DriverStatus(state.status).label,
-                is_demo=is_demo,
-                stale=online and _is_stale(is_demo=is_demo, last_report=report, now=now),
-                latitude=lat,
-                longitude=lng,
-                heading=heading,
-                last_report=report,
-                last_seen=seen,
-                vehicle=_vehicle(state.driver),
-                ride=held.get(state.driver_id),
-            )
-        )
-    return rows
+    states = DriverState.objects.select_related("driver", "driver__driver_profile")
+    if ids is not None:
+        chosen = list(states.filter(driver_id__in=ids))
+    else:
+        chosen = [
+            *states.exclude(status=DriverStatus.OFFLINE).order_by(
+                order, "driver__first_name", "driver__last_name"
+            ),
+            *states.filter(status=DriverStatus.OFFLINE).order_by(
+                F("last_seen_at").desc(nulls_last=True)
+            )[:OFFLINE_DRIVERS_SHOWN],
+        ]
+    held_rides = Ride.objects.filter(status__in=DRIVER_HELD_STATUSES).select_related("passenger")
+    if ids is not None:
+        held_rides = held_rides.filter(driver_id__in=ids)
+    held = {ride.driver_id: ride for ride in held_rides}
+    if ids is not None and len(ids) < 50:
+        store = location_store()
+        positions = {i: store.get(i) for i in ids}
+    else:
+        positions = location_store().all()
+    return [_driver_row(state, positions.get(state.driver_id), held, now) for state in chosen]
 
 
 def assign_candidates(ride: Ride, *, limit: int = 25) -> list[Candidate]:
@@ -332,62 +354,91 @@ def _name(user: User | None) -> str:
     return user.get_full_name() or user.display_phone
 
 
-def map_snapshot(
-    *,
-    drivers: list[DriverRow] | None = None,
-    pending: list[Ride] | None = None,
-    active: list[Ride] | None = None,
-) -> dict[str, Any]:
+def driver_marker(row: DriverRow) -> dict[str, Any]:
+    return {
+        "id": row.driver.pk,
+        "name": _name(row.driver),
+        "phone": row.driver.display_phone,
+        "vehicle": row.vehicle,
+        "status": row.status,
+        "status_label": row.status_label,
+        "demo": row.is_demo,
+        "lat": row.latitude,
+        "lng": row.longitude,
+        "heading": row.heading,
+        "ts": row.last_report,
+        "ride_id": row.ride.ride_id if row.ride else None,
+        "passenger": _name(row.ride.passenger) if row.ride else None,
+    }
+
+
+def _on_map(row: DriverRow) -> bool:
+    return row.online and row.latitude is not None and row.longitude is not None
+
+
+def ride_marker(ride: Ride) -> dict[str, Any]:
+    return {
+        "ride_pk": ride.pk,
+        "ride_id": ride.ride_id,
+        "status": ride.status,
+        "status_label": RideStatus(ride.status).label,
+        "pending": ride.is_pending,
+        "no_driver": ride.no_driver_found_at is not None,
+        "lat": ride.pickup_latitude,
+        "lng": ride.pickup_longitude,
+        "pickup": ride.pickup_address,
+        "dropoff": ride.dropoff_address,
+        "passenger": _name(ride.passenger),
+        "driver_id": ride.driver_id if not ride.is_pending else None,
+        "driver": _name(ride.driver) if ride.driver_id and not ride.is_pending else None,
+        "version": ride.version,
+    }
+
+
+def _map_rides(pks: set[int] | None = None) -> list[Ride]:
+    rides = Ride.objects.select_related("passenger", "driver").filter(
+        status__in=[*PENDING_STATUSES, *DRIVER_HELD_STATUSES]
+    )
+    if pks is not None:
+        rides = rides.filter(pk__in=pks)
+    return list(rides.order_by("created_at")[:MAP_RIDES_SHOWN])
+
+
+def map_snapshot(drivers: list[DriverRow] | None = None) -> dict[str, Any]:
     """
     Everything the map draws, as JSON-ready data: online drivers with their
-    state, pickups of pending rides, and pickups of active ones.
+    state, and the pickups of pending and active rides.
     """
     drivers = driver_rows() if drivers is None else drivers
-    pending = pending_rides() if pending is None else pending
-    active = active_rides() if active is None else active
-    driver_markers = [
-        {
-            "id": row.driver.pk,
-            "name": _name(row.driver),
-            "phone": row.driver.display_phone,
-            "vehicle": row.vehicle,
-            "status": row.status,
-            "status_label": row.status_label,
-            "demo": row.is_demo,
-            "lat": row.latitude,
-            "lng": row.longitude,
-            "heading": row.heading,
-            "ts": row.last_report,
-            "ride_id": row.ride.ride_id if row.ride else None,
-            "passenger": _name(row.ride.passenger) if row.ride else None,
-        }
-        for row in drivers
-        if row.online and row.latitude is not None and row.longitude is not None
-    ]
-    ride_markers = [
-        {
-            "ride_pk": ride.pk,
-            "ride_id": ride.ride_id,
-            "status": ride.status,
-            "status_label": RideStatus(ride.status).label,
-            "pending": ride.is_pending,
-            "no_driver": ride.no_driver_found_at is not None,
-            "lat": ride.pickup_latitude,
-            "lng": ride.pickup_longitude,
-            "pickup": ride.pickup_address,
-            "dropoff": ride.dropoff_address,
-            "passenger": _name(ride.passenger),
-            "driver_id": ride.driver_id if not ride.is_pending else None,
-            "driver": _name(ride.driver) if ride.driver_id and not ride.is_pending else None,
-            "version": ride.version,
-        }
-        for ride in [*pending, *active]
-    ]
     return {
         "type": "map.snapshot",
         "server_now": time.time(),
-        "drivers": driver_markers,
-        "rides": ride_markers,
+        "drivers": [driver_marker(row) for row in drivers if _on_map(row)],
+        "rides": [ride_marker(ride) for ride in _map_rides()],
+    }
+
+
+def map_drivers_update(ids: set[int]) -> dict[str, Any]:
+    """Markers of these drivers, and which of them left the map."""
+    rows = [row for row in driver_rows(ids) if _on_map(row)]
+    shown = {row.driver.pk for row in rows}
+    return {
+        "type": "map.drivers",
+        "server_now": time.time(),
+        "drivers": [driver_marker(row) for row in rows],
+        "removed": sorted(set(ids) - shown),
+    }
+
+
+def map_rides_update(pks: set[int]) -> dict[str, Any]:
+    """Pickups of these rides, and which rides ended (their pickup goes)."""
+    rides = _map_rides(pks)
+    live = {ride.pk for ride in rides}
+    ended = Ride.objects.filter(pk__in=set(pks) - live).values_list("ride_id", flat=True)
+    return {
+        "type": "map.rides",
+        "rides": [ride_marker(ride) for ride in rides],
+        "removed": sorted(ended),
     }
 
 
@@ -398,20 +449,32 @@ def board_context(regions: tuple[str, ...] | list[str] | set[str] = REGIONS) -> 
         "stale_after_s": settings.DRIVER_STALE_AFTER_S,
     }
     if "pending-rides" in regions:
-        ctx["pending_rides"] = pending_rides()
+        rides = pending_rides()
+        ctx["pending_rides"] = rides
+        ctx["pending_count"] = (
+            Ride.objects.pending().count() if len(rides) >= RIDES_SHOWN else len(rides)
+        )
     if "active-rides" in regions:
-        ctx["active_rides"] = active_rides()
+        rides = active_rides()
+        ctx["active_rides"] = rides
+        ctx["active_count"] = (
+            Ride.objects.filter(status__in=DRIVER_HELD_STATUSES).count()
+            if len(rides) >= RIDES_SHOWN
+            else len(rides)
+        )
     if "events" in regions:
         ctx["events"] = recent_events()
     if "drivers" in regions:
         rows = driver_rows()
+        online = [r for r in rows if r.online]
         ctx["drivers"] = rows
-        ctx["drivers_online"] = [r for r in rows if r.online]
+        ctx["drivers_online"] = online[:DRIVERS_SHOWN]
+        ctx["drivers_online_count"] = len(online)
         ctx["drivers_offline"] = [r for r in rows if not r.online]
         ctx["drivers_available"] = sum(
-            1 for r in rows if r.status == DriverStatus.AVAILABLE and not r.stale
+            1 for r in online if r.status == DriverStatus.AVAILABLE and not r.stale
         )
-        ctx["drivers_stale"] = sum(1 for r in rows if r.stale)
+        ctx["drivers_stale"] = sum(1 for r in online if r.stale)
     if "links" in regions:
         ctx["links"] = caregiver_links()
     return ctx

@@ -48,7 +48,7 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-def console_view(check: Callable[[Any], bool]):
+def console_view(check: Callable[[Any], bool], refusal: str):
     """
     Sign-in required (htmx requests are sent to the login page as a whole
     page, not swapped into a panel); signed-in users who fail `check` get 403.
@@ -63,7 +63,7 @@ def console_view(check: Callable[[Any], bool]):
                     return HttpResponseClientRedirect(f"{login}?next={reverse('console:board')}")
                 return redirect_to_login(request.get_full_path())
             if not check(request.user):
-                raise PermissionDenied("The console is for dispatchers and support staff.")
+                raise PermissionDenied(refusal)
             return view(request, *args, **kwargs)
 
         return wrapped
@@ -71,8 +71,12 @@ def console_view(check: Callable[[Any], bool]):
     return decorator
 
 
-dispatcher_view = console_view(selectors.can_use_board)
-links_view = console_view(selectors.can_manage_links)
+dispatcher_view = console_view(
+    selectors.can_use_board, "The live board is for dispatchers (the Dispatchers group)."
+)
+links_view = console_view(
+    selectors.can_manage_links, "Caregiver links are managed by dispatchers and support staff."
+)
 
 
 # --- sign-in ----------------------------------------------------------------
@@ -122,9 +126,7 @@ def _render_regions(
 
 def _page(request: HtmxHttpRequest, **extra: Any) -> HttpResponse:
     ctx = selectors.board_context()
-    ctx["map_data"] = selectors.map_snapshot(
-        drivers=ctx["drivers"], pending=ctx["pending_rides"], active=ctx["active_rides"]
-    )
+    ctx["map_data"] = selectors.map_snapshot(drivers=ctx["drivers"])
     ctx["map_config"] = {
         "tile_url": settings.MAP_TILE_URL,
         "stale_after_s": settings.DRIVER_STALE_AFTER_S,
@@ -144,6 +146,7 @@ def _panel_context(ride: Ride, **extra: Any) -> dict[str, Any]:
         "panel_ride": ride,
         "candidates": candidates,
         "is_final": ride.status in FINAL_STATUSES,
+        "match_radius_km": settings.MATCH_RADIUS_KM,
         "cancel_reasons": CANCEL_REASONS,
         **extra,
     }
@@ -180,6 +183,10 @@ def ride_panel(request: HtmxHttpRequest, ride_pk: int) -> HttpResponse:
     if ride is None:
         raise Http404("No such ride.")
     ctx = _panel_context(ride)
+    if request.GET.get("changed"):
+        ctx["panel_info"] = (
+            "This ride changed on another console or in an app; this is how it stands now."
+        )
     if request.htmx:
         return render(request, f"{TEMPLATE}#ride-panel", ctx)
     return _page(request, **ctx)

@@ -253,6 +253,20 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("groups")
 
+    def has_change_permission(self, request, obj=None):
+        # Support manages app users. Staff accounts (and their passwords) are
+        # for superusers only, or "change user" would let anyone in Support
+        # make themselves superuser or sign in as a dispatcher.
+        if obj is not None and obj.is_staff and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields += ["is_staff", "is_superuser", "groups"]
+        return fields
+
     def get_inlines(self, request, obj):
         if obj is None:
             return []

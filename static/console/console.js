@@ -3,9 +3,10 @@
  *
  * The board's regions arrive as htmx out-of-band fragments over /ws/console/
  * (htmx's ws extension swaps them). JSON messages on the same socket are for
- * this script: "map.snapshot" (every marker, after ride and driver changes),
- * "map.positions" (moved drivers, at most once per driver per batch) and
- * "rides.changed" (versions, so an open ride panel refreshes itself).
+ * this script: "map.snapshot" (every marker, on connect), "map.drivers" and
+ * "map.rides" (the markers that changed, and those that left), "map.positions"
+ * (moved drivers, at most once per driver per batch) and "rides.changed"
+ * (versions, so an open ride panel refreshes itself).
  *
  * Markers are Leaflet circle markers: vector paths drawn whether or not the
  * map tiles load. window.ccMap.markers holds them keyed "driver-<user id>"
@@ -264,6 +265,35 @@
     drawLines();
   }
 
+  function applyDrivers(data) {
+    noteServerTime(data);
+    data.drivers.forEach(function (d) {
+      if (d.lat !== null && d.lng !== null) putDriver(d);
+    });
+    data.removed.forEach(function (id) {
+      var key = "driver-" + id;
+      if (ccMap.markers[key]) {
+        ccMap.markers[key].remove();
+        delete ccMap.markers[key];
+      }
+      delete ccMap.drivers[id];
+    });
+    drawLines();
+  }
+
+  function applyRides(data) {
+    data.rides.forEach(putRide);
+    data.removed.forEach(function (rideId) {
+      var key = "ride-" + rideId;
+      if (ccMap.markers[key]) {
+        ccMap.markers[key].remove();
+        delete ccMap.markers[key];
+      }
+      delete ccMap.rides[rideId];
+    });
+    drawLines();
+  }
+
   function applyPositions(data) {
     noteServerTime(data);
     data.drivers.forEach(function (p) {
@@ -281,11 +311,26 @@
     drawLines();
   }
 
+
   function restyleDrivers() {
     Object.keys(ccMap.drivers).forEach(function (id) {
       var marker = ccMap.markers["driver-" + id];
-      if (marker) styleDriver(marker, ccMap.drivers[id]);
+      if (!marker) return;
+      styleDriver(marker, ccMap.drivers[id]);
+      if (marker.isPopupOpen()) marker.getPopup().update();
     });
+    // The drivers panel flags a lost signal too, between server renders.
+    document.querySelectorAll("#drivers tr[data-driver-id]").forEach(function (row) {
+      var d = ccMap.drivers[row.dataset.driverId];
+      if (!d) return;
+      var stale = driverState(d) === "stale";
+      row.classList.toggle("is-stale", stale);
+      var flag = row.querySelector("[data-stale-flag]");
+      if (flag) flag.hidden = !stale;
+      var seen = row.querySelector("time[data-since]");
+      if (seen && d.ts) seen.setAttribute("datetime", new Date((d.ts - skew) * 1000).toISOString());
+    });
+    updateClocks();
   }
 
   function fitAll() {
@@ -340,15 +385,28 @@
     node.replaceChildren();
   }
 
+  var panelBusy = 0; // requests of this console's own on the panel in flight
+
   function refreshPanelIfChanged(rides) {
     var node = panel();
-    if (!node || node.hidden || !node.dataset.ridePk) return;
+    if (!node || node.hidden || !node.dataset.ridePk || panelBusy) return;
     rides.forEach(function (r) {
       if (String(r.ride_pk) === node.dataset.ridePk && r.version > Number(node.dataset.rideVersion)) {
-        htmx.ajax("GET", node.dataset.url, { target: "#ride-panel", swap: "outerHTML" });
+        htmx.ajax("GET", node.dataset.url + "?changed=1", { target: "#ride-panel", swap: "outerHTML" });
       }
     });
   }
+
+  function targetsPanel(event) {
+    var target = event.detail && event.detail.target;
+    return target && target.id === "ride-panel";
+  }
+  document.body.addEventListener("htmx:beforeRequest", function (event) {
+    if (targetsPanel(event)) panelBusy += 1;
+  });
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    if (targetsPanel(event)) panelBusy = Math.max(0, panelBusy - 1);
+  });
 
   // --- clocks on the page: ages, and the no-show flag -----------------------------
 
@@ -393,6 +451,8 @@
     }
     if (!ccMap.map && data.type !== "rides.changed") return;
     if (data.type === "map.snapshot") applySnapshot(data);
+    else if (data.type === "map.drivers") applyDrivers(data);
+    else if (data.type === "map.rides") applyRides(data);
     else if (data.type === "map.positions") applyPositions(data);
     else if (data.type === "rides.changed") refreshPanelIfChanged(data.rides);
   });
@@ -412,7 +472,10 @@
       window.setTimeout(function () { wrapper.reconnect(); }, 1000 + Math.random() * 2000);
     }
   });
-  document.body.addEventListener("htmx:wsAfterMessage", updateClocks);
+  document.body.addEventListener("htmx:wsAfterMessage", function () {
+    updateClocks();
+    if (ccMap.map) restyleDrivers();
+  });
   document.body.addEventListener("htmx:afterSettle", updateClocks);
   document.body.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.target && event.detail.target.id === "ride-panel") {

@@ -73,6 +73,38 @@ def test_users_are_found_by_phone_however_it_is_written(support_client, make_use
     assert b"Other" in response.content and b"Sarah" not in response.content
 
 
+def test_support_cannot_touch_staff_accounts_or_grant_staff_rights(
+    support_client, dispatcher, passenger
+):
+    page = support_client.get(reverse("admin:people_user_change", args=[dispatcher.pk]))
+    assert page.status_code == 200 and b'name="_save"' not in page.content
+    password = reverse("admin:auth_user_password_change", args=[dispatcher.pk])
+    assert support_client.get(password).status_code == 403
+    response = support_client.post(
+        reverse("admin:people_user_change", args=[passenger.pk]),
+        {
+            "phone_number": passenger.phone_number,
+            "first_name": "Sara",
+            "last_name": "Johnson",
+            "user_type": "passenger",
+            "is_active": "on",
+            "is_staff": "on",
+            "is_superuser": "on",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "10:00:00",
+            **{
+                f"{prefix}-{key}": value
+                for prefix in ("passenger_profile", "caregiver_links", "api_sessions")
+                for key, value in (("TOTAL_FORMS", "0"), ("INITIAL_FORMS", "0"))
+            },
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    passenger.refresh_from_db()
+    assert passenger.first_name == "Sara"
+    assert not passenger.is_staff and not passenger.is_superuser
+
+
 def test_a_passengers_page_shows_their_profile_and_caregivers(
     support_client, passenger, make_user, make_link
 ):

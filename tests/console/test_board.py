@@ -351,6 +351,13 @@ def test_cancelling_needs_a_reason_and_records_the_dispatcher(
     assert DriverState.objects.get(driver=driver).status == DriverStatus.AVAILABLE
 
 
+def test_a_panel_refreshed_after_a_change_elsewhere_says_so(htmx, passenger):
+    ride = book(passenger)
+    html = htmx.get(f"/console/rides/{ride.pk}/?changed=1").content.decode()
+    assert "changed on another console" in html
+    assert f'data-ride-version="{ride.version}"' in html
+
+
 def test_a_pending_ride_can_be_closed_as_unfulfilled(htmx, passenger, dispatcher):
     ride = book(passenger)
     htmx.post(

@@ -12,6 +12,7 @@ from channels.testing import WebsocketCommunicator
 from console import consumers
 from dispatch import services
 from dispatch.events import CONSOLE_GROUP
+from dispatch.models import Ride
 from project.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -105,8 +106,8 @@ async def test_a_booking_reaches_a_connected_console_as_an_oob_fragment(
     pending = [f for f in fragments if '<section id="pending-rides"' in f]
     assert pending, messages
     assert 'hx-swap-oob="true"' in pending[-1] and 'data-ride-id="live-1"' in pending[-1]
-    snapshot = [m for m in messages if isinstance(m, dict) and m["type"] == "map.snapshot"][-1]
-    assert [r["ride_id"] for r in snapshot["rides"]] == ["live-1"]
+    pickups = [m for m in messages if isinstance(m, dict) and m["type"] == "map.rides"][-1]
+    assert [(r["ride_id"], r["no_driver"]) for r in pickups["rides"]] == [("live-1", True)]
     changed = [m for m in messages if isinstance(m, dict) and m["type"] == "rides.changed"]
     assert changed and changed[-1]["rides"][0]["ride_id"] == "live-1"
     # Two events (searching, no_drivers) within the debounce: few renders.
@@ -181,4 +182,44 @@ async def test_positions_alone_do_not_rerender_the_board(dispatcher, signed_in):
     )
     messages = [await read(comm), *await drain(comm)]
     assert all(isinstance(m, dict) and m["type"] == "map.positions" for m in messages)
+    await comm.disconnect()
+
+
+async def test_the_map_hears_only_what_changed(dispatcher, make_driver, passenger, signed_in):
+    driver = await database_sync_to_async(make_driver)(-26.2, 28.04)
+    comm, _ = await open_console(await signed_in(dispatcher))
+    first = await drain(comm)
+    (snapshot,) = [m for m in first if isinstance(m, dict)]
+    assert [d["id"] for d in snapshot["drivers"]] == [driver.pk]
+
+    def book_and_assign():
+        ride = services.ride_request(
+            ride_id="live-2",
+            passenger=passenger,
+            booked_by=passenger,
+            pickup_latitude=-26.2,
+            pickup_longitude=28.041,
+            dropoff_latitude=-26.1,
+            dropoff_longitude=28.0,
+        )
+        services.ride_match(ride=ride)
+
+    await database_sync_to_async(book_and_assign)()
+    messages = [await read(comm), *await drain(comm)]
+    maps = {m["type"]: m for m in messages if isinstance(m, dict)}
+    assert "map.snapshot" not in maps
+    (marker,) = maps["map.drivers"]["drivers"]
+    assert (marker["id"], marker["status"], marker["ride_id"]) == (driver.pk, "on_trip", "live-2")
+    assert [r["driver_id"] for r in maps["map.rides"]["rides"]] == [driver.pk]
+
+    def cancel_and_go_offline():
+        ride = Ride.objects.get(ride_id="live-2")
+        services.ride_cancel(ride=ride, actor=passenger, cancelled_by="passenger")
+        services.driver_set_status(driver=driver, status="offline")
+
+    await database_sync_to_async(cancel_and_go_offline)()
+    messages = [await read(comm), *await drain(comm)]
+    maps = {m["type"]: m for m in messages if isinstance(m, dict)}
+    assert maps["map.rides"]["removed"] == ["live-2"]
+    assert maps["map.drivers"]["removed"] == [driver.pk]
     await comm.disconnect()
