@@ -36,6 +36,7 @@ from console.forms import (
 )
 from dispatch import services
 from dispatch.models import FINAL_STATUSES, PENDING_STATUSES, Ride, RideStatus
+from people import caregivers
 from people.models import CaregiverLink
 
 TEMPLATE = "console/board.html"
@@ -82,26 +83,31 @@ links_view = console_view(
 # --- sign-in ----------------------------------------------------------------
 
 
-def login(request: HttpRequest) -> HttpResponse:
-    # The admin's theme colours, so the page matches the unfold admin.
-    theme = admin.site.each_context(request)
-    return auth_views.LoginView.as_view(
-        template_name="registration/login.html",
-        authentication_form=ConsoleLoginForm,
-        extra_context={
-            "title": "Sign in",
-            "site_title": "Care Connect dispatch",
-            "colors": theme.get("colors"),
-            "border_radius": theme.get("border_radius"),
-        },
-    )(request)
+class ConsoleLoginView(auth_views.LoginView):
+    template_name = "registration/login.html"
+    authentication_form = ConsoleLoginForm
+
+    def get_context_data(self, **kwargs):
+        # The admin's theme colours, so the page matches the unfold admin.
+        theme = admin.site.each_context(self.request)
+        return super().get_context_data(
+            title="Sign in",
+            site_title="Care Connect dispatch",
+            colors=theme.get("colors"),
+            border_radius=theme.get("border_radius"),
+            **kwargs,
+        )
+
+    def get_default_redirect_url(self) -> str:
+        # Support staff who are not dispatchers start where they may work.
+        user = self.request.user
+        if not selectors.can_use_board(user) and selectors.can_manage_links(user):
+            return reverse("console:links")
+        return super().get_default_redirect_url()
 
 
+login = ConsoleLoginView.as_view()
 logout = auth_views.LogoutView.as_view()
-
-
-def home(request: HttpRequest) -> HttpResponse:
-    return redirect("console:board")
 
 
 # --- rendering helpers --------------------------------------------------------
@@ -288,13 +294,6 @@ def ride_unfulfilled(request: HtmxHttpRequest, ride_pk: int) -> HttpResponse:
 # --- caregiver links ------------------------------------------------------------
 
 
-def _caregivers():
-    """people.caregivers, imported when used: it imports dispatch lazily too."""
-    from people import caregivers
-
-    return caregivers
-
-
 @require_GET
 @links_view
 def links(request: HtmxHttpRequest) -> HttpResponse:
@@ -325,7 +324,6 @@ def _links_response(request: HtmxHttpRequest, form, *, error: str = "", notice: 
 @require_POST
 @links_view
 def link_create(request: HtmxHttpRequest) -> HttpResponse:
-    caregivers = _caregivers()
     form = LinkCreateForm(request.POST)
     if not form.is_valid():
         if not request.htmx:
@@ -356,7 +354,6 @@ def link_create(request: HtmxHttpRequest) -> HttpResponse:
 @require_POST
 @links_view
 def link_revoke(request: HtmxHttpRequest, link_pk: int) -> HttpResponse:
-    caregivers = _caregivers()
     link = get_object_or_404(
         CaregiverLink.objects.select_related("passenger", "caregiver"), pk=link_pk
     )

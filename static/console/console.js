@@ -298,7 +298,7 @@
     noteServerTime(data);
     data.drivers.forEach(function (p) {
       var d = ccMap.drivers[p.id];
-      // A driver the map does not show yet arrives with the next snapshot.
+      // A driver the map does not show yet comes with its "map.drivers".
       if (!d) return;
       d.lat = p.lat;
       d.lng = p.lng;
@@ -310,7 +310,6 @@
     });
     drawLines();
   }
-
 
   function restyleDrivers() {
     Object.keys(ccMap.drivers).forEach(function (id) {

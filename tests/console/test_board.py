@@ -90,6 +90,14 @@ def test_login_takes_the_phone_number_in_any_spelling(dispatcher, staff_groups):
     assert client.get(BOARD).status_code == 200
 
 
+def test_support_staff_land_on_the_caregiver_links_after_login(support):
+    response = Client().post(
+        reverse("console:login"),
+        {"username": support.phone_number, "password": "pw-for-tests-only"},
+    )
+    assert response.status_code == 302 and response["Location"] == reverse("console:links")
+
+
 def test_login_refuses_accounts_that_are_not_staff(make_user):
     user = make_user("passenger")
     user.set_password("pw-for-tests-only")
