@@ -68,6 +68,11 @@ def worker_command(
         # Sockets live as long as the channel layer keeps their groups.
         "--websocket_timeout",
         timeout,
+        # After a restart every app reconnects at once; Daphne's default of
+        # 5 s rejects handshakes still queued for the database thread, and
+        # the apps' retries only add to the storm.
+        "--websocket_connect_timeout",
+        os.environ.get("WEBSOCKET_CONNECT_TIMEOUT_S", "30"),
         "--application-close-timeout",
         "10",
         "project.asgi:application",

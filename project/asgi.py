@@ -19,109 +19,62 @@ from project.routing import websocket_application  # noqa: E402
 CLOSE_GOING_AWAY = 1001
 
 
-def _daphne_protocol(send):
-    """Daphne's `send` is partial(Server.handle_reply, protocol)."""
-    protocol = (getattr(send, "args", None) or (None,))[0]
-    return protocol if hasattr(protocol, "sendCloseFrame") else None
-
-
-class CloseSocketsOnShutdown:
+def close_sockets_on_shutdown(grace_s: float) -> None:
     """
-    Daphne drops open sockets on SIGTERM without a close frame (the apps see
-    1006) and cancels their consumers mid-flight. This sends each socket 1001
-    "going away" first, so the apps reconnect through the balancer to another
-    worker, and lets each consumer run its disconnect (group_discard) before
-    the process ends, waiting at most `grace_s`. Outside Daphne it only
-    passes messages through.
+    On SIGTERM Daphne cancels every consumer and drops the sockets without a
+    close frame: the apps see 1006 and the consumers never leave their
+    groups. Instead, when Daphne's reactor shuts down: stop listening (the
+    balancer sends new sockets elsewhere), close every open socket with 1001
+    "going away" so the apps reconnect at once through the balancer, wait up
+    to `grace_s` for the consumers' disconnect, and only then let Daphne
+    cancel whatever is left.
+
+    Only where Daphne has installed its reactor already (daphne.server is
+    imported before the application): importing the reactor anywhere else
+    would install Twisted's default one. Costs nothing per socket.
     """
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if reactor is None:
+        return
+    from twisted.internet.defer import Deferred
 
-    def __init__(self, app, grace_s: float) -> None:
-        self.app = app
-        self.grace_s = grace_s
-        # consumer task -> [send, closed]
-        self.sockets: dict[asyncio.Future, list] = {}
-        self.stopping = False
-        self._hooked = False
-        self.hook()
-
-    def hook(self) -> None:
-        """
-        Run `drain` when Daphne's reactor shuts down. Only where Daphne has
-        installed the reactor already: importing it anywhere else would
-        install Twisted's default one. Registered before Daphne's own
-        trigger (which cancels every consumer), so it runs first.
-        """
-        reactor = sys.modules.get("twisted.internet.reactor")
-        if self._hooked or reactor is None:
-            return
-        from twisted.internet.defer import Deferred
-
-        self._hooked = True
-        reactor.addSystemEventTrigger(
-            "before", "shutdown", lambda: Deferred.fromFuture(asyncio.ensure_future(self.drain()))
-        )
-
-    async def _going_away(self, state: list) -> None:
-        if not state[1]:
-            state[1] = True
-            try:
-                protocol = _daphne_protocol(state[0])
-                if protocol is not None:
-                    # Autobahn lets applications close only with 1000 or
-                    # 3000-4999; 1001 is the server's own word to send.
-                    protocol.sendCloseFrame(code=CLOSE_GOING_AWAY, reasonUtf8=b"server restarting")
-                else:
-                    await state[0]({"type": "websocket.close", "code": CLOSE_GOING_AWAY})
-            except Exception:  # noqa: BLE001 - the socket is gone already
-                pass
-
-    async def drain(self) -> None:
-        """Close every socket with 1001 and wait for the consumers to finish."""
-        self.stopping = True
-        consumers = list(self.sockets)
-        await asyncio.gather(*(self._going_away(self.sockets[c]) for c in consumers))
+    async def drain(server) -> None:
+        for listener in getattr(server, "listeners", []):
+            listener.addCallback(lambda port: port.stopListening())
+        sockets = [
+            (protocol, details.get("application_instance"))
+            for protocol, details in list(server.connections.items())
+            if hasattr(protocol, "sendCloseFrame") and protocol.state == protocol.STATE_OPEN
+        ]
+        for protocol, _ in sockets:
+            # Autobahn lets applications close only with 1000 or 3000-4999;
+            # 1001 is the server's own word, so it goes to the protocol.
+            protocol.sendCloseFrame(code=CLOSE_GOING_AWAY, reasonUtf8=b"server restarting")
+        consumers = [app for _, app in sockets if app is not None and not app.done()]
         if consumers:
-            await asyncio.wait(consumers, timeout=self.grace_s)
+            await asyncio.wait(consumers, timeout=grace_s)
 
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "websocket":
-            return await self.app(scope, receive, send)
-        self.hook()
-        state = [send, False]
+    def before_shutdown():
+        # Daphne's own trigger (registered after this one) cancels every
+        # consumer; run it only once the sockets are drained.
+        event = reactor._eventTriggers.get("shutdown")
+        kill = next(
+            (
+                c
+                for c, _, _ in (event.before if event else [])
+                if getattr(c, "__name__", "") == "kill_all_applications"
+            ),
+            None,
+        )
+        if kill is None:
+            return None
+        reactor.removeSystemEventTrigger(("shutdown", ("before", kill, (), {})))
+        drained = Deferred.fromFuture(asyncio.ensure_future(drain(kill.__self__)))
+        return drained.addBoth(lambda _: kill())
 
-        async def tracked_receive():
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                state[1] = True
-            return message
-
-        async def tracked_send(message):
-            if message["type"] == "websocket.close":
-                state[1] = True
-            await send(message)
-
-        inner = asyncio.ensure_future(self.app(scope, tracked_receive, tracked_send))
-        self.sockets[inner] = state
-        try:
-            # Shielded: Daphne cancels every application at shutdown, which
-            # would cut the consumer off before its close and disconnect.
-            return await asyncio.shield(inner)
-        except asyncio.CancelledError:
-            if inner.done() or not self.stopping:
-                inner.cancel()
-                raise
-            asyncio.current_task().uncancel()
-            await self._going_away(state)
-            try:
-                await asyncio.wait_for(asyncio.shield(inner), self.grace_s)
-            except (TimeoutError, asyncio.CancelledError):
-                inner.cancel()
-            raise
-        finally:
-            self.sockets.pop(inner, None)
+    reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
 
 
-application = CloseSocketsOnShutdown(
-    ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application}),
-    grace_s=float(os.environ.get("SHUTDOWN_GRACE_S", "5")),
-)
+close_sockets_on_shutdown(float(os.environ.get("SHUTDOWN_GRACE_S", "5")))
+
+application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application})

@@ -162,11 +162,19 @@ async def test_passenger_and_driver_on_different_workers(
         released = await recv_type(drv, "ride_cancelled")
         assert released["ride_id"] == "xw-1"
 
-        # Worker A stops: its socket hears 1001 and may reconnect to B.
+        # Worker A stops: its socket hears 1001 and may reconnect to B, and
+        # the consumer left its groups before the process ended.
+        import redis
+
+        group_key = "asgi:group:ride.xw-1"
+        members = redis.Redis.from_url(settings.REDIS_URL)
+        assert members.zcard(group_key) == 1
         workers["procs"][0].send_signal(signal.SIGTERM)
         async with asyncio.timeout(10):
             await pax.wait_closed()
         assert pax.close_code == 1001
+        await asyncio.to_thread(workers["procs"][0].wait, 15)
+        assert members.zcard(group_key) == 0
         assert drv.close_code is None
 
     await layer.group_discard(CONSOLE_GROUP, board)
