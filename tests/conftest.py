@@ -195,6 +195,30 @@ async def ws():
             pass
 
 
+JHB = (-26.2041, 28.0473)
+
+
+def find_driver(at=JHB, **extra):
+    """A find_driver message with a pickup at `at` and a dropoff nearby."""
+    return {
+        "type": "find_driver",
+        "pickup_latitude": at[0],
+        "pickup_longitude": at[1],
+        "pickup_address": "12 Main Rd",
+        "dropoff_latitude": at[0] + 0.03,
+        "dropoff_longitude": at[1] + 0.03,
+        "dropoff_address": "Clinic",
+        **extra,
+    }
+
+
+async def db(fn, *args, **kwargs):
+    """Run a sync (ORM) call from an async test, as consumers do."""
+    from channels.db import database_sync_to_async
+
+    return await database_sync_to_async(fn)(*args, **kwargs)
+
+
 async def receive_until(comm, wanted_type, limit=10, timeout=3):
     """Read messages until one of `wanted_type`; returns (it, those before)."""
     seen = []

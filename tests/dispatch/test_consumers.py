@@ -5,34 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from channels.db import database_sync_to_async
 
 from dispatch import services
 from dispatch.models import DriverState, Ride, RideStatus
-from tests.conftest import receive_until, token_for
+from tests.conftest import db, find_driver, receive_until, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 JHB = (-26.2041, 28.0473)
 CAPE_TOWN = (-33.9249, 18.4241)
-
-
-def find_driver(at=JHB, **extra):
-    return {
-        "type": "find_driver",
-        "pickup_latitude": at[0],
-        "pickup_longitude": at[1],
-        "pickup_address": "12 Main Rd",
-        "dropoff_latitude": at[0] + 0.03,
-        "dropoff_longitude": at[1] + 0.03,
-        "dropoff_address": "Clinic",
-        **extra,
-    }
-
-
-@database_sync_to_async
-def db(fn, *args, **kwargs):
-    return fn(*args, **kwargs)
 
 
 async def test_connect_greets_and_answers_ping(ws):
