@@ -1,19 +1,26 @@
-"""Start the real server process (Daphne) on a fresh SQLite database."""
+"""
+The real server process (Daphne) on a free port, against its own SQLite
+database, migrated and seeded with the demo data. End-to-end and browser
+tests drive it as the apps and dispatchers would.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# Settings that would point the server at shared services: it gets its own.
+ISOLATED_FROM = ("DATABASE_URL", "REDIS_URL", "LOCATION_STORE", "SQLITE_TEST_PATH")
 
 
 def free_port() -> int:
@@ -22,11 +29,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listened on port {port} within {timeout:.0f} s")
+
+
 @dataclass
 class Server:
+    """A running server; `manage()` and `shell()` act on its database."""
+
     port: int
     env: dict[str, str]
     log_path: Path
+    process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
     def http(self) -> str:
@@ -36,70 +59,77 @@ class Server:
     def ws(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
-    def manage(self, *args: str) -> str:
-        """Run a manage.py command against this server's database."""
+    def manage(self, *args: str, timeout: float = 120) -> str:
         done = subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=ROOT,
             env=self.env,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=timeout,
         )
         if done.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stderr}")
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
         return done.stdout
+
+    def shell(self, code: str) -> str:
+        """Run Python in `manage.py shell` against the server's database."""
+        return self.manage("shell", "--no-imports", "-c", code)
 
     def token_for(self, phone: str) -> str:
         code = (
             "from people.services import session_issue; from people.models import User; "
             f"print(session_issue(user=User.objects.get(phone_number='{phone}')).access)"
         )
-        return self.manage("shell", "-c", code).strip().splitlines()[-1]
+        return self.shell(code).strip().splitlines()[-1]
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 @contextmanager
-def running_server(tmp_path: Path, **env_overrides: str) -> Iterator[Server]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "project.settings",
-        "SQLITE_PATH": str(tmp_path / "e2e.sqlite3"),
-        "DEBUG": "1",
-        "SMS_BACKEND": "console",
-        "PYTHONUNBUFFERED": "1",
-    }
-    for name in ("DATABASE_URL", "REDIS_URL", "LOCATION_STORE"):
-        env.pop(name, None)
+def running_server(home: Path, **env_overrides: str) -> Iterator[Server]:
+    env = {k: v for k, v in os.environ.items() if k not in ISOLATED_FROM}
+    env.update(
+        DJANGO_SETTINGS_MODULE="project.settings",
+        SQLITE_PATH=str(home / "server.sqlite3"),
+        DEBUG="1",
+        SMS_BACKEND="console",
+        # Nothing listens there: tiles fail at once, as they may in the field.
+        MAP_TILE_URL=f"http://127.0.0.1:{free_port()}/{{z}}/{{x}}/{{y}}.png",
+        PYTHONUNBUFFERED="1",
+    )
     env.update(env_overrides)
-    server = Server(port=port, env=env, log_path=tmp_path / "server.log")
-    server.manage("migrate", "--noinput")
+    server = Server(port=free_port(), env=env, log_path=home / "server.log")
+    server.manage("migrate", "--noinput", "-v", "0")
     server.manage("seed_demo")
-    with open(server.log_path, "w") as log:
-        proc = subprocess.Popen(
-            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"],
+    with server.log_path.open("w") as log:
+        server.process = subprocess.Popen(
+            [
+                str(BIN / "daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(server.port),
+                "project.asgi:application",
+            ],
             cwd=ROOT,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start:\n{server.log()}") from None
-                time.sleep(0.1)
+        try:
+            wait_for_port(server.port, server.process)
+        except Exception:
+            server.process.kill()
+            raise RuntimeError(f"server did not start:\n{server.log()[-3000:]}") from None
         yield server
     finally:
-        proc.terminate()
+        server.process.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=10)
+            server.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            server.process.kill()
+            server.process.wait()

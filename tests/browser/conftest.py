@@ -10,23 +10,17 @@ on the internet. Any test that needs the whole stack can use it.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests.server import Server, running_server
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-VENV_BIN = Path(sys.executable).parent
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -35,113 +29,13 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# Settings that would point the server at shared services: it gets its own.
-ISOLATED_FROM = ("DATABASE_URL", "REDIS_URL", "LOCATION_STORE", "SQLITE_TEST_PATH")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listened on port {port} within {timeout:.0f} s")
-
-
-@dataclass
-class ServerProcess:
-    """A running server; `manage()` and `shell()` act on the same database."""
-
-    port: int
-    env: dict[str, str]
-    log_path: Path
-    process: subprocess.Popen | None = field(default=None, repr=False)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def manage(self, *args: str, timeout: float = 120) -> str:
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if result.returncode:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr[-3000:]}")
-        return result.stdout
-
-    def shell(self, code: str) -> str:
-        """Run Python in `manage.py shell` against the server's database."""
-        return self.manage("shell", "--no-imports", "-c", code)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory) -> Iterator[ServerProcess]:
+def server(tmp_path_factory) -> Iterator[Server]:
     """The real ASGI server (HTTP and WebSockets) on a free port."""
-    home = tmp_path_factory.mktemp("server")
-    env = {k: v for k, v in os.environ.items() if k not in ISOLATED_FROM}
-    env.update(
-        DJANGO_SETTINGS_MODULE="project.settings",
-        SQLITE_PATH=str(home / "db.sqlite3"),
-        DEBUG="1",
-        SMS_BACKEND="console",
-        # Nothing listens there: tiles fail at once, as they may in the field.
-        MAP_TILE_URL=f"http://127.0.0.1:{free_port()}/{{z}}/{{x}}/{{y}}.png",
-        PYTHONUNBUFFERED="1",
-    )
-    port = free_port()
-    srv = ServerProcess(port=port, env=env, log_path=home / "server.log")
-    srv.manage("migrate", "--noinput", "-v", "0")
-    srv.manage("seed_demo")
-    with srv.log_path.open("w") as log:
-        srv.process = subprocess.Popen(
-            [
-                str(VENV_BIN / "daphne"),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "project.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_for_port(port, srv.process)
-    except Exception:
-        srv.process.kill()
-        raise RuntimeError(f"server did not start:\n{srv.log()[-3000:]}") from None
-    yield srv
-    srv.process.send_signal(signal.SIGTERM)
-    try:
-        srv.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        srv.process.kill()
-        srv.process.wait()
+    with running_server(tmp_path_factory.mktemp("server")) as srv:
+        yield srv
 
 
 # --- the browser ---------------------------------------------------------------

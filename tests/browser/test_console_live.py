@@ -51,7 +51,7 @@ def new_passenger(server, first_name: str) -> str:
 def app_socket(server, path: str, token: str) -> Iterator:
     """An app's socket, signed in with its bearer token, closed afterwards."""
     with connect(
-        f"{server.ws_url}{path}",
+        f"{server.ws}{path}",
         additional_headers={"Authorization": f"Bearer {token}"},
         open_timeout=10,
     ) as sock:
@@ -101,12 +101,12 @@ def wait_js(page, expression: str, timeout: float = 10.0) -> None:
 
 
 def sign_in(server, page):
-    page.goto(f"{server.base_url}/console/")
+    page.goto(f"{server.http}/console/")
     assert "/console/login/" in page.url
     page.fill("input[name=username]", "+27 80 000 0001")
     page.fill("input[name=password]", DISPATCHER[1])
     page.click("button[type=submit]")
-    page.wait_for_url(f"{server.base_url}/console/")
+    page.wait_for_url(f"{server.http}/console/")
     page.wait_for_selector("#live-status[data-state=open]")
 
 
@@ -224,12 +224,12 @@ def test_two_consoles_stay_in_step(server, new_page):
 
 def test_the_unfold_admin_works_under_the_content_security_policy(server, new_page):
     page = new_page()
-    page.goto(f"{server.base_url}/admin/")
+    page.goto(f"{server.http}/admin/")
     page.fill("input[name=username]", DISPATCHER[0])
     page.fill("input[name=password]", DISPATCHER[1])
     page.click("#login-form button[type=submit]")
-    page.wait_for_url(f"{server.base_url}/admin/")
-    page.goto(f"{server.base_url}/admin/dispatch/ride/")
+    page.wait_for_url(f"{server.http}/admin/")
+    page.goto(f"{server.http}/admin/dispatch/ride/")
     page.locator("#changelist-form, #result_list, table").first.wait_for()
     # Alpine.js runs (its expressions need eval): the sidebar search is live.
     assert page.evaluate("typeof window.Alpine === 'object'")
