@@ -148,3 +148,64 @@ class FleetProcess:
 
 def fleet_drivers(drivers: list[Person], ports: list[int]) -> list[list]:
     return [[d.pk, d.token, d.lat, d.lng, ports[i % len(ports)]] for i, d in enumerate(drivers)]
+
+
+async def start_consoles(tag: str, n: int, layer: str, redis_url: str) -> list[FleetProcess]:
+    """n console listeners on console.board, one process each (bench.fleet)."""
+    procs = [
+        FleetProcess(
+            f"{tag}-console{i}",
+            {
+                "drivers": [],
+                "interval": 0,
+                "consoles": 1,
+                "layer": layer,
+                "redis_url": redis_url,
+                "drain_s": 2.0,
+            },
+        )  # fmt: skip
+        for i in range(n)
+    ]
+    await asyncio.gather(*(p.start() for p in procs))
+    return procs
+
+
+async def stop_consoles(procs: list[FleetProcess]):
+    """(histogram of ages, deliveries received, unmatched) over every listener."""
+    from bench.hist import Histogram
+
+    hist, received, unmatched = Histogram(), 0, 0
+    for stats in await asyncio.gather(*(p.stop() for p in procs)):
+        part = Histogram()
+        for k, v in stats["console_hist"].items():
+            part.counts[int(k)] = v
+            part.count += v
+        part.max_us = stats["console_hist_max_us"]
+        hist.merge(part)
+        received += stats["console_received"]
+        unmatched += stats["console_unmatched"]
+    return hist, received, unmatched
+
+
+async def settle(port: int, *, quiet_ms: float = 150, limit_s: float = 90) -> float:
+    """
+    Wait until the worker's database thread has caught up (after a fleet
+    connects, every driver's first report persists and looks for waiting
+    rides): a get_status round trip, which queues on that thread, must come
+    back within `quiet_ms` twice running. Returns the seconds waited.
+    """
+    started = time.perf_counter()
+    sock = await AppSocket.open(f"ws://127.0.0.1:{port}/ws/ride/settle-{port}/", timeout=limit_s)
+    good = 0
+    try:
+        while time.perf_counter() - started < limit_s:
+            t = time.perf_counter()
+            await sock.send({"type": "get_status"})
+            await sock.wait({"error", "ride_status"}, limit_s)
+            good = good + 1 if (time.perf_counter() - t) * 1000 < quiet_ms else 0
+            if good >= 2:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        await sock.close()
+    return time.perf_counter() - started

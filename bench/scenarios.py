@@ -14,7 +14,16 @@ import time
 from dataclasses import dataclass
 
 from bench import env
-from bench.clients import FleetProcess, find_driver, fleet_drivers, open_many
+from bench.clients import (
+    FleetProcess,
+    find_driver,
+    fleet_drivers,
+    open_many,
+    settle,
+    start_consoles,
+    stop_consoles,
+)
+from bench.fleet import stamp
 from bench.hist import Histogram
 from bench.loadgen import Recorder, open_loop
 
@@ -260,7 +269,8 @@ async def match(
         )
         await fleet.start()
         # Every driver has reported at least once, and the start-up is over.
-        await asyncio.sleep(settle_s)
+        await asyncio.sleep(4.5)
+        settled = await asyncio.gather(*(settle(port) for port in workers.ports))
         rss_start = workers.rss_mb()
 
         async def fire(i, due):
@@ -315,7 +325,8 @@ async def match(
             ok,
             f"{h.summary()}; outcomes {outcomes}; errors {rec.errors[:3]}; "
             f"fleet sent {stats['sent']} reports, {stats['connected']} drivers in "
-            f"{fleet.connect_s:.0f} s; late arrivals {late}; worker RSS {rss_end} MB; "
+            f"{fleet.connect_s:.0f} s, settled in {max(settled):.0f} s; late arrivals {late}; "
+            f"worker RSS {rss_end} MB; "
             f"crashes {len(crashes)}",
         )
     ]
@@ -392,15 +403,15 @@ async def fleet_on_one_worker(
         {
             "drivers": fleet_drivers(fleet_people, [port]),
             "interval": 4.0,
-            "consoles": 10,
             "layer": layer,
             "redis_url": env.BENCH_REDIS_URL,
-            "listen_after_s": 5,
         },
     )
+    consoles: list = []
+    pair_sent = 0
     loc_a, loc_b, status_rec = Histogram(), Histogram(), Recorder("get_status")
     try:
-        await fleet.start()
+        # The rides first: the fleet's start-up floods the database thread.
         drivers = await open_many([(f"ws://127.0.0.1:{port}/ws/driver/", d) for d in pair_drivers])
         for d in drivers:
             await d.send(
@@ -411,10 +422,15 @@ async def fleet_on_one_worker(
         pax = await open_many(
             [(f"ws://127.0.0.1:{port}/ws/ride/f{run}-{i}/", p) for i, p in enumerate(passengers)]
         )
+        await asyncio.sleep(1)
         for p, d in zip(pax, pair_drivers, strict=True):
             p.person.lat, p.person.lng = d.lat, d.lng
             await p.send(find_driver(p.person))
             await p.wait({"driver_assigned"}, 30)
+        consoles = await start_consoles(tag, 10, layer, env.BENCH_REDIS_URL)
+        await fleet.start()
+        await asyncio.sleep(4.5)
+        settled = await settle(port)
         sent: dict[tuple[int, float], float] = {}
         current = {"hist": loc_a}
 
@@ -428,6 +444,7 @@ async def fleet_on_one_worker(
             p.on_message = on_location
 
         async def stream(stop: asyncio.Event):
+            nonlocal pair_sent
             seq = 0
             while not stop.is_set():
                 seq += 1
@@ -435,8 +452,13 @@ async def fleet_on_one_worker(
                     lat = round(d.person.lat, 4) + seq * 1e-7
                     sent[(d.person.pk, lat)] = time.perf_counter()
                     await d.send(
-                        {"type": "location_update", "latitude": lat, "longitude": d.person.lng}
+                        {
+                            "type": "location_update",
+                            "latitude": lat,
+                            "longitude": stamp(d.person.lng),
+                        }
                     )
+                    pair_sent += 1
                 await asyncio.sleep(1.0)
 
         stop = asyncio.Event()
@@ -444,12 +466,16 @@ async def fleet_on_one_worker(
         await asyncio.sleep(phase_s)
 
         def n_updates() -> int:
-            with connection.cursor() as cur:
-                cur.execute(
+            import psycopg
+
+            with psycopg.connect(env.BENCH_DATABASE_URL, autocommit=True) as conn:
+                # Statistics lag up to PGSTAT_MIN_INTERVAL; flush them first.
+                conn.execute("SELECT pg_stat_clear_snapshot()")
+                row = conn.execute(
                     "SELECT n_tup_upd FROM pg_stat_user_tables "
                     "WHERE relname = 'dispatch_driverstate'"
-                )
-                return cur.fetchone()[0]
+                ).fetchone()
+                return row[0]
 
         upd0 = await asyncio.to_thread(n_updates)
         current["hist"] = loc_b
@@ -470,22 +496,19 @@ async def fleet_on_one_worker(
         stop.set()
         await streamer
         stats = await fleet.stop()
+        console, console_received, unmatched = await stop_consoles(consoles)
+        consoles = []
         rss = workers.rss_mb()[0]
         for s in [*pax, *drivers]:
             await s.close()
         crashes = workers.crashes()
-        await asyncio.to_thread(connection.close)
     finally:
-        if fleet.proc and fleet.proc.poll() is None:
-            fleet.proc.kill()
+        for proc in [fleet, *consoles]:
+            if proc.proc and proc.proc.poll() is None:
+                proc.proc.kill()
         workers.stop()
-    console = Histogram()
-    for k, v in stats["console_hist"].items():
-        console.counts[int(k)] = v
-        console.count += v
-    console.max_us = stats["console_hist_max_us"]
-    expected = stats["sent_measured"] * stats["consoles"]
-    missing = expected - stats["console_received"]
+    expected = (stats["sent"] + pair_sent) * 10
+    missing = expected - console_received
     reports_per_s = (n_fleet / 4 + pairs) * 1.0
     persists_per_s = (upd1 - upd0) / window
     c99 = console.percentile_ms(99)
@@ -495,8 +518,9 @@ async def fleet_on_one_worker(
             f"p50 {console.percentile_ms(50):.1f} / p99 {c99:.1f} / max {console.max_ms:.0f} ms",
             "p99 <= 500 ms",
             c99 <= 500 and missing <= 0,
-            f"group fan-out measured (console consumer not committed yet); "
-            f"{stats['console_received']:,} of {expected:,} deliveries, "
+            f"group fan-out measured (console consumer not committed yet); settled in "
+            f"{settled:.0f} s; "
+            f"{console_received:,} of {expected:,} deliveries ({unmatched} unstamped), "
             f"{max(0, missing)} missing; worker RSS {rss:.0f} MB; crashes {len(crashes)}",
         ),
         Result(
@@ -605,31 +629,36 @@ async def soak(cast: env.Cast, *, seconds: float, layer: str, churn_per_min: flo
             "churn_drivers": fleet_drivers(cast.drivers[1000:1200], workers.ports),
             "churn_per_min": churn_per_min,
             "interval": 4.0,
-            "consoles": 10,
             "layer": layer,
             "redis_url": env.BENCH_REDIS_URL,
-            "listen_after_s": 10,
         },
     )
     samples = []
+    consoles: list = []
     try:
+        consoles = await start_consoles(tag, 10, layer, env.BENCH_REDIS_URL)
         await fleet.start()
-        await asyncio.sleep(10)
+        await asyncio.sleep(4.5)
+        await asyncio.gather(*(settle(port) for port in workers.ports))
         rss_start = workers.rss_mb()
         t_end = time.monotonic() + seconds
         while time.monotonic() < t_end:
             await asyncio.sleep(min(30, max(0, t_end - time.monotonic())))
             samples.append(workers.rss_mb())
         stats = await fleet.stop()
+        hist, received, unmatched = await stop_consoles(consoles)
+        consoles = []
         rss_end = workers.rss_mb()
         alive = workers.alive()
         crashes = workers.crashes()
     finally:
-        if fleet.proc and fleet.proc.poll() is None:
-            fleet.proc.kill()
+        for proc in [fleet, *consoles]:
+            if proc.proc and proc.proc.poll() is None:
+                proc.proc.kill()
         workers.stop()
-    expected = stats["sent_measured"] * stats["consoles"]
-    drops = max(0, expected - stats["console_received"])
+    # Every report, the churning drivers' included, reaches every console.
+    expected = stats["sent"] * 10
+    drops = max(0, expected - received)
     growth = max((e - s) / s * 100 for s, e in zip(rss_start, rss_end, strict=True))
     ok = (
         drops == 0
@@ -647,6 +676,7 @@ async def soak(cast: env.Cast, *, seconds: float, layer: str, churn_per_min: flo
             f"{len(crashes)} crashes; {stats['churn_cycles']} cycles",
             "0 drops, RSS <= +10 %, 0 crashes",
             ok,
+            f"console ages {hist.summary()}; {unmatched} unstamped; "
             f"RSS MB start {rss_start} end {rss_end} samples {samples}; churn failures "
             f"{stats['churn_failures']}; unexpected closes {stats['closed_unexpectedly']}; "
             f"errors {stats['errors'][:3]}; crashes {crashes[:3]}",
