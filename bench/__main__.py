@@ -99,6 +99,11 @@ async def run(args) -> list[Result]:
                 layer_scores[layer] = p99
             if layer == "core":
                 db_scores[db] = p99
+        # Below saturation: what one ride costs when it does not queue.
+        new, info = await scenarios.match(
+            cast, n_drivers=1000, rate=5, seconds=seconds, layer="core", db="persistent"
+        )
+        add(new)
         if full:
             new, info = await scenarios.match(
                 cast, n_drivers=10_000, rate=20, seconds=seconds, layer="core",
