@@ -9,9 +9,7 @@ import pytest
 
 from deploy.nginx_check import check, render_site
 
-NGINX = shutil.which("nginx") or next(
-    (p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None
-)
+NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
 
 
 def test_site_lists_one_upstream_server_per_worker(tmp_path):
