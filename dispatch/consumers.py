@@ -485,17 +485,6 @@ class DriverConsumer(AppConsumer):
                     ),
                 },
             )
-        await layer.group_send(
-            events.CONSOLE_GROUP,
-            {
-                "type": "console.location",
-                "driver_id": self.user.pk,
-                "latitude": request.latitude,
-                "longitude": request.longitude,
-                "heading": request.heading,
-                "ts": now,
-            },
-        )
         if self.match_waiting and self.active_ride is None:
             await self._match_waiting(request.latitude, request.longitude)
         position_writer().note(self.user.pk, point)
