@@ -5,7 +5,8 @@ traffic does not share an event loop with what is being measured.
     python -m bench.fleet SPEC.json      # prints READY when every driver is in
 
 The spec names the drivers (id, token, position, worker port), how often
-they report, how many console listeners to put on `console.board`, and how
+they report, how many console map readers to run (they read the live
+positions as the console does), and how
 many drivers to connect and disconnect per minute (churn). SIGTERM stops the
 reports; after a short drain the stats go to spec["stats_path"].
 """
@@ -138,31 +139,38 @@ class Fleet:
                 pass
 
     async def consoles(self, n: int) -> list[asyncio.Task]:
+        """
+        n console map readers. Like ConsoleConsumer._poll_positions, each
+        reads the live positions from Redis once per CONSOLE_MAP_BATCH_S and
+        takes the drivers whose report changed; the age of each is the time
+        since that report was sent (stamped in its longitude).
+        """
         if not n:
             return []
-        if self.spec.get("layer") == "pubsub":
-            from channels_redis.pubsub import RedisPubSubChannelLayer as Layer
-        else:
-            from channels_redis.core import RedisChannelLayer as Layer
-        layer = Layer(hosts=[self.spec["redis_url"]])
-        self.layer = layer
-        channels = [await layer.new_channel("console.") for _ in range(n)]
-        for ch in channels:
-            await layer.group_add("console.board", ch)
+        import redis.asyncio as aioredis
 
-        async def listen(ch):
+        from dispatch.locations import RedisLocationStore
+
+        client = aioredis.Redis.from_url(self.spec["redis_url"])
+        interval = self.spec.get("console_batch_s", 1.0)
+
+        async def listen():
+            last: dict[bytes, float] = {}
             while True:
-                event = await layer.receive(ch)
-                if event.get("type") != "console.location":
-                    continue
-                age = stamp_age(event["longitude"])
-                if age is None:
-                    self.console_unmatched += 1
-                    continue
-                self.console_received += 1
-                self.console_hist.record(age)
+                await asyncio.sleep(interval)
+                for key, raw in (await client.hgetall(RedisLocationStore.META_KEY)).items():
+                    point = RedisLocationStore._decode(raw)
+                    if point is None or last.get(key) == point.seen:
+                        continue
+                    last[key] = point.seen
+                    age = stamp_age(point.lng)
+                    if age is None:
+                        self.console_unmatched += 1
+                        continue
+                    self.console_received += 1
+                    self.console_hist.record(age)
 
-        return [asyncio.create_task(listen(ch)) for ch in channels]
+        return [asyncio.create_task(listen()) for _ in range(n)]
 
     async def churn(self, drivers: list[list], per_min: float) -> None:
         """Connect, report once, disconnect: per_min cycles a minute."""

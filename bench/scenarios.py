@@ -376,7 +376,7 @@ async def fleet_on_one_worker(
 ) -> list:
     """
     One worker holds n_fleet drivers reporting every 4 s while 10 console
-    listeners sit on console.board and `pairs` drivers on active rides stream
+    map readers poll the live positions and `pairs` drivers on active rides stream
     once a second to their passengers. Phase B adds DB-thread load (get_status
     at 200/s); positions must not queue behind it.
     """
@@ -514,11 +514,12 @@ async def fleet_on_one_worker(
     c99 = console.percentile_ms(99)
     return [
         Result(
-            f"console.board fan-out, 10 listeners, {n_fleet:,} moving drivers [{layer}]",
+            f"console map, 10 consoles reading positions, {n_fleet:,} moving drivers [{layer}]",
             f"p50 {console.percentile_ms(50):.1f} / p99 {c99:.1f} / max {console.max_ms:.0f} ms",
             "p99 <= 500 ms",
             c99 <= 500 and missing <= 0,
-            f"group fan-out measured (console consumer not committed yet); settled in "
+            f"age of each position when a console reads it (once per "
+            f"CONSOLE_MAP_BATCH_S, as ConsoleConsumer does); settled in "
             f"{settled:.0f} s; "
             f"{console_received:,} of {expected:,} deliveries ({unmatched} unstamped), "
             f"{max(0, missing)} missing; worker RSS {rss:.0f} MB; crashes {len(crashes)}",

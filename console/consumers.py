@@ -9,8 +9,11 @@ worker made it. This socket turns those events into what the page needs:
   render;
 * JSON for the map script: every marker once on connect ("map.snapshot"),
   then only the rides and drivers that changed ("map.rides",
-  "map.drivers"), and driver positions batched to at most one message per
-  CONSOLE_MAP_BATCH_S, carrying each driver at most once ("map.positions").
+  "map.drivers"), and driver positions at most once per
+  CONSOLE_MAP_BATCH_S, each driver at most once ("map.positions"), read
+  from the live location store (memory, or Redis shared by every worker)
+  rather than fanned out report by report: 2,000 drivers reporting every
+  4 s would otherwise be 500 channel-layer messages a second per console.
 
 It only reads; every change goes through the views and their services.
 """
@@ -31,6 +34,7 @@ from django.template.loader import render_to_string
 
 from console import selectors
 from dispatch.events import CONSOLE_GROUP
+from dispatch.locations import location_store
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +62,8 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         self._drivers: set[int] = set()
         self._render_task: asyncio.Task | None = None
         self._last_render = 0.0
-        self._positions: dict[int, dict[str, Any]] = {}
+        self._sent_seen: dict[int, float] = {}
         self._map_task: asyncio.Task | None = None
-        self._last_map_flush = float("-inf")
         user = self.scope.get("user")
         allowed = user is not None and await database_sync_to_async(selectors.can_use_board)(user)
         # Accept, then close with 4403: a browser sees the code (a refused
@@ -73,6 +76,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         self.joined = True
         # Whatever changed between the page render and this subscription.
         self._mark(EVERYTHING)
+        self._map_task = asyncio.create_task(self._poll_positions())
 
     async def disconnect(self, code):
         for task in (self._render_task, self._map_task):
@@ -103,17 +107,6 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
 
     async def console_links(self, event):
         self._mark(LINKS_DIRTY)
-
-    async def console_location(self, event):
-        self._positions[event["driver_id"]] = {
-            "id": event["driver_id"],
-            "lat": event["latitude"],
-            "lng": event["longitude"],
-            "heading": event.get("heading"),
-            "ts": event.get("ts"),
-        }
-        if self._map_task is None:
-            self._schedule_positions()
 
     async def server_shutdown(self, event):
         # 1012 (service restart): htmx's ws extension reconnects after it.
@@ -168,30 +161,25 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             maps.append(selectors.map_drivers_update(driver_ids))
         return html, maps
 
-    # --- batching positions for the map ---------------------------------------------
+    # --- positions for the map ---------------------------------------------------
 
-    def _schedule_positions(self) -> None:
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, self._last_map_flush + settings.CONSOLE_MAP_BATCH_S - loop.time())
-        self._map_task = asyncio.create_task(self._flush_positions(delay))
-
-    async def _flush_positions(self, delay: float) -> None:
-        try:
-            await asyncio.sleep(delay)
-            positions, self._positions = self._positions, {}
-            self._last_map_flush = asyncio.get_running_loop().time()
-            if positions:
-                await self.send(
-                    text_data=json.dumps(
-                        {
-                            "type": "map.positions",
-                            "server_now": time.time(),
-                            "drivers": list(positions.values()),
-                        }
-                    )
-                )
-        finally:
-            self._map_task = None
-        if self._positions:
-            # Reports that came in while this batch was being sent.
-            self._schedule_positions()
+    async def _poll_positions(self) -> None:
+        read = database_sync_to_async(
+            lambda: location_store().all(), thread_sensitive=False, executor=_RENDER_POOL
+        )
+        while True:
+            await asyncio.sleep(settings.CONSOLE_MAP_BATCH_S)
+            try:
+                points = await read()
+            except Exception:
+                log.exception("reading live positions failed")
+                continue
+            moved = [
+                {"id": driver_id, "lat": p.lat, "lng": p.lng, "heading": p.heading, "ts": p.seen}
+                for driver_id, p in points.items()
+                if self._sent_seen.get(driver_id) != p.seen
+            ]
+            self._sent_seen = {driver_id: p.seen for driver_id, p in points.items()}
+            if moved:
+                message = {"type": "map.positions", "server_now": time.time(), "drivers": moved}
+                await self.send(text_data=json.dumps(message))

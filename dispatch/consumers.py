@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from dispatch import events, messages, selectors, services
 from dispatch.geo import Point
-from dispatch.locations import location_store
+from dispatch.locations import location_store, position_writer
 from dispatch.models import DriverStatus, OfferStatus, Ride, RideOffer, RideStatus
 from dispatch.schemas import CancelRide, FindDriver, LocationUpdate, RideAction, SetStatus
 from people.models import CaregiverLink, DriverProfile, LinkStatus, User, UserType
@@ -413,7 +413,6 @@ class DriverConsumer(AppConsumer):
         self.active_ride: tuple[str, int] | None = (
             (ride.ride_id, ride.passenger_id) if ride else None
         )
-        self.last_persist = 0.0
         self.match_waiting = state.status == DriverStatus.AVAILABLE and ride is None
         await self.accept()
         await self.join(events.driver_group(user.pk))
@@ -486,29 +485,9 @@ class DriverConsumer(AppConsumer):
                     ),
                 },
             )
-        await layer.group_send(
-            events.CONSOLE_GROUP,
-            {
-                "type": "console.location",
-                "driver_id": self.user.pk,
-                "latitude": request.latitude,
-                "longitude": request.longitude,
-                "heading": request.heading,
-                "ts": now,
-            },
-        )
         if self.match_waiting and self.active_ride is None:
             await self._match_waiting(request.latitude, request.longitude)
-        if now - self.last_persist >= settings.LOCATION_PERSIST_INTERVAL_S:
-            self.last_persist = now
-            await database_sync_to_async(services.driver_persist_location)(
-                driver_id=self.user.pk,
-                latitude=request.latitude,
-                longitude=request.longitude,
-                heading=request.heading,
-                speed=request.speed,
-                at=timezone.now(),
-            )
+        position_writer().note(self.user.pk, point)
 
     def _my_ride(self, request: RideAction) -> Ride:
         ride = selectors.active_ride_for_driver(self.user.pk)

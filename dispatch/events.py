@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import weakref
 from functools import partial
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.db.models import Q
@@ -59,9 +61,48 @@ async def _send_all(sends: list[tuple[str, dict]]) -> None:
             log.error("group_send to %s failed: %r", group, result)
 
 
+# One ordered outbox per event loop: a service running on the database
+# thread hands its notifications to the loop and returns at once, instead of
+# holding that thread (which every socket of the worker shares) until Redis
+# has answered. One drain task per loop keeps them in commit order.
+_outboxes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _server_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop this sync code was called from, if any."""
+    if getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
+        return None
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    return loop if loop is not None and loop.is_running() else None
+
+
+def _enqueue(sends: list[tuple[str, dict]]) -> None:
+    loop = asyncio.get_running_loop()
+    queue = _outboxes.get(loop)
+    if queue is None:
+        queue = _outboxes[loop] = asyncio.Queue()
+        loop.create_task(_drain(queue))
+    queue.put_nowait(sends)
+
+
+async def _drain(queue: asyncio.Queue) -> None:
+    while True:
+        sends = await queue.get()
+        try:
+            await _send_all(sends)
+        except Exception:
+            log.exception("event delivery failed")
+
+
 def send_now(sends: list[tuple[str, dict]]) -> None:
-    if sends:
+    if not sends:
+        return
+    loop = _server_loop()
+    if loop is None:
+        # A command, a test or a thread of its own: deliver before returning.
         async_to_sync(_send_all)(sends)
+    else:
+        loop.call_soon_threadsafe(_enqueue, sends)
 
 
 def _ride_envelope(ride: Ride, kind: str, message: dict, audience: str = "ride") -> dict:

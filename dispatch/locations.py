@@ -11,15 +11,20 @@ atomically.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Protocol
 
 from django.conf import settings
 
 from dispatch.geo import GridIndex, Point
+
+log = logging.getLogger(__name__)
 
 
 class LocationStore(Protocol):
@@ -206,6 +211,48 @@ class RedisLocationStore:
 
     def clear(self) -> None:
         self.sync.delete(self.GEO_KEY, self.META_KEY, self.WARM_KEY)
+
+
+class PositionWriter:
+    """
+    The latest report of each driver on this worker, written to the database
+    in one batch per LOCATION_PERSIST_INTERVAL_S by a task of its own, so a
+    report never waits for the database thread.
+    """
+
+    def __init__(self) -> None:
+        self.pending: dict[int, Point] = {}
+        self.task: asyncio.Task | None = None
+
+    def note(self, driver_id: int, point: Point) -> None:
+        self.pending[driver_id] = point
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        from channels.db import database_sync_to_async
+
+        from dispatch.services import drivers_persist_locations
+
+        while self.pending:
+            await asyncio.sleep(settings.LOCATION_PERSIST_INTERVAL_S)
+            batch, self.pending = self.pending, {}
+            try:
+                await database_sync_to_async(drivers_persist_locations)(positions=batch)
+            except Exception:
+                log.exception("persisting %d positions failed", len(batch))
+
+
+_writers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def position_writer() -> PositionWriter:
+    """This event loop's writer."""
+    loop = asyncio.get_running_loop()
+    writer = _writers.get(loop)
+    if writer is None:
+        writer = _writers[loop] = PositionWriter()
+    return writer
 
 
 _store: LocationStore | None = None

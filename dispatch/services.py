@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -227,23 +227,28 @@ def driver_set_status(*, driver: User, status: str) -> DriverState:
     return state
 
 
-def driver_persist_location(
-    *,
-    driver_id: int,
-    latitude: float,
-    longitude: float,
-    heading: float | None,
-    speed: float | None,
-    at: datetime,
-) -> None:
-    """Copy a live position to the database (called at intervals, not per report)."""
-    DriverState.objects.filter(driver_id=driver_id).update(
-        latitude=latitude,
-        longitude=longitude,
-        heading=heading,
-        speed=speed,
-        location_updated_at=at,
-        last_seen_at=at,
+def drivers_persist_locations(*, positions: dict[int, Point]) -> int:
+    """
+    Copy live positions to the database in one statement per 500 drivers.
+    Workers call this once per LOCATION_PERSIST_INTERVAL_S with the latest
+    report of each driver, never once per report.
+    """
+    rows = [
+        DriverState(
+            driver_id=driver_id,
+            latitude=p.lat,
+            longitude=p.lng,
+            heading=p.heading,
+            speed=p.speed,
+            location_updated_at=datetime.fromtimestamp(p.seen, tz=UTC),
+            last_seen_at=datetime.fromtimestamp(p.seen, tz=UTC),
+        )
+        for driver_id, p in positions.items()
+    ]
+    return DriverState.objects.bulk_update(
+        rows,
+        ["latitude", "longitude", "heading", "speed", "location_updated_at", "last_seen_at"],
+        batch_size=500,
     )
 
 
@@ -256,17 +261,10 @@ def driver_place(
     speed: float | None = None,
 ) -> None:
     """Set a driver's position now, in the live store and the database."""
-    at = timezone.now()
-    location_store().put(driver.pk, Point(latitude, longitude, at.timestamp(), heading, speed))
+    point = Point(latitude, longitude, timezone.now().timestamp(), heading, speed)
+    location_store().put(driver.pk, point)
     driver_state_for(driver)
-    driver_persist_location(
-        driver_id=driver.pk,
-        latitude=latitude,
-        longitude=longitude,
-        heading=heading,
-        speed=speed,
-        at=at,
-    )
+    drivers_persist_locations(positions={driver.pk: point})
 
 
 # --- requesting --------------------------------------------------------------

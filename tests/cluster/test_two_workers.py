@@ -133,12 +133,23 @@ async def test_passenger_and_driver_on_different_workers(
         )
         where = await recv_type(pax, "driver_location")
         assert (where["driver_id"], where["latitude"]) == (driver.pk, -26.2)
+        # The board hears of the ride from worker A...
         async with asyncio.timeout(10):
             while True:
                 event = await layer.receive(board)
-                if event["type"] == "console.location" and event["latitude"] == -26.2:
+                if event["type"] == "console.ride" and event["ride_id"] == "xw-1":
                     break
-        assert event["driver_id"] == driver.pk
+        # ...and reads positions from the shared store, whichever worker
+        # the driver reports to.
+        from dispatch.locations import RedisLocationStore
+
+        store = RedisLocationStore(settings.REDIS_URL)
+        async with asyncio.timeout(10):
+            while True:
+                seen = await asyncio.to_thread(store.get, driver.pk)
+                if seen is not None and seen.lat == -26.2 and seen.heading == 90:
+                    break
+                await asyncio.sleep(0.05)
 
         # A dispatcher reassigns from another process with B's settings.
         code = (

@@ -129,59 +129,43 @@ async def test_every_console_hears_a_change(dispatcher, make_staff, passenger, s
         await comm.disconnect()
 
 
-async def test_positions_are_batched_once_per_driver_per_interval(dispatcher, signed_in):
+async def test_positions_are_sent_once_per_driver_per_interval(dispatcher, signed_in, settings):
+    """The map gets each moved driver once per CONSOLE_MAP_BATCH_S, at its latest position."""
+    from dispatch.geo import Point
+    from dispatch.locations import location_store
+
+    settings.CONSOLE_MAP_BATCH_S = 0.3
     comm, _ = await open_console(await signed_in(dispatcher))
     await drain(comm)
-    layer = get_channel_layer()
-
-    async def report(driver_id, n):
-        await layer.group_send(
-            CONSOLE_GROUP,
-            {
-                "type": "console.location",
-                "driver_id": driver_id,
-                "latitude": -26.0 - n / 1000,
-                "longitude": 28.0,
-                "heading": 90.0,
-                "ts": 1000.0 + n,
-            },
-        )
-
-    # A first report after a quiet spell goes out at once...
-    await report(1, 0)
+    store = location_store()
+    store.put(1, Point(-26.0, 28.0, 1000.0, heading=90.0))
     first = await read(comm)
     assert first["type"] == "map.positions"
     assert [d["id"] for d in first["drivers"]] == [1]
-    # ...then a burst within the interval becomes one message, each driver
-    # once, carrying its latest position.
+    # A burst of reports between two reads: each driver once, latest wins.
     for n in range(1, 31):
-        await report(1, n)
-        await report(2, n)
-    messages = await drain(comm, quiet=1.5)
-    assert [m["type"] for m in messages] == ["map.positions"]
-    latest = {d["id"]: d for d in messages[0]["drivers"]}
-    assert sorted(latest) == [1, 2] and len(messages[0]["drivers"]) == 2
+        store.put(1, Point(-26.0 - n / 1000, 28.0, 1000.0 + n))
+        store.put(2, Point(-26.1, 28.0 + n / 1000, 1000.0 + n))
+    second = await read(comm)
+    latest = {d["id"]: d for d in second["drivers"]}
+    assert sorted(latest) == [1, 2] and len(second["drivers"]) == 2
     assert latest[1]["lat"] == pytest.approx(-26.030) and latest[2]["ts"] == 1030.0
+    # Nobody moved: nothing is sent.
+    assert await drain(comm, quiet=0.8) == []
     await comm.disconnect()
 
 
-async def test_positions_alone_do_not_rerender_the_board(dispatcher, signed_in):
+async def test_positions_alone_do_not_rerender_the_board(dispatcher, signed_in, settings):
+    """Moving drivers update the map only, never the board's regions."""
+    from dispatch.geo import Point
+    from dispatch.locations import location_store
+
+    settings.CONSOLE_MAP_BATCH_S = 0.2
     comm, _ = await open_console(await signed_in(dispatcher))
     await drain(comm)
-    layer = get_channel_layer()
-    await layer.group_send(
-        CONSOLE_GROUP,
-        {
-            "type": "console.location",
-            "driver_id": 7,
-            "latitude": -26.0,
-            "longitude": 28.0,
-            "heading": None,
-            "ts": 1.0,
-        },
-    )
+    location_store().put(7, Point(-26.0, 28.0, 1.0))
     messages = [await read(comm), *await drain(comm)]
-    assert all(isinstance(m, dict) and m["type"] == "map.positions" for m in messages)
+    assert messages and all(isinstance(m, dict) and m["type"] == "map.positions" for m in messages)
     await comm.disconnect()
 
 

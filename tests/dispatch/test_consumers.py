@@ -379,3 +379,28 @@ async def test_offered_driver_is_told_when_the_offer_is_withdrawn_or_expires(
     expired, _ = await receive_until(driver_ws, "ride_cancelled")
     assert expired["ride_id"] == "offer-2" and expired["reason"] == "offer_expired"
     await receive_until(other, "no_drivers")
+
+
+async def test_positions_reach_the_database_in_batches(ws, make_driver, settings):
+    """Reports are persisted by the worker's batch writer, latest position first."""
+    import asyncio
+
+    settings.LOCATION_PERSIST_INTERVAL_S = 0.2
+    driver = await db(make_driver)
+    comm = await ws("/ws/driver/", token=await db(token_for, driver))
+    await comm.receive_json_from()
+    for n in range(5):
+        await comm.send_json_to(
+            {"type": "location_update", "latitude": -26.0 - n / 100, "longitude": 28.0}
+        )
+    await comm.send_json_to({"type": "ping"})
+    await receive_until(comm, "pong")
+    state = await db(DriverState.objects.get, driver=driver)
+    assert state.latitude is None  # not written per report
+    for _ in range(30):
+        await asyncio.sleep(0.1)
+        state = await db(DriverState.objects.get, driver=driver)
+        if state.latitude is not None:
+            break
+    assert state.latitude == pytest.approx(-26.04)
+    assert state.location_updated_at is not None
