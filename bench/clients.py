@@ -195,17 +195,27 @@ async def settle(port: int, *, quiet_ms: float = 150, limit_s: float = 90) -> fl
     back within `quiet_ms` twice running. Returns the seconds waited.
     """
     started = time.perf_counter()
-    sock = await AppSocket.open(f"ws://127.0.0.1:{port}/ws/ride/settle-{port}/", timeout=limit_s)
     good = 0
+    sock = None
     try:
-        while time.perf_counter() - started < limit_s:
-            t = time.perf_counter()
-            await sock.send({"type": "get_status"})
-            await sock.wait({"error", "ride_status"}, limit_s)
+        while time.perf_counter() - started < limit_s and good < 2:
+            try:
+                if sock is None:
+                    sock = await AppSocket.open(
+                        f"ws://127.0.0.1:{port}/ws/ride/settle-{port}/", timeout=limit_s
+                    )
+                t = time.perf_counter()
+                await sock.send({"type": "get_status"})
+                await sock.wait({"error", "ride_status"}, limit_s)
+            except Exception:  # noqa: BLE001 - a handshake that timed out: try again
+                if sock is not None:
+                    await sock.close()
+                sock = None
+                good = 0
+                continue
             good = good + 1 if (time.perf_counter() - t) * 1000 < quiet_ms else 0
-            if good >= 2:
-                break
             await asyncio.sleep(0.5)
     finally:
-        await sock.close()
+        if sock is not None:
+            await sock.close()
     return time.perf_counter() - started
