@@ -254,15 +254,22 @@ class Workers:
     def rss_mb(self) -> list[float]:
         return [rss_mb(p.pid) for p in self.procs]
 
-    def crashes(self) -> list[str]:
-        """Tracebacks and 'Exception inside application' lines in the logs."""
+    def _lines(self, wanted) -> list[str]:
         found = []
         for log in self.logs:
             text = log.read_text(errors="replace") if log.exists() else ""
-            for line in text.splitlines():
-                if "Exception inside application" in line or line.startswith("Traceback"):
-                    found.append(f"{log.name}: {line[:200]}")
+            found += [f"{log.name}: {line[:200]}" for line in text.splitlines() if wanted(line)]
         return found
+
+    def crashes(self) -> list[str]:
+        """Consumers that raised: Daphne's 'Exception inside application'."""
+        return self._lines(lambda line: "Exception inside application" in line)
+
+    def errors(self) -> list[str]:
+        """Every other ERROR line (e.g. channels-redis cleaning up a channel)."""
+        return self._lines(
+            lambda line: " ERROR " in line and "Exception inside application" not in line
+        )
 
     def alive(self) -> bool:
         return all(p.poll() is None for p in self.procs)

@@ -554,7 +554,19 @@ async def burst(cast: env.Cast, *, n: int = 500, spare: int = 20, db: str = "per
 
     await asyncio.to_thread(env.reset_rides)
     workers = env.start_workers(2, BASE_PORT, f"burst-{db}", **layer_env("core", db))
-    drivers = cast.drivers[: n + spare]
+    # Everyone within a 0.05-degree square (about 5 x 5.5 km), so every
+    # driver is inside MATCH_RADIUS_KM of every pickup: "drivers >= requests"
+    # then means what it says, whatever order the claims land in.
+    rng = random.Random(11)
+
+    def near() -> tuple[float, float]:
+        return (
+            env.CENTRE[0] + rng.uniform(-0.025, 0.025),
+            env.CENTRE[1] + rng.uniform(-0.025, 0.025),
+        )
+
+    drivers = [env.Person(d.pk, d.token, *near()) for d in cast.drivers[: n + spare]]
+    riders = [env.Person(p.pk, p.token, *near()) for p in cast.passengers[:n]]
     env.place_drivers(drivers)
     run = int(time.time())
     rec = Recorder("burst")
@@ -563,7 +575,7 @@ async def burst(cast: env.Cast, *, n: int = 500, spare: int = 20, db: str = "per
         socks = await open_many(
             [
                 (f"ws://127.0.0.1:{workers.ports[i % 2]}/ws/ride/b{run}-{i}/", p)
-                for i, p in enumerate(cast.passengers[:n])
+                for i, p in enumerate(riders)
             ]
         )
         env.place_drivers(drivers)  # fresh again after the connects
@@ -605,7 +617,7 @@ async def burst(cast: env.Cast, *, n: int = 500, spare: int = 20, db: str = "per
     served = assigned / n * 100
     return [
         Result(
-            f"{n} simultaneous find_driver, {n + spare} drivers, 2 workers [{db}]",
+            f"{n} simultaneous find_driver, {n + spare} drivers within 5 km, 2 workers [{db}]",
             f"{doubles} double assignments, {served:.1f} % served "
             f"({assigned} assigned, {distinct} distinct drivers)",
             "0 doubles, >= 99 % served",
@@ -662,6 +674,7 @@ async def soak(
         rss_end = workers.rss_mb()
         alive = workers.alive()
         crashes = workers.crashes()
+        layer_errors = workers.errors()
     finally:
         for proc in [fleet, *consoles]:
             if proc.proc and proc.proc.poll() is None:
@@ -690,6 +703,7 @@ async def soak(
             f"console ages {hist.summary()}; {unmatched} unstamped; "
             f"RSS MB start {rss_start} end {rss_end} samples {samples}; churn failures "
             f"{stats['churn_failures']}; unexpected closes {stats['closed_unexpectedly']}; "
-            f"errors {stats['errors'][:3]}; crashes {crashes[:3]}",
+            f"errors {stats['errors'][:3]}; crashes {crashes[:3]}; other ERROR lines "
+            f"{len(layer_errors)} {layer_errors[:2]}",
         )
     ]
