@@ -413,7 +413,10 @@ class DriverConsumer(AppConsumer):
         self.active_ride: tuple[str, int] | None = (
             (ride.ride_id, ride.passenger_id) if ride else None
         )
-        self.match_waiting = state.status == DriverStatus.AVAILABLE and ride is None
+        # Waiting rides are offered when the driver goes online (set_status),
+        # not on every reconnect: after a worker restart thousands of drivers
+        # reconnect at once, and each look would queue on the database thread.
+        self.match_waiting = False
         await self.accept()
         await self.join(events.driver_group(user.pk))
         await self.join(events.user_group(user.pk))
