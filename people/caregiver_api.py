@@ -18,7 +18,7 @@ from people.caregiver_schemas import LinkInviteIn, LinkOut, LinkState, LinkUpdat
 from people.models import CaregiverLink, User
 from people.schemas import ErrorOut
 from people.tokens import AccessTokenAuth
-from project.api import ApiError
+from project.api import ApiError, api
 
 caregiver_router = Router(auth=AccessTokenAuth(), tags=["caregivers"])
 
@@ -38,11 +38,13 @@ def _link_or_404(user: User, link_id: int) -> CaregiverLink:
     return link
 
 
-def _api_error(exc: caregivers.LinkError) -> ApiError:
-    extra = {}
+@api.exception_handler(caregivers.LinkError)
+def on_link_error(request: HttpRequest, exc: caregivers.LinkError):
+    """Every refusal of the link services, as {"code","message"} (+ fields)."""
+    body = {"code": exc.code, "message": str(exc)}
     if exc.code in ("invalid_phone", "unknown_phone", "self_link"):
-        extra["fields"] = {"caregiver_phone": str(exc)}
-    return ApiError(exc.status, exc.code, str(exc), **extra)
+        body["fields"] = {"caregiver_phone": str(exc)}
+    return api.create_response(request, body, status=exc.status)
 
 
 @caregiver_router.get(
@@ -70,10 +72,7 @@ def link_invite(request: HttpRequest, body: LinkInviteIn):
     caregiver accepts; until then it grants nothing.
     """
     user = request.auth
-    try:
-        link = caregivers.caregiver_link_invite(passenger=user, actor=user, **body.model_dump())
-    except caregivers.LinkError as exc:
-        raise _api_error(exc) from exc
+    link = caregivers.caregiver_link_invite(passenger=user, actor=user, **body.model_dump())
     return Status(201, link_out(link, user))
 
 
@@ -92,10 +91,7 @@ def link_detail(request: HttpRequest, link_id: int):
 def link_accept(request: HttpRequest, link_id: int):
     user = request.auth
     link = _link_or_404(user, link_id)
-    try:
-        link = caregivers.caregiver_link_accept(link=link, actor=user)
-    except caregivers.LinkError as exc:
-        raise _api_error(exc) from exc
+    link = caregivers.caregiver_link_accept(link=link, actor=user)
     return link_out(link, user)
 
 
@@ -107,10 +103,7 @@ def link_accept(request: HttpRequest, link_id: int):
 def link_decline(request: HttpRequest, link_id: int):
     user = request.auth
     link = _link_or_404(user, link_id)
-    try:
-        link = caregivers.caregiver_link_decline(link=link, actor=user)
-    except caregivers.LinkError as exc:
-        raise _api_error(exc) from exc
+    link = caregivers.caregiver_link_decline(link=link, actor=user)
     return link_out(link, user)
 
 
@@ -126,10 +119,7 @@ def link_update(request: HttpRequest, link_id: int, body: LinkUpdateIn):
     if not changes:
         raise ApiError(400, "invalid_request", "Send at least one field to change.")
     link = _link_or_404(user, link_id)
-    try:
-        link = caregivers.caregiver_link_update(link=link, actor=user, **changes)
-    except caregivers.LinkError as exc:
-        raise _api_error(exc) from exc
+    link = caregivers.caregiver_link_update(link=link, actor=user, **changes)
     return link_out(link, user)
 
 
@@ -142,8 +132,5 @@ def link_revoke(request: HttpRequest, link_id: int):
     """The caregiver loses every permission at once; the link stays on record."""
     user = request.auth
     link = _link_or_404(user, link_id)
-    try:
-        link = caregivers.caregiver_link_revoke(link=link, actor=user)
-    except caregivers.LinkError as exc:
-        raise _api_error(exc) from exc
+    link = caregivers.caregiver_link_revoke(link=link, actor=user)
     return link_out(link, user)
