@@ -15,6 +15,6 @@ if [ "${1:-}" = "migrate" ]; then
 fi
 PORT="${1:?usage: run-worker.sh PORT}"
 exec .venv/bin/daphne -b 127.0.0.1 -p "$PORT" --proxy-headers \
-    --websocket_timeout "${WEBSOCKET_TIMEOUT_S:-86400}" --websocket_connect_timeout 30 \
+    --websocket_timeout "${WEBSOCKET_TIMEOUT_S:-86400}" --websocket_connect_timeout "${WEBSOCKET_CONNECT_TIMEOUT_S:-30}" \
     --application-close-timeout 10 \
     project.asgi:application
