@@ -7,6 +7,7 @@ except the index search, which is a function call.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from bench.fleet import stamp
 from bench.hist import Histogram
 from bench.loadgen import Recorder, open_loop
 
-BASE_PORT = 8700
+BASE_PORT = int(os.environ.get("BENCH_BASE_PORT", "8700"))
 
 
 @dataclass
