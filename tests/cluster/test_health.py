@@ -19,12 +19,13 @@ def test_healthz_answers_ok_when_database_and_channel_layer_answer(client):
 @pytest.mark.django_db
 def test_healthz_fails_with_the_reason_when_the_channel_layer_is_down(client, monkeypatch):
     """A channel layer that cannot take a message makes the worker unhealthy."""
-    from channels.layers import InMemoryChannelLayer
+    from channels.layers import get_channel_layer
 
     async def refuse(self, channel, message):
         raise ConnectionError("Redis went away")
 
-    monkeypatch.setattr(InMemoryChannelLayer, "send", refuse)
+    # In memory under `make test`, Redis under `make test-services`.
+    monkeypatch.setattr(type(get_channel_layer()), "send", refuse)
     response = client.get("/healthz")
     assert response.status_code == 503
     body = response.json()
