@@ -108,10 +108,6 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
     async def console_links(self, event):
         self._mark(LINKS_DIRTY)
 
-    async def server_shutdown(self, event):
-        # 1012 (service restart): htmx's ws extension reconnects after it.
-        await self.close(code=1012)
-
     # --- re-rendering the board ---------------------------------------------------
 
     def _mark(self, regions: frozenset[str]) -> None:

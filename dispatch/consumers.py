@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
-CLOSE_GOING_AWAY = 1001
 
 
 class ClientError(Exception):
@@ -160,9 +159,6 @@ class AppConsumer(AsyncJsonWebsocketConsumer):
 
     async def links_changed(self, event):
         pass
-
-    async def server_shutdown(self, event):
-        await self.close(code=CLOSE_GOING_AWAY)
 
 
 class RideConsumer(AppConsumer):
