@@ -19,6 +19,7 @@ from dispatch.models import (
     RideOffer,
     RideStatus,
 )
+from project.admin_mixins import NoAddOrDelete, ReadOnly
 
 RIDE_STATUS_LABELS = {
     RideStatus.REQUESTED: "info",
@@ -54,7 +55,7 @@ class RideEventInline(TabularInline):
 
 
 @admin.register(Ride)
-class RideAdmin(ModelAdmin):
+class RideAdmin(NoAddOrDelete, ModelAdmin):
     list_display = (
         "ride_id",
         "status_pill",
@@ -111,12 +112,6 @@ class RideAdmin(ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in Ride._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     @display(description="Status", ordering="status", label=RIDE_STATUS_LABELS)
     def status_pill(self, obj: Ride):
         return obj.status, obj.get_status_display()
@@ -154,7 +149,7 @@ class RideAdmin(ModelAdmin):
 
 
 @admin.register(DriverState)
-class DriverStateAdmin(ModelAdmin):
+class DriverStateAdmin(ReadOnly, ModelAdmin):
     list_display = ("driver", "status_pill", "position", "location_updated_at", "last_seen_at")
     list_filter = ("status",)
     search_fields = ("driver__phone_number", "driver__first_name", "driver__last_name")
@@ -174,15 +169,6 @@ class DriverStateAdmin(ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("driver")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @display(
         description="Status",
@@ -204,7 +190,7 @@ class DriverStateAdmin(ModelAdmin):
 
 
 @admin.register(RideOffer)
-class RideOfferAdmin(ModelAdmin):
+class RideOfferAdmin(ReadOnly, ModelAdmin):
     list_display = ("ride", "driver", "status", "distance_km", "created_at", "expires_at")
     list_filter = ("status",)
     search_fields = ("ride__ride_id", "driver__phone_number", "driver__last_name")
@@ -222,12 +208,3 @@ class RideOfferAdmin(ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("ride", "driver")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

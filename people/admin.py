@@ -37,6 +37,7 @@ from people.models import (
     UserType,
 )
 from people.phones import InvalidPhoneNumber, display_phone, normalize_phone
+from project.admin_mixins import NoAddOrDelete, ReadOnly
 
 # --- the admin's script policy ---------------------------------------------------
 #
@@ -447,7 +448,9 @@ class DriverProfileAdmin(ModelAdmin):
 
 
 @admin.register(CaregiverLink)
-class CaregiverLinkAdmin(ModelAdmin):
+class CaregiverLinkAdmin(NoAddOrDelete, ModelAdmin):
+    """New links start as invitations on the console's Caregiver links page."""
+
     list_display = ("caregiver", "passenger", "relationship_type", "status_pill", "permissions")
     list_filter = ("status", "relationship_type")
     search_fields = (
@@ -477,13 +480,6 @@ class CaregiverLinkAdmin(ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("caregiver", "passenger", "invited_by")
-
-    def has_add_permission(self, request):
-        # New links start as invitations on the console's Caregiver links page.
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @display(
         description="Status",
@@ -530,7 +526,7 @@ class CaregiverLinkAdmin(ModelAdmin):
 
 
 @admin.register(PhoneOTPDevice)
-class PhoneOTPDeviceAdmin(ModelAdmin):
+class PhoneOTPDeviceAdmin(NoAddOrDelete, ModelAdmin):
     # Never the code itself: `token` is left out everywhere.
     list_display = ("phone", "user", "lock_state", "throttling_failure_count", "valid_until")
     list_filter = (("user", admin.EmptyFieldListFilter),)
@@ -549,12 +545,6 @@ class PhoneOTPDeviceAdmin(ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @display(description="Phone", ordering="phone_number")
     def phone(self, obj: PhoneOTPDevice) -> str:
@@ -578,7 +568,7 @@ class PhoneOTPDeviceAdmin(ModelAdmin):
 
 
 @admin.register(ApiSession)
-class ApiSessionAdmin(ModelAdmin):
+class ApiSessionAdmin(NoAddOrDelete, ModelAdmin):
     list_display = ("user", "phone", "user_agent", "last_used_at", "expires_at", "state")
     list_filter = (
         ("revoked_at", admin.EmptyFieldListFilter),
@@ -594,12 +584,6 @@ class ApiSessionAdmin(ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @display(description="Phone", ordering="user__phone_number")
     def phone(self, obj: ApiSession) -> str:
@@ -629,7 +613,7 @@ class ApiSessionAdmin(ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ModelAdmin):
+class AuditEventAdmin(ReadOnly, ModelAdmin):
     list_display = ("created_at", "action", "subject", "actor")
     list_filter = ("action", "subject_type")
     search_fields = ("action", "subject_id", "actor__phone_number", "actor__last_name")
@@ -640,15 +624,6 @@ class AuditEventAdmin(ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @display(description="Subject")
     def subject(self, obj: AuditEvent) -> str:
