@@ -35,6 +35,7 @@ from django.template.loader import render_to_string
 from console import selectors
 from dispatch.events import CONSOLE_GROUP
 from dispatch.locations import location_store
+from project.db import db_async
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         self._sent_seen: dict[int, float] = {}
         self._map_task: asyncio.Task | None = None
         user = self.scope.get("user")
-        allowed = user is not None and await database_sync_to_async(selectors.can_use_board)(user)
+        allowed = user is not None and await db_async(selectors.can_use_board)(user)
         # Accept, then close with 4403: a browser sees the code (a refused
         # handshake would only show 1006) and htmx does not retry it.
         await self.accept()

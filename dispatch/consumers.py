@@ -12,7 +12,6 @@ import logging
 import time
 from typing import Any, ClassVar
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
@@ -25,6 +24,7 @@ from dispatch.models import DriverStatus, OfferStatus, Ride, RideOffer, RideStat
 from dispatch.schemas import CancelRide, FindDriver, LocationUpdate, RideAction, SetStatus
 from people.models import CaregiverLink, DriverProfile, LinkStatus, User, UserType
 from people.phones import InvalidPhoneNumber, normalize_phone
+from project.db import db_async
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ class RideConsumer(AppConsumer):
             await self._watch(ride, role)
             await self.send_json(messages.ride_status(ride))
 
-    @database_sync_to_async
+    @db_async
     def _load(self) -> tuple[Ride | None, str | None]:
         ride = (
             Ride.objects.with_people()
@@ -229,7 +229,7 @@ class RideConsumer(AppConsumer):
         # Join before booking so this socket hears `searching` and the outcome.
         await self.join(events.ride_group(self.ride_id))
         try:
-            outcome, ride = await database_sync_to_async(self._book)(user, request)
+            outcome, ride = await db_async(self._book)(user, request)
         except BaseException:
             if self.role is None:
                 await self.leave(events.ride_group(self.ride_id))
@@ -330,7 +330,7 @@ class RideConsumer(AppConsumer):
     async def on_cancel_ride(self, content):
         user = self.require_user()
         request = CancelRide.model_validate(content)
-        await database_sync_to_async(self._cancel)(user, request.reason)
+        await db_async(self._cancel)(user, request.reason)
 
     def _cancel(self, user: User, reason: str) -> None:
         ride = Ride.objects.filter(ride_id=self.ride_id).first()
@@ -370,7 +370,7 @@ class RideConsumer(AppConsumer):
 
     async def links_changed(self, event):
         if self.role == "caregiver" and self.passenger_id is not None:
-            perms = await database_sync_to_async(selectors.caregiver_permissions)(self.user.pk)
+            perms = await db_async(selectors.caregiver_permissions)(self.user.pk)
             self.link_perms = perms.get(self.passenger_id)
             if self.link_perms is None:
                 # The link is gone: this socket may no longer watch the ride.
@@ -401,7 +401,7 @@ class DriverConsumer(AppConsumer):
             await self.send_error("authentication_required", "Sign in as a driver to connect.")
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        snapshot = await database_sync_to_async(self._snapshot)()
+        snapshot = await db_async(self._snapshot)()
         if snapshot is None or (wanted is not None and int(wanted) != user.pk):
             await self.close(code=CLOSE_FORBIDDEN)
             return
@@ -445,9 +445,7 @@ class DriverConsumer(AppConsumer):
 
     async def on_set_status(self, content):
         request = SetStatus.model_validate(content)
-        state = await database_sync_to_async(services.driver_set_status)(
-            driver=self.user, status=request.status
-        )
+        state = await db_async(services.driver_set_status)(driver=self.user, status=request.status)
         await self.send_json({"type": "status_updated", "status": state.status})
         # Rides that found nobody get this driver once their position is known.
         self.match_waiting = state.status == DriverStatus.AVAILABLE
@@ -457,7 +455,7 @@ class DriverConsumer(AppConsumer):
 
     async def _match_waiting(self, lat: float, lng: float) -> None:
         self.match_waiting = False
-        await database_sync_to_async(services.rides_match_near_driver)(
+        await db_async(services.rides_match_near_driver)(
             driver_id=self.user.pk, latitude=lat, longitude=lng
         )
 
@@ -506,7 +504,7 @@ class DriverConsumer(AppConsumer):
         def run():
             return service(ride=self._my_ride(request), driver=self.user)
 
-        await database_sync_to_async(run)()
+        await db_async(run)()
 
     async def on_arrived(self, content):
         await self._progress(content, services.ride_driver_arrived)
@@ -528,7 +526,7 @@ class DriverConsumer(AppConsumer):
                 ride=self._my_ride(request), driver=self.user, reason=request.reason
             )
 
-        await database_sync_to_async(run)()
+        await db_async(run)()
 
     def _offered_ride(self, request: RideAction) -> Ride:
         offers = RideOffer.objects.select_related("ride").filter(
@@ -547,7 +545,7 @@ class DriverConsumer(AppConsumer):
         def run():
             return services.ride_offer_accept(ride=self._offered_ride(request), driver=self.user)
 
-        await database_sync_to_async(run)()
+        await db_async(run)()
 
     async def on_decline_ride(self, content):
         request = RideAction.model_validate(content)
@@ -557,7 +555,7 @@ class DriverConsumer(AppConsumer):
                 ride=self._offered_ride(request), driver=self.user, reason=request.reason
             )
 
-        await database_sync_to_async(run)()
+        await db_async(run)()
         await self.send_json({"type": "ride_declined", "ride_id": request.ride_id})
 
     async def ride_message(self, event):
@@ -634,7 +632,7 @@ class FollowerConsumer(AppConsumer):
             )
             return perms, rides
 
-        self.perms, rides = await database_sync_to_async(load)()
+        self.perms, rides = await db_async(load)()
         wanted = {
             events.ride_group(r.ride_id)
             for r in rides
@@ -704,7 +702,7 @@ def start_sweeper() -> None:
     async def sweep():
         while True:
             try:
-                await database_sync_to_async(services.ride_offers_expire)()
+                await db_async(services.ride_offers_expire)()
             except Exception:
                 log.exception("offer sweep failed")
             await asyncio.sleep(1.0)

@@ -230,15 +230,14 @@ class PositionWriter:
             self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        from channels.db import database_sync_to_async
-
         from dispatch.services import drivers_persist_locations
+        from project.db import db_background
 
         while self.pending:
             await asyncio.sleep(settings.LOCATION_PERSIST_INTERVAL_S)
             batch, self.pending = self.pending, {}
             try:
-                await database_sync_to_async(drivers_persist_locations)(positions=batch)
+                await db_background(drivers_persist_locations)(positions=batch)
             except Exception:
                 log.exception("persisting %d positions failed", len(batch))
 

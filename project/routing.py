@@ -5,7 +5,6 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
-from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.security.websocket import OriginValidator
 from django.conf import settings
@@ -14,6 +13,7 @@ from django.urls import path, re_path
 
 from console.consumers import ConsoleConsumer
 from dispatch.consumers import DriverConsumer, FollowerConsumer, RideConsumer
+from project.db import db_async
 
 
 class AppOriginValidator(OriginValidator):
@@ -56,7 +56,7 @@ class TokenAuthMiddleware:
         if token:
             from people.tokens import user_for_access_token
 
-            user = await database_sync_to_async(user_for_access_token)(token)
+            user = await db_async(user_for_access_token)(token)
             scope = dict(scope, user=user or AnonymousUser(), token_invalid=user is None)
         return await self.application(scope, receive, send)
 

@@ -112,7 +112,10 @@ if DATABASE_URL:
         "default": dj_database_url.parse(
             DATABASE_URL,
             conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
-            conn_health_checks=True,
+            # A health check is a `SELECT 1` before every database call from a
+            # socket; without it a connection the server dropped fails one call
+            # and is then replaced (docs/benchmarks.md).
+            conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", False),
         )
     }
 else:
@@ -231,6 +234,10 @@ LOCATION_STORE = env("LOCATION_STORE", "redis" if REDIS_URL else "memory")
 LOCATION_PERSIST_INTERVAL_S = env_float("LOCATION_PERSIST_INTERVAL_S", 10.0)
 WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 64 * 1024)
 CONSOLE_MAP_BATCH_S = env_float("CONSOLE_MAP_BATCH_S", 1.0)
+
+# Threads for database calls from sockets (project.db). SQLite takes one
+# writer at a time, so there they stay on one thread.
+DB_THREADS = 1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else env_int("DB_THREADS", 4)
 
 LOGGING = {
     "version": 1,

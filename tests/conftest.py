@@ -51,6 +51,15 @@ def pytest_runtest_setup(item):
         pytest.skip(reason)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup):
+    """pytest-django's, and the pool threads' connections closed before the drop."""
+    yield
+    from project.db import close_pool_connections
+
+    close_pool_connections()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_locations():
     from dispatch.locations import reset_location_store

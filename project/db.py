@@ -1,0 +1,78 @@
+"""
+Running ORM code from async consumers.
+
+Channels' `database_sync_to_async` runs every call of a worker on one thread,
+so one booking's round trips to PostgreSQL wait behind another's. On
+PostgreSQL, `db_async` runs calls on a small pool of threads instead
+(DB_THREADS, each with its own persistent connection), so those waits
+overlap. Correctness does not rest on the thread: every service is one
+transaction with conditional updates and database constraints, exactly as
+when two workers act at once. SQLite takes one writer at a time, so there
+calls stay on the worker's one database thread.
+
+`db_background` is for bulk work nobody waits for (copying positions to the
+database): a thread of its own, so it never delays a passenger.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+_pools: dict[str, ThreadPoolExecutor] = {}
+
+
+def _pool(name: str, size: int) -> ThreadPoolExecutor:
+    pool = _pools.get(name)
+    if pool is None:
+        pool = _pools[name] = ThreadPoolExecutor(max_workers=size, thread_name_prefix=name)
+    return pool
+
+
+def _runner(fn: Callable[..., Any], pool: str, size: int) -> Callable[..., Any]:
+    if settings.DB_THREADS > 1:
+        return database_sync_to_async(fn, thread_sensitive=False, executor=_pool(pool, size))
+    return database_sync_to_async(fn)
+
+
+def db_async(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` as a coroutine function, on the database pool (or the one thread)."""
+
+    @functools.wraps(fn)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        return await _runner(fn, "db", settings.DB_THREADS)(*args, **kwargs)
+
+    return call
+
+
+def db_background(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` as a coroutine function, on a thread of its own (PostgreSQL only)."""
+
+    @functools.wraps(fn)
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        return await _runner(fn, "db-bg", 1)(*args, **kwargs)
+
+    return call
+
+
+def close_pool_connections() -> None:
+    """Close the database connection of every pool thread (tests, shutdown)."""
+    from django.db import connections
+
+    for pool in list(_pools.values()):
+        size = pool._max_workers
+        barrier = threading.Barrier(size)
+
+        def close(barrier: threading.Barrier = barrier) -> None:
+            # Each task holds its thread at the barrier, so every thread closes.
+            barrier.wait(timeout=10)
+            connections.close_all()
+
+        for future in [pool.submit(close) for _ in range(size)]:
+            future.result(timeout=15)
