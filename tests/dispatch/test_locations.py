@@ -69,3 +69,43 @@ async def test_redis_store_async_put_is_seen_by_sync_search(settings):
         assert [key for key, _, _ in found] == [7]
     finally:
         await database_sync_to_async(store.clear)()
+
+
+def _persist_and_read(make_driver):
+    from dispatch.models import DriverState
+    from dispatch.services import drivers_persist_locations
+
+    drivers = [make_driver(*JHB) for _ in range(3)]
+    seen = time.time() - 5
+    written = drivers_persist_locations(
+        positions={
+            drivers[0].pk: Point(-26.1, 28.1, seen, heading=45.0, speed=12.5),
+            drivers[1].pk: Point(-26.3, 28.2, seen),
+        }
+    )
+    assert written == 2
+    rows = {s.driver_id: s for s in DriverState.objects.filter(driver__in=drivers)}
+    first, second, untouched = (rows[d.pk] for d in drivers)
+    assert (first.latitude, first.longitude, first.heading, first.speed) == (
+        -26.1,
+        28.1,
+        45.0,
+        12.5,
+    )
+    assert (second.latitude, second.longitude, second.heading) == (-26.3, 28.2, None)
+    assert first.location_updated_at.timestamp() == pytest.approx(seen, abs=0.001)
+    assert first.last_seen_at == first.location_updated_at
+    assert (untouched.latitude, untouched.longitude) == JHB  # not in the batch
+
+
+@pytest.mark.django_db
+def test_positions_are_persisted_in_one_batch_with_their_report_time(make_driver):
+    """The interval writer stores each driver's latest report and when it was made."""
+    _persist_and_read(make_driver)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_positions_persist_on_postgresql(make_driver):
+    """The same batch on PostgreSQL, where executemany is pipelined."""
+    _persist_and_read(make_driver)
