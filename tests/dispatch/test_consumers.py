@@ -81,6 +81,11 @@ async def test_find_driver_assigns_the_nearest_and_tells_both_apps(ws, passenger
     assert offer["distance_km"] == 7.5 and offer["fare_amount"] == 120.0
     assert "needs" in offer
 
+    # The booking socket sent those itself: the ride group's copies are dropped.
+    await comm.send_json_to({"type": "ping"})
+    assert (await comm.receive_json_from())["type"] == "pong"
+    assert await comm.receive_nothing(timeout=0.3)
+
 
 async def test_second_find_driver_answers_current_state_without_rebooking(
     ws, passenger, make_driver
