@@ -176,6 +176,9 @@ class RideConsumer(AppConsumer):
         self.role: str | None = None
         self.passenger_id: int | None = None
         self.link_perms: dict[str, bool] | None = None
+        # (type, version) of ride messages this socket sent itself; their
+        # copies from the ride group are dropped.
+        self.sent_directly: set[tuple[str, int]] = set()
         ride, role = await self._load()
         if ride is not None and role is None:
             # An existing ride opens only to those who may see it.
@@ -229,11 +232,16 @@ class RideConsumer(AppConsumer):
         # Join before booking so this socket hears `searching` and the outcome.
         await self.join(events.ride_group(self.ride_id))
         try:
-            outcome, ride = await db_async(self._book)(user, request)
+            outcome, ride, sent = await db_async(self._book)(user, request)
         except BaseException:
             if self.role is None:
                 await self.leave(events.ride_group(self.ride_id))
             raise
+        for message in sent:
+            # The booking's own news (searching, then driver_assigned or
+            # no_drivers), without the round trip through the channel layer.
+            self.sent_directly.add((message["type"], message["version"]))
+            await self.send_json(message)
         if outcome == "current":
             # A second find_driver on an active ride: its state, no new booking.
             await self.send_json(messages.ride_status(ride))
@@ -242,14 +250,17 @@ class RideConsumer(AppConsumer):
             elif ride.driver_id and ride.status == RideStatus.ASSIGNED:
                 await self.send_json(messages.driver_assigned(ride))
 
-    def _book(self, user: User, request: FindDriver) -> tuple[str, Ride]:
-        existing = (
-            Ride.objects.with_people()
-            .select_related("driver__driver_state")
-            .filter(ride_id=self.ride_id)
-            .first()
-        )
+    def _book(self, user: User, request: FindDriver) -> tuple[str, Ride, list[dict]]:
+        with events.captured(self.ride_id) as sent:
+            outcome, ride = self._book_ride(user, request)
+        return outcome, ride, sent
+
+    def _book_ride(self, user: User, request: FindDriver) -> tuple[str, Ride]:
+        existing = Ride.objects.filter(ride_id=self.ride_id).first()
         if existing is not None:
+            existing = Ride.objects.with_people().select_related("driver__driver_state").get(
+                pk=existing.pk
+            )
             role = selectors.ride_viewer_role(user, existing)
             if role is None:
                 raise ClientError("forbidden", "You may not see this ride.")
@@ -285,7 +296,7 @@ class RideConsumer(AppConsumer):
         self.passenger_id = passenger.pk
         if self.role == "caregiver":
             self.link_perms = selectors.caregiver_permissions(user.pk).get(passenger.pk)
-        services.ride_match(ride=ride)
+        services.ride_match(ride=ride, fresh=True)
         return "booked", ride
 
     @staticmethod
@@ -359,6 +370,11 @@ class RideConsumer(AppConsumer):
     # --- group handlers -----------------------------------------------------------
 
     async def ride_message(self, event):
+        message = event["message"]
+        key = (message.get("type"), message.get("version"))
+        if key in self.sent_directly:
+            self.sent_directly.discard(key)
+            return
         if self.role == "caregiver" and not (self.link_perms or {}):
             return
         await self.send_json(event["message"])

@@ -13,7 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -105,6 +108,25 @@ def send_now(sends: list[tuple[str, dict]]) -> None:
         loop.call_soon_threadsafe(_enqueue, sends)
 
 
+_captures = threading.local()
+
+
+@contextmanager
+def captured(ride_id: str) -> Iterator[list[dict]]:
+    """
+    The messages this thread delivers to ride `ride_id`'s group while the
+    block runs, in order. The socket that booked sends them itself, at once,
+    instead of waiting for their copies to come back through the channel
+    layer (RideConsumer drops those copies).
+    """
+    sent: list[dict] = []
+    _captures.active = (ride_id, sent)
+    try:
+        yield sent
+    finally:
+        _captures.active = None
+
+
 def _ride_envelope(ride: Ride, kind: str, message: dict, audience: str = "ride") -> dict:
     return {
         "type": "ride.message",
@@ -150,6 +172,9 @@ def _deliver_ride(ride_pk: int, kind: str, extra: dict) -> None:
         to_driver = snapshot if ride.driver_id else None
 
     if to_ride is not None:
+        capture = getattr(_captures, "active", None)
+        if capture is not None and capture[0] == ride.ride_id:
+            capture[1].append(to_ride)
         sends.append((ride_group(ride.ride_id), _ride_envelope(ride, kind, to_ride)))
         # The passenger's own app hears of every ride, including those a
         # caregiver booked for them.

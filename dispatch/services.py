@@ -99,6 +99,28 @@ class MatchResult:
 # --- events and transitions ------------------------------------------------
 
 
+def _event(
+    ride: Ride,
+    kind: str,
+    *,
+    actor: User | None,
+    role: str,
+    from_status: str = "",
+    payload: dict | None = None,
+) -> RideEvent:
+    """The event of the ride's current version (not saved)."""
+    return RideEvent(
+        ride=ride,
+        version=ride.version,
+        kind=kind,
+        from_status=from_status,
+        to_status=ride.status,
+        actor=actor,
+        actor_role=role,
+        payload=payload or {},
+    )
+
+
 def _record(
     ride: Ride,
     kind: str,
@@ -111,16 +133,9 @@ def _record(
     """Bump the ride's version and write its event: the caller holds the row."""
     Ride.objects.filter(pk=ride.pk).update(version=F("version") + 1)
     ride.version += 1
-    return RideEvent.objects.create(
-        ride=ride,
-        version=ride.version,
-        kind=kind,
-        from_status=from_status,
-        to_status=ride.status,
-        actor=actor,
-        actor_role=role,
-        payload=payload or {},
-    )
+    event = _event(ride, kind, actor=actor, role=role, from_status=from_status, payload=payload)
+    event.save(force_insert=True)
+    return event
 
 
 def _transition(
@@ -135,13 +150,14 @@ def _transition(
 ) -> Ride:
     """
     Move the ride to `to_status` if the state machine allows it and nobody
-    changed it since it was read (compare-and-set on status and version).
+    changed it since it was read (compare-and-set on status and version; the
+    same UPDATE bumps the version).
     """
     if to_status not in TRANSITIONS[ride.status]:
         raise IllegalTransition(ride, to_status)
     now = timezone.now()
     updated = Ride.objects.filter(pk=ride.pk, status=ride.status, version=ride.version).update(
-        status=to_status, updated_at=now, **fields
+        status=to_status, version=F("version") + 1, updated_at=now, **fields
     )
     if not updated:
         current = Ride.objects.get(pk=ride.pk)
@@ -152,9 +168,12 @@ def _transition(
         )
     from_status = ride.status
     ride.status = to_status
+    ride.version += 1
     for name, value in fields.items():
         setattr(ride, name, value)
-    _record(ride, kind, actor=actor, role=role, from_status=from_status, payload=payload)
+    _event(ride, kind, actor=actor, role=role, from_status=from_status, payload=payload).save(
+        force_insert=True
+    )
     return ride
 
 
@@ -171,9 +190,10 @@ def _release_driver(driver_id: int | None) -> None:
 def _withdraw_offers(ride: Ride, except_driver_id: int | None = None) -> list[int]:
     """Close the ride's open offers; returns the drivers who must be told."""
     open_offers = RideOffer.objects.filter(ride=ride, status=OfferStatus.OFFERED)
-    drivers = [d for d in open_offers.values_list("driver_id", flat=True) if d != except_driver_id]
-    open_offers.update(status=OfferStatus.WITHDRAWN, responded_at=timezone.now())
-    return drivers
+    offered = list(open_offers.values_list("driver_id", flat=True))
+    if offered:
+        open_offers.update(status=OfferStatus.WITHDRAWN, responded_at=timezone.now())
+    return [d for d in offered if d != except_driver_id]
 
 
 def _role_of(user: User | None, ride: Ride) -> str:
@@ -297,7 +317,9 @@ def ride_request(
     role = "passenger" if booked_by.pk == passenger.pk else "caregiver"
     try:
         with transaction.atomic():
-            ride = Ride.objects.create(
+            # Created searching, with the two events of its first versions
+            # written in one statement.
+            ride = Ride(
                 ride_id=ride_id,
                 passenger=passenger,
                 booked_by=booked_by,
@@ -312,9 +334,16 @@ def ride_request(
                 fare_amount=fare_amount,
                 needs_wheelchair=needs_wheelchair,
                 notes=notes,
+                status=S.REQUESTED,
+                version=1,
             )
-            _record(ride, "requested", actor=booked_by, role=role)
-            _transition(ride, S.SEARCHING, kind="searching", actor=booked_by, role=role)
+            requested = _event(ride, "requested", actor=booked_by, role=role)
+            ride.status, ride.version = S.SEARCHING, 2
+            ride.save(force_insert=True)
+            searching = _event(
+                ride, "searching", actor=booked_by, role=role, from_status=S.REQUESTED
+            )
+            RideEvent.objects.bulk_create([requested, searching])
             events.publish_ride(ride.pk, "searching")
     except IntegrityError as exc:
         if Ride.objects.filter(ride_id=ride_id).exists():
@@ -340,7 +369,9 @@ def _excluded_drivers(ride: Ride) -> set[int]:
     return {int(i) for i in ids if i is not None}
 
 
-def ride_candidates(ride: Ride, *, batch: int = 16) -> Iterator[tuple[int, float]]:
+def ride_candidates(
+    ride: Ride, *, batch: int = 16, excluded: set[int] | None = None
+) -> Iterator[tuple[int, float]]:
     """
     Drivers who may take the ride, nearest first: available, verified, with a
     vehicle that can carry the passenger, reporting within
@@ -348,7 +379,8 @@ def ride_candidates(ride: Ride, *, batch: int = 16) -> Iterator[tuple[int, float
     MATCH_RADIUS_KM.
     """
     stale_before = timezone.now().timestamp() - settings.DRIVER_STALE_AFTER_S
-    excluded = _excluded_drivers(ride)
+    if excluded is None:
+        excluded = _excluded_drivers(ride)
     nearby = location_store().nearest(
         ride.pickup_latitude, ride.pickup_longitude, settings.MATCH_RADIUS_KM
     )
@@ -402,23 +434,24 @@ def ride_assign(
         previous = ride.driver_id if ride.status in DRIVER_HELD_STATUSES else None
         kind = "reassigned" if previous else "assigned"
         try:
-            with transaction.atomic():
-                _transition(
-                    ride,
-                    S.ASSIGNED,
-                    kind=kind,
-                    actor=actor,
-                    role=role,
-                    payload={
-                        "driver_id": driver_id,
-                        "previous_driver_id": previous,
-                        "distance_km": None if distance_km is None else round(distance_km, 3),
-                    },
-                    driver_id=driver_id,
-                    assigned_at=timezone.now(),
-                    arrived_at=None,
-                    no_driver_found_at=None,
-                )
+            # No savepoint: any failure here leaves this transaction (or
+            # savepoint) by the exception, which rolls the claim back too.
+            _transition(
+                ride,
+                S.ASSIGNED,
+                kind=kind,
+                actor=actor,
+                role=role,
+                payload={
+                    "driver_id": driver_id,
+                    "previous_driver_id": previous,
+                    "distance_km": None if distance_km is None else round(distance_km, 3),
+                },
+                driver_id=driver_id,
+                assigned_at=timezone.now(),
+                arrived_at=None,
+                no_driver_found_at=None,
+            )
         except IntegrityError as exc:
             raise DriverUnavailable("That driver already has a ride.", driver_id=driver_id) from exc
         withdrawn = _withdraw_offers(ride, except_driver_id=driver_id)
@@ -435,18 +468,23 @@ def ride_assign(
     return ride
 
 
-def ride_match(*, ride: Ride) -> MatchResult:
+def ride_match(*, ride: Ride, fresh: bool = False) -> MatchResult:
     """
     Find the ride a driver: the nearest eligible one gets it (auto mode) or is
     offered it (offer mode). A lost race moves on to the next candidate. When
     nobody is left the ride stays pending for a dispatcher and the apps hear
     `no_drivers`.
+
+    `fresh`: the ride was just requested by the caller, so it is read from
+    memory and nobody has given it back yet. A change made meanwhile still
+    fails the compare-and-set of the assignment.
     """
-    ride.refresh_from_db()
+    if not fresh:
+        ride.refresh_from_db()
     if ride.status != S.SEARCHING:
         return MatchResult(ride=ride, driver_id=ride.driver_id)
     offer_mode = settings.DISPATCH_MODE == "offer"
-    for driver_id, distance in ride_candidates(ride):
+    for driver_id, distance in ride_candidates(ride, excluded=set() if fresh else None):
         try:
             if offer_mode:
                 ride_offer(ride=ride, driver_id=driver_id, distance_km=distance)
