@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -35,7 +36,7 @@ from django.template.loader import render_to_string
 from console import selectors
 from dispatch.events import CONSOLE_GROUP
 from dispatch.locations import location_store
-from project.db import db_async
+from project.db import NoConnectionSweepPerMessage, db_async
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ EVERYTHING = frozenset({*selectors.REGIONS, "map"})
 _RENDER_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="console-render")
 
 
-class ConsoleConsumer(AsyncWebsocketConsumer):
+class ConsoleConsumer(NoConnectionSweepPerMessage, AsyncWebsocketConsumer):
     async def connect(self):
         self.joined = False
         self._dirty: set[str] = set()
@@ -63,8 +64,8 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         self._drivers: set[int] = set()
         self._render_task: asyncio.Task | None = None
         self._last_render = 0.0
-        self._sent_seen: dict[int, float] = {}
-        self._map_task: asyncio.Task | None = None
+        # The map feed sends this socket every position once, then changes.
+        self.map_fresh = True
         user = self.scope.get("user")
         allowed = user is not None and await db_async(selectors.can_use_board)(user)
         # Accept, then close with 4403: a browser sees the code (a refused
@@ -77,12 +78,12 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         self.joined = True
         # Whatever changed between the page render and this subscription.
         self._mark(EVERYTHING)
-        self._map_task = asyncio.create_task(self._poll_positions())
+        map_feed().add(self)
 
     async def disconnect(self, code):
-        for task in (self._render_task, self._map_task):
-            if task is not None:
-                task.cancel()
+        if self._render_task is not None:
+            self._render_task.cancel()
+        map_feed().discard(self)
         if self.joined:
             self.joined = False
             await self.channel_layer.group_discard(CONSOLE_GROUP, self.channel_name)
@@ -158,25 +159,75 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             maps.append(selectors.map_drivers_update(driver_ids))
         return html, maps
 
-    # --- positions for the map ---------------------------------------------------
 
-    async def _poll_positions(self) -> None:
+class MapFeed:
+    """
+    Live positions for the consoles of one worker: one read of the location
+    store per CONSOLE_MAP_BATCH_S, turned into one "map.positions" message
+    of the drivers whose report changed, serialised once and sent to every
+    console. A console's first message holds every known position.
+    """
+
+    def __init__(self) -> None:
+        self.consoles: set[ConsoleConsumer] = set()
+        self.seen: dict[int, float] = {}
+        self.task: asyncio.Task | None = None
+
+    def add(self, console: ConsoleConsumer) -> None:
+        console.map_fresh = True
+        self.consoles.add(console)
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def discard(self, console: ConsoleConsumer) -> None:
+        self.consoles.discard(console)
+
+    @staticmethod
+    def _message(points: dict) -> str:
+        drivers = [
+            {"id": driver_id, "lat": p.lat, "lng": p.lng, "heading": p.heading, "ts": p.seen}
+            for driver_id, p in points.items()
+        ]
+        return json.dumps({"type": "map.positions", "server_now": time.time(), "drivers": drivers})
+
+    async def _run(self) -> None:
         read = database_sync_to_async(
             lambda: location_store().all(), thread_sensitive=False, executor=_RENDER_POOL
         )
-        while True:
+        while self.consoles:
             await asyncio.sleep(settings.CONSOLE_MAP_BATCH_S)
             try:
                 points = await read()
             except Exception:
                 log.exception("reading live positions failed")
                 continue
-            moved = [
-                {"id": driver_id, "lat": p.lat, "lng": p.lng, "heading": p.heading, "ts": p.seen}
-                for driver_id, p in points.items()
-                if self._sent_seen.get(driver_id) != p.seen
-            ]
-            self._sent_seen = {driver_id: p.seen for driver_id, p in points.items()}
-            if moved:
-                message = {"type": "map.positions", "server_now": time.time(), "drivers": moved}
-                await self.send(text_data=json.dumps(message))
+            moved = {d: p for d, p in points.items() if self.seen.get(d) != p.seen}
+            self.seen = {d: p.seen for d, p in points.items()}
+            changes = self._message(moved) if moved else None
+            everything = None
+            for console in list(self.consoles):
+                if console.map_fresh:
+                    console.map_fresh = False
+                    if points and everything is None:
+                        everything = self._message(points)
+                    text = everything
+                else:
+                    text = changes
+                if text is not None:
+                    try:
+                        await console.send(text_data=text)
+                    except Exception:
+                        log.debug("console left while positions were sent", exc_info=True)
+        self.seen = {}
+
+
+_feeds: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def map_feed() -> MapFeed:
+    """This event loop's feed."""
+    loop = asyncio.get_running_loop()
+    feed = _feeds.get(loop)
+    if feed is None:
+        feed = _feeds[loop] = MapFeed()
+    return feed

@@ -24,7 +24,7 @@ from dispatch.models import DriverStatus, OfferStatus, Ride, RideOffer, RideStat
 from dispatch.schemas import CancelRide, FindDriver, LocationUpdate, RideAction, SetStatus
 from people.models import CaregiverLink, DriverProfile, LinkStatus, User, UserType
 from people.phones import InvalidPhoneNumber, normalize_phone
-from project.db import db_async
+from project.db import NoConnectionSweepPerMessage, db_async
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _fields_of(exc: ValidationError) -> dict[str, str]:
     return fields
 
 
-class AppConsumer(AsyncJsonWebsocketConsumer):
+class AppConsumer(NoConnectionSweepPerMessage, AsyncJsonWebsocketConsumer):
     """
     What every app socket shares: the error envelope, size cap, ping, and
     per-type dispatch. A bad message gets {"type":"error"} and the socket

@@ -117,6 +117,7 @@ class RedisLocationStore:
         self.url = url
         self.sync = redis.Redis.from_url(url, socket_timeout=None)
         self._async_clients: dict[int, redis.asyncio.Redis] = {}
+        self._decoded: dict[bytes, Point] = {}
 
     def _aclient(self):
         import asyncio
@@ -203,11 +204,16 @@ class RedisLocationStore:
 
     def all(self) -> dict[int, Point]:
         self._ensure_warm()
-        return {
-            int(k): p
-            for k, raw in self.sync.hgetall(self.META_KEY).items()
-            if (p := self._decode(raw)) is not None
-        }
+        # The consoles' map reads every position several times a second, and
+        # most have not changed since the last read: decode only those.
+        known, decoded = self._decoded, {}
+        points: dict[int, Point] = {}
+        for key, raw in self.sync.hgetall(self.META_KEY).items():
+            point = known.get(raw) or self._decode(raw)
+            decoded[raw] = point
+            points[int(key)] = point
+        self._decoded = decoded
+        return points
 
     def clear(self) -> None:
         self.sync.delete(self.GEO_KEY, self.META_KEY, self.WARM_KEY)

@@ -76,3 +76,23 @@ def close_pool_connections() -> None:
 
         for future in [pool.submit(close) for _ in range(size)]:
             future.result(timeout=15)
+
+
+class NoConnectionSweepPerMessage:
+    """
+    A consumer mixin: Channels (4.2 and later) runs `close_old_connections`
+    on the worker's one database thread before every message a consumer
+    handles, so each GPS report and each group message waited in the same
+    queue as bookings. These consumers reach the database only through
+    `db_async` (channels' DatabaseSyncToAsync), which closes stale
+    connections around every call itself, so the per-message sweep is
+    skipped.
+    """
+
+    async def dispatch(self, message):
+        from channels.consumer import get_handler_name
+
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)

@@ -243,7 +243,7 @@ NO_SHOW_WAIT_MIN = env_float("NO_SHOW_WAIT_MIN", 5)
 LOCATION_STORE = env("LOCATION_STORE", "redis" if REDIS_URL else "memory")
 LOCATION_PERSIST_INTERVAL_S = env_float("LOCATION_PERSIST_INTERVAL_S", 10.0)
 WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 64 * 1024)
-CONSOLE_MAP_BATCH_S = env_float("CONSOLE_MAP_BATCH_S", 1.0)
+CONSOLE_MAP_BATCH_S = env_float("CONSOLE_MAP_BATCH_S", 0.25)
 
 # Threads for database calls from sockets (project.db). SQLite takes one
 # writer at a time, so there they stay on one thread.

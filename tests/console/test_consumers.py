@@ -155,6 +155,35 @@ async def test_positions_are_sent_once_per_driver_per_interval(dispatcher, signe
     await comm.disconnect()
 
 
+async def test_a_console_that_opens_later_gets_every_position_first(
+    dispatcher, make_staff, signed_in, settings
+):
+    """Consoles share one read of the positions; a newcomer starts with all of them."""
+    from dispatch.geo import Point
+    from dispatch.locations import location_store
+
+    settings.CONSOLE_MAP_BATCH_S = 0.2
+
+    async def positions(comm) -> set[int]:
+        ids: set[int] = set()
+        for message in await drain(comm, quiet=0.6):
+            if isinstance(message, dict) and message["type"] == "map.positions":
+                ids.update(d["id"] for d in message["drivers"])
+        return ids
+
+    store = location_store()
+    store.put(1, Point(-26.0, 28.0, 1000.0))
+    first, _ = await open_console(await signed_in(dispatcher))
+    assert await positions(first) == {1}
+    store.put(2, Point(-26.1, 28.1, 1001.0))
+    other = await database_sync_to_async(make_staff)("Dispatchers")
+    second, _ = await open_console(await signed_in(other))
+    assert await positions(second) == {1, 2}  # everything, though 1 has not moved
+    assert await positions(first) == {2}  # only the change
+    for comm in (first, second):
+        await comm.disconnect()
+
+
 async def test_positions_alone_do_not_rerender_the_board(dispatcher, signed_in, settings):
     """Moving drivers update the map only, never the board's regions."""
     from dispatch.geo import Point
