@@ -38,10 +38,15 @@ class TokenAuthMiddleware:
     A bearer access token (header `Authorization: Bearer …`, or `?token=` for
     clients that cannot set headers) signs the socket in; without one the
     session cookie (console) decides.
+
+    App sockets with a token skip the cookie, session and auth middleware:
+    each would hold a scope copy and a waiting coroutine for the socket's
+    whole life, which is memory per socket (docs/benchmarks.md).
     """
 
     def __init__(self, application):
         self.application = application
+        self.with_session = AuthMiddlewareStack(application)
 
     async def __call__(self, scope, receive, send):
         token = None
@@ -53,11 +58,12 @@ class TokenAuthMiddleware:
         if token is None:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             token = (query.get("token") or [None])[0]
-        if token:
-            from people.tokens import user_for_access_token
+        if not token:
+            return await self.with_session(scope, receive, send)
+        from people.tokens import user_for_access_token
 
-            user = await db_async(user_for_access_token)(token)
-            scope = dict(scope, user=user or AnonymousUser(), token_invalid=user is None)
+        user = await db_async(user_for_access_token)(token)
+        scope = dict(scope, user=user or AnonymousUser(), token_invalid=user is None)
         return await self.application(scope, receive, send)
 
 
@@ -69,6 +75,4 @@ websocket_urlpatterns = [
     path("ws/console/", ConsoleConsumer.as_asgi()),
 ]
 
-websocket_application = AppOriginValidator(
-    AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
-)
+websocket_application = AppOriginValidator(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
