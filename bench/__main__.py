@@ -2,10 +2,10 @@
 python -m bench [--full] [--only NAME ...]
 
 Quick set (make bench, a few minutes): index search, ping ratio, matching
-at 1,000 drivers on each channel layer and database connection mode, 500
-simultaneous requests, 5,000 idle sockets, console fan-out and the location
-path at 2,000 drivers, and a one-minute soak. --full adds matching at 10,000
-drivers, longer runs, and the ten-minute soak.
+at 1,000 drivers on each channel layer, 500 simultaneous requests, 5,000
+idle sockets, the console map and the location path at 2,000 drivers, and
+a one-minute soak. --full adds matching at 10,000 drivers and at 5 rides/s,
+the psycopg pool variants, longer runs, and the ten-minute soak.
 """
 
 from __future__ import annotations
@@ -76,7 +76,10 @@ async def run(args) -> list[Result]:
     layer_scores: dict[str, float] = {}
     db_scores: dict[str, float] = {}
     if "match" in wanted:
-        for layer, db in (("core", "persistent"), ("pubsub", "persistent"), ("core", "pool")):
+        variants = [("core", "persistent"), ("pubsub", "persistent"), ("core", "one-thread")]
+        if full:
+            variants.append(("core", "pool"))
+        for layer, db in variants:
             if db == "pool" and not _has_pool():
                 add(
                     [
@@ -99,11 +102,12 @@ async def run(args) -> list[Result]:
                 layer_scores[layer] = p99
             if layer == "core":
                 db_scores[db] = p99
-        # Below saturation: what one ride costs when it does not queue.
-        new, info = await scenarios.match(
-            cast, n_drivers=1000, rate=5, seconds=seconds, layer="core", db="persistent"
-        )
-        add(new)
+        if full:
+            # Below saturation: what one ride costs when it does not queue.
+            new, info = await scenarios.match(
+                cast, n_drivers=1000, rate=5, seconds=seconds, layer="core", db="persistent"
+            )
+            add(new)
     if full and "match10k" in wanted:
         # On the layer that did better at 1,000 drivers.
         new, info = await scenarios.match(
@@ -112,7 +116,7 @@ async def run(args) -> list[Result]:
         )  # fmt: skip
         add(new)
     if "burst" in wanted:
-        for db in ("persistent", "pool") if _has_pool() else ("persistent",):
+        for db in ("persistent", "pool") if full and _has_pool() else ("persistent",):
             new, hist = await scenarios.burst(cast, n=500, db=db)
             add(new)
             db_scores[f"burst-{db}"] = hist.percentile_ms(50)
@@ -129,7 +133,11 @@ async def run(args) -> list[Result]:
         if _pubsub_wins(layer_scores, console_scores):
             soak_layers.append("pubsub")
         for layer in soak_layers:
-            add(await scenarios.soak(cast, seconds=600 if full else 60, layer=layer))
+            add(
+                await scenarios.soak(
+                    cast, seconds=600 if full else 60, layer=layer, warmup_s=60 if full else 20
+                )
+            )
     if layer_scores or console_scores:
         choice = "pubsub" if _pubsub_wins(layer_scores, console_scores) else "core"
         soaked = [r for r in rows if r.name.startswith("soak") and "[pubsub]" in r.name]

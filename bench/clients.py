@@ -150,8 +150,8 @@ def fleet_drivers(drivers: list[Person], ports: list[int]) -> list[list]:
     return [[d.pk, d.token, d.lat, d.lng, ports[i % len(ports)]] for i, d in enumerate(drivers)]
 
 
-async def start_consoles(tag: str, n: int, layer: str, redis_url: str) -> list[FleetProcess]:
-    """n console listeners on console.board, one process each (bench.fleet)."""
+async def start_consoles(tag: str, n: int, ports: list[int], cookie: str) -> list[FleetProcess]:
+    """n real console sockets (ws/console/, signed in), one process each (bench.fleet)."""
     procs = [
         FleetProcess(
             f"{tag}-console{i}",
@@ -159,8 +159,8 @@ async def start_consoles(tag: str, n: int, layer: str, redis_url: str) -> list[F
                 "drivers": [],
                 "interval": 0,
                 "consoles": 1,
-                "layer": layer,
-                "redis_url": redis_url,
+                "console_url": f"ws://127.0.0.1:{ports[i % len(ports)]}/ws/console/",
+                "console_cookie": cookie,
                 "drain_s": 2.0,
             },
         )  # fmt: skip

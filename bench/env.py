@@ -98,6 +98,8 @@ class Person:
 class Cast:
     drivers: list[Person] = field(default_factory=list)
     passengers: list[Person] = field(default_factory=list)
+    # A signed-in dispatcher's session cookie, for real console sockets.
+    console_cookie: str = ""
 
 
 def random_point(rng: random.Random) -> tuple[float, float]:
@@ -192,7 +194,34 @@ def seed(n_drivers: int, n_passengers: int, seed_value: int = 1) -> Cast:
     PassengerProfile.objects.bulk_create(
         [PassengerProfile(user_id=p.pk) for p in cast.passengers], batch_size=2000
     )
+    cast.console_cookie = _dispatcher_cookie()
     return cast
+
+
+def _dispatcher_cookie() -> str:
+    """A dispatcher signed in through a real Django session (the console's way)."""
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.auth.models import Group
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from people.models import User, UserType
+
+    user = User.objects.create(
+        phone_number="27630000000",
+        first_name="Bench",
+        last_name="Dispatcher",
+        user_type=UserType.PASSENGER,
+        is_staff=True,
+        password="!",
+    )
+    user.groups.add(Group.objects.get_or_create(name="Dispatchers")[0])
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
 
 
 def reset_rides() -> None:

@@ -140,37 +140,46 @@ class Fleet:
 
     async def consoles(self, n: int) -> list[asyncio.Task]:
         """
-        n console map readers. Like ConsoleConsumer._poll_positions, each
-        reads the live positions from Redis once per CONSOLE_MAP_BATCH_S and
-        takes the drivers whose report changed; the age of each is the time
-        since that report was sent (stamped in its longitude).
+        n consoles as a dispatcher's page opens them: ws/console/ signed in
+        with a session cookie. The worker sends "map.positions" once per
+        CONSOLE_MAP_BATCH_S with the drivers whose report changed; the age
+        of each is the time since that report was sent (stamped in its
+        longitude). The first message, every known position, is skipped:
+        its positions are as old as the drivers' last reports.
         """
         if not n:
             return []
-        import redis.asyncio as aioredis
-
-        from dispatch.locations import RedisLocationStore
-
-        client = aioredis.Redis.from_url(self.spec["redis_url"])
-        interval = self.spec.get("console_batch_s", 1.0)
+        ready = asyncio.Event()
 
         async def listen():
-            last: dict[bytes, float] = {}
-            while True:
-                await asyncio.sleep(interval)
-                for key, raw in (await client.hgetall(RedisLocationStore.META_KEY)).items():
-                    point = RedisLocationStore._decode(raw)
-                    if point is None or last.get(key) == point.seen:
+            async with websockets.connect(
+                self.spec["console_url"],
+                additional_headers={"Cookie": self.spec["console_cookie"]},
+                open_timeout=60,
+                ping_interval=None,
+                compression=None,
+                max_queue=None,
+                max_size=None,
+            ) as ws:
+                first = True
+                ready.set()
+                async for raw in ws:
+                    if not raw.startswith('{"type": "map.positions"'):
+                        continue  # board fragments (HTML) and marker changes
+                    if first:
+                        first = False
                         continue
-                    last[key] = point.seen
-                    age = stamp_age(point.lng)
-                    if age is None:
-                        self.console_unmatched += 1
-                        continue
-                    self.console_received += 1
-                    self.console_hist.record(age)
+                    for entry in json.loads(raw)["drivers"]:
+                        age = stamp_age(entry["lng"])
+                        if age is None:
+                            self.console_unmatched += 1
+                            continue
+                        self.console_received += 1
+                        self.console_hist.record(age)
 
-        return [asyncio.create_task(listen()) for _ in range(n)]
+        tasks = [asyncio.create_task(listen()) for _ in range(n)]
+        await asyncio.wait_for(ready.wait(), 60)
+        return tasks
 
     async def churn(self, drivers: list[list], per_min: float) -> None:
         """Connect, report once, disconnect: per_min cycles a minute."""
