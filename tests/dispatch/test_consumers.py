@@ -409,3 +409,30 @@ async def test_positions_reach_the_database_in_batches(ws, make_driver, settings
             break
     assert state.latitude == pytest.approx(-26.04)
     assert state.location_updated_at is not None
+
+
+async def test_reports_and_pings_do_not_wait_for_the_database_thread(ws, make_driver):
+    """A busy database thread (a slow query, a booking) holds up no GPS report."""
+    import asyncio
+    import threading
+
+    from asgiref.sync import sync_to_async
+
+    from dispatch.locations import location_store
+
+    driver = await db(make_driver)
+    comm = await ws("/ws/driver/", token=await db(token_for, driver))
+    await comm.receive_json_from()
+    release = threading.Event()
+    # Thread-sensitive: this holds the worker's one database thread.
+    busy = asyncio.ensure_future(sync_to_async(release.wait)(10))
+    try:
+        await asyncio.sleep(0.05)
+        await comm.send_json_to({"type": "location_update", "latitude": -26.3, "longitude": 28.1})
+        await comm.send_json_to({"type": "ping"})
+        assert (await comm.receive_json_from(timeout=2))["type"] == "pong"
+        assert not busy.done()
+    finally:
+        release.set()
+        await busy
+    assert (await db(location_store().get, driver.pk)).lat == -26.3
