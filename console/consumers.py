@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403
 TEMPLATE = "console/board.html"
+# Drivers per map message: Daphne refuses frames over 1 MiB, which a
+# snapshot of a few thousand markers passes (about 300 bytes each).
+MAP_CHUNK = 1000
 # A burst of events (a booking writes two or three) becomes one render.
 RENDER_DEBOUNCE_S = 0.15
 # Under a steady stream of changes, re-render no more often than this.
@@ -136,7 +139,8 @@ class ConsoleConsumer(NoConnectionSweepPerMessage, AsyncWebsocketConsumer):
                 if html:
                     await self.send(text_data=html)
                 for message in maps:
-                    await self.send(text_data=json.dumps(message))
+                    for part in map_parts(message):
+                        await self.send(text_data=json.dumps(part))
                 if rides:
                     changed = {"type": "rides.changed", "rides": list(rides.values())}
                     await self.send(text_data=json.dumps(changed))
@@ -158,6 +162,28 @@ class ConsoleConsumer(NoConnectionSweepPerMessage, AsyncWebsocketConsumer):
         if driver_ids:
             maps.append(selectors.map_drivers_update(driver_ids))
         return html, maps
+
+
+def map_parts(message: dict) -> list[dict]:
+    """
+    A map message in frames of at most MAP_CHUNK drivers: a snapshot's
+    first part replaces the map, the rest add markers ("map.drivers").
+    """
+    drivers = message.get("drivers") or []
+    if len(drivers) <= MAP_CHUNK:
+        return [message]
+    parts = [{**message, "drivers": drivers[:MAP_CHUNK]}]
+    kind = "map.drivers" if message["type"] == "map.snapshot" else message["type"]
+    for start in range(MAP_CHUNK, len(drivers), MAP_CHUNK):
+        part = {
+            "type": kind,
+            "server_now": message.get("server_now"),
+            "drivers": drivers[start : start + MAP_CHUNK],
+        }
+        if kind == "map.drivers":
+            part["removed"] = []
+        parts.append(part)
+    return parts
 
 
 class MapFeed:
@@ -183,12 +209,13 @@ class MapFeed:
         self.consoles.discard(console)
 
     @staticmethod
-    def _message(points: dict) -> str:
+    def _message(points: dict) -> list[str]:
         drivers = [
             {"id": driver_id, "lat": p.lat, "lng": p.lng, "heading": p.heading, "ts": p.seen}
             for driver_id, p in points.items()
         ]
-        return json.dumps({"type": "map.positions", "server_now": time.time(), "drivers": drivers})
+        message = {"type": "map.positions", "server_now": time.time(), "drivers": drivers}
+        return [json.dumps(part) for part in map_parts(message)]
 
     async def _run(self) -> None:
         read = database_sync_to_async(
@@ -203,21 +230,21 @@ class MapFeed:
                 continue
             moved = {d: p for d, p in points.items() if self.seen.get(d) != p.seen}
             self.seen = {d: p.seen for d, p in points.items()}
-            changes = self._message(moved) if moved else None
-            everything = None
+            changes = self._message(moved) if moved else []
+            everything: list[str] | None = None
             for console in list(self.consoles):
                 if console.map_fresh:
                     console.map_fresh = False
-                    if points and everything is None:
-                        everything = self._message(points)
-                    text = everything
+                    if everything is None:
+                        everything = self._message(points) if points else []
+                    texts = everything
                 else:
-                    text = changes
-                if text is not None:
-                    try:
+                    texts = changes
+                try:
+                    for text in texts:
                         await console.send(text_data=text)
-                    except Exception:
-                        log.debug("console left while positions were sent", exc_info=True)
+                except Exception:
+                    log.debug("console left while positions were sent", exc_info=True)
         self.seen = {}
 
 

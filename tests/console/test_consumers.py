@@ -236,3 +236,24 @@ async def test_the_map_hears_only_what_changed(dispatcher, make_driver, passenge
     assert maps["map.rides"]["removed"] == ["live-2"]
     assert maps["map.drivers"]["removed"] == [driver.pk]
     await comm.disconnect()
+
+
+async def test_a_large_fleet_reaches_the_map_in_frames_daphne_accepts(
+    dispatcher, make_driver, signed_in, settings, monkeypatch
+):
+    """Thousands of markers would pass Daphne's 1 MiB frame limit: they come in parts."""
+    monkeypatch.setattr(consumers, "MAP_CHUNK", 2)
+    settings.CONSOLE_MAP_BATCH_S = 0.2
+    drivers = [
+        await database_sync_to_async(make_driver)(-26.2 + i / 100, 28.04) for i in range(5)
+    ]
+    comm, _ = await open_console(await signed_in(dispatcher))
+    messages = [m for m in await drain(comm, quiet=0.8) if isinstance(m, dict)]
+    kinds = [m["type"] for m in messages if m["type"] in ("map.snapshot", "map.drivers")]
+    assert kinds[:3] == ["map.snapshot", "map.drivers", "map.drivers"]
+    markers = [d["id"] for m in messages if m["type"] in kinds for d in m["drivers"]]
+    positions = [d["id"] for m in messages if m["type"] == "map.positions" for d in m["drivers"]]
+    everyone = sorted(d.pk for d in drivers)
+    assert sorted(markers) == everyone and sorted(positions) == everyone
+    assert all(len(m["drivers"]) <= 2 for m in messages if "drivers" in m)
+    await comm.disconnect()
