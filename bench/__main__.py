@@ -130,7 +130,9 @@ async def run(args) -> list[Result]:
             console_scores[layer] = float(new[0].figure.split("p99 ")[1].split()[0])
     if "soak" in wanted:
         soak_layers = ["core"]
-        if _pubsub_wins(layer_scores, console_scores):
+        # Pub/sub is soaked when it won this run's comparisons, or when this
+        # run made none (`--only soak`).
+        if _pubsub_wins(layer_scores, console_scores) or not (layer_scores or console_scores):
             soak_layers.append("pubsub")
         for layer in soak_layers:
             add(
