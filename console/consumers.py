@@ -37,6 +37,7 @@ from console import selectors
 from dispatch.events import CONSOLE_GROUP
 from dispatch.locations import location_store
 from project.db import NoConnectionSweepPerMessage, db_async
+from project.sockets import QuietWhenClientLeft
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ EVERYTHING = frozenset({*selectors.REGIONS, "map"})
 _RENDER_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="console-render")
 
 
-class ConsoleConsumer(NoConnectionSweepPerMessage, AsyncWebsocketConsumer):
+class ConsoleConsumer(QuietWhenClientLeft, NoConnectionSweepPerMessage, AsyncWebsocketConsumer):
     async def connect(self):
         self.joined = False
         self._dirty: set[str] = set()

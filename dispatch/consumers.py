@@ -25,6 +25,7 @@ from dispatch.schemas import CancelRide, FindDriver, LocationUpdate, RideAction,
 from people.models import CaregiverLink, DriverProfile, LinkStatus, User, UserType
 from people.phones import InvalidPhoneNumber, normalize_phone
 from project.db import NoConnectionSweepPerMessage, db_async
+from project.sockets import QuietWhenClientLeft
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def _fields_of(exc: ValidationError) -> dict[str, str]:
     return fields
 
 
-class AppConsumer(NoConnectionSweepPerMessage, AsyncJsonWebsocketConsumer):
+class AppConsumer(QuietWhenClientLeft, NoConnectionSweepPerMessage, AsyncJsonWebsocketConsumer):
     """
     What every app socket shares: the error envelope, size cap, ping, and
     per-type dispatch. A bad message gets {"type":"error"} and the socket
@@ -258,8 +259,10 @@ class RideConsumer(AppConsumer):
     def _book_ride(self, user: User, request: FindDriver) -> tuple[str, Ride]:
         existing = Ride.objects.filter(ride_id=self.ride_id).first()
         if existing is not None:
-            existing = Ride.objects.with_people().select_related("driver__driver_state").get(
-                pk=existing.pk
+            existing = (
+                Ride.objects.with_people()
+                .select_related("driver__driver_state")
+                .get(pk=existing.pk)
             )
             role = selectors.ride_viewer_role(user, existing)
             if role is None:
