@@ -244,9 +244,7 @@ async def test_a_large_fleet_reaches_the_map_in_frames_daphne_accepts(
     """Thousands of markers would pass Daphne's 1 MiB frame limit: they come in parts."""
     monkeypatch.setattr(consumers, "MAP_CHUNK", 2)
     settings.CONSOLE_MAP_BATCH_S = 0.2
-    drivers = [
-        await database_sync_to_async(make_driver)(-26.2 + i / 100, 28.04) for i in range(5)
-    ]
+    drivers = [await database_sync_to_async(make_driver)(-26.2 + i / 100, 28.04) for i in range(5)]
     comm, _ = await open_console(await signed_in(dispatcher))
     messages = [m for m in await drain(comm, quiet=0.8) if isinstance(m, dict)]
     kinds = [m["type"] for m in messages if m["type"] in ("map.snapshot", "map.drivers")]
