@@ -162,6 +162,9 @@ def _deliver_ride(ride_pk: int, kind: str, extra: dict) -> None:
     elif kind == "cancelled":
         to_ride = messages.ride_cancelled(ride)
         to_driver = to_ride if ride.driver_id else None
+    elif kind == "needs_updated":
+        to_ride = None
+        to_driver = messages.ride_updated(ride)
     elif kind == "offered":
         to_ride = None
         to_driver = messages.ride_request(ride, extra.get("distance_km"), extra["expires_at"])
@@ -198,7 +201,7 @@ def _deliver_ride(ride_pk: int, kind: str, extra: dict) -> None:
         gone["reason"] = "offer_expired" if kind == "offer_expired" else "offer_withdrawn"
         sends.append((driver_group(withdrawn), _ride_envelope(ride, "withdrawn", gone)))
 
-    if kind != "offered":
+    if kind not in ("offered", "needs_updated"):
         # Those with only can_view_location are told too: their socket needs
         # the news to join the ride's group for positions, and drops the
         # status itself (FollowerConsumer.ride_message).

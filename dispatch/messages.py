@@ -192,6 +192,19 @@ def ride_assigned(ride: Ride) -> dict[str, Any]:
     }
 
 
+def ride_updated(ride: Ride) -> dict[str, Any]:
+    """What the driver's app is told when the passenger's needs change mid-ride."""
+    return {
+        "type": "ride_updated",
+        "ride_id": ride.ride_id,
+        "booking_id": ride.pk,
+        "status": ride.status,
+        "version": ride.version,
+        "changed": ["needs"],
+        "needs": needs_card(ride),
+    }
+
+
 def ride_request(ride: Ride, distance_km: float | None, expires_at) -> dict[str, Any]:
     """Offer mode: a ride put to one driver, to accept or decline."""
     return {

@@ -288,6 +288,17 @@ def driver_place(
     drivers_persist_locations(positions={driver.pk: point})
 
 
+def ride_needs_changed(*, passenger_id: int) -> None:
+    """The passenger's needs changed: the driver of their active ride is told."""
+    ride = (
+        Ride.objects.filter(passenger_id=passenger_id, driver__isnull=False)
+        .filter(status__in=[*DRIVER_HELD_STATUSES, S.IN_PROGRESS])
+        .first()
+    )
+    if ride is not None:
+        events.publish_ride(ride.pk, "needs_updated")
+
+
 # --- requesting --------------------------------------------------------------
 
 

@@ -62,6 +62,11 @@ def profile_update(*, user: User, actor: User | None = None, **fields) -> User:
             for name, value in needs.items():
                 setattr(profile, name, value)
             profile.save(update_fields=list(needs))
+        if any(name in NEEDS_FIELDS for name in changed):
+            # A driver already on the way sees the new needs at once.
+            from dispatch.services import ride_needs_changed
+
+            ride_needs_changed(passenger_id=user.pk)
         if changed:
             audit_event_record(
                 actor=actor,

@@ -436,3 +436,36 @@ async def test_reports_and_pings_do_not_wait_for_the_database_thread(ws, make_dr
         release.set()
         await busy
     assert (await db(location_store().get, driver.pk)).lat == -26.3
+
+
+async def test_driver_on_the_way_hears_when_the_passengers_needs_change(ws, passenger, make_driver):
+    """A passenger who edits their needs mid-ride: the driver gets the new needs card."""
+    from django.test import Client
+
+    driver = await db(make_driver, JHB[0] + 0.01, JHB[1])
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    comm = await ws("/ws/ride/needs-1/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver())
+    await receive_until(comm, "driver_assigned")
+    await receive_until(driver_ws, "ride_assigned")
+
+    client = Client(headers={"Authorization": f"Bearer {await db(token_for, passenger)}"})
+
+    def patch(body):
+        return client.patch("/api/auth/profile/", body, content_type="application/json")
+
+    response = await db(patch, {"needs_walker": True, "notes": "Hard of hearing"})
+    assert response.status_code == 200
+    updated, _ = await receive_until(driver_ws, "ride_updated")
+    assert updated["ride_id"] == "needs-1" and updated["changed"] == ["needs"]
+    assert updated["needs"]["walker"] is True and updated["needs"]["notes"] == "Hard of hearing"
+    # The passenger's own socket hears nothing of it.
+    await comm.send_json_to({"type": "ping"})
+    assert (await comm.receive_json_from())["type"] == "pong"
+
+    # A name change alone, or needs without an active ride, tells nobody.
+    response = await db(patch, {"first_name": "Sara"})
+    assert response.status_code == 200
+    assert await driver_ws.receive_nothing(timeout=0.3)
