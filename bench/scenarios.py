@@ -757,7 +757,11 @@ async def soak(
                 for d in dsocks:
                     lat = round(d.person.lat, 3) + seq * 1e-7
                     await d.send(
-                        {"type": "location_update", "latitude": lat, "longitude": d.person.lng}
+                        {
+                            "type": "location_update",
+                            "latitude": lat,
+                            "longitude": stamp(d.person.lng),
+                        }
                     )
                     sent += 1
                 await asyncio.sleep(1.0)
