@@ -152,7 +152,9 @@ AUTH_USER_MODEL = "people.User"
 
 # Channel layer: in-memory by default, Redis when REDIS_URL says so.
 REDIS_URL = env("REDIS_URL")
-CHANNEL_LAYER_BACKEND = env("CHANNEL_LAYER_BACKEND", "core")
+# pubsub (RedisPubSubChannelLayer) by measurement: faster in every
+# comparison and clean through the ten-minute soak (docs/benchmarks.md).
+CHANNEL_LAYER_BACKEND = env("CHANNEL_LAYER_BACKEND", "pubsub")
 WEBSOCKET_TIMEOUT_S = env_int("WEBSOCKET_TIMEOUT_S", 86400)
 if REDIS_URL:
     _layer_backend = {
