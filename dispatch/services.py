@@ -259,7 +259,7 @@ def drivers_persist_locations(*, positions: dict[int, Point]) -> int:
     if not positions:
         return 0
     ops = connection.ops
-    table = connection.ops.quote_name(DriverState._meta.db_table)
+    table = ops.quote_name(DriverState._meta.db_table)
     sql = (
         f"UPDATE {table} SET latitude = %s, longitude = %s, heading = %s, speed = %s, "
         "location_updated_at = %s, last_seen_at = %s WHERE driver_id = %s"
@@ -270,7 +270,7 @@ def drivers_persist_locations(*, positions: dict[int, Point]) -> int:
         rows.append((p.lat, p.lng, p.heading, p.speed, seen, seen, driver_id))
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.executemany(sql, rows)
-    return len(rows)
+        return cursor.rowcount
 
 
 def driver_place(

@@ -25,14 +25,14 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-_pools: dict[str, ThreadPoolExecutor] = {}
+# name -> (pool, its number of threads)
+_pools: dict[str, tuple[ThreadPoolExecutor, int]] = {}
 
 
 def _pool(name: str, size: int) -> ThreadPoolExecutor:
-    pool = _pools.get(name)
-    if pool is None:
-        pool = _pools[name] = ThreadPoolExecutor(max_workers=size, thread_name_prefix=name)
-    return pool
+    if name not in _pools:
+        _pools[name] = (ThreadPoolExecutor(max_workers=size, thread_name_prefix=name), size)
+    return _pools[name][0]
 
 
 def _runner(fn: Callable[..., Any], pool: str, size: int) -> Callable[..., Any]:
@@ -65,8 +65,7 @@ def close_pool_connections() -> None:
     """Close the database connection of every pool thread (tests, shutdown)."""
     from django.db import connections
 
-    for pool in list(_pools.values()):
-        size = pool._max_workers
+    for pool, size in list(_pools.values()):
         barrier = threading.Barrier(size)
 
         def close(barrier: threading.Barrier = barrier) -> None:
