@@ -144,8 +144,8 @@ class Fleet:
         with a session cookie. The worker sends "map.positions" once per
         CONSOLE_MAP_BATCH_S with the drivers whose report changed; the age
         of each is the time since that report was sent (stamped in its
-        longitude). The first message, every known position, is skipped:
-        its positions are as old as the drivers' last reports.
+        longitude). The first messages, every known position ("full", in
+        parts), are skipped: they are as old as the drivers' last reports.
         """
         if not n:
             return []
@@ -161,15 +161,14 @@ class Fleet:
                 max_queue=None,
                 max_size=None,
             ) as ws:
-                first = True
                 ready.set()
                 async for raw in ws:
                     if not raw.startswith('{"type": "map.positions"'):
                         continue  # board fragments (HTML) and marker changes
-                    if first:
-                        first = False
+                    message = json.loads(raw)
+                    if message["full"]:
                         continue
-                    for entry in json.loads(raw)["drivers"]:
+                    for entry in message["drivers"]:
                         age = stamp_age(entry["lng"])
                         if age is None:
                             self.console_unmatched += 1

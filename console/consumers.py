@@ -183,6 +183,8 @@ def map_parts(message: dict) -> list[dict]:
         }
         if kind == "map.drivers":
             part["removed"] = []
+        if "full" in message:
+            part["full"] = message["full"]
         parts.append(part)
     return parts
 
@@ -210,12 +212,18 @@ class MapFeed:
         self.consoles.discard(console)
 
     @staticmethod
-    def _message(points: dict) -> list[str]:
+    def _message(points: dict, *, full: bool) -> list[str]:
         drivers = [
             {"id": driver_id, "lat": p.lat, "lng": p.lng, "heading": p.heading, "ts": p.seen}
             for driver_id, p in points.items()
         ]
-        message = {"type": "map.positions", "server_now": time.time(), "drivers": drivers}
+        # `full`: every known position (a console's first), not just changes.
+        message = {
+            "type": "map.positions",
+            "server_now": time.time(),
+            "full": full,
+            "drivers": drivers,
+        }
         return [json.dumps(part) for part in map_parts(message)]
 
     async def _run(self) -> None:
@@ -231,13 +239,13 @@ class MapFeed:
                 continue
             moved = {d: p for d, p in points.items() if self.seen.get(d) != p.seen}
             self.seen = {d: p.seen for d, p in points.items()}
-            changes = self._message(moved) if moved else []
+            changes = self._message(moved, full=False) if moved else []
             everything: list[str] | None = None
             for console in list(self.consoles):
                 if console.map_fresh:
                     console.map_fresh = False
                     if everything is None:
-                        everything = self._message(points) if points else []
+                        everything = self._message(points, full=True) if points else []
                     texts = everything
                 else:
                     texts = changes

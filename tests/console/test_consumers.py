@@ -164,22 +164,25 @@ async def test_a_console_that_opens_later_gets_every_position_first(
 
     settings.CONSOLE_MAP_BATCH_S = 0.2
 
-    async def positions(comm) -> set[int]:
+    async def positions(comm) -> tuple[set[int], set[bool]]:
+        """The drivers in map.positions, and whether those were full or changes."""
         ids: set[int] = set()
+        full: set[bool] = set()
         for message in await drain(comm, quiet=0.6):
             if isinstance(message, dict) and message["type"] == "map.positions":
                 ids.update(d["id"] for d in message["drivers"])
-        return ids
+                full.add(message["full"])
+        return ids, full
 
     store = location_store()
     store.put(1, Point(-26.0, 28.0, 1000.0))
     first, _ = await open_console(await signed_in(dispatcher))
-    assert await positions(first) == {1}
+    assert await positions(first) == ({1}, {True})
     store.put(2, Point(-26.1, 28.1, 1001.0))
     other = await database_sync_to_async(make_staff)("Dispatchers")
     second, _ = await open_console(await signed_in(other))
-    assert await positions(second) == {1, 2}  # everything, though 1 has not moved
-    assert await positions(first) == {2}  # only the change
+    assert await positions(second) == ({1, 2}, {True})  # everything, though 1 has not moved
+    assert await positions(first) == ({2}, {False})  # only the change
     for comm in (first, second):
         await comm.disconnect()
 
@@ -254,4 +257,5 @@ async def test_a_large_fleet_reaches_the_map_in_frames_daphne_accepts(
     everyone = sorted(d.pk for d in drivers)
     assert sorted(markers) == everyone and sorted(positions) == everyone
     assert all(len(m["drivers"]) <= 2 for m in messages if "drivers" in m)
+    assert all(m["full"] for m in messages if m["type"] == "map.positions")
     await comm.disconnect()
