@@ -1,11 +1,11 @@
 """
 python -m bench [--full] [--only NAME ...]
 
-Quick set (make bench, a few minutes): index search, ping ratio, matching
+Quick set (make bench, about 8-10 minutes): index search, ping ratio, matching
 at 1,000 drivers on each channel layer, 500 simultaneous requests, 5,000
 idle sockets, the console map and the location path at 2,000 drivers, and
-a one-minute soak. --full adds matching at 10,000 drivers and at 5 rides/s,
-the psycopg pool variants, longer runs, and the ten-minute soak.
+one-minute soaks. --full adds matching at 10,000 drivers and at 5 rides/s,
+the psycopg pool variants, longer runs, and ten-minute soaks.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def _pubsub_wins(path_scores: dict) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--full", action="store_true", help="the full set (about 30 minutes)")
+    parser.add_argument("--full", action="store_true", help="the full set (about an hour)")
     parser.add_argument("--only", nargs="*", choices=NAMES, help="run only these")
     args = parser.parse_args()
     env.raise_fd_limit()
