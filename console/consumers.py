@@ -24,7 +24,6 @@ import asyncio
 import json
 import logging
 import time
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -37,7 +36,7 @@ from console import selectors
 from dispatch.events import CONSOLE_GROUP
 from dispatch.locations import location_store
 from project.db import NoConnectionSweepPerMessage, db_async
-from project.sockets import QuietWhenClientLeft
+from project.sockets import QuietWhenClientLeft, per_event_loop
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +67,6 @@ class ConsoleConsumer(QuietWhenClientLeft, NoConnectionSweepPerMessage, AsyncWeb
         self._drivers: set[int] = set()
         self._render_task: asyncio.Task | None = None
         self._last_render = 0.0
-        # The map feed sends this socket every position once, then changes.
-        self.map_fresh = True
         user = self.scope.get("user")
         allowed = user is not None and await db_async(selectors.can_use_board)(user)
         # Accept, then close with 4403: a browser sees the code (a refused
@@ -199,17 +196,20 @@ class MapFeed:
 
     def __init__(self) -> None:
         self.consoles: set[ConsoleConsumer] = set()
+        # Consoles that have not had every position yet.
+        self.fresh: set[ConsoleConsumer] = set()
         self.seen: dict[int, float] = {}
         self.task: asyncio.Task | None = None
 
     def add(self, console: ConsoleConsumer) -> None:
-        console.map_fresh = True
         self.consoles.add(console)
+        self.fresh.add(console)
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self._run())
 
     def discard(self, console: ConsoleConsumer) -> None:
         self.consoles.discard(console)
+        self.fresh.discard(console)
 
     @staticmethod
     def _message(points: dict, *, full: bool) -> list[str]:
@@ -242,8 +242,8 @@ class MapFeed:
             changes = self._message(moved, full=False) if moved else []
             everything: list[str] | None = None
             for console in list(self.consoles):
-                if console.map_fresh:
-                    console.map_fresh = False
+                if console in self.fresh:
+                    self.fresh.discard(console)
                     if everything is None:
                         everything = self._message(points, full=True) if points else []
                     texts = everything
@@ -257,13 +257,5 @@ class MapFeed:
         self.seen = {}
 
 
-_feeds: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def map_feed() -> MapFeed:
-    """This event loop's feed."""
-    loop = asyncio.get_running_loop()
-    feed = _feeds.get(loop)
-    if feed is None:
-        feed = _feeds[loop] = MapFeed()
-    return feed
+# This event loop's feed.
+map_feed = per_event_loop(MapFeed)

@@ -16,13 +16,13 @@ import json
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Iterator
 from typing import Protocol
 
 from django.conf import settings
 
 from dispatch.geo import GridIndex, Point
+from project.sockets import per_event_loop
 
 log = logging.getLogger(__name__)
 
@@ -248,16 +248,8 @@ class PositionWriter:
                 log.exception("persisting %d positions failed", len(batch))
 
 
-_writers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def position_writer() -> PositionWriter:
-    """This event loop's writer."""
-    loop = asyncio.get_running_loop()
-    writer = _writers.get(loop)
-    if writer is None:
-        writer = _writers[loop] = PositionWriter()
-    return writer
+# This event loop's writer.
+position_writer = per_event_loop(PositionWriter)
 
 
 _store: LocationStore | None = None

@@ -95,14 +95,21 @@ def _places(ride: Ride) -> dict[str, Any]:
     }
 
 
-def ride_status(ride: Ride) -> dict[str, Any]:
-    """The whole ride as one snapshot: sent on connect and on every change."""
+def _about(ride: Ride, kind: str) -> dict[str, Any]:
+    """What every ride message opens with: its type, the ride and its version."""
     return {
-        "type": "ride_status",
+        "type": kind,
         "ride_id": ride.ride_id,
         "booking_id": ride.pk,
         "status": ride.status,
         "version": ride.version,
+    }
+
+
+def ride_status(ride: Ride) -> dict[str, Any]:
+    """The whole ride as one snapshot: sent on connect and on every change."""
+    return {
+        **_about(ride, "ride_status"),
         "passenger": person(ride.passenger),
         "booked_by": person(ride.booked_by),
         "booked_on_behalf": ride.booked_on_behalf,
@@ -123,23 +130,15 @@ def ride_status(ride: Ride) -> dict[str, Any]:
 
 def searching(ride: Ride) -> dict[str, Any]:
     return {
-        "type": "searching",
+        **_about(ride, "searching"),
         "message": "Searching for available drivers...",
-        "ride_id": ride.ride_id,
-        "booking_id": ride.pk,
-        "status": ride.status,
-        "version": ride.version,
     }
 
 
 def no_drivers(ride: Ride) -> dict[str, Any]:
     return {
-        "type": "no_drivers",
+        **_about(ride, "no_drivers"),
         "message": "No drivers available nearby",
-        "ride_id": ride.ride_id,
-        "booking_id": ride.pk,
-        "status": ride.status,
-        "version": ride.version,
     }
 
 
@@ -155,12 +154,8 @@ def driver_assigned(ride: Ride) -> dict[str, Any]:
         )
     eta = None if distance is None else max(1, round(distance / ETA_SPEED_KMH * 60))
     return {
-        "type": "driver_assigned",
+        **_about(ride, "driver_assigned"),
         "message": "Driver found!",
-        "ride_id": ride.ride_id,
-        "booking_id": ride.pk,
-        "status": ride.status,
-        "version": ride.version,
         "driver": card,
         # The flat shape too: apps in the field read either.
         "driver_id": card["id"],
@@ -178,11 +173,7 @@ def ride_assigned(ride: Ride) -> dict[str, Any]:
     """What the driver's app is told of a ride it now carries."""
     passenger = person(ride.passenger)
     return {
-        "type": "ride_assigned",
-        "ride_id": ride.ride_id,
-        "booking_id": ride.pk,
-        "status": ride.status,
-        "version": ride.version,
+        **_about(ride, "ride_assigned"),
         "passenger": passenger,
         "passenger_name": passenger["name"],
         "passenger_phone": passenger["phone"],
@@ -195,11 +186,7 @@ def ride_assigned(ride: Ride) -> dict[str, Any]:
 def ride_updated(ride: Ride) -> dict[str, Any]:
     """What the driver's app is told when the passenger's needs change mid-ride."""
     return {
-        "type": "ride_updated",
-        "ride_id": ride.ride_id,
-        "booking_id": ride.pk,
-        "status": ride.status,
-        "version": ride.version,
+        **_about(ride, "ride_updated"),
         "changed": ["needs"],
         "needs": needs_card(ride),
     }
@@ -218,11 +205,7 @@ def ride_request(ride: Ride, distance_km: float | None, expires_at) -> dict[str,
 
 def ride_cancelled(ride: Ride) -> dict[str, Any]:
     return {
-        "type": "ride_cancelled",
-        "ride_id": ride.ride_id,
-        "booking_id": ride.pk,
-        "status": ride.status,
-        "version": ride.version,
+        **_about(ride, "ride_cancelled"),
         "cancelled_by": ride.cancelled_by or None,
         "reason": ride.cancel_reason or None,
     }

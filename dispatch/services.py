@@ -121,19 +121,14 @@ def _event(
     )
 
 
-def _record(
-    ride: Ride,
-    kind: str,
-    *,
-    actor: User | None,
-    role: str,
-    from_status: str = "",
-    payload: dict | None = None,
-) -> RideEvent:
-    """Bump the ride's version and write its event: the caller holds the row."""
+def _record(ride: Ride, kind: str, **event_fields) -> RideEvent:
+    """Bump the ride's version and write its event (`_event`'s keywords).
+
+    The caller holds the row.
+    """
     Ride.objects.filter(pk=ride.pk).update(version=F("version") + 1)
     ride.version += 1
-    event = _event(ride, kind, actor=actor, role=role, from_status=from_status, payload=payload)
+    event = _event(ride, kind, **event_fields)
     event.save(force_insert=True)
     return event
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import Callable
+
 try:
     from autobahn.exception import Disconnected
 except ImportError:  # not served by Daphne
@@ -23,3 +27,16 @@ class QuietWhenClientLeft:
             await super().send(*args, **kwargs)
         except Disconnected:
             pass
+
+
+def per_event_loop[T](factory: Callable[[], T]) -> Callable[[], T]:
+    """A getter of one `factory()` per running event loop (a worker has one)."""
+    instances: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def get() -> T:
+        loop = asyncio.get_running_loop()
+        if loop not in instances:
+            instances[loop] = factory()
+        return instances[loop]
+
+    return get
