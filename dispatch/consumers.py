@@ -257,50 +257,61 @@ class RideConsumer(AppConsumer):
         return outcome, ride, sent
 
     def _book_ride(self, user: User, request: FindDriver) -> tuple[str, Ride]:
-        existing = Ride.objects.filter(ride_id=self.ride_id).first()
-        if existing is not None:
-            existing = (
-                Ride.objects.with_people()
-                .select_related("driver__driver_state")
-                .get(pk=existing.pk)
+        try:
+            passenger = self._passenger_for(user, request)
+            result = services.ride_book(
+                ride_id=self.ride_id,
+                passenger=passenger,
+                booked_by=user,
+                pickup_latitude=request.pickup_latitude,
+                pickup_longitude=request.pickup_longitude,
+                pickup_address=request.pickup_address,
+                dropoff_latitude=request.dropoff_latitude,
+                dropoff_longitude=request.dropoff_longitude,
+                dropoff_address=request.dropoff_address,
+                distance_km=request.distance_km,
+                estimated_duration_minutes=(
+                    None
+                    if request.estimated_duration_minutes is None
+                    else round(request.estimated_duration_minutes)
+                ),
+                fare_amount=request.fare_amount,
+                needs_wheelchair=request.needs_wheelchair,
+                notes=request.notes,
             )
-            role = selectors.ride_viewer_role(user, existing)
-            if role is None:
-                raise ClientError("forbidden", "You may not see this ride.")
-            self.role, self.passenger_id = role, existing.passenger_id
-            if existing.is_active:
-                return "current", existing
-            raise services.RideConflict(
-                f"Ride {self.ride_id} has ended ({existing.status}); book with a new ride_id.",
-                current_status=existing.status,
-            )
-        passenger = self._passenger_for(user, request)
-        ride = services.ride_request(
-            ride_id=self.ride_id,
-            passenger=passenger,
-            booked_by=user,
-            pickup_latitude=request.pickup_latitude,
-            pickup_longitude=request.pickup_longitude,
-            pickup_address=request.pickup_address,
-            dropoff_latitude=request.dropoff_latitude,
-            dropoff_longitude=request.dropoff_longitude,
-            dropoff_address=request.dropoff_address,
-            distance_km=request.distance_km,
-            estimated_duration_minutes=(
-                None
-                if request.estimated_duration_minutes is None
-                else round(request.estimated_duration_minutes)
-            ),
-            fare_amount=request.fare_amount,
-            needs_wheelchair=request.needs_wheelchair,
-            notes=request.notes,
-        )
+        except (ClientError, services.DispatchError):
+            # A ride with this id already: what this caller may know of it
+            # comes first. (Looked up only now: a new booking needs no lookup.)
+            current = self._current_ride(user)
+            if current is not None:
+                return "current", current
+            raise
         self.role = "passenger" if passenger.pk == user.pk else "caregiver"
         self.passenger_id = passenger.pk
         if self.role == "caregiver":
             self.link_perms = selectors.caregiver_permissions(user.pk).get(passenger.pk)
-        services.ride_match(ride=ride, fresh=True)
-        return "booked", ride
+        return "booked", result.ride
+
+    def _current_ride(self, user: User) -> Ride | None:
+        """This socket's ride if it exists and is active; an error if it ended."""
+        existing = (
+            Ride.objects.with_people()
+            .select_related("driver__driver_state")
+            .filter(ride_id=self.ride_id)
+            .first()
+        )
+        if existing is None:
+            return
+        role = selectors.ride_viewer_role(user, existing)
+        if role is None:
+            raise ClientError("forbidden", "You may not see this ride.")
+        self.role, self.passenger_id = role, existing.passenger_id
+        if existing.is_active:
+            return existing
+        raise services.RideConflict(
+            f"Ride {self.ride_id} has ended ({existing.status}); book with a new ride_id.",
+            current_status=existing.status,
+        )
 
     @staticmethod
     def _passenger_for(user: User, request: FindDriver) -> User:

@@ -144,9 +144,31 @@ def publish_ride(ride_pk: int, kind: str, **extra) -> None:
 
 
 def _deliver_ride(ride_pk: int, kind: str, extra: dict) -> None:
+    ride = Ride.objects.with_people().select_related("driver__driver_state").get(pk=ride_pk)
+    send_now(ride_sends(ride, kind, extra, caregiver_watchers(ride.passenger_id)))
+
+
+def caregiver_watchers(passenger_id: int) -> list[int]:
+    """
+    Caregivers told of every change to the passenger's rides. Those with only
+    can_view_location are told too: their socket needs the news to join the
+    ride's group for positions, and drops the status itself
+    (FollowerConsumer.ride_message).
+    """
     from people.models import CaregiverLink
 
-    ride = Ride.objects.with_people().select_related("driver__driver_state").get(pk=ride_pk)
+    watchers = CaregiverLink.objects.active().filter(
+        Q(can_receive_notifications=True) | Q(can_view_location=True),
+        passenger_id=passenger_id,
+    )
+    return list(watchers.values_list("caregiver_id", flat=True))
+
+
+def ride_sends(ride: Ride, kind: str, extra: dict, watchers: list[int]) -> list[tuple[str, dict]]:
+    """
+    The group messages that tell everyone of `kind` on `ride`, built now from
+    the ride as given (loaded with its people: `Ride.objects.with_people()`).
+    """
     snapshot = messages.ride_status(ride)
     sends: list[tuple[str, dict]] = []
 
@@ -202,15 +224,8 @@ def _deliver_ride(ride_pk: int, kind: str, extra: dict) -> None:
         sends.append((driver_group(withdrawn), _ride_envelope(ride, "withdrawn", gone)))
 
     if kind not in ("offered", "needs_updated"):
-        # Those with only can_view_location are told too: their socket needs
-        # the news to join the ride's group for positions, and drops the
-        # status itself (FollowerConsumer.ride_message).
-        watchers = CaregiverLink.objects.active().filter(
-            Q(can_receive_notifications=True) | Q(can_view_location=True),
-            passenger_id=ride.passenger_id,
-        )
         envelope = _ride_envelope(ride, kind, {**snapshot, "event": kind}, "caregiver")
-        for caregiver_id in watchers.values_list("caregiver_id", flat=True):
+        for caregiver_id in watchers:
             sends.append((caregiver_group(caregiver_id), envelope))
 
     sends.append(
@@ -226,16 +241,15 @@ def _deliver_ride(ride_pk: int, kind: str, extra: dict) -> None:
             },
         )
     )
-    send_now(sends)
+    return sends
+
+
+def driver_sends(driver_id: int, kind: str) -> list[tuple[str, dict]]:
+    return [(CONSOLE_GROUP, {"type": "console.driver", "kind": kind, "driver_id": driver_id})]
 
 
 def publish_driver(driver_id: int, kind: str) -> None:
-    transaction.on_commit(
-        partial(
-            send_now,
-            [(CONSOLE_GROUP, {"type": "console.driver", "kind": kind, "driver_id": driver_id})],
-        )
-    )
+    transaction.on_commit(partial(send_now, driver_sends(driver_id, kind)))
 
 
 def publish_links_changed(*user_ids: int) -> None:

@@ -12,9 +12,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
+from itertools import islice
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -39,6 +42,11 @@ from dispatch.models import (
 from people.models import DriverProfile, PassengerProfile, User, VehicleType
 
 log = logging.getLogger(__name__)
+
+# How many of the nearest drivers a one-statement booking considers; past
+# them (all busy, unverified or unable to carry the passenger) the booking
+# goes on step by step.
+BOOK_CANDIDATES = 32
 
 S = RideStatus
 # The one state machine: every ride transition is checked against it.
@@ -297,6 +305,47 @@ def ride_needs_changed(*, passenger_id: int) -> None:
 # --- requesting --------------------------------------------------------------
 
 
+def _new_ride(
+    *, ride_id: str, passenger: User, booked_by: User, needs_wheelchair: bool | None, **details
+) -> tuple[Ride, list[RideEvent]]:
+    """
+    The ride as booked (searching, version 2, not saved) and the events of its
+    first two versions, `requested` and `searching`.
+    """
+    if not re.match(RIDE_ID_PATTERN, ride_id or ""):
+        raise DispatchError("ride_id must be 1-64 letters, digits, '-' or '_'.", field="ride_id")
+    if needs_wheelchair is None:
+        profile = PassengerProfile.objects.filter(user=passenger).first()
+        needs_wheelchair = bool(profile and profile.needs_wheelchair)
+    role = "passenger" if booked_by.pk == passenger.pk else "caregiver"
+    ride = Ride(
+        ride_id=ride_id,
+        passenger=passenger,
+        booked_by=booked_by,
+        needs_wheelchair=needs_wheelchair,
+        status=S.REQUESTED,
+        version=1,
+        **details,
+    )
+    requested = _event(ride, "requested", actor=booked_by, role=role)
+    ride.status, ride.version = S.SEARCHING, 2
+    searching = _event(ride, "searching", actor=booked_by, role=role, from_status=S.REQUESTED)
+    return ride, [requested, searching]
+
+
+def _ride_conflict(exc: IntegrityError, ride_id: str, passenger: User) -> RideConflict | None:
+    """What an IntegrityError on booking means to the app, if it is a conflict."""
+    if Ride.objects.filter(ride_id=ride_id).exists():
+        return RideConflict(f"Ride {ride_id} already exists.", ride_id=ride_id)
+    active = Ride.objects.active().filter(passenger=passenger).first()
+    if active is not None:
+        return RideConflict(
+            f"The passenger already has an active ride ({active.ride_id}).",
+            active_ride_id=active.ride_id,
+        )
+    return None
+
+
 def ride_request(
     *,
     ride_id: str,
@@ -315,53 +364,103 @@ def ride_request(
     notes: str = "",
 ) -> Ride:
     """Book a ride: it is created and starts searching for a driver."""
-    if not re.match(RIDE_ID_PATTERN, ride_id or ""):
-        raise DispatchError("ride_id must be 1-64 letters, digits, '-' or '_'.", field="ride_id")
-    if needs_wheelchair is None:
-        profile = PassengerProfile.objects.filter(user=passenger).first()
-        needs_wheelchair = bool(profile and profile.needs_wheelchair)
-    role = "passenger" if booked_by.pk == passenger.pk else "caregiver"
+    ride, opening = _new_ride(
+        ride_id=ride_id,
+        passenger=passenger,
+        booked_by=booked_by,
+        needs_wheelchair=needs_wheelchair,
+        pickup_latitude=pickup_latitude,
+        pickup_longitude=pickup_longitude,
+        pickup_address=pickup_address,
+        dropoff_latitude=dropoff_latitude,
+        dropoff_longitude=dropoff_longitude,
+        dropoff_address=dropoff_address,
+        distance_km=distance_km,
+        estimated_duration_minutes=estimated_duration_minutes,
+        fare_amount=fare_amount,
+        notes=notes,
+    )
     try:
         with transaction.atomic():
             # Created searching, with the two events of its first versions
             # written in one statement.
-            ride = Ride(
-                ride_id=ride_id,
-                passenger=passenger,
-                booked_by=booked_by,
-                pickup_latitude=pickup_latitude,
-                pickup_longitude=pickup_longitude,
-                pickup_address=pickup_address,
-                dropoff_latitude=dropoff_latitude,
-                dropoff_longitude=dropoff_longitude,
-                dropoff_address=dropoff_address,
-                distance_km=distance_km,
-                estimated_duration_minutes=estimated_duration_minutes,
-                fare_amount=fare_amount,
-                needs_wheelchair=needs_wheelchair,
-                notes=notes,
-                status=S.REQUESTED,
-                version=1,
-            )
-            requested = _event(ride, "requested", actor=booked_by, role=role)
-            ride.status, ride.version = S.SEARCHING, 2
             ride.save(force_insert=True)
-            searching = _event(
-                ride, "searching", actor=booked_by, role=role, from_status=S.REQUESTED
-            )
-            RideEvent.objects.bulk_create([requested, searching])
+            RideEvent.objects.bulk_create(opening)
             events.publish_ride(ride.pk, "searching")
     except IntegrityError as exc:
-        if Ride.objects.filter(ride_id=ride_id).exists():
-            raise RideConflict(f"Ride {ride_id} already exists.", ride_id=ride_id) from exc
-        active = Ride.objects.active().filter(passenger=passenger).first()
-        if active is not None:
-            raise RideConflict(
-                f"The passenger already has an active ride ({active.ride_id}).",
-                active_ride_id=active.ride_id,
-            ) from exc
+        conflict = _ride_conflict(exc, ride_id, passenger)
+        if conflict is not None:
+            raise conflict from exc
         raise
     return ride
+
+
+def ride_book(*, ride_id: str, passenger: User, booked_by: User, **details) -> MatchResult:
+    """
+    find_driver: request the ride and match it (`ride_request`'s keywords).
+
+    On PostgreSQL in auto mode, the ride is inserted and the nearest free
+    driver claimed in one statement (dispatch.pg_booking), with the same
+    writes and the same news as `ride_request` followed by `ride_match`. It
+    falls back to those two when that statement finds nobody free among the
+    nearest candidates, and when it hits a constraint (they tell which).
+    """
+    if connection.vendor != "postgresql" or settings.DISPATCH_MODE == "offer":
+        ride = ride_request(ride_id=ride_id, passenger=passenger, booked_by=booked_by, **details)
+        return ride_match(ride=ride, fresh=True)
+    from dispatch import pg_booking
+
+    # The passenger as they are now, with the needs their driver is shown.
+    rider = User.objects.select_related("passenger_profile").get(pk=passenger.pk)
+    profile = getattr(rider, "passenger_profile", None)
+    if details.get("needs_wheelchair") is None:
+        details["needs_wheelchair"] = bool(profile and profile.needs_wheelchair)
+    ride, opening = _new_ride(
+        ride_id=ride_id,
+        passenger=rider,
+        booked_by=rider if booked_by.pk == rider.pk else booked_by,
+        **details,
+    )
+    now = timezone.now()
+    assigned = _event(ride, "assigned", actor=None, role="system", from_status=S.SEARCHING)
+    assigned.version, assigned.to_status = 3, S.ASSIGNED
+    stale_before = now.timestamp() - settings.DRIVER_STALE_AFTER_S
+    nearby = location_store().nearest(
+        ride.pickup_latitude, ride.pickup_longitude, settings.MATCH_RADIUS_KM
+    )
+    candidates = [
+        (driver_id, distance, point.seen >= stale_before)
+        for driver_id, distance, point in islice(nearby, BOOK_CANDIDATES)
+    ]
+    try:
+        # A savepoint only inside a caller's transaction (tests): alone, the
+        # statement is its own transaction.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            ride.pk, driver_id, distance = pg_booking.insert_and_claim(
+                ride, opening, assigned, candidates, now
+            )
+    except IntegrityError as exc:
+        conflict = _ride_conflict(exc, ride_id, rider)
+        if conflict is not None:
+            raise conflict from exc
+        # Not this ride's own constraints (a driver's data out of step):
+        # book step by step, which skips such a driver.
+        ride = ride_request(ride_id=ride_id, passenger=passenger, booked_by=booked_by, **details)
+        return ride_match(ride=ride, fresh=True)
+    ride._state.adding, ride._state.db = False, connection.alias
+    watchers = events.caregiver_watchers(rider.pk)
+    sends = events.ride_sends(ride, "searching", {}, watchers)
+    if driver_id is not None:
+        ride.driver = User.objects.select_related("driver_profile", "driver_state").get(
+            pk=driver_id
+        )
+        ride.status, ride.version, ride.assigned_at, ride.updated_at = S.ASSIGNED, 3, now, now
+        sends += events.ride_sends(ride, "assigned", {}, watchers)
+        sends += events.driver_sends(driver_id, "on_trip")
+    transaction.on_commit(partial(events.send_now, sends))
+    if driver_id is None:
+        return ride_match(ride=ride, fresh=True)
+    return MatchResult(ride=ride, driver_id=driver_id, distance_km=distance)
 
 
 # --- matching ----------------------------------------------------------------
@@ -373,6 +472,20 @@ def _excluded_drivers(ride: Ride) -> set[int]:
         ride=ride, kind__in=["driver_cancelled", "offer_declined", "offer_expired"]
     ).values_list("payload__driver_id", flat=True)
     return {int(i) for i in ids if i is not None}
+
+
+def eligible_drivers(*, needs_wheelchair: bool):
+    """Drivers who may take a ride now: available, active, verified, and able to carry it."""
+    eligible = DriverState.objects.filter(
+        status=DriverStatus.AVAILABLE,
+        driver__is_active=True,
+        driver__driver_profile__is_verified=True,
+    )
+    if needs_wheelchair:
+        eligible = eligible.filter(
+            driver__driver_profile__vehicle_type=VehicleType.WHEELCHAIR_ACCESSIBLE
+        )
+    return eligible
 
 
 def ride_candidates(
@@ -399,16 +512,9 @@ def ride_candidates(
                 break
         if not chunk:
             return
-        eligible = DriverState.objects.filter(
-            driver_id__in=[c[0] for c in chunk],
-            status=DriverStatus.AVAILABLE,
-            driver__is_active=True,
-            driver__driver_profile__is_verified=True,
+        eligible = eligible_drivers(needs_wheelchair=ride.needs_wheelchair).filter(
+            driver_id__in=[c[0] for c in chunk]
         )
-        if ride.needs_wheelchair:
-            eligible = eligible.filter(
-                driver__driver_profile__vehicle_type=VehicleType.WHEELCHAIR_ACCESSIBLE
-            )
         demo = dict(eligible.values_list("driver_id", "driver__driver_profile__is_demo"))
         for driver_id, distance, point in chunk:
             if driver_id in demo and (demo[driver_id] or point.seen >= stale_before):
