@@ -81,8 +81,10 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @property
     def is_dispatcher(self) -> bool:
-        return self.is_active and self.is_staff and (
-            self.is_superuser or self.groups.filter(name="Dispatchers").exists()
+        return (
+            self.is_active
+            and self.is_staff
+            and (self.is_superuser or self.groups.filter(name="Dispatchers").exists())
         )
 
 
@@ -187,9 +189,7 @@ class CaregiverLink(models.Model):
     can_view_location = models.BooleanField(default=True)
     can_receive_notifications = models.BooleanField(default=True)
     notes = models.TextField(blank=True)
-    status = models.CharField(
-        max_length=16, choices=LinkStatus.choices, default=LinkStatus.INVITED
-    )
+    status = models.CharField(max_length=16, choices=LinkStatus.choices, default=LinkStatus.INVITED)
     invited_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

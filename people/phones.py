@@ -39,9 +39,7 @@ def normalize_phone(raw: object) -> str:
     try:
         parsed = phonenumbers.parse(candidate, region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidPhoneNumber(
-            f"'{raw}' is not a phone number.", code="invalid_phone"
-        ) from exc
+        raise InvalidPhoneNumber(f"'{raw}' is not a phone number.", code="invalid_phone") from exc
     if not phonenumbers.is_possible_number(parsed):
         raise InvalidPhoneNumber(
             f"'{raw}' has the wrong number of digits for its country.",
@@ -51,11 +49,9 @@ def normalize_phone(raw: object) -> str:
 
 
 def display_phone(normalized: str) -> str:
-    """"27821234567" -> "+27 82 123 4567", for people to read."""
+    """ "27821234567" -> "+27 82 123 4567", for people to read."""
     try:
         parsed = phonenumbers.parse("+" + normalized, None)
     except phonenumbers.NumberParseException:
         return normalized
-    return phonenumbers.format_number(
-        parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL
-    )
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

@@ -226,6 +226,7 @@ def test_two_hundred_simultaneous_bookings_take_fifty_drivers_once_each(make_use
     assigned = [d for d in results.values() if d is not None]
     assert sorted(assigned) == sorted(d.pk for d in drivers)
     rides = Ride.objects.filter(ride_id__startswith="race-")
-    assert max(Counter(rides.exclude(driver=None).values_list("driver_id", flat=True)).values()) == 1
+    per_driver = Counter(rides.exclude(driver=None).values_list("driver_id", flat=True))
+    assert max(per_driver.values()) == 1
     assert rides.filter(status=RideStatus.SEARCHING).count() == 150
     assert DriverState.objects.filter(status=DriverStatus.ON_TRIP).count() == 50
