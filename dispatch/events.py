@@ -148,7 +148,7 @@ def _deliver_ride(ride_pk: int, kind: str, extra: dict) -> None:
     send_now(ride_sends(ride, kind, extra, caregiver_watchers(ride.passenger_id)))
 
 
-def caregiver_watchers(passenger_id: int) -> list[int]:
+def caregiver_watchers_query(passenger_id):
     """
     Caregivers told of every change to the passenger's rides. Those with only
     can_view_location are told too: their socket needs the news to join the
@@ -157,11 +157,18 @@ def caregiver_watchers(passenger_id: int) -> list[int]:
     """
     from people.models import CaregiverLink
 
-    watchers = CaregiverLink.objects.active().filter(
-        Q(can_receive_notifications=True) | Q(can_view_location=True),
-        passenger_id=passenger_id,
+    return (
+        CaregiverLink.objects.active()
+        .filter(
+            Q(can_receive_notifications=True) | Q(can_view_location=True),
+            passenger_id=passenger_id,
+        )
+        .values_list("caregiver_id", flat=True)
     )
-    return list(watchers.values_list("caregiver_id", flat=True))
+
+
+def caregiver_watchers(passenger_id: int) -> list[int]:
+    return list(caregiver_watchers_query(passenger_id))
 
 
 def ride_sends(ride: Ride, kind: str, extra: dict, watchers: list[int]) -> list[tuple[str, dict]]:

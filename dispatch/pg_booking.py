@@ -8,7 +8,7 @@ half a millisecond of CPU building each one: two thirds of a booking's time.
 This statement does the same writes in one round trip:
 
 * **Who may drive** is the ORM's own `eligible_drivers` queryset, compiled
-  once and embedded, so the rules live in one place.
+  into the statement, so the rules live in one place.
 * **Which one:** the first of the candidates (nearest first, from the
   location store) that is eligible, reported recently or is a demo driver,
   and that no other booking is claiming right now (`FOR UPDATE SKIP
@@ -18,11 +18,16 @@ This statement does the same writes in one round trip:
   `assigned` events, exactly as `ride_request` + `ride_assign` write them.
   With nobody to claim, the ride is inserted as `searching` (version 2) with
   its two events, and the caller matches it step by step.
-* **Columns and values** come from the model instances the caller built
-  (`Field.get_db_prep_save`), so the statement follows the models.
+* **What the news needs** comes back in the same row: the claimed driver
+  with profile and state, and the caregivers to tell (the ORM's
+  `caregiver_watchers_query`, compiled in).
+* **Columns and values** come from the models and the instances the caller
+  built (`Field.get_db_prep_save`), so the statement follows the models.
 
-One statement is one transaction: a constraint that fails (this ride_id
-taken, the passenger's active ride) rolls the claim back with it.
+The SQL is built once per wheelchair need; only the parameters change, so
+psycopg prepares it. One statement is one transaction: a constraint that
+fails (this ride_id taken, the passenger's active ride) rolls the claim back
+with it.
 """
 
 from __future__ import annotations
@@ -32,75 +37,91 @@ from datetime import datetime
 
 from django.db import connection
 from django.db.models import F, Model
+from django.db.models.expressions import RawSQL
 
 from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
+from people.models import DriverProfile, User
 
-# The statement's SQL per wheelchair need (it depends on nothing else).
-_sql_cache: dict[bool, tuple[str, tuple]] = {}
-
-
-def _insert_parts(instance: Model, exprs: dict[str, tuple[str, list]]) -> tuple[str, str, list]:
-    """
-    Column list, value list and parameters to insert `instance`; a field
-    named in `exprs` takes that (SQL, parameters) instead of its value.
-    """
-    ops = connection.ops
-    columns, values, params = [], [], []
-    for field in instance._meta.concrete_fields:
-        if field.primary_key:
-            continue
-        columns.append(ops.quote_name(field.column))
-        if field.name in exprs:
-            sql, sql_params = exprs[field.name]
-            values.append(sql)
-            params += sql_params
-        else:
-            values.append(f"%s::{field.cast_db_type(connection)}")
-            params.append(field.get_db_prep_save(field.pre_save(instance, add=True), connection))
-    return ", ".join(columns), ", ".join(values), params
-
-
-def _statement(
-    ride: Ride, opening: Sequence[RideEvent], assigned: RideEvent, now: datetime
-) -> tuple[str, list]:
-    from dispatch.services import eligible_drivers
-
-    if ride.needs_wheelchair not in _sql_cache:
-        eligible = (
-            eligible_drivers(needs_wheelchair=ride.needs_wheelchair)
-            .annotate(is_demo=F("driver__driver_profile__is_demo"))
-            .values("driver_id", "is_demo")
-        )
-        _sql_cache[ride.needs_wheelchair] = eligible.query.sql_with_params()
-    eligible_sql, eligible_params = _sql_cache[ride.needs_wheelchair]
-    claimed = "claim.driver_id IS NOT NULL"
-    ride_cols, ride_values, ride_params = _insert_parts(
-        ride,
-        {
-            "status": (
-                f"CASE WHEN {claimed} THEN %s ELSE %s END",
-                [RideStatus.ASSIGNED, RideStatus.SEARCHING],
-            ),
-            "version": (f"CASE WHEN {claimed} THEN 3 ELSE 2 END", []),
-            "driver": ("claim.driver_id", []),
-            "assigned_at": (f"CASE WHEN {claimed} THEN %s::timestamptz END", [now]),
-        },
-    )
-    to_ride = {"ride": ("ride.id", [])}
-    event_cols, _, _ = _insert_parts(opening[0], to_ride)
-    rows, event_params = [], []
-    for event in opening:
-        _, values, params = _insert_parts(event, to_ride)
-        rows.append(f"SELECT {values} FROM ride")
-        event_params += params
-    payload = (
+CLAIMED = "claim.driver_id IS NOT NULL"
+# Fields whose value the statement computes (their parameters are passed
+# to `_insert_params`).
+RIDE_EXPRS = {
+    "status": f"CASE WHEN {CLAIMED} THEN %s ELSE %s END",
+    "version": f"CASE WHEN {CLAIMED} THEN 3 ELSE 2 END",
+    "driver": "claim.driver_id",
+    "assigned_at": f"CASE WHEN {CLAIMED} THEN %s::timestamptz END",
+}
+EVENT_EXPRS = {"ride": "ride.id"}
+ASSIGNED_EXPRS = {
+    **EVENT_EXPRS,
+    "payload": (
         "jsonb_build_object('driver_id', claim.driver_id, 'previous_driver_id', NULL, "
         "'distance_km', round(claim.distance_km::numeric, 3))"
+    ),
+}
+# The claimed driver comes back with the statement, as the messages show them:
+# the user, their profile and their state (model, alias, column = driver id).
+DRIVER_ROWS = (
+    (User, "du", "id"),
+    (DriverProfile, "dp", "user_id"),
+    (DriverState, "dst", "driver_id"),
+)
+
+# (SQL, parameters of the compiled querysets) per wheelchair need.
+_sql_cache: dict[bool, tuple[str, list]] = {}
+
+
+def _fields(model: type[Model]) -> list:
+    return [f for f in model._meta.concrete_fields if not f.primary_key]
+
+
+def _insert_sql(model: type[Model], exprs: dict[str, str]) -> tuple[str, str]:
+    """Column list and value list to insert a `model` row; `exprs` replace values."""
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in _fields(model))
+    values = ", ".join(
+        exprs[f.name] if f.name in exprs else f"%s::{f.cast_db_type(connection)}"
+        for f in _fields(model)
     )
-    _, values, params = _insert_parts(assigned, {**to_ride, "payload": (payload, [])})
-    rows.append(f"SELECT {values} FROM ride JOIN claim ON TRUE")
-    event_params += params
+    return columns, values
+
+
+def _insert_params(instance: Model, exprs: dict[str, list]) -> list:
+    """The parameters of `_insert_sql` for `instance`, in order."""
+    params: list = []
+    for field in _fields(type(instance)):
+        if field.name in exprs:
+            params += exprs[field.name]
+        else:
+            params.append(field.get_db_prep_save(field.pre_save(instance, add=True), connection))
+    return params
+
+
+def _build_sql(needs_wheelchair: bool) -> tuple[str, list]:
+    from dispatch.events import caregiver_watchers_query
+    from dispatch.services import eligible_drivers
+
+    eligible_sql, eligible_params = (
+        eligible_drivers(needs_wheelchair=needs_wheelchair)
+        .annotate(is_demo=F("driver__driver_profile__is_demo"))
+        .values("driver_id", "is_demo")
+        .query.sql_with_params()
+    )
+    watchers_sql, watchers_params = caregiver_watchers_query(
+        RawSQL("(SELECT passenger_id FROM ride)", ())
+    ).query.sql_with_params()
+    ride_cols, ride_values = _insert_sql(Ride, RIDE_EXPRS)
+    event_cols, event_values = _insert_sql(RideEvent, EVENT_EXPRS)
+    _, assigned_values = _insert_sql(RideEvent, ASSIGNED_EXPRS)
     state = DriverState._meta.db_table
+    driver_columns = ", ".join(
+        f"{alias}.{connection.ops.quote_name(field.column)}"
+        for model, alias, _ in DRIVER_ROWS
+        for field in model._meta.concrete_fields
+    )
+    driver_joins = " ".join(
+        f"LEFT JOIN {model._meta.db_table} {alias} ON {alias}.{key} = claim.driver_id"
+        for model, alias, key in DRIVER_ROWS
+    )
     sql = f"""
         WITH cand AS (
             SELECT c.driver_id, c.distance_km, c.fresh, c.ord
@@ -125,24 +146,33 @@ def _statement(
         ride AS (
             INSERT INTO {Ride._meta.db_table} ({ride_cols})
             SELECT {ride_values} FROM (SELECT 1) AS one LEFT JOIN claim ON TRUE
-            RETURNING id, driver_id
+            RETURNING id, passenger_id
         ),
         events AS (
             INSERT INTO {RideEvent._meta.db_table} ({event_cols})
-            {" UNION ALL ".join(rows)}
+            SELECT {event_values} FROM ride
+            UNION ALL SELECT {event_values} FROM ride
+            UNION ALL SELECT {assigned_values} FROM ride JOIN claim ON TRUE
         )
-        SELECT ride.id, ride.driver_id, claim.distance_km FROM ride LEFT JOIN claim ON TRUE
+        SELECT ride.id, ARRAY({watchers_sql}), claim.distance_km, {driver_columns}
+        FROM ride LEFT JOIN claim ON TRUE {driver_joins}
     """
-    params = [
-        *eligible_params,
-        DriverStatus.AVAILABLE,
-        DriverStatus.ON_TRIP,
-        now,
-        DriverStatus.AVAILABLE,
-        *ride_params,
-        *event_params,
-    ]
-    return sql, params
+    return sql, [list(eligible_params), list(watchers_params)]
+
+
+def _driver_from(row: Sequence) -> User:
+    """The driver's user with profile and state, from the statement's row."""
+    loaded = []
+    for model, _, _ in DRIVER_ROWS:
+        fields = model._meta.concrete_fields
+        values, row = list(row[: len(fields)]), row[len(fields) :]
+        for i, field in enumerate(fields):
+            for convert in field.get_db_converters(connection):
+                values[i] = convert(values[i], None, connection)
+        loaded.append(model.from_db(connection.alias, [f.attname for f in fields], values))
+    driver, profile, state = loaded
+    driver.driver_profile, driver.driver_state = profile, state
+    return driver
 
 
 def insert_and_claim(
@@ -151,19 +181,50 @@ def insert_and_claim(
     assigned: RideEvent,
     candidates: Sequence[tuple[int, float, bool]],
     now: datetime,
-) -> tuple[int, int | None, float | None]:
+) -> tuple[int, list[int], User | None, float | None]:
     """
-    Insert `ride` (built as searching, version 2, with its `opening` events)
-    and claim the first free eligible driver of `candidates` ((driver_id,
-    distance_km, reported recently), nearest first), as of `now`. Returns the ride's pk,
-    the claimed driver and their distance (None, None when nobody was free).
-    Raises IntegrityError, with nothing written, when a constraint fails.
+    Insert `ride` (built as searching, version 2, with its two `opening`
+    events) and claim the first free eligible driver of `candidates`
+    ((driver_id, distance_km, reported recently), nearest first) as of
+    `now`, writing the `assigned` event too.
+
+    Returns the ride's pk, the caregivers to tell, the claimed driver (loaded
+    with profile and state, now on_trip) and their distance; the last two
+    are None when nobody was free. Raises IntegrityError, with nothing
+    written, when a constraint fails.
     """
-    sql, params = _statement(ride, opening, assigned, now)
-    ids = [c[0] for c in candidates]
-    distances = [c[1] for c in candidates]
-    fresh = [c[2] for c in candidates]
+    if ride.needs_wheelchair not in _sql_cache:
+        _sql_cache[ride.needs_wheelchair] = _build_sql(ride.needs_wheelchair)
+    sql, (eligible_params, watchers_params) = _sql_cache[ride.needs_wheelchair]
+    params = [
+        [c[0] for c in candidates],
+        [c[1] for c in candidates],
+        [c[2] for c in candidates],
+        *eligible_params,
+        DriverStatus.AVAILABLE,
+        DriverStatus.ON_TRIP,
+        now,
+        DriverStatus.AVAILABLE,
+        *_insert_params(
+            ride,
+            {
+                "status": [RideStatus.ASSIGNED, RideStatus.SEARCHING],
+                "version": [],
+                "driver": [],
+                "assigned_at": [now],
+            },
+        ),
+        *_insert_params(opening[0], {"ride": []}),
+        *_insert_params(opening[1], {"ride": []}),
+        *_insert_params(assigned, {"ride": [], "payload": []}),
+        *watchers_params,
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [ids, distances, fresh, *params])
-        pk, driver_id, distance = cursor.fetchone()
-    return pk, driver_id, distance
+        cursor.execute(sql, params)
+        pk, watchers, distance, *driver_row = cursor.fetchone()
+    if distance is None:
+        return pk, watchers, None, None
+    driver = _driver_from(driver_row)
+    # The row was read as the statement began, before the claim.
+    driver.driver_state.status, driver.driver_state.updated_at = DriverStatus.ON_TRIP, now
+    return pk, watchers, driver, distance

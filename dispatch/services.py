@@ -436,7 +436,7 @@ def ride_book(*, ride_id: str, passenger: User, booked_by: User, **details) -> M
         # A savepoint only inside a caller's transaction (tests): alone, the
         # statement is its own transaction.
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            ride.pk, driver_id, distance = pg_booking.insert_and_claim(
+            ride.pk, watchers, driver, distance = pg_booking.insert_and_claim(
                 ride, opening, assigned, candidates, now
             )
     except IntegrityError as exc:
@@ -448,19 +448,16 @@ def ride_book(*, ride_id: str, passenger: User, booked_by: User, **details) -> M
         ride = ride_request(ride_id=ride_id, passenger=passenger, booked_by=booked_by, **details)
         return ride_match(ride=ride, fresh=True)
     ride._state.adding, ride._state.db = False, connection.alias
-    watchers = events.caregiver_watchers(rider.pk)
     sends = events.ride_sends(ride, "searching", {}, watchers)
-    if driver_id is not None:
-        ride.driver = User.objects.select_related("driver_profile", "driver_state").get(
-            pk=driver_id
-        )
+    if driver is not None:
+        ride.driver = driver
         ride.status, ride.version, ride.assigned_at, ride.updated_at = S.ASSIGNED, 3, now, now
         sends += events.ride_sends(ride, "assigned", {}, watchers)
-        sends += events.driver_sends(driver_id, "on_trip")
+        sends += events.driver_sends(driver.pk, "on_trip")
     transaction.on_commit(partial(events.send_now, sends))
-    if driver_id is None:
+    if driver is None:
         return ride_match(ride=ride, fresh=True)
-    return MatchResult(ride=ride, driver_id=driver_id, distance_km=distance)
+    return MatchResult(ride=ride, driver_id=driver.pk, distance_km=distance)
 
 
 # --- matching ----------------------------------------------------------------
