@@ -109,6 +109,21 @@ class RedisLocationStore:
     META_KEY = "cc:loc:meta"
     WARM_KEY = "cc:loc:warm"
     BATCH = 64
+    WARM_CHECK_S = 1.0
+    # GEOSEARCH and the details of what it found, in one round trip (HMGET in
+    # parts: Lua's unpack takes a few thousand values at most).
+    NEAREST_LUA = """
+        local rows = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2],
+            'BYRADIUS', ARGV[3], 'km', 'ASC', 'COUNT', ARGV[4], 'WITHDIST')
+        local metas = {}
+        for i = 1, #rows, 1000 do
+            local ids = {}
+            for j = i, math.min(i + 999, #rows) do ids[#ids + 1] = rows[j][1] end
+            local part = redis.call('HMGET', KEYS[2], unpack(ids))
+            for j = 1, #ids do metas[#metas + 1] = part[j] end
+        end
+        return {rows, metas}
+    """
 
     def __init__(self, url: str) -> None:
         import redis
@@ -118,6 +133,8 @@ class RedisLocationStore:
         self.sync = redis.Redis.from_url(url, socket_timeout=None)
         self._async_clients: dict[int, redis.asyncio.Redis] = {}
         self._decoded: dict[bytes, Point] = {}
+        self._warm_checked = float("-inf")
+        self._search = self.sync.register_script(self.NEAREST_LUA)
 
     def _aclient(self):
         import asyncio
@@ -144,6 +161,12 @@ class RedisLocationStore:
         return Point(lat, lng, seen, heading=heading, speed=speed)
 
     def _ensure_warm(self) -> None:
+        # Checked at most once a second: a booking should not pay a round trip
+        # for it, and an emptied Redis is refilled within the second.
+        now = time.monotonic()
+        if now - self._warm_checked < self.WARM_CHECK_S:
+            return
+        self._warm_checked = now
         if self.sync.set(self.WARM_KEY, "1", nx=True):
             points = _load_from_database()
             if points:
@@ -180,24 +203,17 @@ class RedisLocationStore:
         count = self.BATCH
         seen: set[int] = set()
         while True:
-            rows = self.sync.geosearch(
-                self.GEO_KEY,
-                longitude=lng,
-                latitude=lat,
-                radius=radius_km,
-                unit="km",
-                sort="ASC",
-                count=count,
-                withdist=True,
+            rows, metas = self._search(
+                keys=[self.GEO_KEY, self.META_KEY], args=[lng, lat, radius_km, count]
             )
-            fresh = [(int(member), dist) for member, dist in rows if int(member) not in seen]
-            if fresh:
-                metas = self.sync.hmget(self.META_KEY, [m for m, _ in fresh])
-                for (driver_id, dist), raw in zip(fresh, metas, strict=True):
-                    seen.add(driver_id)
-                    point = self._decode(raw)
-                    if point is not None:
-                        yield driver_id, float(dist), point
+            for (member, dist), raw in zip(rows, metas, strict=True):
+                driver_id = int(member)
+                if driver_id in seen:
+                    continue
+                seen.add(driver_id)
+                point = self._decode(raw)
+                if point is not None:
+                    yield driver_id, float(dist), point
             if len(rows) < count:
                 return
             count *= 4
@@ -217,6 +233,7 @@ class RedisLocationStore:
 
     def clear(self) -> None:
         self.sync.delete(self.GEO_KEY, self.META_KEY, self.WARM_KEY)
+        self._warm_checked = float("-inf")
 
 
 class PositionWriter:
