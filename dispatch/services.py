@@ -1,7 +1,8 @@
 """
 Every change to drivers and rides happens here, in exactly one function per
 change. Consumers, views, admin actions and commands call these; nothing
-else writes the dispatch models.
+else writes the dispatch models (`ride_book`'s one-statement booking on
+PostgreSQL lives in dispatch.pg_booking, and only `ride_book` calls it).
 
 Each write is atomic, records a RideEvent with the ride's next version, and
 hands its notifications to transaction.on_commit (dispatch.events).
