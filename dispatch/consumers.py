@@ -301,7 +301,7 @@ class RideConsumer(AppConsumer):
             .first()
         )
         if existing is None:
-            return
+            return None
         role = selectors.ride_viewer_role(user, existing)
         if role is None:
             raise ClientError("forbidden", "You may not see this ride.")
