@@ -334,7 +334,7 @@ def _new_ride(
     return ride, [requested, searching]
 
 
-def _ride_conflict(exc: IntegrityError, ride_id: str, passenger: User) -> RideConflict | None:
+def _ride_conflict(ride_id: str, passenger: User) -> RideConflict | None:
     """What an IntegrityError on booking means to the app, if it is a conflict."""
     if Ride.objects.filter(ride_id=ride_id).exists():
         return RideConflict(f"Ride {ride_id} already exists.", ride_id=ride_id)
@@ -389,7 +389,7 @@ def ride_request(
             RideEvent.objects.bulk_create(opening)
             events.publish_ride(ride.pk, "searching")
     except IntegrityError as exc:
-        conflict = _ride_conflict(exc, ride_id, passenger)
+        conflict = _ride_conflict(ride_id, passenger)
         if conflict is not None:
             raise conflict from exc
         raise
@@ -441,7 +441,7 @@ def ride_book(*, ride_id: str, passenger: User, booked_by: User, **details) -> M
                 ride, opening, assigned, candidates, now
             )
     except IntegrityError as exc:
-        conflict = _ride_conflict(exc, ride_id, rider)
+        conflict = _ride_conflict(ride_id, rider)
         if conflict is not None:
             raise conflict from exc
         # Not this ride's own constraints (a driver's data out of step):
