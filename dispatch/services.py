@@ -406,9 +406,13 @@ def ride_book(*, ride_id: str, passenger: User, booked_by: User, **details) -> M
     falls back to those two when that statement finds nobody free among the
     nearest candidates, and when it hits a constraint (they tell which).
     """
-    if connection.vendor != "postgresql" or settings.DISPATCH_MODE == "offer":
+
+    def step_by_step() -> MatchResult:
         ride = ride_request(ride_id=ride_id, passenger=passenger, booked_by=booked_by, **details)
         return ride_match(ride=ride, fresh=True)
+
+    if connection.vendor != "postgresql" or settings.DISPATCH_MODE == "offer":
+        return step_by_step()
     from dispatch import pg_booking
 
     # The passenger as they are now, with the needs their driver is shown.
@@ -446,8 +450,7 @@ def ride_book(*, ride_id: str, passenger: User, booked_by: User, **details) -> M
             raise conflict from exc
         # Not this ride's own constraints (a driver's data out of step):
         # book step by step, which skips such a driver.
-        ride = ride_request(ride_id=ride_id, passenger=passenger, booked_by=booked_by, **details)
-        return ride_match(ride=ride, fresh=True)
+        return step_by_step()
     ride._state.adding, ride._state.db = False, connection.alias
     sends = events.ride_sends(ride, "searching", {}, watchers)
     if driver is not None:

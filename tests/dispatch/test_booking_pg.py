@@ -1,17 +1,15 @@
 """
 find_driver on PostgreSQL: the ride is inserted and its driver claimed in one
 statement (dispatch.pg_booking). It must write, choose and tell exactly what
-booking step by step (ride_request, then ride_match) does.
+booking step by step (ride_request, then ride_match) does. Racing bookings:
+test_concurrency.py, which runs both ways.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter
 
 import pytest
-from django.db import connection
 
 from dispatch import events, services
 from dispatch.geo import Point
@@ -192,41 +190,3 @@ def test_nobody_near_leaves_the_ride_searching_with_no_drivers(passenger, told):
     assert state["ride"][4] is True
     assert [e[1] for e in state["events"]] == ["requested", "searching", "no_drivers"]
     assert [kind for g, kind, _ in told if g == "ride.b1"] == ["searching", "no_drivers"]
-
-
-def test_two_hundred_simultaneous_bookings_take_fifty_drivers_once_each(make_user, make_driver):
-    """Racing one-statement bookings skip each other's claims, never share a driver."""
-    drivers = [
-        make_driver(JHB[0] + (i % 10) * 0.001, JHB[1] + (i // 10) * 0.001) for i in range(50)
-    ]
-    passengers = [make_user("passenger") for _ in range(200)]
-    results: dict[str, int | None] = {}
-    errors: list[str] = []
-    for start in range(0, 200, 50):
-        wave = passengers[start : start + 50]
-        barrier = threading.Barrier(len(wave))
-
-        def run(i: int, who, start: int = start, barrier=barrier) -> None:
-            ride_id = f"race-{start + i}"
-            try:
-                barrier.wait(timeout=60)
-                results[ride_id] = services.ride_book(**trip(who, ride_id)).driver_id
-            except Exception as exc:  # noqa: BLE001 - reported by the test
-                errors.append(f"{ride_id}: {exc!r}")
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=run, args=(i, p)) for i, p in enumerate(wave)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-
-    assert errors == []
-    assigned = [d for d in results.values() if d is not None]
-    assert sorted(assigned) == sorted(d.pk for d in drivers)
-    rides = Ride.objects.filter(ride_id__startswith="race-")
-    per_driver = Counter(rides.exclude(driver=None).values_list("driver_id", flat=True))
-    assert max(per_driver.values()) == 1
-    assert rides.filter(status=RideStatus.SEARCHING).count() == 150
-    assert DriverState.objects.filter(status=DriverStatus.ON_TRIP).count() == 50

@@ -1,6 +1,8 @@
 """
 Claims under contention on PostgreSQL: many requests at once never give one
-driver two rides, and every driver who could take a ride gets one.
+driver two rides, and every driver who could take a ride gets one. Each test
+runs both ways of booking: step by step (ride_request, then ride_match) and
+find_driver's one statement (ride_book).
 """
 
 from __future__ import annotations
@@ -23,7 +25,18 @@ REQUESTS = 200
 WAVE = 50
 
 
-def _fire(passengers, start: int, results: dict, errors: list) -> None:
+def _step_by_step(**trip) -> int | None:
+    return services.ride_match(ride=services.ride_request(**trip)).driver_id
+
+
+def _one_statement(**trip) -> int | None:
+    return services.ride_book(**trip).driver_id
+
+
+BOOKINGS = pytest.mark.parametrize("book", [_step_by_step, _one_statement])
+
+
+def _fire(passengers, start: int, results: dict, errors: list, book) -> None:
     """One wave: every thread waits at the barrier, then books and matches."""
     barrier = threading.Barrier(len(passengers))
 
@@ -31,7 +44,7 @@ def _fire(passengers, start: int, results: dict, errors: list) -> None:
         ride_id = f"conc-{start + i}"
         try:
             barrier.wait(timeout=60)
-            ride = services.ride_request(
+            results[ride_id] = book(
                 ride_id=ride_id,
                 passenger=passenger,
                 booked_by=passenger,
@@ -40,7 +53,6 @@ def _fire(passengers, start: int, results: dict, errors: list) -> None:
                 dropoff_latitude=JHB[0] + 0.05,
                 dropoff_longitude=JHB[1] + 0.05,
             )
-            results[ride_id] = services.ride_match(ride=ride).driver_id
         except Exception as exc:  # noqa: BLE001 - reported by the test
             errors.append(f"{ride_id}: {exc!r}")
         finally:
@@ -53,7 +65,10 @@ def _fire(passengers, start: int, results: dict, errors: list) -> None:
         t.join(120)
 
 
-def test_two_hundred_simultaneous_requests_take_fifty_drivers_once_each(make_user, make_driver):
+@BOOKINGS
+def test_two_hundred_simultaneous_requests_take_fifty_drivers_once_each(
+    make_user, make_driver, book
+):
     """200 requests racing for 50 drivers: 50 assignments, to 50 different drivers."""
     drivers = [
         make_driver(JHB[0] + (i % 10) * 0.001, JHB[1] + (i // 10) * 0.001) for i in range(DRIVERS)
@@ -62,7 +77,7 @@ def test_two_hundred_simultaneous_requests_take_fifty_drivers_once_each(make_use
     results: dict[str, int | None] = {}
     errors: list[str] = []
     for start in range(0, REQUESTS, WAVE):
-        _fire(passengers[start : start + WAVE], start, results, errors)
+        _fire(passengers[start : start + WAVE], start, results, errors, book)
 
     assert errors == []
     assert len(results) == REQUESTS
@@ -78,7 +93,8 @@ def test_two_hundred_simultaneous_requests_take_fifty_drivers_once_each(make_use
     assert RideEvent.objects.filter(kind="assigned").count() == DRIVERS
 
 
-def test_every_request_is_served_when_drivers_outnumber_them(make_user, make_driver):
+@BOOKINGS
+def test_every_request_is_served_when_drivers_outnumber_them(make_user, make_driver, book):
     """60 simultaneous requests and 70 drivers: every ride gets its own driver."""
     drivers = [
         make_driver(JHB[0] + (i % 10) * 0.001, JHB[1] + (i // 10) * 0.001) for i in range(70)
@@ -86,7 +102,7 @@ def test_every_request_is_served_when_drivers_outnumber_them(make_user, make_dri
     passengers = [make_user("passenger") for _ in range(60)]
     results: dict[str, int | None] = {}
     errors: list[str] = []
-    _fire(passengers, 0, results, errors)
+    _fire(passengers, 0, results, errors, book)
 
     assert errors == []
     assigned = [d for d in results.values() if d is not None]
