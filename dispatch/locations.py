@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Protocol
 
 from django.conf import settings
@@ -102,6 +102,49 @@ class MemoryLocationStore:
         self._warm = False
 
 
+class WriteBatches:
+    """
+    One event loop's position writes, in batches: a report waits for the
+    write in flight, if any, and goes out with every other report that
+    arrived meanwhile, in one pipeline. Alone it goes out at once, so a
+    quiet worker adds no delay, and a busy one makes one round trip for
+    many reports instead of one each. The latest report of a driver wins.
+    """
+
+    def __init__(self, write: Callable[[dict[int, Point]], Awaitable[None]]) -> None:
+        self.write = write
+        self.pending: dict[int, Point] = {}
+        self.written: asyncio.Future | None = None
+        self.task: asyncio.Task | None = None
+
+    async def put(self, driver_id: int, point: Point) -> None:
+        loop = asyncio.get_running_loop()
+        self.pending[driver_id] = point
+        if self.written is None:
+            self.written = loop.create_future()
+            # Retrieved even when every waiter has gone (their sockets closed).
+            self.written.add_done_callback(lambda f: f.cancelled() or f.exception())
+        written = self.written
+        if self.task is None or self.task.done():
+            self.task = loop.create_task(self._run())
+        # Shielded: one waiter's cancellation must not cancel the others'.
+        await asyncio.shield(written)
+
+    async def _run(self) -> None:
+        while self.pending:
+            batch, written = self.pending, self.written
+            self.pending, self.written = {}, None
+            try:
+                await self.write(batch)
+            except asyncio.CancelledError:
+                written.cancel()
+                raise
+            except Exception as exc:
+                written.set_exception(exc)
+            else:
+                written.set_result(None)
+
+
 class RedisLocationStore:
     """Positions shared by every worker: a GEO set plus a hash of details."""
 
@@ -133,6 +176,7 @@ class RedisLocationStore:
         self.sync = redis.Redis.from_url(url, socket_timeout=None)
         self._async_clients: dict[int, redis.asyncio.Redis] = {}
         self._decoded: dict[bytes, Point] = {}
+        self._writes = per_event_loop(lambda: WriteBatches(self._write))
         self._warm_checked = float("-inf")
         self._search = self.sync.register_script(self.NEAREST_LUA)
 
@@ -183,9 +227,16 @@ class RedisLocationStore:
         pipe.execute()
 
     async def aput(self, driver_id: int, point: Point) -> None:
+        """Written when it returns, with the other reports this loop had meanwhile."""
+        await self._writes().put(driver_id, point)
+
+    async def _write(self, points: dict[int, Point]) -> None:
+        geo: list = []
+        for driver_id, point in points.items():
+            geo += [point.lng, point.lat, driver_id]
         pipe = self._aclient().pipeline(transaction=False)
-        pipe.geoadd(self.GEO_KEY, [point.lng, point.lat, driver_id])
-        pipe.hset(self.META_KEY, driver_id, self._encode(point))
+        pipe.geoadd(self.GEO_KEY, geo)
+        pipe.hset(self.META_KEY, mapping={key: self._encode(p) for key, p in points.items()})
         await pipe.execute()
 
     def remove(self, driver_id: int) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 
 from dispatch.geo import Point
-from dispatch.locations import MemoryLocationStore, RedisLocationStore
+from dispatch.locations import MemoryLocationStore, RedisLocationStore, WriteBatches
 
 JHB = (-26.2041, 28.0473)
 
@@ -109,3 +110,69 @@ def test_positions_are_persisted_in_one_batch_with_their_report_time(make_driver
 def test_positions_persist_on_postgresql(make_driver):
     """The same batch on PostgreSQL, where executemany is pipelined."""
     _persist_and_read(make_driver)
+
+
+class SlowWrites:
+    """A store's write that takes as long as the test says, and records batches."""
+
+    def __init__(self) -> None:
+        self.batches: list[dict] = []
+        self.release = asyncio.Event()
+        self.fail_next = False
+
+    async def __call__(self, points: dict) -> None:
+        self.batches.append(dict(points))
+        await self.release.wait()
+        self.release.clear()
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("redis went away")
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_reports_arriving_during_a_write_go_out_together_in_the_next():
+    """One write in flight; three reports meanwhile make one batch, latest per driver."""
+    writes = SlowWrites()
+    batches = WriteBatches(writes)
+    first = asyncio.create_task(batches.put(1, Point(*JHB, 1)))
+    await _settle()
+    later = [
+        asyncio.create_task(batches.put(2, Point(*JHB, 2))),
+        asyncio.create_task(batches.put(3, Point(*JHB, 3))),
+        asyncio.create_task(batches.put(2, Point(*JHB, 4))),
+    ]
+    await _settle()
+    assert [sorted(b) for b in writes.batches] == [[1]]
+    assert not any(t.done() for t in [first, *later])
+
+    writes.release.set()
+    await _settle()
+    assert first.done() and not any(t.done() for t in later)
+    assert [sorted(b) for b in writes.batches] == [[1], [2, 3]]
+    assert writes.batches[1][2].seen == 4
+
+    writes.release.set()
+    await asyncio.gather(*later)
+
+
+async def test_a_failed_write_fails_its_reports_only_and_a_gone_waiter_stops_nobody():
+    writes = SlowWrites()
+    batches = WriteBatches(writes)
+    writes.fail_next = True
+    failed = asyncio.create_task(batches.put(1, Point(*JHB, 1)))
+    await _settle()
+    gone = asyncio.create_task(batches.put(2, Point(*JHB, 2)))
+    kept = asyncio.create_task(batches.put(3, Point(*JHB, 3)))
+    await _settle()
+    gone.cancel()
+    writes.release.set()
+    with pytest.raises(ConnectionError):
+        await failed
+    await _settle()
+    writes.release.set()
+    await kept
+    assert [sorted(b) for b in writes.batches] == [[1], [2, 3]]
