@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 # them (all busy, unverified or unable to carry the passenger) the booking
 # goes on step by step.
 BOOK_CANDIDATES = 32
+# Positions copied to the database per transaction (drivers_persist_locations).
+PERSIST_CHUNK = 50
 
 S = RideStatus
 # The one state machine: every ride transition is checked against it.
@@ -259,6 +261,12 @@ def drivers_persist_locations(*, positions: dict[int, Point]) -> int:
     (executemany: pipelined on PostgreSQL); the ORM's bulk_update builds a
     CASE per column and row, which cost more than the rest of the interval's
     work put together.
+
+    Outside a caller's transaction the rows go in chunks of PERSIST_CHUNK,
+    each its own transaction. One transaction for the batch held every row
+    it had updated until it ended (thousands of rows at 10,000 drivers):
+    bookings skipped the nearest drivers, whose rows were locked, or waited
+    out the whole batch.
     """
     if not positions:
         return 0
@@ -272,9 +280,13 @@ def drivers_persist_locations(*, positions: dict[int, Point]) -> int:
     for driver_id, p in positions.items():
         seen = ops.adapt_datetimefield_value(datetime.fromtimestamp(p.seen, tz=UTC))
         rows.append((p.lat, p.lng, p.heading, p.speed, seen, seen, driver_id))
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
-        return cursor.rowcount
+    written = 0
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), PERSIST_CHUNK):
+            with transaction.atomic():
+                cursor.executemany(sql, rows[start : start + PERSIST_CHUNK])
+                written += cursor.rowcount
+    return written
 
 
 def driver_place(

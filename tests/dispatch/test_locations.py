@@ -176,3 +176,59 @@ async def test_a_failed_write_fails_its_reports_only_and_a_gone_waiter_stops_nob
     writes.release.set()
     await kept
     assert [sorted(b) for b in writes.batches] == [[1], [2, 3]]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_position_copy_holds_no_driver_row_past_its_chunk(make_driver, monkeypatch):
+    """
+    A batch commits chunk by chunk: while one driver's row is locked
+    elsewhere (a claim in progress), the chunks before it are written and
+    their rows free already, instead of all waiting for the batch to end.
+    """
+    import threading
+
+    import psycopg
+    from django.db import connection
+
+    from dispatch import services
+    from dispatch.models import DriverState
+
+    monkeypatch.setattr(services, "PERSIST_CHUNK", 1)
+    params = connection.settings_dict
+    dsn = {
+        "dbname": params["NAME"],
+        "user": params["USER"],
+        "host": params["HOST"],
+        "port": params["PORT"] or 5432,
+    }
+    first, held, last = (make_driver(*JHB) for _ in range(3))
+    table = DriverState._meta.db_table
+    moved = {d.pk: Point(-26.0, 28.3, time.time()) for d in (first, held, last)}
+    with psycopg.connect(**dsn) as claim, psycopg.connect(**dsn, autocommit=True) as reader:
+        claim.execute(f"SELECT 1 FROM {table} WHERE driver_id = %s FOR UPDATE", [held.pk])
+
+        def persist() -> None:
+            try:
+                services.drivers_persist_locations(positions=moved)
+            finally:
+                connection.close()
+
+        writer = threading.Thread(target=persist)
+        writer.start()
+
+        def latitude(driver) -> float:
+            sql = f"SELECT latitude FROM {table} WHERE driver_id = %s"
+            return reader.execute(sql, [driver.pk]).fetchone()[0]
+
+        deadline = time.time() + 10
+        while latitude(first) != -26.0 and time.time() < deadline:
+            time.sleep(0.05)
+        assert latitude(first) == -26.0
+        assert writer.is_alive()  # still waiting for the held row
+        # The first driver's row is free: a claim takes it at once.
+        reader.execute(f"SELECT 1 FROM {table} WHERE driver_id = %s FOR UPDATE NOWAIT", [first.pk])
+        claim.rollback()
+        writer.join(10)
+        assert not writer.is_alive()
+        assert latitude(held) == latitude(last) == -26.0
