@@ -262,8 +262,8 @@ def drivers_persist_locations(*, positions: dict[int, Point]) -> int:
     CASE per column and row, which cost more than the rest of the interval's
     work put together.
 
-    Outside a caller's transaction the rows go in chunks of PERSIST_CHUNK,
-    each its own transaction. One transaction for the batch held every row
+    The rows go in chunks of PERSIST_CHUNK, each its own transaction (a
+    savepoint inside a caller's). One transaction for the batch held every row
     it had updated until it ended (thousands of rows at 10,000 drivers):
     bookings skipped the nearest drivers, whose rows were locked, or waited
     out the whole batch.
