@@ -493,7 +493,8 @@ class DriverConsumer(AppConsumer):
         request = LocationUpdate.model_validate(content)
         now = time.time()
         point = Point(request.latitude, request.longitude, now, request.heading, request.speed)
-        await location_store().aput(self.user.pk, point)
+        store = location_store()
+        store.note(self.user.pk, point)
         layer = self.channel_layer
         if self.active_ride is not None:
             ride_id, passenger_id = self.active_ride
@@ -513,6 +514,7 @@ class DriverConsumer(AppConsumer):
                 },
             )
         if self.match_waiting and self.active_ride is None:
+            await store.flushed()  # the matcher must find this driver here
             await self._match_waiting(request.latitude, request.longitude)
         position_writer().note(self.user.pk, point)
 

@@ -134,10 +134,52 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
+def _batches(writes, window_s: float = 0.0) -> WriteBatches:
+    batches = WriteBatches(writes)
+    batches.WINDOW_S = window_s
+    return batches
+
+
+async def test_a_quiet_loop_writes_at_once_and_a_busy_one_once_per_window():
+    """
+    The first report goes out at once; those noted during the window after
+    a write wait for its end and go out together, the latest per driver.
+    """
+    writes = SlowWrites()
+    writes.release.set()
+    batches = _batches(writes, window_s=0.2)
+    batches.note(1, Point(*JHB, 1))
+    await _settle()
+    assert [sorted(b) for b in writes.batches] == [[1]]
+    writes.release.set()
+    batches.note(2, Point(*JHB, 2))
+    batches.note(3, Point(*JHB, 3))
+    batches.note(2, Point(*JHB, 4))
+    await _settle()
+    assert [sorted(b) for b in writes.batches] == [[1]]
+    await batches.flushed()
+    assert [sorted(b) for b in writes.batches] == [[1], [2, 3]]
+    assert writes.batches[1][2].seen == 4
+
+
+async def test_flushed_waits_for_the_write_that_holds_the_report():
+    writes = SlowWrites()
+    batches = _batches(writes)
+    batches.note(1, Point(*JHB, 1))
+    await _settle()
+    assert batches.pending == {}  # in flight now
+    waiter = asyncio.create_task(batches.flushed())
+    await _settle()
+    assert not waiter.done()
+    writes.release.set()
+    await waiter
+    await batches.flushed()  # nothing noted, nothing in flight: at once
+
+
 async def test_reports_arriving_during_a_write_go_out_together_in_the_next():
     """One write in flight; three reports meanwhile make one batch, latest per driver."""
     writes = SlowWrites()
-    batches = WriteBatches(writes)
+    batches = _batches(writes)
     first = asyncio.create_task(batches.put(1, Point(*JHB, 1)))
     await _settle()
     later = [
@@ -159,9 +201,9 @@ async def test_reports_arriving_during_a_write_go_out_together_in_the_next():
     await asyncio.gather(*later)
 
 
-async def test_a_failed_write_fails_its_reports_only_and_a_gone_waiter_stops_nobody():
+async def test_a_failed_write_fails_its_reports_only_and_a_gone_waiter_stops_nobody(caplog):
     writes = SlowWrites()
-    batches = WriteBatches(writes)
+    batches = _batches(writes)
     writes.fail_next = True
     failed = asyncio.create_task(batches.put(1, Point(*JHB, 1)))
     await _settle()
@@ -172,6 +214,7 @@ async def test_a_failed_write_fails_its_reports_only_and_a_gone_waiter_stops_nob
     writes.release.set()
     with pytest.raises(ConnectionError):
         await failed
+    assert "writing 1 positions failed" in caplog.text
     await _settle()
     writes.release.set()
     await kept
