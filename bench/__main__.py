@@ -37,6 +37,22 @@ def machine() -> str:
     )
 
 
+def cpu_check() -> float:
+    """
+    Seconds for a fixed pure-Python loop, best of three: the figures of two
+    runs compare only when this does. The same code measured 9 ms and 33 ms
+    matching p50 on two machines of this kind a day apart.
+    """
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(5_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def show(rows: list[Result]) -> None:
     for r in rows:
         target = f"target {r.target}" if r.target else ""
@@ -187,6 +203,11 @@ def main() -> None:
     env.setup_django()
     print(f"bench: {'full' if args.full else 'quick'} set on {machine()}", flush=True)
     print(f"bench: git {_git()}; logs in {env.LOG_DIR}", flush=True)
+    print(
+        f"bench: CPU check: a 5,000,000-step Python loop in {cpu_check():.2f} s "
+        "(compare runs only when this is close)",
+        flush=True,
+    )
     started = time.perf_counter()
     rows = asyncio.run(run(args))
     print(f"\n=== summary ({time.perf_counter() - started:.0f} s) ===")
