@@ -134,6 +134,7 @@ class WriteBatches:
         self.pending_written: asyncio.Future | None = None
         self.in_flight: asyncio.Future | None = None
         self.task: asyncio.Task | None = None
+        self.failing = False
 
     def note(self, driver_id: int, point: Point) -> None:
         self.pending[driver_id] = point
@@ -168,9 +169,15 @@ class WriteBatches:
                 done.cancel()
                 raise
             except Exception as exc:
-                log.exception("writing %d positions failed", len(batch))
+                # Once per outage, not once per window.
+                if not self.failing:
+                    log.exception("writing %d positions failed", len(batch))
+                self.failing = True
                 done.set_exception(exc)
             else:
+                if self.failing:
+                    log.warning("writing positions works again")
+                self.failing = False
                 done.set_result(None)
             finally:
                 self.in_flight = None
@@ -342,6 +349,7 @@ class PositionWriter:
     def __init__(self) -> None:
         self.pending: dict[int, Point] = {}
         self.task: asyncio.Task | None = None
+        self.failing = False
 
     def note(self, driver_id: int, point: Point) -> None:
         self.pending[driver_id] = point

@@ -219,6 +219,18 @@ async def test_a_failed_write_fails_its_reports_only_and_a_gone_waiter_stops_nob
     writes.release.set()
     await kept
     assert [sorted(b) for b in writes.batches] == [[1], [2, 3]]
+    assert "works again" in caplog.text
+
+
+async def test_an_outage_is_logged_once_not_once_per_window(caplog):
+    writes = SlowWrites()
+    batches = _batches(writes)
+    for n in range(3):
+        writes.fail_next = True
+        writes.release.set()
+        with pytest.raises(ConnectionError):
+            await batches.put(n, Point(*JHB, n))
+    assert caplog.text.count("positions failed") == 1
 
 
 @pytest.mark.postgres
