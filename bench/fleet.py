@@ -133,9 +133,8 @@ class Fleet:
             except websockets.ConnectionClosed:
                 return
             next_at += self.interval
-            # A plain sleep: wait_for(stop.wait()) made a task and a timeout
-            # per report, a third of this process's CPU at 10,000 drivers.
-            # run() cancels the streams when it stops.
+            # A plain sleep, not wait_for(stop.wait()), which made a task and
+            # a timeout per report; run() cancels the streams when it stops.
             await asyncio.sleep(max(0, next_at - time.perf_counter()))
 
     async def consoles(self, n: int) -> list[asyncio.Task]:
