@@ -349,7 +349,6 @@ class PositionWriter:
     def __init__(self) -> None:
         self.pending: dict[int, Point] = {}
         self.task: asyncio.Task | None = None
-        self.failing = False
 
     def note(self, driver_id: int, point: Point) -> None:
         self.pending[driver_id] = point
