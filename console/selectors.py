@@ -176,7 +176,6 @@ def active_rides(limit: int = RIDES_SHOWN) -> list[Ride]:
     rides = list(
         Ride.objects.filter(status__in=DRIVER_HELD_STATUSES)
         .with_people()
-        .select_related("driver__driver_state")
         .prefetch_related(_live_links())
         .order_by(attention, "arrived_at", "assigned_at", "pk")[:limit]
     )
@@ -197,13 +196,7 @@ def recent_events(limit: int = EVENTS_SHOWN) -> list[RideEvent]:
 
 
 def ride_for_panel(ride_pk: int) -> Ride | None:
-    ride = (
-        Ride.objects.with_people()
-        .select_related("driver__driver_state")
-        .prefetch_related(_live_links())
-        .filter(pk=ride_pk)
-        .first()
-    )
+    ride = Ride.objects.with_people().prefetch_related(_live_links()).filter(pk=ride_pk).first()
     if ride is not None:
         ride.needs = _needs(ride)
         ride.caregivers = ride.passenger.live_links

@@ -37,10 +37,8 @@ ride_router = Router(auth=AccessTokenAuth(), tags=["rides"])
 def _rides_of(user: User) -> QuerySet[Ride]:
     """The rides a user is part of: as passenger, caregiver or driver."""
     cared_for = CaregiverLink.objects.active().filter(caregiver=user).values("passenger_id")
-    return (
-        Ride.objects.with_people()
-        .select_related("driver__driver_state")
-        .filter(Q(passenger=user) | Q(driver=user) | Q(passenger_id__in=cared_for))
+    return Ride.objects.with_people().filter(
+        Q(passenger=user) | Q(driver=user) | Q(passenger_id__in=cared_for)
     )
 
 
@@ -119,12 +117,7 @@ def ride_list(request: HttpRequest):
 def ride_detail(request: HttpRequest, ride_id: str):
     """The ride and every event of it in order (version, kind, statuses)."""
     user = request.auth
-    ride = (
-        Ride.objects.with_people()
-        .select_related("driver__driver_state")
-        .filter(ride_id=ride_id)
-        .first()
-    )
+    ride = Ride.objects.with_people().filter(ride_id=ride_id).first()
     perms = _caregiver_perms(user, {ride.passenger_id}) if ride is not None else {}
     role = _role(user, ride, perms) if ride is not None else None
     if role is None:

@@ -201,12 +201,7 @@ class RideConsumer(AppConsumer):
 
     @db_async
     def _load(self) -> tuple[Ride | None, str | None]:
-        ride = (
-            Ride.objects.with_people()
-            .select_related("driver__driver_state")
-            .filter(ride_id=self.ride_id)
-            .first()
-        )
+        ride = Ride.objects.with_people().filter(ride_id=self.ride_id).first()
         if ride is None:
             return None, None
         role = selectors.ride_viewer_role(self.user, ride)
@@ -294,12 +289,7 @@ class RideConsumer(AppConsumer):
 
     def _current_ride(self, user: User) -> Ride | None:
         """This socket's ride if it exists and is active; an error if it ended."""
-        existing = (
-            Ride.objects.with_people()
-            .select_related("driver__driver_state")
-            .filter(ride_id=self.ride_id)
-            .first()
-        )
+        existing = Ride.objects.with_people().filter(ride_id=self.ride_id).first()
         if existing is None:
             return None
         role = selectors.ride_viewer_role(user, existing)
@@ -656,12 +646,7 @@ class FollowerConsumer(AppConsumer):
                 perms = {
                     self.user.pk: {"can_view_location": True, "can_receive_notifications": True}
                 }
-            rides = list(
-                Ride.objects.with_people()
-                .select_related("driver__driver_state")
-                .active()
-                .filter(passenger_id__in=list(perms))
-            )
+            rides = list(Ride.objects.with_people().active().filter(passenger_id__in=list(perms)))
             return perms, rides
 
         self.perms, rides = await db_async(load)()

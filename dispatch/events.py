@@ -144,7 +144,7 @@ def publish_ride(ride_pk: int, kind: str, **extra) -> None:
 
 
 def _deliver_ride(ride_pk: int, kind: str, extra: dict) -> None:
-    ride = Ride.objects.with_people().select_related("driver__driver_state").get(pk=ride_pk)
+    ride = Ride.objects.with_people().get(pk=ride_pk)
     send_now(ride_sends(ride, kind, extra, caregiver_watchers(ride.passenger_id)))
 
 

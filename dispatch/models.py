@@ -108,11 +108,13 @@ class RideQuerySet(models.QuerySet):
         return self.filter(status__in=PENDING_STATUSES)
 
     def with_people(self):
+        """Everyone a ride's messages name, and the driver's live state (the card)."""
         return self.select_related(
             "passenger",
             "booked_by",
             "driver",
             "driver__driver_profile",
+            "driver__driver_state",
             "passenger__passenger_profile",
         )
 
