@@ -228,7 +228,18 @@ class RideConsumer(AppConsumer):
         # Join before booking so this socket hears `searching` and the outcome.
         await self.join(events.ride_group(self.ride_id))
         try:
-            outcome, ride, sent = await db_async(self._book)(user, request)
+            nearby = None
+            if services.books_in_one_statement():
+                # Looked up here, on the event loop: the database thread then
+                # makes one round trip less, each of which waits for the GIL
+                # while this loop is busy with drivers' reports.
+                nearby = await location_store().anearest(
+                    request.pickup_latitude,
+                    request.pickup_longitude,
+                    settings.MATCH_RADIUS_KM,
+                    services.BOOK_CANDIDATES,
+                )
+            outcome, ride, sent = await db_async(self._book)(user, request, nearby)
         except BaseException:
             if self.role is None:
                 await self.leave(events.ride_group(self.ride_id))
@@ -246,18 +257,21 @@ class RideConsumer(AppConsumer):
             elif ride.driver_id and ride.status == RideStatus.ASSIGNED:
                 await self.send_json(messages.driver_assigned(ride))
 
-    def _book(self, user: User, request: FindDriver) -> tuple[str, Ride, list[dict]]:
+    def _book(
+        self, user: User, request: FindDriver, nearby: list | None
+    ) -> tuple[str, Ride, list[dict]]:
         with events.captured(self.ride_id) as sent:
-            outcome, ride = self._book_ride(user, request)
+            outcome, ride = self._book_ride(user, request, nearby)
         return outcome, ride, sent
 
-    def _book_ride(self, user: User, request: FindDriver) -> tuple[str, Ride]:
+    def _book_ride(self, user: User, request: FindDriver, nearby: list | None) -> tuple[str, Ride]:
         try:
             passenger = self._passenger_for(user, request)
             result = services.ride_book(
                 ride_id=self.ride_id,
                 passenger=passenger,
                 booked_by=user,
+                nearby=nearby,
                 pickup_latitude=request.pickup_latitude,
                 pickup_longitude=request.pickup_longitude,
                 pickup_address=request.pickup_address,

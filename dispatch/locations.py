@@ -17,11 +17,13 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from itertools import islice
 from typing import Protocol
 
 from django.conf import settings
 
 from dispatch.geo import GridIndex, Point
+from project.db import db_async
 from project.sockets import per_event_loop
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,9 @@ class LocationStore(Protocol):
     def nearest(
         self, lat: float, lng: float, radius_km: float
     ) -> Iterator[tuple[int, float, Point]]: ...
+    async def anearest(
+        self, lat: float, lng: float, radius_km: float, limit: int
+    ) -> list[tuple[int, float, Point]]: ...
     def all(self) -> dict[int, Point]: ...
     def clear(self) -> None: ...
 
@@ -100,6 +105,11 @@ class MemoryLocationStore:
     def nearest(self, lat: float, lng: float, radius_km: float):
         self._ensure_warm()
         return self.index.nearest(lat, lng, radius_km)
+
+    async def anearest(self, lat: float, lng: float, radius_km: float, limit: int):
+        if not self._warm:
+            await db_async(self._ensure_warm)()
+        return list(islice(self.index.nearest(lat, lng, radius_km), limit))
 
     def all(self) -> dict[int, Point]:
         self._ensure_warm()
@@ -219,24 +229,29 @@ class RedisLocationStore:
 
         self.url = url
         self.sync = redis.Redis.from_url(url, socket_timeout=None)
-        self._async_clients: dict[int, redis.asyncio.Redis] = {}
+        # Per event loop: (client, the nearest script bound to it).
+        self._async_clients: dict[int, tuple[redis.asyncio.Redis, object]] = {}
         self._decoded: dict[bytes, Point] = {}
         self._writes = per_event_loop(lambda: WriteBatches(self._write))
         self._warm_checked = float("-inf")
         self._search = self.sync.register_script(self.NEAREST_LUA)
 
     def _aclient(self):
-        import asyncio
+        return self._async()[0]
 
+    def _async(self):
         import redis.asyncio
 
         # A client's connections belong to the event loop that made them.
         loop_id = id(asyncio.get_running_loop())
-        client = self._async_clients.get(loop_id)
-        if client is None:
+        pair = self._async_clients.get(loop_id)
+        if pair is None:
             client = redis.asyncio.Redis.from_url(self.url, socket_timeout=None)
-            self._async_clients[loop_id] = client
-        return client
+            pair = self._async_clients[loop_id] = (
+                client,
+                client.register_script(self.NEAREST_LUA),
+            )
+        return pair
 
     @staticmethod
     def _encode(point: Point) -> str:
@@ -309,17 +324,30 @@ class RedisLocationStore:
             rows, metas = self._search(
                 keys=[self.GEO_KEY, self.META_KEY], args=[lng, lat, radius_km, count]
             )
-            for (member, dist), raw in zip(rows, metas, strict=True):
-                driver_id = int(member)
-                if driver_id in seen:
-                    continue
-                seen.add(driver_id)
-                point = self._decode(raw)
-                if point is not None:
-                    yield driver_id, float(dist), point
+            yield from self._found(rows, metas, seen)
             if len(rows) < count:
                 return
             count *= 4
+
+    async def anearest(self, lat: float, lng: float, radius_km: float, limit: int):
+        """The `limit` nearest, in one round trip from the event loop."""
+        if time.monotonic() - self._warm_checked >= self.WARM_CHECK_S:
+            await db_async(self._ensure_warm)()
+        rows, metas = await self._async()[1](
+            keys=[self.GEO_KEY, self.META_KEY], args=[lng, lat, radius_km, limit]
+        )
+        return list(self._found(rows, metas, set()))
+
+    def _found(self, rows: list, metas: list, seen: set[int]):
+        """(driver_id, distance_km, point) of a search's rows not in `seen`."""
+        for (member, dist), raw in zip(rows, metas, strict=True):
+            driver_id = int(member)
+            if driver_id in seen:
+                continue
+            seen.add(driver_id)
+            point = self._decode(raw)
+            if point is not None:
+                yield driver_id, float(dist), point
 
     def all(self) -> dict[int, Point]:
         self._ensure_warm()

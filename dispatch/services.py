@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -408,7 +408,19 @@ def ride_request(
     return ride
 
 
-def ride_book(*, ride_id: str, passenger: User, booked_by: User, **details) -> MatchResult:
+def books_in_one_statement() -> bool:
+    """Whether `ride_book` inserts and claims in one statement (PostgreSQL, auto mode)."""
+    return connection.vendor == "postgresql" and settings.DISPATCH_MODE != "offer"
+
+
+def ride_book(
+    *,
+    ride_id: str,
+    passenger: User,
+    booked_by: User,
+    nearby: Sequence[tuple[int, float, Point]] | None = None,
+    **details,
+) -> MatchResult:
     """
     find_driver: request the ride and match it (`ride_request`'s keywords).
 
@@ -417,13 +429,17 @@ def ride_book(*, ride_id: str, passenger: User, booked_by: User, **details) -> M
     writes and the same news as `ride_request` followed by `ride_match`. It
     falls back to those two when that statement finds nobody free among the
     nearest candidates, and when it hits a constraint (they tell which).
+
+    `nearby`: the BOOK_CANDIDATES nearest drivers to the pickup, nearest
+    first, if the caller has looked them up already (a socket does, on its
+    event loop: `LocationStore.anearest`). Otherwise they are looked up here.
     """
 
     def step_by_step() -> MatchResult:
         ride = ride_request(ride_id=ride_id, passenger=passenger, booked_by=booked_by, **details)
         return ride_match(ride=ride, fresh=True)
 
-    if connection.vendor != "postgresql" or settings.DISPATCH_MODE == "offer":
+    if not books_in_one_statement():
         return step_by_step()
     from dispatch import pg_booking
 
@@ -442,9 +458,10 @@ def ride_book(*, ride_id: str, passenger: User, booked_by: User, **details) -> M
     assigned = _event(ride, "assigned", actor=None, role="system", from_status=S.SEARCHING)
     assigned.version, assigned.to_status = 3, S.ASSIGNED
     stale_before = now.timestamp() - settings.DRIVER_STALE_AFTER_S
-    nearby = location_store().nearest(
-        ride.pickup_latitude, ride.pickup_longitude, settings.MATCH_RADIUS_KM
-    )
+    if nearby is None:
+        nearby = location_store().nearest(
+            ride.pickup_latitude, ride.pickup_longitude, settings.MATCH_RADIUS_KM
+        )
     candidates = [
         (driver_id, distance, point.seen >= stale_before)
         for driver_id, distance, point in islice(nearby, BOOK_CANDIDATES)

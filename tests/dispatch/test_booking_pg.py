@@ -136,6 +136,16 @@ def test_the_nearest_driver_who_may_and_can_take_it_is_claimed(passenger, make_d
     assert DriverState.objects.get(driver=silent).status == DriverStatus.AVAILABLE
 
 
+def test_the_callers_nearest_drivers_are_the_ones_considered(passenger, make_driver):
+    """A socket looks the candidates up on its event loop and hands them over."""
+    make_driver(JHB[0] + 0.001, JHB[1])
+    farther = make_driver(JHB[0] + 0.02, JHB[1])
+    nearby = [(farther.pk, 2.2, location_store().get(farther.pk))]
+
+    result = services.ride_book(**trip(passenger), nearby=nearby)
+    assert (result.driver_id, result.distance_km) == (farther.pk, 2.2)
+
+
 def test_a_wheelchair_user_gets_a_wheelchair_accessible_vehicle(passenger, make_driver):
     """The passenger's profile says wheelchair: a sedan nearer by is passed over."""
     passenger.passenger_profile.needs_wheelchair = True

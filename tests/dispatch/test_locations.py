@@ -72,6 +72,46 @@ async def test_redis_store_async_put_is_seen_by_sync_search(settings):
         await database_sync_to_async(store.clear)()
 
 
+async def _exercise_async(store):
+    """`anearest`, the socket's one-round-trip search: the nearest `limit`, in order."""
+    now = time.time()
+    await store.aput(1, Point(JHB[0] + 0.05, JHB[1], now))
+    await store.aput(2, Point(JHB[0] + 0.01, JHB[1], now, heading=90.0, speed=10.0))
+    await store.aput(3, Point(JHB[0] + 0.2, JHB[1], now))  # ~22 km: outside 10 km
+    found = await store.anearest(*JHB, 10, 5)
+    assert [(key, round(d, 1)) for key, d, _ in found] == [(2, 1.1), (1, 5.6)]
+    assert found[0][2].heading == 90.0 and found[0][2].seen == pytest.approx(now)
+    assert [key for key, _, _ in await store.anearest(*JHB, 10, 1)] == [2]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_memory_store_async_search_warms_from_the_database_then_answers(make_driver):
+    from channels.db import database_sync_to_async
+
+    driver = await database_sync_to_async(make_driver)(JHB[0] + 0.001, JHB[1])
+    store = MemoryLocationStore()
+    assert [key for key, _, _ in await store.anearest(*JHB, 1, 5)] == [driver.pk]
+    store.clear()
+    store._warm = True  # the database's drivers are known; these three are not
+    await _exercise_async(store)
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+async def test_redis_store_async_search_answers_like_the_sync_one(settings):
+    from channels.db import database_sync_to_async
+
+    store = RedisLocationStore(settings.REDIS_URL)
+    await database_sync_to_async(store.clear)()
+    store.sync.set(store.WARM_KEY, "1")
+    try:
+        await _exercise_async(store)
+        found = await database_sync_to_async(lambda: list(store.nearest(*JHB, 10)))()
+        assert [key for key, _, _ in found] == [2, 1]
+    finally:
+        await database_sync_to_async(store.clear)()
+
+
 def _persist_and_read(make_driver):
     from dispatch.models import DriverState
     from dispatch.services import drivers_persist_locations
