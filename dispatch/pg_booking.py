@@ -8,7 +8,11 @@ half a millisecond of CPU building each one: two thirds of a booking's time.
 This statement does the same writes in one round trip:
 
 * **Who may drive** is the ORM's own `eligible_drivers` queryset, compiled
-  into the statement, so the rules live in one place.
+  into the statement, so the rules live in one place: both of its forms,
+  and the wheelchair one applies when the ride needs it. The need is the
+  request's if it says, else the passenger's profile's, read in the
+  statement (a separate read of the passenger was one more round trip on
+  the database thread, each of which waits for the GIL on a busy worker).
 * **Which one:** the first of the candidates (nearest first, from the
   location store) that is eligible, reported recently or is a demo driver,
   and that no other booking is claiming right now (`FOR UPDATE SKIP
@@ -18,13 +22,14 @@ This statement does the same writes in one round trip:
   `assigned` events, exactly as `ride_request` + `ride_assign` write them.
   With nobody to claim, the ride is inserted as `searching` (version 2) with
   its two events, and the caller matches it step by step.
-* **What the news needs** comes back in the same row: the claimed driver
-  with profile and state, and the caregivers to tell (the ORM's
-  `caregiver_watchers_query`, compiled in).
+* **What the news needs** comes back in the same row: the passenger as
+  they are now with their profile, the claimed driver with profile and
+  state, and the caregivers to tell (the ORM's `caregiver_watchers_query`,
+  compiled in).
 * **Columns and values** come from the models and the instances the caller
   built (`Field.get_db_prep_save`), so the statement follows the models.
 
-The SQL is built once per wheelchair need; only the parameters change, so
+The SQL is built once; only the parameters change, so
 psycopg prepares it. One statement is one transaction: a constraint that
 fails (this ride_id taken, the passenger's active ride) rolls the claim back
 with it.
@@ -33,6 +38,7 @@ with it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
@@ -40,12 +46,14 @@ from django.db.models import F, Model
 from django.db.models.expressions import RawSQL
 
 from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
-from people.models import DriverProfile, User
+from people.models import DriverProfile, PassengerProfile, User
 
 CLAIMED = "claim.driver_id IS NOT NULL"
 # Fields whose value the statement computes (their parameters are passed
 # to `_insert_params`).
 RIDE_EXPRS = {
+    # The request's need, else the passenger's profile's, else none.
+    "needs_wheelchair": "(SELECT wheelchair FROM need)",
     "status": f"CASE WHEN {CLAIMED} THEN %s ELSE %s END",
     "version": f"CASE WHEN {CLAIMED} THEN 3 ELSE 2 END",
     "driver": "claim.driver_id",
@@ -59,16 +67,32 @@ ASSIGNED_EXPRS = {
         "'distance_km', round(claim.distance_km::numeric, 3))"
     ),
 }
-# The claimed driver comes back with the statement, as the messages show them:
-# the user, their profile and their state (model, alias, column = driver id).
+# The passenger and the claimed driver come back with the statement, as the
+# messages show them (model, alias, column = the person's id).
+PASSENGER_ROWS = (
+    (User, "pu", "id"),
+    (PassengerProfile, "pprof", "user_id"),
+)
 DRIVER_ROWS = (
     (User, "du", "id"),
     (DriverProfile, "dp", "user_id"),
     (DriverState, "dst", "driver_id"),
 )
 
-# (SQL, parameters of the compiled querysets) per wheelchair need.
-_sql_cache: dict[bool, tuple[str, list]] = {}
+# (SQL, parameters of the compiled querysets), built on first use.
+_sql_cache: list[tuple[str, list]] = []
+
+
+@dataclass
+class Booked:
+    pk: int
+    watchers: list[int]
+    needs_wheelchair: bool
+    # As they are now, with their profile (None if they have none).
+    passenger: User
+    # Claimed, with profile and state (now on_trip); None when nobody was free.
+    driver: User | None
+    distance_km: float | None
 
 
 def _fields(model: type[Model]) -> list:
@@ -96,15 +120,33 @@ def _insert_params(instance: Model, exprs: dict[str, list]) -> list:
     return params
 
 
-def _build_sql(needs_wheelchair: bool) -> tuple[str, list]:
+def _columns(rows) -> str:
+    return ", ".join(
+        f"{alias}.{connection.ops.quote_name(field.column)}"
+        for model, alias, _ in rows
+        for field in model._meta.concrete_fields
+    )
+
+
+def _joins(rows, on: str) -> str:
+    return " ".join(
+        f"LEFT JOIN {model._meta.db_table} {alias} ON {alias}.{key} = {on}"
+        for model, alias, key in rows
+    )
+
+
+def _build_sql() -> tuple[str, list]:
     from dispatch.events import caregiver_watchers_query
     from dispatch.services import eligible_drivers
 
     eligible_sql, eligible_params = (
-        eligible_drivers(needs_wheelchair=needs_wheelchair)
+        eligible_drivers(needs_wheelchair=False)
         .annotate(is_demo=F("driver__driver_profile__is_demo"))
         .values("driver_id", "is_demo")
         .query.sql_with_params()
+    )
+    carries_sql, carries_params = (
+        eligible_drivers(needs_wheelchair=True).values("driver_id").query.sql_with_params()
     )
     watchers_sql, watchers_params = caregiver_watchers_query(
         RawSQL("(SELECT passenger_id FROM ride)", ())
@@ -113,17 +155,16 @@ def _build_sql(needs_wheelchair: bool) -> tuple[str, list]:
     event_cols, event_values = _insert_sql(RideEvent, EVENT_EXPRS)
     _, assigned_values = _insert_sql(RideEvent, ASSIGNED_EXPRS)
     state = DriverState._meta.db_table
-    driver_columns = ", ".join(
-        f"{alias}.{connection.ops.quote_name(field.column)}"
-        for model, alias, _ in DRIVER_ROWS
-        for field in model._meta.concrete_fields
-    )
-    driver_joins = " ".join(
-        f"LEFT JOIN {model._meta.db_table} {alias} ON {alias}.{key} = claim.driver_id"
-        for model, alias, key in DRIVER_ROWS
-    )
     sql = f"""
-        WITH cand AS (
+        WITH need AS (
+            SELECT COALESCE(
+                %s::bool,
+                (SELECT needs_wheelchair FROM {PassengerProfile._meta.db_table}
+                 WHERE user_id = %s),
+                false
+            ) AS wheelchair
+        ),
+        cand AS (
             SELECT c.driver_id, c.distance_km, c.fresh, c.ord
             FROM unnest(%s::bigint[], %s::float8[], %s::bool[])
                 WITH ORDINALITY AS c(driver_id, distance_km, fresh, ord)
@@ -131,9 +172,12 @@ def _build_sql(needs_wheelchair: bool) -> tuple[str, list]:
         pick AS (
             SELECT ds.driver_id, cand.distance_km
             FROM cand
+            JOIN need ON TRUE
             JOIN ({eligible_sql}) AS eligible ON eligible.driver_id = cand.driver_id
+            LEFT JOIN ({carries_sql}) AS carries ON carries.driver_id = cand.driver_id
             JOIN {state} ds ON ds.driver_id = cand.driver_id
             WHERE (cand.fresh OR eligible.is_demo) AND ds.status = %s
+                AND (NOT need.wheelchair OR carries.driver_id IS NOT NULL)
             ORDER BY cand.ord
             LIMIT 1
             FOR UPDATE OF ds SKIP LOCKED
@@ -146,7 +190,7 @@ def _build_sql(needs_wheelchair: bool) -> tuple[str, list]:
         ride AS (
             INSERT INTO {Ride._meta.db_table} ({ride_cols})
             SELECT {ride_values} FROM (SELECT 1) AS one LEFT JOIN claim ON TRUE
-            RETURNING id, passenger_id
+            RETURNING id, passenger_id, needs_wheelchair
         ),
         events AS (
             INSERT INTO {RideEvent._meta.db_table} ({event_cols})
@@ -154,53 +198,62 @@ def _build_sql(needs_wheelchair: bool) -> tuple[str, list]:
             UNION ALL SELECT {event_values} FROM ride
             UNION ALL SELECT {assigned_values} FROM ride JOIN claim ON TRUE
         )
-        SELECT ride.id, ARRAY({watchers_sql}), claim.distance_km, {driver_columns}
-        FROM ride LEFT JOIN claim ON TRUE {driver_joins}
+        SELECT ride.id, ARRAY({watchers_sql}), ride.needs_wheelchair, claim.distance_km,
+            {_columns(PASSENGER_ROWS)}, {_columns(DRIVER_ROWS)}
+        FROM ride LEFT JOIN claim ON TRUE
+            {_joins(PASSENGER_ROWS, "ride.passenger_id")} {_joins(DRIVER_ROWS, "claim.driver_id")}
     """
-    return sql, [list(eligible_params), list(watchers_params)]
+    return sql, [list(eligible_params), list(carries_params), list(watchers_params)]
 
 
-def _driver_from(row: Sequence) -> User:
-    """The driver's user with profile and state, from the statement's row."""
-    loaded = []
-    for model, _, _ in DRIVER_ROWS:
+def _load(rows, row: Sequence) -> tuple[list[Model | None], Sequence]:
+    """
+    The instances of `rows` (model, alias, key) from the start of `row`
+    (None where the LEFT JOIN found none), and the rest of `row`.
+    """
+    loaded: list[Model | None] = []
+    for model, _, _ in rows:
         fields = model._meta.concrete_fields
         values, row = list(row[: len(fields)]), row[len(fields) :]
+        if values[[f.primary_key for f in fields].index(True)] is None:
+            loaded.append(None)
+            continue
         for i, field in enumerate(fields):
             for convert in field.get_db_converters(connection):
                 values[i] = convert(values[i], None, connection)
         loaded.append(model.from_db(connection.alias, [f.attname for f in fields], values))
-    driver, profile, state = loaded
-    driver.driver_profile, driver.driver_state = profile, state
-    return driver
+    return loaded, row
 
 
 def insert_and_claim(
     ride: Ride,
+    needs_wheelchair: bool | None,
     opening: Sequence[RideEvent],
     assigned: RideEvent,
     candidates: Sequence[tuple[int, float, bool]],
     now: datetime,
-) -> tuple[int, list[int], User | None, float | None]:
+) -> Booked:
     """
     Insert `ride` (built as searching, version 2, with its two `opening`
     events) and claim the first free eligible driver of `candidates`
     ((driver_id, distance_km, reported recently), nearest first) as of
-    `now`, writing the `assigned` event too.
+    `now`, writing the `assigned` event too. The ride needs a wheelchair
+    accessible vehicle if `needs_wheelchair` says so, or, when it is None,
+    if the passenger's profile does (`ride.needs_wheelchair` is not read).
 
-    Returns the ride's pk, the caregivers to tell, the claimed driver (loaded
-    with profile and state, now on_trip) and their distance; the last two
-    are None when nobody was free. Raises IntegrityError, with nothing
-    written, when a constraint fails.
+    Raises IntegrityError, with nothing written, when a constraint fails.
     """
-    if ride.needs_wheelchair not in _sql_cache:
-        _sql_cache[ride.needs_wheelchair] = _build_sql(ride.needs_wheelchair)
-    sql, (eligible_params, watchers_params) = _sql_cache[ride.needs_wheelchair]
+    if not _sql_cache:
+        _sql_cache.append(_build_sql())
+    sql, (eligible_params, carries_params, watchers_params) = _sql_cache[0]
     params = [
+        needs_wheelchair,
+        ride.passenger_id,
         [c[0] for c in candidates],
         [c[1] for c in candidates],
         [c[2] for c in candidates],
         *eligible_params,
+        *carries_params,
         DriverStatus.AVAILABLE,
         DriverStatus.ON_TRIP,
         now,
@@ -208,6 +261,7 @@ def insert_and_claim(
         *_insert_params(
             ride,
             {
+                "needs_wheelchair": [],
                 "status": [RideStatus.ASSIGNED, RideStatus.SEARCHING],
                 "version": [],
                 "driver": [],
@@ -221,10 +275,13 @@ def insert_and_claim(
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        pk, watchers, distance, *driver_row = cursor.fetchone()
-    if distance is None:
-        return pk, watchers, None, None
-    driver = _driver_from(driver_row)
-    # The row was read as the statement began, before the claim.
-    driver.driver_state.status, driver.driver_state.updated_at = DriverStatus.ON_TRIP, now
-    return pk, watchers, driver, distance
+        pk, watchers, wheelchair, distance, *row = cursor.fetchone()
+    (passenger, passenger_profile), row = _load(PASSENGER_ROWS, row)
+    # Cached as select_related caches it, None included: messages read it, with no query.
+    User.passenger_profile.related.set_cached_value(passenger, passenger_profile)
+    (driver, profile, state), _ = _load(DRIVER_ROWS, row)
+    if driver is not None:
+        driver.driver_profile, driver.driver_state = profile, state
+        # The row was read as the statement began, before the claim.
+        state.status, state.updated_at = DriverStatus.ON_TRIP, now
+    return Booked(pk, watchers, wheelchair, passenger, driver, distance)

@@ -435,23 +435,29 @@ def ride_book(
     event loop: `LocationStore.anearest`). Otherwise they are looked up here.
     """
 
+    needs_wheelchair = details.pop("needs_wheelchair", None)
+
     def step_by_step() -> MatchResult:
-        ride = ride_request(ride_id=ride_id, passenger=passenger, booked_by=booked_by, **details)
+        ride = ride_request(
+            ride_id=ride_id,
+            passenger=passenger,
+            booked_by=booked_by,
+            needs_wheelchair=needs_wheelchair,
+            **details,
+        )
         return ride_match(ride=ride, fresh=True)
 
     if not books_in_one_statement():
         return step_by_step()
     from dispatch import pg_booking
 
-    # The passenger as they are now, with the needs their driver is shown.
-    rider = User.objects.select_related("passenger_profile").get(pk=passenger.pk)
-    profile = getattr(rider, "passenger_profile", None)
-    if details.get("needs_wheelchair") is None:
-        details["needs_wheelchair"] = bool(profile and profile.needs_wheelchair)
+    # The statement decides from the passenger's profile when the request
+    # does not say; the ride is built with a stand-in until then.
     ride, opening = _new_ride(
         ride_id=ride_id,
-        passenger=rider,
-        booked_by=rider if booked_by.pk == rider.pk else booked_by,
+        passenger=passenger,
+        booked_by=booked_by,
+        needs_wheelchair=bool(needs_wheelchair),
         **details,
     )
     now = timezone.now()
@@ -470,16 +476,22 @@ def ride_book(
         # A savepoint only inside a caller's transaction (tests): alone, the
         # statement is its own transaction.
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            ride.pk, watchers, driver, distance = pg_booking.insert_and_claim(
-                ride, opening, assigned, candidates, now
+            booked = pg_booking.insert_and_claim(
+                ride, needs_wheelchair, opening, assigned, candidates, now
             )
     except IntegrityError as exc:
-        conflict = _ride_conflict(ride_id, rider)
+        conflict = _ride_conflict(ride_id, passenger)
         if conflict is not None:
             raise conflict from exc
         # Not this ride's own constraints (a driver's data out of step):
         # book step by step, which skips such a driver.
         return step_by_step()
+    ride.pk, ride.needs_wheelchair = booked.pk, booked.needs_wheelchair
+    # The passenger as they are now, with the needs their driver is shown.
+    ride.passenger = booked.passenger
+    if booked_by.pk == passenger.pk:
+        ride.booked_by = booked.passenger
+    watchers, driver, distance = booked.watchers, booked.driver, booked.distance_km
     ride._state.adding, ride._state.db = False, connection.alias
     sends = events.ride_sends(ride, "searching", {}, watchers)
     if driver is not None:

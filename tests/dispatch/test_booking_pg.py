@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from dispatch import events, services
+from dispatch import events, messages, services
 from dispatch.geo import Point
 from dispatch.locations import location_store
 from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
-from people.models import VehicleType
+from people.models import PassengerProfile, User, VehicleType
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -156,6 +156,52 @@ def test_a_wheelchair_user_gets_a_wheelchair_accessible_vehicle(passenger, make_
     result = services.ride_book(**trip(passenger))
     assert result.driver_id == van.pk
     assert Ride.objects.get(ride_id="b1").needs_wheelchair is True
+
+
+def test_the_passenger_and_their_needs_are_read_in_the_booking_statement(
+    passenger, make_driver, django_assert_num_queries
+):
+    """
+    The socket's user was loaded at connect; a caregiver has since set the
+    walker and wheelchair needs and the name. The one statement reads them
+    as they are now: the van is claimed and its driver is shown them.
+    """
+    make_driver(JHB[0] + 0.001, JHB[1])
+    van = make_driver(JHB[0] + 0.01, JHB[1], vehicle_type=VehicleType.WHEELCHAIR_ACCESSIBLE)
+    nearby = list(location_store().nearest(*JHB, 10))
+    PassengerProfile.objects.filter(user=passenger).update(needs_wheelchair=True, needs_walker=True)
+    User.objects.filter(pk=passenger.pk).update(first_name="Sally")
+
+    with django_assert_num_queries(1):
+        result = services.ride_book(**trip(passenger), nearby=nearby)
+        told = messages.ride_assigned(result.ride)
+    assert result.driver_id == van.pk and result.ride.needs_wheelchair is True
+    assert told["passenger_name"] == "Sally Johnson"
+    assert told["needs"]["wheelchair"] is True and told["needs"]["walker"] is True
+    assert told["booked_by"]["name"] == "Sally Johnson"
+
+
+def test_a_passenger_without_a_profile_is_booked_with_no_needs(
+    passenger, make_driver, django_assert_num_queries
+):
+    driver = make_driver(JHB[0] + 0.001, JHB[1])
+    nearby = list(location_store().nearest(*JHB, 10))
+    PassengerProfile.objects.filter(user=passenger).delete()
+
+    with django_assert_num_queries(1):
+        result = services.ride_book(**trip(passenger), nearby=nearby)
+        told = messages.ride_assigned(result.ride)
+    assert result.driver_id == driver.pk and result.ride.needs_wheelchair is False
+    assert told["needs"]["wheelchair"] is False
+
+
+def test_the_requests_own_wheelchair_answer_comes_before_the_profiles(passenger, make_driver):
+    PassengerProfile.objects.filter(user=passenger).update(needs_wheelchair=True)
+    sedan = make_driver(JHB[0] + 0.001, JHB[1])
+    make_driver(JHB[0] + 0.01, JHB[1], vehicle_type=VehicleType.WHEELCHAIR_ACCESSIBLE)
+
+    result = services.ride_book(**trip(passenger, needs_wheelchair=False))
+    assert result.driver_id == sedan.pk and result.ride.needs_wheelchair is False
 
 
 def test_a_taken_ride_id_or_a_second_active_ride_is_a_conflict_and_writes_nothing(
