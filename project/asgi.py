@@ -3,12 +3,14 @@ ASGI entry point: HTTP through Django, WebSockets through Channels.
 """
 
 import asyncio
+import gc
 import os
 import sys
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
 from django.core.asgi import get_asgi_application  # noqa: E402
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
@@ -75,6 +77,36 @@ def close_sockets_on_shutdown(grace_s: float) -> None:
     reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
 
 
+def tune_garbage_collector(thresholds: str) -> None:
+    """
+    A worker holds thousands of sockets, and with them over a million objects
+    the cyclic garbage collector tracks. Python's default thresholds (2,000
+    allocations a young collection) promote every report's short-lived
+    objects to the old generation, whose full collections then stopped the
+    worker for 0.1-0.8 s several times a minute at 10,000 drivers: the
+    matching tail (docs/benchmarks.md, "Garbage collector").
+
+    So: what was imported at start-up is frozen (never scanned again), and
+    young collections wait for `thresholds`' first number of allocations,
+    so fewer objects live long enough to reach the old generation.
+    `thresholds` is three numbers as `gc.set_threshold` takes them; empty
+    keeps Python's own.
+    """
+    if not thresholds.strip():
+        return
+    try:
+        values = [int(n) for n in thresholds.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3 or min(values) < 0:
+        raise ImproperlyConfigured(
+            f"GC_THRESHOLDS is three whole numbers such as 50000,20,10, not {thresholds!r}."
+        )
+    gc.freeze()
+    gc.set_threshold(*values)
+
+
 close_sockets_on_shutdown(float(os.environ.get("SHUTDOWN_GRACE_S", "5")))
+tune_garbage_collector(os.environ.get("GC_THRESHOLDS", "50000,20,10"))
 
 application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application})
