@@ -29,10 +29,9 @@ This statement does the same writes in one round trip:
 * **Columns and values** come from the models and the instances the caller
   built (`Field.get_db_prep_save`), so the statement follows the models.
 
-The SQL is built once; only the parameters change, so
-psycopg prepares it. One statement is one transaction: a constraint that
-fails (this ride_id taken, the passenger's active ride) rolls the claim back
-with it.
+The SQL is built once; only the parameters change, so psycopg prepares it.
+One statement is one transaction: a constraint that fails (this ride_id
+taken, the passenger's active ride) rolls the claim back with it.
 """
 
 from __future__ import annotations

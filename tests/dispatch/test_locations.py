@@ -42,34 +42,32 @@ def test_memory_store_warms_from_the_database(make_driver):
     assert [key for key, _, _ in store.nearest(*JHB, 1)] == [driver.pk]
 
 
-@pytest.mark.redis
-@pytest.mark.django_db
-def test_redis_store_answers_like_the_memory_store(settings):
-    """Redis GEO store: the same answers, shared by every worker."""
+@pytest.fixture
+def redis_store(settings):
+    """An empty Redis store, marked warm (no database warm-up)."""
     store = RedisLocationStore(settings.REDIS_URL)
     store.clear()
     store.sync.set(store.WARM_KEY, "1")
-    try:
-        _exercise(store)
-    finally:
-        store.clear()
+    yield store
+    store.clear()
 
 
 @pytest.mark.redis
 @pytest.mark.django_db
-async def test_redis_store_async_put_is_seen_by_sync_search(settings):
+def test_redis_store_answers_like_the_memory_store(redis_store):
+    """Redis GEO store: the same answers, shared by every worker."""
+    _exercise(redis_store)
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+async def test_redis_store_async_put_is_seen_by_sync_search(redis_store):
     """A position written from a socket (async) is found by the matcher (sync)."""
     from channels.db import database_sync_to_async
 
-    store = RedisLocationStore(settings.REDIS_URL)
-    await database_sync_to_async(store.clear)()
-    store.sync.set(store.WARM_KEY, "1")
-    try:
-        await store.aput(7, Point(*JHB, time.time()))
-        found = await database_sync_to_async(lambda: list(store.nearest(*JHB, 1)))()
-        assert [key for key, _, _ in found] == [7]
-    finally:
-        await database_sync_to_async(store.clear)()
+    await redis_store.aput(7, Point(*JHB, time.time()))
+    found = await database_sync_to_async(lambda: list(redis_store.nearest(*JHB, 1)))()
+    assert [key for key, _, _ in found] == [7]
 
 
 async def _exercise_async(store):
@@ -87,6 +85,7 @@ async def _exercise_async(store):
 @pytest.mark.django_db(transaction=True)
 async def test_memory_store_async_search_warms_from_the_database_then_answers(make_driver):
     from channels.db import database_sync_to_async
+    from django.db import connections
 
     driver = await database_sync_to_async(make_driver)(JHB[0] + 0.001, JHB[1])
     store = MemoryLocationStore()
@@ -94,22 +93,18 @@ async def test_memory_store_async_search_warms_from_the_database_then_answers(ma
     store.clear()
     store._warm = True  # the database's drivers are known; these three are not
     await _exercise_async(store)
+    # The helper thread's connection, so that PostgreSQL can drop the test database.
+    await database_sync_to_async(connections.close_all)()
 
 
 @pytest.mark.redis
 @pytest.mark.django_db
-async def test_redis_store_async_search_answers_like_the_sync_one(settings):
+async def test_redis_store_async_search_answers_like_the_sync_one(redis_store):
     from channels.db import database_sync_to_async
 
-    store = RedisLocationStore(settings.REDIS_URL)
-    await database_sync_to_async(store.clear)()
-    store.sync.set(store.WARM_KEY, "1")
-    try:
-        await _exercise_async(store)
-        found = await database_sync_to_async(lambda: list(store.nearest(*JHB, 10)))()
-        assert [key for key, _, _ in found] == [2, 1]
-    finally:
-        await database_sync_to_async(store.clear)()
+    await _exercise_async(redis_store)
+    found = await database_sync_to_async(lambda: list(redis_store.nearest(*JHB, 10)))()
+    assert [key for key, _, _ in found] == [2, 1]
 
 
 def _persist_and_read(make_driver):
