@@ -80,15 +80,16 @@ def close_sockets_on_shutdown(grace_s: float) -> None:
 def tune_garbage_collector(thresholds: str) -> None:
     """
     A worker holds thousands of sockets, and with them over a million objects
-    the cyclic garbage collector tracks. Python's default thresholds (2,000
-    allocations a young collection) promote every report's short-lived
-    objects to the old generation, whose full collections then stopped the
-    worker for 0.1-0.8 s several times a minute at 10,000 drivers: the
-    matching tail (docs/benchmarks.md, "Garbage collector").
+    the cyclic garbage collector tracks. With Python's default thresholds
+    (a young collection every 2,000 allocations) objects that live a little
+    while reach the old generation quickly, and its full collections, which
+    scan every tracked object, stopped the worker for 0.1-0.8 s several
+    times a minute at 10,000 drivers: the matching tail (docs/benchmarks.md,
+    Decisions, "Garbage collector").
 
     So: what was imported at start-up is frozen (never scanned again), and
     young collections wait for `thresholds`' first number of allocations,
-    so fewer objects live long enough to reach the old generation.
+    so fewer objects get old enough to reach the old generation.
     `thresholds` is three numbers as `gc.set_threshold` takes them; empty
     keeps Python's own.
     """
