@@ -237,9 +237,11 @@ class RedisLocationStore:
         self._search = self.sync.register_script(self.NEAREST_LUA)
 
     def _aclient(self):
-        return self._async()[0]
+        client, _ = self._async()
+        return client
 
     def _async(self):
+        """This event loop's client, and the nearest script bound to it."""
         import redis.asyncio
 
         # A client's connections belong to the event loop that made them.
@@ -264,13 +266,15 @@ class RedisLocationStore:
         lat, lng, seen, heading, speed = json.loads(raw)
         return Point(lat, lng, seen, heading=heading, speed=speed)
 
+    def _warm_check_due(self) -> bool:
+        # At most once a second: a booking should not pay a round trip for
+        # it, and an emptied Redis is refilled within the second.
+        return time.monotonic() - self._warm_checked >= self.WARM_CHECK_S
+
     def _ensure_warm(self) -> None:
-        # Checked at most once a second: a booking should not pay a round trip
-        # for it, and an emptied Redis is refilled within the second.
-        now = time.monotonic()
-        if now - self._warm_checked < self.WARM_CHECK_S:
+        if not self._warm_check_due():
             return
-        self._warm_checked = now
+        self._warm_checked = time.monotonic()
         if self.sync.set(self.WARM_KEY, "1", nx=True):
             points = _load_from_database()
             if points:
@@ -331,9 +335,10 @@ class RedisLocationStore:
 
     async def anearest(self, lat: float, lng: float, radius_km: float, limit: int):
         """The `limit` nearest, in one round trip from the event loop."""
-        if time.monotonic() - self._warm_checked >= self.WARM_CHECK_S:
+        if self._warm_check_due():
             await db_async(self._ensure_warm)()
-        rows, metas = await self._async()[1](
+        _, search = self._async()
+        rows, metas = await search(
             keys=[self.GEO_KEY, self.META_KEY], args=[lng, lat, radius_km, limit]
         )
         return list(self._found(rows, metas, set()))

@@ -214,7 +214,7 @@ def _load(rows, row: Sequence) -> tuple[list[Model | None], Sequence]:
     for model, _, _ in rows:
         fields = model._meta.concrete_fields
         values, row = list(row[: len(fields)]), row[len(fields) :]
-        if values[[f.primary_key for f in fields].index(True)] is None:
+        if values[fields.index(model._meta.pk)] is None:
             loaded.append(None)
             continue
         for i, field in enumerate(fields):
