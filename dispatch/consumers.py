@@ -261,7 +261,11 @@ class RideConsumer(AppConsumer):
                     services.BOOK_CANDIDATES,
                 )
             booked = None
-            if nearby is not None and self._books_for_self(user, request):
+            if (
+                nearby is not None
+                and settings.BOOK_ON_EVENT_LOOP
+                and self._books_for_self(user, request)
+            ):
                 # The booking statement from this loop, with no database thread.
                 booked = await services.aride_book(
                     ride_id=self.ride_id, passenger=user, nearby=nearby, **_ride_details(request)

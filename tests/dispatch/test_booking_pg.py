@@ -355,6 +355,23 @@ async def test_a_passengers_socket_books_with_no_database_thread(
     assert (ride.status, ride.driver_id, ride.passenger_id) == ("assigned", driver.pk, passenger.pk)
 
 
+async def test_with_book_on_event_loop_off_a_socket_books_on_a_database_thread(
+    ws, passenger, make_driver, monkeypatch, settings
+):
+    settings.BOOK_ON_EVENT_LOOP = False
+    driver = await db(make_driver, *JHB)
+
+    async def no_loop(**kwargs):
+        raise AssertionError("booked on the event loop")
+
+    monkeypatch.setattr(services, "aride_book", no_loop)
+    comm = await ws("/ws/ride/threaded/", token=await db(token_for, passenger))
+    await comm.send_json_to(find_driver())
+    assigned, _ = await receive_until(comm, "driver_assigned")
+    assert assigned["driver_id"] == driver.pk
+    assert not adb.usable()
+
+
 async def test_a_socket_whose_booking_conflicts_hears_which_conflict(ws, passenger, make_driver):
     await db(make_driver, *JHB)
     await db(make_driver, JHB[0] + 0.001, JHB[1])
