@@ -11,11 +11,12 @@ runs it from the loop itself.
 Each event loop has one connection, made from the default database's
 Django connection parameters: the same database and credentials, the same
 adapters (so values read back convert as the ORM's do), the same binding
-and preparing. It is in autocommit: each statement is its own transaction. Statements from the same
-loop take turns on it (psycopg queues them). A connection that broke is
-replaced at the next statement; the statement that found it broken fails
-with Django's OperationalError (dispatch.services.aride_book then books on
-a thread instead).
+and preparing. It is in autocommit: each statement is its own
+transaction. Statements from the same loop take turns on it (psycopg
+queues them; the 500-request burst showed no queue worth a pool). A
+connection that broke is replaced at the next statement; the statement
+that found it broken fails with Django's OperationalError
+(dispatch.services.aride_book then books on a thread instead).
 """
 
 from __future__ import annotations
