@@ -92,13 +92,7 @@ async def run(args) -> list[Result]:
     layer_scores: dict[str, float] = {}
     db_scores: dict[str, float] = {}
     if "match" in wanted:
-        variants = [
-            ("core", "persistent"),
-            ("pubsub", "persistent"),
-            # The same with the booking on a database thread (before 2026-11-28).
-            ("pubsub", "thread-booking"),
-            ("core", "one-thread"),
-        ]
+        variants = [("core", "persistent"), ("pubsub", "persistent"), ("core", "one-thread")]
         if full:
             variants.append(("core", "pool"))
         for layer, db in variants:

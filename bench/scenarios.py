@@ -51,9 +51,6 @@ def layer_env(layer: str, db: str = "persistent") -> dict[str, str]:
     elif db == "one-thread":
         # Every database call of a worker on one thread, as Channels does.
         overrides["DB_THREADS"] = "1"
-    elif db == "thread-booking":
-        # Bookings on the database threads, not on the event loop (project.adb).
-        overrides["BOOK_ON_EVENT_LOOP"] = "0"
     return overrides
 
 

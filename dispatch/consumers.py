@@ -48,27 +48,6 @@ def _without_driver_position(message: dict) -> dict:
     return {**message, "driver": {**driver, "latitude": None, "longitude": None}}
 
 
-def _ride_details(request: FindDriver) -> dict[str, Any]:
-    """A find_driver's ride, as `services.ride_book` takes it."""
-    return {
-        "pickup_latitude": request.pickup_latitude,
-        "pickup_longitude": request.pickup_longitude,
-        "pickup_address": request.pickup_address,
-        "dropoff_latitude": request.dropoff_latitude,
-        "dropoff_longitude": request.dropoff_longitude,
-        "dropoff_address": request.dropoff_address,
-        "distance_km": request.distance_km,
-        "estimated_duration_minutes": (
-            None
-            if request.estimated_duration_minutes is None
-            else round(request.estimated_duration_minutes)
-        ),
-        "fare_amount": request.fare_amount,
-        "needs_wheelchair": request.needs_wheelchair,
-        "notes": request.notes,
-    }
-
-
 def _fields_of(exc: ValidationError) -> dict[str, str]:
     fields: dict[str, str] = {}
     for error in exc.errors():
@@ -260,21 +239,7 @@ class RideConsumer(AppConsumer):
                     settings.MATCH_RADIUS_KM,
                     services.BOOK_CANDIDATES,
                 )
-            booked = None
-            if (
-                nearby is not None
-                and settings.BOOK_ON_EVENT_LOOP
-                and self._books_for_self(user, request)
-            ):
-                # The booking statement from this loop, with no database thread.
-                booked = await services.aride_book(
-                    ride_id=self.ride_id, passenger=user, nearby=nearby, **_ride_details(request)
-                )
-            if booked is not None:
-                outcome, (ride, sent) = "booked", booked
-                self.role, self.passenger_id = "passenger", user.pk
-            else:
-                outcome, ride, sent = await db_async(self._book)(user, request, nearby)
+            outcome, ride, sent = await db_async(self._book)(user, request, nearby)
         except BaseException:
             if self.role is None:
                 await self.leave(events.ride_group(self.ride_id))
@@ -307,7 +272,21 @@ class RideConsumer(AppConsumer):
                 passenger=passenger,
                 booked_by=user,
                 nearby=nearby,
-                **_ride_details(request),
+                pickup_latitude=request.pickup_latitude,
+                pickup_longitude=request.pickup_longitude,
+                pickup_address=request.pickup_address,
+                dropoff_latitude=request.dropoff_latitude,
+                dropoff_longitude=request.dropoff_longitude,
+                dropoff_address=request.dropoff_address,
+                distance_km=request.distance_km,
+                estimated_duration_minutes=(
+                    None
+                    if request.estimated_duration_minutes is None
+                    else round(request.estimated_duration_minutes)
+                ),
+                fare_amount=request.fare_amount,
+                needs_wheelchair=request.needs_wheelchair,
+                notes=request.notes,
             )
         except (ClientError, services.DispatchError):
             # A ride with this id already: what this caller may know of it
@@ -336,15 +315,6 @@ class RideConsumer(AppConsumer):
         raise services.RideConflict(
             f"Ride {self.ride_id} has ended ({existing.status}); book with a new ride_id.",
             current_status=existing.status,
-        )
-
-    @staticmethod
-    def _books_for_self(user: User, request: FindDriver) -> bool:
-        """A passenger booking their own ride: `_passenger_for` would need no query."""
-        return (
-            user.user_type == UserType.PASSENGER
-            and request.passenger_id in (None, user.pk)
-            and not request.passenger_phone
         )
 
     @staticmethod

@@ -108,12 +108,6 @@ def send_now(sends: list[tuple[str, dict]]) -> None:
         loop.call_soon_threadsafe(_enqueue, sends)
 
 
-def send_soon(sends: list[tuple[str, dict]]) -> None:
-    """`send_now` from the event loop itself: queued after what is already waiting."""
-    if sends:
-        _enqueue(sends)
-
-
 _captures = threading.local()
 
 

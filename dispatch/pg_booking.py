@@ -46,7 +46,6 @@ from django.db.models.expressions import RawSQL
 
 from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
 from people.models import DriverProfile, PassengerProfile, User
-from project import adb
 
 CLAIMED = "claim.driver_id IS NOT NULL"
 # Fields whose value the statement computes (their parameters are passed
@@ -225,15 +224,24 @@ def _load(rows, row: Sequence) -> tuple[list[Model | None], Sequence]:
     return loaded, row
 
 
-def _statement(
+def insert_and_claim(
     ride: Ride,
     needs_wheelchair: bool | None,
     opening: Sequence[RideEvent],
     assigned: RideEvent,
     candidates: Sequence[tuple[int, float, bool]],
     now: datetime,
-) -> tuple[str, list]:
-    """The booking statement and its parameters (`insert_and_claim`'s arguments)."""
+) -> Booked:
+    """
+    Insert `ride` (built as searching, version 2, with its two `opening`
+    events) and claim the first free eligible driver of `candidates`
+    ((driver_id, distance_km, reported recently), nearest first) as of
+    `now`, writing the `assigned` event too. The ride needs a wheelchair
+    accessible vehicle if `needs_wheelchair` says so, or, when it is None,
+    if the passenger's profile does (`ride.needs_wheelchair` is not read).
+
+    Raises IntegrityError, with nothing written, when a constraint fails.
+    """
     if not _sql_cache:
         _sql_cache.append(_build_sql())
     sql, (eligible_params, carries_params, watchers_params) = _sql_cache[0]
@@ -264,11 +272,9 @@ def _statement(
         *_insert_params(assigned, {"ride": [], "payload": []}),
         *watchers_params,
     ]
-    return sql, params
-
-
-def _booked(row: Sequence, now: datetime) -> Booked:
-    pk, watchers, wheelchair, distance, *row = row
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        pk, watchers, wheelchair, distance, *row = cursor.fetchone()
     (passenger, passenger_profile), row = _load(PASSENGER_ROWS, row)
     # Cached as select_related caches it, None included: messages read it, with no query.
     User.passenger_profile.related.set_cached_value(passenger, passenger_profile)
@@ -278,47 +284,3 @@ def _booked(row: Sequence, now: datetime) -> Booked:
         # The row was read as the statement began, before the claim.
         state.status, state.updated_at = DriverStatus.ON_TRIP, now
     return Booked(pk, watchers, wheelchair, passenger, driver, distance)
-
-
-def insert_and_claim(
-    ride: Ride,
-    needs_wheelchair: bool | None,
-    opening: Sequence[RideEvent],
-    assigned: RideEvent,
-    candidates: Sequence[tuple[int, float, bool]],
-    now: datetime,
-) -> Booked:
-    """
-    Insert `ride` (built as searching, version 2, with its two `opening`
-    events) and claim the first free eligible driver of `candidates`
-    ((driver_id, distance_km, reported recently), nearest first) as of
-    `now`, writing the `assigned` event too. The ride needs a wheelchair
-    accessible vehicle if `needs_wheelchair` says so, or, when it is None,
-    if the passenger's profile does (`ride.needs_wheelchair` is not read).
-
-    Raises IntegrityError, with nothing written, when a constraint fails.
-    """
-    sql, params = _statement(ride, needs_wheelchair, opening, assigned, candidates, now)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return _booked(row, now)
-
-
-async def ainsert_and_claim(
-    ride: Ride,
-    needs_wheelchair: bool | None,
-    opening: Sequence[RideEvent],
-    assigned: RideEvent,
-    candidates: Sequence[tuple[int, float, bool]],
-    now: datetime,
-) -> Booked:
-    """
-    `insert_and_claim` from the event loop, on its asyncio connection
-    (project.adb): no database thread. Its own transaction, always.
-
-    Raises django.db.IntegrityError, with nothing written, when a constraint fails.
-    """
-    sql, params = _statement(ride, needs_wheelchair, opening, assigned, candidates, now)
-    row = await adb.fetchone(sql, params)
-    return _booked(row, now)

@@ -21,7 +21,7 @@ from functools import partial
 from itertools import islice
 
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -451,12 +451,34 @@ def ride_book(
         return step_by_step()
     from dispatch import pg_booking
 
-    booking = _Booking.build(ride_id, passenger, booked_by, needs_wheelchair, nearby, details)
+    # The statement decides from the passenger's profile when the request
+    # does not say; the ride is built with a stand-in until then.
+    ride, opening = _new_ride(
+        ride_id=ride_id,
+        passenger=passenger,
+        booked_by=booked_by,
+        needs_wheelchair=bool(needs_wheelchair),
+        **details,
+    )
+    now = timezone.now()
+    assigned = _event(ride, "assigned", actor=None, role="system", from_status=S.SEARCHING)
+    assigned.version, assigned.to_status = 3, S.ASSIGNED
+    stale_before = now.timestamp() - settings.DRIVER_STALE_AFTER_S
+    if nearby is None:
+        nearby = location_store().nearest(
+            ride.pickup_latitude, ride.pickup_longitude, settings.MATCH_RADIUS_KM
+        )
+    candidates = [
+        (driver_id, distance, point.seen >= stale_before)
+        for driver_id, distance, point in islice(nearby, BOOK_CANDIDATES)
+    ]
     try:
         # A savepoint only inside a caller's transaction (tests): alone, the
         # statement is its own transaction.
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            booked = pg_booking.insert_and_claim(*booking.statement_args())
+            booked = pg_booking.insert_and_claim(
+                ride, needs_wheelchair, opening, assigned, candidates, now
+            )
     except IntegrityError as exc:
         conflict = _ride_conflict(ride_id, passenger)
         if conflict is not None:
@@ -464,134 +486,23 @@ def ride_book(
         # Not this ride's own constraints (a driver's data out of step):
         # book step by step, which skips such a driver.
         return step_by_step()
-    transaction.on_commit(partial(events.send_now, booking.apply(booked)))
-    if booked.driver is None:
-        return ride_match(ride=booking.ride, fresh=True)
-    return MatchResult(
-        ride=booking.ride, driver_id=booked.driver.pk, distance_km=booked.distance_km
-    )
-
-
-async def aride_book(
-    *,
-    ride_id: str,
-    passenger: User,
-    nearby: Sequence[tuple[int, float, Point]],
-    **details,
-) -> tuple[Ride, list[tuple[str, dict]]] | None:
-    """
-    A passenger books for themselves from the event loop: `ride_book`'s one
-    statement, run on the loop's own connection (project.adb), so a booking
-    that finds a driver never waits for a database thread.
-
-    Returns the ride and the news already queued for delivery, of which the
-    booking socket's own share (events.captured) it sends itself; or None
-    when the statement wrote nothing (a constraint failed, or the ride_id
-    is malformed) or the loop's connection was lost: then `ride_book` books,
-    or tells what went wrong, as ever.
-    A ride nobody free could take is matched step by step on a database
-    thread, as `ride_book` does.
-    """
-    from dispatch import pg_booking
-    from project import adb
-    from project.db import db_async
-
-    needs_wheelchair = details.pop("needs_wheelchair", None)
-    try:
-        booking = _Booking.build(ride_id, passenger, passenger, needs_wheelchair, nearby, details)
-        booked = await pg_booking.ainsert_and_claim(*booking.statement_args())
-    except (DispatchError, IntegrityError):
-        return None
-    except OperationalError:
-        if adb.usable():
-            raise
-        # The loop's connection was lost (a restarted server, an idle
-        # timeout). `ride_book` books on a thread; had the lost statement
-        # committed, it finds the ride and the socket is told its state.
-        return None
-    with events.captured(ride_id) as sent:
-        sends = booking.apply(booked)
-    events.send_soon(sends)
-    if booked.driver is None:
-
-        def match() -> None:
-            with events.captured(ride_id) as more:
-                ride_match(ride=booking.ride, fresh=True)
-            sent.extend(more)
-
-        await db_async(match)()
-    return booking.ride, sent
-
-
-@dataclass
-class _Booking:
-    """A booking in one statement (dispatch.pg_booking), before and after it runs."""
-
-    ride: Ride
-    needs_wheelchair: bool | None
-    opening: list[RideEvent]
-    assigned: RideEvent
-    candidates: list[tuple[int, float, bool]]
-    now: datetime
-
-    @classmethod
-    def build(cls, ride_id, passenger, booked_by, needs_wheelchair, nearby, details) -> _Booking:
-        """
-        The ride and its events as the statement writes them, with no query.
-        Raises DispatchError for a malformed ride_id.
-        """
-        # The statement decides from the passenger's profile when the request
-        # does not say; the ride is built with a stand-in until then.
-        ride, opening = _new_ride(
-            ride_id=ride_id,
-            passenger=passenger,
-            booked_by=booked_by,
-            needs_wheelchair=bool(needs_wheelchair),
-            **details,
-        )
-        now = timezone.now()
-        assigned = _event(ride, "assigned", actor=None, role="system", from_status=S.SEARCHING)
-        assigned.version, assigned.to_status = 3, S.ASSIGNED
-        stale_before = now.timestamp() - settings.DRIVER_STALE_AFTER_S
-        if nearby is None:
-            nearby = location_store().nearest(
-                ride.pickup_latitude, ride.pickup_longitude, settings.MATCH_RADIUS_KM
-            )
-        candidates = [
-            (driver_id, distance, point.seen >= stale_before)
-            for driver_id, distance, point in islice(nearby, BOOK_CANDIDATES)
-        ]
-        return cls(ride, needs_wheelchair, opening, assigned, candidates, now)
-
-    def statement_args(self) -> tuple:
-        return (
-            self.ride,
-            self.needs_wheelchair,
-            self.opening,
-            self.assigned,
-            self.candidates,
-            self.now,
-        )
-
-    def apply(self, booked) -> list[tuple[str, dict]]:
-        """
-        Bring the ride up to what the statement wrote (a pg_booking.Booked),
-        and return the news of it to send once it is committed.
-        """
-        ride, now = self.ride, self.now
-        ride.pk, ride.needs_wheelchair = booked.pk, booked.needs_wheelchair
-        # The passenger as they are now, with the needs their driver is shown.
-        if ride.booked_by_id == ride.passenger_id:
-            ride.booked_by = booked.passenger
-        ride.passenger = booked.passenger
-        ride._state.adding, ride._state.db = False, connection.alias
-        sends = events.ride_sends(ride, "searching", {}, booked.watchers)
-        if booked.driver is not None:
-            ride.driver = booked.driver
-            ride.status, ride.version, ride.assigned_at, ride.updated_at = S.ASSIGNED, 3, now, now
-            sends += events.ride_sends(ride, "assigned", {}, booked.watchers)
-            sends += events.driver_sends(booked.driver.pk, "on_trip")
-        return sends
+    ride.pk, ride.needs_wheelchair = booked.pk, booked.needs_wheelchair
+    # The passenger as they are now, with the needs their driver is shown.
+    ride.passenger = booked.passenger
+    if booked_by.pk == passenger.pk:
+        ride.booked_by = booked.passenger
+    watchers, driver, distance = booked.watchers, booked.driver, booked.distance_km
+    ride._state.adding, ride._state.db = False, connection.alias
+    sends = events.ride_sends(ride, "searching", {}, watchers)
+    if driver is not None:
+        ride.driver = driver
+        ride.status, ride.version, ride.assigned_at, ride.updated_at = S.ASSIGNED, 3, now, now
+        sends += events.ride_sends(ride, "assigned", {}, watchers)
+        sends += events.driver_sends(driver.pk, "on_trip")
+    transaction.on_commit(partial(events.send_now, sends))
+    if driver is None:
+        return ride_match(ride=ride, fresh=True)
+    return MatchResult(ride=ride, driver_id=driver.pk, distance_km=distance)
 
 
 # --- matching ----------------------------------------------------------------

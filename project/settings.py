@@ -250,9 +250,6 @@ CONSOLE_MAP_BATCH_S = env_float("CONSOLE_MAP_BATCH_S", 0.25)
 # Threads for database calls from sockets (project.db). SQLite takes one
 # writer at a time, so there they stay on one thread.
 DB_THREADS = 1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else env_int("DB_THREADS", 4)
-# PostgreSQL: a passenger's own booking runs on the worker's event loop, on a
-# connection of its own (project.adb), instead of a database thread.
-BOOK_ON_EVENT_LOOP = env_bool("BOOK_ON_EVENT_LOOP", True)
 
 LOGGING = {
     "version": 1,

@@ -53,20 +53,11 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup):
-    """
-    pytest-django's, with the connections of the pool threads and of the
-    thread async tests run ORM calls on (`db`) closed before the drop.
-    """
+    """pytest-django's, and the pool threads' connections closed before the drop."""
     yield
-    import asyncio
-
-    from asgiref.sync import sync_to_async
-    from django.db import connections
-
     from project.db import close_pool_connections
 
     close_pool_connections()
-    asyncio.run(sync_to_async(connections.close_all)())
 
 
 @pytest.fixture(autouse=True)
@@ -211,10 +202,6 @@ async def ws():
             await comm.disconnect()
         except Exception:
             pass
-    from project import adb
-
-    # The booking's connection on this test's event loop (PostgreSQL).
-    await adb.close()
 
 
 JHB = (-26.2041, 28.0473)

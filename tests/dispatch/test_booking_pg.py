@@ -10,16 +10,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.db import connection
 
 from dispatch import events, messages, services
-from dispatch.consumers import RideConsumer
 from dispatch.geo import Point
 from dispatch.locations import location_store
 from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
 from people.models import PassengerProfile, User, VehicleType
-from project import adb
-from tests.conftest import db, find_driver, receive_until, token_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -52,7 +48,6 @@ def told(monkeypatch):
             sent.append((group, message.get("type") or envelope["type"], message.get("version")))
 
     monkeypatch.setattr(events, "send_now", record)
-    monkeypatch.setattr(events, "send_soon", record)
     return sent
 
 
@@ -251,169 +246,3 @@ def test_nobody_near_leaves_the_ride_searching_with_no_drivers(passenger, told):
     assert state["ride"][4] is True
     assert [e[1] for e in state["events"]] == ["requested", "searching", "no_drivers"]
     assert [kind for g, kind, _ in told if g == "ride.b1"] == ["searching", "no_drivers"]
-
-
-# --- from the event loop (a passenger's own booking on a socket) ---------------
-
-
-def ride_details(**extra) -> dict:
-    details = trip(None, **extra)
-    for key in ("ride_id", "passenger", "booked_by"):
-        details.pop(key)
-    return details
-
-
-async def test_from_the_event_loop_a_booking_writes_and_tells_what_ride_book_does(
-    passenger, make_driver, make_user, make_link, told
-):
-    await db(make_driver, JHB[0] + 0.02, JHB[1])
-    nearest = await db(make_driver, JHB[0] + 0.004, JHB[1])
-    caregiver = await db(make_user, "caregiver")
-    await db(make_link, passenger, caregiver, can_receive_notifications=True)
-    nearby = await location_store().anearest(*JHB, 10, services.BOOK_CANDIDATES)
-    told.clear()
-
-    try:
-        ride, sent = await services.aride_book(
-            ride_id="loop", passenger=passenger, nearby=nearby, **ride_details(notes="Ring twice")
-        )
-    finally:
-        await adb.close()
-    on_loop, on_loop_told = await db(written, "loop"), list(told)
-    await db(release_all, "loop")
-    told.clear()
-    await db(services.ride_book, **trip(passenger, "thread", notes="Ring twice"))
-
-    assert ride.driver_id == nearest.pk and (ride.status, ride.version) == ("assigned", 3)
-    assert on_loop == await db(written, "thread")
-    assert [(g.split(".")[0], kind, v) for g, kind, v in on_loop_told] == [
-        (g.split(".")[0], kind, v) for g, kind, v in told
-    ]
-    # The booking socket's own share, sent by itself at once.
-    assert [(m["type"], m["version"]) for m in sent] == [("searching", 2), ("driver_assigned", 3)]
-    assert sent[1]["driver_id"] == nearest.pk
-
-
-async def test_from_the_event_loop_a_conflict_writes_nothing_and_is_left_to_ride_book(
-    passenger, make_driver
-):
-    """The thread path then tells the socket which conflict it was."""
-    await db(make_driver, JHB[0] + 0.001, JHB[1])
-    spare = await db(make_driver, JHB[0] + 0.002, JHB[1])
-    await db(services.ride_book, **trip(passenger, "first"))
-    before = await db(lambda: (Ride.objects.count(), RideEvent.objects.count()))
-    nearby = await location_store().anearest(*JHB, 10, services.BOOK_CANDIDATES)
-
-    try:
-        again = await services.aride_book(
-            ride_id="second", passenger=passenger, nearby=nearby, **ride_details()
-        )
-        malformed = await services.aride_book(
-            ride_id="no spaces", passenger=passenger, nearby=nearby, **ride_details()
-        )
-    finally:
-        await adb.close()
-
-    assert again is None and malformed is None
-    assert await db(lambda: (Ride.objects.count(), RideEvent.objects.count())) == before
-    state = await db(DriverState.objects.get, driver=spare)
-    assert state.status == DriverStatus.AVAILABLE
-
-
-async def test_from_the_event_loop_nobody_free_is_matched_step_by_step(passenger, told):
-    told.clear()
-    try:
-        ride, sent = await services.aride_book(
-            ride_id="b1", passenger=passenger, nearby=[], **ride_details()
-        )
-    finally:
-        await adb.close()
-    assert ride.driver_id is None
-    state = await db(written, "b1")
-    assert state["ride"][:2] == (RideStatus.SEARCHING, 3)
-    assert [e[1] for e in state["events"]] == ["requested", "searching", "no_drivers"]
-    assert [m["type"] for m in sent] == ["searching", "no_drivers"]
-    assert [kind for g, kind, _ in told if g == "ride.b1"] == ["searching", "no_drivers"]
-
-
-async def test_a_passengers_socket_books_with_no_database_thread(
-    ws, passenger, make_driver, monkeypatch
-):
-    """find_driver is one statement on the loop's connection; the thread path is not taken."""
-    driver = await db(make_driver, *JHB)
-
-    def no_thread(*args):
-        raise AssertionError("booked on a database thread")
-
-    monkeypatch.setattr(RideConsumer, "_book", no_thread)
-    comm = await ws("/ws/ride/own-1/", token=await db(token_for, passenger))
-    await comm.send_json_to(find_driver())
-    assigned, before = await receive_until(comm, "driver_assigned")
-    assert [m["type"] for m in before] == ["connection_established", "searching"]
-    assert assigned["driver_id"] == driver.pk
-    ride = await db(Ride.objects.get, ride_id="own-1")
-    assert (ride.status, ride.driver_id, ride.passenger_id) == ("assigned", driver.pk, passenger.pk)
-
-
-async def test_with_book_on_event_loop_off_a_socket_books_on_a_database_thread(
-    ws, passenger, make_driver, monkeypatch, settings
-):
-    settings.BOOK_ON_EVENT_LOOP = False
-    driver = await db(make_driver, *JHB)
-
-    async def no_loop(**kwargs):
-        raise AssertionError("booked on the event loop")
-
-    monkeypatch.setattr(services, "aride_book", no_loop)
-    comm = await ws("/ws/ride/threaded/", token=await db(token_for, passenger))
-    await comm.send_json_to(find_driver())
-    assigned, _ = await receive_until(comm, "driver_assigned")
-    assert assigned["driver_id"] == driver.pk
-    assert not adb.usable()
-
-
-async def test_a_socket_whose_booking_conflicts_hears_which_conflict(ws, passenger, make_driver):
-    await db(make_driver, *JHB)
-    await db(make_driver, JHB[0] + 0.001, JHB[1])
-    token = await db(token_for, passenger)
-    first = await ws("/ws/ride/c-1/", token=token)
-    await first.send_json_to(find_driver())
-    await receive_until(first, "driver_assigned")
-
-    second = await ws("/ws/ride/c-2/", token=token)
-    await second.send_json_to(find_driver())
-    error, _ = await receive_until(second, "error")
-    assert (error["type"], error["code"], error["active_ride_id"]) == ("error", "conflict", "c-1")
-    await second.send_json_to({"type": "ping"})
-    assert (await second.receive_json_from(timeout=3))["type"] == "pong"
-    assert not await db(Ride.objects.filter(ride_id="c-2").exists)
-
-
-async def test_a_lost_loop_connection_costs_no_booking_and_is_replaced(
-    ws, passenger, make_driver, make_user
-):
-    """The server dropped the loop's connection: the booking goes by a thread."""
-    driver = await db(make_driver, *JHB)
-    comm = await ws("/ws/ride/before/", token=await db(token_for, passenger))
-    await comm.send_json_to(find_driver())
-    await receive_until(comm, "driver_assigned")
-    await db(release_all, "before")
-    pid = (await adb.connection()).info.backend_pid
-
-    def terminate():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-
-    await db(terminate)
-    comm = await ws("/ws/ride/after/", token=await db(token_for, passenger))
-    await comm.send_json_to(find_driver())
-    assigned, _ = await receive_until(comm, "driver_assigned")
-    assert assigned["driver_id"] == driver.pk
-    await db(release_all, "after")
-
-    # The next booking on the loop has a new connection.
-    other = await db(make_user, "passenger")
-    comm = await ws("/ws/ride/next/", token=await db(token_for, other))
-    await comm.send_json_to(find_driver())
-    await receive_until(comm, "driver_assigned")
-    assert adb.usable() and (await adb.connection()).info.backend_pid != pid
