@@ -53,11 +53,21 @@ def pytest_runtest_setup(item):
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup):
-    """pytest-django's, and the pool threads' connections closed before the drop."""
+    """
+    pytest-django's, with the connections of the pool threads and of the
+    thread async tests run ORM calls on (`database_sync_to_async`) closed
+    before the drop.
+    """
     yield
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
     from project.db import close_pool_connections
 
     close_pool_connections()
+    asyncio.run(sync_to_async(connections.close_all)())
 
 
 @pytest.fixture(autouse=True)

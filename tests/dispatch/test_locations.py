@@ -85,7 +85,6 @@ async def _exercise_async(store):
 @pytest.mark.django_db(transaction=True)
 async def test_memory_store_async_search_warms_from_the_database_then_answers(make_driver):
     from channels.db import database_sync_to_async
-    from django.db import connections
 
     driver = await database_sync_to_async(make_driver)(JHB[0] + 0.001, JHB[1])
     store = MemoryLocationStore()
@@ -93,8 +92,6 @@ async def test_memory_store_async_search_warms_from_the_database_then_answers(ma
     store.clear()
     store._warm = True  # the database's drivers are known; these three are not
     await _exercise_async(store)
-    # The helper thread's connection, so that PostgreSQL can drop the test database.
-    await database_sync_to_async(connections.close_all)()
 
 
 @pytest.mark.redis
