@@ -30,19 +30,31 @@ This statement does the same writes in one round trip:
   built (`Field.get_db_prep_save`), so the statement follows the models.
 
 The SQL is built once; only the parameters change, so psycopg prepares it.
+It is sent with PostgreSQL's own `$1` placeholders through psycopg's
+`RawCursor`: the statement is longer than the 4,096 bytes up to which
+psycopg caches its conversion of `%s` placeholders, and converting it again
+for every booking cost a third of a millisecond of the database thread's
+CPU on the benchmark machine (docs/benchmarks.md). While Django logs
+queries (DEBUG, tests that capture them), it goes through Django's own
+cursor with `%s`, because the log renders each statement with psycopg's
+`%s` substitution.
 One statement is one transaction: a constraint that fails (this ride_id
 taken, the passenger's active ride) rolls the claim back with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
+from django.db.backends.postgresql.psycopg_any import register_tzloader
 from django.db.models import F, Model
 from django.db.models.expressions import RawSQL
+from psycopg import RawCursor
+from psycopg.pq import Format
 
 from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
 from people.models import DriverProfile, PassengerProfile, User
@@ -78,8 +90,9 @@ DRIVER_ROWS = (
     (DriverState, "dst", "driver_id"),
 )
 
-# (SQL, parameters of the compiled querysets), built on first use.
-_sql_cache: list[tuple[str, list]] = []
+# (SQL with %s, the same with $1..., parameters of the compiled querysets),
+# built on first use.
+_sql_cache: list[tuple[str, str, list]] = []
 
 
 @dataclass
@@ -205,6 +218,35 @@ def _build_sql() -> tuple[str, list]:
     return sql, [list(eligible_params), list(carries_params), list(watchers_params)]
 
 
+def _numbered(sql: str) -> str:
+    """`sql` with its `%s` placeholders numbered as PostgreSQL's `$1`, `$2`, ..."""
+    parts = sql.split("%s")
+    if any("%" in part for part in parts):
+        # `%%` or `%(name)s` would need psycopg's own parser.
+        raise ValueError("The booking statement may hold no % but its %s placeholders.")
+    return parts[0] + "".join(f"${number}{part}" for number, part in enumerate(parts[1:], 1))
+
+
+@contextmanager
+def _raw_cursor() -> Iterator:
+    """
+    A psycopg `RawCursor` on Django's connection, made ready and wrapped as
+    `connection.cursor()` makes and wraps Django's own when queries are not
+    logged: errors come out as Django's (IntegrityError), and execute
+    wrappers see the statement.
+    """
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    raw = RawCursor(connection.connection)
+    # As Django's `create_cursor`: datetimes read in the connection's zone.
+    timestamptz = raw.adapters.types["timestamptz"].oid
+    if raw.adapters.get_loader(timestamptz, Format.TEXT).timezone != connection.timezone:
+        register_tzloader(connection.timezone, raw)
+    with connection.make_cursor(raw) as cursor:
+        yield cursor
+
+
 def _load(rows, row: Sequence) -> tuple[list[Model | None], Sequence]:
     """
     The instances of `rows` (model, alias, key) from the start of `row`
@@ -243,8 +285,9 @@ def insert_and_claim(
     Raises IntegrityError, with nothing written, when a constraint fails.
     """
     if not _sql_cache:
-        _sql_cache.append(_build_sql())
-    sql, (eligible_params, carries_params, watchers_params) = _sql_cache[0]
+        sql, params = _build_sql()
+        _sql_cache.append((sql, _numbered(sql), params))
+    sql, numbered, (eligible_params, carries_params, watchers_params) = _sql_cache[0]
     params = [
         needs_wheelchair,
         ride.passenger_id,
@@ -272,8 +315,12 @@ def insert_and_claim(
         *_insert_params(assigned, {"ride": [], "payload": []}),
         *watchers_params,
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    if connection.queries_logged:
+        opened, statement = connection.cursor(), sql
+    else:
+        opened, statement = _raw_cursor(), numbered
+    with opened as cursor:
+        cursor.execute(statement, params)
         pk, watchers, wheelchair, distance, *row = cursor.fetchone()
     (passenger, passenger_profile), row = _load(PASSENGER_ROWS, row)
     # Cached as select_related caches it, None included: messages read it, with no query.

@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from dispatch import events, messages, services
+from dispatch import events, messages, pg_booking, services
 from dispatch.geo import Point
 from dispatch.locations import location_store
 from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
@@ -116,6 +118,46 @@ def test_one_statement_writes_and_tells_what_step_by_step_does(
         (g.split(".")[0], kind, v) for g, kind, v in told
     ]
     assert ("driver", "ride_assigned", 3) in [(g.split(".")[0], k, v) for g, k, v in one_told]
+
+
+def test_the_booking_goes_with_numbered_placeholders_through_djangos_wrappers(
+    passenger, make_driver
+):
+    """
+    The statement is sent as it is, with PostgreSQL's `$1` placeholders
+    (psycopg's RawCursor), and Django's execute wrappers still see it.
+    """
+    driver = make_driver(*JHB)
+    sent: list[str] = []
+
+    def spy(execute, sql, params, many, context):
+        sent.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        assert services.ride_book(**trip(passenger)).driver_id == driver.pk
+    booking = [sql for sql in sent if sql.lstrip().startswith("WITH need")]
+    assert len(booking) == 1 and "$1" in booking[0] and "%s" not in booking[0]
+
+
+def test_while_django_logs_queries_the_booking_works_and_is_logged(passenger, make_driver):
+    """
+    Django's query log (DEBUG, or a test capturing queries) renders each
+    statement with psycopg's `%s` substitution: the booking goes with `%s`
+    then, and is logged as one statement.
+    """
+    driver = make_driver(*JHB)
+    with CaptureQueriesContext(connection) as queries:
+        assert services.ride_book(**trip(passenger)).driver_id == driver.pk
+    booking = [q["sql"] for q in queries if q["sql"].lstrip().startswith("WITH need")]
+    assert len(booking) == 1 and str(passenger.pk) in booking[0]
+
+
+def test_placeholders_are_numbered_in_order_and_any_other_percent_is_refused():
+    """psycopg's `%s` become PostgreSQL's `$1`, `$2`; `%%` would need psycopg's parser."""
+    assert pg_booking._numbered("a = %s AND b = %s::int[]") == "a = $1 AND b = $2::int[]"
+    with pytest.raises(ValueError):
+        pg_booking._numbered("name LIKE 'a%%' AND id = %s")
 
 
 def test_the_nearest_driver_who_may_and_can_take_it_is_claimed(passenger, make_driver):
