@@ -362,8 +362,7 @@ class RideConsumer(AppConsumer):
         await db_async(self._cancel)(user, request.reason)
 
     def _cancel(self, user: User, reason: str) -> None:
-        # With its people, so that the news is built without reading it again.
-        ride = Ride.objects.with_people().filter(ride_id=self.ride_id).first()
+        ride = Ride.objects.filter(ride_id=self.ride_id).first()
         if ride is None:
             raise ClientError("not_found", f"There is no ride {self.ride_id}.")
         role = selectors.ride_viewer_role(user, ride)

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from dispatch import messages
-from dispatch.models import RIDE_PEOPLE, Ride
+from dispatch.models import Ride
 
 log = logging.getLogger(__name__)
 
@@ -141,35 +141,6 @@ def _ride_envelope(ride: Ride, kind: str, message: dict, audience: str = "ride")
 
 def publish_ride(ride_pk: int, kind: str, **extra) -> None:
     transaction.on_commit(partial(_deliver_ride, ride_pk, kind, extra))
-
-
-def publish_ride_held(ride: Ride, kind: str, **extra) -> None:
-    """
-    As `publish_ride`, but the news is built from `ride` as the caller holds
-    it after the change, when it was loaded `with_people()`: one query (the
-    caregivers to tell) instead of reading the ride again, with its six
-    joins, once the change has committed. A ride loaded without its people
-    is read again, as `publish_ride` does.
-    """
-    if not people_loaded(ride):
-        publish_ride(ride.pk, kind, **extra)
-        return
-    sends = ride_sends(ride, kind, extra, caregiver_watchers(ride.passenger_id))
-    transaction.on_commit(partial(send_now, sends))
-
-
-def people_loaded(ride: Ride) -> bool:
-    """Whether every relation of `Ride.objects.with_people()` is loaded on `ride`."""
-    for path in RIDE_PEOPLE:
-        instance = ride
-        for name in path.split("__"):
-            field = instance._meta.get_field(name)
-            if not field.is_cached(instance):
-                return False
-            instance = field.get_cached_value(instance)
-            if instance is None:
-                break
-    return True
 
 
 def _deliver_ride(ride_pk: int, kind: str, extra: dict) -> None:

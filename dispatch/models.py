@@ -100,17 +100,6 @@ class CancelledBy(models.TextChoices):
     SYSTEM = "system", "System"
 
 
-# Everyone a ride's messages name, and the driver's live state (the card).
-RIDE_PEOPLE = (
-    "passenger",
-    "booked_by",
-    "driver",
-    "driver__driver_profile",
-    "driver__driver_state",
-    "passenger__passenger_profile",
-)
-
-
 class RideQuerySet(models.QuerySet):
     def active(self):
         return self.filter(status__in=ACTIVE_STATUSES)
@@ -120,7 +109,14 @@ class RideQuerySet(models.QuerySet):
 
     def with_people(self):
         """Everyone a ride's messages name, and the driver's live state (the card)."""
-        return self.select_related(*RIDE_PEOPLE)
+        return self.select_related(
+            "passenger",
+            "booked_by",
+            "driver",
+            "driver__driver_profile",
+            "driver__driver_state",
+            "passenger__passenger_profile",
+        )
 
 
 class Ride(models.Model):

@@ -173,7 +173,7 @@ def _transition(
             f"Ride {ride.ride_id} changed meanwhile; it is now {current.status}.",
         )
     from_status = ride.status
-    ride.status, ride.updated_at = to_status, now
+    ride.status = to_status
     ride.version += 1
     for name, value in fields.items():
         setattr(ride, name, value)
@@ -873,11 +873,7 @@ def ride_no_show(*, ride: Ride, driver: User) -> Ride:
 
 
 def ride_cancel(*, ride: Ride, actor: User | None, cancelled_by: str, reason: str = "") -> Ride:
-    """
-    Cancel a ride; its driver is released and everyone watching is told.
-    Pass the ride loaded `with_people()` and the news is built from it, with
-    no second read (`events.publish_ride_held`).
-    """
+    """Cancel a ride; its driver is released and everyone watching is told."""
     if cancelled_by not in CancelledBy.values:
         raise DispatchError("Unknown canceller.", field="cancelled_by")
     with transaction.atomic():
@@ -895,7 +891,7 @@ def ride_cancel(*, ride: Ride, actor: User | None, cancelled_by: str, reason: st
         )
         withdrawn = _withdraw_offers(ride)
         _release_driver(driver_id)
-        events.publish_ride_held(ride, "cancelled", withdrawn_driver_ids=withdrawn)
+        events.publish_ride(ride.pk, "cancelled", withdrawn_driver_ids=withdrawn)
     return ride
 
 

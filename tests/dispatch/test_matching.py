@@ -6,11 +6,10 @@ import random
 import time
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.test import override_settings
-from django.test.utils import CaptureQueriesContext
 
-from dispatch import events, services
+from dispatch import services
 from dispatch.geo import GridIndex, Point, haversine_km, naive_nearest
 from dispatch.locations import location_store
 from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
@@ -195,79 +194,6 @@ def test_cancelled_ride_frees_its_driver(passenger, make_user, make_driver):
     services.ride_cancel(ride=ride, actor=passenger, cancelled_by="passenger", reason="changed")
     assert DriverState.objects.get(driver=driver).status == DriverStatus.AVAILABLE
     assert services.ride_match(ride=book(make_user(), "b")).driver_id == driver.pk
-
-
-def _without_clock(sends: list) -> list:
-    """The sends with every "timestamp" (the time a message was built) left out."""
-
-    def strip(value):
-        if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k != "timestamp"}
-        return value
-
-    return [(group, strip(message)) for group, message in sends]
-
-
-def _cancel_and_tell(ride, passenger, monkeypatch, capture_on_commit) -> tuple[list, list]:
-    """Cancel `ride`: the news of the ride that was sent, and the SQL it ran."""
-    sent: list = []
-    monkeypatch.setattr(events, "send_now", sent.extend)
-    with CaptureQueriesContext(connection) as queries, capture_on_commit(execute=True):
-        services.ride_cancel(ride=ride, actor=passenger, cancelled_by="passenger", reason="unwell")
-    # The driver's release is news of its own, told first.
-    assert sent[0] == events.driver_sends(ride.driver_id, "available")[0]
-    return sent[1:], [q["sql"] for q in queries]
-
-
-def _told_after_reading_again(ride_pk: int, monkeypatch) -> list:
-    """What publish_ride tells of the cancel: the ride read again, after the commit."""
-    sent: list = []
-    monkeypatch.setattr(events, "send_now", sent.extend)
-    events.publish_ride(ride_pk, "cancelled", withdrawn_driver_ids=[])
-    return sent
-
-
-@pytest.mark.django_db
-def test_a_cancel_tells_from_the_ride_it_holds_what_reading_it_again_would(
-    passenger, make_user, make_driver, make_link, monkeypatch, django_capture_on_commit_callbacks
-):
-    """
-    A ride loaded with its people is cancelled without reading it again, and
-    the ride's sockets, the passenger, the driver, the caregiver and the
-    console are told exactly what a read after the commit would tell them.
-    """
-    driver = make_driver(*JHB)
-    caregiver = make_user("caregiver")
-    make_link(passenger, caregiver)
-    services.ride_match(ride=book(passenger))
-    held = Ride.objects.with_people().get(ride_id="r1")
-
-    sent, sql = _cancel_and_tell(held, passenger, monkeypatch, django_capture_on_commit_callbacks)
-
-    assert not [q for q in sql if q.startswith('SELECT "dispatch_ride"')]
-    groups = {group for group, _ in sent}
-    assert {events.driver_group(driver.pk), events.caregiver_group(caregiver.pk)} <= groups
-    assert events.CONSOLE_GROUP in groups
-    with django_capture_on_commit_callbacks(execute=True):
-        reread = _told_after_reading_again(held.pk, monkeypatch)
-    assert _without_clock(sent) == _without_clock(reread)
-
-
-@pytest.mark.django_db
-def test_a_ride_held_without_its_people_is_read_again_for_the_news(
-    passenger, make_driver, monkeypatch, django_capture_on_commit_callbacks
-):
-    """Loaded on its own, the ride is read again with its people once the cancel commits."""
-    make_driver(*JHB)
-    services.ride_match(ride=book(passenger))
-    plain = Ride.objects.get(ride_id="r1")
-
-    sent, sql = _cancel_and_tell(plain, passenger, monkeypatch, django_capture_on_commit_callbacks)
-
-    assert [q for q in sql if q.startswith('SELECT "dispatch_ride"')]
-    with django_capture_on_commit_callbacks(execute=True):
-        reread = _told_after_reading_again(plain.pk, monkeypatch)
-    assert sent and _without_clock(sent) == _without_clock(reread)
 
 
 @pytest.mark.django_db
