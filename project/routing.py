@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddlewareStack
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.routing import URLRouter
 from channels.security.websocket import OriginValidator
 from django.conf import settings
@@ -12,6 +13,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.urls import path, re_path
 
 from console.consumers import ConsoleConsumer
+from dispatch import messages
 from dispatch.consumers import DriverConsumer, FollowerConsumer, RideConsumer
 from project.db import db_async
 
@@ -67,12 +69,40 @@ class TokenAuthMiddleware:
         return await self.application(scope, receive, send)
 
 
+# Closed because nothing answers at the socket's path (after the error).
+CLOSE_NOT_FOUND = 4404
+SOCKETS = (
+    "/ws/ride/<ride_id>/ (ride_id: 1-64 letters, digits, '-' or '_'), /ws/driver/, "
+    "/ws/passenger/, /ws/caregiver/, /ws/console/"
+)
+
+
+class NoSuchSocket(AsyncJsonWebsocketConsumer):
+    """
+    Any other path: the socket is accepted only to say, with a typed
+    `not_found` error, that nothing answers there and which paths do, then
+    closed with 4404. Without it Channels raises "No route found", which
+    Daphne answers with HTTP 500 and logs as a server error.
+    """
+
+    async def connect(self):
+        await self.accept()
+        await self.send_json(
+            messages.error(
+                "not_found",
+                f"There is no socket at {self.scope['path']}. The sockets are {SOCKETS}.",
+            )
+        )
+        await self.close(code=CLOSE_NOT_FOUND)
+
+
 websocket_urlpatterns = [
     re_path(r"^ws/ride/(?P<ride_id>[A-Za-z0-9_-]{1,64})/$", RideConsumer.as_asgi()),
     path("ws/driver/", DriverConsumer.as_asgi()),
     path("ws/driver/<int:driver_id>/", DriverConsumer.as_asgi()),
     re_path(r"^ws/(?P<role>caregiver|passenger)/$", FollowerConsumer.as_asgi()),
     path("ws/console/", ConsoleConsumer.as_asgi()),
+    re_path(r"", NoSuchSocket.as_asgi()),
 ]
 
 websocket_application = AppOriginValidator(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))

@@ -24,6 +24,16 @@ async def test_a_message_for_a_client_that_just_left_is_dropped(consumer_class):
     assert sent == [{"type": "websocket.send", "text": '{"type": "pong"}'}]
 
 
+@pytest.mark.parametrize("path", ["/ws/ride/has.a.dot/", "/ws/rides/r1/", "/ws/"])
+async def test_a_socket_at_no_known_path_is_told_so_and_closed(ws, path):
+    """Not a server error: a typed not_found naming the paths that exist, then 4404."""
+    comm = await ws(path)
+    error = await comm.receive_json_from()
+    assert error["type"] == "error" and error["code"] == "not_found"
+    assert path in error["message"] and "/ws/ride/<ride_id>/" in error["message"]
+    assert await comm.receive_output() == {"type": "websocket.close", "code": 4404}
+
+
 async def test_other_send_errors_still_surface():
     consumer = RideConsumer()
 
