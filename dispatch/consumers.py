@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from dispatch import events, messages, selectors, services
 from dispatch.geo import Point
 from dispatch.locations import location_store, position_writer
-from dispatch.models import DriverStatus, OfferStatus, Ride, RideOffer, RideStatus
+from dispatch.models import DriverState, DriverStatus, OfferStatus, Ride, RideOffer, RideStatus
 from dispatch.schemas import CancelRide, FindDriver, LocationUpdate, RideAction, SetStatus
 from people.models import CaregiverLink, DriverProfile, LinkStatus, User, UserType
 from people.phones import InvalidPhoneNumber, normalize_phone
@@ -479,13 +479,18 @@ class DriverConsumer(AppConsumer):
 
     async def on_set_status(self, content):
         request = SetStatus.model_validate(content)
-        state = await db_async(services.driver_set_status)(driver=self.user, status=request.status)
+        state, point = await db_async(self._set_status)(request.status)
         await self.send_json({"type": "status_updated", "status": state.status})
         # Rides that found nobody get this driver once their position is known.
         self.match_waiting = state.status == DriverStatus.AVAILABLE
-        point = location_store().get(self.user.pk)
         if self.match_waiting and point is not None and point.seen:
             await self._match_waiting(point.lat, point.lng)
+
+    def _set_status(self, status: str) -> tuple[DriverState, Point | None]:
+        state = services.driver_set_status(driver=self.user, status=status)
+        # Here, not on the event loop: a store that is not warm yet fills
+        # itself from the database first (and Redis's `get` blocks).
+        return state, location_store().get(self.user.pk)
 
     async def _match_waiting(self, lat: float, lng: float) -> None:
         self.match_waiting = False

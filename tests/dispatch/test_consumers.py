@@ -7,6 +7,7 @@ import json
 import pytest
 
 from dispatch import services
+from dispatch.locations import location_store
 from dispatch.models import DriverState, Ride, RideStatus
 from tests.conftest import db, find_driver, receive_until, token_for
 
@@ -350,6 +351,37 @@ async def test_waiting_ride_gets_a_driver_who_comes_online_nearby(ws, passenger,
     )
     offer, _ = await receive_until(driver_ws, "ride_assigned")
     assert offer["ride_id"] == "wait-1"
+    assigned, _ = await receive_until(comm, "driver_assigned")
+    assert assigned["driver_id"] == driver.pk
+
+
+@pytest.mark.parametrize("last_known", [None, CAPE_TOWN], ids=["never-reported", "known"])
+async def test_a_driver_online_before_positions_are_loaded_gets_the_waiting_ride(
+    ws, passenger, make_driver, last_known
+):
+    """
+    After a restart the worker's position index is empty until first used,
+    and filling it reads the database. A driver's set_status must not do
+    that on the event loop: they get status_updated and no error, and the
+    ride waiting near them, from their last known position or their first
+    report.
+    """
+    comm = await ws("/ws/ride/cold-1/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver(at=CAPE_TOWN))
+    await receive_until(comm, "no_drivers")
+    driver = await db(make_driver, *(last_known or (None, None)), available=False)
+    location_store().clear()
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    await driver_ws.send_json_to({"type": "set_status", "status": "available"})
+    assert (await driver_ws.receive_json_from())["type"] == "status_updated"
+    if last_known is None:
+        await driver_ws.send_json_to(
+            {"type": "location_update", "latitude": CAPE_TOWN[0], "longitude": CAPE_TOWN[1]}
+        )
+    offer = await driver_ws.receive_json_from()
+    assert offer["type"] == "ride_assigned" and offer["ride_id"] == "cold-1"
     assigned, _ = await receive_until(comm, "driver_assigned")
     assert assigned["driver_id"] == driver.pk
 
