@@ -31,10 +31,11 @@ This statement does the same writes in one round trip:
 
 The SQL is built once; only the parameters change, so psycopg prepares it.
 It is sent with PostgreSQL's own `$1` placeholders through psycopg's
-`RawCursor`: the statement is longer than the 4,096 bytes up to which
-psycopg caches its conversion of `%s` placeholders, and converting it again
-for every booking cost a third of a millisecond of the database thread's
-CPU on the benchmark machine (docs/benchmarks.md). While Django logs
+`RawCursor`: psycopg caches its conversion of `%s` placeholders only for
+statements of up to 4,096 bytes and 50 parameters, this one is longer and
+has more, and converting it again for every booking cost a third of a
+millisecond of the database thread's CPU on the benchmark machine
+(docs/benchmarks.md). While Django logs
 queries (DEBUG, tests that capture them), it goes through Django's own
 cursor with `%s`, because the log renders each statement with psycopg's
 `%s` substitution.
