@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 
 
 class LocationStore(Protocol):
-    def put(self, driver_id: int, point: Point) -> None: ...
+    # reports=False: a driver who never reports (a demo driver), kept in the
+    # search however old the fix.
+    def put(self, driver_id: int, point: Point, *, reports: bool = True) -> None: ...
     async def aput(self, driver_id: int, point: Point) -> None: ...
     def note(self, driver_id: int, point: Point) -> None: ...
     async def flushed(self) -> None: ...
@@ -63,6 +65,13 @@ def _load_from_database() -> dict[int, Point]:
     return points
 
 
+def _demo_drivers() -> set[int]:
+    """Demo drivers stand still and never report (seed_demo)."""
+    from people.models import DriverProfile
+
+    return set(DriverProfile.objects.filter(is_demo=True).values_list("user_id", flat=True))
+
+
 class MemoryLocationStore:
     """One process's positions in a grid index; warmed from the database."""
 
@@ -83,7 +92,8 @@ class MemoryLocationStore:
                     self.index.put(driver_id, point)
             self._warm = True
 
-    def put(self, driver_id: int, point: Point) -> None:
+    def put(self, driver_id: int, point: Point, *, reports: bool = True) -> None:
+        # Silent drivers stay in this index; matching skips them.
         self.index.put(driver_id, point)
 
     async def aput(self, driver_id: int, point: Point) -> None:
@@ -201,16 +211,36 @@ def _retrieved(future: asyncio.Future) -> asyncio.Future:
 
 
 class RedisLocationStore:
-    """Positions shared by every worker: a GEO set plus a hash of details."""
+    """
+    Positions shared by every worker: a GEO set plus a hash of details, and
+    the time of each driver's last report.
+
+    A driver whose app died without going offline stays available, and would
+    stay in the search for good. Matching skips such a driver once silent
+    for DRIVER_STALE_AFTER_S, but the nearest candidates handed to a
+    booking would fill up with them. So each search first takes silent
+    drivers out of the GEO set (at most PRUNE_MAX a search); their details
+    stay for the console, and their next report puts them back. Demo
+    drivers never report and are never taken out.
+    """
 
     GEO_KEY = "cc:loc:geo"
     META_KEY = "cc:loc:meta"
+    SEEN_KEY = "cc:loc:seen"
     WARM_KEY = "cc:loc:warm"
     BATCH = 64
     WARM_CHECK_S = 1.0
-    # GEOSEARCH and the details of what it found, in one round trip (HMGET in
-    # parts: Lua's unpack takes a few thousand values at most).
+    PRUNE_MAX = 1000
+    # The silent drivers out of the search, then GEOSEARCH and the details of
+    # what it found, in one round trip (HMGET in parts: Lua's unpack takes a
+    # few thousand values at most).
     NEAREST_LUA = """
+        local silent = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[5],
+            'LIMIT', 0, ARGV[6])
+        if #silent > 0 then
+            redis.call('ZREM', KEYS[1], unpack(silent))
+            redis.call('ZREM', KEYS[3], unpack(silent))
+        end
         local rows = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2],
             'BYRADIUS', ARGV[3], 'km', 'ASC', 'COUNT', ARGV[4], 'WITHDIST')
         local metas = {}
@@ -278,14 +308,23 @@ class RedisLocationStore:
         if self.sync.set(self.WARM_KEY, "1", nx=True):
             points = _load_from_database()
             if points:
+                demo = _demo_drivers()
                 pipe = self.sync.pipeline(transaction=False)
                 for driver_id, point in points.items():
+                    if driver_id not in demo:
+                        pipe.zadd(self.SEEN_KEY, {driver_id: point.seen}, nx=True)
                     pipe.geoadd(self.GEO_KEY, [point.lng, point.lat, driver_id], nx=True)
                     pipe.hsetnx(self.META_KEY, driver_id, self._encode(point))
                 pipe.execute()
 
-    def put(self, driver_id: int, point: Point) -> None:
+    def put(self, driver_id: int, point: Point, *, reports: bool = True) -> None:
         pipe = self.sync.pipeline(transaction=False)
+        if reports:
+            # The report's time first: a search in between sees it and
+            # leaves the driver in.
+            pipe.zadd(self.SEEN_KEY, {driver_id: point.seen})
+        else:
+            pipe.zrem(self.SEEN_KEY, driver_id)
         pipe.geoadd(self.GEO_KEY, [point.lng, point.lat, driver_id])
         pipe.hset(self.META_KEY, driver_id, self._encode(point))
         pipe.execute()
@@ -306,6 +345,8 @@ class RedisLocationStore:
         for driver_id, point in points.items():
             geo += [point.lng, point.lat, driver_id]
         pipe = self._aclient().pipeline(transaction=False)
+        # The reports' times first, as in `put`.
+        pipe.zadd(self.SEEN_KEY, {key: p.seen for key, p in points.items()})
         pipe.geoadd(self.GEO_KEY, geo)
         pipe.hset(self.META_KEY, mapping={key: self._encode(p) for key, p in points.items()})
         await pipe.execute()
@@ -313,6 +354,7 @@ class RedisLocationStore:
     def remove(self, driver_id: int) -> None:
         pipe = self.sync.pipeline(transaction=False)
         pipe.zrem(self.GEO_KEY, driver_id)
+        pipe.zrem(self.SEEN_KEY, driver_id)
         pipe.hdel(self.META_KEY, driver_id)
         pipe.execute()
 
@@ -326,7 +368,7 @@ class RedisLocationStore:
         seen: set[int] = set()
         while True:
             rows, metas = self._search(
-                keys=[self.GEO_KEY, self.META_KEY], args=[lng, lat, radius_km, count]
+                keys=self._search_keys, args=[lng, lat, radius_km, count, *self._prune_args()]
             )
             yield from self._found(rows, metas, seen)
             if len(rows) < count:
@@ -339,9 +381,15 @@ class RedisLocationStore:
             await db_async(self._ensure_warm)()
         _, search = self._async()
         rows, metas = await search(
-            keys=[self.GEO_KEY, self.META_KEY], args=[lng, lat, radius_km, limit]
+            keys=self._search_keys, args=[lng, lat, radius_km, limit, *self._prune_args()]
         )
         return list(self._found(rows, metas, set()))
+
+    _search_keys = (GEO_KEY, META_KEY, SEEN_KEY)
+
+    def _prune_args(self) -> tuple[float, int]:
+        """Drivers silent since before this are taken out of the search."""
+        return time.time() - settings.DRIVER_STALE_AFTER_S, self.PRUNE_MAX
 
     def _found(self, rows: list, metas: list, seen: set[int]):
         """(driver_id, distance_km, point) of a search's rows not in `seen`."""
@@ -368,7 +416,7 @@ class RedisLocationStore:
         return points
 
     def clear(self) -> None:
-        self.sync.delete(self.GEO_KEY, self.META_KEY, self.WARM_KEY)
+        self.sync.delete(self.GEO_KEY, self.META_KEY, self.SEEN_KEY, self.WARM_KEY)
         self._warm_checked = float("-inf")
 
 

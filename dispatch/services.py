@@ -248,7 +248,9 @@ def driver_set_status(*, driver: User, status: str) -> DriverState:
         # Back online where it was last seen, until the app reports again.
         seen = state.location_updated_at.timestamp() if state.location_updated_at else 0.0
         location_store().put(
-            driver.pk, Point(state.latitude, state.longitude, seen, state.heading, state.speed)
+            driver.pk,
+            Point(state.latitude, state.longitude, seen, state.heading, state.speed),
+            reports=not _is_demo(driver),
         )
     return state
 
@@ -289,6 +291,12 @@ def drivers_persist_locations(*, positions: dict[int, Point]) -> int:
     return written
 
 
+def _is_demo(driver: User) -> bool:
+    """Demo drivers stand still and never report (dispatch/demo.py)."""
+    profile = getattr(driver, "driver_profile", None)
+    return profile is not None and profile.is_demo
+
+
 def driver_place(
     *,
     driver: User,
@@ -299,7 +307,7 @@ def driver_place(
 ) -> None:
     """Set a driver's position now, in the live store and the database."""
     point = Point(latitude, longitude, timezone.now().timestamp(), heading, speed)
-    location_store().put(driver.pk, point)
+    location_store().put(driver.pk, point, reports=not _is_demo(driver))
     driver_state_for(driver)
     drivers_persist_locations(positions={driver.pk: point})
 

@@ -171,7 +171,7 @@ def test_the_nearest_driver_who_may_and_can_take_it_is_claimed(passenger, make_d
     make_driver(JHB[0] + 0.004, JHB[1], is_active=False)
     demo = make_driver(JHB[0] + 0.005, JHB[1], demo=True)
     point = location_store().get(demo.pk)
-    location_store().put(demo.pk, Point(point.lat, point.lng, time.time() - 3600))
+    location_store().put(demo.pk, Point(point.lat, point.lng, time.time() - 3600), reports=False)
     make_driver(JHB[0] + 0.006, JHB[1])
 
     assert services.ride_book(**trip(passenger)).driver_id == demo.pk

@@ -104,6 +104,55 @@ async def test_redis_store_async_search_answers_like_the_sync_one(redis_store):
     assert [key for key, _, _ in found] == [2, 1]
 
 
+@pytest.mark.redis
+@pytest.mark.django_db
+async def test_redis_search_leaves_out_drivers_silent_past_the_stale_limit(redis_store, settings):
+    """
+    A driver whose app died without going offline leaves the search (so the
+    candidates a booking gets are ones it can book), keeps their last
+    position for the console, and is back with their next report.
+    """
+    from channels.db import database_sync_to_async
+
+    now = time.time()
+    silent = now - settings.DRIVER_STALE_AFTER_S - 5
+    await redis_store.aput(1, Point(JHB[0] + 0.02, JHB[1], now))
+    await redis_store.aput(2, Point(JHB[0] + 0.01, JHB[1], silent))  # nearer, but silent
+    redis_store.put(3, Point(JHB[0] + 0.03, JHB[1], silent), reports=False)  # a demo driver
+    assert [key for key, _, _ in await redis_store.anearest(*JHB, 10, 5)] == [1, 3]
+    assert redis_store.sync.zscore(redis_store.GEO_KEY, 2) is None
+    assert redis_store.get(2).seen == pytest.approx(silent)  # the console still has it
+    await redis_store.aput(2, Point(JHB[0] + 0.01, JHB[1], time.time()))
+    found = await database_sync_to_async(lambda: list(redis_store.nearest(*JHB, 10)))()
+    assert [key for key, _, _ in found] == [2, 1, 3]
+    redis_store.remove(2)
+    assert redis_store.sync.zscore(redis_store.SEEN_KEY, 2) is None
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_redis_warm_up_keeps_demo_drivers_and_leaves_out_silent_ones(make_driver, settings):
+    """After a Redis restart: demo drivers (who never report) are matched, long-silent ones not."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from dispatch.models import DriverState
+
+    demo = make_driver(JHB[0] + 0.001, JHB[1], demo=True)
+    gone = make_driver(JHB[0] + 0.002, JHB[1])
+    here = make_driver(JHB[0] + 0.003, JHB[1])
+    long_ago = timezone.now() - timedelta(hours=3)
+    DriverState.objects.filter(driver__in=[demo, gone]).update(location_updated_at=long_ago)
+    store = RedisLocationStore(settings.REDIS_URL)
+    store.clear()  # as after a Redis restart: the store warms from the database
+    try:
+        assert [key for key, _, _ in store.nearest(*JHB, 1)] == [demo.pk, here.pk]
+        assert set(store.all()) >= {demo.pk, gone.pk, here.pk}
+    finally:
+        store.clear()
+
+
 def _persist_and_read(make_driver):
     from dispatch.models import DriverState
     from dispatch.services import drivers_persist_locations
