@@ -119,7 +119,8 @@ async def run(args) -> list[Result]:
             if layer == "core":
                 db_scores[db] = p99
         if full:
-            # Below saturation: what one ride costs when it does not queue.
+            # A quarter of the rate. Not a floor: a ride takes longer here than at
+            # 20 rides/s (docs/benchmarks.md, "2026-11-28, morning").
             new, info = await scenarios.match(
                 cast, n_drivers=1000, rate=5, seconds=seconds, layer="core", db="persistent"
             )
