@@ -231,6 +231,7 @@ class RedisLocationStore:
     BATCH = 64
     WARM_CHECK_S = 1.0
     PRUNE_MAX = 1000
+    SEARCH_KEYS = (GEO_KEY, META_KEY, SEEN_KEY)
     # The silent drivers out of the search, then GEOSEARCH and the details of
     # what it found, in one round trip (HMGET in parts: Lua's unpack takes a
     # few thousand values at most).
@@ -368,7 +369,7 @@ class RedisLocationStore:
         seen: set[int] = set()
         while True:
             rows, metas = self._search(
-                keys=self._search_keys, args=[lng, lat, radius_km, count, *self._prune_args()]
+                keys=self.SEARCH_KEYS, args=[lng, lat, radius_km, count, *self._prune_args()]
             )
             yield from self._found(rows, metas, seen)
             if len(rows) < count:
@@ -381,11 +382,9 @@ class RedisLocationStore:
             await db_async(self._ensure_warm)()
         _, search = self._async()
         rows, metas = await search(
-            keys=self._search_keys, args=[lng, lat, radius_km, limit, *self._prune_args()]
+            keys=self.SEARCH_KEYS, args=[lng, lat, radius_km, limit, *self._prune_args()]
         )
         return list(self._found(rows, metas, set()))
-
-    _search_keys = (GEO_KEY, META_KEY, SEEN_KEY)
 
     def _prune_args(self) -> tuple[float, int]:
         """Drivers silent since before this are taken out of the search."""
