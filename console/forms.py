@@ -47,7 +47,9 @@ class AssignForm(forms.Form):
     # The ride version the dispatcher looked at: a ride that changed since
     # is shown again instead of being reassigned blindly.
     version = forms.IntegerField(min_value=0)
-    distance_km = forms.FloatField(required=False, min_value=0)
+    # Set by the "Assign anyway" button, once the dispatcher has read why
+    # the driver is not a usual choice (dispatch.matching's soft rules).
+    confirm = forms.BooleanField(required=False)
 
 
 class CancelForm(forms.Form):

@@ -1,15 +1,17 @@
 """
 The dispatcher console: one board page whose regions htmx swaps in place.
 
-Views stay thin: they check who asks, read through console.selectors and
-change things only through dispatch.services and people.caregivers. Errors a
-dispatcher can act on (a driver taken meanwhile, a ride that changed) come
-back as a message in the page, never as a server error.
+Views check who asks (people.access), read through console.board and change
+things only through dispatch's and people's services. Errors a dispatcher
+can act on (a driver taken meanwhile, a ride that changed) come back as a
+message in the page, never as a server error. The board's regions follow a
+change through the console socket, on every console, the acting one
+included; an action's response is the ride panel alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
@@ -26,7 +28,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from console import selectors
+from console import live_map, regions
 from console.forms import (
     CANCEL_REASONS,
     AssignForm,
@@ -34,15 +36,14 @@ from console.forms import (
     ConsoleLoginForm,
     LinkCreateForm,
 )
-from dispatch import services
+from dispatch import matching, rides
+from dispatch.errors import DispatchError, NeedsConfirmation
 from dispatch.models import FINAL_STATUSES, PENDING_STATUSES, Ride, RideStatus
 from people import caregivers
+from people.access import is_dispatcher, is_support
 from people.models import CaregiverLink
 
 TEMPLATE = "console/board.html"
-# Regions a change to a ride touches; the acting console gets them at once,
-# every other console through its socket.
-RIDE_REGIONS = ("pending-rides", "active-rides", "events", "drivers")
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -73,10 +74,10 @@ def console_view(check: Callable[[Any], bool], refusal: str):
 
 
 dispatcher_view = console_view(
-    selectors.can_use_board, "The live board is for dispatchers (the Dispatchers group)."
+    is_dispatcher, "The live board is for dispatchers (the Dispatchers group)."
 )
 links_view = console_view(
-    selectors.can_manage_links, "Caregiver links are managed by dispatchers and support staff."
+    is_support, "Caregiver links are managed by dispatchers and support staff."
 )
 
 
@@ -101,7 +102,7 @@ class ConsoleLoginView(auth_views.LoginView):
     def get_default_redirect_url(self) -> str:
         # Support staff who are not dispatchers start where they may work.
         user = self.request.user
-        if not selectors.can_use_board(user) and selectors.can_manage_links(user):
+        if not is_dispatcher(user) and is_support(user):
             return reverse("console:links")
         return super().get_default_redirect_url()
 
@@ -115,29 +116,16 @@ logout = auth_views.LogoutView.as_view()
 
 def _common(request: HttpRequest) -> dict[str, Any]:
     return {
-        "can_manage_links": selectors.can_manage_links(request.user),
-        "can_use_board": selectors.can_use_board(request.user),
+        "can_manage_links": is_support(request.user),
+        "can_use_board": is_dispatcher(request.user),
         "cancel_reasons": CANCEL_REASONS,
     }
 
 
-def _render_regions(
-    regions: Iterable[str], ctx: dict[str, Any] | None = None, *, oob: bool = True
-) -> str:
-    """Board regions as one HTML string, each marked for an out-of-band swap."""
-    regions = tuple(regions)
-    data = {**selectors.board_context(regions), **(ctx or {}), "oob": oob}
-    return "".join(render_to_string(f"{TEMPLATE}#{name}", data) for name in regions)
-
-
 def _page(request: HtmxHttpRequest, **extra: Any) -> HttpResponse:
-    ctx = selectors.board_context()
-    ctx["map_data"] = selectors.map_snapshot(drivers=ctx["drivers"])
-    ctx["map_config"] = {
-        "tile_url": settings.MAP_TILE_URL,
-        "stale_after_s": settings.DRIVER_STALE_AFTER_S,
-        "ws_path": "/ws/console/",
-    }
+    ctx = regions.board_context()
+    ctx["map_data"] = live_map.map_snapshot(drivers=ctx["drivers"])
+    ctx["map_config"] = {"tile_url": settings.MAP_TILE_URL, "ws_path": "/ws/console/"}
     ctx["link_form"] = LinkCreateForm()
     ctx.update(_common(request))
     ctx.update(extra)
@@ -147,12 +135,11 @@ def _page(request: HtmxHttpRequest, **extra: Any) -> HttpResponse:
 def _panel_context(ride: Ride, **extra: Any) -> dict[str, Any]:
     candidates = []
     if ride.status in (*PENDING_STATUSES, RideStatus.ASSIGNED, RideStatus.DRIVER_ARRIVED):
-        candidates = selectors.assign_candidates(ride)
+        candidates = matching.assign_candidates(ride)
     return {
         "panel_ride": ride,
         "candidates": candidates,
         "is_final": ride.status in FINAL_STATUSES,
-        "match_radius_km": settings.MATCH_RADIUS_KM,
         "cancel_reasons": CANCEL_REASONS,
         **extra,
     }
@@ -171,11 +158,11 @@ def board(request: HtmxHttpRequest) -> HttpResponse:
 @dispatcher_view
 def region(request: HtmxHttpRequest, name: str) -> HttpResponse:
     """One region of the board, for htmx; a browser gets the whole board."""
-    if name not in selectors.REGIONS:
+    if name not in regions.REGIONS:
         raise Http404("No such region.")
     if not request.htmx:
         return redirect("console:board")
-    ctx = {**selectors.board_context((name,)), **_common(request)}
+    ctx = {**regions.board_context((name,)), **_common(request)}
     return render(request, f"{TEMPLATE}#{name}", ctx)
 
 
@@ -185,7 +172,7 @@ def region(request: HtmxHttpRequest, name: str) -> HttpResponse:
 @require_GET
 @dispatcher_view
 def ride_panel(request: HtmxHttpRequest, ride_pk: int) -> HttpResponse:
-    ride = selectors.ride_for_panel(ride_pk)
+    ride = regions.ride_for_panel(ride_pk)
     if ride is None:
         raise Http404("No such ride.")
     ctx = _panel_context(ride)
@@ -199,7 +186,7 @@ def ride_panel(request: HtmxHttpRequest, ride_pk: int) -> HttpResponse:
 
 
 def _after_ride_action(
-    request: HtmxHttpRequest, ride_pk: int, *, error: str = "", notice: str = ""
+    request: HtmxHttpRequest, ride_pk: int, *, error: str = "", notice: str = "", **extra: Any
 ) -> HttpResponse:
     if not request.htmx:
         if error:
@@ -207,24 +194,10 @@ def _after_ride_action(
         elif notice:
             messages.success(request, notice)
         return redirect("console:ride", ride_pk=ride_pk)
-    ride = selectors.ride_for_panel(ride_pk)
-    html = render_to_string(
-        f"{TEMPLATE}#ride-panel",
-        _panel_context(ride, panel_error=error, panel_notice=notice),
-        request=request,
+    ctx = _panel_context(
+        regions.ride_for_panel(ride_pk), panel_error=error, panel_notice=notice, **extra
     )
-    if not error:
-        html += _render_regions(RIDE_REGIONS, _common(request))
-    return HttpResponse(html)
-
-
-def _changed_meanwhile(ride: Ride, seen_version: int) -> str:
-    if ride.version == seen_version:
-        return ""
-    return (
-        f"Ride {ride.ride_id} changed while you were looking at it: it is now "
-        f"{RideStatus(ride.status).label.lower()}. Check it again, then choose."
-    )
+    return render(request, f"{TEMPLATE}#ride-panel", ctx)
 
 
 @require_POST
@@ -235,18 +208,19 @@ def ride_assign(request: HtmxHttpRequest, ride_pk: int) -> HttpResponse:
     if not form.is_valid():
         return _after_ride_action(request, ride_pk, error="Choose a driver from the list.")
     data = form.cleaned_data
-    error = _changed_meanwhile(ride, data["version"])
-    if error:
-        return _after_ride_action(request, ride_pk, error=error)
     try:
-        services.ride_assign(
+        matching.ride_assign(
             ride=ride,
             driver_id=data["driver_id"],
             actor=request.user,
             role="dispatcher",
-            distance_km=data["distance_km"],
+            expected_version=data["version"],
+            confirmed=data["confirm"],
         )
-    except services.DispatchError as exc:
+    except NeedsConfirmation as exc:
+        confirm = {"driver_id": data["driver_id"], "version": data["version"], **exc.extra}
+        return _after_ride_action(request, ride_pk, confirm=confirm, confirm_message=str(exc))
+    except DispatchError as exc:
         return _after_ride_action(request, ride_pk, error=str(exc))
     ride = Ride.objects.select_related("driver", "passenger").get(pk=ride_pk)
     return _after_ride_action(
@@ -261,20 +235,23 @@ def _end_ride(request: HtmxHttpRequest, ride_pk: int, action: str) -> HttpRespon
     form = CancelForm(request.POST)
     if not form.is_valid():
         return _after_ride_action(request, ride_pk, error="Give a reason (up to 64 characters).")
-    reason = form.cleaned_data["reason"]
-    error = _changed_meanwhile(ride, form.cleaned_data["version"])
-    if error:
-        return _after_ride_action(request, ride_pk, error=error)
+    reason, seen = form.cleaned_data["reason"], form.cleaned_data["version"]
     try:
         if action == "cancel":
-            services.ride_cancel(
-                ride=ride, actor=request.user, cancelled_by="dispatcher", reason=reason
+            rides.ride_cancel(
+                ride=ride,
+                actor=request.user,
+                cancelled_by="dispatcher",
+                reason=reason,
+                expected_version=seen,
             )
             notice = f"Ride {ride.ride_id} is cancelled."
         else:
-            services.ride_mark_unfulfilled(ride=ride, actor=request.user, reason=reason)
+            rides.ride_mark_unfulfilled(
+                ride=ride, actor=request.user, reason=reason, expected_version=seen
+            )
             notice = f"Ride {ride.ride_id} is closed as unfulfilled."
-    except services.DispatchError as exc:
+    except DispatchError as exc:
         return _after_ride_action(request, ride_pk, error=str(exc))
     return _after_ride_action(request, ride_pk, notice=notice)
 
@@ -298,10 +275,10 @@ def ride_unfulfilled(request: HtmxHttpRequest, ride_pk: int) -> HttpResponse:
 @links_view
 def links(request: HtmxHttpRequest) -> HttpResponse:
     if request.htmx:
-        ctx = {**selectors.board_context(("links",)), **_common(request)}
+        ctx = {**regions.board_context(("links",)), **_common(request)}
         return render(request, f"{TEMPLATE}#links", ctx)
     ctx = {
-        **selectors.board_context(("links",)),
+        **regions.board_context(("links",)),
         **_common(request),
         "link_form": LinkCreateForm(),
     }
@@ -315,9 +292,17 @@ def _links_response(request: HtmxHttpRequest, form, *, error: str = "", notice: 
         elif notice:
             messages.success(request, notice)
         return redirect("console:links")
-    ctx = {"link_form": form, "link_error": error, "link_notice": notice, **_common(request)}
+    # The links page has no live socket: the list comes with the answer.
+    ctx = {
+        **regions.board_context(("links",)),
+        "link_form": form,
+        "link_error": error,
+        "link_notice": notice,
+        "oob": True,
+        **_common(request),
+    }
     html = render_to_string(f"{TEMPLATE}#link-form", ctx, request=request)
-    html += _render_regions(("links",), _common(request))
+    html += render_to_string(f"{TEMPLATE}#links", ctx, request=request)
     return HttpResponse(html)
 
 

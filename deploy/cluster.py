@@ -54,12 +54,12 @@ def worker_env(env: dict[str, str]) -> dict[str, str]:
 def worker_command(
     port: int, host: str = "127.0.0.1", *, python: str = sys.executable
 ) -> list[str]:
-    """The Daphne command line of one worker (also used by tests and bench)."""
+    """The command line of one worker (also used by tests and bench): Daphne, through project.serve."""
     timeout = os.environ.get("WEBSOCKET_TIMEOUT_S", "86400")
     return [
         python,
         "-m",
-        "daphne",
+        "project.serve",
         "-b",
         host,
         "-p",

@@ -1,15 +1,23 @@
 """
-The admin's view of dispatch: rides with their event timeline, and where each
-driver stands. Rides change state only through dispatch.services (the console,
-or the actions here); every field is read-only.
+The admin's view of dispatch: rides with their event timeline, drivers with
+their verification, and their states and offers. Rides change state only
+through dispatch's services (the console, or the actions here); every field
+is read-only. Where a driver is shows only to those
+people.access.may_see_live_positions allows.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.contrib import admin, messages
+from django.core.exceptions import ObjectDoesNotExist
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import action, display
 
+from dispatch import drivers, rides
+from dispatch.errors import DispatchError
+from dispatch.locations import live_position
 from dispatch.models import (
     FINAL_STATUSES,
     DriverState,
@@ -19,7 +27,37 @@ from dispatch.models import (
     RideOffer,
     RideStatus,
 )
-from project.admin_mixins import NoAddOrDelete, ReadOnly
+from people.access import may_see_live_positions
+from people.models import DriverProfile
+from project.common.admin import NoAddOrDelete, ReadOnly
+
+POSITION_FIELDS = ("position", "latitude", "longitude", "heading", "speed")
+
+
+class PositionsForDispatchers:
+    """A ModelAdmin mixin: position columns and fields only for those who may see them."""
+
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        if may_see_live_positions(request.user):
+            return shown
+        return [name for name in shown if name not in POSITION_FIELDS]
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if may_see_live_positions(request.user):
+            return fields
+        return [name for name in fields if name not in POSITION_FIELDS]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if may_see_live_positions(request.user):
+            return fieldsets
+        return [
+            (name, {**opts, "fields": [f for f in opts["fields"] if f not in POSITION_FIELDS]})
+            for name, opts in fieldsets
+        ]
+
 
 RIDE_STATUS_LABELS = {
     RideStatus.REQUESTED: "info",
@@ -130,18 +168,16 @@ class RideAdmin(NoAddOrDelete, ModelAdmin):
         icon="cancel",
     )
     def cancel_rides(self, request, queryset):
-        from dispatch import services
-
         done = 0
         for ride in queryset.exclude(status__in=FINAL_STATUSES):
             try:
-                services.ride_cancel(
+                rides.ride_cancel(
                     ride=ride,
                     actor=request.user,
                     cancelled_by="dispatcher",
                     reason="Cancelled in the admin",
                 )
-            except services.DispatchError as exc:
+            except DispatchError as exc:
                 self.message_user(request, f"{ride.ride_id}: {exc}", messages.ERROR)
             else:
                 done += 1
@@ -149,7 +185,7 @@ class RideAdmin(NoAddOrDelete, ModelAdmin):
 
 
 @admin.register(DriverState)
-class DriverStateAdmin(ReadOnly, ModelAdmin):
+class DriverStateAdmin(PositionsForDispatchers, ReadOnly, ModelAdmin):
     list_display = ("driver", "status_pill", "position", "location_updated_at", "last_seen_at")
     list_filter = ("status",)
     search_fields = ("driver__phone_number", "driver__first_name", "driver__last_name")
@@ -208,3 +244,113 @@ class RideOfferAdmin(ReadOnly, ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("ride", "driver")
+
+
+@admin.register(DriverProfile)
+class DriverProfileAdmin(PositionsForDispatchers, ModelAdmin):
+    list_display = (
+        "driver",
+        "phone",
+        "vehicle",
+        "verified",
+        "state",
+        "position",
+        "last_seen",
+    )
+    list_filter = ("is_verified", "vehicle_type", "user__driver_state__status", "is_demo")
+    search_fields = (
+        "user__phone_number",
+        "user__first_name",
+        "user__last_name",
+        "vehicle_registration",
+        "licence_number",
+    )
+    list_select_related = ("user", "user__driver_state")
+    autocomplete_fields = ("user",)
+    actions = ("verify", "unverify")
+    fieldsets = (
+        ("Driver", {"fields": ("user", "licence_number", "rating", "verified", "is_demo")}),
+        ("Vehicle", {"fields": ("vehicle_type", "vehicle_registration")}),
+        ("Right now", {"fields": ("state", "position", "last_seen")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user", "user__driver_state")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = ["verified", "is_demo", "state", "position", "last_seen"]
+        return [*fields, "user"] if obj is not None else fields
+
+    @staticmethod
+    def _state(obj: DriverProfile):
+        try:
+            return obj.user.driver_state
+        except ObjectDoesNotExist:
+            return None
+
+    @display(description="Driver", ordering="user__last_name")
+    def driver(self, obj: DriverProfile) -> str:
+        return str(obj.user)
+
+    @display(description="Phone", ordering="user__phone_number")
+    def phone(self, obj: DriverProfile) -> str:
+        return obj.user.display_phone
+
+    @display(description="Vehicle", ordering="vehicle_type")
+    def vehicle(self, obj: DriverProfile) -> str:
+        kind = obj.get_vehicle_type_display()
+        return f"{kind} · {obj.vehicle_registration}" if obj.vehicle_registration else kind
+
+    @display(description="Verified", label={True: "success", False: "warning"})
+    def verified(self, obj: DriverProfile):
+        return obj.is_verified, "Verified" if obj.is_verified else "Not verified"
+
+    @display(
+        description="Status",
+        ordering="user__driver_state__status",
+        label={"available": "success", "on_trip": "info", "offline": None},
+    )
+    def state(self, obj: DriverProfile):
+        state = self._state(obj)
+        if state is None:
+            return "offline", "Never online"
+        return state.status, state.get_status_display()
+
+    @display(description="Position")
+    def position(self, obj: DriverProfile) -> str:
+        point = live_position(obj.user_id, self._state(obj))
+        if point is None:
+            return "—"
+        return f"{point.lat:.5f}, {point.lng:.5f} (as of {_when(point.seen)})"
+
+    @display(description="Last seen", ordering="user__driver_state__last_seen_at")
+    def last_seen(self, obj: DriverProfile):
+        state = self._state(obj)
+        point = live_position(obj.user_id, state)
+        seen = state.last_seen_at if state is not None else None
+        if point is not None and point.seen:
+            live = datetime.fromtimestamp(point.seen, tz=UTC)
+            seen = max(seen, live) if seen else live
+        return seen or "—"
+
+    def _set_verified(self, request, queryset, verified: bool) -> None:
+        for profile in queryset:
+            drivers.driver_verify(profile=profile, actor=request.user, verified=verified)
+        word = "verified" if verified else "no longer verified"
+        self.message_user(request, f"{queryset.count()} driver(s) {word}.", messages.SUCCESS)
+
+    @action(description="Verify the selected drivers", permissions=["change"], icon="verified")
+    def verify(self, request, queryset):
+        self._set_verified(request, queryset, True)
+
+    @action(
+        description="Withdraw verification (takes them offline)",
+        permissions=["change"],
+        icon="block",
+    )
+    def unverify(self, request, queryset):
+        self._set_verified(request, queryset, False)
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "?"

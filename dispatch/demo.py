@@ -8,8 +8,9 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
-from dispatch import services
+from dispatch import drivers
 from dispatch.models import DriverState, DriverStatus
+from people.access import DISPATCHERS
 from people.models import (
     CaregiverLink,
     DriverProfile,
@@ -20,6 +21,7 @@ from people.models import (
     UserType,
     VehicleType,
 )
+from people.phones import normalize_phone
 
 DEMO_DISPATCHER_PHONE = "27800000001"
 DEMO_DISPATCHER_PASSWORD = "dispatch-demo"
@@ -84,10 +86,8 @@ def seed_drivers() -> list[User]:
     The three original drivers, available and verified, where they stand.
     Running it again changes nothing, and leaves a driver on a trip alone.
     """
-    drivers = []
+    seeded = []
     for d in SEED_DRIVERS:
-        from people.phones import normalize_phone
-
         with transaction.atomic():
             user = _driver(
                 normalize_phone(d.phone),
@@ -97,12 +97,12 @@ def seed_drivers() -> list[User]:
                 d.registration,
                 demo=True,
             )
-            state = services.driver_state_for(user)
+            state = drivers.driver_state_for(user)
         if state.status != DriverStatus.ON_TRIP:
-            services.driver_place(driver=user, latitude=d.latitude, longitude=d.longitude)
-            services.driver_set_status(driver=user, status=DriverStatus.AVAILABLE)
-        drivers.append(user)
-    return drivers
+            drivers.driver_place(driver=user, latitude=d.latitude, longitude=d.longitude)
+            drivers.driver_set_status(driver=user, status=DriverStatus.AVAILABLE)
+        seeded.append(user)
+    return seeded
 
 
 def seed_demo() -> dict[str, User]:
@@ -134,5 +134,5 @@ def seed_demo() -> dict[str, User]:
             dispatcher.set_password(DEMO_DISPATCHER_PASSWORD)
             dispatcher.is_staff = True
             dispatcher.save()
-        dispatcher.groups.add(Group.objects.get(name="Dispatchers"))
+        dispatcher.groups.add(Group.objects.get(name=DISPATCHERS))
     return {"sarah": sarah, "michael": michael, "emily": emily, "dispatcher": dispatcher}

@@ -23,9 +23,12 @@ def haversine_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
 class Point:
     lat: float
     lng: float
-    seen: float  # unix seconds of the last report
+    seen: float  # unix seconds of the last report (or of the placing)
     heading: float | None = None
     speed: float | None = None
+    # False for a position placed rather than reported (a demo driver who
+    # stands still): it never goes stale (dispatch.drivers.is_stale).
+    reported: bool = True
 
 
 class GridIndex:

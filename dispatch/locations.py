@@ -23,53 +23,46 @@ from typing import Protocol
 from django.conf import settings
 
 from dispatch.geo import GridIndex, Point
-from project.db import db_async
-from project.sockets import per_event_loop
+from project.common.db import db_async
+from project.common.sockets import per_event_loop
 
 log = logging.getLogger(__name__)
 
 
 class LocationStore(Protocol):
-    # reports=False: a driver who never reports (a demo driver), kept in the
-    # search however old the fix.
-    def put(self, driver_id: int, point: Point, *, reports: bool = True) -> None: ...
+    def put(self, driver_id: int, point: Point) -> None: ...
     async def aput(self, driver_id: int, point: Point) -> None: ...
     def note(self, driver_id: int, point: Point) -> None: ...
     async def flushed(self) -> None: ...
     def remove(self, driver_id: int) -> None: ...
     def get(self, driver_id: int) -> Point | None: ...
+    # `stale_before`: reports older than this (unix seconds) are stale
+    # (dispatch.drivers.stale_before); a store may drop them from the search.
     def nearest(
-        self, lat: float, lng: float, radius_km: float
+        self, lat: float, lng: float, radius_km: float, *, stale_before: float | None = None
     ) -> Iterator[tuple[int, float, Point]]: ...
     async def anearest(
-        self, lat: float, lng: float, radius_km: float, limit: int
+        self,
+        lat: float,
+        lng: float,
+        radius_km: float,
+        limit: int,
+        *,
+        stale_before: float | None = None,
     ) -> list[tuple[int, float, Point]]: ...
     def all(self) -> dict[int, Point]: ...
     def clear(self) -> None: ...
 
 
-def _load_from_database() -> dict[int, Point]:
-    from dispatch.models import DriverState, DriverStatus
-
-    rows = DriverState.objects.exclude(status=DriverStatus.OFFLINE).filter(
-        latitude__isnull=False, longitude__isnull=False
-    )
-    points = {}
-    for row in rows.values_list(
-        "driver_id", "latitude", "longitude", "heading", "speed", "location_updated_at"
-    ):
-        driver_id, lat, lng, heading, speed, at = row
-        points[driver_id] = Point(
-            lat, lng, at.timestamp() if at else 0.0, heading=heading, speed=speed
-        )
-    return points
+# Where a cold store finds the positions it starts from: registered by
+# dispatch.drivers (the saved copies in the database); none by default.
+_saved_positions: Callable[[], dict[int, Point]] = dict
 
 
-def _demo_drivers() -> set[int]:
-    """Demo drivers stand still and never report (seed_demo)."""
-    from people.models import DriverProfile
-
-    return set(DriverProfile.objects.filter(is_demo=True).values_list("user_id", flat=True))
+def start_from(loader: Callable[[], dict[int, Point]]) -> None:
+    """Register where a cold store reads its first positions from."""
+    global _saved_positions
+    _saved_positions = loader
 
 
 class MemoryLocationStore:
@@ -86,13 +79,13 @@ class MemoryLocationStore:
         with self._warm_lock:
             if self._warm:
                 return
-            for driver_id, point in _load_from_database().items():
+            for driver_id, point in _saved_positions().items():
                 # A report that arrived before the warm-up is fresher.
                 if driver_id not in self.index:
                     self.index.put(driver_id, point)
             self._warm = True
 
-    def put(self, driver_id: int, point: Point, *, reports: bool = True) -> None:
+    def put(self, driver_id: int, point: Point) -> None:
         # Silent drivers stay in this index; matching skips them.
         self.index.put(driver_id, point)
 
@@ -112,11 +105,21 @@ class MemoryLocationStore:
         self._ensure_warm()
         return self.index.get(driver_id)
 
-    def nearest(self, lat: float, lng: float, radius_km: float):
+    def nearest(
+        self, lat: float, lng: float, radius_km: float, *, stale_before: float | None = None
+    ):
         self._ensure_warm()
         return self.index.nearest(lat, lng, radius_km)
 
-    async def anearest(self, lat: float, lng: float, radius_km: float, limit: int):
+    async def anearest(
+        self,
+        lat: float,
+        lng: float,
+        radius_km: float,
+        limit: int,
+        *,
+        stale_before: float | None = None,
+    ):
         if not self._warm:
             await db_async(self._ensure_warm)()
         return list(islice(self.index.nearest(lat, lng, radius_km), limit))
@@ -204,6 +207,10 @@ class WriteBatches:
             await asyncio.sleep(self.WINDOW_S)
 
 
+def _prune_below(stale_before: float | None) -> float | str:
+    return "-inf" if stale_before is None else stale_before
+
+
 def _retrieved(future: asyncio.Future) -> asyncio.Future:
     """A future whose exception counts as seen even when no waiter is left."""
     future.add_done_callback(lambda f: f.cancelled() or f.exception())
@@ -221,7 +228,8 @@ class RedisLocationStore:
     booking would fill up with them. So each search first takes silent
     drivers out of the GEO set (at most PRUNE_MAX a search); their details
     stay for the console, and their next report puts them back. Demo
-    drivers never report and are never taken out.
+    drivers' positions are placed, never reported (`Point.reported`): they
+    are never in the set of report times, and never taken out.
     """
 
     GEO_KEY = "cc:loc:geo"
@@ -288,14 +296,16 @@ class RedisLocationStore:
 
     @staticmethod
     def _encode(point: Point) -> str:
-        return json.dumps([point.lat, point.lng, point.seen, point.heading, point.speed])
+        return json.dumps(
+            [point.lat, point.lng, point.seen, point.heading, point.speed, point.reported]
+        )
 
     @staticmethod
     def _decode(raw: bytes | None) -> Point | None:
         if raw is None:
             return None
-        lat, lng, seen, heading, speed = json.loads(raw)
-        return Point(lat, lng, seen, heading=heading, speed=speed)
+        lat, lng, seen, heading, speed, *reported = json.loads(raw)
+        return Point(lat, lng, seen, heading, speed, reported[0] if reported else True)
 
     def _warm_check_due(self) -> bool:
         # At most once a second: a booking should not pay a round trip for
@@ -307,20 +317,19 @@ class RedisLocationStore:
             return
         self._warm_checked = time.monotonic()
         if self.sync.set(self.WARM_KEY, "1", nx=True):
-            points = _load_from_database()
+            points = _saved_positions()
             if points:
-                demo = _demo_drivers()
                 pipe = self.sync.pipeline(transaction=False)
                 for driver_id, point in points.items():
-                    if driver_id not in demo:
+                    if point.reported:
                         pipe.zadd(self.SEEN_KEY, {driver_id: point.seen}, nx=True)
                     pipe.geoadd(self.GEO_KEY, [point.lng, point.lat, driver_id], nx=True)
                     pipe.hsetnx(self.META_KEY, driver_id, self._encode(point))
                 pipe.execute()
 
-    def put(self, driver_id: int, point: Point, *, reports: bool = True) -> None:
+    def put(self, driver_id: int, point: Point) -> None:
         pipe = self.sync.pipeline(transaction=False)
-        if reports:
+        if point.reported:
             # The report's time first: a search in between sees it and
             # leaves the driver in.
             pipe.zadd(self.SEEN_KEY, {driver_id: point.seen})
@@ -347,7 +356,9 @@ class RedisLocationStore:
             geo += [point.lng, point.lat, driver_id]
         pipe = self._aclient().pipeline(transaction=False)
         # The reports' times first, as in `put`.
-        pipe.zadd(self.SEEN_KEY, {key: p.seen for key, p in points.items()})
+        seen = {key: p.seen for key, p in points.items() if p.reported}
+        if seen:
+            pipe.zadd(self.SEEN_KEY, seen)
         pipe.geoadd(self.GEO_KEY, geo)
         pipe.hset(self.META_KEY, mapping={key: self._encode(p) for key, p in points.items()})
         await pipe.execute()
@@ -363,32 +374,40 @@ class RedisLocationStore:
         self._ensure_warm()
         return self._decode(self.sync.hget(self.META_KEY, driver_id))
 
-    def nearest(self, lat: float, lng: float, radius_km: float):
+    def nearest(
+        self, lat: float, lng: float, radius_km: float, *, stale_before: float | None = None
+    ):
         self._ensure_warm()
         count = self.BATCH
         seen: set[int] = set()
         while True:
             rows, metas = self._search(
-                keys=self.SEARCH_KEYS, args=[lng, lat, radius_km, count, *self._prune_args()]
+                keys=self.SEARCH_KEYS,
+                args=[lng, lat, radius_km, count, _prune_below(stale_before), self.PRUNE_MAX],
             )
             yield from self._found(rows, metas, seen)
             if len(rows) < count:
                 return
             count *= 4
 
-    async def anearest(self, lat: float, lng: float, radius_km: float, limit: int):
+    async def anearest(
+        self,
+        lat: float,
+        lng: float,
+        radius_km: float,
+        limit: int,
+        *,
+        stale_before: float | None = None,
+    ):
         """The `limit` nearest, in one round trip from the event loop."""
         if self._warm_check_due():
             await db_async(self._ensure_warm)()
         _, search = self._async()
         rows, metas = await search(
-            keys=self.SEARCH_KEYS, args=[lng, lat, radius_km, limit, *self._prune_args()]
+            keys=self.SEARCH_KEYS,
+            args=[lng, lat, radius_km, limit, _prune_below(stale_before), self.PRUNE_MAX],
         )
         return list(self._found(rows, metas, set()))
-
-    def _prune_args(self) -> tuple[float, int]:
-        """Drivers silent since before this are taken out of the search."""
-        return time.time() - settings.DRIVER_STALE_AFTER_S, self.PRUNE_MAX
 
     def _found(self, rows: list, metas: list, seen: set[int]):
         """(driver_id, distance_km, point) of a search's rows not in `seen`."""
@@ -419,37 +438,20 @@ class RedisLocationStore:
         self._warm_checked = float("-inf")
 
 
-class PositionWriter:
+def saved_point(state) -> Point | None:
+    """The position last copied to a driver's DriverState, if any."""
+    if state is None or state.latitude is None or state.longitude is None:
+        return None
+    seen = state.location_updated_at.timestamp() if state.location_updated_at else 0.0
+    return Point(state.latitude, state.longitude, seen, state.heading, state.speed)
+
+
+def live_position(driver_id: int, state=None) -> Point | None:
     """
-    The latest report of each driver on this worker, written to the database
-    in one batch per LOCATION_PERSIST_INTERVAL_S by a task of its own, so a
-    report never waits for the database thread.
+    Where a driver is: their live position, else the last copy saved on
+    `state` (their DriverState), else None.
     """
-
-    def __init__(self) -> None:
-        self.pending: dict[int, Point] = {}
-        self.task: asyncio.Task | None = None
-
-    def note(self, driver_id: int, point: Point) -> None:
-        self.pending[driver_id] = point
-        if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        from dispatch.services import drivers_persist_locations
-        from project.db import db_background
-
-        while self.pending:
-            await asyncio.sleep(settings.LOCATION_PERSIST_INTERVAL_S)
-            batch, self.pending = self.pending, {}
-            try:
-                await db_background(drivers_persist_locations)(positions=batch)
-            except Exception:
-                log.exception("persisting %d positions failed", len(batch))
-
-
-# This event loop's writer.
-position_writer = per_event_loop(PositionWriter)
+    return location_store().get(driver_id) or saved_point(state)
 
 
 _store: LocationStore | None = None
@@ -474,7 +476,3 @@ def reset_location_store() -> None:
     if _store is not None:
         _store.clear()
     _store = None
-
-
-def now_ts() -> float:
-    return time.time()

@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from people.models import VehicleType
+
 RIDE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 
@@ -12,6 +14,26 @@ class DriverStatus(models.TextChoices):
     OFFLINE = "offline", "Offline"
     AVAILABLE = "available", "Available"
     ON_TRIP = "on_trip", "On trip"
+
+
+class DriverStateQuerySet(models.QuerySet):
+    def eligible(self, *, needs_wheelchair: bool):
+        """
+        Drivers who may take a ride now: available, active, verified, and
+        with a vehicle that can carry it (a wheelchair needs a wheelchair
+        accessible one). Matching, offers and manual assignment all use it;
+        staleness and distance come on top (dispatch.matching).
+        """
+        eligible = self.filter(
+            status=DriverStatus.AVAILABLE,
+            driver__is_active=True,
+            driver__driver_profile__is_verified=True,
+        )
+        if needs_wheelchair:
+            eligible = eligible.filter(
+                driver__driver_profile__vehicle_type=VehicleType.WHEELCHAIR_ACCESSIBLE
+            )
+        return eligible
 
 
 class DriverState(models.Model):
@@ -39,6 +61,8 @@ class DriverState(models.Model):
     location_updated_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DriverStateQuerySet.as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["status"])]
@@ -106,6 +130,10 @@ class RideQuerySet(models.QuerySet):
 
     def pending(self):
         return self.filter(status__in=PENDING_STATUSES)
+
+    def held_by(self, driver_id: int):
+        """The ride a driver holds now (at most one: a constraint says so)."""
+        return self.filter(driver_id=driver_id, status__in=DRIVER_HELD_STATUSES)
 
     def with_people(self):
         """Everyone a ride's messages name, and the driver's live state (the card)."""

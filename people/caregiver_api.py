@@ -16,9 +16,9 @@ from ninja import Router, Status
 from people import caregivers
 from people.caregiver_schemas import LinkInviteIn, LinkOut, LinkState, LinkUpdateIn, link_out
 from people.models import CaregiverLink, User
-from people.schemas import ErrorOut
+from people.rest_schemas import ErrorOut
 from people.tokens import AccessTokenAuth
-from project.api import ApiError, api
+from project.common.errors import ApiError
 
 caregiver_router = Router(auth=AccessTokenAuth(), tags=["caregivers"])
 
@@ -36,15 +36,6 @@ def _link_or_404(user: User, link_id: int) -> CaregiverLink:
     if link is None:
         raise ApiError(404, "not_found", "No such caregiver link.")
     return link
-
-
-@api.exception_handler(caregivers.LinkError)
-def on_link_error(request: HttpRequest, exc: caregivers.LinkError):
-    """Every refusal of the link services, as {"code","message"} (+ fields)."""
-    body = {"code": exc.code, "message": str(exc)}
-    if exc.code in ("invalid_phone", "unknown_phone", "self_link"):
-        body["fields"] = {"caregiver_phone": str(exc)}
-    return api.create_response(request, body, status=exc.status)
 
 
 @caregiver_router.get(

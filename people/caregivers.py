@@ -4,8 +4,9 @@ Caregiver links: who looks after whom, with consent and permissions.
 A passenger (or support staff) invites a caregiver by phone; the link becomes
 active only when the caregiver accepts. The passenger can change permissions
 or revoke at any time. Every change is audited, and every socket of both
-people re-reads its links at once (dispatch.events.publish_links_changed), so
-a revoked permission stops the flow immediately.
+people re-reads its links at once (people.signals.links_changed), so a
+revoked permission stops the flow immediately. Who may do each is
+people.access's to say.
 """
 
 from __future__ import annotations
@@ -13,32 +14,27 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from people import access, signals
+from people.audit import audit_event_record
 from people.models import CaregiverLink, LinkStatus, RelationshipType, User, UserType
 from people.phones import InvalidPhoneNumber, normalize_phone
-from people.services import audit_event_record
+from project.common.errors import ServiceError
 
 PERMISSIONS = ("can_book_rides", "can_view_location", "can_receive_notifications")
 
 
-class LinkError(Exception):
+class LinkError(ServiceError):
     def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
-
-
-def _is_support(user: User) -> bool:
-    return bool(
-        user.is_active
-        and user.is_staff
-        and (user.is_superuser or user.groups.filter(name__in=["Support", "Dispatchers"]).exists())
-    )
+        fields = {}
+        if code in ("invalid_phone", "unknown_phone", "self_link"):
+            fields["fields"] = {"caregiver_phone": message}
+        super().__init__(message, code=code, status=status, **fields)
 
 
 def _changed(link: CaregiverLink) -> None:
-    from dispatch.events import publish_links_changed
-
-    publish_links_changed(link.passenger_id, link.caregiver_id)
+    signals.links_changed.send(
+        sender=CaregiverLink, user_ids=[link.passenger_id, link.caregiver_id]
+    )
 
 
 def caregiver_link_invite(
@@ -53,7 +49,7 @@ def caregiver_link_invite(
     notes: str = "",
 ) -> CaregiverLink:
     """Invite a caregiver by phone; the link waits for their consent."""
-    if actor.pk != passenger.pk and not _is_support(actor):
+    if not access.may_invite_caregiver(actor, passenger):
         raise LinkError("forbidden", "Only the passenger or support staff can invite.", 403)
     if passenger.user_type != UserType.PASSENGER:
         raise LinkError("forbidden", "Only passenger accounts can have caregivers.", 403)
@@ -105,7 +101,7 @@ def caregiver_link_invite(
 
 
 def _respond(link: CaregiverLink, actor: User, status: str, action: str) -> CaregiverLink:
-    if actor.pk != link.caregiver_id and not _is_support(actor):
+    if not access.may_answer_invitation(actor, link):
         raise LinkError("forbidden", "Only the invited caregiver can answer.", 403)
     with transaction.atomic():
         updated = CaregiverLink.objects.filter(pk=link.pk, status=LinkStatus.INVITED).update(
@@ -130,7 +126,7 @@ def caregiver_link_decline(*, link: CaregiverLink, actor: User) -> CaregiverLink
 
 def caregiver_link_update(*, link: CaregiverLink, actor: User, **changes) -> CaregiverLink:
     """The passenger (or support) changes permissions, relationship or notes."""
-    if actor.pk != link.passenger_id and not _is_support(actor):
+    if not access.may_change_link(actor, link):
         raise LinkError("forbidden", "Only the passenger or support staff can change this.", 403)
     allowed = {*PERMISSIONS, "relationship_type", "notes"}
     unknown = set(changes) - allowed
@@ -167,7 +163,7 @@ def caregiver_link_update(*, link: CaregiverLink, actor: User, **changes) -> Car
 
 def caregiver_link_revoke(*, link: CaregiverLink, actor: User) -> CaregiverLink:
     """End a link: the caregiver loses every permission at once."""
-    if actor.pk not in (link.passenger_id, link.caregiver_id) and not _is_support(actor):
+    if not access.may_revoke_link(actor, link):
         raise LinkError("forbidden", "You cannot revoke this link.", 403)
     with transaction.atomic():
         updated = CaregiverLink.objects.filter(

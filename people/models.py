@@ -79,14 +79,6 @@ class User(AbstractBaseUser, PermissionsMixin):
     def is_driver(self) -> bool:
         return self.user_type == UserType.DRIVER
 
-    @property
-    def is_dispatcher(self) -> bool:
-        return (
-            self.is_active
-            and self.is_staff
-            and (self.is_superuser or self.groups.filter(name="Dispatchers").exists())
-        )
-
 
 class VehicleType(models.TextChoices):
     SEDAN = "sedan", "Sedan"
@@ -107,8 +99,8 @@ class DriverProfile(models.Model):
     vehicle_registration = models.CharField(max_length=16, blank=True)
     rating = models.DecimalField(max_digits=3, decimal_places=2, default=5)
     is_verified = models.BooleanField(default=False)
-    # Seeded demo drivers stand still and no app reports for them: the
-    # staleness rule does not apply to them.
+    # Seeded demo drivers stand still and no app reports for them
+    # (dispatch.drivers.reports_position).
     is_demo = models.BooleanField(default=False)
 
     class Meta:
@@ -138,15 +130,6 @@ class PassengerProfile(models.Model):
 
     def __str__(self) -> str:
         return f"Needs of {self.user}"
-
-    def needs_card(self) -> dict:
-        return {
-            "wheelchair": self.needs_wheelchair,
-            "walker": self.needs_walker,
-            "assistance_boarding": self.needs_assistance_boarding,
-            "service_animal": self.has_service_animal,
-            "notes": self.notes,
-        }
 
 
 class RelationshipType(models.TextChoices):

@@ -1,6 +1,6 @@
 """
 The signed-in person's own profile, at /api/auth/profile/. Writes go through
-people.profile_services.profile_update.
+people.profiles.profile_update.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from ninja import Router, Schema
 from pydantic import ConfigDict, Field, StringConstraints
 
 from people.models import PassengerProfile, User, UserType
-from people.profile_services import ProfileError, profile_update
-from people.schemas import ErrorOut, UserOut, user_out
+from people.profiles import profile_update
+from people.rest_schemas import ErrorOut, UserOut, user_out
 from people.tokens import AccessTokenAuth
-from project.api import ApiError
 
 profile_router = Router(auth=AccessTokenAuth(), tags=["profile"])
 
@@ -85,8 +84,5 @@ def profile_detail(request: HttpRequest):
     summary="Change my name, or my travel needs as a passenger",
 )
 def profile_patch(request: HttpRequest, body: ProfileIn):
-    try:
-        profile_update(user=request.auth, **body.model_dump(exclude_unset=True))
-    except ProfileError as exc:
-        raise ApiError(400, exc.code, str(exc), fields=exc.fields) from exc
+    profile_update(user=request.auth, **body.model_dump(exclude_unset=True))
     return _profile_out(_fresh(request.auth))

@@ -8,7 +8,7 @@ The apps' tokens, built on django.core.signing and ApiSession.
 - Registration token: a signed {"phone": normalised number}, proof that the
   phone passed an SMS code, good for REGISTRATION_TOKEN_TTL_S.
 
-Nothing here writes; issuing and rotating sessions is in people.services.
+Nothing here writes; issuing and rotating sessions is in people.signin.
 """
 
 from __future__ import annotations

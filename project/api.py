@@ -1,16 +1,23 @@
 """
 The REST API for the apps, with its OpenAPI schema at /api/openapi.json and
-interactive docs at /api/docs. Each app adds its own router here.
+interactive docs at /api/docs: the apps' routers, mounted here.
 
 Every error body has the same shape: {"code", "message"} plus "fields" for
-invalid input, so the apps can branch on `code`.
+invalid input, so the apps can branch on `code`. The services' refusals
+(project.common.errors.ServiceError) carry their own code and status.
 """
 
 from __future__ import annotations
 
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from dispatch.rest_api import ride_router
+from people.auth_api import auth_router
+from people.caregiver_api import caregiver_router
+from people.profile_api import profile_router
+from project.common.errors import ServiceError
 
 api = NinjaAPI(
     title="Care Connect API",
@@ -20,6 +27,11 @@ api = NinjaAPI(
     docs_url="/docs",
     urls_namespace="api",
 )
+api.add_router("/auth/", auth_router)
+# Its own router beside auth's: ninja mounts both prefixes side by side.
+api.add_router("/auth/profile/", profile_router)
+api.add_router("/caregivers/", caregiver_router)
+api.add_router("/rides/", ride_router)
 
 
 def _field_name(loc: list) -> str:
@@ -69,42 +81,13 @@ def on_http_error(request: HttpRequest, exc: HttpError):
     return api.create_response(request, {"code": code, "message": message}, status=exc.status_code)
 
 
+@api.exception_handler(ServiceError)
+def on_service_error(request: HttpRequest, exc: ServiceError):
+    return api.create_response(request, exc.body(), status=exc.status)
+
+
 def not_found(request: HttpRequest, rest: str = ""):
     """Unknown /api/ paths answer JSON, like the rest of the API."""
-    from django.http import JsonResponse
-
     return JsonResponse(
         {"code": "not_found", "message": f"No API endpoint at {request.path}."}, status=404
     )
-
-
-class ApiError(HttpError):
-    """An error with a machine-readable code, rendered as {"code","message"}."""
-
-    def __init__(self, status: int, code: str, message: str, **extra) -> None:
-        super().__init__(status, message)
-        self.code = code
-        self.extra = extra
-
-
-@api.exception_handler(ApiError)
-def on_api_error(request: HttpRequest, exc: ApiError):
-    return api.create_response(
-        request,
-        {"code": exc.code, "message": str(exc), **exc.extra},
-        status=exc.status_code,
-    )
-
-
-def register_routers() -> None:
-    """Attach every app's router; called once from urls.py."""
-    from dispatch.api import ride_router
-    from people.api import auth_router
-    from people.caregiver_api import caregiver_router
-    from people.profile_api import profile_router
-
-    api.add_router("/auth/", auth_router)
-    # Its own router beside auth's: ninja mounts both prefixes side by side.
-    api.add_router("/auth/profile/", profile_router)
-    api.add_router("/caregivers/", caregiver_router)
-    api.add_router("/rides/", ride_router)

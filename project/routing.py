@@ -13,9 +13,10 @@ from django.contrib.auth.models import AnonymousUser
 from django.urls import path, re_path
 
 from console.consumers import ConsoleConsumer
-from dispatch import messages
 from dispatch.consumers import DriverConsumer, FollowerConsumer, RideConsumer
-from project.db import db_async
+from people.tokens import user_for_access_token
+from project.common.db import db_async
+from project.common.sockets import CLOSE_NOT_FOUND, error
 
 
 class AppOriginValidator(OriginValidator):
@@ -62,15 +63,11 @@ class TokenAuthMiddleware:
             token = (query.get("token") or [None])[0]
         if not token:
             return await self.with_session(scope, receive, send)
-        from people.tokens import user_for_access_token
-
         user = await db_async(user_for_access_token)(token)
         scope = dict(scope, user=user or AnonymousUser(), token_invalid=user is None)
         return await self.application(scope, receive, send)
 
 
-# Closed because nothing answers at the socket's path (after the error).
-CLOSE_NOT_FOUND = 4404
 SOCKETS = (
     "/ws/ride/<ride_id>/ (ride_id: 1-64 letters, digits, '-' or '_'), /ws/driver/, "
     "/ws/passenger/, /ws/caregiver/, /ws/console/"
@@ -88,7 +85,7 @@ class NoSuchSocket(AsyncJsonWebsocketConsumer):
     async def connect(self):
         await self.accept()
         await self.send_json(
-            messages.error(
+            error(
                 "not_found",
                 f"There is no socket at {self.scope['path']}. The sockets are {SOCKETS}.",
             )

@@ -2,10 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from project.api import api, not_found, register_routers
+from project.api import api, not_found
 from project.health import health_view
-
-register_routers()
 
 urlpatterns = [
     path("admin/", admin.site.urls),

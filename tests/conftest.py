@@ -64,7 +64,7 @@ def django_db_setup(django_db_setup):
     from asgiref.sync import sync_to_async
     from django.db import connections
 
-    from project.db import close_pool_connections
+    from project.common.db import close_pool_connections
 
     close_pool_connections()
     asyncio.run(sync_to_async(connections.close_all)())
@@ -122,7 +122,7 @@ def passenger(make_user):
 @pytest.fixture
 def make_driver(make_user):
     """A driver; with a position it is available there and reporting now."""
-    from dispatch import services
+    from dispatch import drivers
     from people.models import DriverProfile, VehicleType
 
     def make(
@@ -144,11 +144,11 @@ def make_driver(make_user):
             is_verified=verified,
             is_demo=demo,
         )
-        services.driver_state_for(user)
+        drivers.driver_state_for(user)
         if lat is not None:
-            services.driver_place(driver=user, latitude=lat, longitude=lng)
+            drivers.driver_place(driver=user, latitude=lat, longitude=lng)
             if available and verified:
-                services.driver_set_status(driver=user, status="available")
+                drivers.driver_set_status(driver=user, status="available")
         return user
 
     return make
@@ -178,7 +178,7 @@ def dispatcher(make_user):
 
 
 def token_for(user) -> str:
-    from people.services import session_issue
+    from people.signin import session_issue
 
     return session_issue(user=user).access
 
@@ -212,6 +212,18 @@ async def ws():
             await comm.disconnect()
         except Exception:
             pass
+
+
+async def refused(ws, path, token=None) -> tuple[str, int]:
+    """
+    Open a socket the server refuses (accepted, told why, then closed, so an
+    app sees the code): the error's code and the close code.
+    """
+    comm = await ws(path, token=token)
+    error = await comm.receive_json_from()
+    closed = await comm.receive_output()
+    assert closed["type"] == "websocket.close", closed
+    return error["code"], closed["code"]
 
 
 JHB = (-26.2041, 28.0473)

@@ -78,7 +78,7 @@ class Server:
 
     def token_for(self, phone: str) -> str:
         code = (
-            "from people.services import session_issue; from people.models import User; "
+            "from people.signin import session_issue; from people.models import User; "
             f"print(session_issue(user=User.objects.get(phone_number='{phone}')).access)"
         )
         return self.shell(code).strip().splitlines()[-1]
@@ -106,7 +106,9 @@ def running_server(home: Path, **env_overrides: str) -> Iterator[Server]:
     with server.log_path.open("w") as log:
         server.process = subprocess.Popen(
             [
-                str(BIN / "daphne"),
+                sys.executable,
+                "-m",
+                "project.serve",
                 "-b",
                 "127.0.0.1",
                 "-p",

@@ -7,7 +7,7 @@ import gc
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from project.asgi import tune_garbage_collector
+from project.serve import tune_garbage_collector
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""What every consumer shares (project.sockets)."""
+"""What every consumer shares (project.common.sockets, project.common.adapters)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import template
 
+from console.regions import vehicle_label
 from dispatch.models import RideStatus
 
 register = template.Library()
@@ -84,3 +85,9 @@ def km(value: float | None) -> str:
 def tel(user) -> str:
     """A tel: link target for a user's phone number."""
     return f"tel:+{user.phone_number}" if user is not None else ""
+
+
+@register.filter
+def vehicle(user) -> str:
+    """A driver's vehicle, e.g. "Sedan · CA 123 GP"."""
+    return vehicle_label(user)

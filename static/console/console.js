@@ -87,8 +87,10 @@
   };
   window.ccMap = ccMap;
 
+  // The server says when a driver turns stale (stale_at; null: never);
+  // the map only compares it with the clock.
   function driverState(d) {
-    if (!d.demo && (d.ts === null || d.ts === undefined || serverNow() - d.ts > config.stale_after_s)) {
+    if (d.stale_at !== null && d.stale_at !== undefined && serverNow() >= d.stale_at) {
       return "stale";
     }
     return d.status === "on_trip" ? "on_trip" : "available";
@@ -304,6 +306,7 @@
       d.lng = p.lng;
       d.heading = p.heading;
       d.ts = p.ts;
+      d.stale_at = p.stale_at;
       var marker = ccMap.markers["driver-" + p.id];
       marker.setLatLng([p.lat, p.lng]);
       styleDriver(marker, d);

@@ -33,9 +33,9 @@ def test_cluster_refuses_sqlite():
 
 
 def test_workers_run_daphne_on_their_port_with_long_lived_sockets():
-    """Each worker is Daphne on its own port, behind proxy headers."""
+    """Each worker is Daphne (through the project.serve launcher) on its own port."""
     cmd = worker_command(8068)
-    assert cmd[1:3] == ["-m", "daphne"]
+    assert cmd[1:3] == ["-m", "project.serve"]
     assert cmd[cmd.index("-p") + 1] == "8068"
     assert "--proxy-headers" in cmd
     assert cmd[cmd.index("--websocket_timeout") + 1] == os.environ.get(

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import connections
 
 from deploy.cluster import ROOT, database_url, start_worker, stop_all, wait_healthy
-from dispatch.events import CONSOLE_GROUP
+from dispatch.broadcast import CONSOLE_GROUP
 from tests.conftest import token_for
 
 pytestmark = [
@@ -153,10 +153,10 @@ async def test_passenger_and_driver_on_different_workers(
 
         # A dispatcher reassigns from another process with B's settings.
         code = (
-            "from dispatch.models import Ride; from dispatch.services import ride_assign; "
+            "from dispatch.models import Ride; from dispatch.matching import ride_assign; "
             "from people.models import User; "
             f"ride_assign(ride=Ride.objects.get(ride_id='xw-1'), driver_id={spare.pk}, "
-            f"actor=User.objects.get(pk={dispatcher.pk}), role='dispatcher')"
+            f"actor=User.objects.get(pk={dispatcher.pk}), role='dispatcher', confirmed=True)"
         )
         done = await asyncio.to_thread(
             subprocess.run,

@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from dispatch import services
+from dispatch import matching, rides
 from dispatch.models import DriverState, DriverStatus
 from people.models import ApiSession, AuditEvent, DriverProfile, PhoneOTPDevice
 
@@ -36,7 +36,7 @@ def test_staff_groups_reach_the_admin_and_app_users_do_not(dispatcher, support, 
 
 
 def test_dispatchers_see_rides_with_their_timeline(console, make_driver, passenger, dispatcher):
-    ride = services.ride_request(
+    ride = rides.ride_request(
         ride_id="adm-1",
         passenger=passenger,
         booked_by=passenger,
@@ -46,7 +46,7 @@ def test_dispatchers_see_rides_with_their_timeline(console, make_driver, passeng
         dropoff_longitude=28.0,
     )
     driver = make_driver(-26.2, 28.041)
-    services.ride_assign(ride=ride, driver_id=driver.pk, actor=dispatcher, role="dispatcher")
+    matching.ride_assign(ride=ride, driver_id=driver.pk, actor=dispatcher, role="dispatcher")
     listing = console.get("/admin/dispatch/ride/?status__exact=assigned")
     assert listing.status_code == 200 and b"adm-1" in listing.content
     assert b"Driver assigned" in listing.content  # the status pill
@@ -169,7 +169,7 @@ def test_support_resets_a_locked_phone(support_client, support, settings):
 
 
 def test_support_revokes_an_app_session(support_client, passenger):
-    from people.services import session_issue
+    from people.signin import session_issue
 
     session = session_issue(user=passenger).session
     listing = support_client.get("/admin/people/apisession/", {"q": passenger.phone_number})
@@ -206,3 +206,15 @@ def test_only_the_admin_allows_eval_for_alpine(console):
     console_policy = console.get("/console/")["Content-Security-Policy"]
     assert "'unsafe-eval'" not in console_policy and "'nonce-" in console_policy
     assert "'unsafe-inline'" not in admin_policy.split("script-src")[1].split(";")[0]
+
+
+def test_driver_positions_in_the_admin_are_for_dispatchers_only(
+    console, support_client, make_driver
+):
+    """Support staff answer about rides, not where a driver stands (people.access)."""
+    driver = make_driver(-26.2041, 28.0473)
+    profile = f"/admin/people/driverprofile/{driver.driver_profile.pk}/change/"
+    for path in ("/admin/people/driverprofile/", profile):
+        assert "-26.2041" in console.get(path).content.decode(), path
+        shown = support_client.get(path)
+        assert shown.status_code == 200 and "-26.2041" not in shown.content.decode(), path

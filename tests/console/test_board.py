@@ -11,8 +11,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from console import selectors
-from dispatch import services
+from console import regions
+from dispatch import matching, rides
 from dispatch.geo import Point
 from dispatch.locations import location_store
 from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
@@ -26,7 +26,7 @@ BOARD = "/console/"
 
 def book(passenger, *, booked_by=None, at=CAPE_TOWN, ride_id=None, **extra) -> Ride:
     """A ride that searched and found nobody: it waits for a dispatcher."""
-    ride = services.ride_request(
+    ride = rides.ride_request(
         ride_id=ride_id or f"r-{passenger.pk}",
         passenger=passenger,
         booked_by=booked_by or passenger,
@@ -38,7 +38,7 @@ def book(passenger, *, booked_by=None, at=CAPE_TOWN, ride_id=None, **extra) -> R
         dropoff_address="Groote Schuur Hospital",
         **extra,
     )
-    services.ride_match(ride=ride)
+    matching.ride_match(ride=ride)
     ride.refresh_from_db()
     return ride
 
@@ -149,9 +149,9 @@ def test_map_data_lists_online_drivers_by_state_and_pending_pickups(
     book(passenger)  # in Cape Town, where nobody is
     old = timezone.now().timestamp() - settings.DRIVER_STALE_AFTER_S - 5
     location_store().put(stale.pk, Point(-26.3, 28.1, old))
-    location_store().put(demo.pk, Point(-25.7, 28.2, old))
+    location_store().put(demo.pk, Point(-25.7, 28.2, old, reported=False))
 
-    rows = {row.driver.pk: row for row in selectors.driver_rows()}
+    rows = {row.driver.pk: row for row in regions.driver_rows()}
     assert [rows[d.pk].map_state for d in (available, stale, demo)] == [
         "available",
         "stale",
@@ -214,7 +214,7 @@ def test_a_driver_waiting_too_long_at_the_pickup_is_flagged(htmx, make_driver, p
     driver = make_driver(*CAPE_TOWN)
     ride = book(passenger)
     assert ride.driver_id == driver.pk
-    services.ride_driver_arrived(ride=ride, driver=driver)
+    rides.ride_driver_arrived(ride=ride, driver=driver)
     settings.NO_SHOW_WAIT_MIN = 5
     html = htmx.get("/console/regions/active-rides/").content.decode()
     flag = re.search(r'<span class="pill pill-warn"[^>]*>Waiting — possible no-show', html)
@@ -229,7 +229,9 @@ def test_a_driver_waiting_too_long_at_the_pickup_is_flagged(htmx, make_driver, p
 def test_events_and_drivers_regions_show_who_did_what(htmx, make_driver, passenger, dispatcher):
     driver = make_driver(-26.2, 28.04, first_name="John", last_name="Doe")
     ride = book(passenger)
-    services.ride_assign(ride=ride, driver_id=driver.pk, actor=dispatcher, role="dispatcher")
+    matching.ride_assign(
+        ride=ride, driver_id=driver.pk, actor=dispatcher, role="dispatcher", confirmed=True
+    )
     events = htmx.get("/console/regions/events/").content.decode()
     assert "Driver assigned" in events and "Dana Dispatcher" in events and "(dispatcher)" in events
     drivers = htmx.get("/console/regions/drivers/").content.decode()
@@ -269,7 +271,7 @@ def test_assigning_through_the_console_records_the_dispatcher(
     driver = make_driver(*CAPE_TOWN)
     response = htmx.post(
         f"/console/rides/{ride.pk}/assign/",
-        {"driver_id": driver.pk, "version": ride.version, "distance_km": "0.5"},
+        {"driver_id": driver.pk, "version": ride.version},
     )
     html = response.content.decode()
     assert response.status_code == 200
@@ -278,9 +280,8 @@ def test_assigning_through_the_console_records_the_dispatcher(
     event = ride.events.order_by("-version").first()
     assert (event.kind, event.actor, event.actor_role) == ("assigned", dispatcher, "dispatcher")
     assert "is now assigned" in html
-    # The acting console's board regions come back with it, out of band.
-    assert '<section id="pending-rides" class="panel"' in html
-    assert 'id="active-rides"' in html and 'hx-swap-oob="true"' in html
+    # The panel alone: the board's regions follow through the console socket.
+    assert html.lstrip().startswith('<aside id="ride-panel"') and "hx-swap-oob" not in html
     assert DriverState.objects.get(driver=driver).status == DriverStatus.ON_TRIP
 
 
@@ -309,7 +310,7 @@ def test_a_ride_that_changed_since_it_was_shown_is_not_assigned_blindly(
     first = make_driver(-34.5, 19.51)
     second = make_driver(-34.5, 19.52)
     seen = ride.version
-    services.ride_assign(ride=ride, driver_id=first.pk, actor=dispatcher, role="dispatcher")
+    matching.ride_assign(ride=ride, driver_id=first.pk, actor=dispatcher, role="dispatcher")
     response = htmx.post(
         f"/console/rides/{ride.pk}/assign/", {"driver_id": second.pk, "version": seen}
     )
@@ -379,7 +380,7 @@ def test_a_pending_ride_can_be_closed_as_unfulfilled(htmx, passenger, dispatcher
 
 def test_cancelling_an_ended_ride_is_an_inline_error(htmx, passenger):
     ride = book(passenger)
-    services.ride_cancel(ride=ride, actor=passenger, cancelled_by="passenger")
+    rides.ride_cancel(ride=ride, actor=passenger, cancelled_by="passenger")
     ride.refresh_from_db()
     response = htmx.post(
         f"/console/rides/{ride.pk}/cancel/", {"version": ride.version, "reason": "again"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import json
 
 import pytest
@@ -9,9 +11,9 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
-from console import consumers
-from dispatch import services
-from dispatch.events import CONSOLE_GROUP
+from console import consumers, live_map
+from dispatch import drivers, matching, rides
+from dispatch.broadcast import CONSOLE_GROUP
 from dispatch.models import Ride
 from project.asgi import application
 
@@ -89,7 +91,7 @@ async def test_a_booking_reaches_a_connected_console_as_an_oob_fragment(
     await drain(comm)
 
     def book():
-        ride = services.ride_request(
+        ride = rides.ride_request(
             ride_id="live-1",
             passenger=passenger,
             booked_by=passenger,
@@ -98,7 +100,7 @@ async def test_a_booking_reaches_a_connected_console_as_an_oob_fragment(
             dropoff_latitude=CAPE_TOWN[0] + 0.02,
             dropoff_longitude=CAPE_TOWN[1] + 0.02,
         )
-        services.ride_match(ride=ride)
+        matching.ride_match(ride=ride)
 
     await database_sync_to_async(book)()
     messages = [await read(comm), *await drain(comm)]
@@ -130,72 +132,60 @@ async def test_every_console_hears_a_change(dispatcher, make_staff, passenger, s
 
 
 async def test_positions_are_sent_once_per_driver_per_interval(dispatcher, signed_in, settings):
-    """The map gets each moved driver once per CONSOLE_MAP_BATCH_S, at its latest position."""
+    """The map gets each reporting driver once per CONSOLE_MAP_BATCH_S, at its latest position."""
+    from dispatch.drivers import report_position
     from dispatch.geo import Point
-    from dispatch.locations import location_store
 
     settings.CONSOLE_MAP_BATCH_S = 0.3
     comm, _ = await open_console(await signed_in(dispatcher))
     await drain(comm)
-    store = location_store()
-    store.put(1, Point(-26.0, 28.0, 1000.0, heading=90.0))
+    now = time.time()
+    await report_position(1, Point(-26.0, 28.0, now, heading=90.0), None)
     first = await read(comm)
     assert first["type"] == "map.positions"
     assert [d["id"] for d in first["drivers"]] == [1]
-    # A burst of reports between two reads: each driver once, latest wins.
+    assert first["drivers"][0]["stale_at"] == pytest.approx(now + settings.DRIVER_STALE_AFTER_S)
+    # A burst of reports between two batches: each driver once, latest wins.
     for n in range(1, 31):
-        store.put(1, Point(-26.0 - n / 1000, 28.0, 1000.0 + n))
-        store.put(2, Point(-26.1, 28.0 + n / 1000, 1000.0 + n))
+        await report_position(1, Point(-26.0 - n / 1000, 28.0, now + n), None)
+        await report_position(2, Point(-26.1, 28.0 + n / 1000, now + n), None)
     second = await read(comm)
     latest = {d["id"]: d for d in second["drivers"]}
     assert sorted(latest) == [1, 2] and len(second["drivers"]) == 2
-    assert latest[1]["lat"] == pytest.approx(-26.030) and latest[2]["ts"] == 1030.0
-    # Nobody moved: nothing is sent.
+    assert latest[1]["lat"] == pytest.approx(-26.030) and latest[2]["ts"] == now + 30
+    # Nobody reported: nothing is sent.
     assert await drain(comm, quiet=0.8) == []
     await comm.disconnect()
 
 
-async def test_a_console_that_opens_later_gets_every_position_first(
-    dispatcher, make_staff, signed_in, settings
+async def test_a_console_that_opens_later_starts_from_every_latest_position(
+    dispatcher, make_driver, signed_in, settings
 ):
-    """Consoles share one read of the positions; a newcomer starts with all of them."""
+    """A newcomer's first snapshot already places each driver where they last reported."""
+    from dispatch.drivers import report_position
     from dispatch.geo import Point
-    from dispatch.locations import location_store
 
     settings.CONSOLE_MAP_BATCH_S = 0.2
-
-    async def positions(comm) -> tuple[set[int], set[bool]]:
-        """The drivers in map.positions, and whether those were full or changes."""
-        ids: set[int] = set()
-        full: set[bool] = set()
-        for message in await drain(comm, quiet=0.6):
-            if isinstance(message, dict) and message["type"] == "map.positions":
-                ids.update(d["id"] for d in message["drivers"])
-                full.add(message["full"])
-        return ids, full
-
-    store = location_store()
-    store.put(1, Point(-26.0, 28.0, 1000.0))
-    first, _ = await open_console(await signed_in(dispatcher))
-    assert await positions(first) == ({1}, {True})
-    store.put(2, Point(-26.1, 28.1, 1001.0))
-    other = await database_sync_to_async(make_staff)("Dispatchers")
-    second, _ = await open_console(await signed_in(other))
-    assert await positions(second) == ({1, 2}, {True})  # everything, though 1 has not moved
-    assert await positions(first) == ({2}, {False})  # only the change
-    for comm in (first, second):
-        await comm.disconnect()
+    driver = await database_sync_to_async(make_driver)(-26.2, 28.04)
+    await report_position(driver.pk, Point(-26.25, 28.05, time.time()), None)
+    comm, _ = await open_console(await signed_in(dispatcher))
+    (snapshot,) = [
+        m for m in await drain(comm) if isinstance(m, dict) and m["type"] == "map.snapshot"
+    ]
+    (marker,) = snapshot["drivers"]
+    assert (marker["id"], marker["lat"], marker["lng"]) == (driver.pk, -26.25, 28.05)
+    await comm.disconnect()
 
 
 async def test_positions_alone_do_not_rerender_the_board(dispatcher, signed_in, settings):
     """Moving drivers update the map only, never the board's regions."""
+    from dispatch.drivers import report_position
     from dispatch.geo import Point
-    from dispatch.locations import location_store
 
     settings.CONSOLE_MAP_BATCH_S = 0.2
     comm, _ = await open_console(await signed_in(dispatcher))
     await drain(comm)
-    location_store().put(7, Point(-26.0, 28.0, 1.0))
+    await report_position(7, Point(-26.0, 28.0, time.time()), None)
     messages = [await read(comm), *await drain(comm)]
     assert messages and all(isinstance(m, dict) and m["type"] == "map.positions" for m in messages)
     await comm.disconnect()
@@ -209,7 +199,7 @@ async def test_the_map_hears_only_what_changed(dispatcher, make_driver, passenge
     assert [d["id"] for d in snapshot["drivers"]] == [driver.pk]
 
     def book_and_assign():
-        ride = services.ride_request(
+        ride = rides.ride_request(
             ride_id="live-2",
             passenger=passenger,
             booked_by=passenger,
@@ -218,7 +208,7 @@ async def test_the_map_hears_only_what_changed(dispatcher, make_driver, passenge
             dropoff_latitude=-26.1,
             dropoff_longitude=28.0,
         )
-        services.ride_match(ride=ride)
+        matching.ride_match(ride=ride)
 
     await database_sync_to_async(book_and_assign)()
     messages = [await read(comm), *await drain(comm)]
@@ -230,8 +220,8 @@ async def test_the_map_hears_only_what_changed(dispatcher, make_driver, passenge
 
     def cancel_and_go_offline():
         ride = Ride.objects.get(ride_id="live-2")
-        services.ride_cancel(ride=ride, actor=passenger, cancelled_by="passenger")
-        services.driver_set_status(driver=driver, status="offline")
+        rides.ride_cancel(ride=ride, actor=passenger, cancelled_by="passenger")
+        drivers.driver_set_status(driver=driver, status="offline")
 
     await database_sync_to_async(cancel_and_go_offline)()
     messages = [await read(comm), *await drain(comm)]
@@ -245,7 +235,7 @@ async def test_a_large_fleet_reaches_the_map_in_frames_daphne_accepts(
     dispatcher, make_driver, signed_in, settings, monkeypatch
 ):
     """Thousands of markers would pass Daphne's 1 MiB frame limit: they come in parts."""
-    monkeypatch.setattr(consumers, "MAP_CHUNK", 2)
+    monkeypatch.setattr(live_map, "MAP_CHUNK", 2)
     settings.CONSOLE_MAP_BATCH_S = 0.2
     drivers = [await database_sync_to_async(make_driver)(-26.2 + i / 100, 28.04) for i in range(5)]
     comm, _ = await open_console(await signed_in(dispatcher))
@@ -253,9 +243,6 @@ async def test_a_large_fleet_reaches_the_map_in_frames_daphne_accepts(
     kinds = [m["type"] for m in messages if m["type"] in ("map.snapshot", "map.drivers")]
     assert kinds[:3] == ["map.snapshot", "map.drivers", "map.drivers"]
     markers = [d["id"] for m in messages if m["type"] in kinds for d in m["drivers"]]
-    positions = [d["id"] for m in messages if m["type"] == "map.positions" for d in m["drivers"]]
-    everyone = sorted(d.pk for d in drivers)
-    assert sorted(markers) == everyone and sorted(positions) == everyone
+    assert sorted(markers) == sorted(d.pk for d in drivers)
     assert all(len(m["drivers"]) <= 2 for m in messages if "drivers" in m)
-    assert all(m["full"] for m in messages if m["type"] == "map.positions")
     await comm.disconnect()

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from dispatch import services
+from dispatch import rides
 from dispatch.models import DriverState, Ride, RideEvent, RideStatus
 from people.caregivers import caregiver_link_revoke, caregiver_link_update
 from people.models import LinkStatus, VehicleType
-from tests.conftest import db, find_driver, receive_until, token_for
+from tests.conftest import db, find_driver, receive_until, refused, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -331,7 +331,7 @@ async def test_linked_caregiver_opens_the_ride_and_others_are_refused(
     """A caregiver with an active link watches the ride; anyone else gets 4403."""
     await db(make_link, passenger, caregiver)
     await db(
-        services.ride_request,
+        rides.ride_request,
         ride_id="open-1",
         passenger=passenger,
         booked_by=passenger,
@@ -347,18 +347,12 @@ async def test_linked_caregiver_opens_the_ride_and_others_are_refused(
     assert snapshot["passenger"]["id"] == passenger.pk
 
     stranger = await db(make_user, "caregiver")
-    _, connected, code = await ws(
-        "/ws/ride/open-1/", token=await db(token_for, stranger), expect_accept=False
-    )
-    assert not connected and code == 4403
+    assert await refused(ws, "/ws/ride/open-1/", token=await db(token_for, stranger)) == ("forbidden", 4403)
     invited = await db(make_user, "caregiver")
     link = await db(make_link, passenger, invited)
     link.status = LinkStatus.INVITED
     await db(link.save)
-    _, connected, code = await ws(
-        "/ws/ride/open-1/", token=await db(token_for, invited), expect_accept=False
-    )
-    assert not connected and code == 4403
+    assert await refused(ws, "/ws/ride/open-1/", token=await db(token_for, invited)) == ("forbidden", 4403)
 
 
 # --- wheelchairs ---------------------------------------------------------------

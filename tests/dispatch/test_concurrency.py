@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 from django.db import connection
 
-from dispatch import services
+from dispatch import matching, rides
 from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -26,11 +26,11 @@ WAVE = 50
 
 
 def _step_by_step(**trip) -> int | None:
-    return services.ride_match(ride=services.ride_request(**trip)).driver_id
+    return matching.ride_match(ride=rides.ride_request(**trip)).driver_id
 
 
 def _one_statement(**trip) -> int | None:
-    return services.ride_book(**trip).driver_id
+    return matching.ride_book(**trip).driver_id
 
 
 BOOKINGS = pytest.mark.parametrize("book", [_step_by_step, _one_statement])

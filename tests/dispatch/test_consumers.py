@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from dispatch import services
+from dispatch import offers, rides
 from dispatch.locations import location_store
 from dispatch.models import DriverState, Ride, RideStatus
-from tests.conftest import db, find_driver, receive_until, token_for
+from tests.conftest import db, find_driver, receive_until, refused, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -186,7 +186,7 @@ async def test_oversized_message_is_refused(ws):
 async def test_someone_elses_ride_closes_with_4403(ws, passenger, make_user):
     """An existing ride's socket opens only to its people."""
     await db(
-        services.ride_request,
+        rides.ride_request,
         ride_id="mine",
         passenger=passenger,
         booked_by=passenger,
@@ -196,12 +196,8 @@ async def test_someone_elses_ride_closes_with_4403(ws, passenger, make_user):
         dropoff_longitude=JHB[1],
     )
     stranger = await db(make_user)
-    comm, connected, code = await ws(
-        "/ws/ride/mine/", token=await db(token_for, stranger), expect_accept=False
-    )
-    assert not connected and code == 4403
-    comm, connected, code = await ws("/ws/ride/mine/", expect_accept=False)
-    assert not connected and code == 4403
+    assert await refused(ws, "/ws/ride/mine/", token=await db(token_for, stranger)) == ("forbidden", 4403)
+    assert await refused(ws, "/ws/ride/mine/") == ("forbidden", 4403)
 
 
 async def test_owner_reconnecting_gets_a_snapshot_with_version(ws, passenger, make_driver):
@@ -311,14 +307,8 @@ async def test_driver_socket_refuses_anonymous_and_other_drivers_ids(ws, make_dr
     assert error["code"] == "authentication_required"
     assert (await comm.receive_output())["code"] == 4401
     driver = await db(make_driver)
-    _, connected, code = await ws(
-        f"/ws/driver/{driver.pk + 1}/", token=await db(token_for, driver), expect_accept=False
-    )
-    assert not connected and code == 4403
-    _, connected, code = await ws(
-        "/ws/driver/", token=await db(token_for, passenger), expect_accept=False
-    )
-    assert not connected and code == 4403
+    assert await refused(ws, f"/ws/driver/{driver.pk + 1}/", token=await db(token_for, driver)) == ("forbidden", 4403)
+    assert await refused(ws, "/ws/driver/", token=await db(token_for, passenger)) == ("forbidden", 4403)
     own = await ws(f"/ws/driver/{driver.pk}/", token=await db(token_for, driver))
     assert (await own.receive_json_from())["driver_id"] == driver.pk
 
@@ -412,7 +402,7 @@ async def test_offered_driver_is_told_when_the_offer_is_withdrawn_or_expires(
     await other.send_json_to(find_driver())
     await receive_until(driver_ws, "ride_request")
     later = timezone.now() + timedelta(seconds=settings.OFFER_TIMEOUT_S + 1)
-    assert await db(services.ride_offers_expire, now=later) == 1
+    assert await db(offers.ride_offers_expire, now=later) == 1
     expired, _ = await receive_until(driver_ws, "ride_cancelled")
     assert expired["ride_id"] == "offer-2" and expired["reason"] == "offer_expired"
     await receive_until(other, "no_drivers")

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from dispatch.drivers import stale_before
 from dispatch.geo import Point
 from dispatch.locations import MemoryLocationStore, RedisLocationStore, WriteBatches
 
@@ -118,12 +119,16 @@ async def test_redis_search_leaves_out_drivers_silent_past_the_stale_limit(redis
     silent = now - settings.DRIVER_STALE_AFTER_S - 5
     await redis_store.aput(1, Point(JHB[0] + 0.02, JHB[1], now))
     await redis_store.aput(2, Point(JHB[0] + 0.01, JHB[1], silent))  # nearer, but silent
-    redis_store.put(3, Point(JHB[0] + 0.03, JHB[1], silent), reports=False)  # a demo driver
-    assert [key for key, _, _ in await redis_store.anearest(*JHB, 10, 5)] == [1, 3]
+    redis_store.put(3, Point(JHB[0] + 0.03, JHB[1], silent, reported=False))  # a demo driver
+    assert [
+        key for key, _, _ in await redis_store.anearest(*JHB, 10, 5, stale_before=stale_before())
+    ] == [1, 3]
     assert redis_store.sync.zscore(redis_store.GEO_KEY, 2) is None
     assert redis_store.get(2).seen == pytest.approx(silent)  # the console still has it
     await redis_store.aput(2, Point(JHB[0] + 0.01, JHB[1], time.time()))
-    found = await database_sync_to_async(lambda: list(redis_store.nearest(*JHB, 10)))()
+    found = await database_sync_to_async(
+        lambda: list(redis_store.nearest(*JHB, 10, stale_before=stale_before()))
+    )()
     assert [key for key, _, _ in found] == [2, 1, 3]
     redis_store.remove(2)
     assert redis_store.sync.zscore(redis_store.SEEN_KEY, 2) is None
@@ -147,19 +152,22 @@ def test_redis_warm_up_keeps_demo_drivers_and_leaves_out_silent_ones(make_driver
     store = RedisLocationStore(settings.REDIS_URL)
     store.clear()  # as after a Redis restart: the store warms from the database
     try:
-        assert [key for key, _, _ in store.nearest(*JHB, 1)] == [demo.pk, here.pk]
+        assert [key for key, _, _ in store.nearest(*JHB, 1, stale_before=stale_before())] == [
+            demo.pk,
+            here.pk,
+        ]
         assert set(store.all()) >= {demo.pk, gone.pk, here.pk}
     finally:
         store.clear()
 
 
 def _persist_and_read(make_driver):
+    from dispatch.drivers import persist_positions
     from dispatch.models import DriverState
-    from dispatch.services import drivers_persist_locations
 
     drivers = [make_driver(*JHB) for _ in range(3)]
     seen = time.time() - 5
-    written = drivers_persist_locations(
+    written = persist_positions(
         positions={
             drivers[0].pk: Point(-26.1, 28.1, seen, heading=45.0, speed=12.5),
             drivers[1].pk: Point(-26.3, 28.2, seen),
@@ -327,10 +335,10 @@ def test_a_position_copy_holds_no_driver_row_past_its_chunk(make_driver, monkeyp
     import psycopg
     from django.db import connection
 
-    from dispatch import services
+    from dispatch import drivers
     from dispatch.models import DriverState
 
-    monkeypatch.setattr(services, "PERSIST_CHUNK", 1)
+    monkeypatch.setattr(drivers, "PERSIST_CHUNK", 1)
     params = connection.settings_dict
     dsn = {
         "dbname": params["NAME"],
@@ -346,7 +354,7 @@ def test_a_position_copy_holds_no_driver_row_past_its_chunk(make_driver, monkeyp
 
         def persist() -> None:
             try:
-                services.drivers_persist_locations(positions=moved)
+                drivers.persist_positions(positions=moved)
             finally:
                 connection.close()
 

@@ -9,7 +9,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.test import override_settings
 
-from dispatch import services
+from dispatch import drivers, errors, matching, offers, rides
 from dispatch.geo import GridIndex, Point, haversine_km, naive_nearest
 from dispatch.locations import location_store
 from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
@@ -20,7 +20,7 @@ CAPE_TOWN = (-33.9249, 18.4241)
 
 
 def book(passenger, ride_id="r1", at=JHB, **extra):
-    return services.ride_request(
+    return rides.ride_request(
         ride_id=ride_id,
         passenger=passenger,
         booked_by=extra.pop("booked_by", passenger),
@@ -70,7 +70,7 @@ def test_nearest_available_driver_wins(passenger, make_driver):
     """Of two available drivers, the nearer one is assigned."""
     far = make_driver(JHB[0] + 0.05, JHB[1])  # ~5.5 km
     near = make_driver(JHB[0] + 0.01, JHB[1])  # ~1.1 km
-    result = services.ride_match(ride=book(passenger))
+    result = matching.ride_match(ride=book(passenger))
     assert result.driver_id == near.pk
     ride = Ride.objects.get(ride_id="r1")
     assert ride.status == RideStatus.ASSIGNED and ride.driver_id == near.pk
@@ -82,7 +82,7 @@ def test_nearest_available_driver_wins(passenger, make_driver):
 def test_radius_is_respected(passenger, make_driver):
     """A driver 11 km away is not matched; the ride waits for a dispatcher."""
     make_driver(JHB[0] + 0.1, JHB[1])  # ~11.1 km
-    result = services.ride_match(ride=book(passenger))
+    result = matching.ride_match(ride=book(passenger))
     assert result.driver_id is None
     ride = Ride.objects.get(ride_id="r1")
     assert ride.status == RideStatus.SEARCHING
@@ -95,20 +95,20 @@ def test_radius_is_respected(passenger, make_driver):
 def test_radius_comes_from_settings(passenger, make_driver):
     """MATCH_RADIUS_KM widens the search."""
     driver = make_driver(JHB[0] + 0.1, JHB[1])
-    assert services.ride_match(ride=book(passenger)).driver_id == driver.pk
+    assert matching.ride_match(ride=book(passenger)).driver_id == driver.pk
 
 
 @pytest.mark.django_db
 def test_offline_unverified_and_stale_drivers_are_not_matched(passenger, make_driver):
     """Only available, verified drivers who report recently are candidates."""
     offline = make_driver(JHB[0] + 0.001, JHB[1])
-    services.driver_set_status(driver=offline, status="offline")
+    drivers.driver_set_status(driver=offline, status="offline")
     make_driver(JHB[0] + 0.002, JHB[1], verified=False)
     stale = make_driver(JHB[0] + 0.003, JHB[1])
     point = location_store().get(stale.pk)
     location_store().put(stale.pk, Point(point.lat, point.lng, time.time() - 31))
     fresh = make_driver(JHB[0] + 0.04, JHB[1])
-    assert services.ride_match(ride=book(passenger)).driver_id == fresh.pk
+    assert matching.ride_match(ride=book(passenger)).driver_id == fresh.pk
 
 
 @pytest.mark.django_db
@@ -116,8 +116,8 @@ def test_demo_drivers_are_exempt_from_staleness(passenger, make_driver):
     """Seeded demo drivers stand still and are matched however old their fix."""
     demo = make_driver(JHB[0] + 0.01, JHB[1], demo=True)
     point = location_store().get(demo.pk)
-    location_store().put(demo.pk, Point(point.lat, point.lng, time.time() - 3600), reports=False)
-    assert services.ride_match(ride=book(passenger)).driver_id == demo.pk
+    location_store().put(demo.pk, Point(point.lat, point.lng, time.time() - 3600, reported=False))
+    assert matching.ride_match(ride=book(passenger)).driver_id == demo.pk
 
 
 @pytest.mark.django_db
@@ -125,7 +125,7 @@ def test_wheelchair_needs_a_wheelchair_accessible_vehicle(passenger, make_driver
     """A wheelchair ride skips nearer sedans for an accessible vehicle."""
     make_driver(JHB[0] + 0.001, JHB[1])
     van = make_driver(JHB[0] + 0.03, JHB[1], vehicle_type=VehicleType.WHEELCHAIR_ACCESSIBLE)
-    result = services.ride_match(ride=book(passenger, needs_wheelchair=True))
+    result = matching.ride_match(ride=book(passenger, needs_wheelchair=True))
     assert result.driver_id == van.pk
 
 
@@ -135,26 +135,26 @@ def test_passenger_profile_need_applies_by_default(passenger, make_driver):
     passenger.passenger_profile.needs_wheelchair = True
     passenger.passenger_profile.save()
     make_driver(JHB[0] + 0.001, JHB[1])
-    assert services.ride_match(ride=book(passenger)).driver_id is None
+    assert matching.ride_match(ride=book(passenger)).driver_id is None
 
 
 @pytest.mark.django_db
 def test_a_driver_never_holds_two_rides(make_user, make_driver):
     """The second ride does not get the driver the first one took."""
     driver = make_driver(*JHB)
-    first = services.ride_match(ride=book(make_user(), "a"))
-    second = services.ride_match(ride=book(make_user(), "b"))
+    first = matching.ride_match(ride=book(make_user(), "a"))
+    second = matching.ride_match(ride=book(make_user(), "b"))
     assert first.driver_id == driver.pk
     assert second.driver_id is None
-    with pytest.raises(services.DriverUnavailable):
-        services.ride_assign(ride=Ride.objects.get(ride_id="b"), driver_id=driver.pk)
+    with pytest.raises(errors.DriverUnavailable):
+        matching.ride_assign(ride=Ride.objects.get(ride_id="b"), driver_id=driver.pk)
 
 
 @pytest.mark.django_db
 def test_database_refuses_two_active_rides_for_one_driver(make_user, make_driver):
     """Even written directly, a second held ride for a driver is refused."""
     driver = make_driver(*JHB)
-    services.ride_match(ride=book(make_user(), "a"))
+    matching.ride_match(ride=book(make_user(), "a"))
     other = book(make_user(), "b")
     with pytest.raises(IntegrityError), transaction.atomic():
         Ride.objects.filter(pk=other.pk).update(status=RideStatus.ASSIGNED, driver=driver)
@@ -164,7 +164,7 @@ def test_database_refuses_two_active_rides_for_one_driver(make_user, make_driver
 def test_a_passenger_has_one_active_ride(passenger):
     """A second booking while one is active is refused, and nothing is written."""
     book(passenger, "a")
-    with pytest.raises(services.RideConflict):
+    with pytest.raises(errors.RideConflict):
         book(passenger, "b")
     assert not Ride.objects.filter(ride_id="b").exists()
 
@@ -173,7 +173,7 @@ def test_a_passenger_has_one_active_ride(passenger):
 def test_events_carry_increasing_versions(passenger, make_driver):
     """Each event of a ride has the next version; the ride shows the latest."""
     make_driver(*JHB)
-    services.ride_match(ride=book(passenger))
+    matching.ride_match(ride=book(passenger))
     ride = Ride.objects.get(ride_id="r1")
     versions = list(ride.events.values_list("version", flat=True))
     assert versions == list(range(1, len(versions) + 1))
@@ -189,22 +189,22 @@ def test_events_carry_increasing_versions(passenger, make_driver):
 def test_cancelled_ride_frees_its_driver(passenger, make_user, make_driver):
     """After a cancellation the driver takes the next ride."""
     driver = make_driver(*JHB)
-    services.ride_match(ride=book(passenger, "a"))
+    matching.ride_match(ride=book(passenger, "a"))
     ride = Ride.objects.get(ride_id="a")
-    services.ride_cancel(ride=ride, actor=passenger, cancelled_by="passenger", reason="changed")
+    rides.ride_cancel(ride=ride, actor=passenger, cancelled_by="passenger", reason="changed")
     assert DriverState.objects.get(driver=driver).status == DriverStatus.AVAILABLE
-    assert services.ride_match(ride=book(make_user(), "b")).driver_id == driver.pk
+    assert matching.ride_match(ride=book(make_user(), "b")).driver_id == driver.pk
 
 
 @pytest.mark.django_db
 def test_completed_trip_frees_the_driver(passenger, make_driver):
     """arrived, start, complete: the ride ends and the driver is available."""
     driver = make_driver(*JHB)
-    services.ride_match(ride=book(passenger))
+    matching.ride_match(ride=book(passenger))
     ride = Ride.objects.get(ride_id="r1")
-    services.ride_driver_arrived(ride=ride, driver=driver)
-    services.ride_start(ride=ride, driver=driver)
-    services.ride_complete(ride=ride, driver=driver)
+    rides.ride_driver_arrived(ride=ride, driver=driver)
+    rides.ride_start(ride=ride, driver=driver)
+    rides.ride_complete(ride=ride, driver=driver)
     ride.refresh_from_db()
     assert ride.status == RideStatus.COMPLETED and ride.ended_at
     assert DriverState.objects.get(driver=driver).status == DriverStatus.AVAILABLE
@@ -214,10 +214,10 @@ def test_completed_trip_frees_the_driver(passenger, make_driver):
 def test_illegal_transition_names_the_current_state(passenger, make_driver):
     """Completing a ride that has not started fails and says where it is."""
     driver = make_driver(*JHB)
-    services.ride_match(ride=book(passenger))
+    matching.ride_match(ride=book(passenger))
     ride = Ride.objects.get(ride_id="r1")
-    with pytest.raises(services.IllegalTransition) as info:
-        services.ride_complete(ride=ride, driver=driver)
+    with pytest.raises(errors.IllegalTransition) as info:
+        rides.ride_complete(ride=ride, driver=driver)
     assert "assigned" in str(info.value)
     assert info.value.extra["current_status"] == "assigned"
     assert Ride.objects.get(pk=ride.pk).status == RideStatus.ASSIGNED
@@ -228,10 +228,10 @@ def test_driver_cancel_rematches_without_that_driver(passenger, make_driver):
     """A driver who gives a ride back is replaced by the next one, automatically."""
     first = make_driver(JHB[0] + 0.001, JHB[1])
     second = make_driver(JHB[0] + 0.02, JHB[1])
-    services.ride_match(ride=book(passenger))
+    matching.ride_match(ride=book(passenger))
     ride = Ride.objects.get(ride_id="r1")
     assert ride.driver_id == first.pk
-    result = services.ride_driver_cancel(ride=ride, driver=first, reason="flat_tyre")
+    result = matching.ride_driver_cancel(ride=ride, driver=first, reason="flat_tyre")
     assert result.driver_id == second.pk
     assert DriverState.objects.get(driver=first).status == DriverStatus.AVAILABLE
     kinds = list(RideEvent.objects.filter(ride=ride).values_list("kind", flat=True))
@@ -242,13 +242,13 @@ def test_driver_cancel_rematches_without_that_driver(passenger, make_driver):
 def test_no_show_only_after_the_wait(passenger, make_driver, settings):
     """A no-show before NO_SHOW_WAIT_MIN at the pickup is refused; after it, recorded."""
     driver = make_driver(*JHB)
-    services.ride_match(ride=book(passenger))
+    matching.ride_match(ride=book(passenger))
     ride = Ride.objects.get(ride_id="r1")
-    services.ride_driver_arrived(ride=ride, driver=driver)
-    with pytest.raises(services.IllegalTransition):
-        services.ride_no_show(ride=ride, driver=driver)
+    rides.ride_driver_arrived(ride=ride, driver=driver)
+    with pytest.raises(errors.IllegalTransition):
+        rides.ride_no_show(ride=ride, driver=driver)
     settings.NO_SHOW_WAIT_MIN = 0
-    services.ride_no_show(ride=ride, driver=driver)
+    rides.ride_no_show(ride=ride, driver=driver)
     assert Ride.objects.get(pk=ride.pk).status == RideStatus.NO_SHOW
     assert DriverState.objects.get(driver=driver).status == DriverStatus.AVAILABLE
 
@@ -259,13 +259,13 @@ def test_offer_mode_decline_passes_the_ride_on(passenger, make_driver, settings)
     settings.DISPATCH_MODE = "offer"
     first = make_driver(JHB[0] + 0.001, JHB[1])
     second = make_driver(JHB[0] + 0.02, JHB[1])
-    result = services.ride_match(ride=book(passenger))
+    result = matching.ride_match(ride=book(passenger))
     assert result.offered and result.driver_id == first.pk
     ride = Ride.objects.get(ride_id="r1")
     assert ride.status == RideStatus.SEARCHING
-    result = services.ride_offer_decline(ride=ride, driver=first)
+    result = offers.ride_offer_decline(ride=ride, driver=first)
     assert result.offered and result.driver_id == second.pk
-    services.ride_offer_accept(ride=ride, driver=second)
+    offers.ride_offer_accept(ride=ride, driver=second)
     ride.refresh_from_db()
     assert ride.status == RideStatus.ASSIGNED and ride.driver_id == second.pk
 
@@ -280,13 +280,13 @@ def test_offer_timeout_is_swept_and_passed_on(passenger, make_driver, settings):
     settings.DISPATCH_MODE = "offer"
     first = make_driver(JHB[0] + 0.001, JHB[1])
     second = make_driver(JHB[0] + 0.02, JHB[1])
-    services.ride_match(ride=book(passenger))
-    assert services.ride_offers_expire() == 0
+    matching.ride_match(ride=book(passenger))
+    assert offers.ride_offers_expire() == 0
     later = timezone.now() + timedelta(seconds=settings.OFFER_TIMEOUT_S + 1)
-    assert services.ride_offers_expire(now=later) == 1
+    assert offers.ride_offers_expire(now=later) == 1
     ride = Ride.objects.get(ride_id="r1")
-    offers = list(ride.offers.order_by("created_at").values_list("driver_id", "status"))
-    assert offers == [(first.pk, "expired"), (second.pk, "offered")]
+    made = list(ride.offers.order_by("created_at").values_list("driver_id", "status"))
+    assert made == [(first.pk, "expired"), (second.pk, "offered")]
 
 
 @pytest.mark.django_db
@@ -294,8 +294,8 @@ def test_offer_mode_with_nobody_left_reports_no_drivers(passenger, make_driver, 
     """When the only driver declines, the ride records that nobody was found."""
     settings.DISPATCH_MODE = "offer"
     only = make_driver(*JHB)
-    services.ride_match(ride=book(passenger))
+    matching.ride_match(ride=book(passenger))
     ride = Ride.objects.get(ride_id="r1")
-    result = services.ride_offer_decline(ride=ride, driver=only)
+    result = offers.ride_offer_decline(ride=ride, driver=only)
     assert result.driver_id is None
     assert Ride.objects.get(pk=ride.pk).no_driver_found_at is not None

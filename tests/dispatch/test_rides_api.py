@@ -11,7 +11,7 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.test import Client
 
-from dispatch import services
+from dispatch import matching, rides
 from dispatch.models import Ride
 from people.models import LinkStatus
 from tests.conftest import token_for
@@ -27,7 +27,7 @@ def client(user=None) -> Client:
 
 
 def book(passenger, ride_id: str, *, booked_by=None, match: bool = True, **extra) -> Ride:
-    ride = services.ride_request(
+    ride = rides.ride_request(
         ride_id=ride_id,
         passenger=passenger,
         booked_by=booked_by or passenger,
@@ -40,19 +40,19 @@ def book(passenger, ride_id: str, *, booked_by=None, match: bool = True, **extra
         **extra,
     )
     if match:
-        services.ride_match(ride=ride)
+        matching.ride_match(ride=ride)
     ride.refresh_from_db()
     return ride
 
 
 def complete(ride: Ride) -> Ride:
     driver = ride.driver
-    for step in (services.ride_driver_arrived, services.ride_start, services.ride_complete):
+    for step in (rides.ride_driver_arrived, rides.ride_start, rides.ride_complete):
         ride = step(ride=Ride.objects.get(pk=ride.pk), driver=driver)
     return Ride.objects.get(pk=ride.pk)
 
 
-def rides(user, **query) -> dict:
+def listed(user, **query) -> dict:
     response = client(user).get("/api/rides/", query)
     assert response.status_code == 200, response.json()
     return response.json()
@@ -78,11 +78,11 @@ def test_passenger_lists_their_rides_newest_first(passenger, make_driver):
     """Each ride once, newest first, with the passenger's role."""
     driver = make_driver(*JHB)
     complete(book(passenger, "old"))
-    services.ride_cancel(
+    rides.ride_cancel(
         ride=book(passenger, "middle", match=False), actor=passenger, cancelled_by="passenger"
     )
     book(passenger, "new")
-    page = rides(passenger)
+    page = listed(passenger)
     assert page["count"] == 3
     assert [r["ride_id"] for r in page["items"]] == ["new", "middle", "old"]
     newest = page["items"][0]
@@ -98,14 +98,14 @@ def test_list_is_paginated_by_page_number(passenger, make_user):
     other = make_user("passenger")
     for n in range(5):
         ride = book(passenger, f"r{n}", match=False)
-        services.ride_cancel(ride=ride, actor=passenger, cancelled_by="passenger")
+        rides.ride_cancel(ride=ride, actor=passenger, cancelled_by="passenger")
     book(other, "not-mine", match=False)
-    first = rides(passenger, page_size=2)
+    first = listed(passenger, page_size=2)
     assert first["count"] == 5
     assert [r["ride_id"] for r in first["items"]] == ["r4", "r3"]
-    last = rides(passenger, page=3, page_size=2)
+    last = listed(passenger, page=3, page_size=2)
     assert [r["ride_id"] for r in last["items"]] == ["r0"]
-    assert rides(passenger, page=4, page_size=2)["items"] == []
+    assert listed(passenger, page=4, page_size=2)["items"] == []
     response = client(passenger).get("/api/rides/", {"page": 0})
     assert response.status_code == 400 and response.json()["code"] == "invalid_request"
 
@@ -121,10 +121,10 @@ def test_caregiver_lists_rides_of_actively_linked_passengers_only(passenger, mak
     link.status = LinkStatus.REVOKED
     link.save()
     book(passenger, "sarahs", match=False)
-    [item] = rides(active)["items"]
+    [item] = listed(active)["items"]
     assert item["ride_id"] == "sarahs" and item["role"] == "caregiver"
-    assert rides(invited) == {"items": [], "count": 0}
-    assert rides(revoked) == {"items": [], "count": 0}
+    assert listed(invited) == {"items": [], "count": 0}
+    assert listed(revoked) == {"items": [], "count": 0}
 
 
 def test_caregiver_sees_rides_they_booked_for_the_passenger(passenger, make_user, make_link):
@@ -132,9 +132,9 @@ def test_caregiver_sees_rides_they_booked_for_the_passenger(passenger, make_user
     caregiver = make_user("caregiver", first_name="Emily", last_name="Davis")
     make_link(passenger, caregiver)
     book(passenger, "for-sarah", booked_by=caregiver, match=False)
-    [item] = rides(caregiver)["items"]
+    [item] = listed(caregiver)["items"]
     assert item["booked_by"]["name"] == "Emily Davis" and item["booked_on_behalf"] is True
-    [same] = rides(passenger)["items"]
+    [same] = listed(passenger)["items"]
     assert same["ride_id"] == "for-sarah" and same["role"] == "passenger"
 
 
@@ -143,9 +143,9 @@ def test_driver_lists_the_rides_they_drove(passenger, make_driver, make_user):
     driver = make_driver(*JHB)
     complete(book(passenger, "driven"))
     book(make_user("passenger"), "unmatched", match=False)
-    [item] = rides(driver)["items"]
+    [item] = listed(driver)["items"]
     assert item["ride_id"] == "driven" and item["role"] == "driver"
-    assert rides(make_user("passenger"))["count"] == 0
+    assert listed(make_user("passenger"))["count"] == 0
 
 
 # --- one ride -----------------------------------------------------------------
@@ -183,12 +183,12 @@ def test_needs_card_only_while_the_ride_is_active(needy, make_driver, make_user,
         needs = ride_detail(viewer, "needs").json()["needs"]
         assert needs["walker"] is True and needs["notes"] == "Hard of hearing"
         assert needs["ride_notes"] == "Gate code 1234"
-    [item] = rides(driver)["items"]
+    [item] = listed(driver)["items"]
     assert item["needs"]["walker"] is True
     complete(ride)
     for viewer in (needy, caregiver, driver):
         assert ride_detail(viewer, "needs").json()["needs"] is None
-    assert rides(driver)["items"][0]["needs"] is None
+    assert listed(driver)["items"][0]["needs"] is None
 
 
 def test_driver_position_only_to_those_allowed_while_active(
@@ -206,7 +206,7 @@ def test_driver_position_only_to_those_allowed_while_active(
     driver = ride_detail(blind, "pos").json()["driver"]
     assert driver["latitude"] is None and driver["longitude"] is None
     assert driver["name"] and driver["vehicle_registration"]
-    [item] = rides(blind)["items"]
+    [item] = listed(blind)["items"]
     assert item["driver"]["latitude"] is None
     complete(ride)
     for viewer in (passenger, watcher):
@@ -247,7 +247,7 @@ def test_dispatcher_sees_any_ride_as_staff(passenger, dispatcher, make_driver):
     body = ride_detail(dispatcher, "any").json()
     assert body["role"] == "staff" and body["driver"]["latitude"] == JHB[0]
     assert body["needs"] is not None
-    assert rides(dispatcher)["count"] == 0
+    assert listed(dispatcher)["count"] == 0
 
 
 def test_rides_need_a_token(passenger):

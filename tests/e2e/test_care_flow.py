@@ -80,7 +80,7 @@ def cast(server: Server, *phones: str, setup: str = "") -> dict[str, Person]:
         f"""
         import json
         from people.models import User
-        from people.services import session_issue
+        from people.signin import session_issue
         out = {{}}
         for phone in {list(phones)!r}:
             user = User.objects.get(phone_number=phone)

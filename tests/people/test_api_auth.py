@@ -7,7 +7,7 @@ import re
 import pytest
 from django.test import Client
 
-from people import services
+from people import signin
 from people.models import ApiSession, DriverProfile, PassengerProfile, PhoneOTPDevice, User
 from tests.people.conftest import PHONE, pending_code, wrong_code
 
@@ -335,7 +335,7 @@ def test_logout_ends_only_this_apps_session(api, make_account):
     """Signing out on one phone leaves the user's other sessions alone."""
     user = make_account()
     first = sign_in(api)["tokens"]
-    other = services.session_issue(user=user)
+    other = signin.session_issue(user=user)
     assert post(api, "logout/", **bearer(first["access"])).status_code == 204
     assert ApiSession.objects.get(pk=other.session.pk).revoked_at is None
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from people import services
+from people import signin
 from people.models import AuditEvent, PhoneOTPDevice
 from people.phones import InvalidPhoneNumber
 from people.sms import SMSDeliveryError
@@ -22,13 +22,13 @@ def device() -> PhoneOTPDevice:
     return PhoneOTPDevice.objects.get(phone_number=PHONE)
 
 
-def fail_once(clock) -> services.InvalidCode:
+def fail_once(clock) -> signin.InvalidCode:
     """One wrong code, after waiting out the back-off of the previous ones."""
     failures = device().throttling_failure_count
     if failures:
         clock.advance(seconds=2 ** (failures - 1))
-    with pytest.raises(services.InvalidCode) as info:
-        services.otp_verify(phone_number=PHONE, code=wrong_code())
+    with pytest.raises(signin.InvalidCode) as info:
+        signin.otp_verify(phone_number=PHONE, code=wrong_code())
     return info.value
 
 
@@ -37,8 +37,8 @@ def fail_once(clock) -> services.InvalidCode:
 
 def test_a_code_is_six_digits_valid_for_five_minutes(clock):
     """otp_send stores a 6-digit code that expires OTP_VALID_MINUTES later."""
-    sent = services.otp_send(phone_number="+27 82 123 4567")
-    assert sent == services.OtpSent(phone_number=PHONE, expires_in_minutes=5)
+    sent = signin.otp_send(phone_number="+27 82 123 4567")
+    assert sent == signin.OtpSent(phone_number=PHONE, expires_in_minutes=5)
     assert re.fullmatch(r"\d{6}", pending_code())
     assert device().valid_until == clock.now + timedelta(minutes=5)
 
@@ -51,8 +51,8 @@ def test_codes_come_from_secrets_zero_padded(monkeypatch):
         draws.append(n)
         return 42
 
-    monkeypatch.setattr(services.secrets, "randbelow", randbelow)
-    services.otp_send(phone_number=PHONE)
+    monkeypatch.setattr(signin.secrets, "randbelow", randbelow)
+    signin.otp_send(phone_number=PHONE)
     assert pending_code() == "000042"
     assert draws == [1_000_000]
 
@@ -60,43 +60,43 @@ def test_codes_come_from_secrets_zero_padded(monkeypatch):
 def test_bad_phone_number_is_refused_before_anything_is_stored():
     """An unreadable number raises InvalidPhoneNumber and creates no device."""
     with pytest.raises(InvalidPhoneNumber):
-        services.otp_send(phone_number="not a phone")
+        signin.otp_send(phone_number="not a phone")
     assert not PhoneOTPDevice.objects.exists()
 
 
 def test_a_second_code_within_the_cooldown_is_refused(clock):
     """Within OTP_RESEND_COOLDOWN_S of a code, another is refused with retry_after."""
-    services.otp_send(phone_number=PHONE)
+    signin.otp_send(phone_number=PHONE)
     first = pending_code()
     clock.advance(seconds=29)
-    with pytest.raises(services.OtpCooldown) as info:
-        services.otp_send(phone_number=PHONE)
+    with pytest.raises(signin.OtpCooldown) as info:
+        signin.otp_send(phone_number=PHONE)
     assert info.value.extra == {"retry_after": 1}
     assert pending_code() == first
 
     clock.advance(seconds=1)
-    services.otp_send(phone_number=PHONE)
+    signin.otp_send(phone_number=PHONE)
     assert device().valid_until == clock.now + timedelta(minutes=5)
 
 
 def test_cooldown_can_be_switched_off(settings):
     """OTP_RESEND_COOLDOWN_S = 0 lets codes be sent back to back."""
     settings.OTP_RESEND_COOLDOWN_S = 0
-    services.otp_send(phone_number=PHONE)
-    services.otp_send(phone_number=PHONE)
+    signin.otp_send(phone_number=PHONE)
+    signin.otp_send(phone_number=PHONE)
 
 
 def test_an_undelivered_code_is_withdrawn(settings):
     """When the gateway fails, the code is withdrawn and a resend is allowed at once."""
     settings.SMS_BACKEND = "smsportal"  # no credentials: the gateway fails
     with pytest.raises(SMSDeliveryError):
-        services.otp_send(phone_number=PHONE)
+        signin.otp_send(phone_number=PHONE)
     assert device().token is None
     failed = AuditEvent.objects.get(action="otp.send_failed")
     assert "SMS_PORTAL_USERNAME" in failed.payload["error"]
 
     settings.SMS_BACKEND = "console"
-    services.otp_send(phone_number=PHONE)
+    signin.otp_send(phone_number=PHONE)
     assert device().token is not None
 
 
@@ -106,8 +106,8 @@ def test_an_undelivered_code_is_withdrawn(settings):
 def test_correct_code_signs_in_a_registered_phone(make_account):
     """A registered phone gets its user and a working token pair."""
     user = make_account()
-    services.otp_send(phone_number=PHONE)
-    result = services.otp_verify(phone_number="082 123 4567", code=pending_code())
+    signin.otp_send(phone_number=PHONE)
+    result = signin.otp_verify(phone_number="082 123 4567", code=pending_code())
     assert result.user == user
     assert result.registration_token is None
     assert user_for_access_token(result.tokens.access) == user
@@ -116,56 +116,56 @@ def test_correct_code_signs_in_a_registered_phone(make_account):
 
 def test_correct_code_for_an_unknown_phone_gives_a_registration_token():
     """An unknown phone proves itself and gets a registration token, no session."""
-    services.otp_send(phone_number=PHONE)
-    result = services.otp_verify(phone_number=PHONE, code=pending_code())
+    signin.otp_send(phone_number=PHONE)
+    result = signin.otp_verify(phone_number=PHONE, code=pending_code())
     assert result.user is None and result.tokens is None
     assert registration_token_phone(result.registration_token) == PHONE
 
 
 def test_spaces_typed_into_a_code_are_ignored():
     """ "123 456" is read as "123456"."""
-    services.otp_send(phone_number=PHONE)
+    signin.otp_send(phone_number=PHONE)
     code = pending_code()
-    services.otp_verify(phone_number=PHONE, code=f" {code[:3]} {code[3:]} ")
+    signin.otp_verify(phone_number=PHONE, code=f" {code[:3]} {code[3:]} ")
 
 
 def test_a_code_works_only_once():
     """A used code is cleared: the second use is a wrong code."""
-    services.otp_send(phone_number=PHONE)
+    signin.otp_send(phone_number=PHONE)
     code = pending_code()
-    services.otp_verify(phone_number=PHONE, code=code)
-    with pytest.raises(services.InvalidCode):
-        services.otp_verify(phone_number=PHONE, code=code)
+    signin.otp_verify(phone_number=PHONE, code=code)
+    with pytest.raises(signin.InvalidCode):
+        signin.otp_verify(phone_number=PHONE, code=code)
 
 
 def test_a_code_expires_after_five_minutes(clock):
     """A code typed five minutes after sending is refused."""
-    services.otp_send(phone_number=PHONE)
+    signin.otp_send(phone_number=PHONE)
     code = pending_code()
     clock.advance(minutes=5)
-    with pytest.raises(services.InvalidCode):
-        services.otp_verify(phone_number=PHONE, code=code)
+    with pytest.raises(signin.InvalidCode):
+        signin.otp_verify(phone_number=PHONE, code=code)
 
 
 def test_a_code_still_works_just_before_expiry(clock):
     """Four minutes fifty-nine seconds after sending, the code still works."""
-    services.otp_send(phone_number=PHONE)
+    signin.otp_send(phone_number=PHONE)
     clock.advance(minutes=4, seconds=59)
-    services.otp_verify(phone_number=PHONE, code=pending_code())
+    signin.otp_verify(phone_number=PHONE, code=pending_code())
 
 
 def test_verifying_without_any_code_sent_fails():
     """A phone that was never sent a code cannot verify."""
-    with pytest.raises(services.InvalidCode):
-        services.otp_verify(phone_number=PHONE, code="123456")
+    with pytest.raises(signin.InvalidCode):
+        signin.otp_verify(phone_number=PHONE, code="123456")
 
 
 def test_a_switched_off_account_cannot_sign_in(make_account):
     """A correct code for an inactive user raises AccountDisabled."""
     make_account(is_active=False)
-    services.otp_send(phone_number=PHONE)
-    with pytest.raises(services.AccountDisabled):
-        services.otp_verify(phone_number=PHONE, code=pending_code())
+    signin.otp_send(phone_number=PHONE)
+    with pytest.raises(signin.AccountDisabled):
+        signin.otp_verify(phone_number=PHONE, code=pending_code())
 
 
 # --- throttling and locking ---------------------------------------------------
@@ -173,7 +173,7 @@ def test_a_switched_off_account_cannot_sign_in(make_account):
 
 def test_a_wrong_code_says_how_many_tries_are_left(clock):
     """Each wrong code counts down the tries left."""
-    services.otp_send(phone_number=PHONE)
+    signin.otp_send(phone_number=PHONE)
     error = fail_once(clock)
     assert error.extra == {"tries_left": 9, "locked": False}
     assert "9 tries left" in str(error)
@@ -182,33 +182,33 @@ def test_a_wrong_code_says_how_many_tries_are_left(clock):
 
 def test_after_a_wrong_code_the_next_try_must_wait(clock):
     """Right after a wrong code, even the right code is not checked."""
-    services.otp_send(phone_number=PHONE)
+    signin.otp_send(phone_number=PHONE)
     code = pending_code()
     fail_once(clock)
     fail_once(clock)  # two failures: the next try waits 2 seconds
-    with pytest.raises(services.OtpThrottled) as info:
-        services.otp_verify(phone_number=PHONE, code=code)
+    with pytest.raises(signin.OtpThrottled) as info:
+        signin.otp_verify(phone_number=PHONE, code=code)
     assert info.value.extra == {"retry_after": 2}
     # Not checked: the code is still pending and the count did not move.
     assert device().token == code
     assert device().throttling_failure_count == 2
 
     clock.advance(seconds=2)
-    services.otp_verify(phone_number=PHONE, code=code)
+    signin.otp_verify(phone_number=PHONE, code=code)
 
 
 def test_wrong_codes_while_throttled_do_not_count(clock):
     """A wrong code sent during the back-off is refused without counting."""
-    services.otp_send(phone_number=PHONE)
+    signin.otp_send(phone_number=PHONE)
     fail_once(clock)
-    with pytest.raises(services.OtpThrottled):
-        services.otp_verify(phone_number=PHONE, code=wrong_code())
+    with pytest.raises(signin.OtpThrottled):
+        signin.otp_verify(phone_number=PHONE, code=wrong_code())
     assert device().throttling_failure_count == 1
 
 
 def test_ten_wrong_codes_lock_the_phone_for_good(clock):
     """The tenth wrong code locks the phone; the right code and time do not help."""
-    services.otp_send(phone_number=PHONE)
+    signin.otp_send(phone_number=PHONE)
     code = pending_code()
     for _ in range(9):
         assert fail_once(clock).extra["locked"] is False
@@ -218,32 +218,32 @@ def test_ten_wrong_codes_lock_the_phone_for_good(clock):
     assert AuditEvent.objects.filter(action="otp.locked").count() == 1
 
     clock.advance(days=365)
-    with pytest.raises(services.OtpLocked):
-        services.otp_verify(phone_number=PHONE, code=code)
-    with pytest.raises(services.OtpLocked):
-        services.otp_send(phone_number=PHONE)
+    with pytest.raises(signin.OtpLocked):
+        signin.otp_verify(phone_number=PHONE, code=code)
+    with pytest.raises(signin.OtpLocked):
+        signin.otp_send(phone_number=PHONE)
     assert device().throttling_failure_count == 10
 
 
 def test_a_new_code_does_not_reset_the_failure_count(clock):
     """Asking for a fresh code keeps the wrong codes already counted."""
-    services.otp_send(phone_number=PHONE)
+    signin.otp_send(phone_number=PHONE)
     for _ in range(3):
         fail_once(clock)
     clock.advance(minutes=1)
-    services.otp_send(phone_number=PHONE)
+    signin.otp_send(phone_number=PHONE)
     assert device().throttling_failure_count == 3
     assert fail_once(clock).extra["tries_left"] == 6
 
 
 def test_the_right_code_resets_the_failure_count(clock):
     """A correct code (while not locked) clears the count."""
-    services.otp_send(phone_number=PHONE)
+    signin.otp_send(phone_number=PHONE)
     for _ in range(9):
         fail_once(clock)
     clock.advance(seconds=2**8)
-    services.otp_send(phone_number=PHONE)  # the first code has expired by now
-    services.otp_verify(phone_number=PHONE, code=pending_code())
+    signin.otp_send(phone_number=PHONE)  # the first code has expired by now
+    signin.otp_verify(phone_number=PHONE, code=pending_code())
     assert device().throttling_failure_count == 0
     assert device().throttling_failure_timestamp is None
 
@@ -251,24 +251,24 @@ def test_the_right_code_resets_the_failure_count(clock):
 def test_support_reset_unlocks_a_locked_phone(clock, make_account):
     """otp_device_reset clears the failures and any pending code, with an audit row."""
     support = make_account(phone="27830000000", is_staff=True)
-    services.otp_send(phone_number=PHONE)
+    signin.otp_send(phone_number=PHONE)
     old_code = pending_code()
     for _ in range(10):
         fail_once(clock)
     assert device().is_locked
 
-    services.otp_device_reset(device=device(), actor=support)
+    signin.otp_device_reset(device=device(), actor=support)
     assert not device().is_locked
     assert device().token is None
     row = AuditEvent.objects.get(action="otp.reset")
     assert row.actor == support
     assert row.payload["failures_cleared"] == 10
 
-    with pytest.raises(services.InvalidCode):
-        services.otp_verify(phone_number=PHONE, code=old_code)
+    with pytest.raises(signin.InvalidCode):
+        signin.otp_verify(phone_number=PHONE, code=old_code)
     clock.advance(days=1)
-    services.otp_send(phone_number=PHONE)
-    services.otp_verify(phone_number=PHONE, code=pending_code())
+    signin.otp_send(phone_number=PHONE)
+    signin.otp_verify(phone_number=PHONE, code=pending_code())
 
 
 # --- what is written down ------------------------------------------------------
@@ -277,12 +277,12 @@ def test_support_reset_unlocks_a_locked_phone(clock, make_account):
 def test_each_step_leaves_an_audit_row_without_the_code(clock, make_account):
     """Sending, failing and verifying are audited; no row holds a code or token."""
     make_account()
-    services.otp_send(phone_number=PHONE)
+    signin.otp_send(phone_number=PHONE)
     code = pending_code()
     wrong = wrong_code()
     fail_once(clock)
     clock.advance(seconds=1)
-    result = services.otp_verify(phone_number=PHONE, code=code)
+    result = signin.otp_verify(phone_number=PHONE, code=code)
     actions = list(AuditEvent.objects.order_by("pk").values_list("action", flat=True))
     assert actions == ["otp.sent", "otp.failed", "otp.verified", "session.issued"]
     dumped = repr(list(AuditEvent.objects.values()))
@@ -294,9 +294,9 @@ def test_codes_are_logged_only_by_the_console_backend(settings, sms_portal, capl
     """With a real gateway the code reaches the SMS but never the log."""
     settings.SMS_BACKEND = "smsportal"
     with caplog.at_level(logging.DEBUG):
-        services.otp_send(phone_number=PHONE)
+        signin.otp_send(phone_number=PHONE)
         code = pending_code()
-        services.otp_verify(phone_number=PHONE, code=code)
+        signin.otp_verify(phone_number=PHONE, code=code)
     assert code in sms_portal.requests[0].form["data1"]
     assert caplog.records
     assert code not in caplog.text
@@ -305,5 +305,5 @@ def test_codes_are_logged_only_by_the_console_backend(settings, sms_portal, capl
 def test_the_console_backend_logs_the_code(caplog):
     """In development the code is read from the log."""
     with caplog.at_level(logging.INFO, logger="people.sms"):
-        services.otp_send(phone_number=PHONE)
+        signin.otp_send(phone_number=PHONE)
     assert pending_code() in caplog.text

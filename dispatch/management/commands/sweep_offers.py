@@ -2,7 +2,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from dispatch.services import ride_offers_expire
+from dispatch.offers import ride_offers_expire
 
 
 class Command(BaseCommand):

@@ -12,10 +12,15 @@ calls stay on the worker's one database thread.
 
 `db_background` is for bulk work nobody waits for (copying positions to the
 database): a thread of its own, so it never delays a passenger.
+
+Both record the event loop they were called from (`calling_loop`), so sync
+code on the database thread can hand work back to that loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import threading
 from collections.abc import Callable
@@ -27,6 +32,15 @@ from django.conf import settings
 
 # name -> (pool, its number of threads)
 _pools: dict[str, tuple[ThreadPoolExecutor, int]] = {}
+_calling_loop: contextvars.ContextVar[asyncio.AbstractEventLoop | None] = contextvars.ContextVar(
+    "calling_loop", default=None
+)
+
+
+def calling_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop that called this sync code through db_async, if any."""
+    loop = _calling_loop.get()
+    return loop if loop is not None and loop.is_running() else None
 
 
 def _pool(name: str, size: int) -> ThreadPoolExecutor:
@@ -41,24 +55,24 @@ def _runner(fn: Callable[..., Any], pool: str, size: int) -> Callable[..., Any]:
     return database_sync_to_async(fn)
 
 
-def db_async(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """`fn` as a coroutine function, on the database pool (or the one thread)."""
-
+def _wrap(fn: Callable[..., Any], pool: str, size: Callable[[], int]) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def call(*args: Any, **kwargs: Any) -> Any:
-        return await _runner(fn, "db", settings.DB_THREADS)(*args, **kwargs)
+        # asgiref runs `fn` in a copy of this context: the loop travels with it.
+        _calling_loop.set(asyncio.get_running_loop())
+        return await _runner(fn, pool, size())(*args, **kwargs)
 
     return call
+
+
+def db_async(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` as a coroutine function, on the database pool (or the one thread)."""
+    return _wrap(fn, "db", lambda: settings.DB_THREADS)
 
 
 def db_background(fn: Callable[..., Any]) -> Callable[..., Any]:
     """`fn` as a coroutine function, on a thread of its own (PostgreSQL only)."""
-
-    @functools.wraps(fn)
-    async def call(*args: Any, **kwargs: Any) -> Any:
-        return await _runner(fn, "db-bg", 1)(*args, **kwargs)
-
-    return call
+    return _wrap(fn, "db-bg", lambda: 1)
 
 
 def close_pool_connections() -> None:
@@ -75,23 +89,3 @@ def close_pool_connections() -> None:
 
         for future in [pool.submit(close) for _ in range(size)]:
             future.result(timeout=15)
-
-
-class NoConnectionSweepPerMessage:
-    """
-    A consumer mixin: Channels (4.2 and later) runs `close_old_connections`
-    on the worker's one database thread before every message a consumer
-    handles, so each GPS report and each group message waited in the same
-    queue as bookings. These consumers reach the database only through
-    `db_async` (channels' DatabaseSyncToAsync), which closes stale
-    connections around every call itself, so the per-message sweep is
-    skipped.
-    """
-
-    async def dispatch(self, message):
-        from channels.consumer import get_handler_name
-
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from people import signals
+from people.audit import audit_event_record
 from people.models import PassengerProfile, User, UserType
-from people.services import audit_event_record
+from project.common.errors import ServiceError
 
 NAME_FIELDS = ("first_name", "last_name")
 NEEDS_FIELDS = (
@@ -20,11 +22,8 @@ NEEDS_FIELDS = (
 )
 
 
-class ProfileError(Exception):
-    def __init__(self, code: str, message: str, fields: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.fields = fields or {}
+class ProfileError(ServiceError):
+    code = "invalid_request"
 
 
 def profile_update(*, user: User, actor: User | None = None, **fields) -> User:
@@ -36,16 +35,14 @@ def profile_update(*, user: User, actor: User | None = None, **fields) -> User:
     unknown = set(fields) - {*NAME_FIELDS, *NEEDS_FIELDS}
     if unknown:
         raise ProfileError(
-            "invalid_request",
             "Unknown fields: " + ", ".join(sorted(unknown)) + ".",
-            {name: "Not a profile field." for name in unknown},
+            fields={name: "Not a profile field." for name in unknown},
         )
     needs = {k: v for k, v in fields.items() if k in NEEDS_FIELDS}
     if needs and user.user_type != UserType.PASSENGER:
         raise ProfileError(
-            "invalid_request",
             "Only passengers have travel needs.",
-            {name: "Only passengers have travel needs." for name in needs},
+            fields={name: "Only passengers have travel needs." for name in needs},
         )
     names = {k: v.strip() for k, v in fields.items() if k in NAME_FIELDS}
     with transaction.atomic():
@@ -64,9 +61,7 @@ def profile_update(*, user: User, actor: User | None = None, **fields) -> User:
             profile.save(update_fields=list(needs))
         if any(name in NEEDS_FIELDS for name in changed):
             # A driver already on the way sees the new needs at once.
-            from dispatch.services import ride_needs_changed
-
-            ride_needs_changed(passenger_id=user.pk)
+            signals.needs_changed.send(sender=PassengerProfile, passenger_id=user.pk)
         if changed:
             audit_event_record(
                 actor=actor,

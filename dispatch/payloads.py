@@ -1,6 +1,7 @@
 """
-The JSON the apps receive. Names and fields are a contract with the mobile
-apps (docs/protocol.md): add fields, never rename them.
+The JSON the apps receive about rides. Names and fields are a contract with
+the mobile apps (docs/protocol.md): add fields, never rename them. What a
+given viewer may see of each message is dispatch.access's to decide.
 """
 
 from __future__ import annotations
@@ -10,11 +11,16 @@ from typing import Any
 
 from django.utils import timezone
 
-from dispatch.geo import haversine_km
+from dispatch.geo import Point, haversine_km
 from dispatch.models import Ride
 
 # Average urban speed for the pickup ETA when the app sent none.
 ETA_SPEED_KMH = 30.0
+
+
+def eta_minutes(distance_km: float) -> int:
+    """Minutes to cover `distance_km` at an average urban speed (at least one)."""
+    return max(1, round(distance_km / ETA_SPEED_KMH * 60))
 
 
 def _num(value: Decimal | float | None) -> float | None:
@@ -35,11 +41,9 @@ def person(user) -> dict[str, Any] | None:
     }
 
 
-def driver_card(driver, lat: float | None = None, lng: float | None = None) -> dict:
+def driver_card(driver, point: Point | None) -> dict:
+    """The driver as the apps show them; `point`: where they are now."""
     profile = getattr(driver, "driver_profile", None)
-    state = getattr(driver, "driver_state", None)
-    if lat is None and state is not None:
-        lat, lng = state.latitude, state.longitude
     return {
         "id": driver.pk,
         "name": driver.get_full_name() or driver.display_phone,
@@ -47,25 +51,26 @@ def driver_card(driver, lat: float | None = None, lng: float | None = None) -> d
         "vehicle_type": profile.vehicle_type if profile else None,
         "vehicle_registration": profile.vehicle_registration if profile else None,
         "rating": _num(profile.rating) if profile else None,
-        "latitude": lat,
-        "longitude": lng,
+        "latitude": point.lat if point else None,
+        "longitude": point.lng if point else None,
     }
 
 
 def needs_card(ride: Ride) -> dict[str, Any]:
+    """
+    What the passenger needs on this ride: the one shape every surface shows
+    (driver app, REST, console). The wheelchair is the ride's own, as it was
+    matched (the booking's word, else the profile's), so a driver is never
+    told of a wheelchair the matcher ignored; the rest is the profile's.
+    """
     profile = getattr(ride.passenger, "passenger_profile", None)
-    card = (
-        profile.needs_card()
-        if profile
-        else {
-            "wheelchair": False,
-            "walker": False,
-            "assistance_boarding": False,
-            "service_animal": False,
-            "notes": "",
-        }
-    )
-    card["wheelchair"] = card["wheelchair"] or ride.needs_wheelchair
+    card = {
+        "wheelchair": ride.needs_wheelchair,
+        "walker": bool(profile and profile.needs_walker),
+        "assistance_boarding": bool(profile and profile.needs_assistance_boarding),
+        "service_animal": bool(profile and profile.has_service_animal),
+        "notes": profile.notes if profile else "",
+    }
     if ride.notes:
         card["ride_notes"] = ride.notes
     return card
@@ -106,14 +111,17 @@ def _about(ride: Ride, kind: str) -> dict[str, Any]:
     }
 
 
-def ride_status(ride: Ride) -> dict[str, Any]:
-    """The whole ride as one snapshot: sent on connect and on every change."""
+def ride_status(ride: Ride, point: Point | None) -> dict[str, Any]:
+    """
+    The whole ride as one snapshot: sent on connect and on every change.
+    `point`: the driver's live position.
+    """
     return {
         **_about(ride, "ride_status"),
         "passenger": person(ride.passenger),
         "booked_by": person(ride.booked_by),
         "booked_on_behalf": ride.booked_on_behalf,
-        "driver": driver_card(ride.driver) if ride.driver_id else None,
+        "driver": driver_card(ride.driver, point) if ride.driver_id else None,
         **_places(ride),
         "needs_wheelchair": ride.needs_wheelchair,
         "cancelled_by": ride.cancelled_by or None,
@@ -142,17 +150,15 @@ def no_drivers(ride: Ride) -> dict[str, Any]:
     }
 
 
-def driver_assigned(ride: Ride) -> dict[str, Any]:
-    card = driver_card(ride.driver)
+def driver_assigned(ride: Ride, point: Point | None) -> dict[str, Any]:
+    """The passenger's news of their driver; `point`: where the driver is now."""
+    card = driver_card(ride.driver, point)
     distance = None
-    if card["latitude"] is not None:
+    if point is not None:
         distance = round(
-            haversine_km(
-                card["latitude"], card["longitude"], ride.pickup_latitude, ride.pickup_longitude
-            ),
-            2,
+            haversine_km(point.lat, point.lng, ride.pickup_latitude, ride.pickup_longitude), 2
         )
-    eta = None if distance is None else max(1, round(distance / ETA_SPEED_KMH * 60))
+    eta = None if distance is None else eta_minutes(distance)
     return {
         **_about(ride, "driver_assigned"),
         "message": "Driver found!",
@@ -211,18 +217,14 @@ def ride_cancelled(ride: Ride) -> dict[str, Any]:
     }
 
 
-def driver_location(ride_id: str, driver_id: int, lat, lng, heading, speed) -> dict:
+def driver_location(ride_id: str, driver_id: int, point: Point) -> dict[str, Any]:
     return {
         "type": "driver_location",
         "ride_id": ride_id,
         "driver_id": driver_id,
-        "latitude": lat,
-        "longitude": lng,
-        "heading": heading,
-        "speed": speed,
+        "latitude": point.lat,
+        "longitude": point.lng,
+        "heading": point.heading,
+        "speed": point.speed,
         "timestamp": timezone.now().isoformat(),
     }
-
-
-def error(code: str, message: str, **extra) -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message, **extra}

@@ -1,4 +1,4 @@
-"""Typed inbound WebSocket messages. Numbers may arrive as numeric strings."""
+"""The messages the apps send on the sockets, typed. Numbers may arrive as numeric strings."""
 
 from __future__ import annotations
 
@@ -47,6 +47,23 @@ class FindDriver(Inbound):
     @classmethod
     def _blank_is_none(cls, value):
         return None if value == "" else value
+
+    def ride_details(self) -> dict:
+        """The booked ride's own fields (dispatch.matching.ride_book's keywords)."""
+        minutes = self.estimated_duration_minutes
+        return {
+            "pickup_latitude": self.pickup_latitude,
+            "pickup_longitude": self.pickup_longitude,
+            "pickup_address": self.pickup_address,
+            "dropoff_latitude": self.dropoff_latitude,
+            "dropoff_longitude": self.dropoff_longitude,
+            "dropoff_address": self.dropoff_address,
+            "distance_km": self.distance_km,
+            "estimated_duration_minutes": None if minutes is None else round(minutes),
+            "fare_amount": self.fare_amount,
+            "needs_wheelchair": self.needs_wheelchair,
+            "notes": self.notes,
+        }
 
 
 class CancelRide(Inbound):

@@ -1,6 +1,7 @@
 """
-Every write about people: one atomic function per change, each with its
-AuditEvent row. Views, consumers, admin actions and commands call these.
+Sign-in: SMS codes, registration and API sessions. One atomic function per
+change, each with its AuditEvent row; the REST views and the admin call
+these.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from people import tokens
+from people.audit import audit_event_record
 from people.models import (
     ApiSession,
     AuditEvent,
@@ -29,25 +30,9 @@ from people.models import (
 )
 from people.phones import normalize_phone
 from people.sms import SMSDeliveryError, sms_send
+from project.common.errors import ServiceError
 
 logger = logging.getLogger(__name__)
-
-
-def audit_event_record(
-    *,
-    actor: User | None,
-    action: str,
-    subject: models.Model,
-    payload: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Write one audit row. Never put codes, tokens or secrets in payload."""
-    return AuditEvent.objects.create(
-        actor=actor,
-        action=action,
-        subject_type=subject._meta.model_name,
-        subject_id=str(subject.pk),
-        payload=payload or {},
-    )
 
 
 # =============================================================================
@@ -67,26 +52,26 @@ def audit_event_record(
 # =============================================================================
 
 
-class SignInError(Exception):
+class SignInError(ServiceError):
     """A sign-in step refused; ``code`` is the API's machine-readable code."""
 
     code = "sign_in_failed"
-
-    def __init__(self, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.extra = extra
+    status = 400
 
 
 class OtpLocked(SignInError):
     code = "otp_locked"
+    status = 423
 
 
 class OtpThrottled(SignInError):
     code = "otp_throttled"
+    status = 429
 
 
 class OtpCooldown(SignInError):
     code = "otp_cooldown"
+    status = 429
 
 
 class InvalidCode(SignInError):
@@ -95,6 +80,7 @@ class InvalidCode(SignInError):
 
 class AccountDisabled(SignInError):
     code = "account_disabled"
+    status = 403
 
 
 class InvalidRegistrationToken(SignInError):
@@ -103,10 +89,12 @@ class InvalidRegistrationToken(SignInError):
 
 class AlreadyRegistered(SignInError):
     code = "already_registered"
+    status = 409
 
 
 class InvalidRefreshToken(SignInError):
     code = "invalid_refresh_token"
+    status = 401
 
 
 @dataclass(frozen=True)

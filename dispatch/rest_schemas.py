@@ -1,6 +1,6 @@
 """
 Response bodies of the rides API. A ride reads as on the sockets
-(dispatch.messages.ride_status), with pickup and dropoff nested only.
+(dispatch.payloads.ride_status), with pickup and dropoff nested only.
 """
 
 from __future__ import annotations

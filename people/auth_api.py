@@ -1,6 +1,7 @@
 """
 Sign-in for the apps, under /api/auth/. The views only translate: the rules
-live in people.services.
+live in people.signin, and its refusals render as {"code", "message"} with
+their own HTTP status (project.common.errors).
 """
 
 from __future__ import annotations
@@ -8,9 +9,9 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Router, Status
 
-from people import services
+from people import signin
 from people.phones import InvalidPhoneNumber, display_phone
-from people.schemas import (
+from people.rest_schemas import (
     ErrorOut,
     RefreshIn,
     RefreshOut,
@@ -24,24 +25,9 @@ from people.schemas import (
 )
 from people.sms import SMSDeliveryError
 from people.tokens import AccessTokenAuth
-from project.api import ApiError
+from project.common.errors import ApiError
 
 auth_router = Router(tags=["auth"])
-
-_STATUS: dict[type[services.SignInError], int] = {
-    services.InvalidCode: 400,
-    services.InvalidRegistrationToken: 400,
-    services.InvalidRefreshToken: 401,
-    services.AccountDisabled: 403,
-    services.AlreadyRegistered: 409,
-    services.OtpLocked: 423,
-    services.OtpThrottled: 429,
-    services.OtpCooldown: 429,
-}
-
-
-def _api_error(exc: services.SignInError) -> ApiError:
-    return ApiError(_STATUS.get(type(exc), 400), exc.code, str(exc), **exc.extra)
 
 
 def _phone_error(exc: InvalidPhoneNumber) -> ApiError:
@@ -53,7 +39,7 @@ def _user_agent(request: HttpRequest) -> str:
     return request.headers.get("User-Agent", "")[:256]
 
 
-def _signed_in(user, pair: services.TokenPair) -> dict:
+def _signed_in(user, pair: signin.TokenPair) -> dict:
     return {
         "user": user_out(user),
         "tokens": {"access": pair.access, "refresh": pair.refresh},
@@ -67,11 +53,9 @@ def _signed_in(user, pair: services.TokenPair) -> dict:
 )
 def send_otp(request: HttpRequest, body: SendOtpIn):
     try:
-        sent = services.otp_send(phone_number=body.phone_number)
+        sent = signin.otp_send(phone_number=body.phone_number)
     except InvalidPhoneNumber as exc:
         raise _phone_error(exc) from exc
-    except services.SignInError as exc:
-        raise _api_error(exc) from exc
     except SMSDeliveryError as exc:
         raise ApiError(
             502,
@@ -99,15 +83,13 @@ def send_otp(request: HttpRequest, body: SendOtpIn):
 )
 def verify_otp(request: HttpRequest, body: VerifyOtpIn):
     try:
-        result = services.otp_verify(
+        result = signin.otp_verify(
             phone_number=body.phone_number,
             code=body.code,
             user_agent=_user_agent(request),
         )
     except InvalidPhoneNumber as exc:
         raise _phone_error(exc) from exc
-    except services.SignInError as exc:
-        raise _api_error(exc) from exc
     if result.user is not None and result.tokens is not None:
         return _signed_in(result.user, result.tokens)
     return {"verified": True, "registration_token": result.registration_token}
@@ -120,16 +102,13 @@ def verify_otp(request: HttpRequest, body: VerifyOtpIn):
     summary="Create the account of a phone that passed its code",
 )
 def register(request: HttpRequest, body: RegisterIn):
-    try:
-        user = services.user_register(
-            registration_token=body.registration_token,
-            first_name=body.first_name,
-            last_name=body.last_name,
-            user_type=body.user_type,
-        )
-    except services.SignInError as exc:
-        raise _api_error(exc) from exc
-    pair = services.session_issue(user=user, user_agent=_user_agent(request))
+    user = signin.user_register(
+        registration_token=body.registration_token,
+        first_name=body.first_name,
+        last_name=body.last_name,
+        user_type=body.user_type,
+    )
+    pair = signin.session_issue(user=user, user_agent=_user_agent(request))
     return Status(201, _signed_in(user, pair))
 
 
@@ -139,10 +118,7 @@ def register(request: HttpRequest, body: RegisterIn):
     summary="Swap a refresh token for a new pair",
 )
 def refresh(request: HttpRequest, body: RefreshIn):
-    try:
-        pair = services.session_refresh(refresh=body.refresh)
-    except services.SignInError as exc:
-        raise _api_error(exc) from exc
+    pair = signin.session_refresh(refresh=body.refresh)
     return {"tokens": {"access": pair.access, "refresh": pair.refresh}}
 
 
@@ -153,5 +129,5 @@ def refresh(request: HttpRequest, body: RefreshIn):
     summary="End this app's session",
 )
 def logout(request: HttpRequest):
-    services.session_revoke(session=request.api_session, actor=request.auth, reason="logout")
+    signin.session_revoke(session=request.api_session, actor=request.auth, reason="logout")
     return Status(204, None)

@@ -1,0 +1,382 @@
+"""
+The one way news leaves the server: every group message is built and sent
+here, and nothing else calls the channel layer.
+
+Groups, and who is in each:
+
+- `ride.<ride_id>`: every socket open on that ride, once its access is
+  decided (passenger, caregivers, driver, staff), and the caregiver sockets
+  that follow the ride's driver position;
+- `passenger.<id>`: the passenger's own socket, for all their rides;
+- `caregiver.<id>`: a caregiver's socket, for all their passengers' rides;
+- `driver.<id>`: the driver's app;
+- `user.<id>`: every socket of a user (their links changed);
+- `console.board`: the dispatchers' consoles.
+
+Services call the `ride_changed`, `driver_changed` and `links_changed`
+senders inside their transaction. The messages are built at once, from the
+ride as the transaction left it, and sent when it commits, in commit order
+(a per-loop outbox), so nobody hears of a change that rolled back, and
+every message carries the version it describes. A driver's position report
+has no transaction: `driver_moved` sends it at once to the ride, and
+batches it for the consoles. The sockets decide what each viewer may see
+of a message (dispatch.access).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from functools import partial
+from typing import Any, Literal, TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+
+from dispatch import payloads
+from dispatch.geo import Point
+from dispatch.locations import live_position
+from dispatch.models import Ride
+from people.access import caregivers_following
+from project.common.db import calling_loop
+from project.common.sockets import per_event_loop
+
+log = logging.getLogger(__name__)
+
+CONSOLE_GROUP = "console.board"
+
+
+def ride_group(ride_id: str) -> str:
+    return f"ride.{ride_id}"
+
+
+def driver_group(user_id: int) -> str:
+    return f"driver.{user_id}"
+
+
+def passenger_group(user_id: int) -> str:
+    return f"passenger.{user_id}"
+
+
+def caregiver_group(user_id: int) -> str:
+    return f"caregiver.{user_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+# --- the group messages ----------------------------------------------------------
+
+
+class RideNews(TypedDict):
+    """A change to a ride, as one audience's app is told of it."""
+
+    type: Literal["ride.news"]
+    kind: str  # the ride event (assigned, cancelled...), or released/withdrawn
+    audience: Literal["ride", "passenger", "driver", "caregiver"]
+    ride_id: str
+    passenger_id: int
+    status: str
+    version: int
+    message: dict[str, Any]  # the app's JSON (dispatch.payloads)
+
+
+class RideLocation(TypedDict):
+    """The ride's driver reported a position."""
+
+    type: Literal["ride.location"]
+    ride_id: str
+    passenger_id: int
+    message: dict[str, Any]
+
+
+class ConsoleRide(TypedDict):
+    type: Literal["console.ride"]
+    kind: str
+    ride_pk: int
+    ride_id: str
+    status: str
+    version: int
+
+
+class ConsoleDriver(TypedDict):
+    type: Literal["console.driver"]
+    kind: str
+    driver_id: int
+
+
+class ConsolePositions(TypedDict):
+    """Drivers' latest reports on one worker over CONSOLE_MAP_BATCH_S."""
+
+    type: Literal["console.positions"]
+    # [driver_id, lat, lng, heading, seen, reported] each
+    drivers: list[list[Any]]
+
+
+class LinksChanged(TypedDict):
+    type: Literal["links.changed"]
+
+
+class ConsoleLinks(TypedDict):
+    type: Literal["console.links"]
+
+
+Send = tuple[str, dict[str, Any]]
+
+
+# --- rides -----------------------------------------------------------------------
+
+
+def ride_changed(
+    ride: Ride,
+    kind: str,
+    *,
+    released_driver_id: int | None = None,
+    released_by: str = "dispatcher",
+    released_reason: str = "",
+    withdrawn_driver_ids: list[int] = (),
+    offered_driver_id: int | None = None,
+    offer_distance_km: float | None = None,
+    offer_expires_at=None,
+    watchers: list[int] | None = None,
+) -> None:
+    """
+    Tell everyone of `kind` on `ride` once the transaction commits. The ride
+    is read again with its people unless it carries them already
+    (`Ride.objects.with_people()`). `watchers`: the caregivers following the
+    passenger, if the caller has read them.
+    """
+    ride = _with_people(ride)
+    if watchers is None:
+        watchers = caregivers_following(ride.passenger_id)
+    sends = _ride_sends(
+        ride,
+        kind,
+        watchers,
+        released=(released_driver_id, released_by, released_reason or kind),
+        withdrawn=withdrawn_driver_ids,
+        offer=(offered_driver_id, offer_distance_km, offer_expires_at),
+    )
+    _after_commit(sends)
+
+
+def _with_people(ride: Ride) -> Ride:
+    """The ride with everyone its messages name loaded (read again only if they are not)."""
+    named = ["passenger", "booked_by", *(["driver"] if ride.driver_id else [])]
+    if all(Ride._meta.get_field(name).is_cached(ride) for name in named):
+        return ride
+    return Ride.objects.with_people().get(pk=ride.pk)
+
+
+def _news(ride: Ride, kind: str, audience: str, message: dict[str, Any]) -> RideNews:
+    return RideNews(
+        type="ride.news",
+        kind=kind,
+        audience=audience,
+        ride_id=ride.ride_id,
+        passenger_id=ride.passenger_id,
+        status=ride.status,
+        version=ride.version,
+        message=message,
+    )
+
+
+def driver_point(ride: Ride) -> Point | None:
+    """Where the ride's driver is now, if it has one."""
+    if not ride.driver_id:
+        return None
+    return live_position(ride.driver_id, getattr(ride.driver, "driver_state", None))
+
+
+def snapshot(ride: Ride) -> dict[str, Any]:
+    """The ride as it stands, with its driver's live position (before any viewer's cut)."""
+    return payloads.ride_status(ride, driver_point(ride))
+
+
+def _ride_sends(ride: Ride, kind: str, watchers, *, released, withdrawn, offer) -> list[Send]:
+    """Who hears what of one ride event."""
+    point = driver_point(ride)
+    snapshot = payloads.ride_status(ride, point)
+    to_ride: dict | None = snapshot
+    to_driver: dict | None = snapshot if ride.driver_id else None
+    sends: list[Send] = []
+    if kind == "searching":
+        to_ride = payloads.searching(ride)
+    elif kind in ("assigned", "reassigned"):
+        to_ride = payloads.driver_assigned(ride, point)
+        to_driver = payloads.ride_assigned(ride)
+    elif kind == "no_drivers":
+        to_ride = payloads.no_drivers(ride)
+    elif kind == "cancelled":
+        to_ride = payloads.ride_cancelled(ride)
+        to_driver = to_ride if ride.driver_id else None
+    elif kind == "needs_updated":
+        # Not a ride event: the driver's card changed; the version stays.
+        to_ride, to_driver = None, payloads.ride_updated(ride)
+    elif kind == "offered":
+        driver_id, distance_km, expires_at = offer
+        request = payloads.ride_request(ride, distance_km, expires_at)
+        sends.append((driver_group(driver_id), _news(ride, kind, "driver", request)))
+        to_ride = to_driver = None
+
+    if to_ride is not None:
+        sends.append((ride_group(ride.ride_id), _news(ride, kind, "ride", to_ride)))
+        # The passenger's own app hears of every ride, including those a
+        # caregiver booked for them.
+        sends.append((passenger_group(ride.passenger_id), _news(ride, kind, "passenger", to_ride)))
+    if to_driver is not None and ride.driver_id:
+        sends.append((driver_group(ride.driver_id), _news(ride, kind, "driver", to_driver)))
+
+    released_id, released_by, released_reason = released
+    if released_id and released_id != ride.driver_id:
+        # A driver taken off the ride (reassigned, or who gave it back).
+        gone = {**payloads.ride_cancelled(ride), "cancelled_by": released_by}
+        gone["reason"] = released_reason
+        sends.append((driver_group(released_id), _news(ride, "released", "driver", gone)))
+    for driver_id in withdrawn:
+        # An offer that is no longer open: the driver's app stops showing it.
+        gone = {**payloads.ride_cancelled(ride), "cancelled_by": ride.cancelled_by or "system"}
+        gone["reason"] = "offer_expired" if kind == "offer_expired" else "offer_withdrawn"
+        sends.append((driver_group(driver_id), _news(ride, "withdrawn", "driver", gone)))
+
+    if kind not in ("offered", "needs_updated"):
+        told = _news(ride, kind, "caregiver", {**snapshot, "event": kind})
+        sends += [(caregiver_group(caregiver_id), told) for caregiver_id in watchers]
+        sends.append((CONSOLE_GROUP, _console_ride(ride, kind)))
+    return sends
+
+
+def _console_ride(ride: Ride, kind: str) -> ConsoleRide:
+    return ConsoleRide(
+        type="console.ride",
+        kind=kind,
+        ride_pk=ride.pk,
+        ride_id=ride.ride_id,
+        status=ride.status,
+        version=ride.version,
+    )
+
+
+# --- drivers -------------------------------------------------------------------
+
+
+def driver_changed(driver_id: int, kind: str) -> None:
+    """A driver's status changed (available, on_trip, offline)."""
+    news = ConsoleDriver(type="console.driver", kind=kind, driver_id=driver_id)
+    _after_commit([(CONSOLE_GROUP, news)])
+
+
+async def driver_moved(driver_id: int, point: Point, ride: tuple[str, int] | None) -> None:
+    """
+    A driver's position report: at once to the sockets on the ride the
+    driver holds (`ride`: ride_id and passenger id), and within
+    CONSOLE_MAP_BATCH_S to the consoles, batched per worker.
+    """
+    if ride is not None:
+        ride_id, passenger_id = ride
+        location = RideLocation(
+            type="ride.location",
+            ride_id=ride_id,
+            passenger_id=passenger_id,
+            message=payloads.driver_location(ride_id, driver_id, point),
+        )
+        await _send_all([(ride_group(ride_id), location)])
+    _console_positions().note(driver_id, point)
+
+
+class _PositionBatch:
+    """This worker's reports for the consoles: the latest of each driver, once per batch."""
+
+    def __init__(self) -> None:
+        self.pending: dict[int, Point] = {}
+        self.task: asyncio.Task | None = None
+
+    def note(self, driver_id: int, point: Point) -> None:
+        self.pending[driver_id] = point
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while self.pending:
+            await asyncio.sleep(settings.CONSOLE_MAP_BATCH_S)
+            batch, self.pending = self.pending, {}
+            message = ConsolePositions(
+                type="console.positions",
+                drivers=[
+                    [driver_id, p.lat, p.lng, p.heading, p.seen, p.reported]
+                    for driver_id, p in batch.items()
+                ],
+            )
+            await _send_all([(CONSOLE_GROUP, message)])
+
+
+_console_positions = per_event_loop(_PositionBatch)
+
+
+# --- people --------------------------------------------------------------------
+
+
+def links_changed(*user_ids: int) -> None:
+    """Sockets of these users re-read their caregiver links at once."""
+    sends: list[Send] = [(user_group(uid), LinksChanged(type="links.changed")) for uid in user_ids]
+    sends.append((CONSOLE_GROUP, ConsoleLinks(type="console.links")))
+    _after_commit(sends)
+
+
+# --- delivery ------------------------------------------------------------------
+
+
+def _after_commit(sends: list[Send]) -> None:
+    transaction.on_commit(partial(_deliver, sends))
+
+
+def _deliver(sends: list[Send]) -> None:
+    """
+    Hand the sends to the event loop that called this code (a socket's
+    service call) and return at once, instead of holding the database
+    thread until the channel layer has answered; without a loop (a command,
+    the admin, a test), send before returning.
+    """
+    loop = calling_loop()
+    if loop is None:
+        async_to_sync(_send_all)(sends)
+    else:
+        loop.call_soon_threadsafe(_enqueue, sends)
+
+
+# One ordered outbox per event loop: one drain task keeps them in commit order.
+_outboxes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _enqueue(sends: list[Send]) -> None:
+    loop = asyncio.get_running_loop()
+    queue = _outboxes.get(loop)
+    if queue is None:
+        queue = _outboxes[loop] = asyncio.Queue()
+        loop.create_task(_drain(queue))
+    queue.put_nowait(sends)
+
+
+async def _drain(queue: asyncio.Queue) -> None:
+    while True:
+        sends = await queue.get()
+        try:
+            await _send_all(sends)
+        except Exception:
+            log.exception("news delivery failed")
+
+
+async def _send_all(sends: list[Send]) -> None:
+    layer = get_channel_layer()
+    if layer is None or not sends:
+        return
+    results = await asyncio.gather(
+        *(layer.group_send(group, message) for group, message in sends), return_exceptions=True
+    )
+    for (group, _), result in zip(sends, results, strict=True):
+        if isinstance(result, Exception):
+            log.error("group_send to %s failed: %r", group, result)

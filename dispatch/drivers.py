@@ -1,0 +1,288 @@
+"""
+Drivers: the status table (offline, available, on_trip), where each one is,
+when a position is stale, and whether support has verified them.
+
+The status row in the database is the authority for who may be claimed;
+claims change it with one conditional UPDATE. Live positions stream through
+the location store (dispatch.locations) and are copied to the database at
+intervals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from dispatch import broadcast
+from dispatch.errors import DispatchError, NotAllowed
+from dispatch.geo import Point
+from dispatch.locations import live_position, location_store
+from dispatch.models import DriverState, DriverStatus
+from people.audit import audit_event_record
+from people.models import DriverProfile, User
+from project.common.db import db_background
+from project.common.sockets import per_event_loop
+
+log = logging.getLogger(__name__)
+
+# Positions copied to the database per transaction (persist_positions).
+PERSIST_CHUNK = 50
+
+
+# --- staleness: the one rule ---------------------------------------------------
+#
+# A driver is stale when their app has not reported for DRIVER_STALE_AFTER_S:
+# stale drivers are not matched, and show grey on the console. A position
+# that was placed rather than reported (a demo driver standing still) never
+# goes stale; an unknown position always is. The three functions below are
+# that rule as a time, as a test, and as a threshold for the stores.
+
+
+def stale_at(point: Point | None) -> float | None:
+    """When a driver at `point` turns stale without a new report; None: never."""
+    if point is None:
+        return 0.0
+    return point.seen + settings.DRIVER_STALE_AFTER_S if point.reported else None
+
+
+def is_stale(point: Point | None, now: float | None = None) -> bool:
+    at = stale_at(point)
+    return at is not None and (time.time() if now is None else now) > at
+
+
+def stale_before(now: float | None = None) -> float:
+    """Reports older than this (unix seconds) are stale."""
+    return (time.time() if now is None else now) - settings.DRIVER_STALE_AFTER_S
+
+
+def reports_position(profile: DriverProfile | None) -> bool:
+    """Demo drivers stand still and no app reports for them (seed_demo)."""
+    return not (profile is not None and profile.is_demo)
+
+
+def saved_positions() -> dict[int, Point]:
+    """The last copied position of every driver who is not offline (a cold store's start)."""
+    rows = (
+        DriverState.objects.exclude(status=DriverStatus.OFFLINE)
+        .filter(latitude__isnull=False, longitude__isnull=False)
+        .select_related("driver__driver_profile")
+    )
+    return {
+        row.driver_id: Point(
+            row.latitude,
+            row.longitude,
+            row.location_updated_at.timestamp() if row.location_updated_at else 0.0,
+            row.heading,
+            row.speed,
+            reports_position(getattr(row.driver, "driver_profile", None)),
+        )
+        for row in rows
+    }
+
+
+# --- status ------------------------------------------------------------------
+
+
+def driver_state_for(driver: User) -> DriverState:
+    state, _ = DriverState.objects.get_or_create(driver=driver)
+    return state
+
+
+def driver_set_status(*, driver: User, status: str) -> DriverState:
+    """A driver goes online (available) or offline."""
+    if status not in (DriverStatus.AVAILABLE, DriverStatus.OFFLINE):
+        raise DispatchError("status must be 'available' or 'offline'.", field="status")
+    profile = DriverProfile.objects.filter(user=driver).first()
+    if profile is None:
+        raise NotAllowed("Only drivers can go online.")
+    if status == DriverStatus.AVAILABLE and not profile.is_verified:
+        raise NotAllowed("Your driver account is not verified yet; support will contact you.")
+    with transaction.atomic():
+        state = DriverState.objects.select_for_update().get_or_create(driver=driver)[0]
+        if state.status == DriverStatus.ON_TRIP:
+            raise DispatchError(
+                "You have an active ride: finish or cancel it first.",
+                code="invalid_state",
+                status=409,
+                current_status=state.status,
+            )
+        if state.status != status:
+            state.status = status
+            state.last_seen_at = timezone.now()
+            state.save(update_fields=["status", "last_seen_at", "updated_at"])
+            broadcast.driver_changed(driver.pk, status)
+    store = location_store()
+    if status == DriverStatus.OFFLINE:
+        transaction.on_commit(lambda: store.remove(driver.pk))
+    elif state.latitude is not None and store.get(driver.pk) is None:
+        # Back online where it was last seen, until the app reports again.
+        point = live_position(driver.pk, state)
+        point.reported = reports_position(profile)
+        store.put(driver.pk, point)
+    return state
+
+
+def claim(driver_id: int, *, needs_wheelchair: bool) -> bool:
+    """
+    Put an eligible driver on a trip: available to on_trip in one
+    conditional UPDATE, so no driver ever holds two rides. False when the
+    driver is not (or no longer) eligible.
+    """
+    eligible = DriverState.objects.eligible(needs_wheelchair=needs_wheelchair)
+    # The status is tested on the row the UPDATE locks, not only inside the
+    # eligibility subquery: PostgreSQL re-checks the row's own conditions
+    # after waiting for a concurrent claim, never a subquery's.
+    return bool(
+        DriverState.objects.filter(
+            driver_id=driver_id,
+            status=DriverStatus.AVAILABLE,
+            driver_id__in=eligible.values("driver_id"),
+        ).update(status=DriverStatus.ON_TRIP, updated_at=timezone.now())
+    )
+
+
+def release(driver_id: int | None) -> None:
+    """A driver's trip is over (or given away): on_trip to available."""
+    if driver_id is None:
+        return
+    released = DriverState.objects.filter(driver_id=driver_id, status=DriverStatus.ON_TRIP).update(
+        status=DriverStatus.AVAILABLE
+    )
+    if released:
+        broadcast.driver_changed(driver_id, DriverStatus.AVAILABLE)
+
+
+def driver_verify(*, profile: DriverProfile, actor: User | None, verified: bool) -> DriverProfile:
+    """
+    Support marks a driver verified (they may go online) or not. An
+    unverified driver who is online waiting for rides is taken offline at
+    once; one on a trip finishes it and cannot go online again. Nothing
+    changes, and nothing is audited, when the profile already says so.
+    """
+    with transaction.atomic():
+        changed = (
+            DriverProfile.objects.filter(pk=profile.pk)
+            .exclude(is_verified=verified)
+            .update(is_verified=verified)
+        )
+        profile.is_verified = verified
+        if not changed:
+            return profile
+        audit_event_record(
+            actor=actor,
+            action="driver.verified" if verified else "driver.unverified",
+            subject=profile,
+            payload={"driver_id": profile.user_id},
+        )
+        if (
+            not verified
+            and DriverState.objects.filter(
+                driver_id=profile.user_id, status=DriverStatus.AVAILABLE
+            ).exists()
+        ):
+            driver_set_status(driver=profile.user, status=DriverStatus.OFFLINE)
+    return profile
+
+
+# --- positions -----------------------------------------------------------------
+
+
+def driver_place(
+    *,
+    driver: User,
+    latitude: float,
+    longitude: float,
+    heading: float | None = None,
+    speed: float | None = None,
+) -> None:
+    """Set a driver's position now, in the live store and the database (seeding, tests)."""
+    profile = DriverProfile.objects.filter(user=driver).first()
+    point = Point(
+        latitude, longitude, timezone.now().timestamp(), heading, speed, reports_position(profile)
+    )
+    location_store().put(driver.pk, point)
+    driver_state_for(driver)
+    persist_positions(positions={driver.pk: point})
+
+
+async def report_position(driver_id: int, point: Point, ride: tuple[str, int] | None) -> None:
+    """
+    A driver's app reported where it is: into the live store, to whoever
+    follows the driver's ride (`ride`: its ride_id and passenger id) and to
+    the consoles, and to the database at the next interval. Nothing here
+    waits for the database.
+    """
+    location_store().note(driver_id, point)
+    await broadcast.driver_moved(driver_id, point, ride)
+    position_writer().note(driver_id, point)
+
+
+def persist_positions(*, positions: dict[int, Point]) -> int:
+    """
+    Copy live positions to the database. Workers call this once per
+    LOCATION_PERSIST_INTERVAL_S with the latest report of each driver, never
+    once per report. One parameterised UPDATE run for every driver
+    (executemany: pipelined on PostgreSQL); the ORM's bulk_update builds a
+    CASE per column and row, which cost more than the rest of the interval's
+    work put together (docs/benchmarks.md).
+
+    The rows go in chunks of PERSIST_CHUNK, each its own transaction (a
+    savepoint inside a caller's): one transaction for the whole batch held
+    every row it had updated until it ended, and bookings skipped or waited
+    for those drivers.
+    """
+    if not positions:
+        return 0
+    ops = connection.ops
+    table = ops.quote_name(DriverState._meta.db_table)
+    sql = (
+        f"UPDATE {table} SET latitude = %s, longitude = %s, heading = %s, speed = %s, "
+        "location_updated_at = %s, last_seen_at = %s WHERE driver_id = %s"
+    )
+    rows = []
+    for driver_id, p in positions.items():
+        seen = ops.adapt_datetimefield_value(datetime.fromtimestamp(p.seen, tz=UTC))
+        rows.append((p.lat, p.lng, p.heading, p.speed, seen, seen, driver_id))
+    written = 0
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), PERSIST_CHUNK):
+            with transaction.atomic():
+                cursor.executemany(sql, rows[start : start + PERSIST_CHUNK])
+                written += cursor.rowcount
+    return written
+
+
+class PositionWriter:
+    """
+    The latest report of each driver on this worker, written to the database
+    in one batch per LOCATION_PERSIST_INTERVAL_S by a task of its own, so a
+    report never waits for the database thread.
+    """
+
+    def __init__(self) -> None:
+        self.pending: dict[int, Point] = {}
+        self.task: asyncio.Task | None = None
+
+    def note(self, driver_id: int, point: Point) -> None:
+        self.pending[driver_id] = point
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while self.pending:
+            await asyncio.sleep(settings.LOCATION_PERSIST_INTERVAL_S)
+            batch, self.pending = self.pending, {}
+            try:
+                await db_background(persist_positions)(positions=batch)
+            except Exception:
+                log.exception("persisting %d positions failed", len(batch))
+
+
+# This event loop's writer.
+position_writer = per_event_loop(PositionWriter)

@@ -1,0 +1,511 @@
+"""
+Who may drive whom, and who is nearest: candidates, booking, assignment by
+the matcher or a dispatcher, matching again, and offers.
+
+The rules of who may drive a ride:
+- hard (nobody can override them): the driver is available, active,
+  verified, and their vehicle can carry the passenger
+  (`DriverState.objects.eligible`);
+- soft (the matcher keeps to them; a dispatcher may override them after a
+  confirmation): the driver has reported recently (dispatch.drivers.is_stale)
+  and is within MATCH_RADIUS_KM of the pickup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from itertools import islice
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from dispatch import broadcast, drivers, payloads, rides
+from dispatch.errors import (
+    DispatchError,
+    DriverUnavailable,
+    IllegalTransition,
+    NeedsConfirmation,
+    NotAllowed,
+)
+from dispatch.geo import Point, haversine_km
+from dispatch.locations import live_position, location_store
+from dispatch.models import (
+    DRIVER_HELD_STATUSES,
+    DriverState,
+    DriverStatus,
+    Ride,
+    RideEvent,
+    RideOffer,
+    RideStatus,
+)
+from people.access import caregivers_following
+from people.models import User
+from project.common.db import db_async
+
+S = RideStatus
+# How many of the nearest drivers a booking tries in its own transaction;
+# past them (all busy, unverified or unable to carry the passenger) the
+# search goes on step by step.
+BOOK_CANDIDATES = 32
+
+
+@dataclass
+class MatchResult:
+    ride: Ride
+    driver_id: int | None = None
+    distance_km: float | None = None
+    offered: bool = False
+
+
+@dataclass
+class Candidate:
+    """A driver a dispatcher may put on a ride, and what speaks against it."""
+
+    driver: User
+    point: Point | None
+    distance_km: float | None
+    eta_minutes: int | None
+    stale: bool
+    warnings: list[str] = field(default_factory=list)
+
+
+# --- candidates ------------------------------------------------------------------
+
+
+def excluded_drivers(ride: Ride) -> set[int]:
+    """Drivers who gave this ride back or let its offer go: they are not asked again."""
+    ids = RideEvent.objects.filter(
+        ride=ride, kind__in=["driver_cancelled", "offer_declined", "offer_expired"]
+    ).values_list("payload__driver_id", flat=True)
+    return {int(i) for i in ids if i is not None}
+
+
+def nearby(ride: Ride) -> Iterator[tuple[int, float, Point]]:
+    """Drivers with a position within MATCH_RADIUS_KM of the pickup, nearest first."""
+    return location_store().nearest(
+        ride.pickup_latitude,
+        ride.pickup_longitude,
+        settings.MATCH_RADIUS_KM,
+        stale_before=drivers.stale_before(),
+    )
+
+
+async def anearby(latitude: float, longitude: float) -> list[tuple[int, float, Point]]:
+    """The BOOK_CANDIDATES nearest to a pickup, looked up from the event loop."""
+    return await location_store().anearest(
+        latitude,
+        longitude,
+        settings.MATCH_RADIUS_KM,
+        BOOK_CANDIDATES,
+        stale_before=drivers.stale_before(),
+    )
+
+
+def candidates(
+    ride: Ride, *, excluded: set[int] | None = None, batch: int = 16
+) -> Iterator[tuple[int, float]]:
+    """
+    (driver_id, distance_km) of the drivers who may take the ride, nearest
+    first: eligible, not stale, within the radius, and not excluded.
+    """
+    if excluded is None:
+        excluded = excluded_drivers(ride)
+    found = nearby(ride)
+    while True:
+        chunk = []
+        for driver_id, distance, point in found:
+            if driver_id not in excluded and not drivers.is_stale(point):
+                chunk.append((driver_id, distance))
+            if len(chunk) >= batch:
+                break
+        if not chunk:
+            return
+        eligible = set(
+            DriverState.objects.eligible(needs_wheelchair=ride.needs_wheelchair)
+            .filter(driver_id__in=[c[0] for c in chunk])
+            .values_list("driver_id", flat=True)
+        )
+        yield from (c for c in chunk if c[0] in eligible)
+
+
+# --- booking ---------------------------------------------------------------------
+
+
+def ride_book(
+    *,
+    ride_id: str,
+    passenger: User,
+    booked_by: User,
+    nearby_drivers: Sequence[tuple[int, float, Point]] | None = None,
+    needs_wheelchair: bool | None = None,
+    **details,
+) -> MatchResult:
+    """
+    find_driver: the ride is created and, in the same transaction, the
+    nearest eligible driver among the BOOK_CANDIDATES nearest is claimed;
+    drivers another booking is claiming right now are skipped, not waited
+    for. Past those, the search goes on step by step (`ride_match`), and
+    ends in `no_drivers` when nobody is left. In offer mode the ride is
+    offered instead.
+
+    `nearby_drivers`: the nearest drivers to the pickup, if the caller has
+    looked them up already (a socket does, on its event loop: `anearby`).
+    """
+    if settings.DISPATCH_MODE == "offer":
+        ride = rides.ride_request(
+            ride_id=ride_id,
+            passenger=passenger,
+            booked_by=booked_by,
+            needs_wheelchair=needs_wheelchair,
+            **details,
+        )
+        return ride_match(ride=ride, fresh=True)
+    ride, opening = rides.opened(
+        ride_id=ride_id,
+        passenger=passenger,
+        booked_by=booked_by,
+        needs_wheelchair=needs_wheelchair,
+        **details,
+    )
+    if nearby_drivers is None:
+        nearby_drivers = list(islice(nearby(ride), BOOK_CANDIDATES))
+    with transaction.atomic():
+        rides.insert(ride, opening)
+        watchers = caregivers_following(passenger.pk)
+        broadcast.ride_changed(ride, "searching", watchers=watchers)
+        claimed = _claim_nearest(ride, nearby_drivers)
+        if claimed is not None:
+            state, distance = claimed
+            _assigned(ride, state.driver, distance, watchers=watchers, new_ride=True)
+    if claimed is None:
+        return ride_match(ride=ride, fresh=True)
+    return MatchResult(ride=ride, driver_id=state.driver_id, distance_km=distance)
+
+
+def _claim_nearest(
+    ride: Ride, nearby_drivers: Sequence[tuple[int, float, Point]]
+) -> tuple[DriverState, float] | None:
+    """The nearest fresh eligible driver of `nearby_drivers`, claimed; rows
+    another transaction holds are skipped (PostgreSQL's SKIP LOCKED)."""
+    fresh = {
+        driver_id: distance
+        for driver_id, distance, point in islice(nearby_drivers, BOOK_CANDIDATES)
+        if not drivers.is_stale(point)
+    }
+    if not fresh:
+        return None
+    free = {
+        state.driver_id: state
+        for state in DriverState.objects.eligible(needs_wheelchair=ride.needs_wheelchair)
+        .filter(driver_id__in=fresh)
+        .select_related("driver__driver_profile")
+        .select_for_update(skip_locked=True, of=("self",))
+    }
+    for driver_id, distance in fresh.items():
+        state = free.get(driver_id)
+        if state is not None and drivers.claim(driver_id, needs_wheelchair=ride.needs_wheelchair):
+            state.status = DriverStatus.ON_TRIP
+            state.driver.driver_state = state
+            return state, distance
+    return None
+
+
+def _assigned(
+    ride: Ride,
+    driver: User,
+    distance_km: float | None,
+    *,
+    actor: User | None = None,
+    role: str = "system",
+    expected_version: int | None = None,
+    watchers: list[int] | None = None,
+    new_ride: bool = False,
+) -> None:
+    """
+    The claimed `driver` goes on the ride (inside the caller's transaction).
+    `new_ride`: booked in this transaction, so no offer of it is open.
+    """
+    previous = ride.driver_id if ride.status in DRIVER_HELD_STATUSES else None
+    kind = "reassigned" if previous else "assigned"
+    now = timezone.now()
+    try:
+        rides.transition(
+            ride,
+            S.ASSIGNED,
+            kind=kind,
+            actor=actor,
+            role=role,
+            expected_version=expected_version,
+            payload={
+                "driver_id": driver.pk,
+                "previous_driver_id": previous,
+                "distance_km": None if distance_km is None else round(distance_km, 3),
+            },
+            driver=driver,
+            assigned_at=now,
+            arrived_at=None,
+            no_driver_found_at=None,
+        )
+    except IntegrityError as exc:
+        raise DriverUnavailable("That driver already has a ride.", driver_id=driver.pk) from exc
+    withdrawn = [] if new_ride else rides.withdraw_offers(ride, except_driver_id=driver.pk)
+    drivers.release(previous)
+    broadcast.ride_changed(
+        ride,
+        kind,
+        released_driver_id=previous,
+        released_reason="reassigned",
+        withdrawn_driver_ids=withdrawn,
+        watchers=watchers,
+    )
+    broadcast.driver_changed(driver.pk, DriverStatus.ON_TRIP)
+
+
+# --- assignment --------------------------------------------------------------------
+
+
+def _soft_warnings(ride: Ride, point: Point | None, name: str) -> tuple[float | None, list[str]]:
+    """The distance to the pickup, and which soft rules the driver breaks."""
+    if point is None:
+        return None, [f"{name}'s position is unknown."]
+    distance = haversine_km(point.lat, point.lng, ride.pickup_latitude, ride.pickup_longitude)
+    warnings = []
+    if drivers.is_stale(point):
+        warnings.append(f"{name} has not reported a position lately.")
+    if distance > settings.MATCH_RADIUS_KM:
+        warnings.append(
+            f"{name} is {distance:.1f} km from the pickup (about "
+            f"{payloads.eta_minutes(distance)} min), beyond the "
+            f"{settings.MATCH_RADIUS_KM:g} km match radius."
+        )
+    return distance, warnings
+
+
+def _refusal(ride: Ride, driver_id: int) -> DispatchError:
+    """Why a claim of this driver for this ride failed: the hard rules, in words."""
+    state = (
+        DriverState.objects.select_related("driver__driver_profile")
+        .filter(driver_id=driver_id)
+        .first()
+    )
+    if state is None or state.status != DriverStatus.AVAILABLE:
+        return DriverUnavailable("That driver is no longer available.", driver_id=driver_id)
+    if not DriverState.objects.eligible(needs_wheelchair=False).filter(pk=state.pk).exists():
+        return NotAllowed(f"{state.driver} is not verified, or their account is off.")
+    return NotAllowed(
+        f"{state.driver}'s vehicle cannot carry a wheelchair, which this ride needs.",
+        driver_id=driver_id,
+    )
+
+
+def ride_assign(
+    *,
+    ride: Ride,
+    driver_id: int,
+    actor: User | None = None,
+    role: str = "system",
+    expected_version: int | None = None,
+    confirmed: bool = False,
+) -> Ride:
+    """
+    Put a driver on a ride, by a dispatcher (or a driver accepting an
+    offer). The hard rules always hold; a driver who breaks a soft rule
+    (stale, beyond the radius, position unknown) is assigned only when
+    `confirmed`, else NeedsConfirmation lists what speaks against them. An
+    assigned ride is reassigned: the previous driver is released and told.
+    """
+    state = (
+        DriverState.objects.eligible(needs_wheelchair=ride.needs_wheelchair)
+        .select_related("driver__driver_profile")
+        .filter(driver_id=driver_id)
+        .first()
+    )
+    if state is None:
+        raise _refusal(ride, driver_id)
+    driver = state.driver
+    distance, warnings = _soft_warnings(ride, live_position(driver_id, state), str(driver))
+    if warnings and not confirmed:
+        raise NeedsConfirmation(
+            " ".join(warnings) + " Assign anyway?",
+            warnings=warnings,
+            distance_km=None if distance is None else round(distance, 2),
+            eta_minutes=None if distance is None else payloads.eta_minutes(distance),
+        )
+    with transaction.atomic():
+        if not drivers.claim(driver_id, needs_wheelchair=ride.needs_wheelchair):
+            raise _refusal(ride, driver_id)
+        _assigned(ride, driver, distance, actor=actor, role=role, expected_version=expected_version)
+    return ride
+
+
+def assign_candidates(ride: Ride, *, limit: int = 25) -> list[Candidate]:
+    """
+    Drivers a dispatcher may put on the ride (the hard rules), nearest
+    first, those breaking a soft rule after those who do not.
+    """
+    states = (
+        DriverState.objects.eligible(needs_wheelchair=ride.needs_wheelchair)
+        .exclude(driver_id=ride.driver_id)
+        .select_related("driver__driver_profile")
+    )
+    found = []
+    for state in states:
+        point = live_position(state.driver_id, state)
+        distance, warnings = _soft_warnings(ride, point, str(state.driver))
+        found.append(
+            Candidate(
+                driver=state.driver,
+                point=point,
+                distance_km=distance,
+                eta_minutes=None if distance is None else payloads.eta_minutes(distance),
+                stale=drivers.is_stale(point),
+                warnings=warnings,
+            )
+        )
+    found.sort(key=lambda c: (bool(c.warnings), c.distance_km is None, c.distance_km or 0.0))
+    return found[:limit]
+
+
+# --- matching again ----------------------------------------------------------------
+
+
+def ride_match(*, ride: Ride, fresh: bool = False) -> MatchResult:
+    """
+    Find the ride a driver: the nearest candidate gets it (auto mode) or is
+    offered it (offer mode). A lost race moves on to the next candidate.
+    When nobody is left the ride stays pending for a dispatcher, and the
+    apps hear `no_drivers`.
+
+    `fresh`: the caller has just booked the ride, so it is used as held and
+    nobody has given it back yet. A change made meanwhile still fails the
+    compare-and-set of the assignment.
+    """
+    if not fresh:
+        ride.refresh_from_db()
+    if ride.status != S.SEARCHING:
+        return MatchResult(ride=ride, driver_id=ride.driver_id)
+    for driver_id, distance in candidates(ride, excluded=set() if fresh else None):
+        try:
+            if settings.DISPATCH_MODE == "offer":
+                ride_offer(ride=ride, driver_id=driver_id, distance_km=distance)
+                return MatchResult(ride, driver_id, distance, offered=True)
+            with transaction.atomic():
+                if not drivers.claim(driver_id, needs_wheelchair=ride.needs_wheelchair):
+                    continue
+                driver = User.objects.select_related("driver_profile").get(pk=driver_id)
+                _assigned(ride, driver, distance)
+            return MatchResult(ride=ride, driver_id=driver_id, distance_km=distance)
+        except DriverUnavailable:
+            continue
+        except IllegalTransition:
+            ride.refresh_from_db()
+            return MatchResult(ride=ride, driver_id=ride.driver_id)
+    with transaction.atomic():
+        if rides.record(ride, "no_drivers", no_driver_found_at=timezone.now()):
+            broadcast.ride_changed(ride, "no_drivers")
+    return MatchResult(ride=ride)
+
+
+def match_waiting_near(*, driver_id: int) -> int | None:
+    """
+    A driver has just come online: rides still waiting for a driver
+    (no_drivers) within MATCH_RADIUS_KM of them are matched again, oldest
+    first, so a frail passenger is not left waiting for a dispatcher.
+    Returns how many got a driver or an offer; None when the driver's
+    position is not known (or not fresh) yet: try again at their next
+    report.
+    """
+    point = location_store().get(driver_id)
+    if drivers.is_stale(point):
+        return None
+    eligible = DriverState.objects.filter(driver_id=driver_id)
+    if not eligible.eligible(needs_wheelchair=False).exists():
+        return 0
+    span = settings.MATCH_RADIUS_KM / 111.0 + 0.01
+    waiting = Ride.objects.filter(
+        status=S.SEARCHING,
+        no_driver_found_at__isnull=False,
+        pickup_latitude__range=(point.lat - span, point.lat + span),
+    ).order_by("created_at")
+    if not eligible.eligible(needs_wheelchair=True).exists():
+        waiting = waiting.filter(needs_wheelchair=False)
+    matched = 0
+    for ride in waiting[:20]:
+        distance = haversine_km(point.lat, point.lng, ride.pickup_latitude, ride.pickup_longitude)
+        if distance > settings.MATCH_RADIUS_KM or driver_id in excluded_drivers(ride):
+            continue
+        result = ride_match(ride=ride)
+        matched += result.driver_id is not None
+        if result.driver_id == driver_id:
+            break
+    return matched
+
+
+async def amatch_waiting_near(driver_id: int) -> int | None:
+    """`match_waiting_near` from a socket, once this worker's reports are in the store."""
+    await location_store().flushed()
+    return await db_async(match_waiting_near)(driver_id=driver_id)
+
+
+def ride_driver_cancel(*, ride: Ride, driver: User, reason: str = "") -> MatchResult:
+    """
+    A driver gives an assigned ride back: it searches again, without them,
+    and is matched again at once.
+    """
+    rides.drivers_own(ride, driver)
+    if ride.status == S.IN_PROGRESS:
+        raise IllegalTransition(ride, S.SEARCHING, "A trip in progress cannot be given back.")
+    with transaction.atomic():
+        rides.transition(
+            ride,
+            S.SEARCHING,
+            kind="driver_cancelled",
+            actor=driver,
+            role="driver",
+            payload={"driver_id": driver.pk, "reason": reason},
+            driver=None,
+            assigned_at=None,
+            arrived_at=None,
+        )
+        drivers.release(driver.pk)
+        broadcast.ride_changed(
+            ride,
+            "searching",
+            released_driver_id=driver.pk,
+            released_by="driver",
+            released_reason=reason or "driver_cancelled",
+        )
+    return ride_match(ride=ride)
+
+
+# --- offers (DISPATCH_MODE=offer) ----------------------------------------------------
+
+
+def ride_offer(*, ride: Ride, driver_id: int, distance_km: float | None = None) -> RideOffer:
+    """Put the ride to one driver, who has OFFER_TIMEOUT_S to accept (dispatch.offers)."""
+    expires_at = timezone.now() + timedelta(seconds=settings.OFFER_TIMEOUT_S)
+    try:
+        with transaction.atomic():
+            offer = RideOffer.objects.create(
+                ride=ride, driver_id=driver_id, distance_km=distance_km, expires_at=expires_at
+            )
+            if (
+                rides.record(
+                    ride, "offered", payload={"driver_id": driver_id, "offer_id": offer.pk}
+                )
+                is None
+            ):
+                raise IllegalTransition(ride, S.SEARCHING, "The ride changed meanwhile.")
+            broadcast.ride_changed(
+                ride,
+                "offered",
+                offered_driver_id=driver_id,
+                offer_distance_km=distance_km,
+                offer_expires_at=expires_at,
+            )
+    except IntegrityError as exc:
+        raise DriverUnavailable("That driver has an open offer.", driver_id=driver_id) from exc
+    return offer

@@ -1,0 +1,135 @@
+"""
+A driver's answer to an offer (DISPATCH_MODE=offer), and offers that time
+out. Making an offer is the matcher's (dispatch.matching.ride_offer); an
+offer past its time is treated the same whether the driver accepts or
+declines it: refused, and passed to the next driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from dispatch import broadcast, matching, rides
+from dispatch.errors import DispatchError
+from dispatch.models import OfferStatus, Ride, RideOffer, RideStatus
+from people.models import User
+from project.common.db import db_async
+
+log = logging.getLogger(__name__)
+
+
+def offered_ride(*, driver: User, ride_id: str | None) -> Ride:
+    """The ride of the driver's open offer (that ride's, if `ride_id` names one)."""
+    offers = RideOffer.objects.select_related("ride").filter(
+        driver=driver, status=OfferStatus.OFFERED
+    )
+    if ride_id:
+        offers = offers.filter(ride__ride_id=ride_id)
+    offer = offers.first()
+    if offer is None:
+        raise DispatchError("You have no open ride offer.", code="invalid_state", status=409)
+    return offer.ride
+
+
+def _open_offer(ride: Ride, driver: User) -> RideOffer:
+    offer = RideOffer.objects.filter(ride=ride, driver=driver, status=OfferStatus.OFFERED).first()
+    if offer is None:
+        raise DispatchError(f"There is no open offer of ride {ride.ride_id} to you.")
+    if offer.expires_at <= timezone.now():
+        ride_offers_expire()
+        raise DispatchError("The offer has expired.", code="invalid_state", status=409)
+    return offer
+
+
+def _close(offer: RideOffer, status: str) -> None:
+    if not RideOffer.objects.filter(pk=offer.pk, status=OfferStatus.OFFERED).update(
+        status=status, responded_at=timezone.now()
+    ):
+        raise DispatchError("The offer is no longer open.", code="invalid_state", status=409)
+
+
+def ride_offer_accept(*, ride: Ride, driver: User) -> Ride:
+    """The driver takes the ride, if the hard rules still allow it."""
+    offer = _open_offer(ride, driver)
+    with transaction.atomic():
+        _close(offer, OfferStatus.ACCEPTED)
+        ride.refresh_from_db()
+        matching.ride_assign(
+            ride=ride, driver_id=driver.pk, actor=driver, role="driver", confirmed=True
+        )
+    return ride
+
+
+def ride_offer_decline(*, ride: Ride, driver: User, reason: str = "") -> matching.MatchResult:
+    """The driver lets the ride go: it is offered to the next one."""
+    offer = _open_offer(ride, driver)
+    with transaction.atomic():
+        _close(offer, OfferStatus.DECLINED)
+        ride.refresh_from_db()
+        if rides.record(
+            ride,
+            "offer_declined",
+            actor=driver,
+            role="driver",
+            payload={"driver_id": driver.pk, "reason": reason},
+        ):
+            broadcast.ride_changed(ride, "offer_declined")
+    return matching.ride_match(ride=ride)
+
+
+def ride_offers_expire(*, now: datetime | None = None) -> int:
+    """
+    Expire offers past their time and offer each ride to the next driver.
+    Every worker runs this periodically, so a timeout fires even when the
+    process that made the offer is gone; the conditional update makes sure
+    only one of them acts on each offer.
+    """
+    now = now or timezone.now()
+    expired = 0
+    for offer in RideOffer.objects.filter(status=OfferStatus.OFFERED, expires_at__lte=now):
+        with transaction.atomic():
+            if not RideOffer.objects.filter(pk=offer.pk, status=OfferStatus.OFFERED).update(
+                status=OfferStatus.EXPIRED, responded_at=now
+            ):
+                continue
+            ride = Ride.objects.get(pk=offer.ride_id)
+            if rides.record(ride, "offer_expired", payload={"driver_id": offer.driver_id}):
+                broadcast.ride_changed(
+                    ride, "offer_expired", withdrawn_driver_ids=[offer.driver_id]
+                )
+        expired += 1
+        if ride.status == RideStatus.SEARCHING:
+            matching.ride_match(ride=ride)
+    return expired
+
+
+_sweeper: asyncio.Task | None = None
+
+
+def start_sweeper() -> None:
+    """
+    In offer mode, every worker expires overdue offers once a second, so a
+    timeout fires even if the worker that made the offer has died.
+    """
+    global _sweeper
+    if settings.DISPATCH_MODE != "offer":
+        return
+    loop = asyncio.get_running_loop()
+    if _sweeper is not None and not _sweeper.done() and _sweeper.get_loop() is loop:
+        return
+
+    async def sweep():
+        while True:
+            try:
+                await db_async(ride_offers_expire)()
+            except Exception:
+                log.exception("offer sweep failed")
+            await asyncio.sleep(1.0)
+
+    _sweeper = loop.create_task(sweep())

@@ -1,0 +1,99 @@
+"""
+Rides over REST, under /api/rides/: what the apps show as history and as the
+detail of one ride. Booking and live updates stay on the sockets.
+
+Who sees a ride, and what of it, is dispatch.access's to decide, exactly as
+on the sockets; a ride the caller may not see answers 404, exactly as one
+that does not exist. The passenger's needs card comes only while the ride is
+active.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from ninja import Router
+from ninja.pagination import PageNumberPagination, paginate
+
+from dispatch import access, broadcast, payloads
+from dispatch.access import Viewer
+from dispatch.models import Ride
+from dispatch.rest_schemas import RideDetailOut, RideOut
+from people.models import CaregiverLink, User
+from people.rest_schemas import ErrorOut
+from people.tokens import AccessTokenAuth
+from project.common.errors import ApiError
+
+ride_router = Router(auth=AccessTokenAuth(), tags=["rides"])
+
+
+def _rides_of(user: User) -> QuerySet[Ride]:
+    """The rides a user is part of: as passenger, caregiver or driver."""
+    cared_for = CaregiverLink.objects.active().filter(caregiver=user).values("passenger_id")
+    return Ride.objects.with_people().filter(
+        Q(passenger=user) | Q(driver=user) | Q(passenger_id__in=cared_for)
+    )
+
+
+def _ride_out(ride: Ride, viewer: Viewer) -> dict[str, Any]:
+    """The ride as `viewer` may see it."""
+    data = access.shown_to(viewer, broadcast.snapshot(ride), ride.status)
+    data["role"] = viewer.role
+    data["needs"] = payloads.needs_card(ride) if ride.is_active else None
+    return data
+
+
+class RidePagination(PageNumberPagination):
+    """
+    ?page=1&page_size=20 (at most 100). The body is {"items": [...], "count"}
+    with `count` the number of rides over all pages.
+    """
+
+    def paginate_queryset(self, queryset, pagination, request: HttpRequest, **params):
+        page = super().paginate_queryset(queryset, pagination, request, **params)
+        rides = list(page["items"])
+        viewers = access.viewers_of(request.auth, rides)
+        page["items"] = [_ride_out(ride, viewers[ride.pk]) for ride in rides]
+        return page
+
+
+@ride_router.get(
+    "/",
+    response={200: list[RideOut], 401: ErrorOut},
+    summary="My rides, newest first",
+)
+@paginate(RidePagination, page_size=20, max_page_size=100)
+def ride_list(request: HttpRequest):
+    """
+    Rides the caller took, drove, or that belong to a passenger who has an
+    active caregiver link with the caller.
+    """
+    return _rides_of(request.auth).order_by("-created_at", "-pk")
+
+
+@ride_router.get(
+    "/{ride_id}/",
+    response={200: RideDetailOut, 401: ErrorOut, 404: ErrorOut},
+    summary="One ride, with its events",
+)
+def ride_detail(request: HttpRequest, ride_id: str):
+    """The ride and every event of it in order (version, kind, statuses)."""
+    ride = Ride.objects.with_people().filter(ride_id=ride_id).first()
+    viewer = access.viewer_of(request.auth, ride) if ride is not None else None
+    if viewer is None:
+        raise ApiError(404, "not_found", f"There is no ride {ride_id} of yours.")
+    data = _ride_out(ride, viewer)
+    data["events"] = [
+        {
+            "version": e.version,
+            "kind": e.kind,
+            "from_status": e.from_status or None,
+            "to_status": e.to_status or None,
+            "actor_role": e.actor_role or None,
+            "created_at": e.created_at,
+        }
+        for e in ride.events.order_by("version")
+    ]
+    return data

@@ -1,0 +1,388 @@
+"""
+The ride state machine, and the changes that follow a ride through its
+trip: booking it, the driver's steps, cancelling and closing it.
+
+Every change of a ride's status or version goes through `transition` or
+`record` here (the booking's first steps through `opened`): they check the
+step against TRANSITIONS, bump the version by one, write the RideEvent of
+that version, and compare-and-set the row on the status and version the
+caller read, so a change made meanwhile fails instead of being overwritten.
+A caller who showed the ride to a person (a dispatcher) passes the version
+they saw as `expected_version`.
+
+Who drives whom (candidates, assignment, offers) is dispatch.matching's.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from dispatch import broadcast, drivers
+from dispatch.errors import DispatchError, IllegalTransition, NotAllowed, RideConflict
+from dispatch.models import (
+    DRIVER_HELD_STATUSES,
+    RIDE_ID_PATTERN,
+    CancelledBy,
+    OfferStatus,
+    Ride,
+    RideEvent,
+    RideOffer,
+    RideStatus,
+)
+from people.models import PassengerProfile, User
+
+S = RideStatus
+TRANSITIONS: dict[str, set[str]] = {
+    S.REQUESTED: {S.SEARCHING, S.CANCELLED},
+    S.SEARCHING: {S.ASSIGNED, S.CANCELLED, S.UNFULFILLED},
+    S.ASSIGNED: {S.ASSIGNED, S.DRIVER_ARRIVED, S.SEARCHING, S.CANCELLED},
+    S.DRIVER_ARRIVED: {S.ASSIGNED, S.IN_PROGRESS, S.SEARCHING, S.CANCELLED, S.NO_SHOW},
+    S.IN_PROGRESS: {S.COMPLETED, S.CANCELLED},
+    S.COMPLETED: set(),
+    S.CANCELLED: set(),
+    S.NO_SHOW: set(),
+    S.UNFULFILLED: set(),
+}
+
+
+def _event(ride: Ride, kind: str, *, actor, role: str, from_status: str, payload) -> RideEvent:
+    return RideEvent(
+        ride=ride,
+        version=ride.version,
+        kind=kind,
+        from_status=from_status,
+        to_status=ride.status,
+        actor=actor,
+        actor_role=role,
+        payload=payload or {},
+    )
+
+
+def advance(
+    ride: Ride,
+    to_status: str,
+    *,
+    kind: str,
+    actor: User | None = None,
+    role: str = "system",
+    payload: dict | None = None,
+    **fields,
+) -> RideEvent:
+    """
+    Take one step of the state machine on the ride in memory: the status,
+    the next version and `fields` are set on `ride`; its event comes back,
+    not saved. `transition` writes it; the booking writes its first steps.
+    """
+    if to_status not in TRANSITIONS[ride.status]:
+        raise IllegalTransition(ride, to_status)
+    from_status = ride.status
+    ride.status = to_status
+    ride.version += 1
+    for name, value in fields.items():
+        setattr(ride, name, value)
+    return _event(ride, kind, actor=actor, role=role, from_status=from_status, payload=payload)
+
+
+def _check_seen(ride: Ride, expected_version: int | None) -> None:
+    if expected_version is not None and expected_version != ride.version:
+        raise IllegalTransition(
+            ride,
+            ride.status,
+            f"Ride {ride.ride_id} changed while you were looking at it: it is now "
+            f"{RideStatus(ride.status).label.lower()}. Check it again, then choose.",
+        )
+
+
+def _changed_meanwhile(ride: Ride, to_status: str) -> IllegalTransition:
+    current = Ride.objects.get(pk=ride.pk)
+    return IllegalTransition(
+        current, to_status, f"Ride {ride.ride_id} changed meanwhile; it is now {current.status}."
+    )
+
+
+def transition(
+    ride: Ride,
+    to_status: str,
+    *,
+    kind: str,
+    actor: User | None = None,
+    role: str = "system",
+    expected_version: int | None = None,
+    payload: dict | None = None,
+    **fields,
+) -> RideEvent:
+    """
+    Move the ride to `to_status` in the database (inside the caller's
+    transaction): allowed by TRANSITIONS, and nobody changed the row since
+    it was read (or since `expected_version`).
+    """
+    _check_seen(ride, expected_version)
+    read_status, read_version = ride.status, ride.version
+    event = advance(ride, to_status, kind=kind, actor=actor, role=role, payload=payload, **fields)
+    updated = Ride.objects.filter(pk=ride.pk, status=read_status, version=read_version).update(
+        status=to_status, version=F("version") + 1, updated_at=timezone.now(), **fields
+    )
+    if not updated:
+        raise _changed_meanwhile(ride, to_status)
+    event.save(force_insert=True)
+    return event
+
+
+def record(
+    ride: Ride,
+    kind: str,
+    *,
+    actor: User | None = None,
+    role: str = "system",
+    payload: dict | None = None,
+    **fields,
+) -> RideEvent | None:
+    """
+    An event that leaves the status as it is (no_drivers, offered...):
+    the next version and its event, if nobody changed the ride since it
+    was read; None (nothing written) when somebody did.
+    """
+    updated = Ride.objects.filter(pk=ride.pk, status=ride.status, version=ride.version).update(
+        version=F("version") + 1, updated_at=timezone.now(), **fields
+    )
+    if not updated:
+        return None
+    ride.version += 1
+    for name, value in fields.items():
+        setattr(ride, name, value)
+    event = _event(ride, kind, actor=actor, role=role, from_status=ride.status, payload=payload)
+    event.save(force_insert=True)
+    return event
+
+
+# --- booking -------------------------------------------------------------------
+
+
+def opened(
+    *, ride_id: str, passenger: User, booked_by: User, needs_wheelchair: bool | None, **details
+) -> tuple[Ride, list[RideEvent]]:
+    """
+    A new ride as booked, in memory: `requested` (version 1), then
+    `searching` (version 2), with the events of both. A wheelchair is the
+    booking's word, else the passenger profile's.
+    """
+    if not isinstance(ride_id, str) or not re.match(RIDE_ID_PATTERN, ride_id):
+        raise DispatchError("ride_id must be 1-64 letters, digits, '-' or '_'.", field="ride_id")
+    if needs_wheelchair is None:
+        profile = PassengerProfile.objects.filter(user=passenger).first()
+        needs_wheelchair = bool(profile and profile.needs_wheelchair)
+    role = "passenger" if booked_by.pk == passenger.pk else "caregiver"
+    ride = Ride(
+        ride_id=ride_id,
+        passenger=passenger,
+        booked_by=booked_by,
+        needs_wheelchair=needs_wheelchair,
+        status=S.REQUESTED,
+        version=1,
+        **details,
+    )
+    requested = _event(ride, "requested", actor=booked_by, role=role, from_status="", payload={})
+    searching = advance(ride, S.SEARCHING, kind="searching", actor=booked_by, role=role)
+    return ride, [requested, searching]
+
+
+def insert(ride: Ride, events: list[RideEvent]) -> None:
+    """Write a ride `opened` built, with its events; a taken id or an active ride conflicts."""
+    try:
+        with transaction.atomic():
+            ride.save(force_insert=True)
+            RideEvent.objects.bulk_create(events)
+    except IntegrityError as exc:
+        conflict = booking_conflict(ride.ride_id, ride.passenger)
+        if conflict is not None:
+            raise conflict from exc
+        raise
+
+
+def ride_request(
+    *,
+    ride_id: str,
+    passenger: User,
+    booked_by: User,
+    needs_wheelchair: bool | None = None,
+    **details,
+) -> Ride:
+    """Book a ride without matching it: it is created and searching (`opened`'s keywords)."""
+    ride, events = opened(
+        ride_id=ride_id,
+        passenger=passenger,
+        booked_by=booked_by,
+        needs_wheelchair=needs_wheelchair,
+        **details,
+    )
+    with transaction.atomic():
+        insert(ride, events)
+        broadcast.ride_changed(ride, "searching")
+    return ride
+
+
+def booking_conflict(ride_id: str, passenger: User) -> RideConflict | None:
+    """What a failed booking insert means to the app, if it is a conflict."""
+    if Ride.objects.filter(ride_id=ride_id).exists():
+        return RideConflict(f"Ride {ride_id} already exists.", ride_id=ride_id)
+    active = Ride.objects.active().filter(passenger=passenger).first()
+    if active is not None:
+        return RideConflict(
+            f"The passenger already has an active ride ({active.ride_id}).",
+            active_ride_id=active.ride_id,
+        )
+    return None
+
+
+# --- the trip --------------------------------------------------------------------
+
+
+def drivers_own(ride: Ride, driver: User) -> None:
+    if ride.driver_id != driver.pk or ride.status not in DRIVER_HELD_STATUSES:
+        raise NotAllowed(f"Ride {ride.ride_id} is not assigned to you.")
+
+
+def drivers_active_ride(*, driver: User, ride_id: str | None = None) -> Ride:
+    """The ride the driver holds; `ride_id`, if the app sent one, must name it."""
+    ride = Ride.objects.with_people().held_by(driver.pk).first()
+    if ride is None:
+        raise DispatchError("You have no active ride.", code="invalid_state", status=409)
+    if ride_id and ride_id != ride.ride_id:
+        raise DispatchError(
+            f"Your active ride is {ride.ride_id}, not {ride_id}.", fields=["ride_id"]
+        )
+    return ride
+
+
+def _driver_step(ride: Ride, driver: User, to_status: str, kind: str, **fields) -> Ride:
+    """One step of the trip, reported by the ride's own driver."""
+    drivers_own(ride, driver)
+    with transaction.atomic():
+        transition(ride, to_status, kind=kind, actor=driver, role="driver", **fields)
+        if to_status not in DRIVER_HELD_STATUSES:
+            drivers.release(driver.pk)
+        broadcast.ride_changed(ride, kind)
+    return ride
+
+
+def ride_driver_arrived(*, ride: Ride, driver: User) -> Ride:
+    return _driver_step(ride, driver, S.DRIVER_ARRIVED, "driver_arrived", arrived_at=timezone.now())
+
+
+def ride_start(*, ride: Ride, driver: User) -> Ride:
+    return _driver_step(ride, driver, S.IN_PROGRESS, "started", started_at=timezone.now())
+
+
+def ride_complete(*, ride: Ride, driver: User) -> Ride:
+    return _driver_step(ride, driver, S.COMPLETED, "completed", ended_at=timezone.now())
+
+
+def ride_no_show(*, ride: Ride, driver: User) -> Ride:
+    """
+    The passenger did not come. Only after the driver has waited
+    NO_SHOW_WAIT_MIN at the pickup, whose arrival the passenger and their
+    caregivers were told of.
+    """
+    drivers_own(ride, driver)
+    if ride.status != S.DRIVER_ARRIVED or ride.arrived_at is None:
+        raise IllegalTransition(ride, S.NO_SHOW, "Mark arrival at the pickup first.")
+    wait_until = ride.arrived_at + timedelta(minutes=settings.NO_SHOW_WAIT_MIN)
+    if timezone.now() < wait_until:
+        raise IllegalTransition(
+            ride,
+            S.NO_SHOW,
+            f"Wait at the pickup until {timezone.localtime(wait_until):%H:%M:%S} "
+            "before recording a no-show.",
+        )
+    return _driver_step(
+        ride,
+        driver,
+        S.NO_SHOW,
+        "no_show",
+        ended_at=timezone.now(),
+        cancelled_by=CancelledBy.SYSTEM,
+        cancel_reason="no_show",
+    )
+
+
+# --- endings ---------------------------------------------------------------------
+
+
+def withdraw_offers(ride: Ride, except_driver_id: int | None = None) -> list[int]:
+    """Close the ride's open offers; returns the drivers who must be told."""
+    open_offers = RideOffer.objects.filter(ride=ride, status=OfferStatus.OFFERED)
+    offered = list(open_offers.values_list("driver_id", flat=True))
+    if offered:
+        open_offers.update(status=OfferStatus.WITHDRAWN, responded_at=timezone.now())
+    return [d for d in offered if d != except_driver_id]
+
+
+def ride_cancel(
+    *,
+    ride: Ride,
+    actor: User | None,
+    cancelled_by: str,
+    reason: str = "",
+    expected_version: int | None = None,
+) -> Ride:
+    """Cancel a ride; its driver is released and everyone watching is told."""
+    if cancelled_by not in CancelledBy.values:
+        raise DispatchError("Unknown canceller.", field="cancelled_by")
+    with transaction.atomic():
+        driver_id = ride.driver_id if ride.status in DRIVER_HELD_STATUSES else None
+        transition(
+            ride,
+            S.CANCELLED,
+            kind="cancelled",
+            actor=actor,
+            role=cancelled_by,
+            expected_version=expected_version,
+            payload={"reason": reason, "driver_id": driver_id},
+            cancelled_by=cancelled_by,
+            cancel_reason=reason[:64],
+            ended_at=timezone.now(),
+        )
+        withdrawn = withdraw_offers(ride)
+        drivers.release(driver_id)
+        broadcast.ride_changed(ride, "cancelled", withdrawn_driver_ids=withdrawn)
+    return ride
+
+
+def ride_mark_unfulfilled(
+    *, ride: Ride, actor: User | None, reason: str = "", expected_version: int | None = None
+) -> Ride:
+    """A dispatcher gives up on a ride nobody can take; the passenger is told why."""
+    with transaction.atomic():
+        driver_id = ride.driver_id if ride.status in DRIVER_HELD_STATUSES else None
+        transition(
+            ride,
+            S.UNFULFILLED,
+            kind="unfulfilled",
+            actor=actor,
+            role="dispatcher",
+            expected_version=expected_version,
+            payload={"reason": reason},
+            cancelled_by=CancelledBy.DISPATCHER,
+            cancel_reason=reason[:64],
+            ended_at=timezone.now(),
+        )
+        drivers.release(driver_id)
+        broadcast.ride_changed(ride, "unfulfilled")
+    return ride
+
+
+def ride_needs_changed(*, passenger_id: int) -> None:
+    """The passenger's needs changed: the driver of their active ride is told."""
+    ride = (
+        Ride.objects.with_people()
+        .filter(passenger_id=passenger_id, status__in=DRIVER_HELD_STATUSES)
+        .first()
+    )
+    if ride is not None:
+        broadcast.ride_changed(ride, "needs_updated")

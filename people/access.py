@@ -1,0 +1,118 @@
+"""
+Who may do what, as far as people go: staff roles and caregiver links.
+Every view, socket, REST endpoint, admin page and service asks here; none
+re-derives a role or a permission.
+
+Staff are users with `is_staff` in a staff group (superusers count as
+both): Dispatchers run the live console; Support look after people in the
+admin and on the console's links page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Q
+
+from people.models import CaregiverLink, User
+
+DISPATCHERS = "Dispatchers"
+SUPPORT = "Support"
+
+
+def _staff_in(user: User, groups: tuple[str, ...]) -> bool:
+    if not (user.is_authenticated and user.is_active and user.is_staff):
+        return False
+    return user.is_superuser or user.groups.filter(name__in=groups).exists()
+
+
+def is_dispatcher(user: User) -> bool:
+    """May use the live board: assign, cancel, close rides."""
+    return _staff_in(user, (DISPATCHERS,))
+
+
+def is_support(user: User) -> bool:
+    """Support staff, or dispatchers: may manage people and caregiver links."""
+    return _staff_in(user, (DISPATCHERS, SUPPORT))
+
+
+def may_see_live_positions(user: User) -> bool:
+    """
+    Drivers' live positions outside a ride are for dispatchers, who place
+    drivers; support staff answer about rides, not where a driver stands.
+    """
+    return is_dispatcher(user)
+
+
+# --- caregiver links -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LinkPermissions:
+    can_book_rides: bool
+    can_view_location: bool
+    can_receive_notifications: bool
+
+    @classmethod
+    def of(cls, link: CaregiverLink) -> LinkPermissions:
+        return cls(link.can_book_rides, link.can_view_location, link.can_receive_notifications)
+
+    def as_dict(self) -> dict[str, bool]:
+        return {
+            "can_book_rides": self.can_book_rides,
+            "can_view_location": self.can_view_location,
+            "can_receive_notifications": self.can_receive_notifications,
+        }
+
+
+def links_of_caregiver(
+    caregiver_id: int, passenger_ids: set[int] | None = None
+) -> dict[int, LinkPermissions]:
+    """passenger id -> permissions, over the caregiver's active links."""
+    links = CaregiverLink.objects.active().filter(caregiver_id=caregiver_id)
+    if passenger_ids is not None:
+        links = links.filter(passenger_id__in=passenger_ids)
+    return {link.passenger_id: LinkPermissions.of(link) for link in links}
+
+
+def link_between(caregiver_id: int, passenger_id: int) -> LinkPermissions | None:
+    """The active link's permissions, or None when there is none."""
+    return links_of_caregiver(caregiver_id, {passenger_id}).get(passenger_id)
+
+
+def may_book_for(user: User, passenger: User) -> bool:
+    """Booking on behalf: the passenger themselves, or a caregiver allowed to book."""
+    if user.pk == passenger.pk:
+        return True
+    link = link_between(user.pk, passenger.pk)
+    return link is not None and link.can_book_rides
+
+
+def may_invite_caregiver(actor: User, passenger: User) -> bool:
+    return actor.pk == passenger.pk or is_support(actor)
+
+
+def may_answer_invitation(actor: User, link: CaregiverLink) -> bool:
+    return actor.pk == link.caregiver_id or is_support(actor)
+
+
+def may_change_link(actor: User, link: CaregiverLink) -> bool:
+    return actor.pk == link.passenger_id or is_support(actor)
+
+
+def may_revoke_link(actor: User, link: CaregiverLink) -> bool:
+    return actor.pk in (link.passenger_id, link.caregiver_id) or is_support(actor)
+
+
+def caregivers_following(passenger_id: int) -> list[int]:
+    """
+    Caregivers told of every change to the passenger's rides: those who may
+    receive notifications or see the location (their socket needs the news
+    to follow the ride's driver position, and drops the rest itself).
+    """
+    return list(
+        CaregiverLink.objects.active()
+        .filter(Q(can_receive_notifications=True) | Q(can_view_location=True))
+        .filter(passenger_id=passenger_id)
+        .values_list("caregiver_id", flat=True)
+    )

@@ -1,0 +1,84 @@
+"""Caregiver links: read and revoked here; made on the console's links page."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from unfold.admin import ModelAdmin
+from unfold.decorators import action, display
+
+from people.caregivers import LinkError, caregiver_link_revoke
+from people.models import CaregiverLink, LinkStatus
+from project.common.admin import NoAddOrDelete
+
+
+@admin.register(CaregiverLink)
+class CaregiverLinkAdmin(NoAddOrDelete, ModelAdmin):
+    """New links start as invitations on the console's Caregiver links page."""
+
+    list_display = ("caregiver", "passenger", "relationship_type", "status_pill", "permissions")
+    list_filter = ("status", "relationship_type")
+    search_fields = (
+        "caregiver__phone_number",
+        "caregiver__first_name",
+        "caregiver__last_name",
+        "passenger__phone_number",
+        "passenger__first_name",
+        "passenger__last_name",
+    )
+    list_select_related = ("caregiver", "passenger")
+    actions = ("revoke",)
+    readonly_fields = (
+        "passenger",
+        "caregiver",
+        "relationship_type",
+        "can_book_rides",
+        "can_view_location",
+        "can_receive_notifications",
+        "notes",
+        "status",
+        "invited_by",
+        "created_at",
+        "responded_at",
+        "updated_at",
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("caregiver", "passenger", "invited_by")
+
+    @display(
+        description="Status",
+        ordering="status",
+        label={
+            LinkStatus.ACTIVE: "success",
+            LinkStatus.INVITED: "info",
+            LinkStatus.DECLINED: "warning",
+            LinkStatus.REVOKED: "danger",
+        },
+    )
+    def status_pill(self, obj: CaregiverLink):
+        return obj.status, obj.get_status_display()
+
+    @display(description="May")
+    def permissions(self, obj: CaregiverLink) -> str:
+        words = [
+            name
+            for name, allowed in (
+                ("book rides", obj.can_book_rides),
+                ("see location", obj.can_view_location),
+                ("get notifications", obj.can_receive_notifications),
+            )
+            if allowed
+        ]
+        return ", ".join(words) or "nothing"
+
+    @action(description="Revoke the selected links", permissions=["change"], icon="link_off")
+    def revoke(self, request, queryset):
+        done = 0
+        for link in queryset.filter(status__in=[LinkStatus.INVITED, LinkStatus.ACTIVE]):
+            try:
+                caregiver_link_revoke(link=link, actor=request.user)
+            except LinkError as exc:
+                self.message_user(request, f"{link}: {exc}", messages.ERROR)
+            else:
+                done += 1
+        self.message_user(request, f"{done} link(s) revoked.", messages.SUCCESS)

@@ -1,0 +1,93 @@
+"""Sign-in: SMS-code devices (support unlocks phones) and the apps' sessions."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.utils import timezone
+from unfold.admin import ModelAdmin
+from unfold.decorators import action, display
+
+from people.models import ApiSession, PhoneOTPDevice
+from people.phones import display_phone
+from people.signin import otp_device_reset, session_revoke
+from project.common.admin import NoAddOrDelete
+
+
+@admin.register(PhoneOTPDevice)
+class PhoneOTPDeviceAdmin(NoAddOrDelete, ModelAdmin):
+    # Never the code itself: `token` is left out everywhere.
+    list_display = ("phone", "user", "lock_state", "throttling_failure_count", "valid_until")
+    list_filter = (("user", admin.EmptyFieldListFilter),)
+    search_fields = ("phone_number", "user__first_name", "user__last_name")
+    list_select_related = ("user",)
+    actions = ("reset_lock",)
+    fields = (
+        "phone_number",
+        "user",
+        "lock_state",
+        "throttling_failure_count",
+        "throttling_failure_timestamp",
+        "valid_until",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+    @display(description="Phone", ordering="phone_number")
+    def phone(self, obj: PhoneOTPDevice) -> str:
+        return display_phone(obj.phone_number)
+
+    @display(description="State", label={"locked": "danger", "backoff": "warning", "ok": "success"})
+    def lock_state(self, obj: PhoneOTPDevice):
+        if obj.is_locked:
+            return "locked", "Locked"
+        if obj.throttling_failure_count:
+            return "backoff", f"{obj.throttling_failure_count} wrong code(s)"
+        return "ok", "OK"
+
+    @action(description="Reset the lock (clears wrong-code count)", permissions=["change"])
+    def reset_lock(self, request, queryset):
+        for device in queryset:
+            otp_device_reset(device=device, actor=request.user)
+        self.message_user(request, f"{queryset.count()} phone(s) unlocked.", messages.SUCCESS)
+
+
+@admin.register(ApiSession)
+class ApiSessionAdmin(NoAddOrDelete, ModelAdmin):
+    list_display = ("user", "phone", "user_agent", "last_used_at", "expires_at", "state")
+    list_filter = (
+        ("revoked_at", admin.EmptyFieldListFilter),
+        "user__user_type",
+    )
+    search_fields = ("user__phone_number", "user__first_name", "user__last_name", "user_agent")
+    list_select_related = ("user",)
+    ordering = ("user__last_name", "user__first_name", "-last_used_at")
+    actions = ("revoke",)
+    # refresh_hash stays out of sight.
+    fields = ("user", "user_agent", "created_at", "last_used_at", "expires_at", "revoked_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+    @display(description="Phone", ordering="user__phone_number")
+    def phone(self, obj: ApiSession) -> str:
+        return obj.user.display_phone
+
+    @display(description="State", label={"active": "success", "revoked": "danger", "expired": None})
+    def state(self, obj: ApiSession):
+        if obj.revoked_at:
+            return "revoked", "Revoked"
+        if obj.expires_at <= timezone.now():
+            return "expired", "Expired"
+        return "active", "Active"
+
+    @action(description="Revoke the selected sessions (signs the app out)", permissions=["change"])
+    def revoke(self, request, queryset):
+        live = queryset.filter(revoked_at__isnull=True)
+        count = 0
+        for session in live:
+            session_revoke(session=session, actor=request.user, reason="revoked in admin")
+            count += 1
+        self.message_user(request, f"{count} session(s) revoked.", messages.SUCCESS)

@@ -1,0 +1,262 @@
+"""Users by role, with their profiles, links and app sessions inline."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import BaseUserCreationForm
+from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
+from django.contrib.auth.models import Group
+from unfold.admin import ModelAdmin, StackedInline, TabularInline
+from unfold.decorators import display
+from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
+
+from people.models import (
+    ApiSession,
+    CaregiverLink,
+    DriverProfile,
+    PassengerProfile,
+    User,
+    UserType,
+)
+from people.phones import InvalidPhoneNumber, normalize_phone
+
+
+class PhoneField:
+    """Mixin for the user forms: any usual spelling of a phone number."""
+
+    def clean_phone_number(self):
+        # InvalidPhoneNumber is a ValidationError: it lands on the field.
+        return normalize_phone(self.cleaned_data["phone_number"])
+
+
+class CareUserCreationForm(PhoneField, UserCreationForm):
+    """App users sign in by SMS code: a password is for staff only."""
+
+    class Meta(BaseUserCreationForm.Meta):
+        model = User
+        fields = ("phone_number", "first_name", "last_name", "user_type")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "usable_password" in self.fields:
+            self.fields["usable_password"].help_text = (
+                "Staff sign in to the console and the admin with a password. App "
+                "users (passengers, drivers, caregivers) sign in by SMS code: "
+                "choose Disabled for them."
+            )
+
+
+class CareUserChangeForm(PhoneField, UserChangeForm):
+    class Meta(DjangoUserChangeForm.Meta):
+        model = User
+        fields = "__all__"
+
+
+class DriverProfileInline(StackedInline):
+    model = DriverProfile
+    can_delete = False
+    max_num = 1
+    fields = (
+        ("vehicle_type", "vehicle_registration"),
+        ("licence_number", "rating"),
+        ("is_verified", "is_demo"),
+    )
+    # Verification goes through the Drivers list's actions, which audit it.
+    readonly_fields = ("is_verified", "is_demo")
+
+
+class PassengerProfileInline(StackedInline):
+    model = PassengerProfile
+    can_delete = False
+    max_num = 1
+    fields = (
+        ("needs_wheelchair", "needs_walker"),
+        ("needs_assistance_boarding", "has_service_animal"),
+        "notes",
+    )
+
+
+class _ReadOnlyInline(TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class CaregiverLinkInline(_ReadOnlyInline):
+    """Links change through the console or the apps (consent, audit, sockets)."""
+
+    model = CaregiverLink
+    fk_name = "passenger"
+    verbose_name = "caregiver"
+    verbose_name_plural = "caregivers (change them on the console's Caregiver links page)"
+    fields = (
+        "caregiver",
+        "relationship_type",
+        "status",
+        "can_book_rides",
+        "can_view_location",
+        "can_receive_notifications",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("caregiver")
+
+
+class CaredForInline(CaregiverLinkInline):
+    fk_name = "caregiver"
+    verbose_name = "person cared for"
+    verbose_name_plural = "people cared for"
+    fields = (
+        "passenger",
+        "relationship_type",
+        "status",
+        "can_book_rides",
+        "can_view_location",
+        "can_receive_notifications",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("passenger")
+
+
+class ApiSessionInline(_ReadOnlyInline):
+    model = ApiSession
+    verbose_name = "app session"
+    verbose_name_plural = "app sessions (revoke them from the API sessions list)"
+    fields = ("user_agent", "created_at", "last_used_at", "expires_at", "revoked_at")
+    readonly_fields = fields
+    ordering = ("-last_used_at",)
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin, ModelAdmin):
+    form = CareUserChangeForm
+    add_form = CareUserCreationForm
+    change_password_form = AdminPasswordChangeForm
+    list_display = ("name", "phone", "role", "access", "is_active", "date_joined")
+    list_filter = ("user_type", "is_staff", "groups", "is_active")
+    search_fields = ("phone_number", "first_name", "last_name")
+    ordering = ("last_name", "first_name")
+    filter_horizontal = ("groups",)
+    readonly_fields = ("last_login", "date_joined")
+    fieldsets = (
+        (None, {"fields": ("phone_number", "password")}),
+        ("Person", {"fields": ("first_name", "last_name", "user_type")}),
+        (
+            "Staff access",
+            {
+                "fields": ("is_active", "is_staff", "is_superuser", "groups"),
+                "description": (
+                    "Dispatchers run the console; Support manages people. Both need "
+                    "“staff” to sign in to the console and the admin."
+                ),
+            },
+        ),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": (
+                    "phone_number",
+                    "first_name",
+                    "last_name",
+                    "user_type",
+                    "usable_password",
+                    "password1",
+                    "password2",
+                ),
+            },
+        ),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    def has_change_permission(self, request, obj=None):
+        # Support manages app users. Staff accounts (and their passwords) are
+        # for superusers only, or "change user" would let anyone in Support
+        # make themselves superuser or sign in as a dispatcher.
+        if obj is not None and obj.is_staff and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields += ["is_staff", "is_superuser", "groups"]
+        return fields
+
+    def get_inlines(self, request, obj):
+        if obj is None:
+            return []
+        inlines = {
+            UserType.DRIVER: [DriverProfileInline],
+            UserType.PASSENGER: [PassengerProfileInline, CaregiverLinkInline],
+            UserType.CAREGIVER: [CaredForInline],
+        }.get(obj.user_type, [])
+        return [*inlines, ApiSessionInline]
+
+    def get_search_results(self, request, queryset, search_term):
+        """A phone number finds its user however it is written."""
+        results, duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            phone = normalize_phone(search_term)
+        except InvalidPhoneNumber:
+            return results, duplicates
+        return results | queryset.filter(phone_number=phone), duplicates
+
+    @display(description="Name", ordering="last_name")
+    def name(self, obj: User) -> str:
+        return obj.get_full_name() or "—"
+
+    @display(description="Phone", ordering="phone_number")
+    def phone(self, obj: User) -> str:
+        return obj.display_phone
+
+    @display(
+        description="Role",
+        ordering="user_type",
+        label={
+            UserType.PASSENGER: "info",
+            UserType.DRIVER: "success",
+            UserType.CAREGIVER: "primary",
+            "": "warning",
+        },
+    )
+    def role(self, obj: User):
+        if obj.user_type:
+            return obj.user_type, obj.get_user_type_display()
+        return "", "Staff" if obj.is_staff else "None"
+
+    @display(description="Staff groups")
+    def access(self, obj: User) -> str:
+        if obj.is_superuser:
+            return "Superuser"
+        return ", ".join(g.name for g in obj.groups.all()) if obj.is_staff else ""
+
+
+# Unfold's styling for the staff groups too.
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(BaseGroupAdmin, ModelAdmin):
+    pass
