@@ -146,8 +146,8 @@ class WriteBatches:
     """
 
     # Matching sees a report at most this late; drivers report every few
-    # seconds. py-spy put 27 % of a worker's time at 5,000 drivers in the
-    # writes when a batch went out as soon as the last one returned.
+    # seconds. A batch sent as soon as the last one returned cost a busy
+    # worker far more (docs/benchmarks.md, Decisions).
     WINDOW_S = 0.05
 
     def __init__(self, write: Callable[[dict[int, Point]], Awaitable[None]]) -> None:

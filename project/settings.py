@@ -122,7 +122,7 @@ if DATABASE_URL:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Server-side parameters let psycopg prepare a statement after it has
         # run DB_PREPARE_THRESHOLD times on a connection: planning the ride
-        # query (six joins) took 2.6 ms of its 2.8 (docs/benchmarks.md).
+        # query (six joins) was most of its time (docs/benchmarks.md).
         # 0 turns preparing off (a pooler in transaction mode needs that).
         threshold = env_int("DB_PREPARE_THRESHOLD", 2)
         DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -153,8 +153,8 @@ AUTH_USER_MODEL = "people.User"
 
 # Channel layer: in-memory by default, Redis when REDIS_URL says so.
 REDIS_URL = env("REDIS_URL")
-# pubsub (RedisPubSubChannelLayer) by measurement: faster in every
-# comparison and clean through the ten-minute soak (docs/benchmarks.md).
+# pubsub (RedisPubSubChannelLayer), chosen by measurement
+# (docs/benchmarks.md, Decisions).
 CHANNEL_LAYER_BACKEND = env("CHANNEL_LAYER_BACKEND", "pubsub")
 WEBSOCKET_TIMEOUT_S = env_int("WEBSOCKET_TIMEOUT_S", 86400)
 if REDIS_URL:

@@ -1,0 +1,67 @@
+"""
+Upgrade checks for project.common.adapters: each fails loudly when a library
+changes the internal an adapter relies on, so the adapter is revisited
+rather than silently wrong.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import subprocess
+import sys
+import textwrap
+
+from channels.consumer import AsyncConsumer
+
+from project.common import adapters
+
+
+def _body(function) -> str:
+    """The function's statements, without its docstring, as ast.unparse writes them."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
+    statements = tree.body
+    if isinstance(statements[0], ast.Expr) and isinstance(statements[0].value, ast.Constant):
+        statements = statements[1:]
+    return "\n".join(ast.unparse(statement) for statement in statements)
+
+
+def test_channels_dispatch_is_still_the_handler_lookup_plus_the_connection_sweep():
+    """SkipConnectionSweep copies AsyncConsumer.dispatch minus the sweep; a change there shows."""
+    assert _body(AsyncConsumer.dispatch) == textwrap.dedent(
+        """\
+        handler = getattr(self, get_handler_name(message), None)
+        if handler:
+            await aclose_old_connections()
+            await handler(message)
+        else:
+            raise ValueError('No handler for message type %s' % message['type'])"""
+    )
+
+
+def test_daphne_and_twisted_still_have_what_the_graceful_close_uses():
+    """close_sockets_on_shutdown: reactor._eventTriggers and Daphne's kill_all_applications."""
+    check = textwrap.dedent(
+        """
+        import daphne.server
+        from twisted.internet import reactor
+        from daphne.server import Server
+        assert isinstance(reactor._eventTriggers, dict)
+        assert callable(Server.kill_all_applications)
+        assert "self.connections" in __import__("inspect").getsource(Server)
+        assert "self.listeners" in __import__("inspect").getsource(Server)
+        from project.common.adapters import close_sockets_on_shutdown
+        assert close_sockets_on_shutdown(1.0)
+        event = reactor._eventTriggers["shutdown"]
+        assert any(c.__name__ == "before_shutdown" for c, _, _ in event.before)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_client_gone_error_is_autobahns_disconnected():
+    """QuietWhenClientLeft drops sends Daphne refuses with autobahn's Disconnected."""
+    from autobahn.exception import Disconnected
+
+    assert adapters.ClientGone is Disconnected
