@@ -230,11 +230,8 @@ class DriverConsumer(AppSocket):
         if start is None or (wanted is not None and int(wanted) != self.user.pk):
             await self.refuse(CLOSE_FORBIDDEN, "forbidden", "This socket is for the driver only.")
             return
-        status, ride, offer = start
-        # (ride_id, passenger_id) of the ride this driver holds.
-        self.active_ride: tuple[str, int] | None = (
-            (ride.ride_id, ride.passenger_id) if ride else None
-        )
+        # (ride_id, passenger_id) of the ride this driver holds, and what the app is told first.
+        self.active_ride, greeting = start
         # Rides left waiting near this driver are matched once, after they
         # go online (not on every reconnect: after a restart thousands of
         # drivers reconnect at once).
@@ -242,22 +239,11 @@ class DriverConsumer(AppSocket):
         await self.accept()
         await self.join(broadcast.driver_group(self.user.pk))
         await self.join(broadcast.user_group(self.user.pk))
-        await self.send_json(
-            {
-                "type": "connection_established",
-                "message": "Connected to driver service",
-                "driver_id": self.user.pk,
-                "status": status,
-            }
-        )
-        if ride is not None:
-            await self.send_json(payloads.ride_assigned(ride))
-        if offer is not None:
-            await self.send_json(
-                payloads.ride_request(offer.ride, offer.distance_km, offer.expires_at)
-            )
+        for message in greeting:
+            await self.send_json(message)
 
-    def _start(self):
+    def _start(self) -> tuple[tuple[str, int] | None, list[dict]] | None:
+        """None for a user who is not a driver; else their ride and the greeting."""
         if not DriverProfile.objects.filter(user=self.user).exists():
             return None
         state = drivers.driver_state_for(self.user)
@@ -267,7 +253,19 @@ class DriverConsumer(AppSocket):
             .filter(driver=self.user, status=OfferStatus.OFFERED)
             .first()
         )
-        return state.status, ride, offer
+        greeting = [
+            {
+                "type": "connection_established",
+                "message": "Connected to driver service",
+                "driver_id": self.user.pk,
+                "status": state.status,
+            }
+        ]
+        if ride is not None:
+            greeting.append(payloads.ride_assigned(ride))
+        if offer is not None:
+            greeting.append(payloads.ride_request(offer.ride, offer.distance_km, offer.expires_at))
+        return ((ride.ride_id, ride.passenger_id) if ride else None), greeting
 
     async def on_set_status(self, content):
         request = SetStatus.model_validate(content)
