@@ -29,7 +29,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from console import live_map, regions
-from dispatch.broadcast import CONSOLE_GROUP
+from dispatch.broadcast import CONSOLE_GROUP, user_group
 from people.access import is_dispatcher
 from project.common.adapters import QuietWhenClientLeft, SkipConnectionSweep
 from project.common.db import db_async
@@ -61,7 +61,9 @@ class ConsoleConsumer(QuietWhenClientLeft, SkipConnectionSweep, AsyncWebsocketCo
         self._render_task: asyncio.Task | None = None
         self._last_render = 0.0
         user = self.scope.get("user")
-        allowed = user is not None and await db_async(is_dispatcher)(user)
+        # A console session only: an app's token (SMS sign-in) opens no console.
+        by_session = "api_session_id" not in self.scope and "session" in self.scope
+        allowed = by_session and user is not None and await db_async(is_dispatcher)(user)
         # Accept, then close with 4403: a browser sees the code (a refused
         # handshake would only show 1006) and htmx does not retry it.
         await self.accept()
@@ -69,6 +71,7 @@ class ConsoleConsumer(QuietWhenClientLeft, SkipConnectionSweep, AsyncWebsocketCo
             await self.close(code=CLOSE_FORBIDDEN)
             return
         await self.channel_layer.group_add(CONSOLE_GROUP, self.channel_name)
+        await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
         self.joined = True
         # Whatever changed between the page render and this subscription.
         self._mark(EVERYTHING)
@@ -79,6 +82,9 @@ class ConsoleConsumer(QuietWhenClientLeft, SkipConnectionSweep, AsyncWebsocketCo
         if self.joined:
             self.joined = False
             await self.channel_layer.group_discard(CONSOLE_GROUP, self.channel_name)
+            await self.channel_layer.group_discard(
+                user_group(self.scope["user"].pk), self.channel_name
+            )
 
     async def receive(self, text_data=None, bytes_data=None):
         # The page only listens; htmx's ws extension sends nothing here.
@@ -101,6 +107,15 @@ class ConsoleConsumer(QuietWhenClientLeft, SkipConnectionSweep, AsyncWebsocketCo
 
     async def console_links(self, event):
         self._mark(LINKS_DIRTY)
+
+    async def access_ended(self, event):
+        """Signed out (this console session), or the account was switched off."""
+        key = event["console_session_key"]
+        if event["api_session_id"] is None and key in (None, self.scope["session"].session_key):
+            await self.close(code=event["code"])
+
+    async def links_changed(self, event):
+        pass
 
     async def console_positions(self, event):
         for part in live_map.map_parts(live_map.positions_update(event["drivers"])):

@@ -222,7 +222,11 @@ def driver_rows(ids: set[int] | None = None) -> list[DriverRow]:
         default=Value(2),
         output_field=IntegerField(),
     )
-    states = DriverState.objects.select_related("driver", "driver__driver_profile")
+    # Drivers support has not verified (or no longer does) are not shown: they
+    # can take no ride. A trip they are finishing still shows on its ride card.
+    states = DriverState.objects.select_related("driver", "driver__driver_profile").filter(
+        driver__driver_profile__is_verified=True
+    )
     if ids is not None:
         chosen = list(states.filter(driver_id__in=ids))
     else:

@@ -6,6 +6,7 @@ class DispatchConfig(AppConfig):
     verbose_name = "Dispatch"
 
     def ready(self) -> None:
+        # At ready time: the hooks import the models.
         from dispatch import hooks
 
         hooks.connect()

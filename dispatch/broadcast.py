@@ -125,6 +125,17 @@ class ConsoleLinks(TypedDict):
     type: Literal["console.links"]
 
 
+class AccessEnded(TypedDict):
+    """A user's sockets close: all of them, or those of one session."""
+
+    type: Literal["access.ended"]
+    api_session_id: int | None
+    console_session_key: str | None
+    code: int  # the close code: 4401 sign in again, 4403 no longer allowed
+    error: str
+    message: str
+
+
 Send = tuple[str, dict[str, Any]]
 
 
@@ -325,6 +336,27 @@ def links_changed(*user_ids: int) -> None:
     sends: list[Send] = [(user_group(uid), LinksChanged(type="links.changed")) for uid in user_ids]
     sends.append((CONSOLE_GROUP, ConsoleLinks(type="console.links")))
     _after_commit(sends)
+
+
+def access_ended(
+    user_id: int,
+    *,
+    code: int,
+    error: str,
+    message: str,
+    api_session_id: int | None = None,
+    console_session_key: str | None = None,
+) -> None:
+    """Close the user's open sockets (or one session's) once the change commits."""
+    news = AccessEnded(
+        type="access.ended",
+        api_session_id=api_session_id,
+        console_session_key=console_session_key,
+        code=code,
+        error=error,
+        message=message,
+    )
+    _after_commit([(user_group(user_id), news)])
 
 
 # --- delivery ------------------------------------------------------------------

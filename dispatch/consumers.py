@@ -46,6 +46,13 @@ class AppSocket(JsonSocket):
     async def links_changed(self, event):
         pass
 
+    async def access_ended(self, event):
+        """The user's access ended: this socket closes if it was theirs (or its session's)."""
+        session = event["api_session_id"]
+        if session is None or session == self.scope.get("api_session_id"):
+            await self.send_error(event["error"], event["message"])
+            await self.close(code=event["code"])
+
 
 class RideConsumer(AppSocket):
     """ws://HOST/ws/ride/<ride_id>/: one ride, for everyone who may see it."""

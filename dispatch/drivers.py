@@ -27,7 +27,7 @@ from dispatch.models import DriverState, DriverStatus
 from people.audit import audit_event_record
 from people.models import DriverProfile, User
 from project.common.db import db_background
-from project.common.sockets import per_event_loop
+from project.common.sockets import CLOSE_FORBIDDEN, per_event_loop
 
 log = logging.getLogger(__name__)
 
@@ -180,13 +180,17 @@ def driver_verify(*, profile: DriverProfile, actor: User | None, verified: bool)
             subject=profile,
             payload={"driver_id": profile.user_id},
         )
-        if (
-            not verified
-            and DriverState.objects.filter(
+        if not verified:
+            if DriverState.objects.filter(
                 driver_id=profile.user_id, status=DriverStatus.AVAILABLE
-            ).exists()
-        ):
-            driver_set_status(driver=profile.user, status=DriverStatus.OFFLINE)
+            ).exists():
+                driver_set_status(driver=profile.user, status=DriverStatus.OFFLINE)
+            broadcast.access_ended(
+                profile.user_id,
+                code=CLOSE_FORBIDDEN,
+                error="forbidden",
+                message="Your driver account is no longer verified; support will contact you.",
+            )
     return profile
 
 

@@ -7,7 +7,11 @@ that to the commit.
 
 from __future__ import annotations
 
+from django.contrib.auth.signals import user_logged_out
+from django.db.models.signals import post_save, pre_save
 from django.dispatch import Signal
+
+from people.models import User
 
 # Caregiver links of these users changed (invited, answered, edited,
 # revoked): `user_ids`, the passenger's and the caregiver's.
@@ -15,3 +19,36 @@ links_changed = Signal()
 
 # A passenger's travel needs changed: `passenger_id`.
 needs_changed = Signal()
+
+# A user's access ended: `user_id`, and `api_session_id` when one app session
+# ended (logout, revoked, a stolen refresh token) or `console_session_key`
+# when one console session did; neither when the account was switched off.
+access_ended = Signal()
+
+
+def _remember_active(sender, instance, **kwargs) -> None:
+    instance._was_active = (
+        sender.objects.filter(pk=instance.pk).values_list("is_active", flat=True).first()
+        if instance.pk
+        else None
+    )
+
+
+def _switched_off(sender, instance, created, **kwargs) -> None:
+    """An account switched off ends every access it had, at once."""
+    if getattr(instance, "_was_active", None) and not instance.is_active:
+        access_ended.send(sender=sender, user_id=instance.pk)
+
+
+def _console_logout(sender, request, user, **kwargs) -> None:
+    if user is not None and request.session.session_key:
+        access_ended.send(
+            sender=sender, user_id=user.pk, console_session_key=request.session.session_key
+        )
+
+
+def connect() -> None:
+    """Connected once, in PeopleConfig.ready."""
+    pre_save.connect(_remember_active, sender=User, dispatch_uid="people.remember_active")
+    post_save.connect(_switched_off, sender=User, dispatch_uid="people.switched_off")
+    user_logged_out.connect(_console_logout, dispatch_uid="people.console_logout")

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from people import tokens
+from people import signals, tokens
 from people.audit import audit_event_record
 from people.models import (
     ApiSession,
@@ -501,3 +501,5 @@ def _session_mark_revoked(*, session: ApiSession, actor: User | None, reason: st
         subject=session,
         payload={"reason": reason} if reason else {},
     )
+    # Its open sockets close too, not only its tokens.
+    signals.access_ended.send(sender=ApiSession, user_id=session.user_id, api_session_id=session.pk)

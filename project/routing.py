@@ -14,7 +14,7 @@ from django.urls import path, re_path
 
 from console.consumers import ConsoleConsumer
 from dispatch.consumers import DriverConsumer, FollowerConsumer, RideConsumer
-from people.tokens import user_for_access_token
+from people.tokens import access_token_resolve
 from project.common.db import db_async
 from project.common.sockets import CLOSE_NOT_FOUND, error
 
@@ -63,8 +63,15 @@ class TokenAuthMiddleware:
             token = (query.get("token") or [None])[0]
         if not token:
             return await self.with_session(scope, receive, send)
-        user = await db_async(user_for_access_token)(token)
-        scope = dict(scope, user=user or AnonymousUser(), token_invalid=user is None)
+        resolved = await db_async(access_token_resolve)(token)
+        user, session = resolved or (AnonymousUser(), None)
+        scope = dict(
+            scope,
+            user=user,
+            # The app session this socket belongs to (its logout closes it).
+            api_session_id=session.pk if session else None,
+            token_invalid=resolved is None,
+        )
         return await self.application(scope, receive, send)
 
 

@@ -168,9 +168,10 @@
         className: "cc-marker cc-driver"
       });
       marker.bindPopup(function () { return driverPopup(d.id); });
+      // Leaflet inserts a string as HTML: names are users' text, so a node.
       marker.bindTooltip(function () {
         var current = ccMap.drivers[d.id] || d;
-        return current.name + " · " + STATE_LABELS[driverState(current)];
+        return make("span", null, current.name + " · " + STATE_LABELS[driverState(current)]);
       }, { direction: "top", offset: [0, -8] });
       marker.addTo(ccMap.map);
       ccMap.markers[key] = marker;
@@ -197,7 +198,7 @@
       marker.bindPopup(function () { return ridePopup(r.ride_id); });
       marker.bindTooltip(function () {
         var current = ccMap.rides[r.ride_id] || r;
-        return "Pickup · " + current.passenger;
+        return make("span", null, "Pickup · " + current.passenger);
       }, { direction: "top", offset: [0, -8] });
       marker.addTo(ccMap.map);
       ccMap.markers[key] = marker;

@@ -483,3 +483,14 @@ def test_revoking_a_link_goes_through_the_service(htmx, passenger, make_user, ma
     assert AuditEvent.objects.filter(action="link.revoked", subject_id=str(link.pk)).exists()
     again = htmx.post(f"/console/links/{link.pk}/revoke/")
     assert "already revoked" in again.content.decode()
+
+
+def test_unverified_drivers_are_not_on_the_live_map(console, make_driver):
+    """A driver support has not verified can take no ride, so the map leaves them out."""
+    shown = make_driver(-26.2, 28.04)
+    hidden = make_driver(-26.21, 28.04)
+    DriverState.objects.filter(driver=hidden).update(status=DriverStatus.AVAILABLE)
+    hidden.driver_profile.is_verified = False
+    hidden.driver_profile.save()
+    ids = {row.driver.pk for row in regions.driver_rows()}
+    assert shown.pk in ids and hidden.pk not in ids
