@@ -54,7 +54,7 @@ def worker_env(env: dict[str, str]) -> dict[str, str]:
 def worker_command(
     port: int, host: str = "127.0.0.1", *, python: str = sys.executable
 ) -> list[str]:
-    """The command line of one worker (also used by tests and bench): Daphne, through project.serve."""
+    """One worker's command line (also used by tests and bench): Daphne, via project.serve."""
     timeout = os.environ.get("WEBSOCKET_TIMEOUT_S", "86400")
     return [
         python,

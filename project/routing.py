@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from channels.auth import AuthMiddlewareStack
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.routing import URLRouter
-from channels.security.websocket import OriginValidator
+from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.urls import path, re_path
@@ -19,21 +19,47 @@ from project.common.db import db_async
 from project.common.sockets import CLOSE_NOT_FOUND, error
 
 
-class AppOriginValidator(OriginValidator):
+def _origin(url: str, default_scheme: str = "") -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin or a Host header, default ports filled in."""
+    parsed = urlsplit(url if "://" in url else f"{default_scheme}://{url}")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return None
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError:
+        return None
+    return parsed.scheme, parsed.hostname.lower(), port
+
+
+class SameOrigin:
     """
-    Native apps send no Origin header and are let in; a browser's Origin must
-    name one of ALLOWED_HOSTS or WS_ALLOWED_ORIGINS, so no foreign page can
-    ride on a signed-in user's cookies.
+    Native apps send no Origin header and are let in. A browser's Origin
+    must be this site as the browser addressed it (scheme, host and port,
+    not the host alone), or one of WS_ALLOWED_ORIGINS / CSRF_TRUSTED_ORIGINS
+    (full origins such as https://dispatch.example.org): no foreign page can
+    ride on a signed-in user's cookies. Refused handshakes get HTTP 403.
     """
 
     def __init__(self, application):
-        super().__init__(application, [])
+        self.application = application
 
-    def valid_origin(self, parsed_origin):
-        if parsed_origin is None:
-            return True
-        allowed = list(settings.ALLOWED_HOSTS) + list(settings.WS_ALLOWED_ORIGINS)
-        return any(self.match_allowed_origin(parsed_origin, pattern) for pattern in allowed)
+    async def __call__(self, scope, receive, send):
+        headers = dict(scope.get("headers", []))
+        origin = headers.get(b"origin")
+        if origin is not None and not self.allowed(origin.decode("latin-1"), scope, headers):
+            return await WebsocketDenier()(scope, receive, send)
+        return await self.application(scope, receive, send)
+
+    @staticmethod
+    def allowed(origin: str, scope, headers) -> bool:
+        wanted = _origin(origin)
+        if wanted is None:
+            return False
+        scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
+        host = headers.get(b"host", b"").decode("latin-1")
+        listed = [*settings.WS_ALLOWED_ORIGINS, *settings.CSRF_TRUSTED_ORIGINS]
+        own = _origin(host, scheme) if host else None
+        return wanted == own or any(wanted == _origin(o) for o in listed)
 
 
 class TokenAuthMiddleware:
@@ -109,4 +135,4 @@ websocket_urlpatterns = [
     re_path(r"", NoSuchSocket.as_asgi()),
 ]
 
-websocket_application = AppOriginValidator(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+websocket_application = SameOrigin(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))

@@ -213,12 +213,14 @@ SECURE_CSP = {
     "script-src": [CSP.SELF, CSP.NONCE],
     "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
     "img-src": [CSP.SELF, "data:", *([_tile_origin] if _tile_origin else [])],
-    "connect-src": [CSP.SELF, "ws:", "wss:"],
+    # 'self' covers this site's own ws: and wss: origins (CSP Level 3).
+    "connect-src": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],
 }
 
 # WebSocket origins: native apps send none and are accepted; browsers must
-# come from one of these hosts (the server's own host always counts).
+# come from this site (scheme, host and port) or one of these full origins
+# (https://dispatch.example.org), as CSRF_TRUSTED_ORIGINS are too.
 WS_ALLOWED_ORIGINS = env_list("WS_ALLOWED_ORIGINS")
 
 # --- Sign-in -----------------------------------------------------------------

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import json
+import time
 
 import pytest
 from channels.db import database_sync_to_async

@@ -196,7 +196,10 @@ async def test_someone_elses_ride_closes_with_4403(ws, passenger, make_user):
         dropoff_longitude=JHB[1],
     )
     stranger = await db(make_user)
-    assert await refused(ws, "/ws/ride/mine/", token=await db(token_for, stranger)) == ("forbidden", 4403)
+    assert await refused(ws, "/ws/ride/mine/", token=await db(token_for, stranger)) == (
+        "forbidden",
+        4403,
+    )
     assert await refused(ws, "/ws/ride/mine/") == ("forbidden", 4403)
 
 
@@ -216,14 +219,26 @@ async def test_owner_reconnecting_gets_a_snapshot_with_version(ws, passenger, ma
     assert snapshot["status"] == "assigned" and snapshot["version"] == ride.version
 
 
-async def test_foreign_origin_is_refused_and_no_origin_accepted(ws):
-    """Native apps send no Origin; a browser page from elsewhere is refused."""
-    comm, connected, _ = await ws(
-        "/ws/ride/o-1/", headers=[(b"origin", b"https://evil.example")], expect_accept=False
-    )
-    assert not connected
-    comm, connected, _ = await ws(
-        "/ws/ride/o-2/", headers=[(b"origin", b"http://localhost:8067")], expect_accept=False
+@pytest.mark.parametrize(
+    "origin, opens",
+    [
+        (b"http://localhost:8067", True),
+        (b"https://evil.example", False),
+        # The host alone is not enough: scheme and port count too.
+        (b"http://localhost:9999", False),
+        (b"https://localhost:8067", False),
+        (b"https://dispatch.example.org", True),
+        (b"null", False),
+    ],
+)
+async def test_only_this_sites_origin_opens_a_browser_socket(ws, settings, origin, opens):
+    """Native apps send no Origin; a page of another origin is refused."""
+    settings.WS_ALLOWED_ORIGINS = ["https://dispatch.example.org"]
+    headers = [(b"host", b"localhost:8067"), (b"origin", origin)]
+    _, connected, _ = await ws("/ws/ride/o-1/", headers=headers, expect_accept=False)
+    assert connected is opens
+    _, connected, _ = await ws(
+        "/ws/ride/o-2/", headers=[(b"host", b"localhost:8067")], expect_accept=False
     )
     assert connected
 
@@ -307,8 +322,14 @@ async def test_driver_socket_refuses_anonymous_and_other_drivers_ids(ws, make_dr
     assert error["code"] == "authentication_required"
     assert (await comm.receive_output())["code"] == 4401
     driver = await db(make_driver)
-    assert await refused(ws, f"/ws/driver/{driver.pk + 1}/", token=await db(token_for, driver)) == ("forbidden", 4403)
-    assert await refused(ws, "/ws/driver/", token=await db(token_for, passenger)) == ("forbidden", 4403)
+    assert await refused(ws, f"/ws/driver/{driver.pk + 1}/", token=await db(token_for, driver)) == (
+        "forbidden",
+        4403,
+    )
+    assert await refused(ws, "/ws/driver/", token=await db(token_for, passenger)) == (
+        "forbidden",
+        4403,
+    )
     own = await ws(f"/ws/driver/{driver.pk}/", token=await db(token_for, driver))
     assert (await own.receive_json_from())["driver_id"] == driver.pk
 
