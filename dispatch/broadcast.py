@@ -154,12 +154,14 @@ def ride_changed(
     offer_distance_km: float | None = None,
     offer_expires_at=None,
     watchers: list[int] | None = None,
+    driver_at: Point | None = None,
 ) -> None:
     """
     Tell everyone of `kind` on `ride` once the transaction commits. The ride
     is read again with its people unless it carries them already
     (`Ride.objects.with_people()`). `watchers`: the caregivers following the
-    passenger, if the caller has read them.
+    passenger, and `driver_at`: where its driver is, if the caller has read
+    them already.
     """
     ride = _with_people(ride)
     if watchers is None:
@@ -171,6 +173,7 @@ def ride_changed(
         released=(released_driver_id, released_by, released_reason or kind),
         withdrawn=withdrawn_driver_ids,
         offer=(offered_driver_id, offer_distance_km, offer_expires_at),
+        point=driver_at or driver_point(ride),
     )
     _after_commit(sends)
 
@@ -208,9 +211,10 @@ def snapshot(ride: Ride) -> dict[str, Any]:
     return payloads.ride_status(ride, driver_point(ride))
 
 
-def _ride_sends(ride: Ride, kind: str, watchers, *, released, withdrawn, offer) -> list[Send]:
+def _ride_sends(
+    ride: Ride, kind: str, watchers, *, released, withdrawn, offer, point
+) -> list[Send]:
     """Who hears what of one ride event."""
-    point = driver_point(ride)
     snapshot = payloads.ride_status(ride, point)
     to_ride: dict | None = snapshot
     to_driver: dict | None = snapshot if ride.driver_id else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-from dispatch import access, broadcast, drivers, matching, offers, payloads, rides
+from dispatch import access, booking, broadcast, drivers, matching, offers, payloads, rides
 from dispatch.access import Viewer
 from dispatch.errors import NotAllowed, NotFound, RideConflict
 from dispatch.geo import Point
@@ -146,7 +146,7 @@ class RideConsumer(AppSocket):
             passenger = access.passenger_to_book_for(
                 user, request.passenger_id, request.passenger_phone
             )
-            booked = matching.ride_book(
+            booked = booking.ride_book(
                 ride_id=self.ride_id,
                 passenger=passenger,
                 booked_by=user,

@@ -13,10 +13,9 @@ The rules of who may drive a ride:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from itertools import islice
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -41,7 +40,6 @@ from dispatch.models import (
     RideOffer,
     RideStatus,
 )
-from people.access import caregivers_following
 from people.models import User
 from project.common.db import db_async
 
@@ -131,89 +129,10 @@ def candidates(
         yield from (c for c in chunk if c[0] in eligible)
 
 
-# --- booking ---------------------------------------------------------------------
+# --- putting a driver on a ride --------------------------------------------------
 
 
-def ride_book(
-    *,
-    ride_id: str,
-    passenger: User,
-    booked_by: User,
-    nearby_drivers: Sequence[tuple[int, float, Point]] | None = None,
-    needs_wheelchair: bool | None = None,
-    **details,
-) -> MatchResult:
-    """
-    find_driver: the ride is created and, in the same transaction, the
-    nearest eligible driver among the BOOK_CANDIDATES nearest is claimed;
-    drivers another booking is claiming right now are skipped, not waited
-    for. Past those, the search goes on step by step (`ride_match`), and
-    ends in `no_drivers` when nobody is left. In offer mode the ride is
-    offered instead.
-
-    `nearby_drivers`: the nearest drivers to the pickup, if the caller has
-    looked them up already (a socket does, on its event loop: `anearby`).
-    """
-    if settings.DISPATCH_MODE == "offer":
-        ride = rides.ride_request(
-            ride_id=ride_id,
-            passenger=passenger,
-            booked_by=booked_by,
-            needs_wheelchair=needs_wheelchair,
-            **details,
-        )
-        return ride_match(ride=ride, fresh=True)
-    ride, opening = rides.opened(
-        ride_id=ride_id,
-        passenger=passenger,
-        booked_by=booked_by,
-        needs_wheelchair=needs_wheelchair,
-        **details,
-    )
-    if nearby_drivers is None:
-        nearby_drivers = list(islice(nearby(ride), BOOK_CANDIDATES))
-    with transaction.atomic():
-        rides.insert(ride, opening)
-        watchers = caregivers_following(passenger.pk)
-        broadcast.ride_changed(ride, "searching", watchers=watchers)
-        claimed = _claim_nearest(ride, nearby_drivers)
-        if claimed is not None:
-            state, distance = claimed
-            _assigned(ride, state.driver, distance, watchers=watchers, new_ride=True)
-    if claimed is None:
-        return ride_match(ride=ride, fresh=True)
-    return MatchResult(ride=ride, driver_id=state.driver_id, distance_km=distance)
-
-
-def _claim_nearest(
-    ride: Ride, nearby_drivers: Sequence[tuple[int, float, Point]]
-) -> tuple[DriverState, float] | None:
-    """The nearest fresh eligible driver of `nearby_drivers`, claimed; rows
-    another transaction holds are skipped (PostgreSQL's SKIP LOCKED)."""
-    fresh = {
-        driver_id: distance
-        for driver_id, distance, point in islice(nearby_drivers, BOOK_CANDIDATES)
-        if not drivers.is_stale(point)
-    }
-    if not fresh:
-        return None
-    free = {
-        state.driver_id: state
-        for state in DriverState.objects.eligible(needs_wheelchair=ride.needs_wheelchair)
-        .filter(driver_id__in=fresh)
-        .select_related("driver__driver_profile")
-        .select_for_update(skip_locked=True, of=("self",))
-    }
-    for driver_id, distance in fresh.items():
-        state = free.get(driver_id)
-        if state is not None and drivers.claim(driver_id, needs_wheelchair=ride.needs_wheelchair):
-            state.status = DriverStatus.ON_TRIP
-            state.driver.driver_state = state
-            return state, distance
-    return None
-
-
-def _assigned(
+def put_on_ride(
     ride: Ride,
     driver: User,
     distance_km: float | None,
@@ -223,9 +142,12 @@ def _assigned(
     expected_version: int | None = None,
     watchers: list[int] | None = None,
     new_ride: bool = False,
+    at: Point | None = None,
 ) -> None:
     """
-    The claimed `driver` goes on the ride (inside the caller's transaction).
+    The claimed `driver` goes on the ride (inside the caller's transaction):
+    the step of the state machine, the previous driver released, open
+    offers withdrawn, and the news.
     `new_ride`: booked in this transaction, so no offer of it is open.
     """
     previous = ride.driver_id if ride.status in DRIVER_HELD_STATUSES else None
@@ -260,6 +182,7 @@ def _assigned(
         released_reason="reassigned",
         withdrawn_driver_ids=withdrawn,
         watchers=watchers,
+        driver_at=at,
     )
     broadcast.driver_changed(driver.pk, DriverStatus.ON_TRIP)
 
@@ -337,7 +260,9 @@ def ride_assign(
     with transaction.atomic():
         if not drivers.claim(driver_id, needs_wheelchair=ride.needs_wheelchair):
             raise _refusal(ride, driver_id)
-        _assigned(ride, driver, distance, actor=actor, role=role, expected_version=expected_version)
+        put_on_ride(
+            ride, driver, distance, actor=actor, role=role, expected_version=expected_version
+        )
     return ride
 
 
@@ -396,7 +321,7 @@ def ride_match(*, ride: Ride, fresh: bool = False) -> MatchResult:
                 if not drivers.claim(driver_id, needs_wheelchair=ride.needs_wheelchair):
                     continue
                 driver = User.objects.select_related("driver_profile").get(pk=driver_id)
-                _assigned(ride, driver, distance)
+                put_on_ride(ride, driver, distance)
             return MatchResult(ride=ride, driver_id=driver_id, distance_km=distance)
         except DriverUnavailable:
             continue

@@ -35,7 +35,7 @@ from dispatch.models import (
     RideOffer,
     RideStatus,
 )
-from people.models import PassengerProfile, User
+from people.models import User
 
 S = RideStatus
 TRANSITIONS: dict[str, set[str]] = {
@@ -174,8 +174,12 @@ def opened(
     """
     if not isinstance(ride_id, str) or not re.match(RIDE_ID_PATTERN, ride_id):
         raise DispatchError("ride_id must be 1-64 letters, digits, '-' or '_'.", field="ride_id")
+    # With the profile the needs card reads (one query for both).
+    passenger = User.objects.select_related("passenger_profile").get(pk=passenger.pk)
+    if booked_by.pk == passenger.pk:
+        booked_by = passenger
     if needs_wheelchair is None:
-        profile = PassengerProfile.objects.filter(user=passenger).first()
+        profile = getattr(passenger, "passenger_profile", None)
         needs_wheelchair = bool(profile and profile.needs_wheelchair)
     role = "passenger" if booked_by.pk == passenger.pk else "caregiver"
     ride = Ride(
@@ -193,16 +197,13 @@ def opened(
 
 
 def insert(ride: Ride, events: list[RideEvent]) -> None:
-    """Write a ride `opened` built, with its events; a taken id or an active ride conflicts."""
-    try:
-        with transaction.atomic():
-            ride.save(force_insert=True)
-            RideEvent.objects.bulk_create(events)
-    except IntegrityError as exc:
-        conflict = booking_conflict(ride.ride_id, ride.passenger)
-        if conflict is not None:
-            raise conflict from exc
-        raise
+    """
+    Write a ride `opened` built, with its events, inside the caller's
+    transaction; a taken id or an active ride raises IntegrityError, which
+    `booking_conflict` explains once the transaction has rolled back.
+    """
+    ride.save(force_insert=True)
+    RideEvent.objects.bulk_create(events)
 
 
 def ride_request(
@@ -221,9 +222,15 @@ def ride_request(
         needs_wheelchair=needs_wheelchair,
         **details,
     )
-    with transaction.atomic():
-        insert(ride, events)
-        broadcast.ride_changed(ride, "searching")
+    try:
+        with transaction.atomic():
+            insert(ride, events)
+            broadcast.ride_changed(ride, "searching")
+    except IntegrityError as exc:
+        conflict = booking_conflict(ride.ride_id, passenger)
+        if conflict is None:
+            raise
+        raise conflict from exc
     return ride
 
 

@@ -49,7 +49,7 @@ class FindDriver(Inbound):
         return None if value == "" else value
 
     def ride_details(self) -> dict:
-        """The booked ride's own fields (dispatch.matching.ride_book's keywords)."""
+        """The booked ride's own fields (dispatch.booking.ride_book's keywords)."""
         minutes = self.estimated_duration_minutes
         return {
             "pickup_latitude": self.pickup_latitude,

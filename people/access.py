@@ -104,15 +104,20 @@ def may_revoke_link(actor: User, link: CaregiverLink) -> bool:
     return actor.pk in (link.passenger_id, link.caregiver_id) or is_support(actor)
 
 
-def caregivers_following(passenger_id: int) -> list[int]:
+def caregivers_following_query(passenger_id):
     """
     Caregivers told of every change to the passenger's rides: those who may
     receive notifications or see the location (their socket needs the news
     to follow the ride's driver position, and drops the rest itself).
+    `passenger_id` may be an expression (the booking compiles it in).
     """
-    return list(
+    return (
         CaregiverLink.objects.active()
         .filter(Q(can_receive_notifications=True) | Q(can_view_location=True))
         .filter(passenger_id=passenger_id)
         .values_list("caregiver_id", flat=True)
     )
+
+
+def caregivers_following(passenger_id: int) -> list[int]:
+    return list(caregivers_following_query(passenger_id))

@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 from django.db import connection
 
-from dispatch import matching, rides
+from dispatch import booking, matching, rides
 from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -30,7 +30,7 @@ def _step_by_step(**trip) -> int | None:
 
 
 def _one_statement(**trip) -> int | None:
-    return matching.ride_book(**trip).driver_id
+    return booking.ride_book(**trip).driver_id
 
 
 BOOKINGS = pytest.mark.parametrize("book", [_step_by_step, _one_statement])

@@ -16,7 +16,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.utils import timezone
 
-from dispatch import access, matching, offers, rides
+from dispatch import access, booking, matching, offers, rides
 from dispatch.consumers import RideConsumer
 from dispatch.errors import DispatchError, NeedsConfirmation, NotAllowed
 from dispatch.geo import Point
@@ -211,7 +211,7 @@ def test_the_needs_card_tells_the_driver_what_the_matcher_used(passenger, make_d
     passenger.passenger_profile.needs_walker = True
     passenger.passenger_profile.save()
     sedan = make_driver(*JHB, vehicle_type=VehicleType.SEDAN)
-    result = matching.ride_book(
+    result = booking.ride_book(
         ride_id="r1", passenger=passenger, booked_by=passenger, needs_wheelchair=False, **_trip()
     )
     assert result.driver_id == sedan.pk
