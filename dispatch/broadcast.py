@@ -41,6 +41,7 @@ from dispatch.geo import Point
 from dispatch.locations import live_position
 from dispatch.models import Ride
 from people.access import caregivers_following
+from project.common.batching import LatestPerKey
 from project.common.db import calling_loop
 from project.common.sockets import per_event_loop
 
@@ -303,33 +304,22 @@ async def driver_moved(driver_id: int, point: Point, ride: tuple[str, int] | Non
     _console_positions().note(driver_id, point)
 
 
-class _PositionBatch:
-    """This worker's reports for the consoles: the latest of each driver, once per batch."""
-
-    def __init__(self) -> None:
-        self.pending: dict[int, Point] = {}
-        self.task: asyncio.Task | None = None
-
-    def note(self, driver_id: int, point: Point) -> None:
-        self.pending[driver_id] = point
-        if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        while self.pending:
-            await asyncio.sleep(settings.CONSOLE_MAP_BATCH_S)
-            batch, self.pending = self.pending, {}
-            message = ConsolePositions(
-                type="console.positions",
-                drivers=[
-                    [driver_id, p.lat, p.lng, p.heading, p.seen, p.reported]
-                    for driver_id, p in batch.items()
-                ],
-            )
-            await _send_all([(CONSOLE_GROUP, message)])
+async def _to_consoles(batch: dict[int, Point]) -> None:
+    message = ConsolePositions(
+        type="console.positions",
+        drivers=[
+            [driver_id, p.lat, p.lng, p.heading, p.seen, p.reported]
+            for driver_id, p in batch.items()
+        ],
+    )
+    await _send_all([(CONSOLE_GROUP, message)])
 
 
-_console_positions = per_event_loop(_PositionBatch)
+# This worker's reports for the consoles: the latest of each driver, once per
+# CONSOLE_MAP_BATCH_S.
+_console_positions = per_event_loop(
+    lambda: LatestPerKey(lambda: settings.CONSOLE_MAP_BATCH_S, _to_consoles, "console positions")
+)
 
 
 # --- people --------------------------------------------------------------------

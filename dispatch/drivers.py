@@ -10,7 +10,6 @@ intervals.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from dispatch.locations import live_position, location_store
 from dispatch.models import DriverState, DriverStatus
 from people.audit import audit_event_record
 from people.models import DriverProfile, User
+from project.common.batching import LatestPerKey
 from project.common.db import db_background
 from project.common.sockets import CLOSE_FORBIDDEN, per_event_loop
 
@@ -262,31 +262,15 @@ def persist_positions(*, positions: dict[int, Point]) -> int:
     return written
 
 
-class PositionWriter:
-    """
-    The latest report of each driver on this worker, written to the database
-    in one batch per LOCATION_PERSIST_INTERVAL_S by a task of its own, so a
-    report never waits for the database thread.
-    """
-
-    def __init__(self) -> None:
-        self.pending: dict[int, Point] = {}
-        self.task: asyncio.Task | None = None
-
-    def note(self, driver_id: int, point: Point) -> None:
-        self.pending[driver_id] = point
-        if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
-        while self.pending:
-            await asyncio.sleep(settings.LOCATION_PERSIST_INTERVAL_S)
-            batch, self.pending = self.pending, {}
-            try:
-                await db_background(persist_positions)(positions=batch)
-            except Exception:
-                log.exception("persisting %d positions failed", len(batch))
+async def _persist(batch: dict[int, Point]) -> None:
+    await db_background(persist_positions)(positions=batch)
 
 
-# This event loop's writer.
-position_writer = per_event_loop(PositionWriter)
+# This event loop's copier of positions to the database: the latest report
+# of each driver, once per LOCATION_PERSIST_INTERVAL_S, on a thread of its
+# own, so a report never waits for the database.
+position_writer = per_event_loop(
+    lambda: LatestPerKey(
+        lambda: settings.LOCATION_PERSIST_INTERVAL_S, _persist, "persisting positions"
+    )
+)
