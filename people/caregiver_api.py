@@ -7,11 +7,13 @@ A link id the caller is not part of answers 404, exactly like one that does
 not exist, so ids reveal nothing about other people.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: ninja reads the list view's
+# query parameters through @paginate's wrapper, which cannot resolve names.
 
 from django.db.models import Q
 from django.http import HttpRequest
 from ninja import Router, Status
+from ninja.pagination import PageNumberPagination, paginate
 
 from people import caregivers
 from people.caregiver_schemas import LinkInviteIn, LinkOut, LinkState, LinkUpdateIn, link_out
@@ -43,8 +45,13 @@ def _link_or_404(user: User, link_id: int) -> CaregiverLink:
     response={200: list[LinkOut], 401: ErrorOut},
     summary="My caregiver links, as passenger and as caregiver",
 )
+@paginate(PageNumberPagination, page_size=50, max_page_size=100)
 def link_list(request: HttpRequest, status: LinkState | None = None):
-    """Every link of the caller, newest first; `?status=active` narrows it."""
+    """
+    Every link of the caller, newest first; `?status=active` narrows it. The
+    body is {"items": [...], "count"}, as every list of the API
+    (?page=1&page_size=50, at most 100).
+    """
     user = request.auth
     links = _links_of(user).order_by("-created_at", "-pk")
     if status is not None:

@@ -115,8 +115,8 @@ def test_invite_creates_an_invited_link_seen_from_both_sides(sarah, emily):
     assert link["notes"] == "Weekday nurse" and link["responded_at"] is None
     assert AuditEvent.objects.filter(action="link.invited", subject_id=str(link["id"])).exists()
 
-    [mine] = Api(sarah).get("").json()
-    [theirs] = Api(emily).get("").json()
+    [mine] = Api(sarah).get("").json()["items"]
+    [theirs] = Api(emily).get("").json()["items"]
     assert mine["id"] == theirs["id"] == link["id"]
     assert (mine["role"], theirs["role"]) == ("passenger", "caregiver")
 
@@ -126,8 +126,9 @@ def test_list_holds_links_as_passenger_and_as_caregiver(sarah, emily, person):
     mother = person("27821110000", first_name="Grace")
     Api(sarah).post("", {"caregiver_phone": EMILY})
     Api(mother).post("", {"caregiver_phone": SARAH})
-    links = Api(sarah).get("").json()
-    assert [(x["role"], x["passenger"]["id"]) for x in links] == [
+    body = Api(sarah).get("").json()
+    assert body["count"] == 2
+    assert [(x["role"], x["passenger"]["id"]) for x in body["items"]] == [
         ("caregiver", mother.pk),
         ("passenger", sarah.pk),
     ]
@@ -292,9 +293,12 @@ def test_without_a_token_nothing_is_answered(invited):
 
 def test_list_narrows_by_status(sarah, emily, invited):
     """?status= keeps only links in that state; an unknown state is invalid."""
-    assert [x["id"] for x in Api(sarah).get("?status=invited").json()] == [invited["id"]]
-    assert Api(sarah).get("?status=active").json() == []
+    def ids(api, query):
+        return [x["id"] for x in api.get(query).json()["items"]]
+
+    assert ids(Api(sarah), "?status=invited") == [invited["id"]]
+    assert ids(Api(sarah), "?status=active") == []
     Api(emily).post(f"{invited['id']}/accept/")
-    assert [x["id"] for x in Api(emily).get("?status=active").json()] == [invited["id"]]
+    assert ids(Api(emily), "?status=active") == [invited["id"]]
     response = Api(sarah).get("?status=lost")
     assert response.status_code == 400 and "status" in response.json()["fields"]
