@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -314,6 +315,22 @@ async def test_illegal_trip_step_names_the_current_state(ws, passenger, make_dri
     assert error["code"] == "invalid_state" and error["current_status"] == "assigned"
 
 
+async def test_going_offline_during_a_ride_is_invalid_state(ws, passenger, make_driver):
+    """As the protocol says: invalid_state, not invalid_request, and the driver stays on it."""
+    driver = await db(make_driver, *JHB)
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    comm = await ws("/ws/ride/trip-3/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver())
+    await receive_until(driver_ws, "ride_assigned")
+    await driver_ws.send_json_to({"type": "set_status", "status": "offline"})
+    error, _ = await receive_until(driver_ws, "error")
+    assert error["code"] == "invalid_state" and error["current_status"] == "on_trip"
+    state = await db(DriverState.objects.get, driver=driver)
+    assert state.status == "on_trip"
+
+
 async def test_driver_socket_refuses_anonymous_and_other_drivers_ids(ws, make_driver, passenger):
     """Anonymous callers get 4401; a driver id in the path must be the caller's."""
     comm, connected, _ = await ws("/ws/driver/", expect_accept=False)
@@ -512,3 +529,27 @@ async def test_driver_on_the_way_hears_when_the_passengers_needs_change(ws, pass
     response = await db(patch, {"first_name": "Sara"})
     assert response.status_code == 200
     assert await driver_ws.receive_nothing(timeout=0.3)
+
+
+async def test_driver_assigned_tells_where_the_driver_is_now_not_where_it_was_saved(
+    ws, passenger, make_driver
+):
+    """
+    The saved copy is up to LOCATION_PERSIST_INTERVAL_S old; the live report
+    counts. A driver at the pickup is not 500 km away.
+    """
+    from dispatch.drivers import report_position
+    from dispatch.geo import Point
+
+    driver = await db(make_driver, -29.0, 25.0)  # saved far away
+    await report_position(driver.pk, Point(JHB[0] + 0.001, JHB[1], time.time()), None)
+    comm = await ws("/ws/ride/live-1/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver())
+    assigned, _ = await receive_until(comm, "driver_assigned")
+    assert assigned["driver_id"] == driver.pk
+    assert assigned["distance_km"] < 0.2 and assigned["eta_minutes"] == 1
+    assert assigned["driver"]["latitude"] == pytest.approx(JHB[0] + 0.001)
+    await comm.send_json_to({"type": "get_status"})
+    snapshot, _ = await receive_until(comm, "ride_status")
+    assert snapshot["driver"]["latitude"] == pytest.approx(JHB[0] + 0.001)

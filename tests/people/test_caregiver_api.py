@@ -293,6 +293,7 @@ def test_without_a_token_nothing_is_answered(invited):
 
 def test_list_narrows_by_status(sarah, emily, invited):
     """?status= keeps only links in that state; an unknown state is invalid."""
+
     def ids(api, query):
         return [x["id"] for x in api.get(query).json()["items"]]
 
