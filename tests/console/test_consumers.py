@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import json
+import time
 
 import pytest
 from channels.db import database_sync_to_async
@@ -57,6 +56,7 @@ async def drain(comm, quiet=0.3):
 async def test_anonymous_and_non_dispatcher_sockets_are_closed_with_4403(
     make_user, signed_in, support
 ):
+    """The console socket closes with 4403 for anyone but a dispatcher."""
     passenger = await database_sync_to_async(make_user)("passenger")
     for headers in ([], await signed_in(passenger), await signed_in(support)):
         comm, connected = await open_console(headers)
@@ -66,6 +66,7 @@ async def test_anonymous_and_non_dispatcher_sockets_are_closed_with_4403(
 
 
 async def test_a_foreign_origin_is_refused(dispatcher, signed_in):
+    """A console socket from another origin is refused at the handshake."""
     headers = [*await signed_in(dispatcher), (b"origin", b"https://evil.example")]
     comm, connected = await open_console(headers)
     assert not connected
@@ -73,6 +74,7 @@ async def test_a_foreign_origin_is_refused(dispatcher, signed_in):
 
 
 async def test_a_console_gets_the_whole_board_on_connect(dispatcher, signed_in):
+    """A console that connects gets every region and the map's snapshot."""
     comm, connected = await open_console(await signed_in(dispatcher))
     assert connected
     messages = await drain(comm)
@@ -87,6 +89,7 @@ async def test_a_console_gets_the_whole_board_on_connect(dispatcher, signed_in):
 async def test_a_booking_reaches_a_connected_console_as_an_oob_fragment(
     dispatcher, passenger, signed_in
 ):
+    """A booking reaches an open console as a region fragment and a map pickup, debounced."""
     comm, _ = await open_console(await signed_in(dispatcher))
     await drain(comm)
 
@@ -118,6 +121,7 @@ async def test_a_booking_reaches_a_connected_console_as_an_oob_fragment(
 
 
 async def test_every_console_hears_a_change(dispatcher, make_staff, passenger, signed_in):
+    """Every open console hears a change, not just one of them."""
     other = await database_sync_to_async(make_staff)("Dispatchers")
     first, _ = await open_console(await signed_in(dispatcher))
     second, _ = await open_console(await signed_in(other))
@@ -192,6 +196,7 @@ async def test_positions_alone_do_not_rerender_the_board(dispatcher, signed_in, 
 
 
 async def test_the_map_hears_only_what_changed(dispatcher, make_driver, passenger, signed_in):
+    """After its snapshot the map gets only the drivers and rides that changed, or left."""
     driver = await database_sync_to_async(make_driver)(-26.2, 28.04)
     comm, _ = await open_console(await signed_in(dispatcher))
     first = await drain(comm)
