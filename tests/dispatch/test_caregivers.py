@@ -399,12 +399,18 @@ async def test_linked_caregiver_opens_the_ride_and_others_are_refused(
     assert snapshot["passenger"]["id"] == passenger.pk
 
     stranger = await db(make_user, "caregiver")
-    assert await refused(ws, "/ws/ride/open-1/", token=await db(token_for, stranger)) == ("forbidden", 4403)
+    assert await refused(ws, "/ws/ride/open-1/", token=await db(token_for, stranger)) == (
+        "forbidden",
+        4403,
+    )
     invited = await db(make_user, "caregiver")
     link = await db(make_link, passenger, invited)
     link.status = LinkStatus.INVITED
     await db(link.save)
-    assert await refused(ws, "/ws/ride/open-1/", token=await db(token_for, invited)) == ("forbidden", 4403)
+    assert await refused(ws, "/ws/ride/open-1/", token=await db(token_for, invited)) == (
+        "forbidden",
+        4403,
+    )
 
 
 # --- wheelchairs ---------------------------------------------------------------

@@ -196,7 +196,10 @@ async def test_someone_elses_ride_closes_with_4403(ws, passenger, make_user):
         dropoff_longitude=JHB[1],
     )
     stranger = await db(make_user)
-    assert await refused(ws, "/ws/ride/mine/", token=await db(token_for, stranger)) == ("forbidden", 4403)
+    assert await refused(ws, "/ws/ride/mine/", token=await db(token_for, stranger)) == (
+        "forbidden",
+        4403,
+    )
     assert await refused(ws, "/ws/ride/mine/") == ("forbidden", 4403)
 
 
@@ -352,8 +355,14 @@ async def test_driver_socket_refuses_anonymous_and_other_drivers_ids(ws, make_dr
     assert error["code"] == "authentication_required"
     assert (await comm.receive_output())["code"] == 4401
     driver = await db(make_driver)
-    assert await refused(ws, f"/ws/driver/{driver.pk + 1}/", token=await db(token_for, driver)) == ("forbidden", 4403)
-    assert await refused(ws, "/ws/driver/", token=await db(token_for, passenger)) == ("forbidden", 4403)
+    assert await refused(ws, f"/ws/driver/{driver.pk + 1}/", token=await db(token_for, driver)) == (
+        "forbidden",
+        4403,
+    )
+    assert await refused(ws, "/ws/driver/", token=await db(token_for, passenger)) == (
+        "forbidden",
+        4403,
+    )
     own = await ws(f"/ws/driver/{driver.pk}/", token=await db(token_for, driver))
     assert (await own.receive_json_from())["driver_id"] == driver.pk
 
