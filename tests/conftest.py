@@ -25,6 +25,13 @@ def _reachable(url: str, default_port: int) -> bool:
         return False
 
 
+def nginx_binary() -> str | None:
+    """nginx on PATH, or where Debian installs it (not on a user's PATH)."""
+    return shutil.which("nginx") or next(
+        (path for path in ("/usr/sbin/nginx",) if os.path.exists(path)), None
+    )
+
+
 def _service_gate(item) -> str | None:
     """Why this test cannot run here, or None when it can."""
     if item.get_closest_marker("postgres"):
@@ -40,6 +47,8 @@ def _service_gate(item) -> str | None:
             return f"Redis at {settings.REDIS_URL} does not answer"
     if item.get_closest_marker("browser") and not shutil.which("chromium"):
         return "needs Debian's chromium on PATH (apt-get install -y chromium)"
+    if item.get_closest_marker("nginx") and nginx_binary() is None:
+        return "needs nginx (apt-get install -y nginx)"
     return None
 
 

@@ -165,6 +165,8 @@ def test_a_booking_appears_live_and_is_assigned_with_one_click(server, new_page)
         nearest = panel.locator(".candidate").first.inner_text()
         assert "Michael Brown" in nearest and "40." in nearest
         candidate.click()
+        # 40 km is beyond the match radius: the console asks before it assigns.
+        panel.locator(f'[data-confirm-assign="{michael_id}"] [data-confirm-button]').click()
         panel.locator(".notice-ok").wait_for()
 
         assigned = receive_until(passenger, "driver_assigned")

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
 from deploy.nginx_check import check, render_site
-
-NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
+from tests.conftest import nginx_binary
 
 
 def test_site_lists_one_upstream_server_per_worker(tmp_path):
@@ -23,12 +19,9 @@ def test_site_lists_one_upstream_server_per_worker(tmp_path):
     assert "proxy_read_timeout 86400s;" in text
 
 
+@pytest.mark.nginx
 def test_nginx_accepts_the_site_for_three_workers():
     """`nginx -t` passes on the site with three worker ports filled in."""
-    if NGINX is None:
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail("CI=true and nginx is missing (.ci/run installs it)", pytrace=False)
-        pytest.skip("needs nginx: apt-get install -y nginx")
-    result = check([8067, 8068, 8069], NGINX)
+    result = check([8067, 8068, 8069], nginx_binary())
     assert result.returncode == 0, result.stdout + result.stderr
     assert "test is successful" in result.stderr

@@ -47,18 +47,21 @@ def book(passenger, *, booked_by=None, at=CAPE_TOWN, ride_id=None, **extra) -> R
 
 
 def test_anonymous_visitors_are_sent_to_the_login_page(client):
+    """The board is behind the login page, which sends the visitor back after."""
     response = client.get(BOARD)
     assert response.status_code == 302
     assert response["Location"] == f"{reverse('console:login')}?next={BOARD}"
 
 
 def test_htmx_requests_without_a_session_redirect_the_whole_page(client):
+    """An htmx request after the session ended sends the whole page to the login."""
     response = client.get("/console/regions/pending-rides/", headers={"HX-Request": "true"})
     assert response.status_code == 200
     assert response["HX-Redirect"].startswith(reverse("console:login"))
 
 
 def test_staff_outside_the_dispatchers_group_are_refused(make_staff, support):
+    """Support staff, other staff and non-staff get 403 on the board."""
     for user in (make_staff(), support, make_staff(staff=False)):
         client = Client()
         client.force_login(user)
@@ -66,6 +69,7 @@ def test_staff_outside_the_dispatchers_group_are_refused(make_staff, support):
 
 
 def test_dispatchers_and_superusers_see_the_board(console, make_staff):
+    """Dispatchers and superusers open the board."""
     assert console.get(BOARD).status_code == 200
     boss = Client()
     boss.force_login(make_staff(superuser=True))
@@ -73,12 +77,14 @@ def test_dispatchers_and_superusers_see_the_board(console, make_staff):
 
 
 def test_root_redirects_to_the_console(client):
+    """The site's root leads to the console."""
     response = client.get("/")
     assert response.status_code == 302
     assert response["Location"] == BOARD
 
 
 def test_login_takes_the_phone_number_in_any_spelling(dispatcher, staff_groups):
+    """A dispatcher signs in with their number as displayed, spaces and all."""
     client = Client()
     phone = dispatcher.display_phone  # "+27 82 ..." with spaces
     response = client.post(
@@ -91,6 +97,7 @@ def test_login_takes_the_phone_number_in_any_spelling(dispatcher, staff_groups):
 
 
 def test_support_staff_land_on_the_caregiver_links_after_login(support):
+    """Support staff, who may not see the board, land on the caregiver links."""
     response = Client().post(
         reverse("console:login"),
         {"username": support.phone_number, "password": "pw-for-tests-only"},
@@ -99,6 +106,7 @@ def test_support_staff_land_on_the_caregiver_links_after_login(support):
 
 
 def test_login_refuses_accounts_that_are_not_staff(make_user):
+    """An app user with a password still cannot sign in to the console."""
     user = make_user("passenger")
     user.set_password("pw-for-tests-only")
     user.save()
@@ -110,6 +118,7 @@ def test_login_refuses_accounts_that_are_not_staff(make_user):
 
 
 def test_logout_is_a_post(console):
+    """Logging out takes a POST (a stray link cannot do it) and ends the session."""
     assert console.get(reverse("console:logout")).status_code == 405
     response = console.post(reverse("console:logout"))
     assert response.status_code == 302
@@ -120,6 +129,7 @@ def test_logout_is_a_post(console):
 
 
 def test_the_board_loads_its_scripts_locally_with_the_csp_nonce(console, settings):
+    """Scripts are local with the CSP nonce, no inline handlers; the map gets its tiles URL."""
     settings.MAP_TILE_URL = "http://127.0.0.1:9/{z}/{x}/{y}.png"
     response = console.get(BOARD)
     html = response.content.decode()
@@ -142,6 +152,7 @@ def test_the_board_loads_its_scripts_locally_with_the_csp_nonce(console, setting
 def test_map_data_lists_online_drivers_by_state_and_pending_pickups(
     console, make_driver, passenger, settings
 ):
+    """The map starts with online drivers by state (demo never stale) and waiting pickups."""
     available = make_driver(-26.2, 28.04)
     stale = make_driver(-26.3, 28.1)
     demo = make_driver(-25.7, 28.2, demo=True)
@@ -173,6 +184,7 @@ def test_map_data_lists_online_drivers_by_state_and_pending_pickups(
 
 
 def test_htmx_gets_one_region_as_a_partial(htmx, passenger):
+    """An htmx request for a region gets that region alone, not the page."""
     book(passenger)
     response = htmx.get("/console/regions/pending-rides/")
     html = response.content.decode()
@@ -183,6 +195,7 @@ def test_htmx_gets_one_region_as_a_partial(htmx, passenger):
 
 
 def test_regions_without_htmx_send_the_browser_to_the_board(console):
+    """A region opened directly redirects to the board; an unknown one is a 404."""
     response = console.get("/console/regions/events/")
     assert response.status_code == 302 and response["Location"] == BOARD
     assert console.get("/console/regions/nope/").status_code == 404
@@ -191,14 +204,17 @@ def test_regions_without_htmx_send_the_browser_to_the_board(console):
 def test_pending_rides_show_oldest_first_with_booker_needs_and_caregivers(
     htmx, make_user, make_link, passenger
 ):
+    """Waiting rides, longest-waiting first, show booker, needs, notes and caregivers."""
     passenger.passenger_profile.needs_walker = True
     passenger.passenger_profile.notes = "Knock loudly"
     passenger.passenger_profile.save()
     daughter = make_user("caregiver", first_name="Emily", last_name="Davis")
     make_link(passenger, daughter)
-    first = book(passenger, booked_by=daughter, ride_id="first", notes="Gate code 4411")
     other = make_user("passenger", first_name="Thabo", last_name="Nkosi")
     second = book(other, ride_id="second", needs_wheelchair=True)
+    first = book(passenger, booked_by=daughter, ride_id="first", notes="Gate code 4411")
+    # Written after "second" but requested before it: waiting time decides, not row order.
+    Ride.objects.filter(pk=first.pk).update(created_at=second.created_at - timedelta(minutes=5))
     html = htmx.get("/console/regions/pending-rides/").content.decode()
     assert html.index('data-ride-id="first"') < html.index('data-ride-id="second"')
     card = html[html.index('data-ride-id="first"') : html.index('data-ride-id="second"')]
@@ -207,10 +223,10 @@ def test_pending_rides_show_oldest_first_with_booker_needs_and_caregivers(
     assert "Walker" in card and "Knock loudly" in card and "Gate code 4411" in card
     assert "No driver found" in card
     assert "Wheelchair" in html[html.index('data-ride-id="second"') :]
-    assert first.created_at <= second.created_at
 
 
 def test_a_driver_waiting_too_long_at_the_pickup_is_flagged(htmx, make_driver, passenger, settings):
+    """A driver at the pickup past NO_SHOW_WAIT_MIN is flagged as a possible no-show."""
     driver = make_driver(*CAPE_TOWN)
     ride = book(passenger)
     assert ride.driver_id == driver.pk
@@ -227,6 +243,7 @@ def test_a_driver_waiting_too_long_at_the_pickup_is_flagged(htmx, make_driver, p
 
 
 def test_events_and_drivers_regions_show_who_did_what(htmx, make_driver, passenger, dispatcher):
+    """The feed names who assigned the driver; the drivers list shows their ride."""
     driver = make_driver(-26.2, 28.04, first_name="John", last_name="Doe")
     ride = book(passenger)
     matching.ride_assign(
@@ -243,6 +260,7 @@ def test_events_and_drivers_regions_show_who_did_what(htmx, make_driver, passeng
 
 
 def test_candidates_are_available_verified_and_nearest_first(htmx, make_driver, passenger):
+    """A ride's candidates are the available, verified drivers, nearest first."""
     ride = book(passenger)  # nobody online yet: it waits
     far = make_driver(CAPE_TOWN[0] + 0.2, CAPE_TOWN[1], first_name="Far")
     near = make_driver(CAPE_TOWN[0] + 0.01, CAPE_TOWN[1], first_name="Near")
@@ -256,6 +274,7 @@ def test_candidates_are_available_verified_and_nearest_first(htmx, make_driver, 
 
 
 def test_wheelchair_rides_list_only_accessible_vehicles(htmx, make_driver, passenger):
+    """A wheelchair ride offers only wheelchair-accessible vehicles to choose from."""
     ride = book(passenger, ride_id="wc", needs_wheelchair=True, at=(-34.5, 19.5))
     sedan = make_driver(-34.5, 19.51, first_name="Sedan")
     van = make_driver(-34.5, 19.6, vehicle_type=VehicleType.WHEELCHAIR_ACCESSIBLE, first_name="Van")
@@ -267,6 +286,7 @@ def test_wheelchair_rides_list_only_accessible_vehicles(htmx, make_driver, passe
 def test_assigning_through_the_console_records_the_dispatcher(
     htmx, make_driver, passenger, dispatcher
 ):
+    """A console assignment goes through the service, in the dispatcher's name."""
     ride = book(passenger)
     driver = make_driver(*CAPE_TOWN)
     response = htmx.post(
@@ -286,6 +306,7 @@ def test_assigning_through_the_console_records_the_dispatcher(
 
 
 def test_a_driver_taken_meanwhile_is_reported_inline(htmx, make_driver, passenger, make_user):
+    """A driver taken since the panel opened is an inline error; nothing is written."""
     driver = make_driver(*CAPE_TOWN)
     ride = book(passenger, at=(-34.5, 19.5))
     other = book(make_user("passenger"), ride_id="other")  # takes `driver`
@@ -306,6 +327,7 @@ def test_a_driver_taken_meanwhile_is_reported_inline(htmx, make_driver, passenge
 def test_a_ride_that_changed_since_it_was_shown_is_not_assigned_blindly(
     htmx, make_driver, passenger, dispatcher
 ):
+    """A ride that changed since the panel showed it is not assigned over the change."""
     ride = book(passenger, at=(-34.5, 19.5))
     first = make_driver(-34.5, 19.51)
     second = make_driver(-34.5, 19.52)
@@ -320,6 +342,7 @@ def test_a_ride_that_changed_since_it_was_shown_is_not_assigned_blindly(
 
 
 def test_reassigning_releases_the_previous_driver(htmx, make_driver, passenger, dispatcher):
+    """Reassigning records who had the ride and frees that driver."""
     first = make_driver(*CAPE_TOWN)
     ride = book(passenger)
     assert ride.driver_id == first.pk
@@ -341,6 +364,7 @@ def test_reassigning_releases_the_previous_driver(htmx, make_driver, passenger, 
 def test_cancelling_needs_a_reason_and_records_the_dispatcher(
     htmx, make_driver, passenger, dispatcher
 ):
+    """A dispatcher's cancel needs a reason, is recorded in their name, frees the driver."""
     driver = make_driver(*CAPE_TOWN)
     ride = book(passenger)
     response = htmx.post(f"/console/rides/{ride.pk}/cancel/", {"version": ride.version})
@@ -361,6 +385,7 @@ def test_cancelling_needs_a_reason_and_records_the_dispatcher(
 
 
 def test_a_panel_refreshed_after_a_change_elsewhere_says_so(htmx, passenger):
+    """A panel refreshed after another console's change says so, at the new version."""
     ride = book(passenger)
     html = htmx.get(f"/console/rides/{ride.pk}/?changed=1").content.decode()
     assert "changed on another console" in html
@@ -368,6 +393,7 @@ def test_a_panel_refreshed_after_a_change_elsewhere_says_so(htmx, passenger):
 
 
 def test_a_pending_ride_can_be_closed_as_unfulfilled(htmx, passenger, dispatcher):
+    """A dispatcher can give up on a waiting ride: unfulfilled, in their name."""
     ride = book(passenger)
     htmx.post(
         f"/console/rides/{ride.pk}/unfulfilled/",
@@ -379,6 +405,7 @@ def test_a_pending_ride_can_be_closed_as_unfulfilled(htmx, passenger, dispatcher
 
 
 def test_cancelling_an_ended_ride_is_an_inline_error(htmx, passenger):
+    """Cancelling a ride that has ended is an error in the panel, not a crash."""
     ride = book(passenger)
     rides.ride_cancel(ride=ride, actor=passenger, cancelled_by="passenger")
     ride.refresh_from_db()
@@ -390,6 +417,7 @@ def test_cancelling_an_ended_ride_is_an_inline_error(htmx, passenger):
 
 
 def test_without_htmx_actions_redirect_back_to_the_ride(console, make_driver, passenger):
+    """Without htmx an assignment redirects to the ride's full page, with the notice."""
     ride = book(passenger)
     driver = make_driver(*CAPE_TOWN)
     response = console.post(
@@ -402,6 +430,7 @@ def test_without_htmx_actions_redirect_back_to_the_ride(console, make_driver, pa
 
 
 def test_only_dispatchers_may_assign(make_staff, support, make_driver, passenger):
+    """Support staff cannot assign a driver (403); the ride keeps waiting."""
     ride = book(passenger)
     driver = make_driver(*CAPE_TOWN)
     client = Client()
@@ -418,6 +447,7 @@ def test_only_dispatchers_may_assign(make_staff, support, make_driver, passenger
 
 
 def test_support_staff_manage_links_but_do_not_see_the_board(support):
+    """Support staff reach the caregiver links page but not the board."""
     client = Client()
     client.force_login(support)
     assert client.get(BOARD).status_code == 403
@@ -427,6 +457,7 @@ def test_support_staff_manage_links_but_do_not_see_the_board(support):
 
 
 def test_creating_a_link_invites_the_caregiver(htmx, passenger, make_user, dispatcher):
+    """A link made in the console is an invitation, with its permissions and inviter."""
     carer = make_user("caregiver", first_name="Emily", last_name="Davis")
     response = htmx.post(
         "/console/links/new/",
@@ -453,6 +484,7 @@ def test_creating_a_link_invites_the_caregiver(htmx, passenger, make_user, dispa
 
 
 def test_link_errors_show_inline(htmx, passenger):
+    """Unknown phones and bad fields in the link form are shown beside the fields."""
     response = htmx.post(
         "/console/links/new/",
         {
@@ -472,6 +504,7 @@ def test_link_errors_show_inline(htmx, passenger):
 
 
 def test_revoking_a_link_goes_through_the_service(htmx, passenger, make_user, make_link):
+    """Revoking a link is audited; revoking it again says it already is."""
     carer = make_user("caregiver")
     link = make_link(passenger, carer)
     response = htmx.post(f"/console/links/{link.pk}/revoke/")

@@ -53,9 +53,18 @@ async def drain(comm, quiet=0.3):
     return seen
 
 
+async def board_on_connect(comm, quiet=0.3):
+    """
+    What a console gets on connect: the regions, once rendered (which may
+    take a while on a busy machine), then the map and whatever follows.
+    """
+    return [await read(comm), *await drain(comm, quiet)]
+
+
 async def test_anonymous_and_non_dispatcher_sockets_are_closed_with_4403(
     make_user, signed_in, support
 ):
+    """The console socket closes with 4403 for anyone but a dispatcher."""
     passenger = await database_sync_to_async(make_user)("passenger")
     for headers in ([], await signed_in(passenger), await signed_in(support)):
         comm, connected = await open_console(headers)
@@ -65,6 +74,7 @@ async def test_anonymous_and_non_dispatcher_sockets_are_closed_with_4403(
 
 
 async def test_a_foreign_origin_is_refused(dispatcher, signed_in):
+    """A console socket from another origin is refused at the handshake."""
     headers = [*await signed_in(dispatcher), (b"origin", b"https://evil.example")]
     comm, connected = await open_console(headers)
     assert not connected
@@ -72,9 +82,10 @@ async def test_a_foreign_origin_is_refused(dispatcher, signed_in):
 
 
 async def test_a_console_gets_the_whole_board_on_connect(dispatcher, signed_in):
+    """A console that connects gets every region and the map's snapshot."""
     comm, connected = await open_console(await signed_in(dispatcher))
     assert connected
-    messages = await drain(comm)
+    messages = await board_on_connect(comm)
     html = "".join(m for m in messages if isinstance(m, str))
     for region in ("pending-rides", "active-rides", "events", "drivers", "links"):
         assert f'<section id="{region}"' in html
@@ -86,8 +97,9 @@ async def test_a_console_gets_the_whole_board_on_connect(dispatcher, signed_in):
 async def test_a_booking_reaches_a_connected_console_as_an_oob_fragment(
     dispatcher, passenger, signed_in
 ):
+    """A booking reaches an open console as a region fragment and a map pickup, debounced."""
     comm, _ = await open_console(await signed_in(dispatcher))
-    await drain(comm)
+    await board_on_connect(comm)
 
     def book():
         ride = rides.ride_request(
@@ -117,11 +129,12 @@ async def test_a_booking_reaches_a_connected_console_as_an_oob_fragment(
 
 
 async def test_every_console_hears_a_change(dispatcher, make_staff, passenger, signed_in):
+    """Every open console hears a change, not just one of them."""
     other = await database_sync_to_async(make_staff)("Dispatchers")
     first, _ = await open_console(await signed_in(dispatcher))
     second, _ = await open_console(await signed_in(other))
-    await drain(first)
-    await drain(second)
+    await board_on_connect(first)
+    await board_on_connect(second)
     layer = get_channel_layer()
     await layer.group_send(CONSOLE_GROUP, {"type": "console.links", "kind": "links"})
     for comm in (first, second):
@@ -137,7 +150,7 @@ async def test_positions_are_sent_once_per_driver_per_interval(dispatcher, signe
 
     settings.CONSOLE_MAP_BATCH_S = 0.3
     comm, _ = await open_console(await signed_in(dispatcher))
-    await drain(comm)
+    await board_on_connect(comm)
     now = time.time()
     await report_position(1, Point(-26.0, 28.0, now, heading=90.0), None)
     first = await read(comm)
@@ -168,9 +181,8 @@ async def test_a_console_that_opens_later_starts_from_every_latest_position(
     driver = await database_sync_to_async(make_driver)(-26.2, 28.04)
     await report_position(driver.pk, Point(-26.25, 28.05, time.time()), None)
     comm, _ = await open_console(await signed_in(dispatcher))
-    (snapshot,) = [
-        m for m in await drain(comm) if isinstance(m, dict) and m["type"] == "map.snapshot"
-    ]
+    messages = await board_on_connect(comm)
+    (snapshot,) = [m for m in messages if isinstance(m, dict) and m["type"] == "map.snapshot"]
     (marker,) = snapshot["drivers"]
     assert (marker["id"], marker["lat"], marker["lng"]) == (driver.pk, -26.25, 28.05)
     await comm.disconnect()
@@ -183,7 +195,7 @@ async def test_positions_alone_do_not_rerender_the_board(dispatcher, signed_in, 
 
     settings.CONSOLE_MAP_BATCH_S = 0.2
     comm, _ = await open_console(await signed_in(dispatcher))
-    await drain(comm)
+    await board_on_connect(comm)
     await report_position(7, Point(-26.0, 28.0, time.time()), None)
     messages = [await read(comm), *await drain(comm)]
     assert messages and all(isinstance(m, dict) and m["type"] == "map.positions" for m in messages)
@@ -191,9 +203,10 @@ async def test_positions_alone_do_not_rerender_the_board(dispatcher, signed_in, 
 
 
 async def test_the_map_hears_only_what_changed(dispatcher, make_driver, passenger, signed_in):
+    """After its snapshot the map gets only the drivers and rides that changed, or left."""
     driver = await database_sync_to_async(make_driver)(-26.2, 28.04)
     comm, _ = await open_console(await signed_in(dispatcher))
-    first = await drain(comm)
+    first = await board_on_connect(comm)
     (snapshot,) = [m for m in first if isinstance(m, dict)]
     assert [d["id"] for d in snapshot["drivers"]] == [driver.pk]
 
@@ -238,7 +251,7 @@ async def test_a_large_fleet_reaches_the_map_in_frames_daphne_accepts(
     settings.CONSOLE_MAP_BATCH_S = 0.2
     drivers = [await database_sync_to_async(make_driver)(-26.2 + i / 100, 28.04) for i in range(5)]
     comm, _ = await open_console(await signed_in(dispatcher))
-    messages = [m for m in await drain(comm, quiet=0.8) if isinstance(m, dict)]
+    messages = [m for m in await board_on_connect(comm, quiet=0.8) if isinstance(m, dict)]
     kinds = [m["type"] for m in messages if m["type"] in ("map.snapshot", "map.drivers")]
     assert kinds[:3] == ["map.snapshot", "map.drivers", "map.drivers"]
     markers = [d["id"] for m in messages if m["type"] in kinds for d in m["drivers"]]

@@ -100,7 +100,7 @@ async def test_caregiver_books_for_the_linked_passenger(
 async def test_booking_for_someone_without_the_right_is_forbidden(
     ws, passenger, caregiver, make_link, make_driver, link, by
 ):
-    """forbidden, no ride, no event, and the socket lives on."""
+    """forbidden; no ride or event is written, and the socket answers on."""
     await db(make_driver, *JHB)
     if link is not None:
         perms = {k: v for k, v in link.items() if k != "status"}
@@ -120,7 +120,8 @@ async def test_booking_for_someone_without_the_right_is_forbidden(
     assert not await db(Ride.objects.exists)
     assert not await db(RideEvent.objects.exists)
     assert (await db(DriverState.objects.get)).status == "available"
-    await settled(comm)
+    await comm.send_json_to({"type": "get_status"})
+    assert (await comm.receive_json_from())["code"] == "not_found"
 
 
 # --- following the passenger's rides ---------------------------------------------
@@ -129,15 +130,22 @@ async def test_booking_for_someone_without_the_right_is_forbidden(
 async def test_passenger_socket_hears_of_a_ride_booked_for_them(
     ws, passenger, caregiver, make_link, make_driver
 ):
-    """/ws/passenger/ gets the ride a caregiver booked, as it is searched and assigned."""
+    """/ws/passenger/ follows a ride a caregiver booked, to the caregiver's cancelling it."""
     driver = await db(make_driver, *JHB)
     await db(make_link, passenger, caregiver)
     own, _ = await open_follower(ws, passenger, "passenger")
-    await book_as(ws, caregiver, "told-1", passenger_id=passenger.pk)
+    booking = await book_as(ws, caregiver, "told-1", passenger_id=passenger.pk)
     searching = await own.receive_json_from()
     assert searching["type"] == "searching" and searching["ride_id"] == "told-1"
     assigned = await own.receive_json_from()
     assert assigned["type"] == "driver_assigned" and assigned["driver_id"] == driver.pk
+    await receive_until(booking, "driver_assigned")
+    await booking.send_json_to({"type": "cancel_ride", "reason": "plans changed"})
+    cancelled, _ = await receive_until(booking, "ride_cancelled")
+    assert cancelled["cancelled_by"] == "caregiver"
+    heard = await own.receive_json_from()
+    assert heard["type"] == "ride_cancelled" and heard["ride_id"] == "told-1"
+    assert heard["cancelled_by"] == "caregiver" and heard["reason"] == "plans changed"
 
 
 async def test_caregiver_with_notifications_hears_every_state_change(
@@ -172,22 +180,29 @@ async def test_caregiver_with_notifications_hears_every_state_change(
         ("ride_status", "completed", "completed"),
     ]
     assert all(m["ride_id"] == "watch-1" for m in seen)
-    assert [m["version"] for m in seen] == sorted(m["version"] for m in seen)
+    # requested is version 1; each later event is the next one.
+    assert [m["version"] for m in seen] == [2, 3, 4, 5, 6]
     await quiet(silent)
 
 
 async def test_caregiver_socket_opened_mid_ride_gets_the_current_ride(
     ws, passenger, caregiver, make_link, make_driver
 ):
-    """Connecting during a ride sends its snapshot at once."""
-    await db(make_driver, *JHB)
+    """Connecting during a ride sends its snapshot at once; the driver's positions follow."""
+    driver = await db(make_driver, *JHB)
     await db(make_link, passenger, caregiver)
+    driver_ws = await open_driver(ws, driver)
     comm = await book_as(ws, passenger, "mid-1")
     await receive_until(comm, "driver_assigned")
+    await receive_until(driver_ws, "ride_assigned")
     follower, _ = await open_follower(ws, caregiver)
     snapshot = await follower.receive_json_from()
     assert snapshot["type"] == "ride_status" and snapshot["ride_id"] == "mid-1"
     assert snapshot["status"] == "assigned"
+    await move(driver_ws, -26.2, 28.05)
+    moved = await follower.receive_json_from()
+    assert moved["type"] == "driver_location" and moved["ride_id"] == "mid-1"
+    assert (moved["latitude"], moved["longitude"]) == (-26.2, 28.05)
 
 
 # --- the driver's position ------------------------------------------------------
@@ -232,7 +247,9 @@ async def test_location_without_notifications_still_reaches_the_caregiver(
     rider = await book_as(ws, passenger, "loc-2")
     await receive_until(rider, "driver_assigned")
     await receive_until(driver_ws, "ride_assigned")
-    await settled(follower)
+    await follower.send_json_to({"type": "ping"})
+    _, before = await receive_until(follower, "pong")
+    assert before == []  # no ride_status for searching or assigned
     await move(driver_ws, -26.2, 28.05)
     moved = await follower.receive_json_from()
     assert moved["type"] == "driver_location" and moved["ride_id"] == "loc-2"
@@ -243,11 +260,13 @@ async def test_caregiver_without_location_permission_sees_no_driver_position(
     ws, passenger, caregiver, make_link, make_driver
 ):
     """Status snapshots to a caregiver without can_view_location carry no coordinates."""
-    await db(make_driver, *JHB)
+    driver = await db(make_driver, *JHB)
     await db(make_link, passenger, caregiver, can_view_location=False)
     follower, _ = await open_follower(ws, caregiver)
+    driver_ws = await open_driver(ws, driver)
     rider = await book_as(ws, passenger, "loc-3")
     await receive_until(rider, "driver_assigned")
+    await receive_until(driver_ws, "ride_assigned")
     await receive_until(follower, "ride_status")
     assigned = await follower.receive_json_from()
     assert assigned["status"] == "assigned" and assigned["driver"]["name"]
@@ -257,13 +276,23 @@ async def test_caregiver_without_location_permission_sees_no_driver_position(
     await ride_ws.receive_json_from()
     snapshot = await ride_ws.receive_json_from()
     assert snapshot["type"] == "ride_status" and snapshot["driver"]["latitude"] is None
+    # Nor once the driver is at the pickup, on either socket.
+    await driver_ws.send_json_to({"type": "arrived"})
+    for comm in (follower, ride_ws):
+        arrived = await comm.receive_json_from()
+        assert (arrived["type"], arrived["status"]) == ("ride_status", "driver_arrived")
+        assert arrived["driver"]["latitude"] is None and arrived["driver"]["longitude"] is None
 
 
 @pytest.mark.parametrize("change", ["revoke", "location_off"])
 async def test_losing_the_permission_stops_positions_at_once(
     ws, passenger, caregiver, make_link, make_driver, change
 ):
-    """After a revocation or can_view_location off, an open socket gets no more positions."""
+    """
+    After a revocation or can_view_location off, an open socket gets no more
+    positions; with location off it still hears the ride's news, and given
+    back, the positions flow again.
+    """
     driver = await db(make_driver, *JHB)
     link = await db(make_link, passenger, caregiver)
     follower, _ = await open_follower(ws, caregiver)
@@ -289,14 +318,32 @@ async def test_losing_the_permission_stops_positions_at_once(
 
     await move(driver_ws, -26.21, 28.06)
     assert (await rider.receive_json_from())["type"] == "driver_location"
-    await quiet(follower)
+    await driver_ws.send_json_to({"type": "arrived"})
+    assert (await rider.receive_json_from())["status"] == "driver_arrived"
+    if change == "revoke":
+        await quiet(follower)
+        return
+    # The position went out before the arrival: had it reached this socket,
+    # it would come first.
+    arrived = await follower.receive_json_from()
+    assert (arrived["type"], arrived["status"]) == ("ride_status", "driver_arrived")
+
+    await db(caregiver_link_update, link=link, actor=passenger, can_view_location=True)
+    restored, _ = await receive_until(follower, "links_updated")
+    assert restored["passengers"][0]["can_view_location"] is True
+    await move(driver_ws, -26.22, 28.07)
+    moved = await follower.receive_json_from()
+    assert moved["type"] == "driver_location" and moved["latitude"] == -26.22
 
 
 @pytest.mark.parametrize("change", ["revoke", "location_off"])
 async def test_caregiver_ride_socket_obeys_a_changed_link(
     ws, passenger, caregiver, make_link, make_driver, change
 ):
-    """On /ws/ride/<id>/ a revoked caregiver is closed with 4403; location off stops positions."""
+    """
+    On /ws/ride/<id>/ a revoked caregiver is closed with 4403; location off
+    stops positions until it is given back.
+    """
     driver = await db(make_driver, *JHB)
     link = await db(make_link, passenger, caregiver)
     driver_ws = await open_driver(ws, driver)
@@ -320,6 +367,11 @@ async def test_caregiver_ride_socket_obeys_a_changed_link(
         await move(driver_ws, -26.21, 28.06)
         assert (await rider.receive_json_from())["type"] == "driver_location"
         await quiet(watching)
+        await db(caregiver_link_update, link=link, actor=passenger, can_view_location=True)
+        await settled(watching)
+        await move(driver_ws, -26.22, 28.07)
+        moved = await watching.receive_json_from()
+        assert moved["type"] == "driver_location" and moved["latitude"] == -26.22
 
 
 # --- the ride's own socket ------------------------------------------------------
@@ -378,7 +430,7 @@ async def test_wheelchair_ride_in_johannesburg_gets_no_sedan_or_suv(ws, passenge
 
 
 async def test_wheelchair_ride_in_pretoria_gets_the_accessible_vehicle(ws, passenger, make_driver):
-    """The accessible vehicle is chosen over a nearer sedan."""
+    """The accessible vehicle is chosen over a nearer sedan, and its driver told why."""
     await db(make_driver, *PRETORIA, vehicle_type=VehicleType.SEDAN)
     accessible = await db(
         make_driver,
@@ -386,7 +438,37 @@ async def test_wheelchair_ride_in_pretoria_gets_the_accessible_vehicle(ws, passe
         PRETORIA[1],
         vehicle_type=VehicleType.WHEELCHAIR_ACCESSIBLE,
     )
+    van = await open_driver(ws, accessible)
     comm = await book_as(ws, passenger, "wc-pta", at=PRETORIA, needs_wheelchair=True)
     assigned, _ = await receive_until(comm, "driver_assigned")
     assert assigned["driver_id"] == accessible.pk
     assert assigned["vehicle_type"] == "wheelchair_accessible"
+    carried, _ = await receive_until(van, "ride_assigned")
+    assert carried["ride_id"] == "wc-pta" and carried["needs"]["wheelchair"] is True
+
+
+async def test_a_waiting_wheelchair_ride_is_not_given_to_a_sedan_that_comes_online(
+    ws, passenger, make_driver
+):
+    """A sedan going online beside it leaves it waiting; an accessible vehicle gets it."""
+    comm = await book_as(ws, passenger, "wc-wait", needs_wheelchair=True)
+    await receive_until(comm, "no_drivers")
+
+    async def online_beside_the_pickup(vehicle_type):
+        driver = await db(make_driver, vehicle_type=vehicle_type)
+        driver_ws = await open_driver(ws, driver)
+        await driver_ws.send_json_to({"type": "set_status", "status": "available"})
+        await receive_until(driver_ws, "status_updated")
+        await move(driver_ws, JHB[0] + 0.001, JHB[1])
+        return driver, driver_ws
+
+    _, sedan_ws = await online_beside_the_pickup(VehicleType.SEDAN)
+    await settled(sedan_ws)  # its report, and the match it may start, are done
+    ride = await db(Ride.objects.get, ride_id="wc-wait")
+    assert ride.status == RideStatus.SEARCHING and ride.driver_id is None
+
+    van, van_ws = await online_beside_the_pickup(VehicleType.WHEELCHAIR_ACCESSIBLE)
+    offer, _ = await receive_until(van_ws, "ride_assigned")
+    assert offer["ride_id"] == "wc-wait"
+    assert (await db(Ride.objects.get, ride_id="wc-wait")).driver_id == van.pk
+    await quiet(sedan_ws)

@@ -301,6 +301,51 @@ async def test_trip_progress_reaches_the_passenger_as_ride_status(ws, passenger,
     assert (await db(DriverState.objects.get, driver=driver)).status == "available"
 
 
+async def test_a_driver_who_gives_the_ride_back_is_replaced_and_streams_no_more(
+    ws, passenger, make_driver
+):
+    """
+    The driver hears ride_cancelled (by driver, with the reason); the
+    passenger sees searching, then the next driver, whose positions alone
+    reach them.
+    """
+    near = await db(make_driver, JHB[0] + 0.001, JHB[1])
+    far = await db(make_driver, JHB[0] + 0.02, JHB[1])
+    near_ws = await ws("/ws/driver/", token=await db(token_for, near))
+    await near_ws.receive_json_from()
+    far_ws = await ws("/ws/driver/", token=await db(token_for, far))
+    await far_ws.receive_json_from()
+    comm = await ws("/ws/ride/back-1/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver())
+    first, _ = await receive_until(comm, "driver_assigned")
+    assert first["driver_id"] == near.pk
+    await receive_until(near_ws, "ride_assigned")
+
+    await near_ws.send_json_to({"type": "cancel_ride", "reason": "flat_tyre"})
+    released, _ = await receive_until(near_ws, "ride_cancelled")
+    assert (released["ride_id"], released["cancelled_by"], released["reason"]) == (
+        "back-1",
+        "driver",
+        "flat_tyre",
+    )
+    again = await comm.receive_json_from()
+    assert again["type"] == "searching"
+    second = await comm.receive_json_from()
+    assert second["type"] == "driver_assigned" and second["driver_id"] == far.pk
+    assert second["version"] > again["version"] > first["version"]
+    taken, _ = await receive_until(far_ws, "ride_assigned")
+    assert taken["ride_id"] == "back-1" and taken["passenger"]["id"] == passenger.pk
+
+    for driver_ws, lat in ((near_ws, JHB[0] + 0.0009), (far_ws, JHB[0] + 0.019)):
+        await driver_ws.send_json_to(
+            {"type": "location_update", "latitude": lat, "longitude": JHB[1]}
+        )
+    moved = await comm.receive_json_from()
+    assert moved["type"] == "driver_location" and moved["driver_id"] == far.pk
+    assert await comm.receive_nothing(timeout=0.3)
+
+
 async def test_illegal_trip_step_names_the_current_state(ws, passenger, make_driver):
     """complete_trip before the trip starts answers invalid_state naming it."""
     driver = await db(make_driver, *JHB)
@@ -412,6 +457,65 @@ async def test_a_driver_online_before_positions_are_loaded_gets_the_waiting_ride
     assert offer["type"] == "ride_assigned" and offer["ride_id"] == "cold-1"
     assigned, _ = await receive_until(comm, "driver_assigned")
     assert assigned["driver_id"] == driver.pk
+
+
+async def test_in_offer_mode_a_decline_passes_the_ride_on_and_an_accept_assigns_it(
+    ws, passenger, make_driver, settings
+):
+    """The nearest is asked first, with the terms; declined, the next; accepted, assigned."""
+    settings.DISPATCH_MODE = "offer"
+    near = await db(make_driver, JHB[0] + 0.01, JHB[1])
+    far = await db(make_driver, JHB[0] + 0.03, JHB[1])
+    near_ws = await ws("/ws/driver/", token=await db(token_for, near))
+    await near_ws.receive_json_from()
+    far_ws = await ws("/ws/driver/", token=await db(token_for, far))
+    await far_ws.receive_json_from()
+    comm = await ws("/ws/ride/offer-3/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver())
+    assert (await comm.receive_json_from())["type"] == "searching"
+
+    offer, _ = await receive_until(near_ws, "ride_request")
+    assert offer["ride_id"] == "offer-3" and offer["expires_at"]
+    assert 0 < offer["timeout_s"] <= settings.OFFER_TIMEOUT_S
+    assert offer["pickup_distance_km"] == pytest.approx(1.1, abs=0.1)
+    await near_ws.send_json_to({"type": "decline_ride", "ride_id": "offer-3"})
+    declined, _ = await receive_until(near_ws, "ride_declined")
+    assert declined["ride_id"] == "offer-3"
+
+    offer, _ = await receive_until(far_ws, "ride_request")
+    assert offer["ride_id"] == "offer-3"
+    await far_ws.send_json_to({"type": "accept_ride", "ride_id": "offer-3"})
+    assigned, _ = await receive_until(comm, "driver_assigned")
+    assert assigned["driver_id"] == far.pk
+    taken, _ = await receive_until(far_ws, "ride_assigned")
+    assert taken["ride_id"] == "offer-3"
+
+
+async def test_an_unanswered_offer_times_out_by_itself_and_cannot_be_taken_late(
+    ws, passenger, make_driver, settings
+):
+    """
+    The worker's sweep expires the offer with nobody asking: the driver is
+    told, the passenger hears no_drivers, and a late accept is refused.
+    """
+    settings.DISPATCH_MODE = "offer"
+    settings.OFFER_TIMEOUT_S = 0  # due at once: the next sweep (each second) takes it
+    driver = await db(make_driver, *JHB)
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    comm = await ws("/ws/ride/offer-4/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver())
+    await receive_until(driver_ws, "ride_request")
+    expired, _ = await receive_until(driver_ws, "ride_cancelled")
+    assert expired["ride_id"] == "offer-4" and expired["reason"] == "offer_expired"
+    await receive_until(comm, "no_drivers")
+    await driver_ws.send_json_to({"type": "accept_ride", "ride_id": "offer-4"})
+    late, _ = await receive_until(driver_ws, "error")
+    assert late["code"] == "invalid_state"
+    ride = await db(Ride.objects.get, ride_id="offer-4")
+    assert (ride.status, ride.driver_id) == (RideStatus.SEARCHING, None)
 
 
 async def test_offered_driver_is_told_when_the_offer_is_withdrawn_or_expires(
