@@ -1,10 +1,28 @@
-"""Phone numbers: the identity of every Care Connect user."""
+"""
+Phone numbers: the identity of every Care Connect user, and where texts go.
+
+Two rules, for two uses:
+
+- normalize_phone: any number of the right length, written any usual way.
+  It finds people who already exist (staff sign-in, caregiver invites,
+  booking for someone, admin search) and names new accounts: a passenger
+  whose only phone is a landline still has an account that support made.
+- textable_phone: a number that Care Connect may send an SMS to, a valid
+  mobile in one of PHONE_ALLOWED_REGIONS. Everything that texts asks it
+  (sign-in codes; people.sms refuses any other number), so a premium-rate
+  or foreign number costs nothing.
+"""
 
 from __future__ import annotations
 
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from phonenumbers import PhoneNumberType, geocoder
+
+# FIXED_LINE_OR_MOBILE: countries whose numbering does not tell them apart
+# (the United States, for one); a text to such a number may well arrive.
+TEXTABLE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
 
 
 class InvalidPhoneNumber(ValidationError):
@@ -46,6 +64,52 @@ def normalize_phone(raw: object) -> str:
             code="invalid_phone",
         )
     return f"{parsed.country_code}{parsed.national_number}"
+
+
+def textable_phone(raw: object) -> str:
+    """
+    normalize_phone, for a number that may be sent an SMS: a valid mobile
+    number of one of PHONE_ALLOWED_REGIONS. Anything else (premium rate,
+    toll free, landline, another country, a number no operator issued)
+    raises InvalidPhoneNumber.
+    """
+    phone = normalize_phone(raw)
+    if not is_textable(phone):
+        raise InvalidPhoneNumber(
+            f"'{raw}' is not a mobile number we can send a code to. "
+            f"Use a mobile number from {_allowed_places()}, e.g. {_example()}.",
+            code="not_textable",
+        )
+    return phone
+
+
+def is_textable(normalized: str) -> bool:
+    """Whether Care Connect may text this normalised number."""
+    try:
+        parsed = phonenumbers.parse("+" + normalized, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return (
+        phonenumbers.is_valid_number(parsed)
+        and phonenumbers.number_type(parsed) in TEXTABLE_TYPES
+        and phonenumbers.region_code_for_number(parsed) in settings.PHONE_ALLOWED_REGIONS
+    )
+
+
+def _allowed_places() -> str:
+    names = []
+    for region in settings.PHONE_ALLOWED_REGIONS:
+        example = phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
+        names.append(geocoder.country_name_for_number(example, "en") if example else region)
+    return " or ".join(names)
+
+
+def _example() -> str:
+    region = settings.PHONE_ALLOWED_REGIONS[0]
+    example = phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
+    if example is None:
+        return "+27 82 123 4567"
+    return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 def display_phone(normalized: str) -> str:

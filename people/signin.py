@@ -28,7 +28,7 @@ from people.models import (
     User,
     UserType,
 )
-from people.phones import normalize_phone
+from people.phones import textable_phone
 from people.sms import SMSDeliveryError, sms_send
 from project.common.errors import ServiceError
 
@@ -131,10 +131,11 @@ def otp_send(*, phone_number: str) -> OtpSent:
     """
     Issue a fresh code for the phone and send it by SMS.
 
-    Raises InvalidPhoneNumber, OtpLocked, OtpCooldown, or SMSDeliveryError
-    (after withdrawing the undelivered code).
+    Raises InvalidPhoneNumber (also for a number that may not be texted),
+    OtpLocked, OtpCooldown, or SMSDeliveryError (after withdrawing the
+    undelivered code).
     """
-    phone = normalize_phone(phone_number)
+    phone = textable_phone(phone_number)
     minutes = settings.OTP_VALID_MINUTES
     with transaction.atomic():
         device = _otp_device_for_update(phone)
@@ -179,7 +180,7 @@ def otp_verify(*, phone_number: str, code: str, user_agent: str = "") -> VerifyR
     Raises InvalidPhoneNumber, InvalidCode, OtpThrottled, OtpLocked or
     AccountDisabled. A wrong code's failure is recorded before the raise.
     """
-    phone = normalize_phone(phone_number)
+    phone = textable_phone(phone_number)
     code = "".join(str(code).split())
     error: SignInError | None = None
     result: VerifyResult | None = None

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import requests
 from django.conf import settings
 
+from people.phones import is_textable
+
 logger = logging.getLogger(__name__)
 
 # A reply larger than this is not SMS Portal talking.
@@ -42,7 +44,10 @@ def sms_send(*, phone_number: str, message: str) -> None:
     """
     Send ``message`` to ``phone_number`` (normalised digits, "27821234567")
     through settings.SMS_BACKEND. Raises SMSDeliveryError when the gateway
-    does not accept it.
+    does not accept it, or without asking it when the number is not one
+    Care Connect texts (people.phones.is_textable): an account may carry a
+    landline or an old foreign number, and a premium-rate one must never
+    cost a cent.
     """
     backend = settings.SMS_BACKEND
     sender = _BACKENDS.get(backend)
@@ -50,7 +55,12 @@ def sms_send(*, phone_number: str, message: str) -> None:
         raise SMSDeliveryError(
             f"Unknown SMS_BACKEND {backend!r}: use one of {', '.join(sorted(_BACKENDS))}."
         )
-    sender(_digits(phone_number), message)
+    digits = _digits(phone_number)
+    if not is_textable(digits):
+        raise SMSDeliveryError(
+            f"Not sent: {_masked(digits)} is not a mobile number in PHONE_ALLOWED_REGIONS."
+        )
+    sender(digits, message)
 
 
 def _digits(phone_number: str) -> str:

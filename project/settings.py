@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import phonenumbers
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
@@ -231,6 +232,13 @@ SMS_PORTAL_ENDPOINT = env("SMS_PORTAL_ENDPOINT", "https://api.smsportal.com/api5
 SMS_PORTAL_REST_URL = env("SMS_PORTAL_REST_URL", "https://rest.smsportal.com/v1")
 SMS_TIMEOUT_S = env_float("SMS_TIMEOUT_S", 10.0)
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", "ZA")
+# Regions whose mobile numbers may be texted (people.phones.textable_phone).
+PHONE_ALLOWED_REGIONS = [r.upper() for r in env_list("PHONE_ALLOWED_REGIONS", "ZA")]
+if not PHONE_ALLOWED_REGIONS or not set(PHONE_ALLOWED_REGIONS) <= phonenumbers.SUPPORTED_REGIONS:
+    raise ImproperlyConfigured(
+        "PHONE_ALLOWED_REGIONS is a comma-separated list of region codes such as ZA,NA, "
+        f"not {env('PHONE_ALLOWED_REGIONS')!r}."
+    )
 OTP_VALID_MINUTES = env_int("OTP_VALID_MINUTES", 5)
 OTP_MAX_FAILURES = env_int("OTP_MAX_FAILURES", 10)
 OTP_THROTTLE_FACTOR = env_int("OTP_THROTTLE_FACTOR", 1)

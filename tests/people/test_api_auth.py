@@ -61,6 +61,28 @@ def test_send_otp_refuses_a_bad_phone_number(api, phone):
     assert set(body["fields"]) == {"phone_number"}
 
 
+@pytest.mark.parametrize(
+    "phone", ["+1 900 555 0123", "+44 909 876 5432", "+882 1234 5678", "+27 99 123 4567"]
+)
+def test_send_otp_texts_no_premium_foreign_or_invalid_number(api, settings, sms_portal, phone):
+    """Numbers that are not South African mobiles get a 400 naming the field, and no SMS."""
+    settings.SMS_BACKEND = "smsportal"
+    response = post(api, "send-otp/", {"phone_number": phone})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid_request"
+    assert "not a mobile number" in body["fields"]["phone_number"]
+    assert sms_portal.requests == []
+    assert not PhoneOTPDevice.objects.exists()
+
+
+def test_verify_otp_refuses_a_number_that_cannot_be_texted(api):
+    """verify-otp answers a premium number as send-otp does."""
+    response = post(api, "verify-otp/", {"phone_number": "+1 900 555 0123", "code": "123456"})
+    assert response.status_code == 400
+    assert set(response.json()["fields"]) == {"phone_number"}
+
+
 def test_send_otp_without_a_phone_number_is_invalid(api):
     """A missing phone_number is a validation error naming it."""
     response = post(api, "send-otp/", {})

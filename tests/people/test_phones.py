@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from people.phones import InvalidPhoneNumber, display_phone, normalize_phone
+from people.phones import (
+    InvalidPhoneNumber,
+    display_phone,
+    is_textable,
+    normalize_phone,
+    textable_phone,
+)
 
 
 @pytest.mark.parametrize(
@@ -44,3 +50,61 @@ def test_what_is_not_a_phone_number_is_refused(raw):
 def test_normalised_numbers_display_internationally():
     """The stored form reads back as "+27 82 123 4567"."""
     assert display_phone("27821234567") == "+27 82 123 4567"
+
+
+# --- numbers that may be texted -------------------------------------------------
+
+
+# The demo's app users (dispatch.demo), the sign-in tests' phone, both ends
+# of the numbers tests/conftest.py's make_user hands out, and the e2e users.
+SIGN_IN_NUMBERS = [
+    "27821234567",
+    "27821234568",
+    "27821234569",
+    "27829990001",
+    "27829990002",
+    "27820001000",
+    "27820009999",
+    "27830000000",
+]
+
+
+@pytest.mark.parametrize("phone", SIGN_IN_NUMBERS)
+def test_demo_and_test_numbers_may_be_texted(phone):
+    """The numbers the demo and the tests sign in with are South African mobiles."""
+    assert textable_phone(phone) == phone
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "+1 900 555 0123",  # United States premium rate
+        "+44 909 876 5432",  # United Kingdom premium rate
+        "+882 1234 5678",  # international network, no country
+        "+27 99 123 4567",  # South Africa, no such range
+        "+27 86 123 4567",  # South Africa, shared cost
+        "+27 80 000 0001",  # South Africa, toll free
+        "+27 12 345 6789",  # South Africa, a Pretoria landline
+        "+44 7911 123456",  # a real mobile, but not in South Africa
+    ],
+)
+def test_only_mobiles_of_the_allowed_regions_may_be_texted(raw):
+    """Premium, toll-free, landline, foreign and unissued numbers raise InvalidPhoneNumber."""
+    with pytest.raises(InvalidPhoneNumber) as info:
+        textable_phone(raw)
+    assert info.value.code == "not_textable"
+    assert "mobile number from South Africa" in info.value.messages[0]
+
+
+def test_allowed_regions_come_from_the_settings(settings):
+    """PHONE_ALLOWED_REGIONS widens the rule; US numbers are 'fixed line or mobile'."""
+    settings.PHONE_ALLOWED_REGIONS = ["ZA", "US"]
+    assert textable_phone("+1 650 253 0000") == "16502530000"
+    with pytest.raises(InvalidPhoneNumber):
+        textable_phone("+1 900 555 0123")
+
+
+def test_a_landline_still_names_an_account():
+    """normalize_phone keeps accepting numbers that are not textable."""
+    assert normalize_phone("012 345 6789") == "27123456789"
+    assert not is_textable("27123456789")

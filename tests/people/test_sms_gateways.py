@@ -34,6 +34,14 @@ def basic(username: str, password: str) -> str:
 # --- backend choice and console ----------------------------------------------
 
 
+@pytest.mark.parametrize("phone", ["19005550123", "27123456789", "447911123456"])
+def test_numbers_that_may_not_be_texted_never_reach_the_gateway(legacy, phone):
+    """A premium, landline or foreign number is refused before SMS Portal is asked."""
+    with pytest.raises(SMSDeliveryError, match="not a mobile number"):
+        sms_send(phone_number=phone, message=MESSAGE)
+    assert legacy.requests == []
+
+
 def test_backend_is_read_when_sending_not_at_import(settings, legacy):
     """Changing SMS_BACKEND takes effect on the next send."""
     settings.SMS_BACKEND = "console"
