@@ -51,7 +51,7 @@ run: setup serve
 
 serve:
 	@echo "Serving HTTP and WebSocket on http://$(HOST):$(PORT)/ (console: /console/, admin: /admin/)"
-	$(VPY) -m project.serve -b $(HOST) -p $(PORT) --proxy-headers project.asgi:application
+	$(VPY) -m project.serve -b $(HOST) -p $(PORT) project.asgi:application
 
 test: $(STAMP)
 	$(VPY) -m pytest -m "not postgres and not redis"

@@ -64,7 +64,8 @@ def worker_command(
         host,
         "-p",
         str(port),
-        "--proxy-headers",
+        # No --proxy-headers: Daphne would believe anybody's X-Forwarded-For;
+        # project.common.clients believes only TRUSTED_PROXIES.
         # Sockets live as long as the channel layer keeps their groups.
         "--websocket_timeout",
         timeout,

@@ -14,7 +14,7 @@ if [ "${1:-}" = "migrate" ]; then
     exec .venv/bin/python manage.py collectstatic --noinput --verbosity 0
 fi
 PORT="${1:?usage: run-worker.sh PORT}"
-exec .venv/bin/python -m project.serve -b 127.0.0.1 -p "$PORT" --proxy-headers \
+exec .venv/bin/python -m project.serve -b 127.0.0.1 -p "$PORT" \
     --websocket_timeout "${WEBSOCKET_TIMEOUT_S:-86400}" --websocket_connect_timeout "${WEBSOCKET_CONNECT_TIMEOUT_S:-30}" \
     --application-close-timeout 10 \
     project.asgi:application

@@ -1,6 +1,7 @@
 """
-ASGI entry point: HTTP through Django, WebSockets through Channels. The
-worker launcher (project.serve) tunes the process around it.
+ASGI entry point: HTTP through Django, WebSockets through Channels, both
+behind ProxyHeaders (who the client is). The worker launcher
+(project.serve) tunes the process around it.
 """
 
 import os
@@ -13,6 +14,9 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
+from project.common.clients import ProxyHeaders  # noqa: E402
 from project.routing import websocket_application  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application})
+application = ProxyHeaders(
+    ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application})
+)

@@ -5,6 +5,7 @@ Care Connect settings. Every value comes from the environment; README.md and
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -223,6 +224,18 @@ SECURE_CSP = {
 # come from this site (scheme, host and port) or one of these full origins
 # (https://dispatch.example.org), as CSRF_TRUSTED_ORIGINS are too.
 WS_ALLOWED_ORIGINS = env_list("WS_ALLOWED_ORIGINS")
+
+# Proxies whose X-Forwarded-For and X-Forwarded-Proto are believed
+# (project.common.clients); empty: the peer is the client.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or network (e.g. 127.0.0.1, "
+            "10.0.0.0/8)."
+        ) from _exc
 
 # --- Sign-in -----------------------------------------------------------------
 SMS_BACKEND = env("SMS_BACKEND", "console" if DEBUG else "smsportal-rest")
