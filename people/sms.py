@@ -9,6 +9,10 @@ SMS gateways. settings.SMS_BACKEND picks one at call time:
 
 Every failure raises SMSDeliveryError with a message fit for an operator;
 credentials and message bodies never appear in it or in the log.
+
+Every text counts against one ceiling, SMS_MAX_PER_MINUTE across all
+workers: a sender calls sms_ceiling_take (or puts sms_ceiling_claim among
+its own caps) before sms_send.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import requests
 from django.conf import settings
 
 from people.phones import is_textable
+from project.common.errors import ServiceError
+from project.common.limits import Cap, Claim, caps_take, wait_in_words
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +44,37 @@ _clock = time.monotonic
 
 class SMSDeliveryError(Exception):
     """The gateway did not accept the message."""
+
+
+class SmsBusy(ServiceError):
+    """SMS_MAX_PER_MINUTE texts have gone out in the last minute."""
+
+    code = "sms_busy"
+    status = 429
+
+
+def sms_ceiling_claim() -> Claim:
+    """One text against SMS_MAX_PER_MINUTE, for a sender's own caps_take."""
+    cap = Cap(name="sms.minute", limit=settings.SMS_MAX_PER_MINUTE, window_s=60)
+    return Claim(cap=cap, subject="all")
+
+
+def sms_ceiling_take() -> None:
+    """
+    Count one text against the ceiling, before sending it. Raises SmsBusy,
+    with retry_after, when the last minute is full.
+    """
+    refusal = caps_take([sms_ceiling_claim()])
+    if refusal is not None:
+        raise sms_busy(refusal.retry_after)
+
+
+def sms_busy(retry_after: int) -> SmsBusy:
+    return SmsBusy(
+        "We are sending a great many text messages right now. "
+        f"Please try again in {wait_in_words(retry_after)}.",
+        retry_after=retry_after,
+    )
 
 
 def sms_send(*, phone_number: str, message: str) -> None:

@@ -184,6 +184,33 @@ else:
         }
     }
 
+# Cache: shared counters for rate limits (project.common.limits). Redis when
+# REDIS_URL says so, so that every worker counts the same hits; local memory
+# when embedded (one process). The prefix keeps two deployments, or tests,
+# that share a Redis database apart.
+CACHE_KEY_PREFIX = env("CACHE_KEY_PREFIX", "care-connect")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+            # A Redis that hangs fails the request instead of holding it.
+            "OPTIONS": {"socket_timeout": 5, "socket_connect_timeout": 5},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "care-connect",
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+            # Culling at the default 300 entries would forget counts under
+            # exactly the load the limits are for.
+            "OPTIONS": {"MAX_ENTRIES": 200_000},
+        }
+    }
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -256,6 +283,14 @@ OTP_VALID_MINUTES = env_int("OTP_VALID_MINUTES", 5)
 OTP_MAX_FAILURES = env_int("OTP_MAX_FAILURES", 10)
 OTP_THROTTLE_FACTOR = env_int("OTP_THROTTLE_FACTOR", 1)
 OTP_RESEND_COOLDOWN_S = env_int("OTP_RESEND_COOLDOWN_S", 30)
+OTP_MAX_PER_PHONE_HOUR = env_int("OTP_MAX_PER_PHONE_HOUR", 5)
+OTP_MAX_PER_PHONE_DAY = env_int("OTP_MAX_PER_PHONE_DAY", 10)
+OTP_MAX_PHONES_PER_CLIENT_HOUR = env_int("OTP_MAX_PHONES_PER_CLIENT_HOUR", 10)
+# Every SMS, of every kind, from all workers together (people.sms): the
+# ceiling on what an attack from many addresses can cost. 30 a minute is
+# far above the sign-ins of a city's service and caps the worst day at
+# 43,200 texts.
+SMS_MAX_PER_MINUTE = env_int("SMS_MAX_PER_MINUTE", 30)
 ACCESS_TOKEN_TTL_S = env_int("ACCESS_TOKEN_TTL_S", 15 * 60)
 REFRESH_TOKEN_TTL_DAYS = env_int("REFRESH_TOKEN_TTL_DAYS", 30)
 REGISTRATION_TOKEN_TTL_S = env_int("REGISTRATION_TOKEN_TTL_S", 15 * 60)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import uuid
 from urllib.parse import urlparse
 
 import pytest
@@ -86,6 +87,20 @@ def _fresh_locations():
     reset_location_store()
     yield
     reset_location_store()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache(settings):
+    """
+    Each test counts its rate limits afresh: the cache gets a key prefix of
+    its own, so a Redis shared with other tests or runs is never flushed.
+    """
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    settings.CACHES = {
+        alias: {**config, "KEY_PREFIX": prefix} for alias, config in settings.CACHES.items()
+    }
+    settings.CACHE_KEY_PREFIX = prefix
+    yield
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,135 @@
+"""
+Caps on how often something may happen, counted in the Django cache so
+that every worker shares them: Redis when REDIS_URL is set, local memory
+when embedded (one process).
+
+A cap counts hits in a window that slides in steps: the window is cut into
+`slots` slots and a hit stays counted until a whole window has passed it
+(up to one slot longer), so no stretch of `window_s` seconds ever holds
+more than `limit` hits. Each count is one atomic increment; when hits race
+at the limit, both may be refused, never both let through.
+
+caps_take counts one hit on several caps at once, all or nothing: a
+request refused by one cap has used up none of the others.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.core.cache import caches
+from django.utils import timezone
+
+CACHE_ALIAS = "default"
+
+
+@dataclass(frozen=True)
+class Cap:
+    """At most ``limit`` hits per ``window_s`` seconds for one subject."""
+
+    name: str
+    limit: int
+    window_s: int
+    slots: int = 12
+
+    @property
+    def slot_s(self) -> int:
+        return max(1, math.ceil(self.window_s / self.slots))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """
+    One hit on ``cap`` for ``subject``. With ``member``, a member already
+    counted for the subject within the window is not counted again
+    ("at most 10 different phones").
+    """
+
+    cap: Cap
+    subject: str
+    member: str = ""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    cap: Cap
+    retry_after: int
+
+
+def caps_take(claims: Sequence[Claim]) -> Refusal | None:
+    """
+    Count every claim, or none: None when each cap had room; otherwise the
+    first full cap and the seconds until it would have.
+    """
+    cache = caches[CACHE_ALIAS]
+    now = timezone.now().timestamp()
+    counted: list[str] = []
+    members: list[str] = []
+    for claim in claims:
+        cap = claim.cap
+        if claim.member:
+            member_key = _key(cap, claim.subject, f"m:{claim.member}")
+            if not cache.add(member_key, 1, timeout=cap.window_s + cap.slot_s):
+                continue
+            members.append(member_key)
+        wait = _hit(cache, cap, claim.subject, now, counted)
+        if wait:
+            for key in counted:
+                cache.decr(key)
+            cache.delete_many(members)
+            return Refusal(cap=cap, retry_after=wait)
+    return None
+
+
+def _key(cap: Cap, subject: str, part: object) -> str:
+    return f"cap:{cap.name}:{subject}:{part}"
+
+
+def _window_keys(cap: Cap, subject: str, now: float) -> tuple[list[int], list[str]]:
+    current = int(now // cap.slot_s)
+    slots = list(range(current - cap.slots, current + 1))
+    return slots, [_key(cap, subject, slot) for slot in slots]
+
+
+def _hit(cache, cap: Cap, subject: str, now: float, counted: list[str]) -> int:
+    """Count one hit; 0, or the wait in seconds (and the hit taken back)."""
+    slots, keys = _window_keys(cap, subject, now)
+    current_key = keys[-1]
+    # Long enough for the slot to outlive the window that counts it.
+    timeout = cap.window_s + 2 * cap.slot_s
+    cache.add(current_key, 0, timeout=timeout)
+    try:
+        mine = cache.incr(current_key)
+    except ValueError:
+        # It expired between add and incr.
+        cache.add(current_key, 0, timeout=timeout)
+        mine = cache.incr(current_key)
+    earlier = cache.get_many(keys[:-1])
+    total = mine + sum(earlier.values())
+    if total <= cap.limit:
+        counted.append(current_key)
+        return 0
+    cache.decr(current_key)
+    # Room for one more once `total - limit` of the oldest hits have aged out.
+    excess, seen = total - cap.limit, 0
+    free_slot = slots[-1]
+    for slot, key in zip(slots[:-1], keys[:-1], strict=True):
+        seen += earlier.get(key, 0)
+        if seen >= excess:
+            free_slot = slot
+            break
+    free_at = (free_slot + cap.slots + 1) * cap.slot_s
+    return max(1, math.ceil(free_at - now))
+
+
+def wait_in_words(seconds: int) -> str:
+    """A wait as people say it: "20 seconds", "42 minutes", "3 hours"."""
+    if seconds < 90:
+        n, unit = max(1, seconds), "second"
+    elif seconds < 90 * 60:
+        n, unit = math.ceil(seconds / 60), "minute"
+    else:
+        n, unit = math.ceil(seconds / 3600), "hour"
+    return f"1 {unit}" if n == 1 else f"{n} {unit}s"
