@@ -25,6 +25,7 @@ from people.rest_schemas import (
 )
 from people.sms import SMSDeliveryError
 from people.tokens import AccessTokenAuth
+from project.common.clients import client_ip
 from project.common.errors import ApiError
 
 auth_router = Router(tags=["auth"])
@@ -53,7 +54,7 @@ def _signed_in(user, pair: signin.TokenPair) -> dict:
 )
 def send_otp(request: HttpRequest, body: SendOtpIn):
     try:
-        sent = signin.otp_send(phone_number=body.phone_number)
+        sent = signin.otp_send(phone_number=body.phone_number, client=client_ip(request))
     except InvalidPhoneNumber as exc:
         raise _phone_error(exc) from exc
     except SMSDeliveryError as exc:

@@ -29,8 +29,10 @@ from people.models import (
     UserType,
 )
 from people.phones import textable_phone
-from people.sms import SMSDeliveryError, sms_send
+from people.sms import SMSDeliveryError, sms_busy, sms_ceiling_claim, sms_send
+from project.common.clients import limit_key
 from project.common.errors import ServiceError
+from project.common.limits import Cap, Claim, caps_take, wait_in_words
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,13 @@ logger = logging.getLogger(__name__)
 # times OTP_THROTTLE_FACTOR) and after OTP_MAX_FAILURES in a row the phone
 # locks until support calls otp_device_reset. A new code does not reset the
 # count; only a correct code or support does.
+#
+# Every code is an SMS we pay for, so sending is capped (otp_send_claims):
+# one code per OTP_RESEND_COOLDOWN_S for a phone, and OTP_MAX_PER_PHONE_HOUR
+# and _DAY; OTP_MAX_PHONES_PER_CLIENT_HOUR different phones for one client
+# address; and the SMS_MAX_PER_MINUTE ceiling on every text (people.sms).
+# A code whose SMS the gateway refused still counts: a gateway that timed
+# out may have sent it.
 #
 # When the gateway refuses an SMS, the code it carried is withdrawn: nobody
 # can have received it, and withdrawing it lifts the resend cooldown so the
@@ -71,6 +80,20 @@ class OtpThrottled(SignInError):
 
 class OtpCooldown(SignInError):
     code = "otp_cooldown"
+    status = 429
+
+
+class OtpLimit(SignInError):
+    """The phone has had its codes for the hour or the day."""
+
+    code = "otp_limit"
+    status = 429
+
+
+class ClientLimit(SignInError):
+    """This client address has asked for codes for too many phones."""
+
+    code = "client_limit"
     status = 429
 
 
@@ -127,13 +150,15 @@ LOCKED_MESSAGE = (
 )
 
 
-def otp_send(*, phone_number: str) -> OtpSent:
+def otp_send(*, phone_number: str, client: str = "") -> OtpSent:
     """
-    Issue a fresh code for the phone and send it by SMS.
+    Issue a fresh code for the phone and send it by SMS. ``client`` is the
+    asker's address (project.common.clients.client_ip); without one only
+    the phone's caps and the SMS ceiling apply.
 
     Raises InvalidPhoneNumber (also for a number that may not be texted),
-    OtpLocked, OtpCooldown, or SMSDeliveryError (after withdrawing the
-    undelivered code).
+    OtpLocked, OtpCooldown, OtpLimit, ClientLimit, SmsBusy, or
+    SMSDeliveryError (after withdrawing the undelivered code).
     """
     phone = textable_phone(phone_number)
     minutes = settings.OTP_VALID_MINUTES
@@ -145,9 +170,12 @@ def otp_send(*, phone_number: str) -> OtpSent:
         wait = _otp_cooldown_left(device, now)
         if wait:
             raise OtpCooldown(
-                f"A code was sent moments ago. You can ask for a new one in {_seconds(wait)}.",
+                f"A code was sent moments ago. You can ask for a new one in {wait_in_words(wait)}.",
                 retry_after=wait,
             )
+        refusal = caps_take(otp_send_claims(phone=phone, client=client))
+        if refusal is not None:
+            raise _otp_refused(refusal.cap.name, refusal.retry_after)
         code = _otp_new_code()
         device.token = code
         device.valid_until = now + timedelta(minutes=minutes)
@@ -343,7 +371,46 @@ def session_revoke(*, session: ApiSession, actor: User | None, reason: str = "")
     return session
 
 
+def otp_send_claims(*, phone: str, client: str) -> list[Claim]:
+    """What one code costs against the caps (project.common.limits)."""
+    hour = Cap(name="otp.phone.hour", limit=settings.OTP_MAX_PER_PHONE_HOUR, window_s=3600)
+    day = Cap(name="otp.phone.day", limit=settings.OTP_MAX_PER_PHONE_DAY, window_s=86400, slots=24)
+    claims = [Claim(cap=hour, subject=phone), Claim(cap=day, subject=phone)]
+    if client:
+        phones = Cap(
+            name="otp.client.hour",
+            limit=settings.OTP_MAX_PHONES_PER_CLIENT_HOUR,
+            window_s=3600,
+        )
+        claims.append(Claim(cap=phones, subject=limit_key(client), member=phone))
+    claims.append(sms_ceiling_claim())
+    return claims
+
+
 # --- sign-in helpers ---------------------------------------------------------
+
+
+def _otp_refused(cap: str, wait: int) -> ServiceError:
+    later = wait_in_words(wait)
+    if cap == "otp.phone.hour":
+        return OtpLimit(
+            f"This number has been sent {settings.OTP_MAX_PER_PHONE_HOUR} codes in the last "
+            f"hour. You can ask for a new one in {later}.",
+            retry_after=wait,
+        )
+    if cap == "otp.phone.day":
+        return OtpLimit(
+            f"This number has been sent {settings.OTP_MAX_PER_PHONE_DAY} codes today. "
+            f"You can ask for a new one in {later}.",
+            retry_after=wait,
+        )
+    if cap == "otp.client.hour":
+        return ClientLimit(
+            "Codes have been asked for too many phone numbers from this connection. "
+            f"Please try again in {later}.",
+            retry_after=wait,
+        )
+    return sms_busy(wait)
 
 
 def _otp_device_for_update(phone: str) -> PhoneOTPDevice:

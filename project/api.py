@@ -4,7 +4,8 @@ interactive docs at /api/docs: the apps' routers, mounted here.
 
 Every error body has the same shape: {"code", "message"} plus "fields" for
 invalid input, so the apps can branch on `code`. The services' refusals
-(project.common.errors.ServiceError) carry their own code and status.
+(project.common.errors.ServiceError) carry their own code and status; one
+that says when to come back (`retry_after`, seconds) also sets Retry-After.
 """
 
 from __future__ import annotations
@@ -83,7 +84,11 @@ def on_http_error(request: HttpRequest, exc: HttpError):
 
 @api.exception_handler(ServiceError)
 def on_service_error(request: HttpRequest, exc: ServiceError):
-    return api.create_response(request, exc.body(), status=exc.status)
+    response = api.create_response(request, exc.body(), status=exc.status)
+    retry_after = exc.extra.get("retry_after")
+    if isinstance(retry_after, int) and retry_after >= 0:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def not_found(request: HttpRequest, rest: str = ""):

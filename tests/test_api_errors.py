@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 
@@ -27,3 +29,16 @@ def test_wrong_shape_names_the_body(client):
     response = client.post("/api/auth/verify-otp/", "[]", content_type="application/json")
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_request"
+
+
+def test_a_refusal_that_says_when_to_come_back_sets_retry_after(rf):
+    """A ServiceError with retry_after answers with a Retry-After header too."""
+    from project.api import on_service_error
+    from project.common.errors import ServiceError
+
+    later = on_service_error(rf.post("/api/x/"), ServiceError("Later.", status=429, retry_after=12))
+    assert later.status_code == 429
+    assert later["Retry-After"] == "12"
+    assert json.loads(later.content)["retry_after"] == 12
+    refused = on_service_error(rf.post("/api/x/"), ServiceError("No."))
+    assert not refused.has_header("Retry-After")

@@ -99,6 +99,7 @@ def test_send_otp_too_soon_is_a_429_with_retry_after(api, clock):
     assert response.status_code == 429
     assert response.json()["code"] == "otp_cooldown"
     assert response.json()["retry_after"] == 20
+    assert response["Retry-After"] == "20"
 
 
 def test_send_otp_to_a_locked_phone_is_a_423(api):
