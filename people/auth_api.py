@@ -49,7 +49,7 @@ def _signed_in(user, pair: signin.TokenPair) -> dict:
 
 @auth_router.post(
     "/send-otp/",
-    response={200: SendOtpOut, 400: ErrorOut, 423: ErrorOut, 429: ErrorOut, 502: ErrorOut},
+    response={200: SendOtpOut, 400: ErrorOut, 429: ErrorOut, 502: ErrorOut},
     summary="Text a sign-in code to a phone",
 )
 def send_otp(request: HttpRequest, body: SendOtpIn):
@@ -76,8 +76,6 @@ def send_otp(request: HttpRequest, body: SendOtpIn):
         200: SignedInOut | RegistrationNeededOut,
         400: ErrorOut,
         403: ErrorOut,
-        423: ErrorOut,
-        429: ErrorOut,
     },
     exclude_none=True,
     summary="Check a code: sign in, or get a registration token",

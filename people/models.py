@@ -6,7 +6,7 @@ from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from django_otp.models import SideChannelDevice, ThrottlingMixin
+from django_otp.models import SideChannelDevice
 
 from people.phones import display_phone, normalize_phone
 
@@ -234,14 +234,14 @@ class AuditEvent(models.Model):
         return f"{self.action} {self.subject_type}:{self.subject_id}"
 
 
-class PhoneOTPDevice(ThrottlingMixin, SideChannelDevice):
+class PhoneOTPDevice(SideChannelDevice):
     """
-    The SMS one-time-code device of a phone number.
+    The SMS one-time-code device of a phone number: at most one code
+    waiting (django-otp's token and valid_until), and the wrong tries at it.
 
     It exists before its user does: an unknown phone proves itself first, then
-    registers. django-otp's throttling backs off after each wrong code; past
-    OTP_MAX_FAILURES consecutive failures the phone locks until support
-    resets it, and a fresh code does not reset the count.
+    registers. After OTP_MAX_ATTEMPTS wrong tries the code is dead and a new
+    one must be sent; the phone itself never locks (people.signin).
     """
 
     user = models.ForeignKey(
@@ -252,6 +252,8 @@ class PhoneOTPDevice(ThrottlingMixin, SideChannelDevice):
         related_name="otp_devices",
     )
     phone_number = models.CharField(max_length=16, unique=True)
+    # Wrong tries at the code now waiting; a new code starts again at 0.
+    failed_attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         verbose_name = "SMS code device"
@@ -259,12 +261,9 @@ class PhoneOTPDevice(ThrottlingMixin, SideChannelDevice):
     def __str__(self) -> str:
         return f"SMS codes for {display_phone(self.phone_number)}"
 
-    def get_throttle_factor(self) -> int:
-        return settings.OTP_THROTTLE_FACTOR
-
-    @property
-    def is_locked(self) -> bool:
-        return self.throttling_failure_count >= settings.OTP_MAX_FAILURES
+    def code_waiting(self) -> bool:
+        """Whether a code was sent that may still be typed."""
+        return self.token is not None and self.valid_until > timezone.now()
 
 
 class ApiSession(models.Model):

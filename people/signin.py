@@ -42,10 +42,13 @@ logger = logging.getLogger(__name__)
 #
 # A phone proves itself with a code (otp_send, otp_verify). A known phone gets
 # an ApiSession and its tokens; an unknown one gets a registration token for
-# user_register. Wrong codes are throttled by django-otp (1, 2, 4... seconds
-# times OTP_THROTTLE_FACTOR) and after OTP_MAX_FAILURES in a row the phone
-# locks until support calls otp_device_reset. A new code does not reset the
-# count; only a correct code or support does.
+# user_register. As NIST SP 800-63B asks of an SMS code: it works once, for
+# OTP_VALID_MINUTES (5), and for OTP_MAX_ATTEMPTS (5) tries. The fifth wrong
+# try kills the code and a new one must be sent, under the caps below. The
+# phone itself never locks: a stranger's guessing must not shut an elderly
+# passenger out until support answers the phone. What bounds guessing is
+# the caps on sending: at most OTP_MAX_PER_PHONE_DAY codes, so at most
+# 5 x 10 = 50 guesses at a million codes per phone a day.
 #
 # Every code is an SMS we pay for, so sending is capped (otp_send_claims):
 # one code per OTP_RESEND_COOLDOWN_S for a phone, and OTP_MAX_PER_PHONE_HOUR
@@ -66,16 +69,6 @@ class SignInError(ServiceError):
 
     code = "sign_in_failed"
     status = 400
-
-
-class OtpLocked(SignInError):
-    code = "otp_locked"
-    status = 423
-
-
-class OtpThrottled(SignInError):
-    code = "otp_throttled"
-    status = 429
 
 
 class OtpCooldown(SignInError):
@@ -144,12 +137,6 @@ class VerifyResult:
     registration_token: str | None = None
 
 
-LOCKED_MESSAGE = (
-    "This phone number is locked after too many wrong codes. "
-    "Please call Care Connect support to unlock it."
-)
-
-
 def otp_send(*, phone_number: str, client: str = "") -> OtpSent:
     """
     Issue a fresh code for the phone and send it by SMS. ``client`` is the
@@ -157,15 +144,13 @@ def otp_send(*, phone_number: str, client: str = "") -> OtpSent:
     the phone's caps and the SMS ceiling apply.
 
     Raises InvalidPhoneNumber (also for a number that may not be texted),
-    OtpLocked, OtpCooldown, OtpLimit, ClientLimit, SmsBusy, or
-    SMSDeliveryError (after withdrawing the undelivered code).
+    OtpCooldown, OtpLimit, ClientLimit, SmsBusy, or SMSDeliveryError (after
+    withdrawing the undelivered code).
     """
     phone = textable_phone(phone_number)
     minutes = settings.OTP_VALID_MINUTES
     with transaction.atomic():
         device = _otp_device_for_update(phone)
-        if device.is_locked:
-            raise OtpLocked(LOCKED_MESSAGE)
         now = timezone.now()
         wait = _otp_cooldown_left(device, now)
         if wait:
@@ -179,7 +164,8 @@ def otp_send(*, phone_number: str, client: str = "") -> OtpSent:
         code = _otp_new_code()
         device.token = code
         device.valid_until = now + timedelta(minutes=minutes)
-        device.save(update_fields=["token", "valid_until"])
+        device.failed_attempts = 0
+        device.save(update_fields=["token", "valid_until", "failed_attempts"])
         audit_event_record(
             actor=device.user,
             action="otp.sent",
@@ -205,8 +191,8 @@ def otp_verify(*, phone_number: str, code: str, user_agent: str = "") -> VerifyR
     Check a code. A registered phone is signed in; an unknown phone gets a
     registration token.
 
-    Raises InvalidPhoneNumber, InvalidCode, OtpThrottled, OtpLocked or
-    AccountDisabled. A wrong code's failure is recorded before the raise.
+    Raises InvalidPhoneNumber, InvalidCode or AccountDisabled. A wrong try
+    is recorded (and the code killed after the last) before the raise.
     """
     phone = textable_phone(phone_number)
     code = "".join(str(code).split())
@@ -214,17 +200,10 @@ def otp_verify(*, phone_number: str, code: str, user_agent: str = "") -> VerifyR
     result: VerifyResult | None = None
     with transaction.atomic():
         device = PhoneOTPDevice.objects.select_for_update().filter(phone_number=phone).first()
-        if device is None:
-            error = InvalidCode(
-                "No code was sent to this number. Ask for a new code.",
-                tries_left=settings.OTP_MAX_FAILURES,
-            )
-        elif device.is_locked:
-            error = OtpLocked(LOCKED_MESSAGE)
-        else:
-            error = _otp_throttled(device)
-        if error is None and not device.verify_token(code):
-            error = _otp_record_failure(device)
+        if device is None or not device.code_waiting():
+            error = _otp_none_waiting(sent=device is not None)
+        elif not device.verify_token(code):
+            error = _otp_record_wrong_try(device)
         if error is None:
             result = _otp_accept(device=device, phone=phone, user_agent=user_agent)
             if result is None:
@@ -235,24 +214,6 @@ def otp_verify(*, phone_number: str, code: str, user_agent: str = "") -> VerifyR
         raise error
     assert result is not None
     return result
-
-
-def otp_device_reset(*, device: PhoneOTPDevice, actor: User | None) -> PhoneOTPDevice:
-    """Support unlocks a phone: failures cleared, any pending code withdrawn."""
-    with transaction.atomic():
-        device = PhoneOTPDevice.objects.select_for_update().get(pk=device.pk)
-        failures = device.throttling_failure_count
-        device.throttle_reset(commit=False)
-        device.token = None
-        device.valid_until = timezone.now()
-        device.save()
-        audit_event_record(
-            actor=actor,
-            action="otp.reset",
-            subject=device,
-            payload={"phone_number": device.phone_number, "failures_cleared": failures},
-        )
-    return device
 
 
 def user_register(
@@ -424,10 +385,6 @@ def _otp_device_for_update(phone: str) -> PhoneOTPDevice:
     return PhoneOTPDevice.objects.select_for_update().get(pk=device.pk)
 
 
-def _seconds(n: int) -> str:
-    return "1 second" if n == 1 else f"{n} seconds"
-
-
 def _otp_new_code() -> str:
     return f"{secrets.randbelow(1_000_000):06d}"
 
@@ -458,44 +415,40 @@ def _otp_withdraw_undelivered(*, device: PhoneOTPDevice, code: str, error: str) 
         )
 
 
-def _otp_throttled(device: PhoneOTPDevice) -> OtpThrottled | None:
-    allowed, info = device.verify_is_allowed()
-    if allowed:
-        return None
-    locked_until = (info or {}).get("locked_until")
-    wait = 1
-    if locked_until is not None:
-        wait = max(1, math.ceil((locked_until - timezone.now()).total_seconds()))
-    return OtpThrottled(
-        f"Too many wrong codes. Wait {_seconds(wait)} before trying again.",
-        retry_after=wait,
+def _otp_none_waiting(*, sent: bool) -> InvalidCode:
+    message = (
+        "That code no longer works: it was used, it expired, or it was typed wrong too often. "
+        if sent
+        else "No code was sent to this number. "
+    )
+    # "locked" stays for apps written when a phone could lock; it never does.
+    return InvalidCode(
+        message + "Ask for a new code.", tries_left=0, new_code_needed=True, locked=False
     )
 
 
-def _otp_record_failure(device: PhoneOTPDevice) -> InvalidCode:
-    device.throttle_increment()
-    locked = device.is_locked
-    tries_left = max(0, settings.OTP_MAX_FAILURES - device.throttling_failure_count)
+def _otp_record_wrong_try(device: PhoneOTPDevice) -> InvalidCode:
+    device.failed_attempts += 1
+    tries_left = max(0, settings.OTP_MAX_ATTEMPTS - device.failed_attempts)
+    fields = ["failed_attempts"]
+    if tries_left == 0:
+        device.token = None
+        device.valid_until = timezone.now()
+        fields += ["token", "valid_until"]
+    device.save(update_fields=fields)
     audit_event_record(
         actor=device.user,
-        action="otp.locked" if locked else "otp.failed",
+        action="otp.failed" if tries_left else "otp.exhausted",
         subject=device,
-        payload={
-            "phone_number": device.phone_number,
-            "failures": device.throttling_failure_count,
-        },
+        payload={"phone_number": device.phone_number, "failed_attempts": device.failed_attempts},
     )
-    if locked:
-        return InvalidCode(
-            "That code is wrong, and that was the last try: " + LOCKED_MESSAGE,
-            tries_left=0,
-            locked=True,
-        )
-    tries = "1 try" if tries_left == 1 else f"{tries_left} tries"
+    if tries_left == 0:
+        message = "That code is wrong, and it was the last try for it. Ask for a new code."
+    else:
+        tries = "1 try" if tries_left == 1 else f"{tries_left} tries"
+        message = f"That code is wrong. {tries} left for this code."
     return InvalidCode(
-        f"That code is wrong or has expired. {tries} left before this phone is locked.",
-        tries_left=tries_left,
-        locked=False,
+        message, tries_left=tries_left, new_code_needed=tries_left == 0, locked=False
     )
 
 
@@ -503,7 +456,7 @@ def _otp_accept(*, device: PhoneOTPDevice, phone: str, user_agent: str) -> Verif
     """After a correct code: sign in, or hand out a registration token.
     None when the phone's account is switched off."""
     user = User.objects.filter(phone_number=phone).first()
-    device.throttle_reset(commit=False)
+    device.failed_attempts = 0
     if user is not None and device.user_id is None:
         device.user = user
     device.save()

@@ -280,8 +280,8 @@ if not PHONE_ALLOWED_REGIONS or not set(PHONE_ALLOWED_REGIONS) <= phonenumbers.S
         f"not {env('PHONE_ALLOWED_REGIONS')!r}."
     )
 OTP_VALID_MINUTES = env_int("OTP_VALID_MINUTES", 5)
-OTP_MAX_FAILURES = env_int("OTP_MAX_FAILURES", 10)
-OTP_THROTTLE_FACTOR = env_int("OTP_THROTTLE_FACTOR", 1)
+# Wrong tries a code allows before it is dead (a new code must be sent).
+OTP_MAX_ATTEMPTS = env_int("OTP_MAX_ATTEMPTS", 5)
 OTP_RESEND_COOLDOWN_S = env_int("OTP_RESEND_COOLDOWN_S", 30)
 OTP_MAX_PER_PHONE_HOUR = env_int("OTP_MAX_PER_PHONE_HOUR", 5)
 OTP_MAX_PER_PHONE_DAY = env_int("OTP_MAX_PER_PHONE_DAY", 10)

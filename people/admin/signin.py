@@ -1,4 +1,8 @@
-"""Sign-in: SMS-code devices (support unlocks phones) and the apps' sessions."""
+"""
+Sign-in: SMS-code devices (whether a code waits, and its wrong tries) and
+the apps' sessions. A phone never locks, so there is nothing to unlock: a
+code dead after too many wrong tries is replaced by asking for a new one.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +13,19 @@ from unfold.decorators import action, display
 
 from people.models import ApiSession, PhoneOTPDevice
 from people.phones import display_phone
-from people.signin import otp_device_reset, session_revoke
+from people.signin import session_revoke
 from project.common.admin import NoAddOrDelete
 
 
 @admin.register(PhoneOTPDevice)
 class PhoneOTPDeviceAdmin(NoAddOrDelete, ModelAdmin):
     # Never the code itself: `token` is left out everywhere.
-    list_display = ("phone", "user", "lock_state", "throttling_failure_count", "valid_until")
+    list_display = ("phone", "user", "code_state", "failed_attempts", "valid_until")
     list_filter = (("user", admin.EmptyFieldListFilter),)
     search_fields = ("phone_number", "user__first_name", "user__last_name")
     list_select_related = ("user",)
-    actions = ("reset_lock",)
-    fields = (
-        "phone_number",
-        "user",
-        "lock_state",
-        "throttling_failure_count",
-        "throttling_failure_timestamp",
-        "valid_until",
-    )
+    actions = None
+    fields = ("phone_number", "user", "code_state", "failed_attempts", "valid_until")
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -38,19 +35,13 @@ class PhoneOTPDeviceAdmin(NoAddOrDelete, ModelAdmin):
     def phone(self, obj: PhoneOTPDevice) -> str:
         return display_phone(obj.phone_number)
 
-    @display(description="State", label={"locked": "danger", "backoff": "warning", "ok": "success"})
-    def lock_state(self, obj: PhoneOTPDevice):
-        if obj.is_locked:
-            return "locked", "Locked"
-        if obj.throttling_failure_count:
-            return "backoff", f"{obj.throttling_failure_count} wrong code(s)"
-        return "ok", "OK"
-
-    @action(description="Reset the lock (clears wrong-code count)", permissions=["change"])
-    def reset_lock(self, request, queryset):
-        for device in queryset:
-            otp_device_reset(device=device, actor=request.user)
-        self.message_user(request, f"{queryset.count()} phone(s) unlocked.", messages.SUCCESS)
+    @display(description="Code", label={"waiting": "info", "wrong": "warning", "none": None})
+    def code_state(self, obj: PhoneOTPDevice):
+        if not obj.code_waiting():
+            return "none", "None waiting"
+        if obj.failed_attempts:
+            return "wrong", f"Waiting, {obj.failed_attempts} wrong tries"
+        return "waiting", "Waiting"
 
 
 @admin.register(ApiSession)

@@ -31,9 +31,14 @@ def _sign_in_settings(settings):
     settings.SMS_PORTAL_USERNAME = ""
     settings.SMS_PORTAL_PASSWORD = ""
     settings.OTP_VALID_MINUTES = 5
-    settings.OTP_MAX_FAILURES = 10
-    settings.OTP_THROTTLE_FACTOR = 1
+    settings.OTP_MAX_ATTEMPTS = 5
     settings.OTP_RESEND_COOLDOWN_S = 30
+    settings.OTP_MAX_PER_PHONE_HOUR = 5
+    settings.OTP_MAX_PER_PHONE_DAY = 10
+    settings.OTP_MAX_PHONES_PER_CLIENT_HOUR = 10
+    settings.SMS_MAX_PER_MINUTE = 30
+    settings.PHONE_ALLOWED_REGIONS = ["ZA"]
+    settings.TRUSTED_PROXIES = []
     sms.sms_token_cache_clear()
     yield
     sms.sms_token_cache_clear()

@@ -1,4 +1,4 @@
-"""Sign-in codes: issue, expiry, single use, throttling, locking, reset."""
+"""Sign-in codes: issue, expiry, single use, and five tries a code."""
 
 from __future__ import annotations
 
@@ -22,11 +22,8 @@ def device() -> PhoneOTPDevice:
     return PhoneOTPDevice.objects.get(phone_number=PHONE)
 
 
-def fail_once(clock) -> signin.InvalidCode:
-    """One wrong code, after waiting out the back-off of the previous ones."""
-    failures = device().throttling_failure_count
-    if failures:
-        clock.advance(seconds=2 ** (failures - 1))
+def fail_once() -> signin.InvalidCode:
+    """One wrong code."""
     with pytest.raises(signin.InvalidCode) as info:
         signin.otp_verify(phone_number=PHONE, code=wrong_code())
     return info.value
@@ -164,107 +161,83 @@ def test_a_switched_off_account_cannot_sign_in(make_account):
         signin.otp_verify(phone_number=PHONE, code=pending_code())
 
 
-# --- throttling and locking ---------------------------------------------------
+# --- wrong tries ----------------------------------------------------------------
 
 
-def test_a_wrong_code_says_how_many_tries_are_left(clock):
-    """Each wrong code counts down the tries left."""
+def test_a_wrong_code_says_how_many_tries_are_left():
+    """Each wrong try counts down the five tries of the code."""
     signin.otp_send(phone_number=PHONE)
-    error = fail_once(clock)
-    assert error.extra == {"tries_left": 9, "locked": False}
-    assert "9 tries left" in str(error)
-    assert fail_once(clock).extra["tries_left"] == 8
+    error = fail_once()
+    assert error.extra == {"tries_left": 4, "new_code_needed": False, "locked": False}
+    assert "4 tries left for this code" in str(error)
+    assert fail_once().extra["tries_left"] == 3
 
 
-def test_after_a_wrong_code_the_next_try_must_wait(clock):
-    """Right after a wrong code, even the right code is not checked."""
-    signin.otp_send(phone_number=PHONE)
-    code = pending_code()
-    fail_once(clock)
-    fail_once(clock)  # two failures: the next try waits 2 seconds
-    with pytest.raises(signin.OtpThrottled) as info:
-        signin.otp_verify(phone_number=PHONE, code=code)
-    assert info.value.extra == {"retry_after": 2}
-    # Not checked: the code is still pending and the count did not move.
-    assert device().token == code
-    assert device().throttling_failure_count == 2
-
-    clock.advance(seconds=2)
-    signin.otp_verify(phone_number=PHONE, code=code)
-
-
-def test_wrong_codes_while_throttled_do_not_count(clock):
-    """A wrong code sent during the back-off is refused without counting."""
-    signin.otp_send(phone_number=PHONE)
-    fail_once(clock)
-    with pytest.raises(signin.OtpThrottled):
-        signin.otp_verify(phone_number=PHONE, code=wrong_code())
-    assert device().throttling_failure_count == 1
-
-
-def test_ten_wrong_codes_lock_the_phone_for_good(clock):
-    """The tenth wrong code locks the phone; the right code and time do not help."""
+def test_the_next_try_need_not_wait():
+    """Right after four wrong tries the right code works: there is no back-off."""
     signin.otp_send(phone_number=PHONE)
     code = pending_code()
-    for _ in range(9):
-        assert fail_once(clock).extra["locked"] is False
-    last = fail_once(clock)
-    assert last.extra == {"tries_left": 0, "locked": True}
-    assert device().is_locked
-    assert AuditEvent.objects.filter(action="otp.locked").count() == 1
-
-    clock.advance(days=365)
-    with pytest.raises(signin.OtpLocked):
-        signin.otp_verify(phone_number=PHONE, code=code)
-    with pytest.raises(signin.OtpLocked):
-        signin.otp_send(phone_number=PHONE)
-    assert device().throttling_failure_count == 10
+    for _ in range(4):
+        fail_once()
+    assert signin.otp_verify(phone_number=PHONE, code=code).registration_token
 
 
-def test_a_new_code_does_not_reset_the_failure_count(clock):
-    """Asking for a fresh code keeps the wrong codes already counted."""
+def test_the_fifth_wrong_try_kills_the_code():
+    """After five wrong tries even the right code fails, and a new one is needed."""
     signin.otp_send(phone_number=PHONE)
-    for _ in range(3):
-        fail_once(clock)
-    clock.advance(minutes=1)
-    signin.otp_send(phone_number=PHONE)
-    assert device().throttling_failure_count == 3
-    assert fail_once(clock).extra["tries_left"] == 6
-
-
-def test_the_right_code_resets_the_failure_count(clock):
-    """A correct code (while not locked) clears the count."""
-    signin.otp_send(phone_number=PHONE)
-    for _ in range(9):
-        fail_once(clock)
-    clock.advance(seconds=2**8)
-    signin.otp_send(phone_number=PHONE)  # the first code has expired by now
-    signin.otp_verify(phone_number=PHONE, code=pending_code())
-    assert device().throttling_failure_count == 0
-    assert device().throttling_failure_timestamp is None
-
-
-def test_support_reset_unlocks_a_locked_phone(clock, make_account):
-    """otp_device_reset clears the failures and any pending code, with an audit row."""
-    support = make_account(phone="27830000000", is_staff=True)
-    signin.otp_send(phone_number=PHONE)
-    old_code = pending_code()
-    for _ in range(10):
-        fail_once(clock)
-    assert device().is_locked
-
-    signin.otp_device_reset(device=device(), actor=support)
-    assert not device().is_locked
+    code = pending_code()
+    for _ in range(4):
+        fail_once()
+    last = fail_once()
+    assert last.extra == {"tries_left": 0, "new_code_needed": True, "locked": False}
+    assert "Ask for a new code" in str(last)
     assert device().token is None
-    row = AuditEvent.objects.get(action="otp.reset")
-    assert row.actor == support
-    assert row.payload["failures_cleared"] == 10
+    assert AuditEvent.objects.filter(action="otp.exhausted").count() == 1
+    with pytest.raises(signin.InvalidCode) as info:
+        signin.otp_verify(phone_number=PHONE, code=code)
+    assert info.value.extra["new_code_needed"] is True
 
-    with pytest.raises(signin.InvalidCode):
-        signin.otp_verify(phone_number=PHONE, code=old_code)
-    clock.advance(days=1)
+
+def test_a_new_code_gets_five_tries_of_its_own(clock):
+    """The wrong tries at one code do not count against the next."""
     signin.otp_send(phone_number=PHONE)
-    signin.otp_verify(phone_number=PHONE, code=pending_code())
+    for _ in range(5):
+        fail_once()
+    clock.advance(seconds=30)
+    signin.otp_send(phone_number=PHONE)
+    assert device().failed_attempts == 0
+    assert fail_once().extra["tries_left"] == 4
+
+
+def test_guessing_with_no_code_waiting_counts_nothing():
+    """Tries at a dead code neither count nor lock anything."""
+    signin.otp_send(phone_number=PHONE)
+    for _ in range(5):
+        fail_once()
+    for _ in range(50):
+        error = fail_once()
+        assert error.extra["new_code_needed"] is True
+    assert device().failed_attempts == 5
+
+
+def test_a_strangers_guessing_never_locks_the_phone(clock, make_account):
+    """Whatever a stranger types, the owner's next code signs them in."""
+    owner = make_account()
+    for _ in range(3):
+        signin.otp_send(phone_number=PHONE)
+        for _ in range(20):
+            fail_once()
+        clock.advance(seconds=30)
+    signin.otp_send(phone_number=PHONE)
+    assert signin.otp_verify(phone_number=PHONE, code=pending_code()).user == owner
+
+
+def test_the_number_of_tries_comes_from_the_settings(settings):
+    """OTP_MAX_ATTEMPTS sets how many wrong tries a code allows."""
+    settings.OTP_MAX_ATTEMPTS = 2
+    signin.otp_send(phone_number=PHONE)
+    assert fail_once().extra["tries_left"] == 1
+    assert fail_once().extra["new_code_needed"] is True
 
 
 # --- what is written down ------------------------------------------------------
@@ -276,8 +249,7 @@ def test_each_step_leaves_an_audit_row_without_the_code(clock, make_account):
     signin.otp_send(phone_number=PHONE)
     code = pending_code()
     wrong = wrong_code()
-    fail_once(clock)
-    clock.advance(seconds=1)
+    fail_once()
     result = signin.otp_verify(phone_number=PHONE, code=code)
     actions = list(AuditEvent.objects.order_by("pk").values_list("action", flat=True))
     assert actions == ["otp.sent", "otp.failed", "otp.verified", "session.issued"]
