@@ -276,6 +276,9 @@ class ApiSession(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_sessions"
     )
     refresh_hash = models.CharField(max_length=64, unique=True)
+    # The hash of the refresh token the current one replaced: if it comes
+    # back, two parties hold the session's tokens (people.signin).
+    previous_refresh_hash = models.CharField(max_length=64, blank=True, default="")
     user_agent = models.CharField(max_length=256, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(default=timezone.now)

@@ -21,7 +21,6 @@ from people import signals, tokens
 from people.audit import audit_event_record
 from people.models import (
     ApiSession,
-    AuditEvent,
     DriverProfile,
     PassengerProfile,
     PhoneOTPDevice,
@@ -294,8 +293,10 @@ def session_refresh(*, refresh: str) -> TokenPair:
     Rotate a refresh token: the presented one stops working, a new pair comes
     back, and the session's lifetime starts again from now.
 
-    A refresh token that was already rotated away means two parties hold the
-    session's tokens: the session is revoked. Raises InvalidRefreshToken.
+    The refresh token just rotated away coming back means two parties hold
+    the session's tokens: the session is revoked. (An older one is simply
+    refused: whoever holds it holds nothing the session still accepts.)
+    Raises InvalidRefreshToken.
     """
     invalid = InvalidRefreshToken("Please sign in again.")
     session_id = tokens.refresh_token_session_id(refresh)
@@ -315,7 +316,9 @@ def session_refresh(*, refresh: str) -> TokenPair:
         elif hmac.compare_digest(session.refresh_hash, presented):
             if session.is_active and session.user.is_active:
                 pair = _session_rotate(session=session, retired_hash=presented)
-        elif _session_refresh_was_retired(session=session, refresh_hash=presented):
+        elif session.previous_refresh_hash and hmac.compare_digest(
+            session.previous_refresh_hash, presented
+        ):
             if session.revoked_at is None:
                 _session_mark_revoked(session=session, actor=None, reason="refresh_token_reused")
     if pair is None:
@@ -487,30 +490,19 @@ def _session_expiry(now: datetime) -> datetime:
 def _session_rotate(*, session: ApiSession, retired_hash: str) -> TokenPair:
     now = timezone.now()
     refresh = tokens.refresh_token_make(session_id=session.pk)
+    # Kept so that its reuse is recognised as theft rather than as a guess
+    # (which must not revoke anything).
+    session.previous_refresh_hash = retired_hash
     session.refresh_hash = tokens.refresh_token_hash(refresh)
     session.last_used_at = now
     session.expires_at = _session_expiry(now)
-    session.save(update_fields=["refresh_hash", "last_used_at", "expires_at"])
-    audit_event_record(
-        actor=session.user,
-        action="session.refreshed",
-        subject=session,
-        # The hash of a dead token, kept so that its reuse is recognised as
-        # theft rather than as a guess (which must not revoke anything).
-        payload={"retired_refresh_sha256": retired_hash},
+    session.save(
+        update_fields=["previous_refresh_hash", "refresh_hash", "last_used_at", "expires_at"]
     )
+    audit_event_record(actor=session.user, action="session.refreshed", subject=session)
     return TokenPair(
         access=tokens.access_token_make(session=session), refresh=refresh, session=session
     )
-
-
-def _session_refresh_was_retired(*, session: ApiSession, refresh_hash: str) -> bool:
-    return AuditEvent.objects.filter(
-        action="session.refreshed",
-        subject_type=ApiSession._meta.model_name,
-        subject_id=str(session.pk),
-        payload__retired_refresh_sha256=refresh_hash,
-    ).exists()
 
 
 def _session_mark_revoked(*, session: ApiSession, actor: User | None, reason: str) -> None:
