@@ -117,3 +117,28 @@ async def test_forwarded_headers_from_anyone_else_change_nothing(settings):
     seen = await scope_seen(scope)
     assert seen["client"] == ["41.0.0.7", 50000]
     assert seen["scheme"] == "http"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("peer", "opens"), [("127.0.0.1", True), ("41.0.0.7", False)])
+async def test_a_page_served_over_tls_opens_its_socket_through_the_proxy(settings, peer, opens):
+    """Behind trusted nginx the socket is wss, so the page's https origin is this site's own."""
+    from channels.testing import WebsocketCommunicator
+
+    from project.asgi import application
+
+    settings.TRUSTED_PROXIES = NGINX
+    comm = WebsocketCommunicator(
+        application,
+        "/ws/nowhere/",
+        headers=[
+            (b"host", b"care.example.org"),
+            (b"origin", b"https://care.example.org"),
+            (b"x-forwarded-for", b"41.0.0.7"),
+            (b"x-forwarded-proto", b"https"),
+        ],
+    )
+    comm.scope["client"] = [peer, 40000]
+    connected, _ = await comm.connect()
+    assert connected is opens
+    await comm.disconnect()
