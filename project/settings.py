@@ -195,6 +195,19 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# In production, collectstatic writes every file a second time under a name
+# with its content's hash (console.6b306a2f43b7.css), and pages link those:
+# nginx and WhiteNoise may then cache them for good, since a new release
+# gives changed files new names. With DEBUG on (make run, the tests) names
+# stay plain, so nothing needs collecting first.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
 LOGIN_URL = "console:login"
 LOGIN_REDIRECT_URL = "console:board"
