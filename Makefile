@@ -74,7 +74,7 @@ bench-full: $(STAMP)
 	$(VPY) -m bench --full
 
 run-cluster: $(STAMP)
-	$(VPY) -m deploy.cluster --workers $(WORKERS) --port $(PORT)
+	$(VPY) -m deploy.cluster --workers $(WORKERS) --port $(PORT) --seed
 
 # ruff, and no model change without its migration.
 lint: $(STAMP)
