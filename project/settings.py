@@ -265,6 +265,10 @@ LOCATION_PERSIST_INTERVAL_S = env_float("LOCATION_PERSIST_INTERVAL_S", 10.0)
 WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 64 * 1024)
 CONSOLE_MAP_BATCH_S = env_float("CONSOLE_MAP_BATCH_S", 0.25)
 
+# Days ended sessions, unregistered phones' code devices and offline
+# drivers' last positions are kept (manage.py housekeeping).
+RETENTION_DAYS = env_int("RETENTION_DAYS", 90)
+
 # Threads for database calls from sockets (project.common.db). SQLite takes one
 # writer at a time, so there they stay on one thread.
 DB_THREADS = 1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else env_int("DB_THREADS", 4)
