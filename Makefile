@@ -53,7 +53,8 @@ serve:
 	@echo "Serving HTTP and WebSocket on http://$(HOST):$(PORT)/ (console: /console/, admin: /admin/)"
 	$(VPY) -m project.serve -b $(HOST) -p $(PORT) project.asgi:application
 
-test: $(STAMP)
+# Lint first, so CI and a developer's `make test` fail on the same things.
+test: lint
 	$(VPY) -m pytest -m "not postgres and not redis"
 	$(MAKE) --no-print-directory test-services
 
@@ -73,11 +74,13 @@ bench-full: $(STAMP)
 	$(VPY) -m bench --full
 
 run-cluster: $(STAMP)
-	$(VPY) -m deploy.cluster --workers $(WORKERS) --port $(PORT)
+	$(VPY) -m deploy.cluster --workers $(WORKERS) --port $(PORT) --seed
 
+# ruff, and no model change without its migration.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VPY) manage.py makemigrations --check --dry-run
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

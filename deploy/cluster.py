@@ -4,8 +4,9 @@ Several Daphne workers on one machine, sharing PostgreSQL and Redis.
     DATABASE_URL=postgres://... REDIS_URL=redis://... \
         python -m deploy.cluster --workers 2 --port 8067
 
-Migrates, collects static files and (unless --no-seed) loads the demo data
-once, then starts worker i on port PORT+i. SIGINT/SIGTERM go to every worker
+Migrates and collects static files once (--seed also loads the demo data,
+which make run-cluster asks for; production never should), then starts
+worker i on port PORT+i. SIGINT/SIGTERM go to every worker
 as SIGTERM (each closes its sockets with 1001 and drains); whoever is still
 running after the grace period is killed. If one worker dies the others are
 stopped too, so a supervisor restarts the set rather than a half cluster.
@@ -161,8 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--host", default="127.0.0.1", help="bind address (nginx in front: 127.0.0.1)"
     )
-    parser.add_argument("--no-setup", action="store_true", help="skip migrate/collectstatic/seed")
-    parser.add_argument("--no-seed", action="store_true", help="migrate but load no demo data")
+    parser.add_argument("--no-setup", action="store_true", help="skip migrate and collectstatic")
+    parser.add_argument(
+        "--seed",
+        action="store_true",
+        help="also load the demo data (a public dispatcher password: never in production)",
+    )
     args = parser.parse_args(argv)
 
     env = worker_env(os.environ)
@@ -174,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print("cluster: --workers must be at least 1", file=sys.stderr)
         return 2
     if not args.no_setup:
-        setup(env, seed=not args.no_seed)
+        setup(env, seed=args.seed)
 
     grace_s = float(env.get("SHUTDOWN_GRACE_S", "5")) + 5
     stopping = False

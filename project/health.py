@@ -2,6 +2,11 @@
 /healthz: may this worker take traffic? A load balancer or systemd watchdog
 asks it; it answers 200 only when both the database and the channel layer
 answer within a short timeout.
+
+It is answered by a middleware ahead of every other, before anything asks
+for the request's host: probes on the machine say `Host: 127.0.0.1:8067`,
+which production's ALLOWED_HOSTS (the public name) rightly refuses for
+every other page.
 """
 
 from __future__ import annotations
@@ -10,14 +15,16 @@ import asyncio
 import time
 import uuid
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.decorators import sync_and_async_middleware
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 CHECK_TIMEOUT_S = 2.0
+PATH = "/healthz"
 
 
 def _database() -> None:
@@ -76,3 +83,23 @@ async def health_view(request: HttpRequest) -> JsonResponse:
     if reasons:
         return JsonResponse({"status": "fail", "reason": "; ".join(reasons), **timings}, status=503)
     return JsonResponse({"status": "ok", **timings})
+
+
+@sync_and_async_middleware
+def health_middleware(get_response):
+    """Answer /healthz whatever the Host header; pass everything else on."""
+    if iscoroutinefunction(get_response):
+
+        async def middleware(request: HttpRequest) -> HttpResponse:
+            if request.path == PATH:
+                return await health_view(request)
+            return await get_response(request)
+
+    else:
+
+        def middleware(request: HttpRequest) -> HttpResponse:
+            if request.path == PATH:
+                return async_to_sync(health_view)(request)
+            return get_response(request)
+
+    return middleware

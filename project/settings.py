@@ -76,6 +76,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz, before anything validates the Host header (project.health).
+    "project.health.health_middleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -224,6 +226,19 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# In production, collectstatic writes every file a second time under a name
+# with its content's hash (console.6b306a2f43b7.css), and pages link those:
+# nginx and WhiteNoise may then cache them for good, since a new release
+# gives changed files new names. With DEBUG on (make run, the tests) names
+# stay plain, so nothing needs collecting first.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 
 LOGIN_URL = "console:login"
 LOGIN_REDIRECT_URL = "console:board"
@@ -305,6 +320,10 @@ LOCATION_STORE = env("LOCATION_STORE", "redis" if REDIS_URL else "memory")
 LOCATION_PERSIST_INTERVAL_S = env_float("LOCATION_PERSIST_INTERVAL_S", 10.0)
 WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 64 * 1024)
 CONSOLE_MAP_BATCH_S = env_float("CONSOLE_MAP_BATCH_S", 0.25)
+
+# Days ended sessions, unregistered phones' code devices and offline
+# drivers' last positions are kept (manage.py housekeeping).
+RETENTION_DAYS = env_int("RETENTION_DAYS", 90)
 
 # Threads for database calls from sockets (project.common.db). SQLite takes one
 # writer at a time, so there they stay on one thread.

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from deploy.cluster import ROOT, database_url, refuse_without_services, worker_command
 
 
@@ -51,3 +53,39 @@ def test_database_url_names_the_same_database_as_the_settings():
         {"USER": "postgres", "PASSWORD": "p@ss", "HOST": "db", "PORT": 5433, "NAME": "test_test"}
     )
     assert url == "postgres://postgres:p%40ss@db:5433/test_test"
+
+
+def test_cluster_loads_no_demo_data_unless_asked(monkeypatch):
+    """Production runs the cluster without --seed: migrate and collectstatic only."""
+    from deploy import cluster
+
+    ran: list[list[str]] = []
+    monkeypatch.setattr(cluster.subprocess, "run", lambda cmd, **kw: ran.append(cmd[2:]))
+    cluster.setup({}, seed=False)
+    assert ran == [["migrate", "--noinput"], ["collectstatic", "--noinput", "--verbosity", "0"]]
+    ran.clear()
+    cluster.setup({}, seed=True)
+    assert ran[-1] == ["seed_demo"]
+
+
+def test_cluster_seeds_only_with_the_seed_flag(monkeypatch):
+    """Without --seed no demo data is loaded; make run-cluster passes --seed."""
+    from deploy import cluster
+
+    class SetUp(Exception):
+        pass
+
+    seen: list[bool] = []
+
+    def setup(env, *, seed):
+        seen.append(seed)
+        raise SetUp
+
+    monkeypatch.setattr(cluster, "setup", setup)
+    monkeypatch.setattr(cluster, "refuse_without_services", lambda env: None)
+    for argv in ([], ["--seed"]):
+        with pytest.raises(SetUp):
+            cluster.main(argv)
+    assert seen == [False, True]
+    makefile = (ROOT / "Makefile").read_text()
+    assert "-m deploy.cluster --workers $(WORKERS) --port $(PORT) --seed" in makefile

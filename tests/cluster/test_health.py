@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 import pytest
 
 
@@ -50,3 +53,41 @@ def test_healthz_fails_when_the_database_does_not_answer(client, monkeypatch):
 def test_healthz_is_get_only(client):
     """Only GET is answered."""
     assert client.post("/healthz").status_code == 405
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("host", ["127.0.0.1:8067", "[::1]:8068", "localhost"])
+def test_healthz_answers_probes_on_the_machine_under_production_hosts(
+    client, settings, caplog, host
+):
+    """A probe saying Host: 127.0.0.1:8067 gets the health JSON, not 400."""
+    settings.DEBUG = False
+    settings.ALLOWED_HOSTS = ["care.example.org"]
+    with caplog.at_level(logging.WARNING):
+        response = client.get("/healthz", HTTP_HOST=host)
+    assert response.status_code in (200, 503)
+    assert response.json()["status"] in ("ok", "fail")
+    assert not [r for r in caplog.records if "DisallowedHost" in r.name + r.getMessage()]
+
+
+@pytest.mark.django_db
+def test_other_pages_still_refuse_hosts_outside_allowed_hosts(client, settings):
+    """Only /healthz is exempt from ALLOWED_HOSTS."""
+    settings.DEBUG = False
+    settings.ALLOWED_HOSTS = ["care.example.org"]
+    assert client.get("/console/login/", HTTP_HOST="127.0.0.1:8067").status_code == 400
+    assert client.get("/console/login/", HTTP_HOST="care.example.org").status_code == 200
+
+
+async def test_healthz_answers_through_the_asgi_stack_under_production_hosts(settings):
+    """The worker's own path (ASGI, async middleware) answers a loopback probe too."""
+    from channels.testing import HttpCommunicator
+
+    from project.asgi import application
+
+    settings.DEBUG = False
+    settings.ALLOWED_HOSTS = ["care.example.org"]
+    comm = HttpCommunicator(application, "GET", "/healthz", headers=[(b"host", b"127.0.0.1:8067")])
+    response = await comm.get_response()
+    assert response["status"] in (200, 503)
+    assert json.loads(response["body"])["status"] in ("ok", "fail")

@@ -1,0 +1,44 @@
+"""
+How long sign-in leaves personal data behind. Ended API sessions (an app
+install's user agent and times) and the SMS-code devices of phones that
+never registered serve nobody once RETENTION_DAYS have passed, and POPIA
+asks that what is not needed is not kept. `manage.py housekeeping` runs
+these daily with dispatch's own rule (dispatch.retention).
+
+What is deleted here is not audited row by row: an audit row naming each
+phone would keep what the purge is for removing. The command reports counts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Q
+
+from people.models import ApiSession, PhoneOTPDevice
+
+
+def api_sessions_purge(*, before: datetime) -> int:
+    """Delete API sessions that expired or were revoked before `before`."""
+    deleted, _ = ApiSession.objects.filter(
+        Q(expires_at__lt=before) | Q(revoked_at__lt=before)
+    ).delete()
+    return deleted
+
+
+def otp_devices_purge(*, before: datetime) -> int:
+    """
+    Delete the SMS-code devices of phones that never registered and have
+    asked for no code and failed none since `before`. A registered user's
+    device stays with the account. A locked phone unlocks this way too, once
+    it has been left alone that long.
+    """
+    deleted, _ = (
+        PhoneOTPDevice.objects.filter(user__isnull=True, valid_until__lt=before)
+        .filter(
+            Q(throttling_failure_timestamp__isnull=True)
+            | Q(throttling_failure_timestamp__lt=before)
+        )
+        .delete()
+    )
+    return deleted
