@@ -29,16 +29,8 @@ def api_sessions_purge(*, before: datetime) -> int:
 def otp_devices_purge(*, before: datetime) -> int:
     """
     Delete the SMS-code devices of phones that never registered and have
-    asked for no code and failed none since `before`. A registered user's
-    device stays with the account. A locked phone unlocks this way too, once
-    it has been left alone that long.
+    asked for no code since `before` (their last code expired before it). A
+    registered user's device stays with the account.
     """
-    deleted, _ = (
-        PhoneOTPDevice.objects.filter(user__isnull=True, valid_until__lt=before)
-        .filter(
-            Q(throttling_failure_timestamp__isnull=True)
-            | Q(throttling_failure_timestamp__lt=before)
-        )
-        .delete()
-    )
+    deleted, _ = PhoneOTPDevice.objects.filter(user__isnull=True, valid_until__lt=before).delete()
     return deleted

@@ -46,14 +46,9 @@ def test_sessions_that_ended_long_ago_are_deleted_and_live_ones_kept(make_user):
     assert long_expired.pk not in kept and long_revoked.pk not in kept
 
 
-def device(phone, *, last_code, failed=None, user=None) -> PhoneOTPDevice:
+def device(phone, *, last_code, user=None) -> PhoneOTPDevice:
     return PhoneOTPDevice.objects.create(
-        name="SMS",
-        phone_number=phone,
-        user=user,
-        valid_until=last_code,
-        throttling_failure_timestamp=failed,
-        throttling_failure_count=1 if failed else 0,
+        name="SMS", phone_number=phone, user=user, valid_until=last_code
     )
 
 
@@ -61,12 +56,11 @@ def test_code_devices_of_phones_that_never_registered_go_after_the_retention(mak
     """An unregistered phone quiet for longer than the retention loses its device."""
     forgotten = device("27820000001", last_code=ago(DAYS + 1))
     recent_code = device("27820000002", last_code=ago(1))
-    recent_failure = device("27820000003", last_code=ago(DAYS + 1), failed=ago(2))
     registered = make_user(phone="27820000004")
     account_device = device("27820000004", last_code=ago(DAYS * 3), user=registered)
 
     assert otp_devices_purge(before=ago(DAYS)) == 1
 
     kept = set(PhoneOTPDevice.objects.values_list("pk", flat=True))
-    assert kept == {recent_code.pk, recent_failure.pk, account_device.pk}
+    assert kept == {recent_code.pk, account_device.pk}
     assert forgotten.pk not in kept
