@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from unfold.forms import AuthenticationForm
+from unfold.widgets import BASE_INPUT_CLASSES
 
 from people.models import RelationshipType, User
 from people.phones import InvalidPhoneNumber, normalize_phone
@@ -40,6 +41,23 @@ class ConsoleLoginForm(AuthenticationForm):
         except InvalidPhoneNumber:
             # Let authentication fail with the usual, non-revealing message.
             return raw
+
+
+class SecondFactorForm(forms.Form):
+    code = forms.CharField(
+        label="Code from your authenticator app",
+        max_length=16,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "inputmode": "numeric",
+                "autofocus": "",
+                "placeholder": "123456",
+                "class": " ".join(BASE_INPUT_CLASSES),
+            }
+        ),
+    )
 
 
 class AssignForm(forms.Form):

@@ -10,6 +10,7 @@ from django.utils import timezone
 from dispatch import matching, rides
 from dispatch.models import DriverState, DriverStatus
 from people.models import ApiSession, AuditEvent, DriverProfile, PhoneOTPDevice
+from tests.conftest import staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -17,9 +18,7 @@ ACTION = "_selected_action"
 
 
 def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+    return staff_login(Client(), user)
 
 
 @pytest.fixture
@@ -218,3 +217,11 @@ def test_driver_positions_in_the_admin_are_for_dispatchers_only(
         assert "-26.2041" in console.get(path).content.decode(), path
         shown = support_client.get(path)
         assert shown.status_code == 200 and "-26.2041" not in shown.content.decode(), path
+
+
+# --- staff authenticators -----------------------------------------------------------
+
+
+def test_authenticator_secrets_have_no_admin_page(make_staff, staff_groups):
+    boss = signed_in(make_staff(superuser=True))
+    assert boss.get("/admin/otp_totp/totpdevice/").status_code == 404
