@@ -83,6 +83,19 @@ def passed_second_factor(user: User, session: Mapping[str, Any]) -> bool:
     return isinstance(device, TOTPDevice) and device.confirmed and device.user_id == user.pk
 
 
+def may_reset_second_factor(actor: User, staff_member: User) -> bool:
+    """
+    Support reset a colleague's authenticator (lost phone), who then enrols a
+    new one at their next sign-in. A superuser's is reset by another
+    superuser only, and nobody resets their own: a session that could would
+    let whoever holds it swap the authenticator for theirs.
+    """
+    if actor.pk == staff_member.pk or not staff_member.is_staff:
+        return False
+    # No group lets anyone but a superuser reset a superuser's.
+    return _staff_in(actor, () if staff_member.is_superuser else (SUPPORT,))
+
+
 # --- caregiver links -----------------------------------------------------------
 
 

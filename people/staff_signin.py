@@ -3,8 +3,9 @@ How staff sign in to the console and the admin: a password, then a code
 from an authenticator app (TOTP, django-otp's otp_totp) that they enrol by
 QR code at their first sign-in.
 
-Who needs the code is decided in people.access; this module makes the
-changes, each with its audit row. The console's two-factor page calls it.
+Who needs the code and who may reset whose authenticator is decided in
+people.access; this module makes the changes, each with its audit row. The
+console's two-factor page calls it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from people import access, signals
 from people.audit import audit_event_record
 from people.models import User
 from project.common.errors import ServiceError
@@ -25,6 +27,11 @@ from project.common.errors import ServiceError
 class SecondFactorError(ServiceError):
     code = "second_factor_refused"
     status = 400
+
+
+class ResetRefused(SecondFactorError):
+    code = "forbidden"
+    status = 403
 
 
 def totp_device_of(user: User) -> TOTPDevice | None:
@@ -75,3 +82,27 @@ def totp_check(*, device: TOTPDevice, code: str) -> TOTPDevice:
     if error is not None:
         raise error
     return device
+
+
+def totp_reset(*, staff_member: User, actor: User | None) -> int:
+    """
+    Remove a staff member's authenticator: their open consoles close now,
+    and their sessions, verified with a device that no longer exists, send
+    them to enrol a new one. `actor` None is the server's own shell
+    (manage.py staff_2fa_reset). Returns how many devices went.
+    """
+    if actor is not None and not access.may_reset_second_factor(actor, staff_member):
+        raise ResetRefused(
+            f"You may not reset the authenticator of {staff_member}: Support reset "
+            "colleagues' (not their own), and only a superuser resets a superuser's."
+        )
+    with transaction.atomic():
+        removed, _ = TOTPDevice.objects.filter(user=staff_member).delete()
+        audit_event_record(
+            actor=actor,
+            action="staff_2fa.reset",
+            subject=staff_member,
+            payload={"devices_removed": removed},
+        )
+        signals.access_ended.send(sender=TOTPDevice, user_id=staff_member.pk)
+    return removed

@@ -14,7 +14,8 @@ from people.signin import otp_device_reset, session_revoke
 from project.common.admin import NoAddOrDelete
 
 # django-otp's own admin for staff authenticators shows each one's secret key
-# and QR code to whoever may view them. Staff enrol their own at sign-in.
+# and QR code to whoever may view them. Staff enrol their own at sign-in;
+# Support reset them from the Users list (its "Reset the authenticator").
 if admin.site.is_registered(TOTPDevice):
     admin.site.unregister(TOTPDevice)
 

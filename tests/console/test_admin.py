@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from dispatch import matching, rides
 from dispatch.models import DriverState, DriverStatus
@@ -220,6 +221,59 @@ def test_driver_positions_in_the_admin_are_for_dispatchers_only(
 
 
 # --- staff authenticators -----------------------------------------------------------
+
+
+def test_support_reset_a_colleagues_authenticator_who_then_enrols_again(
+    support_client, support, dispatcher, staff_groups
+):
+    dana = signed_in(dispatcher)
+    assert dana.get("/console/").status_code == 200
+    response = support_client.post(
+        "/admin/people/user/", {"action": "reset_authenticator", ACTION: [dispatcher.pk]}
+    )
+    assert response.status_code == 302
+    assert not TOTPDevice.objects.filter(user=dispatcher).exists()
+    row = AuditEvent.objects.get(action="staff_2fa.reset")
+    assert row.actor == support and row.subject_id == str(dispatcher.pk)
+    # The session verified with the old authenticator is sent to enrol a new one.
+    assert dana.get("/console/")["Location"].startswith(reverse("console:two_factor"))
+
+
+def test_support_cannot_reset_a_superusers_authenticator(support_client, make_staff, staff_groups):
+    boss = make_staff(superuser=True)
+    signed_in(boss)  # enrolled
+    response = support_client.post(
+        "/admin/people/user/", {"action": "reset_authenticator", ACTION: [boss.pk]}, follow=True
+    )
+    assert "Not reset for" in response.content.decode()
+    assert TOTPDevice.objects.filter(user=boss).exists()
+    assert not AuditEvent.objects.filter(action="staff_2fa.reset").exists()
+
+
+def test_superusers_reset_anyones_authenticator(make_staff, support, staff_groups):
+    boss, other = make_staff(superuser=True), make_staff(superuser=True)
+    for user in (support, other):
+        signed_in(user)
+        signed_in(boss).post(
+            "/admin/people/user/", {"action": "reset_authenticator", ACTION: [user.pk]}
+        )
+        assert not TOTPDevice.objects.filter(user=user).exists()
+
+
+def test_dispatchers_are_not_offered_the_reset(console, support):
+    signed_in(support)
+    page = console.get("/admin/people/user/").content.decode()
+    assert "reset_authenticator" not in page
+    console.post("/admin/people/user/", {"action": "reset_authenticator", ACTION: [support.pk]})
+    assert TOTPDevice.objects.filter(user=support).exists()
+
+
+def test_the_user_list_shows_who_has_set_up_an_authenticator(support_client, dispatcher):
+    page = support_client.get("/admin/people/user/", {"is_staff__exact": "1"}).content.decode()
+    assert "At next sign-in" in page
+    signed_in(dispatcher)
+    page = support_client.get("/admin/people/user/", {"is_staff__exact": "1"}).content.decode()
+    assert "Set up" in page
 
 
 def test_authenticator_secrets_have_no_admin_page(make_staff, staff_groups):

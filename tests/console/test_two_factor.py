@@ -224,3 +224,17 @@ async def test_a_password_only_session_is_nobody_to_the_ride_socket(
     assert (await comm.connect())[0]
     assert (await comm.receive_json_from(timeout=3))["type"] == "connection_established"
     await comm.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_reset_authenticator_closes_its_open_consoles(dispatcher, support, session_cookie):
+    from people.staff_signin import totp_reset
+
+    headers = await database_sync_to_async(session_cookie)(dispatcher)
+    comm = WebsocketCommunicator(application, "/ws/console/", headers=headers)
+    assert (await comm.connect())[0]
+    await database_sync_to_async(totp_reset)(staff_member=dispatcher, actor=support)
+    while (output := await comm.receive_output(timeout=3))["type"] != "websocket.close":
+        pass
+    assert output["code"] == 4401
+    await comm.disconnect()
