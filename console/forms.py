@@ -6,6 +6,7 @@ from django import forms
 from unfold.forms import AuthenticationForm
 from unfold.widgets import BASE_INPUT_CLASSES
 
+from people import staff_signin
 from people.models import RelationshipType, User
 from people.phones import InvalidPhoneNumber, normalize_phone
 
@@ -23,7 +24,8 @@ class ConsoleLoginForm(AuthenticationForm):
     """
     Staff sign in with their phone number in any usual spelling. Unfold's form
     (Django's admin form underneath) refuses non-staff accounts and styles the
-    inputs like the admin's.
+    inputs like the admin's. Too many wrong passwords for one phone number, or
+    from one address, refuse sign-in for a while (people.staff_signin).
     """
 
     def __init__(self, request=None, *args, **kwargs):
@@ -41,6 +43,25 @@ class ConsoleLoginForm(AuthenticationForm):
         except InvalidPhoneNumber:
             # Let authentication fail with the usual, non-revealing message.
             return raw
+
+    def clean(self):
+        phone = self.cleaned_data.get("username") or ""
+        address = self.request.META.get("REMOTE_ADDR") if self.request else None
+        lock = staff_signin.staff_login_lock(phone=phone, address=address)
+        if lock is not None:
+            raise forms.ValidationError(lock.message, code="locked")
+        try:
+            cleaned = super().clean()
+        except forms.ValidationError:
+            # A wrong password, not a right one for an account that may not
+            # sign in here (switched off, not staff).
+            if self.user_cache is None and phone:
+                lock = staff_signin.staff_login_failed(phone=phone, address=address)
+                if lock is not None:
+                    raise forms.ValidationError(lock.message, code="locked") from None
+            raise
+        staff_signin.staff_login_succeeded(phone=phone)
+        return cleaned
 
 
 class SecondFactorForm(forms.Form):

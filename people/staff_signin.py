@@ -1,17 +1,24 @@
 """
-How staff sign in to the console and the admin: a password, then a code
-from an authenticator app (TOTP, django-otp's otp_totp) that they enrol by
-QR code at their first sign-in.
+How staff sign in to the console and the admin: a password, refused for a
+while after too many wrong ones (per account and per client address), then
+a code from an authenticator app (TOTP, django-otp's otp_totp) that they
+enrol by QR code at their first sign-in.
 
 Who needs the code and who may reset whose authenticator is decided in
 people.access; this module makes the changes, each with its audit row. The
-console's two-factor page calls it.
+login form (console.forms.ConsoleLoginForm, the admin's too) and the
+console's two-factor page call it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -20,6 +27,106 @@ from people import access, signals
 from people.audit import audit_event_record
 from people.models import User
 from project.common.errors import ServiceError
+
+# --- wrong passwords -------------------------------------------------------------
+#
+# Counted in Django's cache, which is per process unless CACHES names a
+# shared one: with several workers and the default local-memory cache each
+# worker counts on its own. A lock is set when a count reaches its cap and
+# lasts STAFF_LOGIN_LOCKOUT_S; failures older than that are forgotten.
+
+ACCOUNT = "account"
+ADDRESS = "address"
+
+
+@dataclass(frozen=True, slots=True)
+class LoginLock:
+    """Sign-in refused for `kind` (ACCOUNT or ADDRESS) until `until`."""
+
+    kind: str
+    until: datetime
+
+    @property
+    def message(self) -> str:
+        who = "this phone number" if self.kind == ACCOUNT else "your network address"
+        minutes = max(1, math.ceil((self.until - timezone.now()).total_seconds() / 60))
+        at = timezone.localtime(self.until).strftime("%H:%M")
+        wait = "1 minute" if minutes == 1 else f"{minutes} minutes"
+        return (
+            f"Too many failed sign-ins for {who}. Try again at {at} (in {wait}), "
+            "or ask a colleague in Support if you have forgotten your password."
+        )
+
+
+def staff_login_lock(*, phone: str, address: str | None) -> LoginLock | None:
+    """The lock that refuses this sign-in before the password is checked, if any."""
+    for kind, ident in ((ACCOUNT, phone), (ADDRESS, address)):
+        if ident:
+            until = cache.get(_key(kind, ident, "locked"))
+            if until is not None and until > timezone.now().timestamp():
+                return LoginLock(kind, datetime.fromtimestamp(until, tz=UTC))
+    return None
+
+
+def staff_login_failed(*, phone: str, address: str | None) -> LoginLock | None:
+    """
+    Count a wrong password against the phone number (whether or not an
+    account has it, so a lock says nothing about who exists) and the
+    address. Returns the lock this failure set, with its audit row written.
+    """
+    lock = None
+    caps = (
+        (ACCOUNT, phone, settings.STAFF_LOGIN_MAX_FAILURES),
+        (ADDRESS, address, settings.STAFF_LOGIN_MAX_FAILURES_PER_IP),
+    )
+    for kind, ident, cap in caps:
+        if ident and cap > 0 and _count(kind, ident) >= cap:
+            lock = _lock(kind, ident, cap, phone=phone, address=address) or lock
+    return lock
+
+
+def staff_login_succeeded(*, phone: str) -> None:
+    """The right password clears the account's count (not the address's)."""
+    cache.delete(_key(ACCOUNT, phone, "failures"))
+
+
+def _key(kind: str, ident: str, what: str) -> str:
+    # Hashed: any text typed as a phone number makes a valid cache key.
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
+    return f"staff-login:{kind}:{digest}:{what}"
+
+
+def _count(kind: str, ident: str) -> int:
+    key = _key(kind, ident, "failures")
+    cache.add(key, 0, settings.STAFF_LOGIN_LOCKOUT_S)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, settings.STAFF_LOGIN_LOCKOUT_S)
+        return 1
+
+
+def _lock(kind: str, ident: str, cap: int, *, phone: str, address: str | None) -> LoginLock:
+    until = timezone.now() + timedelta(seconds=settings.STAFF_LOGIN_LOCKOUT_S)
+    cache.set(_key(kind, ident, "locked"), until.timestamp(), settings.STAFF_LOGIN_LOCKOUT_S)
+    cache.delete(_key(kind, ident, "failures"))
+    if kind == ACCOUNT:
+        subject = User.objects.filter(phone_number=phone).first() or ("phone", phone[:64])
+    else:
+        subject = ("address", ident[:64])
+    audit_event_record(
+        actor=None,
+        action="staff_login.locked",
+        subject=subject,
+        payload={
+            "locked": kind,
+            "failures": cap,
+            "until": until.isoformat(),
+            "address": address or "",
+        },
+    )
+    return LoginLock(kind, until)
+
 
 # --- the authenticator -----------------------------------------------------------
 

@@ -253,6 +253,11 @@ if not STAFF_2FA and not DEBUG:
         "demos and needs DEBUG=1. Remove STAFF_2FA or set it to 1."
     )
 OTP_TOTP_ISSUER = "Care Connect"
+# Wrong passwords before staff sign-in is refused for a while: per account
+# (phone number) and per client address, counted in Django's cache.
+STAFF_LOGIN_MAX_FAILURES = env_int("STAFF_LOGIN_MAX_FAILURES", 5)
+STAFF_LOGIN_MAX_FAILURES_PER_IP = env_int("STAFF_LOGIN_MAX_FAILURES_PER_IP", 20)
+STAFF_LOGIN_LOCKOUT_S = env_int("STAFF_LOGIN_LOCKOUT_S", 15 * 60)
 # The admin site (project.common.admin, which imports no app) lets in the
 # sessions this function passes, and sends the others to this page for their
 # code.

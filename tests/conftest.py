@@ -80,6 +80,16 @@ def _fresh_locations():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Failed staff sign-ins are counted in the cache: none carry over."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_channel_layer():
     from channels.layers import channel_layers
 
