@@ -22,10 +22,11 @@ CANCEL_REASONS = (
 
 class ConsoleLoginForm(AuthenticationForm):
     """
-    Staff sign in with their phone number in any usual spelling. Unfold's form
-    (Django's admin form underneath) refuses non-staff accounts and styles the
-    inputs like the admin's. Too many wrong passwords for one phone number, or
-    from one address, refuse sign-in for a while (people.staff_signin).
+    Staff sign in with their phone number in any usual spelling, on the
+    console and on the admin (UNFOLD's LOGIN form). Unfold's form (Django's
+    admin form underneath) refuses non-staff accounts and styles the inputs
+    like the admin's. Too many wrong passwords for one phone number, or from
+    one address, refuse sign-in for a while (people.staff_signin).
     """
 
     def __init__(self, request=None, *args, **kwargs):

@@ -258,9 +258,9 @@ OTP_TOTP_ISSUER = "Care Connect"
 STAFF_LOGIN_MAX_FAILURES = env_int("STAFF_LOGIN_MAX_FAILURES", 5)
 STAFF_LOGIN_MAX_FAILURES_PER_IP = env_int("STAFF_LOGIN_MAX_FAILURES_PER_IP", 20)
 STAFF_LOGIN_LOCKOUT_S = env_int("STAFF_LOGIN_LOCKOUT_S", 15 * 60)
-# The admin site (project.common.admin, which imports no app) lets in the
-# sessions this function passes, and sends the others to this page for their
-# code.
+# The admin site (project.common.admin, which imports no app) signs staff in
+# with the console's form (UNFOLD's LOGIN below), lets in the sessions this
+# function passes, and sends the others to this page for their code.
 STAFF_SESSION_CHECK = "people.access.passed_second_factor"
 STAFF_SECOND_FACTOR_URL = "console:two_factor"
 
@@ -293,4 +293,6 @@ UNFOLD = {
     "SITE_HEADER": "Care Connect support",
     "SITE_SYMBOL": "accessible",
     "SHOW_HISTORY": True,
+    # The same phone spellings, and the same failed-login caps, as the console.
+    "LOGIN": {"form": "console.forms.ConsoleLoginForm"},
 }

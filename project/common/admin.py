@@ -57,9 +57,10 @@ def admin_csp() -> dict:
 
 class CareAdminSite(UnfoldAdminSite):
     """
-    Unfold's admin site, its pages under the admin's script policy. A staff
-    session must also pass settings.STAFF_SESSION_CHECK (the second factor,
-    in people.access); one that has not is sent to STAFF_SECOND_FACTOR_URL.
+    Unfold's admin site, its pages under the admin's script policy. Staff
+    sign in with the console's form (UNFOLD's LOGIN form), and a session
+    must also pass settings.STAFF_SESSION_CHECK (the second factor, in
+    people.access); one that has not is sent to STAFF_SECOND_FACTOR_URL.
     Both are named in settings because this package imports no app.
     """
 
@@ -72,6 +73,13 @@ class CareAdminSite(UnfoldAdminSite):
 
     def login(self, request, extra_context=None):
         # Not wrapped by admin_view: it must work signed out.
+        index = reverse("admin:index", current_app=self.name)
+        if REDIRECT_FIELD_NAME not in request.GET and REDIRECT_FIELD_NAME not in request.POST:
+            # Unfold's login page has no `next` field: without one in the
+            # query, Django's LoginView sends a signed-in user to
+            # LOGIN_REDIRECT_URL, the console, instead of the admin.
+            request.GET = request.GET.copy()
+            request.GET[REDIRECT_FIELD_NAME] = index
         user = request.user
         if (
             request.method == "GET"
@@ -81,9 +89,6 @@ class CareAdminSite(UnfoldAdminSite):
         ):
             # Signed in with the password, not yet with the code (that
             # page checks `next` is this site's).
-            next_url = request.GET.get(REDIRECT_FIELD_NAME) or reverse(
-                "admin:index", current_app=self.name
-            )
-            query = urlencode({"next": next_url})
+            query = urlencode({"next": request.GET[REDIRECT_FIELD_NAME]})
             return HttpResponseRedirect(f"{resolve_url(settings.STAFF_SECOND_FACTOR_URL)}?{query}")
         return csp_override(admin_csp())(super().login)(request, extra_context)

@@ -279,3 +279,29 @@ def test_the_user_list_shows_who_has_set_up_an_authenticator(support_client, dis
 def test_authenticator_secrets_have_no_admin_page(make_staff, staff_groups):
     boss = signed_in(make_staff(superuser=True))
     assert boss.get("/admin/otp_totp/totpdevice/").status_code == 404
+
+
+# --- signing in at /admin/login/ -------------------------------------------------------
+
+
+@pytest.mark.parametrize("spelling", ["0821001000", "+27 82 100 1000", "27821001000"])
+def test_the_admin_sign_in_takes_any_spelling_of_the_phone_and_lands_on_the_admin(
+    make_staff, staff_groups, spelling
+):
+    make_staff("Support", phone="27821001000")
+    client = Client()
+    assert client.get("/admin/login/").status_code == 200
+    response = client.post("/admin/login/", {"username": spelling, "password": "pw-for-tests-only"})
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    # ...and from there to the authenticator code, which leads back to the admin.
+    response = client.get("/admin/", follow=True)
+    assert response.redirect_chain[-1][0] == f"{reverse('console:two_factor')}?next=%2Fadmin%2F"
+
+
+def test_the_admin_sign_in_keeps_its_next(make_staff, staff_groups):
+    user = make_staff("Support")
+    response = Client().post(
+        "/admin/login/?next=/admin/people/user/",
+        {"username": user.phone_number, "password": "pw-for-tests-only"},
+    )
+    assert response["Location"] == "/admin/people/user/"

@@ -1,4 +1,7 @@
-"""Wrong staff passwords are capped per account and per client address."""
+"""
+Wrong staff passwords are capped per account and per client address, on
+the console's sign-in page and the admin's alike.
+"""
 
 from __future__ import annotations
 
@@ -82,3 +85,10 @@ def test_numbers_nobody_has_lock_too_and_say_nothing_of_who_exists(db):
     assert "Too many failed sign-ins for this phone number" in page.content.decode()
     row = AuditEvent.objects.get(action="staff_login.locked")
     assert (row.subject_type, row.subject_id) == ("phone", "27800000999")
+
+
+def test_the_admin_sign_in_counts_the_same_wrong_passwords(dispatcher, staff_groups):
+    for url in (LOGIN, "/admin/login/", LOGIN):
+        attempt(dispatcher.phone_number, "wrong", url=url)
+    page = attempt(dispatcher.phone_number, PASSWORD, url="/admin/login/")
+    assert page.status_code == 200 and "Too many failed sign-ins" in page.content.decode()
