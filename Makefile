@@ -49,8 +49,12 @@ setup: $(STAMP)
 
 run: setup serve
 
+# A local demo: staff sign in with their password alone, unless STAFF_2FA=1
+# is given (settings refuse STAFF_2FA=0 when DEBUG is off).
+serve: export STAFF_2FA ?= 0
 serve:
 	@echo "Serving HTTP and WebSocket on http://$(HOST):$(PORT)/ (console: /console/, admin: /admin/)"
+	@if [ "$$STAFF_2FA" = 0 ]; then echo "Staff sign in without an authenticator code (STAFF_2FA=0); STAFF_2FA=1 make run asks for it."; fi
 	$(VPY) -m project.serve -b $(HOST) -p $(PORT) project.asgi:application
 
 # Lint first, so CI and a developer's `make test` fail on the same things.

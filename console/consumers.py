@@ -62,6 +62,8 @@ class ConsoleConsumer(QuietWhenClientLeft, SkipConnectionSweep, AsyncWebsocketCo
         self._last_render = 0.0
         user = self.scope.get("user")
         # A console session only: an app's token (SMS sign-in) opens no console.
+        # A session still owing its authenticator code arrives anonymous
+        # (project.routing.SecondFactorGate).
         by_session = "api_session_id" not in self.scope and "session" in self.scope
         allowed = by_session and user is not None and await db_async(is_dispatcher)(user)
         # Accept, then close with 4403: a browser sees the code (a refused

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django import forms
 from unfold.forms import AuthenticationForm
+from unfold.widgets import BASE_INPUT_CLASSES
 
+from people import staff_signin
 from people.models import RelationshipType, User
 from people.phones import InvalidPhoneNumber, normalize_phone
 
@@ -20,9 +22,11 @@ CANCEL_REASONS = (
 
 class ConsoleLoginForm(AuthenticationForm):
     """
-    Staff sign in with their phone number in any usual spelling. Unfold's form
-    (Django's admin form underneath) refuses non-staff accounts and styles the
-    inputs like the admin's.
+    Staff sign in with their phone number in any usual spelling, on the
+    console and on the admin (UNFOLD's LOGIN form). Unfold's form (Django's
+    admin form underneath) refuses non-staff accounts and styles the inputs
+    like the admin's. Too many wrong passwords for one phone number, or from
+    one address, refuse sign-in for a while (people.staff_signin).
     """
 
     def __init__(self, request=None, *args, **kwargs):
@@ -40,6 +44,42 @@ class ConsoleLoginForm(AuthenticationForm):
         except InvalidPhoneNumber:
             # Let authentication fail with the usual, non-revealing message.
             return raw
+
+    def clean(self):
+        phone = self.cleaned_data.get("username") or ""
+        address = self.request.META.get("REMOTE_ADDR") if self.request else None
+        lock = staff_signin.staff_login_lock(phone=phone, address=address)
+        if lock is not None:
+            raise forms.ValidationError(lock.message, code="locked")
+        try:
+            cleaned = super().clean()
+        except forms.ValidationError:
+            # A wrong password, not a right one for an account that may not
+            # sign in here (switched off, not staff).
+            if self.user_cache is None and phone:
+                lock = staff_signin.staff_login_failed(phone=phone, address=address)
+                if lock is not None:
+                    raise forms.ValidationError(lock.message, code="locked") from None
+            raise
+        staff_signin.staff_login_succeeded(phone=phone)
+        return cleaned
+
+
+class SecondFactorForm(forms.Form):
+    code = forms.CharField(
+        label="Code from your authenticator app",
+        max_length=16,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "inputmode": "numeric",
+                "autofocus": "",
+                "placeholder": "123456",
+                "class": " ".join(BASE_INPUT_CLASSES),
+            }
+        ),
+    )
 
 
 class AssignForm(forms.Form):

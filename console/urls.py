@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.board, name="board"),
     path("login/", views.login, name="login"),
     path("logout/", views.logout, name="logout"),
+    path("two-factor/", views.two_factor, name="two_factor"),
     path("regions/<slug:name>/", views.region, name="region"),
     path("rides/<int:ride_pk>/", views.ride_panel, name="ride"),
     path("rides/<int:ride_pk>/assign/", views.ride_assign, name="ride_assign"),

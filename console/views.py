@@ -11,10 +11,14 @@ included; an action's response is the ride panel alone.
 
 from __future__ import annotations
 
+from base64 import b32encode
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
+import django_otp
+import segno
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import views as auth_views
@@ -24,7 +28,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
@@ -35,12 +40,18 @@ from console.forms import (
     CancelForm,
     ConsoleLoginForm,
     LinkCreateForm,
+    SecondFactorForm,
 )
 from dispatch import matching, rides
 from dispatch.errors import DispatchError, NeedsConfirmation
 from dispatch.models import FINAL_STATUSES, PENDING_STATUSES, Ride, RideStatus
-from people import caregivers
-from people.access import is_dispatcher, is_support
+from people import caregivers, staff_signin
+from people.access import (
+    is_dispatcher,
+    is_support,
+    passed_second_factor,
+    second_factor_required,
+)
 from people.models import CaregiverLink
 
 TEMPLATE = "console/board.html"
@@ -53,7 +64,9 @@ class HtmxHttpRequest(HttpRequest):
 def console_view(check: Callable[[Any], bool], refusal: str):
     """
     Sign-in required (htmx requests are sent to the login page as a whole
-    page, not swapped into a panel); signed-in users who fail `check` get 403.
+    page, not swapped into a panel); signed-in users who fail `check` get
+    403; staff who have not entered their authenticator code yet are sent
+    to enter it.
     """
 
     def decorator(view):
@@ -66,6 +79,10 @@ def console_view(check: Callable[[Any], bool], refusal: str):
                 return redirect_to_login(request.get_full_path())
             if not check(request.user):
                 raise PermissionDenied(refusal)
+            if not passed_second_factor(request.user, request.session):
+                if request.htmx:
+                    return HttpResponseClientRedirect(_second_factor_url(reverse("console:board")))
+                return redirect(_second_factor_url(request.get_full_path()))
             return view(request, *args, **kwargs)
 
         return wrapped
@@ -100,15 +117,83 @@ class ConsoleLoginView(auth_views.LoginView):
         )
 
     def get_default_redirect_url(self) -> str:
-        # Support staff who are not dispatchers start where they may work.
-        user = self.request.user
-        if not is_dispatcher(user) and is_support(user):
-            return reverse("console:links")
-        return super().get_default_redirect_url()
+        return _landing(self.request.user)
+
+    def get_success_url(self) -> str:
+        url = super().get_success_url()
+        if passed_second_factor(self.request.user, self.request.session):
+            return url
+        return _second_factor_url(url)
 
 
 login = ConsoleLoginView.as_view()
 logout = auth_views.LogoutView.as_view()
+
+
+def _landing(user) -> str:
+    # Support staff who are not dispatchers start where they may work.
+    if not is_dispatcher(user) and is_support(user):
+        return reverse("console:links")
+    return reverse("console:board")
+
+
+def _second_factor_url(next_url: str) -> str:
+    return f"{reverse('console:two_factor')}?{urlencode({'next': next_url})}"
+
+
+@require_http_methods(["GET", "POST"])
+def two_factor(request: HtmxHttpRequest) -> HttpResponse:
+    """
+    The second step of a staff sign-in, for the console and the admin alike:
+    the code from the authenticator app, or, before there is one, its
+    enrolment by QR code (the first right code confirms it).
+    """
+    user = request.user
+    if not user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = _landing(user)
+    if not second_factor_required(user):
+        if not user.is_staff:
+            raise PermissionDenied("The console and the admin are for staff accounts.")
+        return redirect(next_url)
+    if passed_second_factor(user, request.session):
+        return redirect(next_url)
+
+    device = staff_signin.totp_device_of(user)
+    enrolling = device is None
+    if enrolling:
+        device = staff_signin.totp_device_enrolling(user=user)
+    form = SecondFactorForm(request.POST or None)
+    if form.is_valid():
+        try:
+            device = staff_signin.totp_check(device=device, code=form.cleaned_data["code"])
+        except staff_signin.SecondFactorError as exc:
+            form.add_error("code", str(exc))
+        else:
+            # A new privilege for this session: a new session key with it.
+            request.session.cycle_key()
+            django_otp.login(request, device)
+            return redirect(next_url)
+
+    ctx: dict[str, Any] = {
+        "form": form,
+        "next": next_url,
+        "enrolling": enrolling,
+        "title": "Set up your authenticator" if enrolling else "Enter your code",
+        "site_title": "Care Connect",
+    }
+    if enrolling:
+        # Drawn here, as an image in the page: no script, no third party.
+        ctx["qr_code"] = segno.make(device.config_url, error="m").svg_data_uri(scale=5, border=2)
+        secret = b32encode(device.bin_key).decode()
+        ctx["secret"] = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+    theme = admin.site.each_context(request)
+    ctx.update(colors=theme.get("colors"), border_radius=theme.get("border_radius"))
+    return render(request, "registration/two_factor.html", ctx)
 
 
 # --- rendering helpers --------------------------------------------------------

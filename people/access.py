@@ -5,14 +5,20 @@ re-derives a role or a permission.
 
 Staff are users with `is_staff` in a staff group (superusers count as
 both): Dispatchers run the live console; Support look after people in the
-admin and on the console's links page.
+admin and on the console's links page. Staff sign in with a password and
+then a code from their authenticator app (`passed_second_factor`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from django.conf import settings
 from django.db.models import Q
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from people.models import CaregiverLink, User
 
@@ -42,6 +48,52 @@ def may_see_live_positions(user: User) -> bool:
     drivers; support staff answer about rides, not where a driver stands.
     """
     return is_dispatcher(user)
+
+
+# --- the second factor ----------------------------------------------------------
+
+
+def second_factor_required(user: User) -> bool:
+    """
+    Anyone who may open the admin (staff) proves themselves with a code from
+    an authenticator app after the password. STAFF_2FA=0 waives it only while
+    DEBUG is on: a server with DEBUG off always asks (settings refuses to
+    start with STAFF_2FA=0 there too).
+    """
+    if not (user.is_authenticated and user.is_staff):
+        return False
+    return settings.STAFF_2FA or not settings.DEBUG
+
+
+def passed_second_factor(user: User, session: Mapping[str, Any]) -> bool:
+    """
+    Whether this signed-in browser session may be used as it is: it needs no
+    second factor, or it passed one with the user's own, confirmed
+    authenticator (django_otp.login keeps that device's id in the session).
+    The console's pages, the sockets signed in by session cookie and the
+    admin site all ask here.
+    """
+    if not second_factor_required(user):
+        return True
+    device_id = session.get(DEVICE_ID_SESSION_KEY)
+    if not device_id:
+        return False
+    device = TOTPDevice.from_persistent_id(device_id)
+    # from_persistent_id loads any django-otp device (an SMS one too).
+    return isinstance(device, TOTPDevice) and device.confirmed and device.user_id == user.pk
+
+
+def may_reset_second_factor(actor: User, staff_member: User) -> bool:
+    """
+    Support reset a colleague's authenticator (lost phone), who then enrols a
+    new one at their next sign-in. A superuser's is reset by another
+    superuser only, and nobody resets their own: a session that could would
+    let whoever holds it swap the authenticator for theirs.
+    """
+    if actor.pk == staff_member.pk or not staff_member.is_staff:
+        return False
+    # No group lets anyone but a superuser reset a superuser's.
+    return _staff_in(actor, () if staff_member.is_superuser else (SUPPORT,))
 
 
 # --- caregiver links -----------------------------------------------------------

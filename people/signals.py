@@ -22,7 +22,8 @@ needs_changed = Signal()
 
 # A user's access ended: `user_id`, and `api_session_id` when one app session
 # ended (logout, revoked, a stolen refresh token) or `console_session_key`
-# when one console session did; neither when the account was switched off.
+# when one console session did; neither when the account was switched off or
+# its authenticator was reset (people.staff_signin.totp_reset).
 access_ended = Signal()
 
 

@@ -14,6 +14,7 @@ from django.urls import path, re_path
 
 from console.consumers import ConsoleConsumer
 from dispatch.consumers import DriverConsumer, FollowerConsumer, RideConsumer
+from people.access import passed_second_factor
 from people.tokens import access_token_resolve
 from project.common.db import db_async
 from project.common.sockets import CLOSE_NOT_FOUND, error
@@ -62,6 +63,26 @@ class SameOrigin:
         return wanted == own or any(wanted == _origin(o) for o in listed)
 
 
+class SecondFactorGate:
+    """
+    Behind the session middleware: a staff session that has signed in with
+    its password but not yet with its authenticator code
+    (people.access.passed_second_factor) is anonymous to every socket, as
+    it is to the console's pages. The console socket then closes it with
+    4403; no app socket serves it as staff.
+    """
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        user = scope.get("user")
+        if user is not None and user.is_authenticated:
+            if not await db_async(passed_second_factor)(user, scope["session"]):
+                scope = dict(scope, user=AnonymousUser())
+        return await self.application(scope, receive, send)
+
+
 class TokenAuthMiddleware:
     """
     A bearer access token (header `Authorization: Bearer …`, or `?token=` for
@@ -75,7 +96,7 @@ class TokenAuthMiddleware:
 
     def __init__(self, application):
         self.application = application
-        self.with_session = AuthMiddlewareStack(application)
+        self.with_session = AuthMiddlewareStack(SecondFactorGate(application))
 
     async def __call__(self, scope, receive, send):
         token = None

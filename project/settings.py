@@ -68,6 +68,8 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "django_otp",
+    # Staff's authenticator apps (TOTP), the second factor after a password.
+    "django_otp.plugins.otp_totp",
     # Serves the API docs' Swagger UI from static files: no CDN, no inline JS.
     "ninja",
     "people",
@@ -310,6 +312,29 @@ ACCESS_TOKEN_TTL_S = env_int("ACCESS_TOKEN_TTL_S", 15 * 60)
 REFRESH_TOKEN_TTL_DAYS = env_int("REFRESH_TOKEN_TTL_DAYS", 30)
 REGISTRATION_TOKEN_TTL_S = env_int("REGISTRATION_TOKEN_TTL_S", 15 * 60)
 
+# --- Staff sign-in -----------------------------------------------------------
+# Dispatchers and support staff sign in with a password and then a code from
+# an authenticator app (people.access.passed_second_factor). STAFF_2FA=0 skips
+# the code for local demos (`make run`); it needs DEBUG on, and with DEBUG off
+# the server refuses to start rather than run without it.
+STAFF_2FA = env_bool("STAFF_2FA", True)
+if not STAFF_2FA and not DEBUG:
+    raise ImproperlyConfigured(
+        "STAFF_2FA=0 (staff sign in without an authenticator code) is for local "
+        "demos and needs DEBUG=1. Remove STAFF_2FA or set it to 1."
+    )
+OTP_TOTP_ISSUER = "Care Connect"
+# Wrong passwords before staff sign-in is refused for a while: per account
+# (phone number) and per client address, counted in Django's cache.
+STAFF_LOGIN_MAX_FAILURES = env_int("STAFF_LOGIN_MAX_FAILURES", 5)
+STAFF_LOGIN_MAX_FAILURES_PER_IP = env_int("STAFF_LOGIN_MAX_FAILURES_PER_IP", 20)
+STAFF_LOGIN_LOCKOUT_S = env_int("STAFF_LOGIN_LOCKOUT_S", 15 * 60)
+# The admin site (project.common.admin, which imports no app) signs staff in
+# with the console's form (UNFOLD's LOGIN below), lets in the sessions this
+# function passes, and sends the others to this page for their code.
+STAFF_SESSION_CHECK = "people.access.passed_second_factor"
+STAFF_SECOND_FACTOR_URL = "console:two_factor"
+
 # --- Dispatch ----------------------------------------------------------------
 MATCH_RADIUS_KM = env_float("MATCH_RADIUS_KM", 10.0)
 DRIVER_STALE_AFTER_S = env_int("DRIVER_STALE_AFTER_S", 30)
@@ -343,4 +368,6 @@ UNFOLD = {
     "SITE_HEADER": "Care Connect support",
     "SITE_SYMBOL": "accessible",
     "SHOW_HISTORY": True,
+    # The same phone spellings, and the same failed-login caps, as the console.
+    "LOGIN": {"form": "console.forms.ConsoleLoginForm"},
 }

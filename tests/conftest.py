@@ -201,6 +201,25 @@ def dispatcher(make_user):
     return user
 
 
+def staff_login(client, user):
+    """
+    Sign `client` in as `user` the whole way, as the password and the
+    authenticator code would: a confirmed authenticator, and the session
+    marked as verified with it (django_otp.login's session key).
+    """
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    client.force_login(user)
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return client
+
+
 def token_for(user) -> str:
     from people.signin import session_issue
 

@@ -95,6 +95,8 @@ def running_server(home: Path, **env_overrides: str) -> Iterator[Server]:
         SQLITE_PATH=str(home / "server.sqlite3"),
         DEBUG="1",
         SMS_BACKEND="console",
+        # Staff sign in with the authenticator code, as in production.
+        STAFF_2FA="1",
         # Nothing listens there: tiles fail at once, as they may in the field.
         MAP_TILE_URL=f"http://127.0.0.1:{free_port()}/{{z}}/{{x}}/{{y}}.png",
         PYTHONUNBUFFERED="1",

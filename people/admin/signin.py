@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
@@ -15,6 +16,12 @@ from people.models import ApiSession, PhoneOTPDevice
 from people.phones import display_phone
 from people.signin import session_revoke
 from project.common.admin import NoAddOrDelete
+
+# django-otp's own admin for staff authenticators shows each one's secret key
+# and QR code to whoever may view them. Staff enrol their own at sign-in;
+# Support reset them from the Users list (its "Reset the authenticator").
+if admin.site.is_registered(TOTPDevice):
+    admin.site.unregister(TOTPDevice)
 
 
 @admin.register(PhoneOTPDevice)

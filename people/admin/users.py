@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.contrib.auth.models import Group
+from django.db.models import Exists, OuterRef
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from unfold.admin import ModelAdmin, StackedInline, TabularInline
-from unfold.decorators import display
+from unfold.decorators import action, display
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from people.models import (
@@ -21,6 +23,7 @@ from people.models import (
     UserType,
 )
 from people.phones import InvalidPhoneNumber, normalize_phone
+from people.staff_signin import ResetRefused, totp_reset
 
 
 class PhoneField:
@@ -148,12 +151,13 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
     form = CareUserChangeForm
     add_form = CareUserCreationForm
     change_password_form = AdminPasswordChangeForm
-    list_display = ("name", "phone", "role", "access", "is_active", "date_joined")
+    list_display = ("name", "phone", "role", "access", "authenticator", "is_active", "date_joined")
     list_filter = ("user_type", "is_staff", "groups", "is_active")
     search_fields = ("phone_number", "first_name", "last_name")
     ordering = ("last_name", "first_name")
     filter_horizontal = ("groups",)
     readonly_fields = ("last_login", "date_joined")
+    actions = ("reset_authenticator",)
     fieldsets = (
         (None, {"fields": ("phone_number", "password")}),
         ("Person", {"fields": ("first_name", "last_name", "user_type")}),
@@ -188,7 +192,13 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
     )
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("groups")
+        enrolled = TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("groups")
+            .annotate(has_authenticator=Exists(enrolled))
+        )
 
     def has_change_permission(self, request, obj=None):
         # Support manages app users. Staff accounts (and their passwords) are
@@ -251,6 +261,48 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
         if obj.is_superuser:
             return "Superuser"
         return ", ".join(g.name for g in obj.groups.all()) if obj.is_staff else ""
+
+    @display(description="Authenticator", label={"set": "success", "unset": "warning"})
+    def authenticator(self, obj: User):
+        if not obj.is_staff:
+            return ""
+        if obj.has_authenticator:
+            return "set", "Set up"
+        return "unset", "At next sign-in"
+
+    @action(
+        description="Reset the authenticator (a new one is set up at the next sign-in)",
+        permissions=["change"],
+    )
+    def reset_authenticator(self, request, queryset):
+        # Who may reset whose is people.access.may_reset_second_factor's
+        # call, asked by the service for each person.
+        done, refused = [], []
+        for user in queryset.filter(is_staff=True):
+            try:
+                totp_reset(staff_member=user, actor=request.user)
+            except ResetRefused:
+                refused.append(str(user))
+            else:
+                done.append(str(user))
+        if done:
+            self.message_user(
+                request,
+                f"Authenticator reset for {', '.join(done)}: they set up a new one at "
+                "their next sign-in, and are signed out now.",
+                messages.SUCCESS,
+            )
+        if refused:
+            self.message_user(
+                request,
+                f"Not reset for {', '.join(refused)}: Support reset colleagues' "
+                "authenticators (not their own), and only a superuser resets a superuser's.",
+                messages.ERROR,
+            )
+        if not done and not refused:
+            self.message_user(
+                request, "Only staff accounts have an authenticator.", messages.WARNING
+            )
 
 
 # Unfold's styling for the staff groups too.

@@ -6,8 +6,15 @@ console, the apps, admin actions).
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.conf import settings
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.http import HttpResponseRedirect
+from django.shortcuts import resolve_url
+from django.urls import reverse
 from django.utils.csp import CSP
+from django.utils.module_loading import import_string
 from django.views.decorators.csp import csp_override
 from unfold.sites import UnfoldAdminSite
 
@@ -49,11 +56,39 @@ def admin_csp() -> dict:
 
 
 class CareAdminSite(UnfoldAdminSite):
-    """Unfold's admin site, its pages under the admin's script policy."""
+    """
+    Unfold's admin site, its pages under the admin's script policy. Staff
+    sign in with the console's form (UNFOLD's LOGIN form), and a session
+    must also pass settings.STAFF_SESSION_CHECK (the second factor, in
+    people.access); one that has not is sent to STAFF_SECOND_FACTOR_URL.
+    Both are named in settings because this package imports no app.
+    """
+
+    def has_permission(self, request):
+        session_ok = import_string(settings.STAFF_SESSION_CHECK)
+        return super().has_permission(request) and session_ok(request.user, request.session)
 
     def admin_view(self, view, cacheable=False):
         return csp_override(admin_csp())(super().admin_view(view, cacheable))
 
     def login(self, request, extra_context=None):
         # Not wrapped by admin_view: it must work signed out.
+        index = reverse("admin:index", current_app=self.name)
+        if REDIRECT_FIELD_NAME not in request.GET and REDIRECT_FIELD_NAME not in request.POST:
+            # Unfold's login page has no `next` field: without one in the
+            # query, Django's LoginView sends a signed-in user to
+            # LOGIN_REDIRECT_URL, the console, instead of the admin.
+            request.GET = request.GET.copy()
+            request.GET[REDIRECT_FIELD_NAME] = index
+        user = request.user
+        if (
+            request.method == "GET"
+            and user.is_active
+            and user.is_staff
+            and not self.has_permission(request)
+        ):
+            # Signed in with the password, not yet with the code (that
+            # page checks `next` is this site's).
+            query = urlencode({"next": request.GET[REDIRECT_FIELD_NAME]})
+            return HttpResponseRedirect(f"{resolve_url(settings.STAFF_SECOND_FACTOR_URL)}?{query}")
         return csp_override(admin_csp())(super().login)(request, extra_context)

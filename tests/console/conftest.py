@@ -7,6 +7,8 @@ import importlib
 import pytest
 from django.test import Client
 
+from tests.conftest import staff_login
+
 STAFF_GROUPS = importlib.import_module("people.migrations.0002_staff_groups").GROUPS
 
 
@@ -63,10 +65,8 @@ def support(make_staff):
 
 @pytest.fixture
 def console(dispatcher, staff_groups):
-    """A browser session signed in as a dispatcher."""
-    client = Client()
-    client.force_login(dispatcher)
-    return client
+    """A browser session signed in as a dispatcher, password and code."""
+    return staff_login(Client(), dispatcher)
 
 
 @pytest.fixture
@@ -85,11 +85,17 @@ def htmx(console):
 
 @pytest.fixture
 def session_cookie():
-    """A Cookie header signing the user in, for WebsocketCommunicator."""
+    """
+    A Cookie header signing the user in, for WebsocketCommunicator; staff
+    with their authenticator code too unless `second_factor=False`.
+    """
 
-    def make(user) -> list[tuple[bytes, bytes]]:
+    def make(user, second_factor: bool = True) -> list[tuple[bytes, bytes]]:
         client = Client()
-        client.force_login(user)
+        if second_factor:
+            staff_login(client, user)
+        else:
+            client.force_login(user)
         return [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
 
     return make

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from dispatch import matching, rides
 from dispatch.models import DriverState, DriverStatus
 from people.models import ApiSession, AuditEvent, DriverProfile, PhoneOTPDevice
+from tests.conftest import staff_login
 
 pytestmark = pytest.mark.django_db
 
@@ -16,9 +18,7 @@ ACTION = "_selected_action"
 
 
 def signed_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+    return staff_login(Client(), user)
 
 
 @pytest.fixture
@@ -231,3 +231,90 @@ def test_driver_positions_in_the_admin_are_for_dispatchers_only(
         assert "-26.2041" in console.get(path).content.decode(), path
         shown = support_client.get(path)
         assert shown.status_code == 200 and "-26.2041" not in shown.content.decode(), path
+
+
+# --- staff authenticators -----------------------------------------------------------
+
+
+def test_support_reset_a_colleagues_authenticator_who_then_enrols_again(
+    support_client, support, dispatcher, staff_groups
+):
+    dana = signed_in(dispatcher)
+    assert dana.get("/console/").status_code == 200
+    response = support_client.post(
+        "/admin/people/user/", {"action": "reset_authenticator", ACTION: [dispatcher.pk]}
+    )
+    assert response.status_code == 302
+    assert not TOTPDevice.objects.filter(user=dispatcher).exists()
+    row = AuditEvent.objects.get(action="staff_2fa.reset")
+    assert row.actor == support and row.subject_id == str(dispatcher.pk)
+    # The session verified with the old authenticator is sent to enrol a new one.
+    assert dana.get("/console/")["Location"].startswith(reverse("console:two_factor"))
+
+
+def test_support_cannot_reset_a_superusers_authenticator(support_client, make_staff, staff_groups):
+    boss = make_staff(superuser=True)
+    signed_in(boss)  # enrolled
+    response = support_client.post(
+        "/admin/people/user/", {"action": "reset_authenticator", ACTION: [boss.pk]}, follow=True
+    )
+    assert "Not reset for" in response.content.decode()
+    assert TOTPDevice.objects.filter(user=boss).exists()
+    assert not AuditEvent.objects.filter(action="staff_2fa.reset").exists()
+
+
+def test_superusers_reset_anyones_authenticator(make_staff, support, staff_groups):
+    boss, other = make_staff(superuser=True), make_staff(superuser=True)
+    for user in (support, other):
+        signed_in(user)
+        signed_in(boss).post(
+            "/admin/people/user/", {"action": "reset_authenticator", ACTION: [user.pk]}
+        )
+        assert not TOTPDevice.objects.filter(user=user).exists()
+
+
+def test_dispatchers_are_not_offered_the_reset(console, support):
+    signed_in(support)
+    page = console.get("/admin/people/user/").content.decode()
+    assert "reset_authenticator" not in page
+    console.post("/admin/people/user/", {"action": "reset_authenticator", ACTION: [support.pk]})
+    assert TOTPDevice.objects.filter(user=support).exists()
+
+
+def test_the_user_list_shows_who_has_set_up_an_authenticator(support_client, dispatcher):
+    page = support_client.get("/admin/people/user/", {"is_staff__exact": "1"}).content.decode()
+    assert "At next sign-in" in page
+    signed_in(dispatcher)
+    page = support_client.get("/admin/people/user/", {"is_staff__exact": "1"}).content.decode()
+    assert "Set up" in page
+
+
+def test_authenticator_secrets_have_no_admin_page(make_staff, staff_groups):
+    boss = signed_in(make_staff(superuser=True))
+    assert boss.get("/admin/otp_totp/totpdevice/").status_code == 404
+
+
+# --- signing in at /admin/login/ -------------------------------------------------------
+
+
+@pytest.mark.parametrize("spelling", ["0821001000", "+27 82 100 1000", "27821001000"])
+def test_the_admin_sign_in_takes_any_spelling_of_the_phone_and_lands_on_the_admin(
+    make_staff, staff_groups, spelling
+):
+    make_staff("Support", phone="27821001000")
+    client = Client()
+    assert client.get("/admin/login/").status_code == 200
+    response = client.post("/admin/login/", {"username": spelling, "password": "pw-for-tests-only"})
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    # ...and from there to the authenticator code, which leads back to the admin.
+    response = client.get("/admin/", follow=True)
+    assert response.redirect_chain[-1][0] == f"{reverse('console:two_factor')}?next=%2Fadmin%2F"
+
+
+def test_the_admin_sign_in_keeps_its_next(make_staff, staff_groups):
+    user = make_staff("Support")
+    response = Client().post(
+        "/admin/login/?next=/admin/people/user/",
+        {"username": user.phone_number, "password": "pw-for-tests-only"},
+    )
+    assert response["Location"] == "/admin/people/user/"

@@ -13,7 +13,7 @@ from django.test import Client
 from dispatch.drivers import driver_verify
 from dispatch.models import Ride
 from people.signin import session_issue, session_revoke
-from tests.conftest import db, receive_until
+from tests.conftest import db, receive_until, staff_login
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,7 +77,7 @@ async def test_a_console_logout_closes_that_console(dispatcher):
     from project.asgi import application
 
     browser = Client()
-    await db(browser.force_login, dispatcher)
+    await db(staff_login, browser, dispatcher)
     cookie = [(b"cookie", f"sessionid={browser.cookies['sessionid'].value}".encode())]
     console = WebsocketCommunicator(application, "/ws/console/", headers=cookie)
     assert (await console.connect())[0]
