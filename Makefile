@@ -42,20 +42,29 @@ $(STAMP): $(VPY) pyproject.toml requirements.lock
 	$(VPY) -m pip install --quiet -c requirements.lock -e '.[dev]'
 	@touch $(STAMP)
 
-setup: $(STAMP)
-	$(VPY) manage.py migrate --noinput
-	$(VPY) manage.py collectstatic --noinput --verbosity 0
-	$(VPY) manage.py seed_demo
+# The local server's signing key: made once, kept out of git. `make run`
+# serves with DEBUG on and this key unless the environment gives others.
+LOCAL_KEY := .secret-key
+LOCAL_ENV = DEBUG=$${DEBUG:-1} SECRET_KEY=$${SECRET_KEY:-$$(cat $(LOCAL_KEY))}
+
+$(LOCAL_KEY): | $(VPY)
+	@umask 077; $(VPY) -c 'import secrets; print(secrets.token_urlsafe(64))' > $@
+	@echo "Made a local signing key in $@ (kept out of git)."
+
+setup: $(STAMP) $(LOCAL_KEY)
+	$(LOCAL_ENV) $(VPY) manage.py migrate --noinput
+	$(LOCAL_ENV) $(VPY) manage.py collectstatic --noinput --verbosity 0
+	$(LOCAL_ENV) $(VPY) manage.py seed_demo
 
 run: setup serve
 
 # A local demo: staff sign in with their password alone, unless STAFF_2FA=1
 # is given (settings refuse STAFF_2FA=0 when DEBUG is off).
 serve: export STAFF_2FA ?= 0
-serve:
+serve: $(LOCAL_KEY)
 	@echo "Serving HTTP and WebSocket on http://$(HOST):$(PORT)/ (console: /console/, admin: /admin/)"
 	@if [ "$$STAFF_2FA" = 0 ]; then echo "Staff sign in without an authenticator code (STAFF_2FA=0); STAFF_2FA=1 make run asks for it."; fi
-	$(VPY) -m project.serve -b $(HOST) -p $(PORT) project.asgi:application
+	$(LOCAL_ENV) $(VPY) -m project.serve -b $(HOST) -p $(PORT) project.asgi:application
 
 # Lint first, so CI and a developer's `make test` fail on the same things.
 test: lint
@@ -77,14 +86,14 @@ bench: $(STAMP)
 bench-full: $(STAMP)
 	$(VPY) -m bench --full
 
-run-cluster: $(STAMP)
-	$(VPY) -m deploy.cluster --workers $(WORKERS) --port $(PORT) --seed
+run-cluster: $(STAMP) $(LOCAL_KEY)
+	$(LOCAL_ENV) $(VPY) -m deploy.cluster --workers $(WORKERS) --port $(PORT) --seed
 
 # ruff, and no model change without its migration.
-lint: $(STAMP)
+lint: $(STAMP) $(LOCAL_KEY)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VPY) manage.py makemigrations --check --dry-run
+	$(LOCAL_ENV) $(VPY) manage.py makemigrations --check --dry-run
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

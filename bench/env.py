@@ -28,6 +28,9 @@ CENTRE = (-26.15, 28.05)
 SPAN = 0.3
 
 
+BENCH_KEY = secrets.token_urlsafe(64)
+
+
 def base_env(**overrides: str) -> dict[str, str]:
     env = {
         **os.environ,
@@ -36,7 +39,8 @@ def base_env(**overrides: str) -> dict[str, str]:
         "REDIS_URL": BENCH_REDIS_URL,
         "LOCATION_STORE": "redis",
         "DEBUG": "0",
-        "SECRET_KEY": "bench-only-not-a-secret",
+        # A fresh random key per run: DEBUG is off, so a placeholder is refused.
+        "SECRET_KEY": BENCH_KEY,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "ACCESS_TOKEN_TTL_S": "86400",
         "LOG_LEVEL": "WARNING",

@@ -42,14 +42,31 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
 
-DEBUG = env_bool("DEBUG", True)
+# Off unless asked for: a forgotten DEBUG in production means DEBUG off, and
+# then the key below must be a real one. `make run` and the tests turn it on.
+DEBUG = env_bool("DEBUG", False)
 
+# Every token and session is signed with this key. There is no default:
+# `make run` makes a local one once (.secret-key, kept out of git). With DEBUG
+# off a placeholder, a key published anywhere or a short one stops the start.
 SECRET_KEY = env("SECRET_KEY")
+KNOWN_KEYS = {"change_me", "changeme", "change-me", "secret", "dev-only-insecure-key-change-me"}
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-    # Only for local development: tokens signed with it are worthless elsewhere.
-    SECRET_KEY = "dev-only-insecure-key-change-me"
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set. `make run` and `make test` set a local one; in "
+        "production put a random key of 50 characters or more in the env file."
+    )
+if not DEBUG and (
+    len(SECRET_KEY) < 50
+    or SECRET_KEY.lower() in KNOWN_KEYS
+    or "change" in SECRET_KEY.lower()
+    or SECRET_KEY.startswith("django-insecure")
+    or "not-a-secret" in SECRET_KEY
+):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is a placeholder or shorter than 50 characters, and DEBUG is off. "
+        'Make one with: python -c "import secrets; print(secrets.token_urlsafe(64))"'
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],0.0.0.0")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
