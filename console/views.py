@@ -417,7 +417,7 @@ def link_create(request: HtmxHttpRequest) -> HttpResponse:
     return _links_response(
         request,
         LinkCreateForm(),
-        notice=f"{link.caregiver} is invited to care for {link.passenger}.",
+        notice=f"{link.caregiver_label} is invited to care for {link.passenger}.",
     )
 
 
@@ -434,5 +434,5 @@ def link_revoke(request: HtmxHttpRequest, link_pk: int) -> HttpResponse:
     return _links_response(
         request,
         LinkCreateForm(),
-        notice=f"{link.caregiver} no longer cares for {link.passenger}.",
+        notice=f"{link.caregiver_label} no longer cares for {link.passenger}.",
     )

@@ -9,6 +9,7 @@ from ninja import Schema
 from pydantic import ConfigDict, Field
 
 from people.models import CaregiverLink, LinkStatus, RelationshipType, User
+from people.phones import display_phone
 
 # Built from the model's choices so the two cannot drift apart.
 Relationship = Literal[tuple(RelationshipType.values)]  # type: ignore[valid-type]
@@ -20,7 +21,8 @@ class In(Schema):
 
 
 class PersonOut(Schema):
-    id: int
+    # None for the caregiver of an invitation nobody has taken up.
+    id: int | None
     name: str
     phone: str = Field(examples=["+27821234567"])
 
@@ -68,12 +70,27 @@ def person_out(user: User) -> dict:
     }
 
 
+def _invitee(link: CaregiverLink, viewer: User) -> dict:
+    """
+    The caregiver as the viewer may see them: the passenger sees only the
+    number they invited until the caregiver answers, so an invitation never
+    tells whether that number uses Care Connect.
+    """
+    if link.caregiver_id and (link.caregiver_id == viewer.pk or link.status != "invited"):
+        return person_out(link.caregiver)
+    return {
+        "id": None,
+        "name": display_phone(link.invited_phone),
+        "phone": "+" + link.invited_phone,
+    }
+
+
 def link_out(link: CaregiverLink, viewer: User) -> dict:
     return {
         "id": link.pk,
         "role": "passenger" if link.passenger_id == viewer.pk else "caregiver",
         "passenger": person_out(link.passenger),
-        "caregiver": person_out(link.caregiver),
+        "caregiver": _invitee(link, viewer),
         "relationship_type": link.relationship_type,
         **link.permissions(),
         "notes": link.notes,

@@ -26,15 +26,44 @@ PERMISSIONS = ("can_book_rides", "can_view_location", "can_receive_notifications
 class LinkError(ServiceError):
     def __init__(self, code: str, message: str, status: int = 400) -> None:
         fields = {}
-        if code in ("invalid_phone", "unknown_phone", "self_link"):
+        if code in ("invalid_phone", "self_link"):
             fields["fields"] = {"caregiver_phone": message}
         super().__init__(message, code=code, status=status, **fields)
 
 
 def _changed(link: CaregiverLink) -> None:
-    signals.links_changed.send(
-        sender=CaregiverLink, user_ids=[link.passenger_id, link.caregiver_id]
-    )
+    users = [link.passenger_id, *([link.caregiver_id] if link.caregiver_id else [])]
+    signals.links_changed.send(sender=CaregiverLink, user_ids=users)
+
+
+def _may_care(user: User | None) -> User | None:
+    """The user if their account may care for someone (active, not a driver)."""
+    if user is None or not user.is_active or user.user_type == UserType.DRIVER:
+        return None
+    return user
+
+
+def caregiver_invitations_claim(*, user: User) -> int:
+    """
+    A new account takes up the invitations made to its number before it
+    existed; returns how many.
+    """
+    if _may_care(user) is None:
+        return 0
+    with transaction.atomic():
+        links = list(
+            CaregiverLink.objects.filter(
+                caregiver__isnull=True, invited_phone=user.phone_number, status=LinkStatus.INVITED
+            )
+        )
+        CaregiverLink.objects.filter(pk__in=[link.pk for link in links]).update(
+            caregiver=user, updated_at=timezone.now()
+        )
+        for link in links:
+            link.caregiver = user
+            audit_event_record(actor=user, action="link.claimed", subject=link)
+            _changed(link)
+    return len(links)
 
 
 def caregiver_link_invite(
@@ -59,22 +88,16 @@ def caregiver_link_invite(
         phone = normalize_phone(caregiver_phone)
     except InvalidPhoneNumber as exc:
         raise LinkError("invalid_phone", exc.messages[0]) from exc
-    caregiver = User.objects.filter(phone_number=phone, is_active=True).first()
-    if caregiver is None:
-        raise LinkError(
-            "unknown_phone",
-            "Nobody with that phone number uses Care Connect yet; ask them to sign up first.",
-            404,
-        )
-    if caregiver.pk == passenger.pk:
+    if phone == passenger.phone_number:
         raise LinkError("self_link", "A passenger cannot be their own caregiver.")
-    if caregiver.user_type == UserType.DRIVER:
-        raise LinkError("invalid_request", "Driver accounts cannot be caregivers.")
     try:
         with transaction.atomic():
             link = CaregiverLink.objects.create(
                 passenger=passenger,
-                caregiver=caregiver,
+                # Nobody yet if the number has no account that may care (none
+                # at all, a driver's, one switched off): the answer is the same.
+                caregiver=_may_care(User.objects.filter(phone_number=phone).first()),
+                invited_phone=phone,
                 relationship_type=relationship_type,
                 can_book_rides=can_book_rides,
                 can_view_location=can_view_location,
@@ -88,7 +111,7 @@ def caregiver_link_invite(
                 subject=link,
                 payload={
                     "passenger_id": passenger.pk,
-                    "caregiver_id": caregiver.pk,
+                    "caregiver_id": link.caregiver_id,
                     **link.permissions(),
                 },
             )

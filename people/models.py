@@ -157,14 +157,27 @@ class CaregiverLinkQuerySet(models.QuerySet):
 
 
 class CaregiverLink(models.Model):
-    """One caregiver looking after one passenger, with their own permissions."""
+    """
+    One caregiver looking after one passenger, with their own permissions.
+
+    An invitation names a phone number. It reaches its caregiver when that
+    number has (or later makes) an account that may care for someone; until
+    then `caregiver` is empty, and nobody can tell from the invitation
+    whether the number uses Care Connect.
+    """
 
     passenger = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="caregiver_links"
     )
     caregiver = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="cared_for_links"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="cared_for_links",
     )
+    # The number invited, normalised ("27821234569").
+    invited_phone = models.CharField(max_length=16)
     relationship_type = models.CharField(
         max_length=16, choices=RelationshipType.choices, default=RelationshipType.FAMILY
     )
@@ -193,14 +206,30 @@ class CaregiverLink(models.Model):
                 condition=~Q(passenger=models.F("caregiver")), name="link_not_to_self"
             ),
             models.UniqueConstraint(
-                fields=["passenger", "caregiver"],
+                fields=["passenger", "invited_phone"],
                 condition=Q(status__in=["invited", "active"]),
                 name="one_live_link_per_pair",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.caregiver} cares for {self.passenger} ({self.status})"
+        return f"{self.caregiver_label} cares for {self.passenger} ({self.status})"
+
+    def save(self, *args, **kwargs):
+        # A link made for a known caregiver names their number too.
+        if not self.invited_phone and self.caregiver_id:
+            self.invited_phone = self.caregiver.phone_number
+        super().save(*args, **kwargs)
+
+    @property
+    def caregiver_label(self) -> str:
+        """The caregiver's name, or the number invited while it has no account."""
+        return str(self.caregiver) if self.caregiver_id else display_phone(self.invited_phone)
+
+    @property
+    def caregiver_phone(self) -> str:
+        """The number to call: the caregiver's, or the one invited."""
+        return self.caregiver.phone_number if self.caregiver_id else self.invited_phone
 
     def permissions(self) -> dict[str, bool]:
         return {

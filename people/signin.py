@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from people import signals, tokens
 from people.audit import audit_event_record
+from people.caregivers import caregiver_invitations_claim
 from people.models import (
     ApiSession,
     DriverProfile,
@@ -255,6 +256,7 @@ def user_register(
                 subject=user,
                 payload={"phone_number": phone, "user_type": user_type},
             )
+            caregiver_invitations_claim(user=user)
     except IntegrityError as exc:
         # Two registrations for one phone raced; the other one won.
         raise already from exc

@@ -6,6 +6,7 @@ from django import template
 
 from console.regions import vehicle_label
 from dispatch.models import RideStatus
+from people.phones import display_phone
 
 register = template.Library()
 
@@ -82,9 +83,17 @@ def km(value: float | None) -> str:
 
 
 @register.filter
-def tel(user) -> str:
-    """A tel: link target for a user's phone number."""
-    return f"tel:+{user.phone_number}" if user is not None else ""
+def tel(who) -> str:
+    """A tel: link target for a user, or a number in digits ("27821234567")."""
+    if who is None or who == "":
+        return ""
+    return f"tel:+{who if isinstance(who, str) else who.phone_number}"
+
+
+@register.filter
+def phone(digits: str) -> str:
+    """A number in digits as people read it: "+27 82 123 4567"."""
+    return display_phone(digits) if digits else ""
 
 
 @register.filter

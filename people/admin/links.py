@@ -15,10 +15,11 @@ from project.common.admin import NoAddOrDelete
 class CaregiverLinkAdmin(NoAddOrDelete, ModelAdmin):
     """New links start as invitations on the console's Caregiver links page."""
 
-    list_display = ("caregiver", "passenger", "relationship_type", "status_pill", "permissions")
+    list_display = ("who", "passenger", "relationship_type", "status_pill", "permissions")
     list_filter = ("status", "relationship_type")
     search_fields = (
         "caregiver__phone_number",
+        "invited_phone",
         "caregiver__first_name",
         "caregiver__last_name",
         "passenger__phone_number",
@@ -30,6 +31,7 @@ class CaregiverLinkAdmin(NoAddOrDelete, ModelAdmin):
     readonly_fields = (
         "passenger",
         "caregiver",
+        "invited_phone",
         "relationship_type",
         "can_book_rides",
         "can_view_location",
@@ -44,6 +46,10 @@ class CaregiverLinkAdmin(NoAddOrDelete, ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("caregiver", "passenger", "invited_by")
+
+    @display(description="Caregiver", ordering="caregiver__last_name")
+    def who(self, obj: CaregiverLink) -> str:
+        return obj.caregiver_label
 
     @display(
         description="Status",

@@ -23,6 +23,10 @@ def compose() -> dict:
     return yaml.safe_load((ROOT / "compose.yaml").read_text())
 
 
+# The entry point runs manage.py, which needs a key (any, with DEBUG on).
+KEY = "tests-only-key-for-the-container-entry-point-0123456789abcdef"
+
+
 def test_compose_runs_the_app_with_postgresql_and_redis(compose):
     """Three services, each with a health check; the app waits for both stores."""
     services = compose["services"]
@@ -79,7 +83,7 @@ def test_entry_point_migrates_once_then_starts_the_workers(tmp_path):
     """No arguments: migrate, then deploy.cluster (which here refuses SQLite, after
     migrate has run). No demo data either way."""
     db = tmp_path / "db.sqlite3"
-    env = {"PATH": "/usr/bin:/bin", "SQLITE_PATH": str(db), "DEBUG": "1"}
+    env = {"PATH": "/usr/bin:/bin", "SQLITE_PATH": str(db), "DEBUG": "1", "SECRET_KEY": KEY}
     done = subprocess.run([str(ENTRYPOINT)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "cluster: refusing to start: DATABASE_URL and REDIS_URL not set" in done.stderr
@@ -94,7 +98,12 @@ def test_entry_point_migrates_once_then_starts_the_workers(tmp_path):
 
 def test_entry_point_with_arguments_runs_that_command(tmp_path):
     """`docker compose run --rm app housekeeping` runs manage.py housekeeping."""
-    env = {"PATH": "/usr/bin:/bin", "SQLITE_PATH": str(tmp_path / "db.sqlite3"), "DEBUG": "1"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "SQLITE_PATH": str(tmp_path / "db.sqlite3"),
+        "DEBUG": "1",
+        "SECRET_KEY": KEY,
+    }
     run = {"env": env, "capture_output": True, "text": True, "timeout": 120}
     assert subprocess.run([str(ENTRYPOINT), "migrate", "-v", "0"], **run).returncode == 0
     done = subprocess.run([str(ENTRYPOINT), "housekeeping"], **run)
