@@ -8,10 +8,11 @@ Migrates and collects static files once (--seed also loads the demo data,
 which make run-cluster asks for; production never should), then starts
 worker i on port PORT+i. SIGINT/SIGTERM go to every worker
 as SIGTERM (each closes its sockets with 1001 and drains); whoever is still
-running after the grace period is killed. If one worker dies the others are
-stopped too, so a supervisor restarts the set rather than a half cluster.
-In production systemd or supervisor start the workers one by one instead
-(deploy/systemd, deploy/supervisor): this is the same thing for one terminal.
+running after the grace period is killed. A worker that exits (crashed or
+stopped) is started again while the others keep serving, so the apps it
+closed with 1001 reconnect to them meanwhile. In production systemd or
+supervisor run the workers one by one (deploy/systemd, deploy/supervisor):
+this is the same thing for one terminal.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# A worker that exits is started again after this long, doubled while it
+# keeps exiting (up to MAX_BACKOFF_S), back to this once it ran STABLE_S.
+RESTART_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 30.0
+STABLE_S = 60.0
 
 
 def refuse_without_services(env: dict[str, str]) -> str | None:
@@ -191,20 +197,22 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, on_signal)
 
-    procs: list[subprocess.Popen] = []
     ports = [args.port + i for i in range(args.workers)]
-    for i, port in enumerate(ports):
+
+    def start(i: int) -> subprocess.Popen:
         # A session of its own: Ctrl-C reaches this process only, which stops
         # the workers in order instead of all of them racing on SIGINT.
-        procs.append(
-            subprocess.Popen(
-                worker_command(port, args.host),
-                env=dict(env, WORKER_ID=str(i)),
-                cwd=ROOT,
-                start_new_session=True,
-            )
+        proc = subprocess.Popen(
+            worker_command(ports[i], args.host),
+            env=dict(env, WORKER_ID=str(i)),
+            cwd=ROOT,
+            start_new_session=True,
         )
-        print(f"cluster: worker {i} pid {procs[-1].pid} on {args.host}:{port}", flush=True)
+        proc.started = time.monotonic()
+        print(f"cluster: worker {i} pid {proc.pid} on {args.host}:{ports[i]}", flush=True)
+        return proc
+
+    procs = [start(i) for i in range(len(ports))]
     for port in ports:
         if stopping:
             break
@@ -212,19 +220,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cluster: :{port} /healthz -> {health or 'no answer'}", flush=True)
     print("cluster: running; Ctrl-C stops every worker", flush=True)
 
-    code = 0
+    # A worker that exits is started again, as systemd and supervisor do,
+    # while the others keep serving; one that keeps dying waits longer each
+    # time (up to MAX_BACKOFF_S), so a broken release does not spin.
+    restart_at: dict[int, float] = {}
+    backoff = [RESTART_BACKOFF_S] * len(ports)
     while not stopping:
-        for proc, port in zip(procs, ports, strict=True):
+        now = time.monotonic()
+        for i, proc in enumerate(procs):
+            if i in restart_at:
+                if now >= restart_at[i]:
+                    del restart_at[i]
+                    procs[i] = start(i)
+                continue
             rc = proc.poll()
-            if rc is not None:
-                print(f"cluster: worker on :{port} exited with {rc}; stopping the rest", flush=True)
-                code = rc or 1
-                stopping = True
-                break
+            if rc is None:
+                if now - proc.started > STABLE_S:
+                    backoff[i] = RESTART_BACKOFF_S
+                continue
+            print(
+                f"cluster: worker on :{ports[i]} exited with {rc}; "
+                f"starting it again in {backoff[i]:g} s",
+                flush=True,
+            )
+            restart_at[i] = now + backoff[i]
+            backoff[i] = min(backoff[i] * 2, MAX_BACKOFF_S)
         time.sleep(0.3)
     print("cluster: stopping workers (SIGTERM, sockets closed with 1001)", flush=True)
     stop_all(procs, grace_s)
-    return code
+    return 0
 
 
 if __name__ == "__main__":
