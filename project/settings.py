@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -180,12 +181,19 @@ REDIS_URL = env("REDIS_URL")
 # (docs/benchmarks.md, Decisions).
 CHANNEL_LAYER_BACKEND = env("CHANNEL_LAYER_BACKEND", "pubsub")
 WEBSOCKET_TIMEOUT_S = env_int("WEBSOCKET_TIMEOUT_S", 86400)
+# Redis pub/sub ignores the database number: two deployments (or a cluster
+# and the tests) on one Redis would hear each other's group messages. Each
+# gets its own prefix, by default named after its database.
+CHANNEL_PREFIX = env(
+    "CHANNEL_PREFIX",
+    "cc-" + re.sub(r"[^A-Za-z0-9_.-]", "", Path(str(DATABASES["default"]["NAME"])).stem),
+)
 if REDIS_URL:
     _layer_backend = {
         "core": "channels_redis.core.RedisChannelLayer",
         "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
     }[CHANNEL_LAYER_BACKEND]
-    _layer_config: dict = {"hosts": [REDIS_URL]}
+    _layer_config: dict = {"hosts": [REDIS_URL], "prefix": CHANNEL_PREFIX}
     if CHANNEL_LAYER_BACKEND == "core":
         _layer_config.update(
             # The default capacity of 100 is per channel and drops silently
