@@ -184,9 +184,8 @@ WEBSOCKET_TIMEOUT_S = env_int("WEBSOCKET_TIMEOUT_S", 86400)
 # Redis pub/sub ignores the database number: two deployments (or a cluster
 # and the tests) on one Redis would hear each other's group messages. Each
 # gets its own prefix, by default named after its database.
-CHANNEL_PREFIX = env(
-    "CHANNEL_PREFIX",
-    "cc-" + re.sub(r"[^A-Za-z0-9_.-]", "", Path(str(DATABASES["default"]["NAME"])).stem),
+CHANNEL_PREFIX = env("CHANNEL_PREFIX") or (
+    "cc-" + re.sub(r"[^A-Za-z0-9_.-]", "", Path(str(DATABASES["default"]["NAME"])).stem)
 )
 if REDIS_URL:
     _layer_backend = {

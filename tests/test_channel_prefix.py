@@ -38,6 +38,8 @@ def test_each_database_gets_its_own_prefix_unless_one_is_set():
     other = prefix_for(DATABASE_URL="postgres://cc@127.0.0.1/careconnect_staging")
     assert one != other and one.startswith("cc-")
     assert prefix_for(CHANNEL_PREFIX="east") == "east"
+    # Left empty in an env file: the default, not no prefix at all.
+    assert prefix_for(CHANNEL_PREFIX="", DATABASE_URL="postgres://cc@127.0.0.1/careconnect") == one
 
 
 @pytest.mark.redis
