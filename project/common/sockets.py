@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import redis.exceptions
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
@@ -23,6 +24,11 @@ from project.common.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
+# Redis (the channel layer, the live positions) cannot be reached: these
+# are what redis-py raises then.
+UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# Daphne lets applications close only with 1000 or 3000-4999.
+CLOSE_TRY_AGAIN_LATER = 4503
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
@@ -31,6 +37,41 @@ CLOSE_NOT_FOUND = 4404
 def error(code: str, message: str, **extra: Any) -> dict[str, Any]:
     """The error envelope of every socket."""
     return {"type": "error", "code": code, "message": message, **extra}
+
+
+UNAVAILABLE = error(
+    "service_unavailable", "The service is briefly unavailable. Try again in a moment."
+)
+
+
+class UnreachableGuard:
+    """
+    ASGI middleware for the sockets: while Redis cannot be reached, a socket
+    that cannot even be set up (Channels subscribes its channel first) is
+    accepted, told `service_unavailable` and closed with 4503 ("try again
+    in a moment"), instead of an HTTP 500 the app cannot tell from any other
+    fault.
+    """
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        accepted = False
+
+        async def sending(message):
+            nonlocal accepted
+            accepted = accepted or message["type"] == "websocket.accept"
+            await send(message)
+
+        try:
+            return await self.application(scope, receive, sending)
+        except UNREACHABLE as exc:
+            log.warning("socket at %s closed: Redis is unreachable (%s)", scope["path"], exc)
+            if not accepted:
+                await send({"type": "websocket.accept"})
+            await send({"type": "websocket.send", "text": json.dumps(UNAVAILABLE)})
+            await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER})
 
 
 def invalid_fields(exc: ValidationError) -> ServiceError:
@@ -60,8 +101,9 @@ class JsonSocket(QuietWhenClientLeft, SkipConnectionSweep, AsyncJsonWebsocketCon
 
     async def join(self, group: str) -> None:
         if group not in self.groups_joined:
-            self.groups_joined.add(group)
             await self.channel_layer.group_add(group, self.channel_name)
+            # Only once it worked: a join that failed (Redis away) is retried.
+            self.groups_joined.add(group)
 
     async def leave(self, group: str) -> None:
         if group in self.groups_joined:
@@ -115,6 +157,9 @@ class JsonSocket(QuietWhenClientLeft, SkipConnectionSweep, AsyncJsonWebsocketCon
             await self.send_error(refused.code, str(refused), **refused.extra)
         except ServiceError as exc:
             await self.send_error(exc.code, str(exc), **exc.extra)
+        except UNREACHABLE as exc:
+            log.warning("%s: Redis is unreachable (%s)", kind[:40], exc)
+            await self.send_json(UNAVAILABLE)
         except Exception:
             log.exception("%s failed on %s", type(self).__name__, kind[:40])
             await self.send_error("internal_error", "Something went wrong; try again.")
