@@ -8,7 +8,8 @@ Daphne against Uvicorn, for a graceful close on shutdown (issue #16).
 Uvicorn is not a dependency: install it (and wsproto) into the venv for the
 run. One run measures every server variant (VARIANTS) the same way, each
 measurement on a fresh worker on a vacuumed database and an empty Redis
-(bench.env; the core channel layer, as bench.scenarios.idle_sockets):
+(bench.env; the core channel layer, as bench.scenarios.idle_sockets, or
+--layer pubsub):
 
   ping  ping round trip through the consumer (20 ride sockets, 200 pings/s
         open loop for 10 s, after a warm-up run), then the same against a bare
@@ -63,7 +64,8 @@ BASE_PORT = int(os.environ.get("BENCH_BASE_PORT", "8900"))
 ECHO_PORT = BASE_PORT + 50
 # Closing sockets on SIGTERM: what the project's hook waits (project/asgi.py).
 GRACE_S = int(os.environ.get("SHUTDOWN_GRACE_S", "5"))
-# The same channel layer as the idle-socket row of `python -m bench`.
+# The same channel layer as the idle-socket row of `python -m bench` unless
+# --layer says otherwise (pub/sub is the project's default).
 LAYER_ENV = {"CHANNEL_LAYER_BACKEND": "core"}
 CLOSE_GOING_AWAY = 1001
 
@@ -214,7 +216,10 @@ class Worker:
 
 
 def group_memberships() -> int:
-    """Channels in groups, over every group of the core channel layer in Redis."""
+    """
+    Channels in groups, over every group of the core channel layer in Redis
+    (0 on pub/sub, whose groups are subscriptions of the worker's connection).
+    """
     import redis
 
     r = redis.Redis.from_url(env.BENCH_REDIS_URL)
@@ -737,6 +742,7 @@ def table(rows: list[Row], idle_n: int) -> str:
     for row in rows:
         f = row.figures
         open_note = f", {f['still_open']} open" if f["still_open"] else ""
+        groups = f"{f['groups_left']:,} of {f['groups_before']:,}" if f["groups_before"] else "-"
         lines.append(
             f"| {row.variant.name} "
             f"| {f['rss_before']:.0f} -> {f['rss_after']:.0f} ({f['idle_connected']:,}) "
@@ -746,7 +752,7 @@ def table(rows: list[Row], idle_n: int) -> str:
             f"| {fmt_codes(f['close_codes'])}{open_note} "
             f"| {f['closed_max_s']:.2f} "
             f"| {f['exit_s']:.2f} ({f['returncode']}) "
-            f"| {f['groups_left']:,} of {f['groups_before']:,} "
+            f"| {groups} "
             f"| {f['ping_p50']:.2f} / {f['ping_p99']:.2f} "
             f"| {f['echo_p50']:.2f} / {f['echo_p99']:.2f} "
             f"| {f['ratio_p50']:.2f} / {f['ratio_p99']:.2f} |"
@@ -769,7 +775,7 @@ async def run(args) -> list[Row]:
     from bench.__main__ import cpu_check, machine
 
     print(f"servers: {machine()}", flush=True)
-    print(f"servers: {versions()}", flush=True)
+    print(f"servers: {versions()}; channel layer {LAYER_ENV['CHANNEL_LAYER_BACKEND']}", flush=True)
     print(f"servers: CPU check {cpu_check():.2f} s; load average {_load()}", flush=True)
     print(f"servers: logs in {env.LOG_DIR}; fresh database and Redis; seeding...", flush=True)
     await asyncio.to_thread(env.recreate_database)
@@ -834,6 +840,7 @@ def main() -> None:
         prog="python -m bench.servers", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--layer", choices=["core", "pubsub"], default="core")
     parser.add_argument("--idle", type=int, default=5000, help="idle driver sockets")
     parser.add_argument("--cpu-sockets", type=int, default=500)
     parser.add_argument("--report-rate", type=float, default=1.0, help="reports/s per socket")
@@ -842,6 +849,7 @@ def main() -> None:
     parser.add_argument("--ping-seconds", type=float, default=10)
     parser.add_argument("--ping-sockets", type=int, default=20)
     args = parser.parse_args()
+    LAYER_ENV["CHANNEL_LAYER_BACKEND"] = args.layer
     env.raise_fd_limit()
     env.setup_django()
     started = time.perf_counter()
