@@ -83,6 +83,27 @@ class Server:
         )
         return self.shell(code).strip().splitlines()[-1]
 
+    def start(self) -> None:
+        """Start the server process (again, after a crash), on the same port and database."""
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "project.serve",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "project.asgi:application",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -105,24 +126,7 @@ def running_server(home: Path, **env_overrides: str) -> Iterator[Server]:
     server = Server(port=free_port(), env=env, log_path=home / "server.log")
     server.manage("migrate", "--noinput", "-v", "0")
     server.manage("seed_demo")
-    with server.log_path.open("w") as log:
-        server.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "project.serve",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(server.port),
-                "project.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    server.start()
     try:
         try:
             wait_for_port(server.port, server.process)

@@ -82,9 +82,15 @@ def worker_pid(log_path, port: int) -> int:
     return int(pids[-1])
 
 
+@pytest.mark.parametrize(
+    "how, close_code",
+    [(signal.SIGTERM, 1001), (signal.SIGKILL, 1006)],
+    ids=["stopped", "killed"],
+)
 async def test_a_stopped_worker_restarts_and_its_passenger_finishes_on_the_other(
-    runner, make_user, make_driver
+    runner, make_user, make_driver, how, close_code
 ):
+    """Stopped (told 1001) or killed -9 (no close frame: 1006), the ride goes on."""
     proc, (a, b), log_path = runner
     passenger = await sync_to_async(make_user)("passenger")
     driver = await sync_to_async(make_driver)(JHB[0] + 0.001, JHB[1])
@@ -109,10 +115,10 @@ async def test_a_stopped_worker_restarts_and_its_passenger_finishes_on_the_other
             assigned = await recv_type(pax, "driver_assigned")
             await recv_type(drv, "ride_assigned")
             old_pid = worker_pid(log_path, a)
-            os.kill(old_pid, signal.SIGTERM)  # worker A stops mid-ride
+            os.kill(old_pid, how)  # worker A goes mid-ride
             async with asyncio.timeout(15):
                 await pax.wait_closed()
-            assert pax.close_code == 1001
+            assert pax.close_code == close_code
         # The other worker keeps serving: the passenger reconnects there.
         async with websockets.connect(
             f"ws://127.0.0.1:{b}/ws/ride/rs-1/", additional_headers=p_headers
