@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -78,6 +79,21 @@ def django_db_setup(django_db_setup):
 
     close_pool_connections()
     asyncio.run(sync_to_async(connections.close_all)())
+
+
+@pytest.fixture(autouse=True)
+def _no_error_logged(request, caplog):
+    """
+    A test that is not about an error leaves no ERROR line in the log; one
+    that is says so with @pytest.mark.logs_errors.
+    """
+    yield
+    if request.node.get_closest_marker("logs_errors"):
+        return
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    assert not errors, "ERROR logged: " + "; ".join(
+        f"{r.name}: {r.getMessage()[:200]}" for r in errors
+    )
 
 
 @pytest.fixture(autouse=True)

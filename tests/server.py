@@ -109,7 +109,13 @@ class Server:
 
 
 @contextmanager
-def running_server(home: Path, **env_overrides: str) -> Iterator[Server]:
+def running_server(
+    home: Path, *, logs_errors: bool = False, **env_overrides: str
+) -> Iterator[Server]:
+    """
+    The server, stopped afterwards. Unless `logs_errors` (a test about an
+    error), its log must hold no ERROR line and no traceback.
+    """
     env = {k: v for k, v in os.environ.items() if k not in ISOLATED_FROM}
     env.update(
         DJANGO_SETTINGS_MODULE="project.settings",
@@ -141,3 +147,10 @@ def running_server(home: Path, **env_overrides: str) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             server.process.kill()
             server.process.wait()
+    if not logs_errors:
+        errors = [
+            line
+            for line in server.log().splitlines()
+            if " ERROR " in line or line.startswith("Traceback")
+        ]
+        assert not errors, "the server logged errors:\n" + "\n".join(errors[:20])

@@ -77,7 +77,9 @@ def redis_and_server(tmp_path):
     redis.start()
     try:
         url = f"redis://127.0.0.1:{redis.port}/0"
-        with running_server(tmp_path, REDIS_URL=url, LOCATION_STORE="redis") as server:
+        with running_server(
+            tmp_path, logs_errors=True, REDIS_URL=url, LOCATION_STORE="redis"
+        ) as server:
             yield redis, server
     finally:
         redis.stop()

@@ -45,6 +45,8 @@ def workers(tmp_path):
         **__import__("os").environ,
         "DATABASE_URL": database_url(settings.DATABASES["default"]),
         "REDIS_URL": settings.REDIS_URL,
+        # The test database is renamed (test_...): keep this process's prefix.
+        "CHANNEL_PREFIX": settings.CHANNEL_PREFIX,
         "LOCATION_STORE": "redis",
         "DEBUG": "1",
         "PYTHONUNBUFFERED": "1",

@@ -40,6 +40,8 @@ def runner(tmp_path):
         **os.environ,
         "DATABASE_URL": database_url(settings.DATABASES["default"]),
         "REDIS_URL": settings.REDIS_URL,
+        # The test database is renamed (test_...): keep this process's prefix.
+        "CHANNEL_PREFIX": settings.CHANNEL_PREFIX,
         "DEBUG": "1",
         "SHUTDOWN_GRACE_S": "2",
         "PYTHONUNBUFFERED": "1",

@@ -290,6 +290,7 @@ async def test_reports_arriving_during_a_write_go_out_together_in_the_next():
     await asyncio.gather(*later)
 
 
+@pytest.mark.logs_errors
 async def test_a_failed_write_fails_its_reports_only_and_a_gone_waiter_stops_nobody(caplog):
     writes = SlowWrites()
     batches = _batches(writes)
@@ -311,6 +312,7 @@ async def test_a_failed_write_fails_its_reports_only_and_a_gone_waiter_stops_nob
     assert "works again" in caplog.text
 
 
+@pytest.mark.logs_errors
 async def test_an_outage_is_logged_once_not_once_per_window(caplog):
     writes = SlowWrites()
     batches = _batches(writes)

@@ -113,6 +113,7 @@ def test_send_otp_after_a_code_died_of_wrong_tries_sends_a_new_one(api, clock):
     assert PhoneOTPDevice.objects.get().token is not None
 
 
+@pytest.mark.logs_errors
 def test_send_otp_gateway_failure_is_a_502(api, settings, sms_portal):
     """When SMS Portal refuses, the app hears sms_failed and no code is left valid."""
     settings.SMS_BACKEND = "smsportal"
