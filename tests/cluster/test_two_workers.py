@@ -180,13 +180,14 @@ async def test_passenger_and_driver_on_different_workers(
         import redis
 
         client = redis.Redis.from_url(settings.REDIS_URL)
+        prefix = settings.CHANNEL_PREFIX
 
         def members() -> int:
             """Who is in the ride's group, as each layer keeps it in Redis."""
             if settings.CHANNEL_LAYER_BACKEND == "pubsub":
                 # One subscription per worker with a member in the group.
-                return client.pubsub_numsub("asgi__group__ride.xw-1")[0][1]
-            return client.zcard("asgi:group:ride.xw-1")
+                return client.pubsub_numsub(f"{prefix}__group__ride.xw-1")[0][1]
+            return client.zcard(f"{prefix}:group:ride.xw-1")
 
         assert members() == 1
         workers["procs"][0].send_signal(signal.SIGTERM)
