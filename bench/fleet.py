@@ -140,11 +140,11 @@ class Fleet:
     async def consoles(self, n: int) -> list[asyncio.Task]:
         """
         n consoles as a dispatcher's page opens them: ws/console/ signed in
-        with a session cookie. The worker sends "map.positions" once per
-        CONSOLE_MAP_BATCH_S with the drivers whose report changed; the age
-        of each is the time since that report was sent (stamped in its
-        longitude). The first messages, every known position ("full", in
-        parts), are skipped: they are as old as the drivers' last reports.
+        with a session cookie. Each worker sends "map.positions" once per
+        CONSOLE_MAP_BATCH_S with the reports it had meanwhile; the age of
+        each is the time since that report was sent (stamped in its
+        longitude). A message marked "full" (every known position) would be
+        skipped: it is as old as the drivers' last reports.
         """
         if not n:
             return []

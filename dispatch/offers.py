@@ -114,8 +114,10 @@ _sweeper: asyncio.Task | None = None
 
 def start_sweeper() -> None:
     """
-    In offer mode, every worker expires overdue offers once a second, so a
-    timeout fires even if the worker that made the offer has died.
+    In offer mode, every worker that serves an app socket expires overdue
+    offers once a second (started by the first socket), so a timeout fires
+    even if the worker that made the offer has died. The sweep_offers timer
+    (deploy/systemd) covers a worker no app has reached yet.
     """
     global _sweeper
     if settings.DISPATCH_MODE != "offer":
