@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Router, Status
 
-from people import signin
+from people import sessions, signin
 from people.phones import InvalidPhoneNumber, display_phone
 from people.rest_schemas import (
     ErrorOut,
@@ -40,7 +40,7 @@ def _user_agent(request: HttpRequest) -> str:
     return request.headers.get("User-Agent", "")[:256]
 
 
-def _signed_in(user, pair: signin.TokenPair) -> dict:
+def _signed_in(user, pair: sessions.TokenPair) -> dict:
     return {
         "user": user_out(user),
         "tokens": {"access": pair.access, "refresh": pair.refresh},
@@ -107,7 +107,7 @@ def register(request: HttpRequest, body: RegisterIn):
         last_name=body.last_name,
         user_type=body.user_type,
     )
-    pair = signin.session_issue(user=user, user_agent=_user_agent(request))
+    pair = sessions.session_issue(user=user, user_agent=_user_agent(request))
     return Status(201, _signed_in(user, pair))
 
 
@@ -117,7 +117,7 @@ def register(request: HttpRequest, body: RegisterIn):
     summary="Swap a refresh token for a new pair",
 )
 def refresh(request: HttpRequest, body: RefreshIn):
-    pair = signin.session_refresh(refresh=body.refresh)
+    pair = sessions.session_refresh(refresh=body.refresh)
     return {"tokens": {"access": pair.access, "refresh": pair.refresh}}
 
 
@@ -128,5 +128,5 @@ def refresh(request: HttpRequest, body: RefreshIn):
     summary="End this app's session",
 )
 def logout(request: HttpRequest):
-    signin.session_revoke(session=request.api_session, actor=request.auth, reason="logout")
+    sessions.session_revoke(session=request.api_session, actor=request.auth, reason="logout")
     return Status(204, None)

@@ -6,7 +6,6 @@ these.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import math
 import secrets
@@ -17,11 +16,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from people import signals, tokens
+from people import tokens
 from people.audit import audit_event_record
 from people.caregivers import caregiver_invitations_claim
 from people.models import (
-    ApiSession,
     DriverProfile,
     PassengerProfile,
     PhoneOTPDevice,
@@ -29,6 +27,7 @@ from people.models import (
     UserType,
 )
 from people.phones import textable_phone
+from people.sessions import TokenPair, session_issue
 from people.sms import SMSDeliveryError, sms_busy, sms_ceiling_claim, sms_send
 from project.common.clients import limit_key
 from project.common.errors import ServiceError
@@ -108,22 +107,10 @@ class AlreadyRegistered(SignInError):
     status = 409
 
 
-class InvalidRefreshToken(SignInError):
-    code = "invalid_refresh_token"
-    status = 401
-
-
 @dataclass(frozen=True)
 class OtpSent:
     phone_number: str
     expires_in_minutes: int
-
-
-@dataclass(frozen=True)
-class TokenPair:
-    access: str
-    refresh: str
-    session: ApiSession
 
 
 @dataclass(frozen=True)
@@ -261,80 +248,6 @@ def user_register(
         # Two registrations for one phone raced; the other one won.
         raise already from exc
     return user
-
-
-def session_issue(*, user: User, user_agent: str = "") -> TokenPair:
-    """Open an ApiSession for a signed-in user and return its tokens."""
-    now = timezone.now()
-    with transaction.atomic():
-        session = ApiSession.objects.create(
-            user=user,
-            # Placeholder until the pk, which the refresh token names, exists.
-            refresh_hash=secrets.token_hex(32),
-            user_agent=user_agent[:256],
-            created_at=now,
-            last_used_at=now,
-            expires_at=_session_expiry(now),
-        )
-        refresh = tokens.refresh_token_make(session_id=session.pk)
-        session.refresh_hash = tokens.refresh_token_hash(refresh)
-        session.save(update_fields=["refresh_hash"])
-        audit_event_record(
-            actor=user,
-            action="session.issued",
-            subject=session,
-            payload={"user_agent": session.user_agent},
-        )
-    return TokenPair(
-        access=tokens.access_token_make(session=session), refresh=refresh, session=session
-    )
-
-
-def session_refresh(*, refresh: str) -> TokenPair:
-    """
-    Rotate a refresh token: the presented one stops working, a new pair comes
-    back, and the session's lifetime starts again from now.
-
-    The refresh token just rotated away coming back means two parties hold
-    the session's tokens: the session is revoked. (An older one is simply
-    refused: whoever holds it holds nothing the session still accepts.)
-    Raises InvalidRefreshToken.
-    """
-    invalid = InvalidRefreshToken("Please sign in again.")
-    session_id = tokens.refresh_token_session_id(refresh)
-    if session_id is None:
-        raise invalid
-    presented = tokens.refresh_token_hash(refresh)
-    pair: TokenPair | None = None
-    with transaction.atomic():
-        session = (
-            ApiSession.objects.select_for_update(of=("self",))
-            .select_related("user")
-            .filter(pk=session_id)
-            .first()
-        )
-        if session is None:
-            pass
-        elif hmac.compare_digest(session.refresh_hash, presented):
-            if session.is_active and session.user.is_active:
-                pair = _session_rotate(session=session, retired_hash=presented)
-        elif session.previous_refresh_hash and hmac.compare_digest(
-            session.previous_refresh_hash, presented
-        ):
-            if session.revoked_at is None:
-                _session_mark_revoked(session=session, actor=None, reason="refresh_token_reused")
-    if pair is None:
-        raise invalid
-    return pair
-
-
-def session_revoke(*, session: ApiSession, actor: User | None, reason: str = "") -> ApiSession:
-    """End a session: its access and refresh tokens stop working at once."""
-    with transaction.atomic():
-        session = ApiSession.objects.select_for_update().get(pk=session.pk)
-        if session.revoked_at is None:
-            _session_mark_revoked(session=session, actor=actor, reason=reason)
-    return session
 
 
 def otp_send_claims(*, phone: str, client: str) -> list[Claim]:
@@ -483,38 +396,3 @@ def _otp_accept(*, device: PhoneOTPDevice, phone: str, user_agent: str) -> Verif
         user=user,
         tokens=session_issue(user=user, user_agent=user_agent),
     )
-
-
-def _session_expiry(now: datetime) -> datetime:
-    return now + timedelta(days=settings.REFRESH_TOKEN_TTL_DAYS)
-
-
-def _session_rotate(*, session: ApiSession, retired_hash: str) -> TokenPair:
-    now = timezone.now()
-    refresh = tokens.refresh_token_make(session_id=session.pk)
-    # Kept so that its reuse is recognised as theft rather than as a guess
-    # (which must not revoke anything).
-    session.previous_refresh_hash = retired_hash
-    session.refresh_hash = tokens.refresh_token_hash(refresh)
-    session.last_used_at = now
-    session.expires_at = _session_expiry(now)
-    session.save(
-        update_fields=["previous_refresh_hash", "refresh_hash", "last_used_at", "expires_at"]
-    )
-    audit_event_record(actor=session.user, action="session.refreshed", subject=session)
-    return TokenPair(
-        access=tokens.access_token_make(session=session), refresh=refresh, session=session
-    )
-
-
-def _session_mark_revoked(*, session: ApiSession, actor: User | None, reason: str) -> None:
-    session.revoked_at = timezone.now()
-    session.save(update_fields=["revoked_at"])
-    audit_event_record(
-        actor=actor,
-        action="session.revoked",
-        subject=session,
-        payload={"reason": reason} if reason else {},
-    )
-    # Its open sockets close too, not only its tokens.
-    signals.access_ended.send(sender=ApiSession, user_id=session.user_id, api_session_id=session.pk)

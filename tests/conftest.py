@@ -237,7 +237,7 @@ def staff_login(client, user):
 
 
 def token_for(user) -> str:
-    from people.signin import session_issue
+    from people.sessions import session_issue
 
     return session_issue(user=user).access
 

@@ -78,7 +78,7 @@ class Server:
 
     def token_for(self, phone: str) -> str:
         code = (
-            "from people.signin import session_issue; from people.models import User; "
+            "from people.sessions import session_issue; from people.models import User; "
             f"print(session_issue(user=User.objects.get(phone_number='{phone}')).access)"
         )
         return self.shell(code).strip().splitlines()[-1]

@@ -14,7 +14,7 @@ from unfold.decorators import action, display
 
 from people.models import ApiSession, PhoneOTPDevice
 from people.phones import display_phone
-from people.signin import session_revoke
+from people.sessions import session_revoke
 from project.common.admin import NoAddOrDelete
 
 # django-otp's own admin for staff authenticators shows each one's secret key

@@ -32,7 +32,7 @@ def issue_token(server, phone: str) -> tuple[int, str]:
     out = server.shell(
         "import json\n"
         "from people.models import User\n"
-        "from people.signin import session_issue\n"
+        "from people.sessions import session_issue\n"
         f"user = User.objects.get(phone_number='{phone}')\n"
         "print(json.dumps([user.pk, session_issue(user=user).access]))\n"
     )

@@ -177,7 +177,7 @@ def test_support_sees_whether_a_code_waits_but_never_the_code(support_client):
 
 def test_support_revokes_an_app_session(support_client, passenger):
     """Support revokes an app session, and its access token stops working."""
-    from people.signin import session_issue
+    from people.sessions import session_issue
     from people.tokens import user_for_access_token
 
     pair = session_issue(user=passenger)

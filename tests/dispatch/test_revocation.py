@@ -12,7 +12,7 @@ from django.test import Client
 
 from dispatch.drivers import driver_verify
 from dispatch.models import Ride
-from people.signin import session_issue, session_revoke
+from people.sessions import session_issue, session_revoke
 from tests.conftest import db, receive_until, staff_login
 
 pytestmark = pytest.mark.django_db(transaction=True)

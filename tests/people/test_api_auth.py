@@ -7,7 +7,7 @@ import re
 import pytest
 from django.test import Client
 
-from people import signin
+from people import sessions
 from people.models import ApiSession, DriverProfile, PassengerProfile, PhoneOTPDevice, User
 from tests.people.conftest import PHONE, pending_code, wrong_code
 
@@ -364,7 +364,7 @@ def test_logout_ends_only_this_apps_session(api, make_account):
     """Signing out on one phone leaves the user's other sessions alone."""
     user = make_account()
     first = sign_in(api)["tokens"]
-    other = signin.session_issue(user=user)
+    other = sessions.session_issue(user=user)
     assert post(api, "logout/", **bearer(first["access"])).status_code == 204
     assert ApiSession.objects.get(pk=other.session.pk).revoked_at is None
 

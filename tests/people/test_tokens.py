@@ -9,7 +9,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.core import signing
 
-from people import signin, tokens
+from people import sessions, tokens
 from people.models import ApiSession, AuditEvent
 from people.tokens import user_for_access_token
 from tests.people.conftest import PHONE
@@ -23,8 +23,8 @@ def user(make_account):
 
 
 @pytest.fixture
-def pair(user) -> signin.TokenPair:
-    return signin.session_issue(user=user, user_agent="CareConnect/1.0 (Android)")
+def pair(user) -> sessions.TokenPair:
+    return sessions.session_issue(user=user, user_agent="CareConnect/1.0 (Android)")
 
 
 # --- access tokens -------------------------------------------------------------
@@ -69,7 +69,7 @@ def test_an_expired_access_token_is_refused(settings, signing_clock, user, pair)
 
 def test_a_revoked_sessions_access_token_is_refused(user, pair):
     """Revoking the session ends its access token at once."""
-    signin.session_revoke(session=pair.session, actor=user, reason="logout")
+    sessions.session_revoke(session=pair.session, actor=user, reason="logout")
     assert user_for_access_token(pair.access) is None
     row = AuditEvent.objects.get(action="session.revoked")
     assert (row.actor, row.payload) == (user, {"reason": "logout"})
@@ -92,7 +92,7 @@ def test_a_switched_off_users_access_token_is_refused(user, pair):
 async def test_access_tokens_resolve_from_async_code(make_account):
     """The WebSocket middleware's path: database_sync_to_async(user_for_access_token)."""
     user = await database_sync_to_async(make_account)()
-    pair = await database_sync_to_async(signin.session_issue)(user=user)
+    pair = await database_sync_to_async(sessions.session_issue)(user=user)
     assert await database_sync_to_async(user_for_access_token)(pair.access) == user
 
 
@@ -109,24 +109,24 @@ def test_only_the_refresh_tokens_hash_is_stored(pair):
 
 def test_refreshing_rotates_the_refresh_token(user, pair):
     """A refresh returns a new pair; the old refresh token stops working."""
-    fresh = signin.session_refresh(refresh=pair.refresh)
+    fresh = sessions.session_refresh(refresh=pair.refresh)
     assert fresh.refresh != pair.refresh
     assert fresh.session.pk == pair.session.pk
     assert user_for_access_token(fresh.access) == user
     assert ApiSession.objects.get().refresh_hash == tokens.refresh_token_hash(fresh.refresh)
     # The newest refresh token keeps working.
-    signin.session_refresh(refresh=fresh.refresh)
+    sessions.session_refresh(refresh=fresh.refresh)
 
 
 def test_reusing_a_rotated_refresh_token_revokes_the_session(user, pair):
     """An old refresh token coming back means theft: the whole session ends."""
-    fresh = signin.session_refresh(refresh=pair.refresh)
-    with pytest.raises(signin.InvalidRefreshToken):
-        signin.session_refresh(refresh=pair.refresh)
+    fresh = sessions.session_refresh(refresh=pair.refresh)
+    with pytest.raises(sessions.InvalidRefreshToken):
+        sessions.session_refresh(refresh=pair.refresh)
     session = ApiSession.objects.get()
     assert session.revoked_at is not None
-    with pytest.raises(signin.InvalidRefreshToken):
-        signin.session_refresh(refresh=fresh.refresh)
+    with pytest.raises(sessions.InvalidRefreshToken):
+        sessions.session_refresh(refresh=fresh.refresh)
     assert user_for_access_token(fresh.access) is None
     row = AuditEvent.objects.get(action="session.revoked")
     assert row.payload == {"reason": "refresh_token_reused"}
@@ -134,37 +134,37 @@ def test_reusing_a_rotated_refresh_token_revokes_the_session(user, pair):
 
 def test_a_guessed_refresh_token_fails_without_revoking(user, pair):
     """A made-up secret for a real session id fails but signs nobody out."""
-    with pytest.raises(signin.InvalidRefreshToken):
-        signin.session_refresh(refresh=f"{pair.session.pk}.made-up-secret")
+    with pytest.raises(sessions.InvalidRefreshToken):
+        sessions.session_refresh(refresh=f"{pair.session.pk}.made-up-secret")
     assert ApiSession.objects.get().revoked_at is None
-    signin.session_refresh(refresh=pair.refresh)
+    sessions.session_refresh(refresh=pair.refresh)
 
 
 @pytest.mark.parametrize("refresh", ["", "nodot", "x.y", "999999.secret", ".secret", "1."])
 def test_malformed_or_unknown_refresh_tokens_fail(pair, refresh):
     """Tokens that name no session fail with InvalidRefreshToken."""
-    with pytest.raises(signin.InvalidRefreshToken):
-        signin.session_refresh(refresh=refresh)
+    with pytest.raises(sessions.InvalidRefreshToken):
+        sessions.session_refresh(refresh=refresh)
 
 
 def test_a_revoked_session_cannot_be_refreshed(user, pair):
     """After logout the refresh token is dead too."""
-    signin.session_revoke(session=pair.session, actor=user)
-    with pytest.raises(signin.InvalidRefreshToken):
-        signin.session_refresh(refresh=pair.refresh)
+    sessions.session_revoke(session=pair.session, actor=user)
+    with pytest.raises(sessions.InvalidRefreshToken):
+        sessions.session_refresh(refresh=pair.refresh)
 
 
 def test_an_expired_session_cannot_be_refreshed(clock, user, pair):
     """Past REFRESH_TOKEN_TTL_DAYS of disuse the session is over."""
     clock.now = pair.session.expires_at + timedelta(seconds=1)
-    with pytest.raises(signin.InvalidRefreshToken):
-        signin.session_refresh(refresh=pair.refresh)
+    with pytest.raises(sessions.InvalidRefreshToken):
+        sessions.session_refresh(refresh=pair.refresh)
 
 
 def test_refreshing_extends_the_session(settings, clock, user, pair):
     """Each refresh moves expires_at to REFRESH_TOKEN_TTL_DAYS from now."""
     clock.advance(days=20)
-    signin.session_refresh(refresh=pair.refresh)
+    sessions.session_refresh(refresh=pair.refresh)
     session = ApiSession.objects.get()
     assert session.expires_at == clock.now + timedelta(days=settings.REFRESH_TOKEN_TTL_DAYS)
     assert session.last_used_at == clock.now
@@ -172,9 +172,9 @@ def test_refreshing_extends_the_session(settings, clock, user, pair):
 
 def test_revoking_twice_is_harmless(user, pair):
     """A second revoke changes nothing and writes no second audit row."""
-    signin.session_revoke(session=pair.session, actor=user)
+    sessions.session_revoke(session=pair.session, actor=user)
     first = ApiSession.objects.get().revoked_at
-    signin.session_revoke(session=pair.session, actor=user)
+    sessions.session_revoke(session=pair.session, actor=user)
     assert ApiSession.objects.get().revoked_at == first
     assert AuditEvent.objects.filter(action="session.revoked").count() == 1
 
@@ -204,16 +204,16 @@ def test_an_access_token_is_not_a_registration_token(pair):
 
 def test_reuse_is_caught_after_the_audit_log_is_purged(user, pair):
     """The session itself remembers the previous token: a retention purge weakens nothing."""
-    signin.session_refresh(refresh=pair.refresh)
+    sessions.session_refresh(refresh=pair.refresh)
     AuditEvent.objects.all().delete()
-    with pytest.raises(signin.InvalidRefreshToken):
-        signin.session_refresh(refresh=pair.refresh)
+    with pytest.raises(sessions.InvalidRefreshToken):
+        sessions.session_refresh(refresh=pair.refresh)
     assert ApiSession.objects.get().revoked_at is not None
 
 
 def test_the_session_keeps_only_hashes_of_its_tokens(pair):
     """After a rotation the session holds sha256 of the previous token, not the token."""
-    fresh = signin.session_refresh(refresh=pair.refresh)
+    fresh = sessions.session_refresh(refresh=pair.refresh)
     session = ApiSession.objects.get()
     assert session.previous_refresh_hash == tokens.refresh_token_hash(pair.refresh)
     dumped = repr(list(ApiSession.objects.values())) + repr(list(AuditEvent.objects.values()))
