@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 from ninja.pagination import PageNumberPagination, paginate
 
 from dispatch import access, broadcast, payloads, rides, scheduling
@@ -141,7 +141,9 @@ def ride_book_ahead(request: HttpRequest, payload: BookAheadIn):
     legs = list(Ride.objects.with_people().filter(Q(pk=ride.pk) | Q(outbound=ride)))
     viewers = access.viewers_of(request.auth, legs)
     out = {leg.pk: _ride_out(leg, viewers[leg.pk]) for leg in legs}
-    return 201, {"ride": out[ride.pk], "returns": [v for k, v in out.items() if k != ride.pk]}
+    return Status(
+        201, {"ride": out[ride.pk], "returns": [v for k, v in out.items() if k != ride.pk]}
+    )
 
 
 @ride_router.post(

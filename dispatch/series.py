@@ -27,7 +27,15 @@ from django.utils import timezone
 
 from dispatch import access, rides, scheduling
 from dispatch.errors import DispatchError, NotAllowed
-from dispatch.models import CancelledBy, Ride, RideSeries, RideStatus, SeriesPause, SeriesStatus
+from dispatch.models import (
+    SERIES_WITHDREW,
+    CancelledBy,
+    Ride,
+    RideSeries,
+    RideStatus,
+    SeriesPause,
+    SeriesStatus,
+)
 from dispatch.scheduling import Needs, Place
 from people.audit import audit_event_record
 from people.models import User
@@ -359,9 +367,9 @@ def _materialise(series: RideSeries, *, now: datetime | None = None) -> list[str
     today = timezone.localtime(now).date()
     until = scheduling.last_bookable_date(now)
     made = set(
-        Ride.objects.filter(series=series, service_date__gte=today).values_list(
-            "service_date", flat=True
-        )
+        Ride.objects.filter(series=series, service_date__gte=today, leg="outbound")
+        .exclude(cancel_reason__in=SERIES_WITHDREW)
+        .values_list("service_date", flat=True)
     )
     created = []
     for day in series_dates(series, today, until):
@@ -377,7 +385,7 @@ def _materialise(series: RideSeries, *, now: datetime | None = None) -> list[str
             role="system",
             series=series,
             service_date=day,
-            ride_id=f"s{series.pk}-{day:%Y%m%d}",
+            ride_id=f"s{series.pk}-{day:%Y%m%d}-v{series.version}",
             pickup=Place(series.pickup_latitude, series.pickup_longitude, series.pickup_address),
             dropoff=Place(
                 series.dropoff_latitude, series.dropoff_longitude, series.dropoff_address

@@ -12,7 +12,7 @@ from typing import Any
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Router
+from ninja import Router, Status
 from ninja.pagination import PageNumberPagination, paginate
 
 from dispatch import access, payloads, series
@@ -139,7 +139,7 @@ def series_create(request: HttpRequest, payload: SeriesIn):
         needs=payload.needs.needs(),
         notes=payload.notes,
     )
-    return 201, _change_out(change)
+    return Status(201, _change_out(change))
 
 
 @series_router.get("/{series_id}/", response={200: SeriesOut, **REFUSALS}, summary="One series")

@@ -121,6 +121,11 @@ FINAL_STATUSES = (
 )
 
 
+# A series' own edits cancel its rides with these reasons; such a day may be
+# booked again (a pause taken back), unlike a ride its rider cancelled.
+SERIES_WITHDREW = ("series_changed", "series_paused", "series_ended")
+
+
 class CancelledBy(models.TextChoices):
     PASSENGER = "passenger", "Passenger"
     CAREGIVER = "caregiver", "Caregiver"
@@ -294,10 +299,11 @@ class Ride(models.Model):
                 condition=Q(pickup_at__isnull=True) | Q(appointment_at__isnull=True),
                 name="pickup_time_or_appointment",
             ),
-            # A series makes one ride of each leg a day, whatever became of it.
+            # A series makes one ride of each leg a day, whatever became of it,
+            # unless the series itself withdrew it.
             models.UniqueConstraint(
                 fields=["series", "service_date", "leg"],
-                condition=Q(series__isnull=False),
+                condition=Q(series__isnull=False) & ~Q(cancel_reason__in=SERIES_WITHDREW),
                 name="one_ride_per_series_day_and_leg",
             ),
         ]

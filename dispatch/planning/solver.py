@@ -101,6 +101,9 @@ def _sequences(problem: Problem, solution) -> dict[int, list[Step]]:
     frame = solution.routes
     kinds = {"pickup": PICKUP, "delivery": DROPOFF, "job": DROPOFF}
     sequences: dict[int, list[Step]] = {v.key: [] for v in problem.vehicles}
+    if "id" not in frame.columns:
+        # pyvroom drops the column when no route serves anything.
+        return sequences
     rows = zip(
         frame["vehicle_id"].to_numpy(),
         frame["type"].astype(str).to_numpy(),
