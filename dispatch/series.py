@@ -18,11 +18,13 @@ yet, and says which planned ones it left alone: a dispatcher decides those.
 from __future__ import annotations
 
 import logging
+import threading
+import time as clock
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
 from dateutil.rrule import DAILY, FR, MO, SA, SU, TH, TU, WE, WEEKLY, rrule, rruleset
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from dispatch import access, rides, scheduling
@@ -426,3 +428,28 @@ def series_materialise(*, now: datetime | None = None) -> int:
         status=SeriesStatus.ENDED
     )
     return made
+
+
+def start_materialising(every_s: float) -> threading.Thread | None:
+    """
+    In a serving process (make run): materialise every `every_s` seconds on
+    a daemon thread, so a developer's series fill up without a timer; 0:
+    never (production runs manage.py materialise_series from a timer). Two
+    processes doing it at once make each ride once: a day's ride is unique.
+    """
+    if every_s <= 0:
+        return None
+
+    def loop() -> None:
+        while True:
+            try:
+                series_materialise()
+            except Exception:
+                log.exception("materialising series failed")
+            finally:
+                close_old_connections()
+            clock.sleep(every_s)
+
+    thread = threading.Thread(target=loop, name="materialise-series", daemon=True)
+    thread.start()
+    return thread
