@@ -87,6 +87,17 @@ def plan_day(
     transaction; the plan is written in one. A published plan stays
     published, and riders whose window changed are told.
     """
+    under_way = (
+        Ride.objects.on(service_date)
+        .filter(run__isnull=False)
+        .exclude(status__in=[RideStatus.SCHEDULED, RideStatus.CANCELLED])
+    )
+    if under_way.exists():
+        raise DispatchError(
+            f"The day {service_date} is under way: plan what remains instead.",
+            code="invalid_state",
+            status=409,
+        )
     day = rows.build(service_date)
     solved = solve(
         day.problem,
