@@ -100,6 +100,7 @@ def synthetic_day(
                 max_ride_s=windows.max_ride_s,
                 seats=(0 if wheelchair else 1) + companions,
                 wheelchairs=1 if wheelchair else 0,
+                requested=None if arrive_by else at,
             )
         )
     vehicles = []

@@ -102,14 +102,19 @@ def _places(ride: Ride) -> dict[str, Any]:
     }
 
 
+def _local(value) -> str | None:
+    """A time booked ahead, as riders read it: in TIME_ZONE, with its offset."""
+    return timezone.localtime(value).isoformat() if value else None
+
+
 def booked_ahead(ride: Ride) -> dict[str, Any] | None:
     """When a ride booked ahead is wanted, and what its rider was told; None on demand."""
     if not ride.is_booked_ahead:
         return None
     return {
         "service_date": ride.service_date.isoformat(),
-        "pickup_at": _iso(ride.pickup_at),
-        "appointment_at": _iso(ride.appointment_at),
+        "pickup_at": _local(ride.pickup_at),
+        "appointment_at": _local(ride.appointment_at),
         "leg": ride.leg,
         "will_call": ride.will_call,
         "outbound_ride_id": ride.outbound.ride_id if ride.outbound_id else None,
@@ -131,9 +136,9 @@ def pickup_window_of(ride: Ride) -> dict[str, Any] | None:
     if ride.confirmed_pickup_at is None:
         return None
     return {
-        "start": _iso(ride.confirmed_window_start),
-        "end": _iso(ride.confirmed_window_end),
-        "planned_pickup_at": _iso(ride.confirmed_pickup_at),
+        "start": _local(ride.confirmed_window_start),
+        "end": _local(ride.confirmed_window_end),
+        "planned_pickup_at": _local(ride.confirmed_pickup_at),
     }
 
 
@@ -210,11 +215,11 @@ def pickup_window(ride: Ride, *, changed: bool) -> PickupWindow:
         driver = {k: card[k] for k in ("id", "name", "vehicle_type", "vehicle_registration")}
     return PickupWindow(
         **_about(ride, "pickup_window"),
-        window_start=_iso(ride.confirmed_window_start),
-        window_end=_iso(ride.confirmed_window_end),
-        planned_pickup_at=_iso(ride.confirmed_pickup_at),
-        pickup_at=_iso(ride.pickup_at),
-        appointment_at=_iso(ride.appointment_at),
+        window_start=_local(ride.confirmed_window_start),
+        window_end=_local(ride.confirmed_window_end),
+        planned_pickup_at=_local(ride.confirmed_pickup_at),
+        pickup_at=_local(ride.pickup_at),
+        appointment_at=_local(ride.appointment_at),
         driver=driver,
         changed=changed,
     )

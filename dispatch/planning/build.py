@@ -134,6 +134,7 @@ def build(
             "seats": ride.seats,
             "wheelchairs": int(ride.needs_wheelchair),
             "locked_to": ride.run.shift_id if ride.run_locked and ride.run_id else None,
+            "requested": day.seconds(ride.pickup_at) if ride.pickup_at else None,
         }
         fields.update(trips.get(ride.pk, {}))
         if adjust is not None:

@@ -33,6 +33,9 @@ class Trip:
     locked_to: int | None = None
     # On the day: already aboard this vehicle, so only the drop-off is left.
     on_board: int | None = None
+    # The pickup time asked for (None for arrive-by): planned times keep to
+    # it where the route allows.
+    requested: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,6 +196,11 @@ def solve(
             unassigned[trip.key] = (
                 MAX_RIDE_TIME if trip.key in dropped else unassigned_reason(problem, trip)
             )
+    for key, sequence in sequences.items():
+        # Riders asked for a time: keep to it where the route allows.
+        asked = timetable(problem, problem.vehicle[key], sequence, as_asked=True)
+        if asked is not None:
+            routes[key] = asked
     plan = Plan(
         routes=[r for r in routes.values() if r.stops],
         unassigned=unassigned,

@@ -41,8 +41,14 @@ def fits_load(problem: Problem, vehicle: Vehicle, sequence: Sequence[Step]) -> b
     return True
 
 
-def timetable(problem: Problem, vehicle: Vehicle, sequence: Sequence[Step]) -> Route | None:
-    """The route's times in this order, or None when none fit."""
+def timetable(
+    problem: Problem, vehicle: Vehicle, sequence: Sequence[Step], *, as_asked: bool = False
+) -> Route | None:
+    """
+    The route's times in this order, or None when none fit. `as_asked`:
+    no pickup before the time its rider asked for (None when that does not
+    fit; the caller keeps the earliest times then).
+    """
     if not sequence:
         return Route(vehicle.key, [], vehicle.window[0], vehicle.window[0])
     if not fits_load(problem, vehicle, sequence):
@@ -58,6 +64,10 @@ def timetable(problem: Problem, vehicle: Vehicle, sequence: Sequence[Step]) -> R
     legs = [d[places[i - 1]][places[i]] for i in range(1, len(places))]
     n = len(sequence)
     times = [w[0] for w in windows]
+    if as_asked:
+        for i, (t, up) in enumerate(zip(trips, pickups, strict=True)):
+            if up and t.requested is not None:
+                times[i] = max(times[i], t.requested)
     times[0] = max(times[0], vehicle.window[0] + d[vehicle.start][places[0]])
     where = {step: i for i, step in enumerate(sequence)}
     pairs = [

@@ -131,7 +131,7 @@ async def test_publishing_tells_each_rider_and_caregiver_their_own_window_only(w
     heard, _ = await receive_until(caregiver, "pickup_window")
     ride = await db(Ride.objects.get, pk=day["rides"][0].pk)
     assert told["ride_id"] == heard["ride_id"] == ride.ride_id
-    assert told["window_start"] == ride.confirmed_window_start.isoformat()
+    assert told["window_start"] == timezone.localtime(ride.confirmed_window_start).isoformat()
     driver = await db(lambda: run.driver)
     assert told["changed"] is False and told["driver"]["name"] == driver.get_full_name()
     assert "phone" not in told["driver"]

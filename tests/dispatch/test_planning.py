@@ -55,6 +55,7 @@ def trip(key, pickup, dropoff, d, *, at=None, arrive=None, wheelchair=False, sea
         max_ride_s=w.max_ride_s,
         seats=0 if wheelchair else seats,
         wheelchairs=int(wheelchair),
+        requested=at,
         **extra,
     )
 
@@ -104,6 +105,13 @@ def test_a_shared_ride_plan_keeps_every_constraint():
     assert plan.assigned == 3 and not plan.unassigned
     wheelchair_route = next(r for r in plan.routes if any(s.trip == 3 for s in r.stops))
     assert wheelchair_route.vehicle == 10
+
+
+def test_a_pickup_is_planned_at_the_time_asked_when_the_route_allows():
+    d = line(10)
+    problem = Problem([trip(1, 0, 1, d, at=8 * HOUR)], [van(5)], d)
+    (route,) = solve(problem, exploration=0).routes
+    assert route.stops[0].service_at == 8 * HOUR
 
 
 def test_the_synthetic_day_plans_verified_by_both_planners():
