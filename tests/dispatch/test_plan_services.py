@@ -256,3 +256,44 @@ def test_plan_day_command_plans_the_date(day, settings, capsys):
     out = capsys.readouterr().out
     assert "3 of 3 trips on runs" in out
     assert DayPlan.objects.get(service_date=tomorrow()).status == "published"
+
+
+@pytest.mark.django_db
+def test_planning_a_day_under_way_again_is_refused(day, settings):
+    settings.PLAN_EXPLORATION = 0
+    plan_tomorrow()
+    rides.ride_run_reached(
+        ride=Ride.objects.select_related("run__driver").get(pk=day["rides"][0].pk)
+    )
+    with pytest.raises(DispatchError, match="under way"):
+        plan_tomorrow()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_on_postgresql_a_run_driver_holds_several_rides_but_one_on_demand(day, settings):
+    from django.db import IntegrityError, transaction
+
+    settings.PLAN_EXPLORATION = 1
+    plan_tomorrow()
+    sarah_ride, bob_ride = (Ride.objects.get(pk=r.pk) for r in day["rides"][:2])
+    services.trip_move(ride=bob_ride, to_run=sarah_ride.run, actor=None)
+    for ride in (sarah_ride, bob_ride):
+        rides.ride_run_reached(ride=Ride.objects.select_related("run__driver").get(pk=ride.pk))
+    driver = sarah_ride.run.driver
+    assert Ride.objects.held_by(driver.pk).count() == 2
+    on_demand = [
+        rides.ride_request(
+            ride_id=f"now-{n}",
+            passenger=p,
+            booked_by=p,
+            pickup_latitude=JHB[0],
+            pickup_longitude=JHB[1],
+            dropoff_latitude=JHB[0],
+            dropoff_longitude=JHB[1],
+        )  # fmt: skip
+        for n, p in enumerate((day["emily"], day["john"]))
+    ]
+    Ride.objects.filter(pk=on_demand[0].pk).update(status="assigned", driver=driver)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Ride.objects.filter(pk=on_demand[1].pk).update(status="assigned", driver=driver)

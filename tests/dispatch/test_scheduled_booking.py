@@ -246,3 +246,20 @@ def test_series_over_rest_lists_pauses_and_reports_what_it_did(passenger, emily)
     )
     assert edited.status_code == 200, edited.json()
     assert edited.json()["series"]["pickup_time"] == "08:00:00"
+
+
+async def test_ready_on_the_ride_socket_starts_a_will_call_return(ws, passenger, make_driver):
+    await db(make_driver, *JHB)
+    token = await db(token_for, passenger)
+    comm = await ws("/ws/ride/clinic/", token=token)
+    await comm.receive_json_from()
+    soon = (timezone.now() + timedelta(hours=1)).isoformat()
+    await comm.send_json_to(find_driver(pickup_at=soon, return_will_call=True))
+    await receive_until(comm, "ride_scheduled")
+    back = await ws("/ws/ride/clinic-ret/", token=token)
+    await back.receive_json_from()
+    await receive_until(back, "ride_status")
+    await back.send_json_to({"type": "ready"})
+    assigned, before = await receive_until(back, "driver_assigned")
+    assert any(m["type"] == "searching" for m in before)
+    assert assigned["ride_id"] == "clinic-ret"

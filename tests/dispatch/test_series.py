@@ -210,3 +210,13 @@ def test_needs_of_a_series_reach_its_rides(passenger):
     change = create(passenger, passenger, needs=Needs(wheelchair=True, companions=1))
     ride = Ride.objects.filter(series=change.series).first()
     assert ride.needs_wheelchair and ride.companions == 1 and ride.seats == 1
+
+
+def test_the_materialise_command_makes_what_is_missing(passenger, capsys):
+    from django.core.management import call_command
+
+    change = create(passenger, passenger)
+    Ride.objects.filter(series=change.series).delete()
+    call_command("materialise_series")
+    assert "ride(s) made" in capsys.readouterr().out
+    assert Ride.objects.filter(series=change.series).exists()
