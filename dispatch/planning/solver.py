@@ -167,12 +167,16 @@ def solve(
     verifying take the rest.
     """
     started = time.perf_counter()
-    solution = vroom_input(problem).solve(
-        exploration_level=exploration,
-        nb_threads=threads or os.cpu_count() or 1,
-        timeout=timedelta(seconds=timeout_s * SEARCH_SHARE) if timeout_s else None,
-    )
-    sequences = _sequences(problem, solution)
+    if problem.trips and problem.vehicles:
+        solution = vroom_input(problem).solve(
+            exploration_level=exploration,
+            nb_threads=threads or os.cpu_count() or 1,
+            timeout=timedelta(seconds=timeout_s * SEARCH_SHARE) if timeout_s else None,
+        )
+        sequences = _sequences(problem, solution)
+    else:
+        # VROOM refuses a problem with nothing to do.
+        sequences = {v.key: [] for v in problem.vehicles}
     routes: dict[int, Route] = {}
     dropped: list[int] = []
     for key, sequence in sequences.items():

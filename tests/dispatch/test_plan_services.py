@@ -297,3 +297,34 @@ def test_on_postgresql_a_run_driver_holds_several_rides_but_one_on_demand(day, s
     Ride.objects.filter(pk=on_demand[0].pk).update(status="assigned", driver=driver)
     with pytest.raises(IntegrityError), transaction.atomic():
         Ride.objects.filter(pk=on_demand[1].pk).update(status="assigned", driver=driver)
+
+
+@pytest.mark.django_db
+def test_a_ready_will_call_return_joins_a_run_passing_by(passenger, make_driver, settings):
+    from dispatch.scheduling import ride_ready
+
+    settings.PLAN_EXPLORATION = 1
+    now = timezone.now()
+    driver = make_driver(first_name="John", last_name="Doe")
+    DriverShift.objects.create(
+        driver=driver, start_at=now - timedelta(hours=1), end_at=now + timedelta(hours=6),
+        start_latitude=DEPOT.latitude, start_longitude=DEPOT.longitude,
+        end_latitude=DEPOT.latitude, end_longitude=DEPOT.longitude,
+    )  # fmt: skip
+    outbound = ride_book_ahead(
+        passenger=passenger,
+        booked_by=passenger,
+        pickup=Place(JHB[0] + 0.01, JHB[1], "Home"),
+        dropoff=Place(JHB[0] + 0.03, JHB[1] + 0.01, "Clinic"),
+        pickup_at=now + timedelta(hours=2),
+        return_will_call=True,
+    )
+    plan = services.plan_day(service_date=outbound.service_date, timeout_s=5)
+    services.plan_publish(plan=plan)
+    back = outbound.returns.get()
+    ride_ready(ride=back, actor=passenger)
+    back.refresh_from_db()
+    assert back.status == RideStatus.SCHEDULED and back.run.driver == driver
+    assert back.confirmed_window_start is not None
+    assert [e.kind for e in back.events.order_by("version")] == ["scheduled", "planned"]
+    assert PlanEvent.objects.filter(plan=plan, kind="joined").exists()

@@ -128,6 +128,13 @@ def test_a_wheelchair_with_no_wheelchair_vehicle_is_unassigned_with_why():
     assert plan.unassigned == {1: P.NO_VEHICLE_FITS}
 
 
+def test_a_day_with_nothing_to_plan_or_nobody_on_shift_plans_nothing():
+    d = line(10)
+    assert solve(Problem([], [van(5)], d), exploration=0).routes == []
+    alone = solve(Problem([trip(1, 0, 1, d, at=8 * HOUR)], [], d), exploration=0)
+    assert alone.unassigned == {1: P.NO_VEHICLE_FITS}
+
+
 def test_a_trip_outside_every_shift_is_unassigned_with_why():
     d = line(10)
     problem = Problem([trip(1, 0, 1, d, at=20 * HOUR)], [van(5)], d)
