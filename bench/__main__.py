@@ -1,6 +1,9 @@
 """
 python -m bench [--full] [--only NAME ...]
 
+`--only plan` plans a synthetic day (bench/planning.py): no database, no
+workers.
+
 Quick set (make bench, about 8-10 minutes): index search, ping ratio, matching
 at 1,000 drivers on each channel layer, 500 simultaneous requests, 5,000
 idle sockets, the console map and the location path at 2,000 drivers, and
@@ -18,10 +21,12 @@ import platform
 import subprocess
 import time
 
-from bench import env, scenarios
+from bench import env, planning, scenarios
 from bench.scenarios import Result, verdict
 
-NAMES = ["geo", "ping", "match", "match10k", "burst", "idle", "fleet", "soak"]
+NAMES = ["geo", "plan", "ping", "match", "match10k", "burst", "idle", "fleet", "soak"]
+# What runs without the benchmark's database, Redis and workers.
+STANDALONE = {"geo", "plan"}
 
 
 def machine() -> str:
@@ -77,6 +82,10 @@ async def run(args) -> list[Result]:
         for r in dense:
             r.ok = None
         add(dense)
+    if "plan" in wanted:
+        add(await asyncio.to_thread(planning.results))
+    if not wanted - STANDALONE:
+        return rows
     print("bench: fresh database and Redis; seeding people...", flush=True)
     await asyncio.to_thread(env.recreate_database)
     env.flush_redis()

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dispatch.errors import NotAllowed
-from dispatch.models import DRIVER_HELD_STATUSES, FINAL_STATUSES, Ride
+from dispatch.errors import NotAllowed, NotFound
+from dispatch.models import DRIVER_HELD_STATUSES, FINAL_STATUSES, Ride, RideSeries
 from people import access as people_access
 from people.access import LinkPermissions
 from people.models import User, UserType
@@ -154,3 +154,60 @@ def passenger_to_book_for(
     if target is None or not people_access.may_book_for(user, target):
         raise NotAllowed("You may book only for passengers who gave you the booking permission.")
     return target
+
+
+def passenger_to_book_ahead_for(
+    user: User, passenger_id: int | None = None, passenger_phone: str | None = None
+) -> User:
+    """
+    Who rides when `user` books ahead: as for booking now, and a dispatcher
+    may name any passenger (booking on the phone with them).
+    """
+    if people_access.is_dispatcher(user) and (passenger_id or passenger_phone):
+        target = None
+        if passenger_id is not None:
+            target = User.objects.filter(pk=passenger_id).first()
+        else:
+            try:
+                phone = normalize_phone(passenger_phone)
+            except InvalidPhoneNumber as exc:
+                raise NotAllowed(
+                    exc.messages[0], code="invalid_request", status=400, fields=["passenger_phone"]
+                ) from exc
+            target = User.objects.filter(phone_number=phone).first()
+        if target is None or target.user_type != UserType.PASSENGER:
+            raise NotFound("There is no passenger with that id or phone number.")
+        return target
+    return passenger_to_book_for(user, passenger_id, passenger_phone)
+
+
+def booker_role(user: User, passenger: User) -> str:
+    """The role a booking, or a change to a series, is recorded with."""
+    if user.pk == passenger.pk:
+        return PASSENGER
+    if people_access.may_book_for(user, passenger):
+        return CAREGIVER
+    return "dispatcher"
+
+
+def may_see_series(user: User, series: RideSeries) -> bool:
+    """The passenger, a caregiver with an active link, or a dispatcher."""
+    if user.pk == series.passenger_id:
+        return True
+    if people_access.link_between(user.pk, series.passenger_id) is not None:
+        return True
+    return people_access.is_dispatcher(user)
+
+
+def may_change_series(user: User, series: RideSeries) -> bool:
+    """Create, edit, pause, end: the passenger, a caregiver who may book, a dispatcher."""
+    return people_access.may_book_for(user, series.passenger) or people_access.is_dispatcher(user)
+
+
+def may_say_ready(viewer: Viewer | None) -> bool:
+    """A will-call return's 'ready': the passenger, a caregiver who may book, staff."""
+    if viewer is None:
+        return False
+    if viewer.role == CAREGIVER:
+        return bool(viewer.link and viewer.link.can_book_rides)
+    return viewer.role in (PASSENGER, STAFF)

@@ -73,11 +73,17 @@ def user_group(user_id: int) -> str:
 # --- the group messages ----------------------------------------------------------
 
 
+# News of a plan to the riders: their confirmed pickup window, when a plan is
+# published and whenever it changes after.
+PICKUP_WINDOW = "pickup_window"
+
+
 class RideNews(TypedDict):
     """A change to a ride, as one audience's app is told of it."""
 
     type: Literal["ride.news"]
-    kind: str  # the ride event (assigned, cancelled...), or released/withdrawn
+    # the ride event (assigned, cancelled...), released/withdrawn, or PICKUP_WINDOW
+    kind: str
     audience: Literal["ride", "passenger", "driver", "caregiver"]
     ride_id: str
     passenger_id: int
@@ -179,6 +185,11 @@ def ride_changed(
     _after_commit(sends)
 
 
+def pickup_window_told(ride: Ride, *, changed: bool) -> None:
+    """The rider and their caregivers hear the ride's confirmed pickup window."""
+    ride_changed(ride, PICKUP_WINDOW + "_changed" if changed else PICKUP_WINDOW)
+
+
 def _with_people(ride: Ride) -> Ride:
     """The ride with everyone its messages name loaded (read again only if they are not)."""
     named = ["passenger", "booked_by", *(["driver"] if ride.driver_id else [])]
@@ -220,8 +231,17 @@ def _ride_sends(
     to_ride: dict | None = snapshot
     to_driver: dict | None = snapshot if ride.driver_id else None
     sends: list[Send] = []
+    told_caregivers: dict | None = None
     if kind == "searching":
         to_ride = payloads.searching(ride)
+    elif kind == "scheduled":
+        to_ride = payloads.ride_scheduled(ride)
+    elif kind in (PICKUP_WINDOW, PICKUP_WINDOW + "_changed"):
+        # Not a status change: the passenger and their caregivers hear the
+        # window itself (only this ride's: no other rider of the run).
+        to_ride = payloads.pickup_window(ride, changed=kind != PICKUP_WINDOW)
+        to_driver = None
+        told_caregivers = {**to_ride, "event": kind}
     elif kind in ("assigned", "reassigned"):
         to_ride = payloads.driver_assigned(ride, point)
         to_driver = payloads.ride_assigned(ride)
@@ -260,7 +280,7 @@ def _ride_sends(
         sends.append((driver_group(driver_id), _news(ride, "withdrawn", "driver", gone)))
 
     if kind not in ("offered", "needs_updated"):
-        told = _news(ride, kind, "caregiver", {**snapshot, "event": kind})
+        told = _news(ride, kind, "caregiver", told_caregivers or {**snapshot, "event": kind})
         sends += [(caregiver_group(caregiver_id), told) for caregiver_id in watchers]
         sends.append((CONSOLE_GROUP, _console_ride(ride, kind)))
     return sends

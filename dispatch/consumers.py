@@ -10,7 +10,17 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-from dispatch import access, booking, broadcast, drivers, matching, offers, payloads, rides
+from dispatch import (
+    access,
+    booking,
+    broadcast,
+    drivers,
+    matching,
+    offers,
+    payloads,
+    rides,
+    scheduling,
+)
 from dispatch.access import Viewer
 from dispatch.errors import NotAllowed, NotFound, RideConflict
 from dispatch.geo import Point
@@ -62,6 +72,7 @@ class RideConsumer(AppSocket):
         "find_driver": "on_find_driver",
         "cancel_ride": "on_cancel_ride",
         "get_status": "on_get_status",
+        "ready": "on_ready",
     }
 
     async def connect(self):
@@ -143,6 +154,17 @@ class RideConsumer(AppSocket):
     def _book(self, user, request: FindDriver, nearby) -> tuple[Viewer | None, list[dict]]:
         """This user's relation to the booked ride, and the replies besides the news."""
         try:
+            if request.books_ahead:
+                passenger = access.passenger_to_book_ahead_for(
+                    user, request.passenger_id, request.passenger_phone
+                )
+                ride = scheduling.ride_book_ahead(
+                    ride_id=self.ride_id,
+                    passenger=passenger,
+                    booked_by=user,
+                    **request.ahead_details(),
+                )
+                return access.viewer_of(user, ride), []
             passenger = access.passenger_to_book_for(
                 user, request.passenger_id, request.passenger_phone
             )
@@ -163,6 +185,8 @@ class RideConsumer(AppSocket):
         viewer = access.viewer_of(user, ride) if ride is not None else None
         if ride is None or viewer is None:
             raise conflict
+        if ride.status == RideStatus.SCHEDULED:
+            return viewer, [broadcast.snapshot(ride), payloads.ride_scheduled(ride)]
         if not ride.is_active:
             raise RideConflict(
                 f"Ride {self.ride_id} has ended ({ride.status}); book with a new ride_id.",
@@ -188,6 +212,18 @@ class RideConsumer(AppSocket):
         if viewer is None:
             raise NotAllowed("You may not cancel this ride.")
         rides.ride_cancel(ride=ride, actor=user, cancelled_by=viewer.cancels_as(), reason=reason)
+
+    async def on_ready(self, content):
+        """A will-call return: the rider is ready to be picked up."""
+        user = self.require_user()
+
+        def ready():
+            ride = Ride.objects.filter(ride_id=self.ride_id).first()
+            if ride is None:
+                raise NotFound(f"There is no ride {self.ride_id}.")
+            scheduling.ride_ready(ride=ride, actor=user)
+
+        await db_async(ready)()
 
     # --- group messages ------------------------------------------------------------
 

@@ -1,15 +1,21 @@
-"""Demo data: the three original drivers and a small cast to try the flows."""
+"""
+Demo data: the three original drivers and a small cast to try the flows,
+and a scheduled day tomorrow: shifts for the demo drivers, a few riders'
+trips booked ahead, and Sarah's recurring dialysis rides booked by Emily.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
-from dispatch import drivers
-from dispatch.models import DriverState, DriverStatus
+from dispatch import drivers, series
+from dispatch.models import DriverShift, DriverState, DriverStatus, Ride, RideSeries
+from dispatch.scheduling import Needs, Place, ride_book_ahead
 from people.access import DISPATCHERS
 from people.models import (
     CaregiverLink,
@@ -135,4 +141,85 @@ def seed_demo() -> dict[str, User]:
             dispatcher.is_staff = True
             dispatcher.save()
         dispatcher.groups.add(Group.objects.get(name=DISPATCHERS))
+    seed_scheduled_day(sarah=sarah, emily=emily)
     return {"sarah": sarah, "michael": michael, "emily": emily, "dispatcher": dispatcher}
+
+
+SARAH_HOME = Place(-26.1952, 28.0340, "14 Jorissen St, Braamfontein")
+DIALYSIS = Place(-26.1747, 28.0457, "Dialysis centre, Parktown")
+# (first, last, phone, home, destination, hour, minute, arrive by, wheelchair)
+DEMO_RIDERS = (
+    ("Thandi", "Nkosi", "27821230001", (-26.231, 28.058), (-26.183, 28.013), 8, 0, 0, 0),
+    ("Grace", "Molefe", "27821230002", (-26.139, 28.032), (-26.175, 28.046), 9, 0, 1, 1),
+    ("Pieter", "van Wyk", "27821230003", (-25.757, 28.191), (-25.730, 28.210), 8, 30, 0, 0),
+    ("Ahmed", "Patel", "27821230004", (-25.775, 28.240), (-25.748, 28.229), 10, 0, 1, 1),
+    ("Lindiwe", "Dlamini", "27821230005", (-26.160, 28.080), (-26.204, 28.047), 11, 15, 0, 0),
+)
+
+
+def _local(day, hour: int, minute: int = 0) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time(hour, minute)))
+
+
+def seed_scheduled_day(*, sarah: User, emily: User) -> None:
+    """
+    Tomorrow: a shift for each demo driver (the wheelchair-accessible van
+    with two wheelchair spaces), five riders' trips booked ahead, and
+    Sarah's dialysis series (three days a week from tomorrow, 07:30, back
+    at 12:00) booked by Emily. Idempotent.
+    """
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    for d in [*SEED_DRIVERS, DemoDriver("Michael", "Brown", "27821234568", "", "", -26.15, 28.1)]:
+        driver = User.objects.get(phone_number=normalize_phone(d.phone))
+        start = _local(tomorrow, 6 if d.first_name != "Jane" else 9)
+        accessible = d.vehicle_type == VehicleType.WHEELCHAIR_ACCESSIBLE
+        DriverShift.objects.get_or_create(
+            driver=driver,
+            start_at=start,
+            defaults=dict(
+                end_at=start + timedelta(hours=9),
+                start_latitude=d.latitude,
+                start_longitude=d.longitude,
+                end_latitude=d.latitude,
+                end_longitude=d.longitude,
+                start_address="Depot",
+                end_address="Depot",
+                seats=3 if accessible else 4,
+                wheelchair_spaces=2 if accessible else 0,
+            ),
+        )
+    for first, last, phone, home, place, hour, minute, arrive_by, chair in DEMO_RIDERS:
+        rider = _person(phone, first, last, UserType.PASSENGER)
+        PassengerProfile.objects.get_or_create(
+            user=rider, defaults={"needs_wheelchair": bool(chair)}
+        )
+        ride_id = f"demo-{tomorrow:%Y%m%d}-{phone[-2:]}"
+        if Ride.objects.filter(ride_id=ride_id).exists():
+            continue
+        when = _local(tomorrow, hour, minute)
+        ride_book_ahead(
+            passenger=rider,
+            booked_by=rider,
+            ride_id=ride_id,
+            pickup=Place(*home, f"{first}'s home"),
+            dropoff=Place(*place, "Clinic" if arrive_by else "Day centre"),
+            pickup_at=None if arrive_by else when,
+            appointment_at=when if arrive_by else None,
+            return_at=when + timedelta(hours=3),
+            needs=Needs(wheelchair=bool(chair)),
+        )
+    dialysis = RideSeries.objects.filter(
+        passenger=sarah, booked_by=emily, dropoff_address=DIALYSIS.address, status="active"
+    )
+    if not dialysis.exists():
+        series.series_create(
+            passenger=sarah,
+            booked_by=emily,
+            weekdays=[(tomorrow + timedelta(days=n)).weekday() for n in (0, 2, 4)],
+            start_date=tomorrow,
+            pickup_time=time(7, 30),
+            return_time=time(12, 0),
+            pickup=SARAH_HOME,
+            dropoff=DIALYSIS,
+            notes="Dialysis: please be on time.",
+        )

@@ -7,7 +7,7 @@ given viewer may see of each message is dispatch.access's to decide.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from django.utils import timezone
 
@@ -66,10 +66,12 @@ def needs_card(ride: Ride) -> dict[str, Any]:
     profile = getattr(ride.passenger, "passenger_profile", None)
     card = {
         "wheelchair": ride.needs_wheelchair,
-        "walker": bool(profile and profile.needs_walker),
+        "walker": ride.needs_walker or bool(profile and profile.needs_walker),
         "assistance_boarding": bool(profile and profile.needs_assistance_boarding),
-        "service_animal": bool(profile and profile.has_service_animal),
+        "service_animal": ride.service_animal or bool(profile and profile.has_service_animal),
         "notes": profile.notes if profile else "",
+        "companions": ride.companions,
+        "attendant": ride.attendant,
     }
     if ride.notes:
         card["ride_notes"] = ride.notes
@@ -100,6 +102,46 @@ def _places(ride: Ride) -> dict[str, Any]:
     }
 
 
+def _local(value) -> str | None:
+    """A time booked ahead, as riders read it: in TIME_ZONE, with its offset."""
+    return timezone.localtime(value).isoformat() if value else None
+
+
+def booked_ahead(ride: Ride) -> dict[str, Any] | None:
+    """When a ride booked ahead is wanted, and what its rider was told; None on demand."""
+    if not ride.is_booked_ahead:
+        return None
+    return {
+        "service_date": ride.service_date.isoformat(),
+        "pickup_at": _local(ride.pickup_at),
+        "appointment_at": _local(ride.appointment_at),
+        "leg": ride.leg,
+        "will_call": ride.will_call,
+        "outbound_ride_id": ride.outbound.ride_id if ride.outbound_id else None,
+        "series_id": ride.series_id,
+        "pickup_window": pickup_window_of(ride),
+        # What was booked: who and what rides along.
+        "booked_needs": {
+            "wheelchair": ride.needs_wheelchair,
+            "walker": ride.needs_walker,
+            "service_animal": ride.service_animal,
+            "companions": ride.companions,
+            "attendant": ride.attendant,
+        },
+    }
+
+
+def pickup_window_of(ride: Ride) -> dict[str, Any] | None:
+    """The confirmed pickup window, once a published plan gave it one."""
+    if ride.confirmed_pickup_at is None:
+        return None
+    return {
+        "start": _local(ride.confirmed_window_start),
+        "end": _local(ride.confirmed_window_end),
+        "planned_pickup_at": _local(ride.confirmed_pickup_at),
+    }
+
+
 def _about(ride: Ride, kind: str) -> dict[str, Any]:
     """What every ride message opens with: its type, the ride and its version."""
     return {
@@ -124,6 +166,7 @@ def ride_status(ride: Ride, point: Point | None) -> dict[str, Any]:
         "driver": driver_card(ride.driver, point) if ride.driver_id else None,
         **_places(ride),
         "needs_wheelchair": ride.needs_wheelchair,
+        "booked_ahead": booked_ahead(ride),
         "cancelled_by": ride.cancelled_by or None,
         "cancel_reason": ride.cancel_reason or None,
         "no_driver_found": ride.no_driver_found_at is not None,
@@ -134,6 +177,52 @@ def ride_status(ride: Ride, point: Point | None) -> dict[str, Any]:
         "ended_at": _iso(ride.ended_at),
         "timestamp": timezone.now().isoformat(),
     }
+
+
+def ride_scheduled(ride: Ride) -> dict[str, Any]:
+    """The booker's answer to a ride booked ahead (and each leg's news to its rider)."""
+    return {
+        **_about(ride, "ride_scheduled"),
+        "message": "Ride booked",
+        "booked_ahead": booked_ahead(ride),
+        "return_ride_ids": [r.ride_id for r in ride.returns.all()] if ride.pk else [],
+    }
+
+
+class PickupWindow(TypedDict):
+    """The news of a confirmed pickup window: a plan was published or changed."""
+
+    type: Literal["pickup_window"]
+    ride_id: str
+    booking_id: int
+    status: str
+    version: int
+    window_start: str | None
+    window_end: str | None
+    planned_pickup_at: str | None
+    pickup_at: str | None
+    appointment_at: str | None
+    # The driver and vehicle of the run, without phone or position (the day
+    # may be far off); None when the ride left the plan.
+    driver: dict[str, Any] | None
+    changed: bool
+
+
+def pickup_window(ride: Ride, *, changed: bool) -> PickupWindow:
+    driver = None
+    if ride.run_id is not None and ride.confirmed_pickup_at is not None:
+        card = driver_card(ride.run.driver, None)
+        driver = {k: card[k] for k in ("id", "name", "vehicle_type", "vehicle_registration")}
+    return PickupWindow(
+        **_about(ride, "pickup_window"),
+        window_start=_local(ride.confirmed_window_start),
+        window_end=_local(ride.confirmed_window_end),
+        planned_pickup_at=_local(ride.confirmed_pickup_at),
+        pickup_at=_local(ride.pickup_at),
+        appointment_at=_local(ride.appointment_at),
+        driver=driver,
+        changed=changed,
+    )
 
 
 def searching(ride: Ride) -> dict[str, Any]:

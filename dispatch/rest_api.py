@@ -1,6 +1,7 @@
 """
 Rides over REST, under /api/rides/: what the apps show as history and as the
-detail of one ride. Booking and live updates stay on the sockets.
+detail of one ride; booking ahead, a will-call return's "ready", and
+cancelling. Booking now and live updates stay on the sockets.
 
 Who sees a ride, and what of it, is dispatch.access's to decide, exactly as
 on the sockets; a ride the caller may not see answers 404, exactly as one
@@ -14,13 +15,15 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 from ninja.pagination import PageNumberPagination, paginate
 
-from dispatch import access, broadcast, payloads
+from dispatch import access, broadcast, payloads, rides, scheduling
 from dispatch.access import Viewer
+from dispatch.errors import NotAllowed
 from dispatch.models import Ride
-from dispatch.rest_schemas import RideDetailOut, RideOut
+from dispatch.rest_schemas import BookAheadIn, BookedOut, CancelIn, RideDetailOut, RideOut
+from dispatch.scheduling import Place
 from people.models import CaregiverLink, User
 from people.rest_schemas import ErrorOut
 from people.tokens import AccessTokenAuth
@@ -97,3 +100,77 @@ def ride_detail(request: HttpRequest, ride_id: str):
         for e in ride.events.order_by("version")
     ]
     return data
+
+
+def _visible(request: HttpRequest, ride_id: str) -> tuple[Ride, Viewer]:
+    ride = Ride.objects.with_people().filter(ride_id=ride_id).first()
+    viewer = access.viewer_of(request.auth, ride) if ride is not None else None
+    if viewer is None:
+        raise ApiError(404, "not_found", f"There is no ride {ride_id} of yours.")
+    return ride, viewer
+
+
+@ride_router.post(
+    "/",
+    response={201: BookedOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 409: ErrorOut},
+    summary="Book a ride ahead",
+)
+def ride_book_ahead(request: HttpRequest, payload: BookAheadIn):
+    """
+    A ride for a pickup time or an appointment (arrive by), from now up to
+    BOOKING_HORIZON_DAYS ahead, with its return leg if asked (a time, or
+    will-call). For someone else: `passenger_id` or `passenger_phone`
+    (a caregiver with the booking permission, or a dispatcher).
+    """
+    passenger = access.passenger_to_book_ahead_for(
+        request.auth, payload.passenger_id, payload.passenger_phone
+    )
+    ride = scheduling.ride_book_ahead(
+        passenger=passenger,
+        booked_by=request.auth,
+        ride_id=payload.ride_id,
+        pickup=Place(**payload.pickup.model_dump()),
+        dropoff=Place(**payload.dropoff.model_dump()),
+        pickup_at=payload.pickup_at,
+        appointment_at=payload.appointment_at,
+        return_at=payload.return_at,
+        return_will_call=payload.return_will_call,
+        needs=payload.needs.needs(),
+        notes=payload.notes,
+    )
+    legs = list(Ride.objects.with_people().filter(Q(pk=ride.pk) | Q(outbound=ride)))
+    viewers = access.viewers_of(request.auth, legs)
+    out = {leg.pk: _ride_out(leg, viewers[leg.pk]) for leg in legs}
+    return Status(
+        201, {"ride": out[ride.pk], "returns": [v for k, v in out.items() if k != ride.pk]}
+    )
+
+
+@ride_router.post(
+    "/{ride_id}/ready/",
+    response={200: RideOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    summary="A will-call return: the rider is ready",
+)
+def ride_ready(request: HttpRequest, ride_id: str):
+    """The passenger, or a caregiver who may book, says the rider is ready to go home."""
+    ride, _ = _visible(request, ride_id)
+    scheduling.ride_ready(ride=ride, actor=request.auth)
+    ride, viewer = _visible(request, ride_id)
+    return _ride_out(ride, viewer)
+
+
+@ride_router.post(
+    "/{ride_id}/cancel/",
+    response={200: RideOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    summary="Cancel a ride",
+)
+def ride_cancel(request: HttpRequest, ride_id: str, payload: CancelIn):
+    """As cancel_ride on the ride socket: the passenger, a caregiver who may book, staff."""
+    ride, viewer = _visible(request, ride_id)
+    if viewer.role == access.DRIVER:
+        raise NotAllowed("Drivers give a ride back on the driver socket (cancel_ride).")
+    rides.ride_cancel(
+        ride=ride, actor=request.auth, cancelled_by=viewer.cancels_as(), reason=payload.reason
+    )
+    ride, viewer = _visible(request, ride_id)
+    return _ride_out(ride, viewer)

@@ -5,10 +5,12 @@ Response bodies of the rides API. A ride reads as on the sockets
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from datetime import date, datetime, time
+from typing import Any, Literal
 
-from ninja import Schema
+from ninja import Field, Schema
+
+from dispatch.scheduling import Needs
 
 Role = Literal["passenger", "caregiver", "driver", "staff"]
 
@@ -44,6 +46,8 @@ class NeedsOut(Schema):
     assistance_boarding: bool
     service_animal: bool
     notes: str
+    companions: int = 0
+    attendant: bool = False
     ride_notes: str | None = None
 
 
@@ -66,6 +70,8 @@ class RideOut(Schema):
     needs_wheelchair: bool
     # The passenger's needs card, only while the ride is active.
     needs: NeedsOut | None = None
+    # A ride booked ahead: its times, leg, and confirmed pickup window.
+    booked_ahead: dict[str, Any] | None = None
     cancelled_by: str | None = None
     cancel_reason: str | None = None
     no_driver_found: bool
@@ -87,3 +93,142 @@ class RideEventOut(Schema):
 
 class RideDetailOut(RideOut):
     events: list[RideEventOut]
+
+
+# --- booking ahead ------------------------------------------------------------
+
+
+class PlaceIn(Schema):
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    address: str = Field(default="", max_length=255)
+
+
+class NeedsIn(Schema):
+    # None: the passenger profile's.
+    wheelchair: bool | None = None
+    walker: bool = False
+    service_animal: bool = False
+    companions: int = Field(default=0, ge=0, le=6)
+    attendant: bool = False
+
+    def needs(self) -> Needs:
+        return Needs(**self.model_dump())
+
+
+class BookAheadIn(Schema):
+    """A ride booked ahead: a pickup time or an appointment, from now to the horizon."""
+
+    pickup: PlaceIn
+    dropoff: PlaceIn
+    pickup_at: datetime | None = None
+    appointment_at: datetime | None = None
+    return_at: datetime | None = None
+    return_will_call: bool = False
+    needs: NeedsIn = NeedsIn()
+    notes: str = Field(default="", max_length=1000)
+    # Booking for someone else (a caregiver with the permission, a dispatcher).
+    passenger_id: int | None = None
+    passenger_phone: str | None = Field(default=None, max_length=32)
+    # Chosen by the app, or made by the server.
+    ride_id: str | None = Field(default=None, max_length=64)
+
+
+class BookedOut(Schema):
+    ride: RideOut
+    returns: list[RideOut]
+
+
+class CancelIn(Schema):
+    reason: str = Field(default="", max_length=64)
+
+
+# --- recurring series -----------------------------------------------------------
+
+
+class SeriesIn(Schema):
+    """Weekdays 0 (Monday) to 6 (Sunday), local times (TIME_ZONE)."""
+
+    weekdays: list[int]
+    start_date: date
+    end_date: date | None = None
+    pickup_time: time | None = None
+    appointment_time: time | None = None
+    return_time: time | None = None
+    return_will_call: bool = False
+    except_dates: list[date] = []
+    pickup: PlaceIn
+    dropoff: PlaceIn
+    needs: NeedsIn = NeedsIn()
+    notes: str = Field(default="", max_length=1000)
+    passenger_id: int | None = None
+    passenger_phone: str | None = Field(default=None, max_length=32)
+
+
+class SeriesPatch(Schema):
+    """Only the fields sent change."""
+
+    weekdays: list[int] | None = None
+    end_date: date | None = None
+    pickup_time: time | None = None
+    appointment_time: time | None = None
+    return_time: time | None = None
+    return_will_call: bool | None = None
+    except_dates: list[date] | None = None
+    pickup: PlaceIn | None = None
+    dropoff: PlaceIn | None = None
+    needs: NeedsIn | None = None
+    notes: str | None = Field(default=None, max_length=1000)
+
+
+class PauseIn(Schema):
+    start_date: date
+    end_date: date
+    reason: str = Field(default="", max_length=255)
+
+
+class EndIn(Schema):
+    # The last day with rides; default today.
+    last_date: date | None = None
+
+
+class PauseOut(Schema):
+    id: int
+    start_date: date
+    end_date: date
+    reason: str
+
+
+class SeriesOut(Schema):
+    id: int
+    passenger: PersonOut
+    booked_by: PersonOut
+    status: str
+    version: int
+    weekdays: list[int]
+    start_date: date
+    end_date: date | None = None
+    pickup_time: time | None = None
+    appointment_time: time | None = None
+    return_time: time | None = None
+    return_will_call: bool
+    except_dates: list[date]
+    pauses: list[PauseOut]
+    pickup: PlaceOut
+    dropoff: PlaceOut
+    needs: NeedsIn
+    notes: str
+    materialised_until: date | None = None
+    # Upcoming rides: ride_id, service_date, status, leg, planned (on a run).
+    upcoming: list[dict]
+
+
+class SeriesChangeOut(Schema):
+    """A series, and what the change did to its rides."""
+
+    series: SeriesOut
+    created: list[str]
+    changed: list[str]
+    cancelled: list[str]
+    # Planned rides the change left alone: a dispatcher decides them.
+    kept_planned: list[str]

@@ -10,6 +10,12 @@ caller read, so a change made meanwhile fails instead of being overwritten.
 A caller who showed the ride to a person (a dispatcher) passes the version
 they saw as `expected_version`.
 
+A ride booked ahead starts `scheduled` (`opened_ahead`), outside the
+active statuses: it becomes `assigned` when its driver's run reaches it
+(`ride_run_reached`), or `searching` when a will-call return is ready or a
+dispatcher sends it to on-demand matching. Run rides leave the driver's
+status alone: a run carries several passengers, and the driver is on shift.
+
 Who drives whom (candidates, assignment, offers) is dispatch.matching's.
 """
 
@@ -39,6 +45,7 @@ from people.models import User
 
 S = RideStatus
 TRANSITIONS: dict[str, set[str]] = {
+    S.SCHEDULED: {S.ASSIGNED, S.SEARCHING, S.CANCELLED, S.UNFULFILLED},
     S.REQUESTED: {S.SEARCHING, S.CANCELLED},
     S.SEARCHING: {S.ASSIGNED, S.CANCELLED, S.UNFULFILLED},
     S.ASSIGNED: {S.ASSIGNED, S.DRIVER_ARRIVED, S.SEARCHING, S.CANCELLED},
@@ -196,6 +203,23 @@ def opened(
     return ride, [requested, searching]
 
 
+def opened_ahead(
+    *, ride_id: str, passenger: User, booked_by: User, role: str, **details
+) -> tuple[Ride, RideEvent]:
+    """A ride booked ahead, in memory: `scheduled` (version 1), and its event."""
+    if not isinstance(ride_id, str) or not re.match(RIDE_ID_PATTERN, ride_id):
+        raise DispatchError("ride_id must be 1-64 letters, digits, '-' or '_'.", field="ride_id")
+    ride = Ride(
+        ride_id=ride_id,
+        passenger=passenger,
+        booked_by=booked_by,
+        status=S.SCHEDULED,
+        version=1,
+        **details,
+    )
+    return ride, _event(ride, "scheduled", actor=booked_by, role=role, from_status="", payload={})
+
+
 def insert(ride: Ride, events: list[RideEvent]) -> None:
     """
     Write a ride `opened` built, with its events, inside the caller's
@@ -256,14 +280,18 @@ def drivers_own(ride: Ride, driver: User) -> None:
 
 
 def drivers_active_ride(*, driver: User, ride_id: str | None = None) -> Ride:
-    """The ride the driver holds; `ride_id`, if the app sent one, must name it."""
-    ride = Ride.objects.with_people().held_by(driver.pk).first()
+    """
+    The ride the driver holds; `ride_id`, if the app sent one, must name one
+    they hold (a run may hold several: without it, the one reached first).
+    """
+    held = Ride.objects.with_people().held_by(driver.pk)
+    ride = held.filter(ride_id=ride_id).first() if ride_id else held.first()
+    if ride is None and ride_id and held.exists():
+        raise DispatchError(
+            f"Your active ride is {held.first().ride_id}, not {ride_id}.", fields=["ride_id"]
+        )
     if ride is None:
         raise DispatchError("You have no active ride.", code="invalid_state", status=409)
-    if ride_id and ride_id != ride.ride_id:
-        raise DispatchError(
-            f"Your active ride is {ride.ride_id}, not {ride_id}.", fields=["ride_id"]
-        )
     return ride
 
 
@@ -272,7 +300,7 @@ def _driver_step(ride: Ride, driver: User, to_status: str, kind: str, **fields) 
     drivers_own(ride, driver)
     with transaction.atomic():
         transition(ride, to_status, kind=kind, actor=driver, role="driver", **fields)
-        if to_status not in DRIVER_HELD_STATUSES:
+        if to_status not in DRIVER_HELD_STATUSES and ride.run_id is None:
             drivers.release(driver.pk)
         broadcast.ride_changed(ride, kind)
     return ride
@@ -318,6 +346,29 @@ def ride_no_show(*, ride: Ride, driver: User) -> Ride:
     )
 
 
+def ride_run_reached(*, ride: Ride, actor: User | None = None, role: str = "system") -> Ride:
+    """
+    A scheduled ride's run has reached it (its driver heads for the pickup):
+    the ride becomes `assigned` to the run's driver, and everyone hears
+    driver_assigned / ride_assigned as for a ride matched on demand.
+    """
+    if ride.run_id is None:
+        raise IllegalTransition(ride, S.ASSIGNED, f"Ride {ride.ride_id} is on no run.")
+    with transaction.atomic():
+        transition(
+            ride,
+            S.ASSIGNED,
+            kind="assigned",
+            actor=actor,
+            role=role,
+            payload={"driver_id": ride.run.driver_id, "run_id": ride.run_id},
+            driver=ride.run.driver,
+            assigned_at=timezone.now(),
+        )
+        broadcast.ride_changed(ride, "assigned")
+    return ride
+
+
 # --- endings ---------------------------------------------------------------------
 
 
@@ -328,6 +379,13 @@ def withdraw_offers(ride: Ride, except_driver_id: int | None = None) -> list[int
     if offered:
         open_offers.update(status=OfferStatus.WITHDRAWN, responded_at=timezone.now())
     return [d for d in offered if d != except_driver_id]
+
+
+def _on_demand_driver(ride: Ride) -> int | None:
+    """The driver a ride's ending frees: an on-demand ride's (a run's driver stays on shift)."""
+    if ride.status in DRIVER_HELD_STATUSES and ride.run_id is None:
+        return ride.driver_id
+    return None
 
 
 def ride_cancel(
@@ -342,7 +400,7 @@ def ride_cancel(
     if cancelled_by not in CancelledBy.values:
         raise DispatchError("Unknown canceller.", field="cancelled_by")
     with transaction.atomic():
-        driver_id = ride.driver_id if ride.status in DRIVER_HELD_STATUSES else None
+        driver_id = _on_demand_driver(ride)
         transition(
             ride,
             S.CANCELLED,
@@ -366,7 +424,7 @@ def ride_mark_unfulfilled(
 ) -> Ride:
     """A dispatcher gives up on a ride nobody can take; the passenger is told why."""
     with transaction.atomic():
-        driver_id = ride.driver_id if ride.status in DRIVER_HELD_STATUSES else None
+        driver_id = _on_demand_driver(ride)
         transition(
             ride,
             S.UNFULFILLED,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from dispatch.scheduling import Needs, Place
 
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
@@ -31,6 +34,20 @@ class FindDriver(Inbound):
     fare_amount: Decimal | None = Field(default=None, ge=0, le=1_000_000, decimal_places=2)
     needs_wheelchair: bool | None = None
     notes: str = Field(default="", max_length=1000)
+    # Booking ahead (docs/protocol.md): a pickup time or an appointment to
+    # arrive by, a return leg, and who and what rides along.
+    pickup_at: datetime | None = None
+    appointment_at: datetime | None = None
+    return_at: datetime | None = None
+    return_will_call: bool = False
+    needs_walker: bool = False
+    service_animal: bool = False
+    companions: int = Field(default=0, ge=0, le=6)
+    attendant: bool = False
+
+    @property
+    def books_ahead(self) -> bool:
+        return self.pickup_at is not None or self.appointment_at is not None
 
     @field_validator("distance_km", "fare_amount", mode="before")
     @classmethod
@@ -62,6 +79,25 @@ class FindDriver(Inbound):
             "estimated_duration_minutes": None if minutes is None else round(minutes),
             "fare_amount": self.fare_amount,
             "needs_wheelchair": self.needs_wheelchair,
+            "notes": self.notes,
+        }
+
+    def ahead_details(self) -> dict:
+        """A ride booked ahead (dispatch.scheduling.ride_book_ahead's keywords)."""
+        return {
+            "pickup": Place(self.pickup_latitude, self.pickup_longitude, self.pickup_address),
+            "dropoff": Place(self.dropoff_latitude, self.dropoff_longitude, self.dropoff_address),
+            "pickup_at": self.pickup_at,
+            "appointment_at": self.appointment_at,
+            "return_at": self.return_at,
+            "return_will_call": self.return_will_call,
+            "needs": Needs(
+                wheelchair=self.needs_wheelchair,
+                walker=self.needs_walker,
+                service_animal=self.service_animal,
+                companions=self.companions,
+                attendant=self.attendant,
+            ),
             "notes": self.notes,
         }
 

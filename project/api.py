@@ -15,6 +15,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from dispatch.rest_api import ride_router
+from dispatch.series_api import series_router
 from people.auth_api import auth_router
 from people.caregiver_api import caregiver_router
 from people.profile_api import profile_router
@@ -33,6 +34,7 @@ api.add_router("/auth/", auth_router)
 api.add_router("/auth/profile/", profile_router)
 api.add_router("/caregivers/", caregiver_router)
 api.add_router("/rides/", ride_router)
+api.add_router("/series/", series_router)
 
 
 def _field_name(loc: list) -> str:

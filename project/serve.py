@@ -6,7 +6,10 @@ around it that belong to a serving process and not to importing the app:
 - on SIGTERM, open sockets are closed with 1001 "going away" and drained
   for SHUTDOWN_GRACE_S before Daphne stops (project.common.adapters);
 - the garbage collector is tuned (GC_THRESHOLDS), with everything imported
-  at start-up frozen.
+  at start-up frozen;
+- recurring series are materialised every SERIES_MATERIALISE_EVERY_S on a
+  thread (on by default under DEBUG, i.e. `make run`; production uses the
+  systemd timer).
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ def main(argv: list[str]) -> None:
     from project.common.adapters import close_sockets_on_shutdown
 
     close_sockets_on_shutdown(float(os.environ.get("SHUTDOWN_GRACE_S", "5")))
+    # Once project.asgi has set Django up: the series module imports models.
+    from django.conf import settings
+
+    from dispatch.series import start_materialising
+
+    start_materialising(settings.SERIES_MATERIALISE_EVERY_S)
     tune_garbage_collector(os.environ.get("GC_THRESHOLDS", "50000,20,10"))
     CommandLineInterface().run(argv)
 

@@ -374,6 +374,34 @@ CONSOLE_MAP_BATCH_S = env_float("CONSOLE_MAP_BATCH_S", 0.25)
 # drivers' last positions are kept (manage.py housekeeping).
 RETENTION_DAYS = env_int("RETENTION_DAYS", 90)
 
+# --- Booking ahead and planning runs (dispatch/planning) ------------------------
+# The pickup window: this many minutes either side of the planned pickup.
+PICKUP_WINDOW_MIN = env_float("PICKUP_WINDOW_MIN", 15)
+# Rides may be booked from today up to this many days ahead; recurring series
+# are materialised as far.
+BOOKING_HORIZON_DAYS = env_int("BOOKING_HORIZON_DAYS", 14)
+BOARDING_MIN = env_float("BOARDING_MIN", 2)
+WHEELCHAIR_BOARDING_MIN = env_float("WHEELCHAIR_BOARDING_MIN", 5)
+# Nobody rides longer than max(MAX_RIDE_FACTOR x direct, direct + MAX_RIDE_EXTRA_MIN).
+MAX_RIDE_FACTOR = env_float("MAX_RIDE_FACTOR", 1.5)
+MAX_RIDE_EXTRA_MIN = env_float("MAX_RIDE_EXTRA_MIN", 20)
+# Travel times: haversine x DETOUR_FACTOR at URBAN_SPEED_KMH, or a routing
+# server's table (osrm, valhalla) at ROUTING_URL.
+ROUTING_ENGINE = env("ROUTING_ENGINE", "haversine")
+ROUTING_URL = env("ROUTING_URL")
+ROUTING_TIMEOUT_S = env_float("ROUTING_TIMEOUT_S", 30)
+DETOUR_FACTOR = env_float("DETOUR_FACTOR", 1.3)
+URBAN_SPEED_KMH = env_float("URBAN_SPEED_KMH", 30)
+# The solver stops searching after this long and keeps its best plan.
+PLAN_TIMEOUT_S = env_float("PLAN_TIMEOUT_S", 120)
+# VROOM's exploration level, 0-5: higher searches more.
+PLAN_EXPLORATION = env_int("PLAN_EXPLORATION", 5)
+# Solver threads; 0: one per CPU.
+PLAN_THREADS = env_int("PLAN_THREADS", 0)
+# Seconds between materialising series in a serving process (make run); 0:
+# never (production runs `manage.py materialise_series` from a timer).
+SERIES_MATERIALISE_EVERY_S = env_int("SERIES_MATERIALISE_EVERY_S", 3600 if DEBUG else 0)
+
 # Threads for database calls from sockets (project.common.db). SQLite takes one
 # writer at a time, so there they stay on one thread.
 DB_THREADS = 1 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else env_int("DB_THREADS", 4)

@@ -1,3 +1,5 @@
+"""Drivers' live state, rides and their events, and offers."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -83,6 +85,9 @@ class DriverState(models.Model):
 
 
 class RideStatus(models.TextChoices):
+    # Booked ahead: waits for its day, outside the active statuses, so a
+    # passenger may hold one for tomorrow and book a ride now.
+    SCHEDULED = "scheduled", "Scheduled"
     REQUESTED = "requested", "Requested"
     SEARCHING = "searching", "Searching"
     ASSIGNED = "assigned", "Driver assigned"
@@ -116,12 +121,22 @@ FINAL_STATUSES = (
 )
 
 
+# A series' own edits cancel its rides with these reasons; such a day may be
+# booked again (a pause taken back), unlike a ride its rider cancelled.
+SERIES_WITHDREW = ("series_changed", "series_paused", "series_ended")
+
+
 class CancelledBy(models.TextChoices):
     PASSENGER = "passenger", "Passenger"
     CAREGIVER = "caregiver", "Caregiver"
     DRIVER = "driver", "Driver"
     DISPATCHER = "dispatcher", "Dispatcher"
     SYSTEM = "system", "System"
+
+
+class Leg(models.TextChoices):
+    OUTBOUND = "outbound", "Outbound"
+    RETURN = "return", "Return"
 
 
 class RideQuerySet(models.QuerySet):
@@ -132,8 +147,20 @@ class RideQuerySet(models.QuerySet):
         return self.filter(status__in=PENDING_STATUSES)
 
     def held_by(self, driver_id: int):
-        """The ride a driver holds now (at most one: a constraint says so)."""
-        return self.filter(driver_id=driver_id, status__in=DRIVER_HELD_STATUSES)
+        """
+        The rides a driver holds now: at most one on demand (a constraint
+        says so), and those of their run that it has reached.
+        """
+        return self.filter(driver_id=driver_id, status__in=DRIVER_HELD_STATUSES).order_by(
+            "assigned_at", "pk"
+        )
+
+    def scheduled(self):
+        return self.filter(status=RideStatus.SCHEDULED)
+
+    def on(self, service_date):
+        """The booked-ahead rides of one service day (its pickup's local date)."""
+        return self.filter(service_date=service_date)
 
     def with_people(self):
         """Everyone a ride's messages name, and the driver's live state (the card)."""
@@ -183,7 +210,43 @@ class Ride(models.Model):
     fare_amount = models.DecimalField(max_digits=9, decimal_places=2, null=True, blank=True)
 
     needs_wheelchair = models.BooleanField(default=False)
+    needs_walker = models.BooleanField(default=False)
+    service_animal = models.BooleanField(default=False)
+    # People riding along; each takes a seat.
+    companions = models.PositiveSmallIntegerField(default=0)
+    attendant = models.BooleanField(default=False)
     notes = models.TextField(blank=True)
+
+    # Booked ahead: a requested pickup or an appointment to arrive by (UTC),
+    # the local day it falls on, and the leg of a round trip. A will-call
+    # return has no time: the rider says when they are ready.
+    pickup_at = models.DateTimeField(null=True, blank=True)
+    appointment_at = models.DateTimeField(null=True, blank=True)
+    service_date = models.DateField(null=True, blank=True, db_index=True)
+    leg = models.CharField(max_length=8, choices=Leg.choices, default=Leg.OUTBOUND)
+    outbound = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="returns"
+    )
+    will_call = models.BooleanField(default=False)
+    series = models.ForeignKey(
+        "dispatch.RideSeries",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="rides",
+    )
+    # The run it is on in its day's plan, whether a dispatcher locked it
+    # there, or why the planner left it out.
+    run = models.ForeignKey(
+        "dispatch.Run", on_delete=models.SET_NULL, null=True, blank=True, related_name="rides"
+    )
+    run_locked = models.BooleanField(default=False)
+    unplanned_reason = models.CharField(max_length=32, blank=True)
+    # What the rider was last told (a published plan): the planned pickup
+    # and the window around it.
+    confirmed_pickup_at = models.DateTimeField(null=True, blank=True)
+    confirmed_window_start = models.DateTimeField(null=True, blank=True)
+    confirmed_window_end = models.DateTimeField(null=True, blank=True)
 
     cancelled_by = models.CharField(max_length=16, choices=CancelledBy.choices, blank=True)
     cancel_reason = models.CharField(max_length=64, blank=True)
@@ -206,9 +269,10 @@ class Ride(models.Model):
             models.CheckConstraint(
                 condition=Q(ride_id__regex=RIDE_ID_PATTERN), name="ride_id_format"
             ),
+            # On demand only: a run carries several passengers at once.
             models.UniqueConstraint(
                 fields=["driver"],
-                condition=Q(status__in=DRIVER_HELD_STATUSES),
+                condition=Q(status__in=DRIVER_HELD_STATUSES, run__isnull=True),
                 name="one_active_ride_per_driver",
             ),
             models.UniqueConstraint(
@@ -231,6 +295,17 @@ class Ride(models.Model):
                 & Q(dropoff_longitude__lte=180),
                 name="ride_coordinates_range",
             ),
+            models.CheckConstraint(
+                condition=Q(pickup_at__isnull=True) | Q(appointment_at__isnull=True),
+                name="pickup_time_or_appointment",
+            ),
+            # A series makes one ride of each leg a day, whatever became of it,
+            # unless the series itself withdrew it.
+            models.UniqueConstraint(
+                fields=["series", "service_date", "leg"],
+                condition=Q(series__isnull=False) & ~Q(cancel_reason__in=SERIES_WITHDREW),
+                name="one_ride_per_series_day_and_leg",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -247,6 +322,15 @@ class Ride(models.Model):
     @property
     def booked_on_behalf(self) -> bool:
         return self.booked_by_id != self.passenger_id
+
+    @property
+    def is_booked_ahead(self) -> bool:
+        return self.service_date is not None
+
+    @property
+    def seats(self) -> int:
+        """Seats it takes: the passenger's (unless in their wheelchair), and each companion's."""
+        return (0 if self.needs_wheelchair else 1) + self.companions + int(self.attendant)
 
 
 class RideEvent(models.Model):

@@ -1,0 +1,57 @@
+"""
+Dispatch's rows: drivers' live state, rides and their events, offers
+(`rides`); recurring series and shifts (`schedule`); day plans, runs and
+stops (`plans`).
+"""
+
+from dispatch.models.plans import DayPlan, PlanEvent, PlanStatus, Run, Stop, StopKind
+from dispatch.models.rides import (
+    ACTIVE_STATUSES,
+    DRIVER_HELD_STATUSES,
+    FINAL_STATUSES,
+    PENDING_STATUSES,
+    RIDE_ID_PATTERN,
+    SERIES_WITHDREW,
+    CancelledBy,
+    DriverState,
+    DriverStateQuerySet,
+    DriverStatus,
+    Leg,
+    OfferStatus,
+    Ride,
+    RideEvent,
+    RideOffer,
+    RideQuerySet,
+    RideStatus,
+)
+from dispatch.models.schedule import DriverShift, RideSeries, SeriesPause, SeriesStatus
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "DRIVER_HELD_STATUSES",
+    "FINAL_STATUSES",
+    "PENDING_STATUSES",
+    "RIDE_ID_PATTERN",
+    "SERIES_WITHDREW",
+    "CancelledBy",
+    "DayPlan",
+    "DriverShift",
+    "DriverState",
+    "DriverStateQuerySet",
+    "DriverStatus",
+    "Leg",
+    "OfferStatus",
+    "PlanEvent",
+    "PlanStatus",
+    "Ride",
+    "RideEvent",
+    "RideOffer",
+    "RideQuerySet",
+    "RideSeries",
+    "RideStatus",
+    "Run",
+    "SeriesPause",
+    "SeriesStatus",
+    "Stop",
+    "StopKind",
+]

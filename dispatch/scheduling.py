@@ -1,0 +1,224 @@
+"""
+Booking ahead: when a ride may be booked for, the booking of one ride (and
+its return leg), and a will-call return's "ready".
+
+A ride booked ahead has a requested pickup time or an appointment to arrive
+by, from now to BOOKING_HORIZON_DAYS ahead (its local date, TIME_ZONE).
+It is `scheduled` until its day's plan puts it on a run
+(dispatch.planning.services) and the run reaches it. A return leg has its
+own time, or is will-call: the rider says when they are ready, and the leg
+joins a run that passes or is matched on demand at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from dispatch import access, broadcast, matching, rides
+from dispatch.errors import DispatchError, IllegalTransition, NotAllowed, RideConflict
+from dispatch.models import Leg, Ride, RideSeries, RideStatus
+from dispatch.planning import day
+from people.models import User
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    latitude: float
+    longitude: float
+    address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """What the rider brings: None for the wheelchair means the passenger profile's."""
+
+    wheelchair: bool | None = None
+    walker: bool = False
+    service_animal: bool = False
+    companions: int = 0
+    attendant: bool = False
+
+
+def service_date_of(when: datetime) -> date:
+    """The local day (TIME_ZONE) a time falls on."""
+    return timezone.localtime(when).date()
+
+
+def last_bookable_date(now: datetime | None = None) -> date:
+    return service_date_of(now or timezone.now()) + timedelta(days=settings.BOOKING_HORIZON_DAYS)
+
+
+def check_bookable(when: datetime, *, field: str, now: datetime | None = None) -> None:
+    """A time already past, or past the horizon, is refused (invalid_request)."""
+    now = now or timezone.now()
+    if timezone.is_naive(when):
+        raise DispatchError("Give the time with its offset or in UTC.", fields={field: "naive"})
+    if when <= now:
+        raise DispatchError("That time has already passed.", fields={field: "in the past"})
+    if service_date_of(when) > last_bookable_date(now):
+        raise DispatchError(
+            f"Rides can be booked up to {settings.BOOKING_HORIZON_DAYS} days ahead.",
+            fields={field: "beyond the booking horizon"},
+        )
+
+
+def _place_fields(prefix: str, place: Place) -> dict:
+    return {
+        f"{prefix}_latitude": place.latitude,
+        f"{prefix}_longitude": place.longitude,
+        f"{prefix}_address": place.address,
+    }
+
+
+def _needs_fields(passenger: User, needs: Needs) -> dict:
+    wheelchair = needs.wheelchair
+    if wheelchair is None:
+        profile = getattr(passenger, "passenger_profile", None)
+        wheelchair = bool(profile and profile.needs_wheelchair)
+    return {
+        "needs_wheelchair": wheelchair,
+        "needs_walker": needs.walker,
+        "service_animal": needs.service_animal,
+        "companions": needs.companions,
+        "attendant": needs.attendant,
+    }
+
+
+def new_ride_id(prefix: str = "b") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:20]}"
+
+
+def ride_book_ahead(
+    *,
+    passenger: User,
+    booked_by: User,
+    pickup: Place,
+    dropoff: Place,
+    pickup_at: datetime | None = None,
+    appointment_at: datetime | None = None,
+    needs: Needs | None = None,
+    notes: str = "",
+    ride_id: str | None = None,
+    return_at: datetime | None = None,
+    return_will_call: bool = False,
+    series: RideSeries | None = None,
+    service_date: date | None = None,
+    role: str | None = None,
+    now: datetime | None = None,
+) -> Ride:
+    """
+    Book a ride ahead, with its return leg if one is asked for (a time, or
+    will-call). The caller has decided who rides (access.
+    passenger_to_book_ahead_for). Returns the outbound ride, `scheduled`;
+    the booker and the rider hear `ride_scheduled`.
+    """
+    if (pickup_at is None) == (appointment_at is None):
+        raise DispatchError(
+            "Give a pickup time or an appointment time, not both.",
+            fields={"pickup_at": "one of", "appointment_at": "one of"},
+        )
+    wanted = pickup_at or appointment_at
+    field = "pickup_at" if pickup_at else "appointment_at"
+    if series is None:
+        check_bookable(wanted, field=field, now=now)
+    if return_at is not None and return_will_call:
+        raise DispatchError(
+            "A return is at a time or will-call, not both.", fields={"return_at": "both"}
+        )
+    if return_at is not None and return_at <= wanted:
+        raise DispatchError(
+            "The return must be after the outbound trip.", fields={"return_at": "too early"}
+        )
+    needs = needs or Needs()
+    if not 0 <= needs.companions <= 6:
+        raise DispatchError("At most six companions.", fields={"companions": "0-6"})
+    role = role or access.booker_role(booked_by, passenger)
+    service_date = service_date or service_date_of(wanted)
+    common = {
+        **_needs_fields(passenger, needs),
+        "notes": notes,
+        "series": series,
+        "service_date": service_date,
+    }
+    legs = [
+        dict(
+            ride_id=ride_id or new_ride_id(),
+            pickup_at=pickup_at,
+            appointment_at=appointment_at,
+            **_place_fields("pickup", pickup),
+            **_place_fields("dropoff", dropoff),
+        )
+    ]
+    if return_at is not None or return_will_call:
+        legs.append(
+            dict(
+                ride_id=f"{legs[0]['ride_id'][:60]}-ret",
+                pickup_at=return_at,
+                will_call=return_will_call,
+                leg=Leg.RETURN,
+                **_place_fields("pickup", dropoff),
+                **_place_fields("dropoff", pickup),
+            )
+        )
+    booked: list[Ride] = []
+    try:
+        with transaction.atomic():
+            for fields in legs:
+                ride, event = rides.opened_ahead(
+                    passenger=passenger,
+                    booked_by=booked_by,
+                    role=role,
+                    outbound=booked[0] if booked else None,
+                    **common,
+                    **fields,
+                )
+                rides.insert(ride, [event])
+                booked.append(ride)
+            for ride in reversed(booked):
+                broadcast.ride_changed(ride, "scheduled")
+    except IntegrityError as exc:
+        taken = [f["ride_id"] for f in legs if Ride.objects.filter(ride_id=f["ride_id"]).exists()]
+        if taken:
+            raise RideConflict(f"Ride {taken[0]} already exists.", ride_id=taken[0]) from exc
+        raise
+    return booked[0]
+
+
+def ride_ready(*, ride: Ride, actor: User) -> Ride:
+    """
+    A will-call return's rider is ready: it joins a run passing nearby if
+    one can take it in time (dispatch.planning.day), else it is matched on
+    demand at once, as find_driver would.
+    """
+    viewer = access.viewer_of(actor, ride)
+    if not access.may_say_ready(viewer):
+        raise NotAllowed("Only the passenger, or a caregiver who may book, can say ready.")
+    if not ride.will_call or ride.status != RideStatus.SCHEDULED:
+        raise IllegalTransition(
+            ride, RideStatus.SEARCHING, f"Ride {ride.ride_id} is not waiting for 'ready'."
+        )
+    role = {"staff": "dispatcher"}.get(viewer.role, viewer.role)
+    if day.join_passing_run(ride=ride, actor=actor):
+        return ride
+    try:
+        with transaction.atomic():
+            rides.transition(
+                ride,
+                RideStatus.SEARCHING,
+                kind="ready",
+                actor=actor,
+                role=role,
+                pickup_at=timezone.now(),
+                run=None,
+            )
+            broadcast.ride_changed(ride, "searching")
+    except IntegrityError as exc:
+        conflict = rides.booking_conflict("", ride.passenger)
+        raise (conflict or exc) from exc
+    return matching.ride_match(ride=ride, fresh=True).ride

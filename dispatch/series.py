@@ -1,0 +1,455 @@
+"""
+Recurring rides: a series' calendar, and what its passenger (or a caregiver
+who may book, or a dispatcher) does with it: create, edit, pause, end. Its
+rides are made BOOKING_HORIZON_DAYS ahead by `series_materialise`, which a
+timer runs (manage.py materialise_series), and a serving process too under
+`make run` (SERIES_MATERIALISE_EVERY_S).
+
+The calendar is python-dateutil's rrule: weekly on the chosen weekdays from
+the start date to the end date, less exception dates and paused days. A
+ride's time is the series' local time (TIME_ZONE) on that date: on a day
+whose clocks spring forward past it, the same moment an hour later on the
+wall; on a day whose clocks fall back over it, the first of the two.
+
+An edit changes the series' future rides that no plan has placed on a run
+yet, and says which planned ones it left alone: a dispatcher decides those.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time as clock
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+
+from dateutil.rrule import DAILY, FR, MO, SA, SU, TH, TU, WE, WEEKLY, rrule, rruleset
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from dispatch import access, rides, scheduling
+from dispatch.errors import DispatchError, NotAllowed
+from dispatch.models import (
+    SERIES_WITHDREW,
+    CancelledBy,
+    Ride,
+    RideSeries,
+    RideStatus,
+    SeriesPause,
+    SeriesStatus,
+)
+from dispatch.scheduling import Needs, Place
+from people.audit import audit_event_record
+from people.models import User
+
+log = logging.getLogger(__name__)
+WEEKDAYS = (MO, TU, WE, TH, FR, SA, SU)
+
+
+# --- the calendar --------------------------------------------------------------------
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min)
+
+
+def series_dates(
+    series: RideSeries, start: date, end: date, pauses: list[SeriesPause] | None = None
+) -> list[date]:
+    """The dates from `start` to `end` (both included) the series has a ride on."""
+    last = min(end, series.end_date) if series.end_date else end
+    first = max(start, series.start_date)
+    if last < first or not series.weekdays:
+        return []
+    calendar = rruleset()
+    calendar.rrule(
+        rrule(
+            WEEKLY,
+            byweekday=[WEEKDAYS[d] for d in sorted(set(series.weekdays))],
+            dtstart=_midnight(series.start_date),
+            until=_midnight(last),
+        )
+    )
+    for day in series.except_dates:
+        calendar.exdate(_midnight(date.fromisoformat(day)))
+    for pause in series.pauses.all() if pauses is None else pauses:
+        calendar.exrule(
+            rrule(DAILY, dtstart=_midnight(pause.start_date), until=_midnight(pause.end_date))
+        )
+    return [d.date() for d in calendar.between(_midnight(first), _midnight(last), inc=True)]
+
+
+def local_instant(day: date, at: time) -> datetime:
+    """`at` o'clock on `day` in TIME_ZONE, as an aware instant (see the module on DST)."""
+    zone = timezone.get_current_timezone()
+    # fold=0: the offset before a change, so a time in a spring-forward gap
+    # lands after it and a time that happens twice is the first.
+    return datetime.combine(day, at).replace(tzinfo=zone, fold=0).astimezone(UTC)
+
+
+# --- what a change did ----------------------------------------------------------------
+
+
+@dataclass
+class SeriesChange:
+    """What a change to a series did to its rides."""
+
+    series: RideSeries
+    created: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    # Planned rides the change did not touch: a dispatcher's to decide.
+    kept_planned: list[str] = field(default_factory=list)
+
+
+# --- services ------------------------------------------------------------------------
+
+
+def _check(series: RideSeries, *, today: date) -> None:
+    weekdays = series.weekdays
+    if (
+        not isinstance(weekdays, list)
+        or not weekdays
+        or any(not isinstance(d, int) or not 0 <= d <= 6 for d in weekdays)
+    ):
+        raise DispatchError(
+            "Choose weekdays, 0 (Monday) to 6 (Sunday).", fields={"weekdays": "0-6"}
+        )
+    if (series.pickup_time is None) == (series.appointment_time is None):
+        raise DispatchError(
+            "Give a pickup time or an appointment time, not both.",
+            fields={"pickup_time": "one of", "appointment_time": "one of"},
+        )
+    if series.end_date and series.end_date < series.start_date:
+        raise DispatchError("The series ends before it starts.", fields={"end_date": "too early"})
+    if series.return_time and series.return_will_call:
+        raise DispatchError("A return is at a time or will-call.", fields={"return_time": "both"})
+    if series.return_time and series.return_time <= (series.pickup_time or series.appointment_time):
+        raise DispatchError(
+            "The return is before the outbound trip.", fields={"return_time": "too early"}
+        )
+    for day in series.except_dates:
+        try:
+            date.fromisoformat(day)
+        except (TypeError, ValueError) as exc:
+            raise DispatchError(
+                "Exception dates are YYYY-MM-DD.", fields={"except_dates": str(day)}
+            ) from exc
+
+
+def series_create(
+    *,
+    passenger: User,
+    booked_by: User,
+    weekdays: list[int],
+    start_date: date,
+    pickup: Place,
+    dropoff: Place,
+    pickup_time: time | None = None,
+    appointment_time: time | None = None,
+    end_date: date | None = None,
+    return_time: time | None = None,
+    return_will_call: bool = False,
+    except_dates: list[str] = (),
+    needs: Needs | None = None,
+    notes: str = "",
+) -> SeriesChange:
+    """A new series (the caller decided who rides); its rides within the horizon are made."""
+    needs = needs or Needs()
+    today = timezone.localdate()
+    if start_date < today:
+        raise DispatchError("A series starts today or later.", fields={"start_date": "in the past"})
+    wheelchair = needs.wheelchair
+    if wheelchair is None:
+        profile = getattr(passenger, "passenger_profile", None)
+        wheelchair = bool(profile and profile.needs_wheelchair)
+    series = RideSeries(
+        passenger=passenger,
+        booked_by=booked_by,
+        weekdays=sorted(set(weekdays)),
+        pickup_time=pickup_time,
+        appointment_time=appointment_time,
+        return_time=return_time,
+        return_will_call=return_will_call,
+        start_date=start_date,
+        end_date=end_date,
+        except_dates=list(except_dates),
+        pickup_latitude=pickup.latitude,
+        pickup_longitude=pickup.longitude,
+        pickup_address=pickup.address,
+        dropoff_latitude=dropoff.latitude,
+        dropoff_longitude=dropoff.longitude,
+        dropoff_address=dropoff.address,
+        needs_wheelchair=wheelchair,
+        needs_walker=needs.walker,
+        service_animal=needs.service_animal,
+        companions=needs.companions,
+        attendant=needs.attendant,
+        notes=notes,
+    )
+    _check(series, today=today)
+    with transaction.atomic():
+        series.save()
+        audit_event_record(actor=booked_by, action="series.created", subject=series)
+        change = SeriesChange(series)
+        change.created = _materialise(series)
+    return change
+
+
+# The fields of a series an edit may change, and what each is on its rides.
+EDITABLE = {
+    "weekdays", "pickup_time", "appointment_time", "return_time", "return_will_call",
+    "end_date", "except_dates", "pickup_latitude", "pickup_longitude", "pickup_address",
+    "dropoff_latitude", "dropoff_longitude", "dropoff_address", "needs_wheelchair",
+    "needs_walker", "service_animal", "companions", "attendant", "notes",
+}  # fmt: skip
+RIDE_FIELDS = (
+    "needs_wheelchair", "needs_walker", "service_animal", "companions", "attendant", "notes",
+)  # fmt: skip
+
+
+def _future_rides(series: RideSeries, *, after: date):
+    return Ride.objects.filter(
+        series=series, service_date__gte=after, status=RideStatus.SCHEDULED
+    ).select_related("run")
+
+
+def series_update(*, series: RideSeries, actor: User, **changes) -> SeriesChange:
+    """
+    Change a series. Its future rides not yet on a run follow (a date no
+    longer in it is cancelled, a new one is made); planned ones are listed
+    in `kept_planned`, unchanged.
+    """
+    _may_change(actor, series)
+    unknown = set(changes) - EDITABLE
+    if unknown:
+        raise DispatchError(
+            "These fields cannot be changed.", fields={f: "unknown" for f in unknown}
+        )
+    for name, value in changes.items():
+        setattr(series, name, sorted(set(value)) if name == "weekdays" else value)
+    today = timezone.localdate()
+    _check(series, today=today)
+    with transaction.atomic():
+        series.version += 1
+        series.save()
+        audit_event_record(
+            actor=actor,
+            action="series.updated",
+            subject=series,
+            payload={"fields": sorted(changes)},
+        )
+        change = _follow(series, actor, reason="series_changed", today=today)
+        change.created = _materialise(series)
+    return change
+
+
+def series_pause(
+    *, series: RideSeries, actor: User, start_date: date, end_date: date, reason: str = ""
+) -> SeriesChange:
+    """No rides from `start_date` to `end_date` (a hospital stay, a holiday)."""
+    _may_change(actor, series)
+    if end_date < start_date:
+        raise DispatchError("The pause ends before it starts.", fields={"end_date": "too early"})
+    with transaction.atomic():
+        pause = SeriesPause.objects.create(
+            series=series, start_date=start_date, end_date=end_date, reason=reason[:255],
+            created_by=actor,
+        )  # fmt: skip
+        series.version += 1
+        series.save(update_fields=["version", "updated_at"])
+        audit_event_record(
+            actor=actor,
+            action="series.paused",
+            subject=series,
+            payload={"pause": pause.pk, "from": start_date.isoformat(), "to": end_date.isoformat()},
+        )
+        return _follow(series, actor, reason="series_paused", today=timezone.localdate())
+
+
+def series_resume(*, series: RideSeries, actor: User, pause: SeriesPause) -> SeriesChange:
+    """Take a pause back: its days get their rides again."""
+    _may_change(actor, series)
+    with transaction.atomic():
+        pause.delete()
+        series.version += 1
+        series.save(update_fields=["version", "updated_at"])
+        audit_event_record(actor=actor, action="series.resumed", subject=series)
+        change = SeriesChange(series)
+        change.created = _materialise(series)
+    return change
+
+
+def series_end(*, series: RideSeries, actor: User, last_date: date | None = None) -> SeriesChange:
+    """The series ends after `last_date` (default: today); later rides not planned are cancelled."""
+    _may_change(actor, series)
+    today = timezone.localdate()
+    last = last_date or today
+    if series.end_date is None or last < series.end_date:
+        series.end_date = max(last, series.start_date)
+    with transaction.atomic():
+        series.status = SeriesStatus.ENDED if series.end_date <= today else series.status
+        series.version += 1
+        series.save()
+        audit_event_record(
+            actor=actor, action="series.ended", subject=series,
+            payload={"end_date": series.end_date.isoformat()},
+        )  # fmt: skip
+        return _follow(series, actor, reason="series_ended", today=today)
+
+
+def _may_change(actor: User, series: RideSeries) -> None:
+    if not access.may_change_series(actor, series):
+        raise NotAllowed("You may not change this passenger's series.")
+
+
+def _follow(series: RideSeries, actor: User, *, reason: str, today: date) -> SeriesChange:
+    """Bring the series' future rides not yet on a run in line with it."""
+    change = SeriesChange(series)
+    role = access.booker_role(actor, series.passenger)
+    cancelled_by = {"passenger": CancelledBy.PASSENGER, "caregiver": CancelledBy.CAREGIVER}.get(
+        role, CancelledBy.DISPATCHER
+    )
+    upcoming = list(_future_rides(series, after=today))
+    last = max((r.service_date for r in upcoming), default=today)
+    keep = set(series_dates(series, today, last))
+    now = timezone.now()
+    for ride in upcoming:
+        if ride.run_id is not None:
+            change.kept_planned.append(ride.ride_id)
+            continue
+        if ride.service_date not in keep:
+            rides.ride_cancel(ride=ride, actor=actor, cancelled_by=cancelled_by, reason=reason)
+            change.cancelled.append(ride.ride_id)
+            continue
+        fields = _ride_fields(series, ride)
+        if any(getattr(ride, k) != v for k, v in fields.items()):
+            if (fields.get("pickup_at") or fields.get("appointment_at") or now) < now:
+                continue
+            rides.record(
+                ride, "series_changed", actor=actor, role=role, payload={"reason": reason}, **fields
+            )
+            change.changed.append(ride.ride_id)
+    return change
+
+
+def _ride_fields(series: RideSeries, ride: Ride) -> dict:
+    """What a ride of the series on its date is now."""
+    fields = {name: getattr(series, name) for name in RIDE_FIELDS}
+    outbound = ride.leg == "outbound"
+    ends = ("pickup", "dropoff") if outbound else ("dropoff", "pickup")
+    for mine, theirs in zip(("pickup", "dropoff"), ends, strict=True):
+        for part in ("latitude", "longitude", "address"):
+            fields[f"{mine}_{part}"] = getattr(series, f"{theirs}_{part}")
+    if outbound:
+        fields["pickup_at"] = (
+            local_instant(ride.service_date, series.pickup_time) if series.pickup_time else None
+        )
+        fields["appointment_at"] = (
+            local_instant(ride.service_date, series.appointment_time)
+            if series.appointment_time
+            else None
+        )
+    else:
+        fields["will_call"] = series.return_will_call
+        fields["pickup_at"] = (
+            local_instant(ride.service_date, series.return_time) if series.return_time else None
+        )
+    return fields
+
+
+# --- materialising -------------------------------------------------------------------
+
+
+def _materialise(series: RideSeries, *, now: datetime | None = None) -> list[str]:
+    """Make the series' rides up to the horizon that do not exist yet; their ride ids."""
+    if series.status != SeriesStatus.ACTIVE:
+        return []
+    now = now or timezone.now()
+    today = timezone.localtime(now).date()
+    until = scheduling.last_bookable_date(now)
+    made = set(
+        Ride.objects.filter(series=series, service_date__gte=today, leg="outbound")
+        .exclude(cancel_reason__in=SERIES_WITHDREW)
+        .values_list("service_date", flat=True)
+    )
+    created = []
+    for day in series_dates(series, today, until):
+        if day in made:
+            continue
+        at = series.pickup_time or series.appointment_time
+        when = local_instant(day, at)
+        if when <= now:
+            continue
+        ride = scheduling.ride_book_ahead(
+            passenger=series.passenger,
+            booked_by=series.booked_by,
+            role="system",
+            series=series,
+            service_date=day,
+            ride_id=f"s{series.pk}-{day:%Y%m%d}-v{series.version}",
+            pickup=Place(series.pickup_latitude, series.pickup_longitude, series.pickup_address),
+            dropoff=Place(
+                series.dropoff_latitude, series.dropoff_longitude, series.dropoff_address
+            ),
+            pickup_at=when if series.pickup_time else None,
+            appointment_at=when if series.appointment_time else None,
+            return_at=local_instant(day, series.return_time) if series.return_time else None,
+            return_will_call=series.return_will_call,
+            needs=Needs(
+                wheelchair=series.needs_wheelchair,
+                walker=series.needs_walker,
+                service_animal=series.service_animal,
+                companions=series.companions,
+                attendant=series.attendant,
+            ),
+            notes=series.notes,
+        )
+        created.append(ride.ride_id)
+    RideSeries.objects.filter(pk=series.pk).update(materialised_until=until)
+    return created
+
+
+def series_materialise(*, now: datetime | None = None) -> int:
+    """Every active series' rides up to BOOKING_HORIZON_DAYS ahead; how many were made."""
+    made = 0
+    for series in RideSeries.objects.filter(status=SeriesStatus.ACTIVE).select_related(
+        "passenger__passenger_profile", "booked_by"
+    ):
+        try:
+            with transaction.atomic():
+                made += len(_materialise(series, now=now))
+        except Exception:
+            # One broken series must not stop the others' rides being made.
+            log.exception("materialising series %s failed", series.pk)
+    # A series past its end date is over.
+    today = timezone.localtime(now or timezone.now()).date()
+    RideSeries.objects.filter(status=SeriesStatus.ACTIVE, end_date__lt=today).update(
+        status=SeriesStatus.ENDED
+    )
+    return made
+
+
+def start_materialising(every_s: float) -> threading.Thread | None:
+    """
+    In a serving process (make run): materialise every `every_s` seconds on
+    a daemon thread, so a developer's series fill up without a timer; 0:
+    never (production runs manage.py materialise_series from a timer). Two
+    processes doing it at once make each ride once: a day's ride is unique.
+    """
+    if every_s <= 0:
+        return None
+
+    def loop() -> None:
+        while True:
+            try:
+                series_materialise()
+            except Exception:
+                log.exception("materialising series failed")
+            finally:
+                close_old_connections()
+            clock.sleep(every_s)
+
+    thread = threading.Thread(target=loop, name="materialise-series", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,330 @@
+"""
+Planning a day in the database and a dispatcher's review: runs and stops,
+publishing the pickup windows to riders and caregivers (each hearing only
+their own), moves, locks, the driver's manifest, a run running late, a run
+reaching its rides, and planning again what remains of the day.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from dispatch import rides
+from dispatch.errors import DispatchError
+from dispatch.geo import Point
+from dispatch.models import DayPlan, DriverShift, PlanEvent, Ride, RideStatus, Stop
+from dispatch.planning import day as on_the_day
+from dispatch.planning import services
+from dispatch.scheduling import Needs, Place, ride_book_ahead
+from people.models import VehicleType
+from tests.conftest import JHB, db, receive_until, token_for
+
+DEPOT = Place(JHB[0], JHB[1], "Depot")
+
+
+def tomorrow():
+    return timezone.localdate() + timedelta(days=1)
+
+
+def at(hour: int, minute: int = 0, day=None):
+    return timezone.make_aware(datetime.combine(day or tomorrow(), time(hour, minute)))
+
+
+def shift_for(driver, *, wheelchair=0, start=6, end=18, day=None):
+    return DriverShift.objects.create(
+        driver=driver,
+        start_at=at(start, day=day),
+        end_at=at(end, day=day),
+        start_latitude=DEPOT.latitude,
+        start_longitude=DEPOT.longitude,
+        end_latitude=DEPOT.latitude,
+        end_longitude=DEPOT.longitude,
+        seats=4,
+        wheelchair_spaces=wheelchair,
+    )
+
+
+def book(passenger, hour, minute=0, *, km=3.0, wheelchair=False, by=None, day=None):
+    north = km / 111
+    return ride_book_ahead(
+        passenger=passenger,
+        booked_by=by or passenger,
+        pickup=Place(JHB[0] + 0.01, JHB[1], f"{passenger.first_name}'s home"),
+        dropoff=Place(JHB[0] + 0.01 + north, JHB[1] + 0.01, "Clinic"),
+        pickup_at=at(hour, minute, day=day),
+        needs=Needs(wheelchair=wheelchair),
+        now=at(0, 0, day=day) - timedelta(hours=1) if day else None,
+    )
+
+
+@pytest.fixture
+def day(db, passenger, make_user, make_link, make_driver):
+    """Sarah (followed by Emily) and Bob tomorrow morning; John and a wheelchair van on shift."""
+    emily = make_user("caregiver", first_name="Emily", last_name="Davis")
+    make_link(passenger, emily, can_book_rides=True)
+    bob = make_user("passenger", first_name="Bob", last_name="Rider")
+    john = make_driver(first_name="John", last_name="Doe")
+    mike = make_driver(first_name="Mike", vehicle_type=VehicleType.WHEELCHAIR_ACCESSIBLE)
+    shifts = [shift_for(john), shift_for(mike, wheelchair=2)]
+    sarah_ride = book(passenger, 8, 0, by=emily)
+    bob_ride = book(bob, 8, 5)
+    chair_ride = book(make_user("passenger"), 9, 0, wheelchair=True)
+    return {
+        "sarah": passenger,
+        "emily": emily,
+        "bob": bob,
+        "john": john,
+        "mike": mike,
+        "shifts": shifts,
+        "rides": [sarah_ride, bob_ride, chair_ride],
+    }
+
+
+def plan_tomorrow(**extra):
+    return services.plan_day(service_date=tomorrow(), timeout_s=5, **extra)
+
+
+@pytest.mark.django_db
+def test_planning_a_day_puts_each_trip_on_a_run_with_its_stops_in_order(day, settings):
+    settings.PLAN_EXPLORATION = 1
+    plan = plan_tomorrow()
+    assert plan.stats["assigned"] == 3 and plan.stats["unassigned"] == 0
+    chair = Ride.objects.get(pk=day["rides"][2].pk)
+    assert chair.run.driver == day["mike"]
+    for ride in Ride.objects.filter(pk__in=[r.pk for r in day["rides"]]):
+        pickup, dropoff = ride.stops.get(kind="pickup"), ride.stops.get(kind="dropoff")
+        assert pickup.run == dropoff.run == ride.run
+        assert pickup.sequence < dropoff.sequence
+        assert pickup.window_start <= pickup.service_at <= pickup.window_end
+    assert PlanEvent.objects.filter(plan=plan, kind="planned").count() == 1
+    assert plan.status == "draft"
+
+
+@pytest.mark.django_db
+def test_a_ride_no_shift_can_carry_is_left_with_its_reason(day, settings, make_user):
+    settings.PLAN_EXPLORATION = 0
+    late = book(make_user("passenger"), 21, 0)
+    plan = plan_tomorrow()
+    late.refresh_from_db()
+    assert late.run is None and late.unplanned_reason == "no_shift_covers_window"
+    assert services.unassigned_of(plan)[0][0] == late
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_publishing_tells_each_rider_and_caregiver_their_own_window_only(ws, day, settings):
+    settings.PLAN_EXPLORATION = 1
+    sarah, emily = day["sarah"], day["emily"]
+    caregiver = await ws("/ws/caregiver/", token=await db(token_for, emily))
+    await caregiver.receive_json_from()
+    rider = await ws("/ws/passenger/", token=await db(token_for, sarah))
+    await rider.receive_json_from()
+    plan = await db(plan_tomorrow)
+    sarah_ride, bob_ride = [await db(Ride.objects.get, pk=r.pk) for r in day["rides"][:2]]
+    run = await db(lambda: sarah_ride.run)
+    await db(services.trip_move, ride=bob_ride, to_run=run, actor=None)
+    await db(services.plan_publish, plan=plan)
+    told, _ = await receive_until(rider, "pickup_window")
+    heard, _ = await receive_until(caregiver, "pickup_window")
+    ride = await db(Ride.objects.get, pk=day["rides"][0].pk)
+    assert told["ride_id"] == heard["ride_id"] == ride.ride_id
+    assert told["window_start"] == timezone.localtime(ride.confirmed_window_start).isoformat()
+    driver = await db(lambda: run.driver)
+    assert told["changed"] is False and told["driver"]["name"] == driver.get_full_name()
+    assert "phone" not in told["driver"]
+    assert heard["event"] == "pickup_window"
+    # Bob rides the same run: Emily hears nothing of him, by name or address.
+    assert await caregiver.receive_nothing(timeout=0.5)
+    assert "Bob" not in str(heard)
+    kinds = await db(lambda: list(ride.events.order_by("version").values_list("kind", flat=True)))
+    assert kinds == ["scheduled", "planned"]
+
+
+@pytest.mark.django_db
+def test_a_move_is_refused_in_words_when_the_run_cannot_take_it(day, settings):
+    settings.PLAN_EXPLORATION = 1
+    plan = plan_tomorrow()
+    chair = Ride.objects.get(pk=day["rides"][2].pk)
+    john_run = plan.runs.get(driver=day["john"])
+    with pytest.raises(DispatchError, match="cannot take"):
+        services.trip_move(ride=chair, to_run=john_run, actor=None)
+    assert Ride.objects.get(pk=chair.pk).run.driver == day["mike"]
+
+
+@pytest.mark.django_db
+def test_a_move_on_a_published_plan_tells_the_rider_at_once(day, settings, dispatcher):
+    settings.PLAN_EXPLORATION = 1
+    plan = plan_tomorrow()
+    services.plan_publish(plan=plan, actor=dispatcher)
+    bob_ride = Ride.objects.get(pk=day["rides"][1].pk)
+    other = plan.runs.exclude(pk=bob_ride.run_id).get()
+    services.trip_move(ride=bob_ride, to_run=other, actor=dispatcher, lock=True)
+    bob_ride.refresh_from_db()
+    assert bob_ride.run == other and bob_ride.run_locked
+    kinds = [e.kind for e in bob_ride.events.order_by("version")]
+    assert kinds[:2] == ["scheduled", "planned"]
+    moved = PlanEvent.objects.get(plan=plan, kind="moved")
+    assert moved.actor == dispatcher and moved.payload["to_run"] == other.pk
+    # Planning again keeps the locked trip where the dispatcher put it.
+    plan_tomorrow(actor=dispatcher)
+    bob_ride.refresh_from_db()
+    assert bob_ride.run == other
+
+
+@pytest.mark.django_db
+def test_a_stale_screen_is_refused(day, settings):
+    settings.PLAN_EXPLORATION = 0
+    plan = plan_tomorrow()
+    with pytest.raises(DispatchError, match="changed while you were looking"):
+        services.plan_publish(plan=plan, expected_version=plan.version - 1)
+
+
+@pytest.mark.django_db
+def test_the_manifest_gives_needs_and_phone_for_the_current_trip_only(day, settings):
+    settings.PLAN_EXPLORATION = 1
+    plan = plan_tomorrow()
+    sarah_ride, bob_ride = (Ride.objects.get(pk=r.pk) for r in day["rides"][:2])
+    services.trip_move(ride=bob_ride, to_run=sarah_ride.run, actor=None)
+    driver = sarah_ride.run.driver
+    manifest = on_the_day.manifest_for(driver, tomorrow())
+    expected = Stop.objects.filter(run__driver=driver).count()
+    assert len(manifest) == expected >= 4 and plan.runs.count() == 2
+    first = manifest[0]
+    assert first["passenger"]["phone"] and first["needs"] is not None
+    others = [m for m in manifest if m["ride_id"] != first["ride_id"]]
+    assert all(m["passenger"]["phone"] is None and m["needs"] is None for m in others)
+    assert all(m["passenger"]["name"] for m in manifest)
+
+
+@pytest.mark.django_db
+def test_a_run_whose_next_pickup_will_miss_its_window_is_late(day, settings):
+    settings.PLAN_EXPLORATION = 1
+    plan_tomorrow()
+    run = Ride.objects.get(pk=day["rides"][0].pk).run
+    first = run.stops.order_by("sequence").first()
+    now = first.window_end - timedelta(minutes=5)
+    far = Point(JHB[0] + 0.3, JHB[1], 0)
+    forecast = on_the_day.run_forecast(run, now=now, position=far)
+    assert forecast[0].stop == first and forecast[0].minutes_late > 10
+    near = Point(first.ride.pickup_latitude, first.ride.pickup_longitude, 0)
+    assert on_the_day.run_forecast(run, now=now, position=near)[0].minutes_late == 0
+
+
+@pytest.mark.django_db
+def test_a_run_reaching_its_rides_assigns_them_and_one_driver_holds_both(day, settings):
+    settings.PLAN_EXPLORATION = 1
+    plan_tomorrow()
+    sarah_ride, bob_ride = (Ride.objects.get(pk=r.pk) for r in day["rides"][:2])
+    services.trip_move(ride=bob_ride, to_run=sarah_ride.run, actor=None)
+    driver = sarah_ride.run.driver
+    for ride in (sarah_ride, bob_ride):
+        ride = Ride.objects.select_related("run__driver").get(pk=ride.pk)
+        rides.ride_run_reached(ride=ride)
+    held = Ride.objects.held_by(driver.pk)
+    assert [r.pk for r in held] == [sarah_ride.pk, bob_ride.pk]
+    # A trip step names its ride when the driver holds several.
+    ride = rides.drivers_active_ride(driver=driver, ride_id=bob_ride.ride_id)
+    rides.ride_driver_arrived(ride=ride, driver=driver)
+    assert Ride.objects.get(pk=bob_ride.pk).status == RideStatus.DRIVER_ARRIVED
+
+
+@pytest.mark.django_db
+def test_planning_what_remains_keeps_done_stops_and_drops_off_those_aboard(day, settings):
+    settings.PLAN_EXPLORATION = 1
+    plan = plan_tomorrow()
+    sarah_ride = Ride.objects.select_related("run__driver").get(pk=day["rides"][0].pk)
+    rides.ride_run_reached(ride=sarah_ride)
+    driver = sarah_ride.run.driver
+    for step in (rides.ride_driver_arrived, rides.ride_start):
+        step(ride=rides.drivers_active_ride(driver=driver), driver=driver)
+    pickup = Stop.objects.get(ride=sarah_ride, kind="pickup")
+    now = pickup.service_at + timedelta(minutes=2)
+    on_the_day.replan_remaining(plan=plan, now=now)
+    assert Stop.objects.get(pk=pickup.pk).sequence == pickup.sequence
+    dropoff = Stop.objects.get(ride=sarah_ride, kind="dropoff")
+    assert dropoff.run == pickup.run and dropoff.sequence > pickup.sequence
+    assert PlanEvent.objects.filter(plan=plan, kind="replanned").exists()
+
+
+@pytest.mark.django_db
+def test_plan_day_command_plans_the_date(day, settings, capsys):
+    settings.PLAN_EXPLORATION = 0
+    call_command("plan_day", "--date", tomorrow().isoformat(), "--publish")
+    out = capsys.readouterr().out
+    assert "3 of 3 trips on runs" in out
+    assert DayPlan.objects.get(service_date=tomorrow()).status == "published"
+
+
+@pytest.mark.django_db
+def test_planning_a_day_under_way_again_is_refused(day, settings):
+    settings.PLAN_EXPLORATION = 0
+    plan_tomorrow()
+    rides.ride_run_reached(
+        ride=Ride.objects.select_related("run__driver").get(pk=day["rides"][0].pk)
+    )
+    with pytest.raises(DispatchError, match="under way"):
+        plan_tomorrow()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_on_postgresql_a_run_driver_holds_several_rides_but_one_on_demand(day, settings):
+    from django.db import IntegrityError, transaction
+
+    settings.PLAN_EXPLORATION = 1
+    plan_tomorrow()
+    sarah_ride, bob_ride = (Ride.objects.get(pk=r.pk) for r in day["rides"][:2])
+    services.trip_move(ride=bob_ride, to_run=sarah_ride.run, actor=None)
+    for ride in (sarah_ride, bob_ride):
+        rides.ride_run_reached(ride=Ride.objects.select_related("run__driver").get(pk=ride.pk))
+    driver = sarah_ride.run.driver
+    assert Ride.objects.held_by(driver.pk).count() == 2
+    on_demand = [
+        rides.ride_request(
+            ride_id=f"now-{n}",
+            passenger=p,
+            booked_by=p,
+            pickup_latitude=JHB[0],
+            pickup_longitude=JHB[1],
+            dropoff_latitude=JHB[0],
+            dropoff_longitude=JHB[1],
+        )  # fmt: skip
+        for n, p in enumerate((day["emily"], day["john"]))
+    ]
+    Ride.objects.filter(pk=on_demand[0].pk).update(status="assigned", driver=driver)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Ride.objects.filter(pk=on_demand[1].pk).update(status="assigned", driver=driver)
+
+
+@pytest.mark.django_db
+def test_a_ready_will_call_return_joins_a_run_passing_by(passenger, make_driver, settings):
+    from dispatch.scheduling import ride_ready
+
+    settings.PLAN_EXPLORATION = 1
+    now = timezone.now()
+    driver = make_driver(first_name="John", last_name="Doe")
+    DriverShift.objects.create(
+        driver=driver, start_at=now - timedelta(hours=1), end_at=now + timedelta(hours=6),
+        start_latitude=DEPOT.latitude, start_longitude=DEPOT.longitude,
+        end_latitude=DEPOT.latitude, end_longitude=DEPOT.longitude,
+    )  # fmt: skip
+    outbound = ride_book_ahead(
+        passenger=passenger,
+        booked_by=passenger,
+        pickup=Place(JHB[0] + 0.01, JHB[1], "Home"),
+        dropoff=Place(JHB[0] + 0.03, JHB[1] + 0.01, "Clinic"),
+        pickup_at=now + timedelta(hours=2),
+        return_will_call=True,
+    )
+    plan = services.plan_day(service_date=outbound.service_date, timeout_s=5)
+    services.plan_publish(plan=plan)
+    back = outbound.returns.get()
+    ride_ready(ride=back, actor=passenger)
+    back.refresh_from_db()
+    assert back.status == RideStatus.SCHEDULED and back.run.driver == driver
+    assert back.confirmed_window_start is not None
+    assert [e.kind for e in back.events.order_by("version")] == ["scheduled", "planned"]
+    assert PlanEvent.objects.filter(plan=plan, kind="joined").exists()

@@ -1,0 +1,265 @@
+"""
+Booking ahead over the ride socket and REST: who may book for whom, the
+horizon and the past, return legs and will-call 'ready', and that a ride
+held for tomorrow does not stop a ride now.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from dispatch.models import Ride, RideStatus
+from tests.conftest import JHB, db, find_driver, receive_until, token_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def tomorrow_at(hour: int, minute: int = 0):
+    day = timezone.localdate() + timedelta(days=1)
+    return timezone.make_aware(timezone.datetime(day.year, day.month, day.day, hour, minute))
+
+
+@pytest.fixture
+def emily(make_user, make_link, passenger):
+    caregiver = make_user("caregiver", first_name="Emily", last_name="Davis")
+    make_link(passenger, caregiver, can_book_rides=True)
+    return caregiver
+
+
+def rest(user) -> Client:
+    return Client(headers={"Authorization": f"Bearer {token_for(user)}"})
+
+
+def ahead(**extra) -> dict:
+    body = {
+        "pickup": {"latitude": JHB[0], "longitude": JHB[1], "address": "12 Main Rd"},
+        "dropoff": {"latitude": JHB[0] + 0.03, "longitude": JHB[1] + 0.03, "address": "Clinic"},
+        "pickup_at": tomorrow_at(7, 30).isoformat(),
+    }
+    body.update(extra)
+    return body
+
+
+# --- the ride socket -----------------------------------------------------------------
+
+
+async def test_a_caregiver_books_ahead_for_their_passenger_on_the_ride_socket(ws, passenger, emily):
+    follower = await ws("/ws/passenger/", token=await db(token_for, passenger))
+    await follower.receive_json_from()
+    comm = await ws("/ws/ride/dialysis-1/", token=await db(token_for, emily))
+    await comm.receive_json_from()
+    await comm.send_json_to(
+        find_driver(passenger_id=passenger.pk, pickup_at=tomorrow_at(7, 30).isoformat(),
+                    return_will_call=True, needs_walker=True, companions=1)
+    )  # fmt: skip
+    booked, _ = await receive_until(comm, "ride_scheduled")
+    assert booked["status"] == "scheduled" and booked["version"] == 1
+    assert booked["booked_ahead"]["pickup_at"] == tomorrow_at(7, 30).isoformat()
+    assert booked["booked_ahead"]["booked_needs"]["companions"] == 1
+    assert booked["return_ride_ids"] == ["dialysis-1-ret"]
+    heard, _ = await receive_until(follower, "ride_scheduled")
+    assert heard["ride_id"] in ("dialysis-1", "dialysis-1-ret")
+    ride = await db(Ride.objects.get, ride_id="dialysis-1")
+    assert (ride.passenger_id, ride.booked_by_id, ride.status) == (
+        passenger.pk,
+        emily.pk,
+        RideStatus.SCHEDULED,
+    )
+
+
+@pytest.mark.parametrize(
+    "when, field",
+    [
+        (lambda: timezone.now() - timedelta(minutes=5), "pickup_at"),
+        (lambda: timezone.now() + timedelta(days=40), "pickup_at"),
+    ],
+    ids=["past", "beyond-horizon"],
+)
+async def test_a_time_past_or_beyond_the_horizon_is_an_invalid_request(ws, passenger, when, field):
+    comm = await ws("/ws/ride/too-soon/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver(pickup_at=when().isoformat()))
+    error = await comm.receive_json_from()
+    assert error["code"] == "invalid_request" and field in error["fields"]
+    assert not await db(Ride.objects.filter(ride_id="too-soon").exists)
+
+
+async def test_a_caregiver_without_the_booking_permission_is_forbidden(
+    ws, passenger, make_user, make_link
+):
+    onlooker = await db(make_user, "caregiver")
+    await db(make_link, passenger, onlooker, can_book_rides=False)
+    comm = await ws("/ws/ride/nope/", token=await db(token_for, onlooker))
+    await comm.receive_json_from()
+    await comm.send_json_to(
+        find_driver(passenger_id=passenger.pk, pickup_at=tomorrow_at(9).isoformat())
+    )
+    assert (await comm.receive_json_from())["code"] == "forbidden"
+
+
+async def test_a_ride_held_for_tomorrow_does_not_stop_a_ride_now(ws, passenger, make_driver):
+    await db(make_driver, *JHB)
+    token = await db(token_for, passenger)
+    later = await ws("/ws/ride/tomorrow/", token=token)
+    await later.receive_json_from()
+    await later.send_json_to(find_driver(pickup_at=tomorrow_at(10).isoformat()))
+    await receive_until(later, "ride_scheduled")
+    now = await ws("/ws/ride/now/", token=token)
+    await now.receive_json_from()
+    await now.send_json_to(find_driver())
+    assigned, _ = await receive_until(now, "driver_assigned")
+    assert assigned["ride_id"] == "now"
+
+
+async def test_booking_ahead_again_answers_the_ride_as_it_is(ws, passenger):
+    token = await db(token_for, passenger)
+    comm = await ws("/ws/ride/twice/", token=token)
+    await comm.receive_json_from()
+    message = find_driver(pickup_at=tomorrow_at(10).isoformat())
+    await comm.send_json_to(message)
+    await receive_until(comm, "ride_scheduled")
+    await comm.send_json_to(message)
+    again, _ = await receive_until(comm, "ride_scheduled")
+    assert again["version"] == 1
+    assert await db(Ride.objects.filter(passenger=passenger).count) == 1
+
+
+# --- REST ------------------------------------------------------------------------------
+
+
+def test_rest_books_ahead_with_a_return_leg(passenger, emily):
+    response = rest(emily).post(
+        "/api/rides/",
+        ahead(passenger_id=passenger.pk, return_at=tomorrow_at(12).isoformat()),
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["ride"]["status"] == "scheduled" and body["ride"]["role"] == "caregiver"
+    (back,) = body["returns"]
+    assert back["booked_ahead"]["leg"] == "return"
+    assert back["pickup"]["address"] == "Clinic"
+    assert back["booked_ahead"]["outbound_ride_id"] == body["ride"]["ride_id"]
+
+
+def test_rest_arrive_by_needs_the_appointment_only(passenger):
+    both = ahead(appointment_at=tomorrow_at(9).isoformat())
+    response = rest(passenger).post("/api/rides/", both, content_type="application/json")
+    assert response.status_code == 400
+    assert set(response.json()["fields"]) == {"pickup_at", "appointment_at"}
+    by = ahead(pickup_at=None, appointment_at=tomorrow_at(9).isoformat())
+    response = rest(passenger).post("/api/rides/", by, content_type="application/json")
+    assert response.status_code == 201
+    assert response.json()["ride"]["booked_ahead"]["appointment_at"]
+
+
+def test_a_dispatcher_books_on_the_phone_for_any_passenger(passenger, dispatcher, make_user):
+    response = rest(dispatcher).post(
+        "/api/rides/",
+        ahead(passenger_phone=passenger.phone_number),
+        content_type="application/json",
+    )
+    assert response.status_code == 201
+    ride = Ride.objects.get(ride_id=response.json()["ride"]["ride_id"])
+    assert ride.passenger == passenger and ride.booked_by == dispatcher
+    assert ride.events.get().actor_role == "dispatcher"
+    # Another app user may not.
+    stranger = make_user("caregiver")
+    response = rest(stranger).post(
+        "/api/rides/", ahead(passenger_id=passenger.pk), content_type="application/json"
+    )
+    assert response.status_code == 403
+
+
+def test_a_scheduled_ride_is_cancelled_over_rest(passenger):
+    booked = rest(passenger).post("/api/rides/", ahead(), content_type="application/json").json()
+    ride_id = booked["ride"]["ride_id"]
+    response = rest(passenger).post(
+        f"/api/rides/{ride_id}/cancel/", {"reason": "hospital"}, content_type="application/json"
+    )
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelled"
+
+
+def test_will_call_ready_with_no_run_passing_is_matched_on_demand(passenger, emily, make_driver):
+    driver = make_driver(*JHB)
+    today = timezone.localtime() + timedelta(hours=1)
+    booked = (
+        rest(emily)
+        .post(
+            "/api/rides/",
+            ahead(passenger_id=passenger.pk, pickup_at=today.isoformat(), return_will_call=True),
+            content_type="application/json",
+        )
+        .json()
+    )
+    back = booked["returns"][0]["ride_id"]
+    response = rest(emily).post(f"/api/rides/{back}/ready/")
+    assert response.status_code == 200, response.json()
+    ride = Ride.objects.get(ride_id=back)
+    assert (ride.status, ride.driver) == (RideStatus.ASSIGNED, driver)
+    assert [e.kind for e in ride.events.order_by("version")] == ["scheduled", "ready", "assigned"]
+    # Saying ready again: it is no longer waiting for it.
+    assert rest(emily).post(f"/api/rides/{back}/ready/").status_code == 409
+
+
+def test_only_the_rider_side_may_say_ready(passenger, make_user, make_link):
+    booked = (
+        rest(passenger)
+        .post("/api/rides/", ahead(return_will_call=True), content_type="application/json")
+        .json()
+    )
+    back = booked["returns"][0]["ride_id"]
+    onlooker = make_user("caregiver")
+    make_link(passenger, onlooker, can_book_rides=False)
+    assert rest(onlooker).post(f"/api/rides/{back}/ready/").status_code == 403
+
+
+def test_series_over_rest_lists_pauses_and_reports_what_it_did(passenger, emily):
+    start = timezone.localdate() + timedelta(days=1)
+    body = {
+        "weekdays": [0, 2, 4],
+        "start_date": start.isoformat(),
+        "pickup_time": "07:30",
+        "return_time": "12:00",
+        "pickup": {"latitude": JHB[0], "longitude": JHB[1], "address": "Home"},
+        "dropoff": {"latitude": JHB[0] + 0.03, "longitude": JHB[1] + 0.03, "address": "Dialysis"},
+        "passenger_id": passenger.pk,
+    }
+    created = rest(emily).post("/api/series/", body, content_type="application/json")
+    assert created.status_code == 201, created.json()
+    series = created.json()["series"]
+    assert created.json()["created"] and series["booked_by"]["name"] == "Emily Davis"
+    pause = {"start_date": start.isoformat(), "end_date": (start + timedelta(days=6)).isoformat()}
+    paused = rest(emily).post(
+        f"/api/series/{series['id']}/pause/", pause, content_type="application/json"
+    )
+    assert paused.status_code == 200 and len(paused.json()["series"]["pauses"]) == 1
+    listed = rest(passenger).get("/api/series/").json()
+    assert listed["count"] == 1
+    edited = rest(passenger).patch(
+        f"/api/series/{series['id']}/", {"pickup_time": "08:00"}, content_type="application/json"
+    )
+    assert edited.status_code == 200, edited.json()
+    assert edited.json()["series"]["pickup_time"] == "08:00:00"
+
+
+async def test_ready_on_the_ride_socket_starts_a_will_call_return(ws, passenger, make_driver):
+    await db(make_driver, *JHB)
+    token = await db(token_for, passenger)
+    comm = await ws("/ws/ride/clinic/", token=token)
+    await comm.receive_json_from()
+    soon = (timezone.now() + timedelta(hours=1)).isoformat()
+    await comm.send_json_to(find_driver(pickup_at=soon, return_will_call=True))
+    await receive_until(comm, "ride_scheduled")
+    back = await ws("/ws/ride/clinic-ret/", token=token)
+    await back.receive_json_from()
+    await receive_until(back, "ride_status")
+    await back.send_json_to({"type": "ready"})
+    assigned, before = await receive_until(back, "driver_assigned")
+    assert any(m["type"] == "searching" for m in before)
+    assert assigned["ride_id"] == "clinic-ret"

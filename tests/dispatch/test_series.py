@@ -1,0 +1,222 @@
+"""
+Recurring series: the calendar (weekdays, exception dates, pauses, the
+horizon, time zones with and without daylight saving), materialising rides,
+and what an edit, a pause and an end do to rides planned or not; who may
+change a series.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+from django.utils import timezone
+
+from dispatch import series as S
+from dispatch.errors import NotAllowed
+from dispatch.models import DayPlan, DriverShift, Ride, RideSeries, RideStatus, Run, SeriesPause
+from dispatch.scheduling import Needs, Place
+
+pytestmark = pytest.mark.django_db
+
+HOME = Place(-26.2041, 28.0473, "12 Main Rd")
+CLINIC = Place(-26.1715, 28.0746, "Dialysis centre")
+
+
+def make_series(**fields) -> RideSeries:
+    defaults = dict(
+        passenger_id=1,
+        booked_by_id=1,
+        weekdays=[0, 2, 4],
+        pickup_time=time(7, 30),
+        start_date=date(2027, 3, 1),
+        pickup_latitude=HOME.latitude,
+        pickup_longitude=HOME.longitude,
+        dropoff_latitude=CLINIC.latitude,
+        dropoff_longitude=CLINIC.longitude,
+    )
+    defaults.update(fields)
+    return RideSeries(**defaults)
+
+
+# --- the calendar -------------------------------------------------------------------
+
+
+def test_mon_wed_fri_from_start_to_end():
+    s = make_series(start_date=date(2027, 3, 3), end_date=date(2027, 3, 12))
+    days = S.series_dates(s, date(2027, 3, 1), date(2027, 3, 31), pauses=[])
+    assert days == [date(2027, 3, d) for d in (3, 5, 8, 10, 12)]
+
+
+def test_exception_dates_and_pauses_have_no_ride():
+    s = make_series(except_dates=["2027-03-03"])
+    pause = SeriesPause(start_date=date(2027, 3, 8), end_date=date(2027, 3, 12))
+    days = S.series_dates(s, date(2027, 3, 1), date(2027, 3, 19), pauses=[pause])
+    assert days == [date(2027, 3, d) for d in (1, 5, 15, 17, 19)]
+
+
+def test_a_time_in_johannesburg_is_two_hours_before_utc_all_year(settings):
+    settings.TIME_ZONE = "Africa/Johannesburg"
+    for day in (date(2027, 1, 4), date(2027, 7, 5)):
+        assert S.local_instant(day, time(7, 30)) == datetime.combine(day, time(5, 30), UTC)
+
+
+def test_a_series_keeps_its_wall_clock_time_across_a_daylight_saving_change(settings):
+    settings.TIME_ZONE = "Europe/London"
+    before = S.local_instant(date(2027, 3, 26), time(7, 30))
+    after = S.local_instant(date(2027, 3, 29), time(7, 30))
+    assert (before.hour, after.hour) == (7, 6)
+    assert timezone.localtime(after).time() == time(7, 30)
+
+
+def test_a_time_the_clocks_skip_lands_after_the_gap_and_a_doubled_one_is_the_first(settings):
+    settings.TIME_ZONE = "Europe/London"
+    # 28 March 2027: 01:00 GMT becomes 02:00 BST; 31 October 2027: 02:00 BST becomes 01:00 GMT.
+    skipped = S.local_instant(date(2027, 3, 28), time(1, 30))
+    assert timezone.localtime(skipped).time() == time(2, 30)
+    doubled = S.local_instant(date(2027, 10, 31), time(1, 30))
+    assert doubled == datetime(2027, 10, 31, 0, 30, tzinfo=UTC)
+
+
+# --- services ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def caregiver(make_user, make_link, passenger):
+    emily = make_user("caregiver", first_name="Emily", last_name="Davis")
+    make_link(passenger, emily, can_book_rides=True)
+    return emily
+
+
+def create(passenger, booked_by, **extra):
+    fields = dict(
+        passenger=passenger,
+        booked_by=booked_by,
+        weekdays=[0, 2, 4],
+        start_date=timezone.localdate() + timedelta(days=1),
+        pickup=HOME,
+        dropoff=CLINIC,
+        pickup_time=time(7, 30),
+        return_time=time(12, 0),
+    )
+    fields.update(extra)
+    return S.series_create(**fields)
+
+
+def test_a_caregiver_who_may_book_creates_a_series_and_its_rides_appear(
+    passenger, caregiver, settings
+):
+    settings.BOOKING_HORIZON_DAYS = 14
+    change = create(passenger, caregiver)
+    rides = Ride.objects.filter(series=change.series)
+    outbound = rides.filter(leg="outbound")
+    expected = S.series_dates(
+        change.series, timezone.localdate(), timezone.localdate() + timedelta(days=14)
+    )
+    assert sorted(outbound.values_list("service_date", flat=True)) == expected
+    assert rides.filter(leg="return").count() == len(expected)
+    first = outbound.order_by("service_date").first()
+    assert first.status == RideStatus.SCHEDULED and first.booked_by == caregiver
+    assert timezone.localtime(first.pickup_at).time() == time(7, 30)
+    assert first.returns.get().pickup_at.date() == first.pickup_at.date()
+    # Materialising again makes nothing new.
+    assert S.series_materialise() == 0
+
+
+def test_a_caregiver_without_the_booking_permission_may_not_change_it(
+    passenger, caregiver, make_user, make_link
+):
+    change = create(passenger, passenger)
+    onlooker = make_user("caregiver")
+    make_link(passenger, onlooker, can_book_rides=False)
+    with pytest.raises(NotAllowed):
+        S.series_pause(
+            series=change.series, actor=onlooker, start_date=date.today(), end_date=date.today()
+        )
+    S.series_update(series=change.series, actor=caregiver, notes="Bring the blue bag")
+
+
+def test_an_edit_changes_unplanned_rides_and_names_the_planned_ones_it_left(passenger, make_driver):
+    change = create(passenger, passenger, weekdays=[0, 1, 2, 3, 4])
+    rides = list(Ride.objects.filter(series=change.series, leg="outbound").order_by("service_date"))
+    planned, free = rides[0], rides[1]
+    _put_on_a_run(planned, make_driver)
+    edit = S.series_update(series=change.series, actor=passenger, pickup_time=time(8, 15))
+    assert planned.ride_id in edit.kept_planned
+    assert free.ride_id in edit.changed
+    free.refresh_from_db()
+    planned.refresh_from_db()
+    assert timezone.localtime(free.pickup_at).time() == time(8, 15)
+    assert timezone.localtime(planned.pickup_at).time() == time(7, 30)
+    assert free.version == 2 and free.events.last().kind == "series_changed"
+
+
+def test_dropping_a_weekday_cancels_its_unplanned_rides(passenger):
+    change = create(passenger, passenger, weekdays=[0, 1, 2, 3, 4])
+    edit = S.series_update(series=change.series, actor=passenger, weekdays=[1])
+    left = Ride.objects.filter(series=change.series, leg="outbound", status=RideStatus.SCHEDULED)
+    assert {r.service_date.weekday() for r in left} == {1}
+    assert edit.cancelled
+    cancelled = Ride.objects.get(ride_id=edit.cancelled[0])
+    assert (cancelled.status, cancelled.cancel_reason) == (RideStatus.CANCELLED, "series_changed")
+
+
+def test_a_pause_cancels_its_days_and_taking_it_back_books_them_again(passenger):
+    change = create(passenger, passenger, weekdays=[0, 1, 2, 3, 4, 5, 6], return_time=None)
+    start = timezone.localdate() + timedelta(days=3)
+    end = start + timedelta(days=2)
+    paused = S.series_pause(
+        series=change.series, actor=passenger, start_date=start, end_date=end, reason="hospital"
+    )
+    assert len(paused.cancelled) == 3
+    active = Ride.objects.filter(series=change.series, status=RideStatus.SCHEDULED)
+    assert not active.filter(service_date__range=(start, end)).exists()
+    pause = change.series.pauses.get()
+    # What the pause withdrew comes back when it is taken back.
+    resumed = S.series_resume(series=change.series, actor=passenger, pause=pause)
+    assert len(resumed.created) == 3
+
+
+def test_ending_a_series_cancels_its_later_rides(passenger):
+    change = create(passenger, passenger, return_time=None)
+    last = timezone.localdate() + timedelta(days=4)
+    ended = S.series_end(series=change.series, actor=passenger, last_date=last)
+    assert ended.cancelled
+    assert not Ride.objects.filter(
+        series=change.series, status=RideStatus.SCHEDULED, service_date__gt=last
+    ).exists()
+
+
+def test_a_will_call_return_has_no_time(passenger):
+    change = create(passenger, passenger, return_time=None, return_will_call=True)
+    back = Ride.objects.filter(series=change.series, leg="return").first()
+    assert back.will_call and back.pickup_at is None and back.outbound_id
+
+
+def _put_on_a_run(ride: Ride, make_driver) -> Run:
+    driver = make_driver()
+    start, end = (timezone.now() + timedelta(days=n) for n in (0, 30))
+    shift = DriverShift.objects.create(
+        driver=driver, start_at=start, end_at=end, start_latitude=HOME.latitude,
+        start_longitude=HOME.longitude, end_latitude=HOME.latitude, end_longitude=HOME.longitude,
+    )  # fmt: skip
+    plan = DayPlan.objects.create(service_date=ride.service_date)
+    run = Run.objects.create(plan=plan, shift=shift, driver=driver)
+    Ride.objects.filter(pk=ride.pk).update(run=run)
+    return run
+
+
+def test_needs_of_a_series_reach_its_rides(passenger):
+    change = create(passenger, passenger, needs=Needs(wheelchair=True, companions=1))
+    ride = Ride.objects.filter(series=change.series).first()
+    assert ride.needs_wheelchair and ride.companions == 1 and ride.seats == 1
+
+
+def test_the_materialise_command_makes_what_is_missing(passenger, capsys):
+    from django.core.management import call_command
+
+    change = create(passenger, passenger)
+    Ride.objects.filter(series=change.series).delete()
+    call_command("materialise_series")
+    assert "ride(s) made" in capsys.readouterr().out
+    assert Ride.objects.filter(series=change.series).exists()
