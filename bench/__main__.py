@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import subprocess
 import time
 
@@ -209,6 +210,9 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="the full set (about an hour)")
     parser.add_argument("--only", nargs="*", choices=NAMES, help="run only these")
     args = parser.parse_args()
+    # Stopped by `timeout` or kill: unwind as on Ctrl-C, so each scenario's
+    # workers and clients are stopped and no server outlives the run.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     env.raise_fd_limit()
     env.setup_django()
     print(f"bench: {'full' if args.full else 'quick'} set on {machine()}", flush=True)

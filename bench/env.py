@@ -10,6 +10,7 @@ import os
 import random
 import resource
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -320,12 +321,28 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def port_free(port: int) -> None:
+    """
+    Refuse a port something already listens on: a worker left over from an
+    interrupted run would answer the health check, and the figures would be
+    that stale server's.
+    """
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise RuntimeError(
+                f"port {port} is taken (a server left from another run?): stop it, "
+                "or set BENCH_BASE_PORT"
+            )
+
+
 def start_workers(n: int, base_port: int, tag: str, **env_overrides: str) -> Workers:
     from deploy.cluster import start_worker, wait_healthy
 
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     env = base_env(**env_overrides)
     ports = [base_port + i for i in range(n)]
+    for port in ports:
+        port_free(port)
     logs = [LOG_DIR / f"{tag}-{port}.log" for port in ports]
     for log in logs:
         log.write_text("")

@@ -133,6 +133,7 @@ def _load() -> str:
 async def ping_ratio(rate: float = 200, seconds: float = 10, sockets: int = 20) -> list:
     workers = env.start_workers(1, BASE_PORT, "ping", **layer_env("core"))
     echo_port = BASE_PORT + 50
+    env.port_free(echo_port)
     echo = subprocess.Popen(
         [sys.executable, "-m", "bench.echo", str(echo_port)],
         cwd=env.ROOT,
