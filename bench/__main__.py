@@ -2,12 +2,13 @@
 python -m bench [--full] [--only NAME ...]
 
 `--only plan` plans a synthetic day (bench/planning.py): no database, no
-workers.
+workers. `--only booking` compares the two PostgreSQL booking paths in the
+bench process (bench/booking.py).
 
 Quick set (make bench, about 8-10 minutes): index search, ping ratio, matching
-at 1,000 drivers on each channel layer, 500 simultaneous requests, 5,000
-idle sockets, the console map and the location path at 2,000 drivers, and
-one-minute soaks. --full adds matching at 10,000 drivers and at 5 rides/s,
+at 1,000 drivers on each channel layer, 500 simultaneous requests, the two
+booking paths, 5,000 idle sockets, the console map and the location path at
+2,000 drivers, and one-minute soaks. --full adds matching at 10,000 drivers and at 5 rides/s,
 the psycopg pool variants, longer runs, and ten-minute soaks.
 """
 
@@ -22,10 +23,12 @@ import signal
 import subprocess
 import time
 
-from bench import env, planning, scenarios
+from bench import booking, env, planning, scenarios
 from bench.scenarios import Result, verdict
 
-NAMES = ["geo", "plan", "ping", "match", "match10k", "burst", "idle", "fleet", "soak"]
+NAMES = [
+    "geo", "plan", "ping", "match", "match10k", "burst", "booking", "idle", "fleet", "soak"
+]  # fmt: skip
 # What runs without the benchmark's database, Redis and workers.
 STANDALONE = {"geo", "plan"}
 
@@ -147,6 +150,8 @@ async def run(args) -> list[Result]:
             new, hist = await scenarios.burst(cast, n=500, db=db)
             add(new)
             db_scores[f"burst-{db}"] = hist.percentile_ms(50)
+    if "booking" in wanted:
+        add(await booking.results(cast))
     if "idle" in wanted:
         add(await scenarios.idle_sockets(cast, 5000))
     # Where the channel layer is on the path: driver -> passenger through the
