@@ -2,13 +2,7 @@
 # One Daphne worker with the environment from the env file (supervisor has
 # no EnvironmentFile=). Usage: run-worker.sh PORT | run-worker.sh migrate
 set -eu
-ENV_FILE="${CARE_CONNECT_ENV:-/etc/care-connect/care-connect.env}"
-APP_DIR="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$APP_DIR"
-set -a
-# shellcheck disable=SC1090
-. "$ENV_FILE"
-set +a
+. "$(dirname "$0")/env.sh"
 if [ "${1:-}" = "migrate" ]; then
     .venv/bin/python manage.py migrate --noinput
     exec .venv/bin/python manage.py collectstatic --noinput --verbosity 0
