@@ -16,9 +16,10 @@ Two rules, for two uses:
 from __future__ import annotations
 
 import phonenumbers
+import pycountry
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from phonenumbers import PhoneNumberType, geocoder
+from phonenumbers import PhoneNumberType
 
 # FIXED_LINE_OR_MOBILE: countries whose numbering does not tell them apart
 # (the United States, for one); a text to such a number may well arrive.
@@ -99,8 +100,8 @@ def is_textable(normalized: str) -> bool:
 def _allowed_places() -> str:
     names = []
     for region in settings.PHONE_ALLOWED_REGIONS:
-        example = phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
-        names.append(geocoder.country_name_for_number(example, "en") if example else region)
+        country = pycountry.countries.get(alpha_2=region)
+        names.append(country.name if country else region)
     return " or ".join(names)
 
 

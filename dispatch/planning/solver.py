@@ -14,15 +14,18 @@ from __future__ import annotations
 import os
 import time
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
-import vroom
 
 from dispatch.planning.insertion import insert, unassigned_reason
 from dispatch.planning.problem import DROPOFF, MAX_RIDE_TIME, PICKUP, Plan, Problem, Route, Trip
 from dispatch.planning.rules import Rules
 from dispatch.planning.timetable import Step, timetable
 from dispatch.planning.verify import verify
+
+if TYPE_CHECKING:
+    import vroom
 
 WHEELCHAIR_SKILL = 1
 # The part of a timeout VROOM may search for.
@@ -32,11 +35,17 @@ LOCK_SKILL = 1000
 
 
 def _window(window: tuple[int, int]) -> vroom.TimeWindow:
+    import vroom
+
     # VROOM's times are unsigned; the caller's origin keeps real windows positive.
     return vroom.TimeWindow(max(0, window[0]), max(0, window[1]))
 
 
 def vroom_input(problem: Problem) -> vroom.Input:
+    # pyvroom is imported here, when a day is planned, not with the module:
+    # with pandas it is 36 MB that a worker serving sockets never needs.
+    import vroom
+
     model = vroom.Input()
     model.set_durations_matrix("car", np.asarray(problem.durations, dtype=np.uint32))
     index = {v.key: i for i, v in enumerate(problem.vehicles)}
