@@ -16,8 +16,6 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from dispatch.planning.insertion import insert, unassigned_reason
 from dispatch.planning.problem import DROPOFF, MAX_RIDE_TIME, PICKUP, Plan, Problem, Route, Trip
 from dispatch.planning.rules import Rules
@@ -42,8 +40,9 @@ def _window(window: tuple[int, int]) -> vroom.TimeWindow:
 
 
 def vroom_input(problem: Problem) -> vroom.Input:
-    # pyvroom is imported here, when a day is planned, not with the module:
-    # with pandas it is 36 MB that a worker serving sockets never needs.
+    # pyvroom and numpy are imported here, when a day is planned, not with
+    # the module: with pandas they are 48 MB a socket worker never needs.
+    import numpy as np
     import vroom
 
     model = vroom.Input()

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
 import requests
 from django.conf import settings
 
 from dispatch.errors import DispatchError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 LatLng = tuple[float, float]
 EARTH_RADIUS_KM = 6371.0088
@@ -45,6 +47,7 @@ class Haversine:
     speed_kmh: float = 30.0
 
     def km(self, points: Sequence[LatLng]) -> np.ndarray:
+        np = _numpy()
         rad = np.radians(np.asarray(points, dtype=float).reshape(-1, 2))
         lat, lng = rad[:, 0:1], rad[:, 1:2]
         a = (
@@ -54,6 +57,7 @@ class Haversine:
         return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
     def matrix(self, points: Sequence[LatLng]) -> np.ndarray:
+        np = _numpy()
         hours = self.km(points) * self.detour_factor / self.speed_kmh
         return np.rint(hours * 3600).astype(np.int64)
 
@@ -108,7 +112,19 @@ def _whole_seconds(rows, n: int) -> np.ndarray:
         raise RoutingUnavailable("The routing server answered a matrix of the wrong size.")
     if any(cell is None for row in rows for cell in row):
         raise RoutingUnavailable("The routing server found no road between some places.")
+    np = _numpy()
     return np.rint(np.asarray(rows, dtype=float)).astype(np.int64)
+
+
+def _numpy():
+    """
+    numpy, imported on the first matrix rather than with the module: socket
+    workers import this module (a run's forecast) and most never plan, and
+    numpy is 12 MB of each worker's memory.
+    """
+    import numpy
+
+    return numpy
 
 
 def travel_times() -> TravelTimes:
