@@ -124,6 +124,28 @@ def shown_to(viewer: Viewer, message: dict[str, Any], status: str) -> dict[str, 
     return shown
 
 
+def _named_passenger(
+    user: User, passenger_id: int | None, passenger_phone: str | None
+) -> tuple[bool, User | None]:
+    """
+    Whether a booking names someone other than `user`, and who that is (None
+    when nobody has that id or number). A malformed phone is a bad request.
+    """
+    if passenger_id is not None and passenger_id != user.pk:
+        return True, User.objects.filter(pk=passenger_id).first()
+    if not passenger_phone:
+        return False, None
+    try:
+        phone = normalize_phone(passenger_phone)
+    except InvalidPhoneNumber as exc:
+        raise NotAllowed(
+            exc.messages[0], code="invalid_request", status=400, fields=["passenger_phone"]
+        ) from exc
+    if phone == user.phone_number:
+        return False, None
+    return True, User.objects.filter(phone_number=phone).first()
+
+
 def passenger_to_book_for(
     user: User, passenger_id: int | None = None, passenger_phone: str | None = None
 ) -> User:
@@ -132,21 +154,7 @@ def passenger_to_book_for(
     the booking permission. An unknown passenger and one who gave no
     permission get the same answer, so nobody learns who uses Care Connect.
     """
-    target: User | None = None
-    named = False
-    if passenger_id is not None and passenger_id != user.pk:
-        named = True
-        target = User.objects.filter(pk=passenger_id).first()
-    elif passenger_phone:
-        try:
-            phone = normalize_phone(passenger_phone)
-        except InvalidPhoneNumber as exc:
-            raise NotAllowed(
-                exc.messages[0], code="invalid_request", status=400, fields=["passenger_phone"]
-            ) from exc
-        if phone != user.phone_number:
-            named = True
-            target = User.objects.filter(phone_number=phone).first()
+    named, target = _named_passenger(user, passenger_id, passenger_phone)
     if not named:
         if user.user_type == UserType.DRIVER:
             raise NotAllowed("Driver accounts cannot book rides.")
@@ -164,18 +172,8 @@ def passenger_to_book_ahead_for(
     may name any passenger (booking on the phone with them).
     """
     if people_access.is_dispatcher(user) and (passenger_id or passenger_phone):
-        target = None
-        if passenger_id is not None:
-            target = User.objects.filter(pk=passenger_id).first()
-        else:
-            try:
-                phone = normalize_phone(passenger_phone)
-            except InvalidPhoneNumber as exc:
-                raise NotAllowed(
-                    exc.messages[0], code="invalid_request", status=400, fields=["passenger_phone"]
-                ) from exc
-            target = User.objects.filter(phone_number=phone).first()
-        if target is None or target.user_type != UserType.PASSENGER:
+        named, target = _named_passenger(user, passenger_id, passenger_phone)
+        if not named or target is None or target.user_type != UserType.PASSENGER:
             raise NotFound("There is no passenger with that id or phone number.")
         return target
     return passenger_to_book_for(user, passenger_id, passenger_phone)
