@@ -108,6 +108,7 @@ def plan_day(
     plan = plan_for(service_date)
     with transaction.atomic():
         plan = _locked(plan, expected_version)
+        drivers = set(plan.runs.values_list("driver_id", flat=True))
         runs = rows.runs_for(plan, day.shifts.values())
         plan.runs.exclude(shift_id__in=list(day.shifts)).delete()
         for route in solved.routes:
@@ -129,6 +130,7 @@ def plan_day(
         audit(plan, "planned", actor=actor, **plan.stats)
         if plan.status == PlanStatus.PUBLISHED:
             tell_riders(plan, actor=actor)
+            tell_drivers(plan, "planned", also=drivers)
     log.info("planned %s: %s", service_date, plan.stats)
     return plan
 
@@ -147,7 +149,19 @@ def plan_publish(
         )
         plan.save(update_fields=["status", "published_at", "published_by"])
         audit(plan, "published", actor=actor, told=told)
+        tell_drivers(plan, "published")
     return plan
+
+
+def tell_drivers(plan: DayPlan, reason: str, *, also=(), only=None) -> None:
+    """
+    The drivers of the published plan's runs (`only` these, if given; and
+    `also` these, whose runs left it) hear that their manifest changed.
+    """
+    if plan.status != PlanStatus.PUBLISHED:
+        return
+    drivers = only if only is not None else plan.runs.values_list("driver_id", flat=True)
+    broadcast.manifests_changed(plan.service_date, [*drivers, *also], reason)
 
 
 def tell_riders(plan: DayPlan, *, actor: User | None) -> int:
@@ -284,6 +298,7 @@ def trip_move(
         )
         if plan.status == PlanStatus.PUBLISHED:
             tell_riders(plan, actor=actor)
+            tell_drivers(plan, "moved", only=[r.driver_id for r in touched])
     return to_run
 
 
