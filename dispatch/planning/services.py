@@ -22,7 +22,7 @@ from dispatch.errors import DispatchError, IllegalTransition
 from dispatch.models import DayPlan, PlanEvent, PlanStatus, Ride, RideStatus, Run, Stop, StopKind
 from dispatch.planning import build as rows
 from dispatch.planning.insertion import insert
-from dispatch.planning.problem import REASONS, Plan
+from dispatch.planning.problem import MOVED_OFF, REASONS, Plan
 from dispatch.planning.solver import solve
 from dispatch.planning.timetable import timetable
 from dispatch.planning.verify import verify
@@ -283,7 +283,7 @@ def trip_move(
         if to_run is None:
             ride.stops.all().delete()
             Ride.objects.filter(pk=ride.pk).update(
-                run=None, run_locked=False, unplanned_reason="moved_off"
+                run=None, run_locked=False, unplanned_reason=MOVED_OFF
             )
         else:
             Ride.objects.filter(pk=ride.pk).update(run_locked=lock)
