@@ -195,8 +195,9 @@ def ride_changed(
         offer=(offered_driver_id, offer_distance_km, offer_expires_at),
         point=driver_at or driver_point(ride),
     )
-    if ride.run_id is not None and ride.service_date is not None:
-        # Any change to a ride on a run changes its driver's manifest.
+    if ride.run_id is not None and ride.service_date is not None and not told_window(kind):
+        # Any change to a ride on a run changes its driver's manifest (a
+        # window told comes with a plan's change, which nudges its drivers).
         sends.append(_manifest_nudge(ride.run.driver_id, ride.service_date, kind))
     _after_commit(sends)
 
@@ -216,6 +217,10 @@ def _manifest_nudge(driver_id: int, service_date, reason: str) -> Send:
 def pickup_window_told(ride: Ride, *, changed: bool) -> None:
     """The rider and their caregivers hear the ride's confirmed pickup window."""
     ride_changed(ride, PICKUP_WINDOW + "_changed" if changed else PICKUP_WINDOW)
+
+
+def told_window(kind: str) -> bool:
+    return kind in (PICKUP_WINDOW, PICKUP_WINDOW + "_changed")
 
 
 def _with_people(ride: Ride) -> Ride:
@@ -264,7 +269,7 @@ def _ride_sends(
         to_ride = payloads.searching(ride)
     elif kind == "scheduled":
         to_ride = payloads.ride_scheduled(ride)
-    elif kind in (PICKUP_WINDOW, PICKUP_WINDOW + "_changed"):
+    elif told_window(kind):
         # Not a status change: the passenger and their caregivers hear the
         # window itself (only this ride's: no other rider of the run).
         to_ride = payloads.pickup_window(ride, changed=kind != PICKUP_WINDOW)

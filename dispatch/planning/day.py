@@ -266,7 +266,7 @@ def _published_stops(driver: User, service_date: date) -> list[Stop]:
             run__plan__status=PlanStatus.PUBLISHED,
             run__driver=driver,
         )
-        .select_related("ride__passenger__passenger_profile")
+        .select_related("ride__passenger__passenger_profile", "run__plan")
         .order_by("run__shift__start_at", "sequence")
     )
 
@@ -284,11 +284,10 @@ def manifest_for(driver: User, service_date: date, *, updated: bool = False) -> 
     current = {s.ride_id for s in left[:1]} | {
         s.ride_id for s in left if s.ride.status == S.IN_PROGRESS
     }
-    plan = DayPlan.objects.filter(service_date=service_date).values_list("version", flat=True)
     return payloads.manifest(
         driver_id=driver.pk,
         service_date=service_date,
-        plan_version=plan.first(),
+        plan_version=stops[0].run.plan.version if stops else None,
         stops=[
             payloads.manifest_stop(
                 s,

@@ -138,18 +138,23 @@ def plan_day(
 def plan_publish(
     *, plan: DayPlan, actor: User | None = None, expected_version: int | None = None
 ) -> DayPlan:
-    """Publish the plan: every rider on it hears their confirmed pickup window."""
+    """
+    Publish the plan: every rider on it hears their confirmed pickup window,
+    every driver their manifest.
+    """
     with transaction.atomic():
         plan = _locked(plan, expected_version)
-        told = tell_riders(plan, actor=actor)
         plan.status, plan.published_at, plan.published_by = (
             PlanStatus.PUBLISHED,
             timezone.now(),
             actor,
         )
         plan.save(update_fields=["status", "published_at", "published_by"])
-        audit(plan, "published", actor=actor, told=told)
+        # The drivers' nudges first: news goes out in the order it was made,
+        # and a driver needs one, where the riders' news is one per rider.
         tell_drivers(plan, "published")
+        told = tell_riders(plan, actor=actor)
+        audit(plan, "published", actor=actor, told=told)
     return plan
 
 
@@ -178,7 +183,10 @@ def tell_riders(plan: DayPlan, *, actor: User | None) -> int:
         )
     }
     told = 0
-    on_day = Ride.objects.on(plan.service_date).scheduled().select_related("run__driver")
+    # With everyone its news names: the broadcast reads none of them again.
+    on_day = (
+        Ride.objects.on(plan.service_date).scheduled().with_people().select_related("run__driver")
+    )
     for ride in on_day:
         stop = pickups.get(ride.pk)
         planned = stop.service_at if stop else None
