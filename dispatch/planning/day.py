@@ -328,16 +328,20 @@ def trip_ride(*, driver: User, ride_id: str | None = None, now: datetime | None 
     return rides.drivers_active_ride(driver=driver, ride_id=ride_id)
 
 
-def run_moved_on(*, driver: User, ride: Ride) -> Ride | None:
+def run_moved_on(*, driver: User, ride: Ride, now: datetime | None = None) -> Ride | None:
     """
     After a trip step on a run: when the run's next stop is the pickup of a
-    ride still scheduled, the run reaches it (its rider hears the driver is
-    on the way). Returns that ride.
+    ride still scheduled, due within 2 x PICKUP_WINDOW_MIN, the run reaches
+    it (its rider hears the driver is on the way). A pickup further off is
+    reached by the driver's first trip message for it. Returns that ride.
     """
     if ride.run_id is None or ride.service_date is None:
         return None
     stop = _next_stop(driver, ride.service_date)
     if stop is None or stop.kind != StopKind.PICKUP or stop.ride.status != S.SCHEDULED:
+        return None
+    lead = timedelta(minutes=2 * settings.PICKUP_WINDOW_MIN)
+    if stop.service_at > (now or timezone.now()) + lead:
         return None
     reached = Ride.objects.select_related("run__driver").get(pk=stop.ride_id)
     return rides.ride_run_reached(ride=reached, actor=driver, role="driver")

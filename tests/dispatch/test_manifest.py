@@ -13,7 +13,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from dispatch import rides
 from dispatch.models import Ride, RideStatus
+from dispatch.planning import day as on_the_day
 from dispatch.planning import services
 from people.models import VehicleType
 from tests.conftest import db, receive_until, token_for
@@ -164,7 +166,38 @@ async def test_trip_messages_work_through_the_run_and_move_the_manifest_on(ws, r
         lambda: dict(Ride.objects.filter(ride_id__in=[first_id, second_id]).values_list(
             "ride_id", "status"))
     )  # fmt: skip
-    assert statuses == {first_id: RideStatus.COMPLETED, second_id: RideStatus.ASSIGNED}
+    # Bob's pickup is hours off (08:05): the run reaches it when the driver
+    # says so, or once it is due within 2 x PICKUP_WINDOW_MIN.
+    assert statuses == {first_id: RideStatus.COMPLETED, second_id: RideStatus.SCHEDULED}
+    await comm.send_json_to({"type": "arrived"})
+    assigned, _ = await receive_until(comm, "ride_assigned")
+    assert assigned["ride_id"] == second_id
+
+
+@pytest.mark.django_db
+def test_a_pickup_due_soon_is_reached_as_the_run_moves_on(run_day):
+    services.plan_publish(plan=run_day["plan"])
+    driver = run_day["driver"]
+    stops = on_the_day.manifest_for(driver, today())["stops"]
+    first = Ride.objects.select_related("run__driver").get(ride_id=stops[0]["ride_id"])
+    rides.ride_run_reached(ride=first)
+    for step in (rides.ride_driver_arrived, rides.ride_start):
+        step(ride=Ride.objects.with_people().get(pk=first.pk), driver=driver)
+    after_start = Ride.objects.get(pk=first.pk)
+    second = next(s["ride_id"] for s in stops if s["ride_id"] != first.ride_id)
+    pickup = Ride.objects.get(ride_id=second).stops.get(kind="pickup").service_at
+    # An hour before: not yet.
+    assert (
+        on_the_day.run_moved_on(driver=driver, ride=after_start, now=pickup - timedelta(hours=1))
+        is None
+    )
+    assert Ride.objects.get(ride_id=second).status == RideStatus.SCHEDULED
+    # Twenty minutes before: the run reaches it.
+    reached = on_the_day.run_moved_on(
+        driver=driver, ride=after_start, now=pickup - timedelta(minutes=20)
+    )
+    assert reached.ride_id == second and reached.status == RideStatus.ASSIGNED
+    assert reached.driver == driver
 
 
 @pytest.mark.django_db(transaction=True)
