@@ -42,6 +42,12 @@ class ManifestFeed:
         self.manifests_sent[service_date] = manifest["stops"]
         await self.send_json(manifest)
 
+    async def disconnect(self, code):
+        reader = getattr(self, "manifest_reader", None)
+        if reader is not None:
+            reader.cancel()
+        await super().disconnect(code)
+
     async def driver_manifest(self, event):
         self.manifest_dirty.add(date.fromisoformat(event["service_date"]))
         if self.manifest_reader is None or self.manifest_reader.done():

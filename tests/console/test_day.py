@@ -178,7 +178,9 @@ def today_plan(db, passenger, make_user, make_driver, settings):
 
 
 @pytest.mark.django_db
-def test_a_run_running_late_shows_its_minutes_late(console, today_plan, monkeypatch):
+def test_a_run_running_late_shows_its_minutes_late(console, today_plan, monkeypatch, settings):
+    # The position noted from this (sync) test: the in-process store.
+    settings.LOCATION_STORE = "memory"
     ride = today_plan["ride"]
     pickup = ride.stops.get(kind="pickup")
     # The driver is far away with the window closing.
