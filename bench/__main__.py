@@ -2,7 +2,8 @@
 python -m bench [--full] [--only NAME ...]
 
 `--only plan` plans a synthetic day (bench/planning.py): no database, no
-workers. `--only booking` compares the two PostgreSQL booking paths in the
+workers. `--only publish` publishes a plan to 100 connected drivers
+(bench/publish.py). `--only booking` compares the two PostgreSQL booking paths in the
 bench process (bench/booking.py).
 
 Quick set (make bench, about 8-10 minutes): index search, ping ratio, matching
@@ -23,11 +24,12 @@ import signal
 import subprocess
 import time
 
-from bench import booking, env, planning, scenarios
+from bench import booking, env, planning, publish, scenarios
 from bench.scenarios import Result, verdict
 
 NAMES = [
-    "geo", "plan", "ping", "match", "match10k", "burst", "booking", "idle", "fleet", "soak"
+    "geo", "plan", "ping", "match", "match10k", "burst", "booking", "publish", "idle", "fleet",
+    "soak",
 ]  # fmt: skip
 # What runs without the benchmark's database, Redis and workers.
 STANDALONE = {"geo", "plan"}
@@ -95,6 +97,8 @@ async def run(args) -> list[Result]:
     env.flush_redis()
     t = time.perf_counter()
     n_drivers = 10_100 if full else 5_100
+    if not wanted - {*STANDALONE, "publish"}:
+        n_drivers = 100
     cast = await asyncio.to_thread(env.seed, n_drivers, 1_500)
     print(f"bench: {n_drivers:,} drivers, 1,500 passengers in {time.perf_counter() - t:.0f} s")
 
@@ -152,6 +156,8 @@ async def run(args) -> list[Result]:
             db_scores[f"burst-{db}"] = hist.percentile_ms(50)
     if "booking" in wanted:
         add(await booking.results(cast))
+    if "publish" in wanted:
+        add(await publish.publish_to_drivers(cast, 100))
     if "idle" in wanted:
         add(await scenarios.idle_sockets(cast, 5000))
     # Where the channel layer is on the path: driver -> passenger through the

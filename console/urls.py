@@ -1,6 +1,6 @@
 from django.urls import path
 
-from console import views
+from console import day, reports, views
 
 app_name = "console"
 
@@ -14,6 +14,15 @@ urlpatterns = [
     path("rides/<int:ride_pk>/assign/", views.ride_assign, name="ride_assign"),
     path("rides/<int:ride_pk>/cancel/", views.ride_cancel, name="ride_cancel"),
     path("rides/<int:ride_pk>/unfulfilled/", views.ride_unfulfilled, name="ride_unfulfilled"),
+    path("day/", day.day_view, name="day_tomorrow"),
+    path("day/<str:service_date>/", day.day_view, name="day"),
+    path("day/<str:service_date>/plan/", day.day_plan, name="day_plan"),
+    path("day/<str:service_date>/publish/", day.day_publish, name="day_publish"),
+    path("day/<str:service_date>/replan/", day.day_replan, name="day_replan"),
+    path("day/<str:service_date>/trips/<int:ride_pk>/move/", day.trip_move, name="day_move"),
+    path("day/<str:service_date>/trips/<int:ride_pk>/lock/", day.trip_lock, name="day_lock"),
+    path("reports/", reports.reports_view, name="reports"),
+    path("reports.csv", reports.reports_csv, name="reports_csv"),
     path("links/", views.links, name="links"),
     path("links/new/", views.link_create, name="link_create"),
     path("links/<int:link_pk>/revoke/", views.link_revoke, name="link_revoke"),

@@ -9,7 +9,8 @@ Groups, and who is in each:
   that follow the ride's driver position;
 - `passenger.<id>`: the passenger's own socket, for all their rides;
 - `caregiver.<id>`: a caregiver's socket, for all their passengers' rides;
-- `driver.<id>`: the driver's app;
+- `driver.<id>`: the driver's app (its rides, offers, and a nudge when its
+  manifest may have changed: the socket reads it again);
 - `user.<id>`: every socket of a user (their links changed);
 - `console.board`: the dispatchers' consoles.
 
@@ -124,6 +125,18 @@ class ConsolePositions(TypedDict):
     drivers: list[list[Any]]
 
 
+class ManifestChanged(TypedDict):
+    """
+    A driver's runs of a day may have changed (a plan published or changed,
+    a ride on the run moving on): their socket reads the manifest again and
+    sends `manifest_updated` if it differs.
+    """
+
+    type: Literal["driver.manifest"]
+    service_date: str
+    reason: str
+
+
 class LinksChanged(TypedDict):
     type: Literal["links.changed"]
 
@@ -182,12 +195,32 @@ def ride_changed(
         offer=(offered_driver_id, offer_distance_km, offer_expires_at),
         point=driver_at or driver_point(ride),
     )
+    if ride.run_id is not None and ride.service_date is not None and not told_window(kind):
+        # Any change to a ride on a run changes its driver's manifest (a
+        # window told comes with a plan's change, which nudges its drivers).
+        sends.append(_manifest_nudge(ride.run.driver_id, ride.service_date, kind))
     _after_commit(sends)
+
+
+def manifests_changed(service_date, driver_ids, reason: str) -> None:
+    """The runs of these drivers on `service_date` changed (planned, moved, published)."""
+    _after_commit([_manifest_nudge(d, service_date, reason) for d in sorted(set(driver_ids))])
+
+
+def _manifest_nudge(driver_id: int, service_date, reason: str) -> Send:
+    news = ManifestChanged(
+        type="driver.manifest", service_date=service_date.isoformat(), reason=reason
+    )
+    return driver_group(driver_id), news
 
 
 def pickup_window_told(ride: Ride, *, changed: bool) -> None:
     """The rider and their caregivers hear the ride's confirmed pickup window."""
     ride_changed(ride, PICKUP_WINDOW + "_changed" if changed else PICKUP_WINDOW)
+
+
+def told_window(kind: str) -> bool:
+    return kind in (PICKUP_WINDOW, PICKUP_WINDOW + "_changed")
 
 
 def _with_people(ride: Ride) -> Ride:
@@ -236,7 +269,7 @@ def _ride_sends(
         to_ride = payloads.searching(ride)
     elif kind == "scheduled":
         to_ride = payloads.ride_scheduled(ride)
-    elif kind in (PICKUP_WINDOW, PICKUP_WINDOW + "_changed"):
+    elif told_window(kind):
         # Not a status change: the passenger and their caregivers hear the
         # window itself (only this ride's: no other rider of the run).
         to_ride = payloads.pickup_window(ride, changed=kind != PICKUP_WINDOW)

@@ -24,6 +24,7 @@ from dispatch import (
 from dispatch.access import Viewer
 from dispatch.errors import NotAllowed, NotFound, RideConflict
 from dispatch.geo import Point
+from dispatch.manifest_feed import ManifestFeed
 from dispatch.models import (
     FINAL_STATUSES,
     DriverStatus,
@@ -32,6 +33,7 @@ from dispatch.models import (
     RideOffer,
     RideStatus,
 )
+from dispatch.planning import day as on_the_day
 from dispatch.socket_schemas import CancelRide, FindDriver, LocationUpdate, RideAction, SetStatus
 from people import access as people_access
 from people.models import DriverProfile
@@ -245,7 +247,7 @@ class RideConsumer(AppSocket):
                 await self.close(code=CLOSE_FORBIDDEN)
 
 
-class DriverConsumer(AppSocket):
+class DriverConsumer(ManifestFeed, AppSocket):
     """ws://HOST/ws/driver/ (or /ws/driver/<driver_id>/): the driver's app."""
 
     handlers: ClassVar[dict[str, str]] = {
@@ -259,6 +261,7 @@ class DriverConsumer(AppSocket):
         "no_show": "on_no_show",
         "accept_ride": "on_accept_ride",
         "decline_ride": "on_decline_ride",
+        "get_manifest": "on_get_manifest",
     }
     viewer = Viewer(access.DRIVER)
 
@@ -308,6 +311,7 @@ class DriverConsumer(AppSocket):
             greeting.append(payloads.ride_assigned(ride))
         if offer is not None:
             greeting.append(payloads.ride_request(offer.ride, offer.distance_km, offer.expires_at))
+        greeting += [m for m in [self.manifest_start()] if m]
         return ((ride.ride_id, ride.passenger_id) if ride else None), greeting
 
     async def on_set_status(self, content):
@@ -331,13 +335,15 @@ class DriverConsumer(AppSocket):
                 self.matching_waiting = False
 
     async def _trip_step(self, content, service) -> None:
+        """One step of a trip; on a run, its next pickup is reached (the manifest moves on)."""
         request = RideAction.model_validate(content)
 
         def step():
-            return service(
-                ride=rides.drivers_active_ride(driver=self.user, ride_id=request.ride_id),
+            ride = service(
+                ride=on_the_day.trip_ride(driver=self.user, ride_id=request.ride_id),
                 driver=self.user,
             )
+            on_the_day.run_moved_on(driver=self.user, ride=ride)
 
         await db_async(step)()
 

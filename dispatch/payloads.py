@@ -12,7 +12,7 @@ from typing import Any, Literal, TypedDict
 from django.utils import timezone
 
 from dispatch.geo import Point, haversine_km
-from dispatch.models import Ride
+from dispatch.models import Ride, Stop, StopKind
 
 # Average urban speed for the pickup ETA when the app sent none.
 ETA_SPEED_KMH = 30.0
@@ -317,3 +317,95 @@ def driver_location(ride_id: str, driver_id: int, point: Point) -> dict[str, Any
         "speed": point.speed,
         "timestamp": timezone.now().isoformat(),
     }
+
+
+# --- the driver's manifest -------------------------------------------------------
+
+
+class ManifestStop(TypedDict):
+    """One stop of a driver's run, as the driver's app shows it."""
+
+    run_id: int
+    sequence: int
+    kind: str  # pickup or dropoff
+    ride_id: str
+    status: str
+    done: bool
+    # The stop the driver heads for now (the first not done).
+    next: bool
+    planned_at: str
+    window_start: str
+    window_end: str
+    latitude: float
+    longitude: float
+    address: str
+    # Name always; phone only for the current trip.
+    passenger: dict[str, Any]
+    # The needs card for the current trip only; None for the others.
+    needs: dict[str, Any] | None
+
+
+def manifest_stop(stop: Stop, *, done: bool, is_next: bool, current: bool) -> ManifestStop:
+    """
+    A stop of the driver's manifest. `current`: the stop's ride is the
+    driver's current trip (the next stop's, or aboard): only then the
+    rider's phone and needs card; of the rest of the day, the name alone.
+    """
+    ride = stop.ride
+    pickup = stop.kind == StopKind.PICKUP
+    place = "pickup" if pickup else "dropoff"
+    start, end = stop.window_start, stop.window_end
+    if pickup and ride.confirmed_pickup_at is not None:
+        # What the rider was promised, not the planner's wider window.
+        start, end = ride.confirmed_window_start, ride.confirmed_window_end
+    rider = person(ride.passenger)
+    return ManifestStop(
+        run_id=stop.run_id,
+        sequence=stop.sequence,
+        kind=stop.kind,
+        ride_id=ride.ride_id,
+        status=ride.status,
+        done=done,
+        next=is_next,
+        planned_at=_local(stop.service_at),
+        window_start=_local(start),
+        window_end=_local(end),
+        latitude=getattr(ride, f"{place}_latitude"),
+        longitude=getattr(ride, f"{place}_longitude"),
+        address=getattr(ride, f"{place}_address"),
+        passenger={"name": rider["name"], "phone": rider["phone"] if current else None},
+        needs=needs_card(ride) if current else None,
+    )
+
+
+class Manifest(TypedDict):
+    """A driver's published runs of one day: `manifest`, or `manifest_updated`."""
+
+    type: Literal["manifest", "manifest_updated"]
+    driver_id: int
+    service_date: str
+    plan_version: int | None
+    # The rides of the current trip (the next stop's, and those aboard).
+    current_ride_ids: list[str]
+    stops: list[ManifestStop]
+    timestamp: str
+
+
+def manifest(
+    *,
+    driver_id: int,
+    service_date,
+    plan_version: int | None,
+    stops: list[ManifestStop],
+    current_ride_ids: list[str],
+    updated: bool,
+) -> Manifest:
+    return Manifest(
+        type="manifest_updated" if updated else "manifest",
+        driver_id=driver_id,
+        service_date=service_date.isoformat(),
+        plan_version=plan_version,
+        current_ride_ids=current_ride_ids,
+        stops=stops,
+        timestamp=timezone.now().isoformat(),
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -122,3 +122,9 @@ class RideAction(Inbound):
 
     ride_id: str | None = Field(default=None, max_length=64)
     reason: str = Field(default="", max_length=64)
+
+
+class GetManifest(Inbound):
+    """The driver's manifest of a day (today by default: TIME_ZONE)."""
+
+    service_date: date | None = None

@@ -377,6 +377,8 @@ RETENTION_DAYS = env_int("RETENTION_DAYS", 90)
 # --- Booking ahead and planning runs (dispatch/planning) ------------------------
 # The pickup window: this many minutes either side of the planned pickup.
 PICKUP_WINDOW_MIN = env_float("PICKUP_WINDOW_MIN", 15)
+# A rider's cancel this close to the pickup counts as late (reports).
+LATE_CANCEL_MIN = env_float("LATE_CANCEL_MIN", 60)
 # Rides may be booked from today up to this many days ahead; recurring series
 # are materialised as far.
 BOOKING_HORIZON_DAYS = env_int("BOOKING_HORIZON_DAYS", 14)

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from dispatch import payloads
+from dispatch import payloads, rides
 from dispatch.geo import Point
 from dispatch.locations import live_position
 from dispatch.models import (
@@ -207,6 +207,7 @@ def replan_remaining(
         services.audit(plan, "replanned", actor=actor, **services.stats(day, solved))
         if plan.status == PlanStatus.PUBLISHED:
             services.tell_riders(plan, actor=actor)
+            services.tell_drivers(plan, "replanned")
     return plan
 
 
@@ -250,59 +251,97 @@ def join_passing_run(*, ride: Ride, actor: User | None, now: datetime | None = N
             plan, "joined", actor=actor, ride_id=ride.ride_id, run=runs[best[2].vehicle].pk
         )
         services.tell_riders(plan, actor=actor)
+        services.tell_drivers(plan, "joined", only=[runs[best[2].vehicle].driver_id])
     return True
 
 
 # --- the driver's manifest ---------------------------------------------------------------
 
 
-def manifest_for(driver: User, service_date: date) -> list[dict]:
-    """
-    What the driver needs at each stop of their runs of the day, in order:
-    where, when, the window, and the rider's name. The needs card and the
-    phone number only for the current trip (the next stop's ride, and
-    those aboard): the rest of the day's riders are not the driver's
-    business yet.
-    """
-    stops = list(
-        Stop.objects.filter(run__plan__service_date=service_date, run__driver=driver)
-        .select_related("ride__passenger__passenger_profile")
+def _published_stops(driver: User, service_date: date) -> list[Stop]:
+    """The driver's stops on the published plan of the day, in driving order."""
+    return list(
+        Stop.objects.filter(
+            run__plan__service_date=service_date,
+            run__plan__status=PlanStatus.PUBLISHED,
+            run__driver=driver,
+        )
+        .select_related("ride__passenger__passenger_profile", "run__plan")
         .order_by("run__shift__start_at", "sequence")
     )
+
+
+def manifest_for(driver: User, service_date: date, *, updated: bool = False) -> payloads.Manifest:
+    """
+    What the driver needs at each stop of their published runs of the day,
+    in order: where, when, the window, and the rider's name. The needs card
+    and the phone number only for the current trip (the next stop's ride,
+    and those aboard): the rest of the day's riders are not the driver's
+    business yet. A draft plan shows nothing.
+    """
+    stops = _published_stops(driver, service_date)
     left = [s for s in stops if not is_done(s)]
     current = {s.ride_id for s in left[:1]} | {
         s.ride_id for s in left if s.ride.status == S.IN_PROGRESS
     }
-    manifest = []
-    for stop in stops:
-        ride = stop.ride
-        pickup = stop.kind == StopKind.PICKUP
-        place = "pickup" if pickup else "dropoff"
-        now_serving = ride.pk in current
-        person = payloads.person(ride.passenger)
-        manifest.append(
-            {
-                "run_id": stop.run_id,
-                "sequence": stop.sequence,
-                "kind": stop.kind,
-                "ride_id": ride.ride_id,
-                "status": ride.status,
-                "done": is_done(stop),
-                "planned_at": stop.service_at.isoformat(),
-                "window_start": (ride.confirmed_window_start or stop.window_start).isoformat()
-                if pickup
-                else stop.window_start.isoformat(),
-                "window_end": (ride.confirmed_window_end or stop.window_end).isoformat()
-                if pickup
-                else stop.window_end.isoformat(),
-                "latitude": getattr(ride, f"{place}_latitude"),
-                "longitude": getattr(ride, f"{place}_longitude"),
-                "address": getattr(ride, f"{place}_address"),
-                "passenger": {
-                    "name": person["name"],
-                    "phone": person["phone"] if now_serving else None,
-                },
-                "needs": payloads.needs_card(ride) if now_serving else None,
-            }
-        )
-    return manifest
+    return payloads.manifest(
+        driver_id=driver.pk,
+        service_date=service_date,
+        plan_version=stops[0].run.plan.version if stops else None,
+        stops=[
+            payloads.manifest_stop(
+                s,
+                done=is_done(s),
+                is_next=bool(left) and s == left[0],
+                current=s.ride_id in current,
+            )
+            for s in stops
+        ],
+        current_ride_ids=sorted({s.ride.ride_id for s in left if s.ride_id in current}),
+        updated=updated,
+    )
+
+
+def _next_stop(driver: User, service_date: date) -> Stop | None:
+    left = [s for s in _published_stops(driver, service_date) if not is_done(s)]
+    return left[0] if left else None
+
+
+def trip_ride(*, driver: User, ride_id: str | None = None, now: datetime | None = None) -> Ride:
+    """
+    The ride a driver's trip message (arrived, start_trip...) is about: one
+    they hold; else, when they hold none (or name the next one), the next
+    pickup of their published run of today, which the run reaches now.
+    """
+    held = Ride.objects.held_by(driver.pk)
+    if not held.filter(**({"ride_id": ride_id} if ride_id else {})).exists():
+        service_date = timezone.localdate(now)
+        stop = _next_stop(driver, service_date)
+        if (
+            stop is not None
+            and stop.kind == StopKind.PICKUP
+            and stop.ride.status == S.SCHEDULED
+            and ride_id in (None, stop.ride.ride_id)
+        ):
+            ride = Ride.objects.select_related("run__driver").get(pk=stop.ride_id)
+            rides.ride_run_reached(ride=ride, actor=driver, role="driver")
+    return rides.drivers_active_ride(driver=driver, ride_id=ride_id)
+
+
+def run_moved_on(*, driver: User, ride: Ride, now: datetime | None = None) -> Ride | None:
+    """
+    After a trip step on a run: when the run's next stop is the pickup of a
+    ride still scheduled, due within 2 x PICKUP_WINDOW_MIN, the run reaches
+    it (its rider hears the driver is on the way). A pickup further off is
+    reached by the driver's first trip message for it. Returns that ride.
+    """
+    if ride.run_id is None or ride.service_date is None:
+        return None
+    stop = _next_stop(driver, ride.service_date)
+    if stop is None or stop.kind != StopKind.PICKUP or stop.ride.status != S.SCHEDULED:
+        return None
+    lead = timedelta(minutes=2 * settings.PICKUP_WINDOW_MIN)
+    if stop.service_at > (now or timezone.now()) + lead:
+        return None
+    reached = Ride.objects.select_related("run__driver").get(pk=stop.ride_id)
+    return rides.ride_run_reached(ride=reached, actor=driver, role="driver")

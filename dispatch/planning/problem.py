@@ -101,6 +101,8 @@ NO_WHEELCHAIR_SPACE = "no_wheelchair_space_in_time"
 NO_SEAT = "no_seat_in_time"
 LOCKED_RUN_CANNOT = "locked_run_cannot_serve"
 MAX_RIDE_TIME = "max_ride_time"
+# Not the planner's: a dispatcher took it off its run (services.trip_move).
+MOVED_OFF = "moved_off"
 
 REASONS = {
     NO_VEHICLE_FITS: "No vehicle on shift has the seats and wheelchair spaces this trip needs.",
@@ -109,6 +111,7 @@ REASONS = {
     NO_SEAT: "No seat free in time: the vehicles that could take it are busy.",
     LOCKED_RUN_CANNOT: "The run it is locked to cannot serve it in its window.",
     MAX_RIDE_TIME: "No run could carry it within its maximum ride time.",
+    MOVED_OFF: "A dispatcher took it off its run.",
 }
 
 

@@ -22,7 +22,7 @@ from dispatch.errors import DispatchError, IllegalTransition
 from dispatch.models import DayPlan, PlanEvent, PlanStatus, Ride, RideStatus, Run, Stop, StopKind
 from dispatch.planning import build as rows
 from dispatch.planning.insertion import insert
-from dispatch.planning.problem import REASONS, Plan
+from dispatch.planning.problem import MOVED_OFF, REASONS, Plan
 from dispatch.planning.solver import solve
 from dispatch.planning.timetable import timetable
 from dispatch.planning.verify import verify
@@ -108,6 +108,7 @@ def plan_day(
     plan = plan_for(service_date)
     with transaction.atomic():
         plan = _locked(plan, expected_version)
+        drivers = set(plan.runs.values_list("driver_id", flat=True))
         runs = rows.runs_for(plan, day.shifts.values())
         plan.runs.exclude(shift_id__in=list(day.shifts)).delete()
         for route in solved.routes:
@@ -129,6 +130,7 @@ def plan_day(
         audit(plan, "planned", actor=actor, **plan.stats)
         if plan.status == PlanStatus.PUBLISHED:
             tell_riders(plan, actor=actor)
+            tell_drivers(plan, "planned", also=drivers)
     log.info("planned %s: %s", service_date, plan.stats)
     return plan
 
@@ -136,18 +138,35 @@ def plan_day(
 def plan_publish(
     *, plan: DayPlan, actor: User | None = None, expected_version: int | None = None
 ) -> DayPlan:
-    """Publish the plan: every rider on it hears their confirmed pickup window."""
+    """
+    Publish the plan: every rider on it hears their confirmed pickup window,
+    every driver their manifest.
+    """
     with transaction.atomic():
         plan = _locked(plan, expected_version)
-        told = tell_riders(plan, actor=actor)
         plan.status, plan.published_at, plan.published_by = (
             PlanStatus.PUBLISHED,
             timezone.now(),
             actor,
         )
         plan.save(update_fields=["status", "published_at", "published_by"])
+        # The drivers' nudges first: news goes out in the order it was made,
+        # and a driver needs one, where the riders' news is one per rider.
+        tell_drivers(plan, "published")
+        told = tell_riders(plan, actor=actor)
         audit(plan, "published", actor=actor, told=told)
     return plan
+
+
+def tell_drivers(plan: DayPlan, reason: str, *, also=(), only=None) -> None:
+    """
+    The drivers of the published plan's runs (`only` these, if given; and
+    `also` these, whose runs left it) hear that their manifest changed.
+    """
+    if plan.status != PlanStatus.PUBLISHED:
+        return
+    drivers = only if only is not None else plan.runs.values_list("driver_id", flat=True)
+    broadcast.manifests_changed(plan.service_date, [*drivers, *also], reason)
 
 
 def tell_riders(plan: DayPlan, *, actor: User | None) -> int:
@@ -164,7 +183,10 @@ def tell_riders(plan: DayPlan, *, actor: User | None) -> int:
         )
     }
     told = 0
-    on_day = Ride.objects.on(plan.service_date).scheduled().select_related("run__driver")
+    # With everyone its news names: the broadcast reads none of them again.
+    on_day = (
+        Ride.objects.on(plan.service_date).scheduled().with_people().select_related("run__driver")
+    )
     for ride in on_day:
         stop = pickups.get(ride.pk)
         planned = stop.service_at if stop else None
@@ -269,7 +291,7 @@ def trip_move(
         if to_run is None:
             ride.stops.all().delete()
             Ride.objects.filter(pk=ride.pk).update(
-                run=None, run_locked=False, unplanned_reason="moved_off"
+                run=None, run_locked=False, unplanned_reason=MOVED_OFF
             )
         else:
             Ride.objects.filter(pk=ride.pk).update(run_locked=lock)
@@ -284,6 +306,7 @@ def trip_move(
         )
         if plan.status == PlanStatus.PUBLISHED:
             tell_riders(plan, actor=actor)
+            tell_drivers(plan, "moved", only=[r.driver_id for r in touched])
     return to_run
 
 

@@ -189,7 +189,9 @@ def test_the_manifest_gives_needs_and_phone_for_the_current_trip_only(day, setti
     sarah_ride, bob_ride = (Ride.objects.get(pk=r.pk) for r in day["rides"][:2])
     services.trip_move(ride=bob_ride, to_run=sarah_ride.run, actor=None)
     driver = sarah_ride.run.driver
-    manifest = on_the_day.manifest_for(driver, tomorrow())
+    assert on_the_day.manifest_for(driver, tomorrow())["stops"] == []
+    services.plan_publish(plan=DayPlan.objects.get(pk=plan.pk))
+    manifest = on_the_day.manifest_for(driver, tomorrow())["stops"]
     expected = Stop.objects.filter(run__driver=driver).count()
     assert len(manifest) == expected >= 4 and plan.runs.count() == 2
     first = manifest[0]

@@ -1,0 +1,238 @@
+"""
+The driver's manifest over the driver socket: sent on connect when the
+driver has a published run today and on `get_manifest`; `manifest_updated`
+on publish, moves and each trip step; a driver sees only their own run,
+and of the other riders their names alone, never phone or needs card
+before their trip is the current one.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from dispatch import rides
+from dispatch.models import Ride, RideStatus
+from dispatch.planning import day as on_the_day
+from dispatch.planning import services
+from people.models import VehicleType
+from tests.conftest import db, receive_until, token_for
+from tests.dispatch.test_plan_services import book, shift_for
+
+
+def today():
+    return timezone.localdate()
+
+
+@pytest.fixture
+def run_day(db, passenger, make_user, make_driver, settings):
+    """Today: Sarah, Bob and a wheelchair rider; John's car and Mike's van on shift."""
+    settings.PLAN_EXPLORATION = 1
+    bob = make_user("passenger", first_name="Bob", last_name="Rider")
+    chair = make_user("passenger", first_name="Wanda", last_name="Wheels")
+    chair.passenger_profile.notes = "Wanda's private notes"
+    chair.passenger_profile.save()
+    john = make_driver(first_name="John", last_name="Doe")
+    mike = make_driver(first_name="Mike", vehicle_type=VehicleType.WHEELCHAIR_ACCESSIBLE)
+    shift_for(john, day=today())
+    shift_for(mike, wheelchair=2, day=today())
+    rides = [
+        book(passenger, 8, 0, day=today()),
+        book(bob, 8, 5, day=today()),
+        book(chair, 9, 0, wheelchair=True, day=today()),
+    ]
+    plan = services.plan_day(service_date=today(), timeout_s=5)
+    # Sarah and Bob on John's run, so it carries two riders; Wanda in the van.
+    run = plan.runs.get(driver=john)
+    for ride in rides[:2]:
+        if Ride.objects.get(pk=ride.pk).run_id != run.pk:
+            services.trip_move(ride=Ride.objects.get(pk=ride.pk), to_run=run, actor=None)
+    assert Ride.objects.get(pk=rides[2].pk).run.driver == mike
+    return {
+        "plan": plan,
+        "run": run,
+        "driver": john,
+        "other_driver": mike,
+        "rides": [Ride.objects.get(pk=r.pk) for r in rides],
+    }
+
+
+def publish(plan):
+    return services.plan_publish(plan=plan.__class__.objects.get(pk=plan.pk))
+
+
+async def driver_socket(ws, driver):
+    comm = await ws("/ws/driver/", token=await db(token_for, driver))
+    hello = await comm.receive_json_from()
+    assert hello["type"] == "connection_established"
+    return comm
+
+
+def by_ride(manifest, ride_id, kind="pickup"):
+    return next(s for s in manifest["stops"] if s["ride_id"] == ride_id and s["kind"] == kind)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_driver_with_a_published_run_today_gets_the_manifest_on_connect(ws, run_day):
+    await db(publish, run_day["plan"])
+    driver, rides = run_day["driver"], run_day["rides"]
+    comm = await driver_socket(ws, driver)
+    manifest = await comm.receive_json_from()
+    assert manifest["type"] == "manifest" and manifest["driver_id"] == driver.pk
+    assert manifest["service_date"] == today().isoformat()
+    own = {rides[0].ride_id, rides[1].ride_id}
+    assert {s["ride_id"] for s in manifest["stops"]} == own
+    assert [s["kind"] for s in manifest["stops"]].count("pickup") == 2
+    first = manifest["stops"][0]
+    assert first["next"] and manifest["current_ride_ids"] == [first["ride_id"]]
+    assert first["passenger"]["phone"] and first["needs"] is not None
+    later = [s for s in manifest["stops"] if s["ride_id"] != first["ride_id"]]
+    assert all(s["passenger"]["phone"] is None and s["needs"] is None for s in later)
+    assert all(s["passenger"]["name"] for s in manifest["stops"])
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_draft_plan_gives_the_driver_no_manifest(ws, run_day):
+    comm = await driver_socket(ws, run_day["driver"])
+    assert await comm.receive_nothing(timeout=0.3)
+    await comm.send_json_to({"type": "get_manifest"})
+    manifest = await comm.receive_json_from()
+    assert manifest["type"] == "manifest" and manifest["stops"] == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_publishing_sends_each_driver_their_own_run_only(ws, run_day):
+    mine = await driver_socket(ws, run_day["driver"])
+    other = await driver_socket(ws, run_day["other_driver"])
+    await db(publish, run_day["plan"])
+    updated, _ = await receive_until(mine, "manifest_updated")
+    theirs, _ = await receive_until(other, "manifest_updated")
+    chair = run_day["rides"][2]
+    assert {s["ride_id"] for s in theirs["stops"]} == {chair.ride_id}
+    assert chair.ride_id not in str(updated) and "Wanda" not in str(updated)
+    assert "Sarah" not in str(theirs) and "Bob" not in str(theirs)
+    # Told once, however many riders the publish told: no second copy.
+    assert await mine.receive_nothing(timeout=0.5)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_move_on_a_published_plan_updates_both_drivers(ws, run_day):
+    await db(publish, run_day["plan"])
+    mine = await driver_socket(ws, run_day["driver"])
+    other = await driver_socket(ws, run_day["other_driver"])
+    await receive_until(mine, "manifest")
+    await receive_until(other, "manifest")
+    bob_ride = run_day["rides"][1]
+    to_run = await db(lambda: run_day["plan"].runs.exclude(pk=run_day["run"].pk).get())
+    await db(services.trip_move, ride=bob_ride, to_run=to_run, actor=None)
+    lost, _ = await receive_until(mine, "manifest_updated")
+    gained, _ = await receive_until(other, "manifest_updated")
+    assert bob_ride.ride_id not in {s["ride_id"] for s in lost["stops"]}
+    assert bob_ride.ride_id in {s["ride_id"] for s in gained["stops"]}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_trip_messages_work_through_the_run_and_move_the_manifest_on(ws, run_day):
+    await db(publish, run_day["plan"])
+    comm = await driver_socket(ws, run_day["driver"])
+    manifest = await comm.receive_json_from()
+    first_id = manifest["stops"][0]["ride_id"]
+    second_id = next(s["ride_id"] for s in manifest["stops"] if s["ride_id"] != first_id)
+    # Nothing held yet: `arrived` is about the run's next pickup, which it reaches.
+    await comm.send_json_to({"type": "arrived"})
+    assigned, _ = await receive_until(comm, "ride_assigned")
+    assert assigned["ride_id"] == first_id
+    moved, _ = await receive_until(comm, "manifest_updated")
+    while by_ride(moved, first_id)["status"] != RideStatus.DRIVER_ARRIVED:
+        moved, _ = await receive_until(comm, "manifest_updated")
+    await comm.send_json_to({"type": "start_trip", "ride_id": first_id})
+    moved, _ = await receive_until(comm, "manifest_updated")
+    while by_ride(moved, first_id)["status"] != RideStatus.IN_PROGRESS:
+        moved, _ = await receive_until(comm, "manifest_updated")
+    assert by_ride(moved, first_id)["done"]
+    await comm.send_json_to({"type": "complete_trip", "ride_id": first_id})
+    while True:
+        moved, _ = await receive_until(comm, "manifest_updated")
+        if by_ride(moved, first_id, "dropoff")["done"] and moved["current_ride_ids"] == [second_id]:
+            break
+    # The finished rider's phone and needs are gone; the next rider's are shown.
+    assert by_ride(moved, first_id)["passenger"]["phone"] is None
+    assert by_ride(moved, first_id)["needs"] is None
+    assert by_ride(moved, second_id)["passenger"]["phone"]
+    assert by_ride(moved, second_id)["next"]
+    statuses = await db(
+        lambda: dict(Ride.objects.filter(ride_id__in=[first_id, second_id]).values_list(
+            "ride_id", "status"))
+    )  # fmt: skip
+    # Bob's pickup is hours off (08:05): the run reaches it when the driver
+    # says so, or once it is due within 2 x PICKUP_WINDOW_MIN.
+    assert statuses == {first_id: RideStatus.COMPLETED, second_id: RideStatus.SCHEDULED}
+    await comm.send_json_to({"type": "arrived"})
+    assigned, _ = await receive_until(comm, "ride_assigned")
+    assert assigned["ride_id"] == second_id
+
+
+@pytest.mark.django_db
+def test_a_pickup_due_soon_is_reached_as_the_run_moves_on(run_day):
+    services.plan_publish(plan=run_day["plan"])
+    driver = run_day["driver"]
+    stops = on_the_day.manifest_for(driver, today())["stops"]
+    first = Ride.objects.select_related("run__driver").get(ride_id=stops[0]["ride_id"])
+    rides.ride_run_reached(ride=first)
+    for step in (rides.ride_driver_arrived, rides.ride_start):
+        step(ride=Ride.objects.with_people().get(pk=first.pk), driver=driver)
+    after_start = Ride.objects.get(pk=first.pk)
+    second = next(s["ride_id"] for s in stops if s["ride_id"] != first.ride_id)
+    pickup = Ride.objects.get(ride_id=second).stops.get(kind="pickup").service_at
+    # An hour before: not yet.
+    assert (
+        on_the_day.run_moved_on(driver=driver, ride=after_start, now=pickup - timedelta(hours=1))
+        is None
+    )
+    assert Ride.objects.get(ride_id=second).status == RideStatus.SCHEDULED
+    # Twenty minutes before: the run reaches it.
+    reached = on_the_day.run_moved_on(
+        driver=driver, ride=after_start, now=pickup - timedelta(minutes=20)
+    )
+    assert reached.ride_id == second and reached.status == RideStatus.ASSIGNED
+    assert reached.driver == driver
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_trip_message_naming_a_later_ride_of_the_run_is_refused(ws, run_day):
+    await db(publish, run_day["plan"])
+    comm = await driver_socket(ws, run_day["driver"])
+    manifest = await comm.receive_json_from()
+    later = manifest["stops"][-1]["ride_id"]
+    assert later != manifest["stops"][0]["ride_id"]
+    await comm.send_json_to({"type": "arrived", "ride_id": later})
+    error, _ = await receive_until(comm, "error")
+    assert error["code"] == "invalid_state"
+    ride = await db(Ride.objects.get, ride_id=later)
+    assert ride.status == RideStatus.SCHEDULED
+    # The socket stays up.
+    await comm.send_json_to({"type": "ping"})
+    assert (await receive_until(comm, "pong"))[0]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_get_manifest_answers_another_day_and_refuses_a_bad_date(ws, run_day):
+    comm = await driver_socket(ws, run_day["driver"])
+    tomorrow = today() + timedelta(days=1)
+    await comm.send_json_to({"type": "get_manifest", "service_date": tomorrow.isoformat()})
+    manifest = await comm.receive_json_from()
+    assert manifest["service_date"] == tomorrow.isoformat() and manifest["stops"] == []
+    await comm.send_json_to({"type": "get_manifest", "service_date": "next tuesday"})
+    error = await comm.receive_json_from()
+    assert error["code"] == "invalid_request" and "service_date" in error["fields"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_passenger_cannot_ask_for_a_manifest(ws, run_day, passenger):
+    comm, connected, _ = await ws(
+        "/ws/driver/", token=await db(token_for, passenger), expect_accept=False
+    )
+    error = await comm.receive_json_from()
+    assert error["code"] == "forbidden"
