@@ -6,13 +6,14 @@ from django.contrib import admin, messages
 from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
+from people import labels
 from people.caregivers import LinkError, caregiver_link_revoke
 from people.models import CaregiverLink, LinkStatus
-from project.common.admin import NoAddOrDelete
+from project.common.admin import ReadOnlyPages, pill
 
 
 @admin.register(CaregiverLink)
-class CaregiverLinkAdmin(NoAddOrDelete, ModelAdmin):
+class CaregiverLinkAdmin(ReadOnlyPages, ModelAdmin):
     """New links start as invitations on the console's Caregiver links page."""
 
     list_display = ("who", "passenger", "relationship_type", "status_pill", "permissions")
@@ -37,12 +38,13 @@ class CaregiverLinkAdmin(NoAddOrDelete, ModelAdmin):
         "can_view_location",
         "can_receive_notifications",
         "notes",
-        "status",
+        "status_pill",
         "invited_by",
         "created_at",
         "responded_at",
         "updated_at",
     )
+    fields = readonly_fields
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("caregiver", "passenger", "invited_by")
@@ -51,31 +53,16 @@ class CaregiverLinkAdmin(NoAddOrDelete, ModelAdmin):
     def who(self, obj: CaregiverLink) -> str:
         return obj.caregiver_label
 
-    @display(
-        description="Status",
-        ordering="status",
-        label={
-            LinkStatus.ACTIVE: "success",
-            LinkStatus.INVITED: "info",
-            LinkStatus.DECLINED: "warning",
-            LinkStatus.REVOKED: "danger",
-        },
-    )
+    @pill(description="Status", ordering="status", table=labels.LINK_STATUS)
     def status_pill(self, obj: CaregiverLink):
-        return obj.status, obj.get_status_display()
+        return obj.status
 
     @display(description="May")
     def permissions(self, obj: CaregiverLink) -> str:
-        words = [
-            name
-            for name, allowed in (
-                ("book rides", obj.can_book_rides),
-                ("see location", obj.can_view_location),
-                ("get notifications", obj.can_receive_notifications),
-            )
-            if allowed
-        ]
-        return ", ".join(words) or "nothing"
+        # A link that has ended lets its caregiver do nothing.
+        if obj.status not in (LinkStatus.INVITED, LinkStatus.ACTIVE):
+            return "—"
+        return ", ".join(labels.permission_words(obj)) or "nothing"
 
     @action(description="Revoke the selected links", permissions=["change"], icon="link_off")
     def revoke(self, request, queryset):

@@ -1,0 +1,49 @@
+"""
+How people's records read: one word and one tone for each link status,
+role and verification, the same on the console and in the admin. Tones are
+the console's (ok, info, trip, warn, danger, muted); the admin maps them
+to unfold's colours (project.common.admin.UNFOLD_COLOURS).
+"""
+
+from __future__ import annotations
+
+from people.models import LinkStatus, UserType
+
+LINK_STATUS: dict[str, tuple[str, str]] = {
+    LinkStatus.INVITED: ("Invited", "info"),
+    LinkStatus.ACTIVE: ("Active", "ok"),
+    LinkStatus.DECLINED: ("Declined", "warn"),
+    LinkStatus.REVOKED: ("Revoked", "muted"),
+}
+
+ROLE: dict[str, tuple[str, str]] = {
+    UserType.PASSENGER: ("Passenger", "info"),
+    UserType.DRIVER: ("Driver", "ok"),
+    UserType.CAREGIVER: ("Caregiver", "trip"),
+    "": ("Staff", "warn"),
+}
+
+VERIFIED: dict[bool, tuple[str, str]] = {
+    True: ("Verified", "ok"),
+    False: ("Not verified", "warn"),
+}
+
+# What an active link lets its caregiver do, in the order shown.
+PERMISSIONS: tuple[tuple[str, str], ...] = (
+    ("can_book_rides", "Books rides"),
+    ("can_view_location", "Sees location"),
+    ("can_receive_notifications", "Notified"),
+)
+
+
+def permission_words(link) -> list[str]:
+    """What the link lets its caregiver do, in words ("Books rides", ...)."""
+    return [words for name, words in PERMISSIONS if getattr(link, name)]
+
+
+def link_status_label(status: str) -> str:
+    return LINK_STATUS.get(status, (status, "muted"))[0]
+
+
+def link_status_tone(status: str) -> str:
+    return LINK_STATUS.get(status, ("", "muted"))[1]

@@ -1,0 +1,173 @@
+"""The support admin as an agent reads it: pills, the ride timeline, read-only pages, callers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from dispatch import matching, rides
+from tests.conftest import staff_login
+
+pytestmark = pytest.mark.django_db
+
+TUPLE = re.compile(r"\(\s*(True|False|'[a-z_]*')\s*,\s*'")
+
+
+def text(response) -> str:
+    return response.content.decode()
+
+
+@pytest.fixture
+def agent(support) -> Client:
+    return staff_login(Client(), support)
+
+
+def booked(passenger, booked_by=None, ride_id="sa-1"):
+    return rides.ride_request(
+        ride_id=ride_id,
+        passenger=passenger,
+        booked_by=booked_by or passenger,
+        pickup_latitude=-26.2,
+        pickup_longitude=28.04,
+        pickup_address="12 Main Rd",
+        dropoff_latitude=-26.1,
+        dropoff_longitude=28.0,
+        dropoff_address="Clinic",
+    )
+
+
+def test_change_pages_show_pills_not_python_tuples(console, make_driver, make_user, make_link):
+    """Driver, link and state pages show "Not verified", "Never online", never a tuple's repr."""
+    driver = make_driver(verified=False)
+    driver.driver_state.delete()
+    page = reverse("admin:people_driverprofile_change", args=[driver.driver_profile.pk])
+    html = text(console.get(page))
+    assert "Not verified" in html and "Never online" in html
+    assert not TUPLE.search(html), TUPLE.search(html)
+    on_duty = make_driver(-26.2, 28.04)
+    state = on_duty.driver_state
+    html = text(console.get(reverse("admin:dispatch_driverstate_change", args=[state.pk])))
+    assert "Available" in html and not TUPLE.search(html)
+    link = make_link(make_user("passenger"), make_user("caregiver"))
+    html = text(console.get(reverse("admin:people_caregiverlink_change", args=[link.pk])))
+    assert "Active" in html and not TUPLE.search(html)
+
+
+def test_the_ride_timeline_names_everyone_to_the_second(
+    console, make_driver, make_user, make_link, passenger, dispatcher
+):
+    """Each timeline row has its time to the second with offset, who acted and the driver."""
+    daughter = make_user("caregiver", first_name="Emily", last_name="Davis")
+    make_link(passenger, daughter)
+    ride = booked(passenger, booked_by=daughter)
+    matching.ride_match(ride=ride)  # nobody near: no_drivers
+    driver = make_driver(-26.2, 28.041, first_name="John", last_name="Doe")
+    ride.refresh_from_db()
+    matching.ride_assign(ride=ride, driver_id=driver.pk, actor=dispatcher, role="dispatcher")
+    ride.refresh_from_db()
+    rides.ride_cancel(
+        ride=ride, actor=dispatcher, cancelled_by="dispatcher", reason="Family called"
+    )
+    html = text(console.get(reverse("admin:dispatch_ride_change", args=[ride.pk])))
+    table = html[html.index('data-testid="ride-timeline"') :]
+    table = table[: table.index("</table>")]
+    rows = re.findall(r"<tr data-kind=\"([a-z_]+)\">(.*?)</tr>", table, re.S)
+    assert [kind for kind, _ in rows] == [
+        "requested",
+        "searching",
+        "no_drivers",
+        "assigned",
+        "cancelled",
+    ]
+    for _kind, row in rows:
+        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+02:00", row), row
+    who = {kind: row for kind, row in rows}
+    assert "Emily Davis (caregiver)" in who["requested"]
+    assert "Dana Dispatcher (dispatcher)" in who["assigned"] and "John Doe" in who["assigned"]
+    assert "John Doe" in who["cancelled"] and "Family called" in who["cancelled"]
+    assert "Care Connect (automatic)" in who["no_drivers"]
+    assert "sa-1 v1" not in html  # no internal captions
+    # The ending and the search that found nobody, though a driver came later.
+    assert "Family called" in html[html.index("Why it ended") :]
+    found = html[html.index("No driver found at") :][:400]
+    assert re.search(r"\d\d:\d\d:\d\d \+02:00", found), found
+
+
+def test_a_ride_closed_as_unfulfilled_shows_the_dispatchers_reason(console, passenger, dispatcher):
+    """The admin shows why a dispatcher gave up, not "Cancel reason: –"."""
+    ride = booked(passenger)
+    rides.ride_mark_unfulfilled(ride=ride, actor=dispatcher, reason="No wheelchair van free")
+    html = text(console.get(reverse("admin:dispatch_ride_change", args=[ride.pk])))
+    ending = html[html.index("Why it ended") :]
+    assert "No wheelchair van free" in ending[:600]
+    assert "Closed unfulfilled" in html
+
+
+def test_a_ride_page_is_read_only_with_no_save_buttons(console, passenger, dispatcher):
+    """A ride that has ended (and any ride: they change through services) has no Save."""
+    ride = booked(passenger)
+    rides.ride_cancel(ride=ride, actor=dispatcher, cancelled_by="dispatcher", reason="x")
+    html = text(console.get(reverse("admin:dispatch_ride_change", args=[ride.pk])))
+    assert 'name="_save"' not in html and 'name="_continue"' not in html
+    listing = console.get(reverse("admin:dispatch_ride_changelist"))
+    assert b"cancel_rides" in listing.content  # the list's action stays
+
+
+def test_link_and_session_pages_are_read_only(agent, make_user, make_link):
+    """Records whose fields are all read-only show no Save buttons."""
+    link = make_link(make_user("passenger"), make_user("caregiver"))
+    html = text(agent.get(reverse("admin:people_caregiverlink_change", args=[link.pk])))
+    assert 'name="_save"' not in html
+
+
+@pytest.mark.parametrize("spelling", ["0821234567", "+27 82 123 4567", "27821234567"])
+def test_the_caller_lookup_finds_a_person_by_any_phone_spelling(
+    agent, make_user, make_link, dispatcher, spelling
+):
+    """From the daughter's number: her mother, the ride she booked, and why it was cancelled."""
+    mother = make_user("passenger", first_name="Rose", last_name="Mokoena")
+    daughter = make_user("caregiver", phone="27821234567", first_name="Thandi", last_name="M")
+    make_link(mother, daughter)
+    ride = booked(mother, booked_by=daughter, ride_id="call-1")
+    rides.ride_cancel(ride=ride, actor=dispatcher, cancelled_by="dispatcher", reason="Clinic shut")
+    html = text(agent.get(reverse("admin:dispatch_caller_lookup"), {"q": spelling}))
+    card = html[html.index('data-testid="person-card"') :]
+    assert "Thandi M" in card and "Cares for" in card and "Rose Mokoena" in card
+    assert "Thandi M for Rose Mokoena" in card  # who booked it
+    assert "Clinic shut" in card  # why it ended
+    assert 'data-testid="ride-timeline"' in card  # its timeline, on the same page
+    assert reverse("admin:dispatch_ride_change", args=[ride.pk]) in card
+
+
+def test_the_caller_lookup_shows_a_passengers_caregivers(agent, passenger, make_user, make_link):
+    """From the passenger's number: their caregivers with what each may do."""
+    make_link(
+        passenger,
+        make_user("caregiver", first_name="Emily", last_name="Davis"),
+        can_view_location=False,
+    )
+    html = text(agent.get(reverse("admin:dispatch_caller_lookup"), {"q": passenger.phone_number}))
+    assert "Caregivers" in html and "Emily Davis" in html
+    assert "Books rides, Notified" in html
+
+
+def test_the_caller_lookup_says_when_nobody_matches(agent):
+    """An unknown number says so, and a name search lists who matches."""
+    html = text(agent.get(reverse("admin:dispatch_caller_lookup"), {"q": "0829999999"}))
+    assert 'data-testid="lookup-none"' in html
+
+
+def test_the_caller_lookup_is_in_the_sidebar(agent):
+    """The admin's sidebar links to the caller lookup."""
+    html = text(agent.get(reverse("admin:index")))
+    assert reverse("admin:dispatch_caller_lookup") in html
+
+
+def test_app_users_cannot_open_the_caller_lookup(make_user):
+    """The lookup is staff-only, like the rest of the admin."""
+    client = staff_login(Client(), make_user("passenger"))
+    response = client.get(reverse("admin:dispatch_caller_lookup"), {"q": "0821234567"})
+    assert response.status_code == 302
