@@ -1,6 +1,6 @@
 from django.urls import path
 
-from console import views
+from console import links, views
 
 app_name = "console"
 
@@ -14,7 +14,9 @@ urlpatterns = [
     path("rides/<int:ride_pk>/assign/", views.ride_assign, name="ride_assign"),
     path("rides/<int:ride_pk>/cancel/", views.ride_cancel, name="ride_cancel"),
     path("rides/<int:ride_pk>/unfulfilled/", views.ride_unfulfilled, name="ride_unfulfilled"),
-    path("links/", views.links, name="links"),
-    path("links/new/", views.link_create, name="link_create"),
-    path("links/<int:link_pk>/revoke/", views.link_revoke, name="link_revoke"),
+    path("links/", links.links, name="links"),
+    path("links/new/", links.link_create, name="link_create"),
+    path("links/<int:link_pk>/permissions/", links.link_permissions, name="link_permissions"),
+    path("links/<int:link_pk>/accept/", links.link_accept, name="link_accept"),
+    path("links/<int:link_pk>/revoke/", links.link_revoke, name="link_revoke"),
 ]

@@ -36,9 +36,12 @@ PERMISSIONS: tuple[tuple[str, str], ...] = (
 )
 
 
-def permission_words(link) -> list[str]:
-    """What the link lets its caregiver do, in words ("Books rides", ...)."""
-    return [words for name, words in PERMISSIONS if getattr(link, name)]
+def permission_words(allowed) -> list[str]:
+    """
+    What a link (or people.access.LinkPermissions) lets its caregiver do, in
+    words ("Books rides", ...).
+    """
+    return [words for name, words in PERMISSIONS if getattr(allowed, name)]
 
 
 def link_status_label(status: str) -> str:

@@ -7,6 +7,7 @@ from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
 from people import labels
+from people.access import granted
 from people.caregivers import LinkError, caregiver_link_revoke
 from people.models import CaregiverLink, LinkStatus
 from project.common.admin import ReadOnlyPages, pill
@@ -59,10 +60,10 @@ class CaregiverLinkAdmin(ReadOnlyPages, ModelAdmin):
 
     @display(description="May")
     def permissions(self, obj: CaregiverLink) -> str:
-        # A link that has ended lets its caregiver do nothing.
-        if obj.status not in (LinkStatus.INVITED, LinkStatus.ACTIVE):
-            return "—"
-        return ", ".join(labels.permission_words(obj)) or "nothing"
+        allowed = granted(obj)
+        if allowed is None:
+            return "—"  # an ended link allows nothing
+        return ", ".join(labels.permission_words(allowed)) or "nothing"
 
     @action(description="Revoke the selected links", permissions=["change"], icon="link_off")
     def revoke(self, request, queryset):
