@@ -41,8 +41,9 @@ class TimelineRow:
     detail: str
 
     @property
-    def pill(self) -> Pill:
-        return Pill(self.kind, self.what, UNFOLD_COLOURS.get(self.tone))
+    def pill(self) -> str:
+        # Rendered here: a template would print the Pill's str, its words alone.
+        return Pill(self.kind, self.what, UNFOLD_COLOURS.get(self.tone)).__html__()
 
 
 def _who(event: RideEvent) -> str:

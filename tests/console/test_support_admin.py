@@ -103,7 +103,8 @@ def test_a_ride_closed_as_unfulfilled_shows_the_dispatchers_reason(console, pass
     html = text(console.get(reverse("admin:dispatch_ride_change", args=[ride.pk])))
     ending = html[html.index("Why it ended") :]
     assert "No wheelchair van free" in ending[:600]
-    assert "Closed unfulfilled" in html
+    row = re.search(r'<tr data-kind="unfulfilled">(.*?)</tr>', html, re.S).group(1)
+    assert "Closed unfulfilled" in row and "bg-red-100" in row  # a red pill, not bare words
 
 
 def test_a_ride_page_is_read_only_with_no_save_buttons(console, passenger, dispatcher):
