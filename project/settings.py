@@ -434,6 +434,8 @@ UNFOLD = {
     "SHOW_HISTORY": True,
     # The same phone spellings, and the same failed-login caps, as the console.
     "LOGIN": {"form": "console.forms.ConsoleLoginForm"},
+    # The front page: today's counts and the caller lookup's search box.
+    "DASHBOARD_CALLBACK": "dispatch.admin.dashboard.dashboard_callback",
     # Grouped by task; each link shows to those who may open it.
     "SIDEBAR": {
         "show_search": True,

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.urls import path
 from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateFilter
 from unfold.decorators import action, display
 
 from dispatch import labels, rides
@@ -34,7 +35,13 @@ class RideAdmin(ReadOnlyPages, ModelAdmin):
         "pickup",
         "created",
     )
-    list_filter = ("status", "needs_wheelchair", "cancelled_by", "created_at")
+    list_filter = (
+        ("status", ChoicesDropdownFilter),
+        ("created_at", RangeDateFilter),
+        "needs_wheelchair",
+        ("cancelled_by", ChoicesDropdownFilter),
+    )
+    list_filter_submit = True
     date_hierarchy = "created_at"
     search_fields = (
         "ride_id",

@@ -132,6 +132,10 @@ def test_the_caller_lookup_from_a_phone_number(server, signed_in):
     """From the daughter's number, in her spelling, to her mother's rides in two clicks."""
     page = signed_in
     page.goto(f"{server.http}/admin/")
+    page.locator('[data-testid="dashboard"]').wait_for()
+    if not DOCS_IMG.joinpath("admin-dashboard.png").exists():
+        page.screenshot(path=str(DOCS_IMG / "admin-dashboard.png"))
+    assert axe_violations(page) == []
     page.get_by_role("link", name="Caller lookup").first.click()
     page.fill("#lookup-q", "082 123 4569")
     page.get_by_role("button", name="Find").click()
@@ -139,4 +143,6 @@ def test_the_caller_lookup_from_a_phone_number(server, signed_in):
     card.wait_for()
     text = card.inner_text()
     assert "Emily Davis" in text and "Cares for" in text and "Sarah Johnson" in text
+    if not DOCS_IMG.joinpath("admin-caller-lookup.png").exists():
+        page.screenshot(path=str(DOCS_IMG / "admin-caller-lookup.png"))
     assert axe_violations(page) == []

@@ -7,6 +7,7 @@ import re
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from dispatch import matching, rides
 from tests.conftest import staff_login
@@ -173,3 +174,36 @@ def test_app_users_cannot_open_the_caller_lookup(make_user):
     client = staff_login(Client(), make_user("passenger"))
     response = client.get(reverse("admin:dispatch_caller_lookup"), {"q": "0821234567"})
     assert response.status_code == 302
+
+
+def test_the_dashboard_counts_today_and_offers_the_lookup(
+    console, passenger, make_user, make_driver, dispatcher
+):
+    """The front page counts waiting rides, drivers online and no-shows, with a lookup box."""
+    booked(passenger, ride_id="dash-1")
+    ended = booked(make_user("passenger"), ride_id="dash-2")
+    rides.ride_cancel(ride=ended, actor=dispatcher, cancelled_by="dispatcher", reason="x")
+    make_driver(-26.2, 28.04)
+    html = text(console.get(reverse("admin:index")))
+    tiles = dict(
+        re.findall(r'data-tile="([^"]+)">\s*<span[^>]*>[^<]*</span>\s*<span[^>]*>(\d+)', html)
+    )
+    assert tiles == {
+        "Waiting for a driver now": "1",
+        "Drivers online": "1",
+        "Rides booked today": "2",
+        "No-shows today": "0",
+    }
+    assert 'data-status="Cancelled">Cancelled: 1' in html
+    assert f'action="{reverse("admin:dispatch_caller_lookup")}"' in html
+
+
+def test_the_rides_list_filters_by_date_range_and_status(console, passenger):
+    """unfold's date range and status filters narrow the rides list."""
+    booked(passenger, ride_id="flt-1")
+    url = reverse("admin:dispatch_ride_changelist")
+    today = timezone.localdate().isoformat()
+    found = console.get(url, {"created_at_from": today, "status__exact": "searching"})
+    assert found.status_code == 200 and b"flt-1" in found.content
+    none = console.get(url, {"created_at_from": "2999-01-01"})
+    assert none.status_code == 200 and b"flt-1" not in none.content
