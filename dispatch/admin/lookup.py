@@ -20,9 +20,9 @@ from dispatch.models import Ride
 from people import labels as people_labels
 from people.models import CaregiverLink, User
 from people.phones import InvalidPhoneNumber, display_phone, normalize_phone
+from people.selectors import people_matching
 
 RIDES_SHOWN = 10
-PEOPLE_SHOWN = 20
 
 
 @dataclass
@@ -44,23 +44,6 @@ class PersonCard:
     cared_for: list[CaregiverLink] = field(default_factory=list)
     # Rides of the person and of everyone they care for, newest first.
     rides: list[RideCard] = field(default_factory=list)
-
-
-def people_matching(query: str) -> list[User]:
-    """Whoever has this phone number (any spelling), else whose name holds the words."""
-    try:
-        phone = normalize_phone(query)
-    except InvalidPhoneNumber:
-        phone = None
-    if phone is not None:
-        return list(User.objects.filter(phone_number=phone))
-    words = query.split()
-    if not words:
-        return []
-    people = User.objects.all()
-    for word in words:
-        people = people.filter(Q(first_name__icontains=word) | Q(last_name__icontains=word))
-    return list(people[:PEOPLE_SHOWN])
 
 
 def invitations_to(query: str) -> list[CaregiverLink]:
