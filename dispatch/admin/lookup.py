@@ -32,6 +32,8 @@ class RideCard:
     tone: str
     booked_by: str
     booked: str
+    # A ride booked ahead: the pickup (or the appointment) it is booked for.
+    booked_for: str
     ended_why: str
     timeline: list[TimelineRow]
 
@@ -70,6 +72,7 @@ def _ride_card(ride: Ride) -> RideCard:
         tone=labels.ride_status_tone(ride.status),
         booked_by=booked_by,
         booked=stamp(ride.created_at),
+        booked_for=stamp(ride.pickup_at or ride.appointment_at) if ride.is_booked_ahead else "",
         ended_why=ride.cancel_reason,
         timeline=ride_timeline(ride),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, time, timedelta
 
 import pytest
 from django.test import Client
@@ -10,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dispatch import matching, rides
+from dispatch.scheduling import Place, ride_book_ahead
 from tests.conftest import staff_login
 
 pytestmark = pytest.mark.django_db
@@ -207,3 +209,19 @@ def test_the_rides_list_filters_by_date_range_and_status(console, passenger):
     assert found.status_code == 200 and b"flt-1" in found.content
     none = console.get(url, {"created_at_from": "2999-01-01"})
     assert none.status_code == 200 and b"flt-1" not in none.content
+
+
+def test_the_caller_lookup_gives_a_booked_ahead_rides_pickup_time(agent, passenger):
+    """A ride booked for tomorrow says when it is booked for, to the second."""
+    pickup_at = timezone.make_aware(
+        datetime.combine(timezone.localdate() + timedelta(days=1), time(9, 30))
+    )
+    ride_book_ahead(
+        passenger=passenger,
+        booked_by=passenger,
+        pickup=Place(-26.2, 28.04, "Home"),
+        dropoff=Place(-26.1, 28.0, "Clinic"),
+        pickup_at=pickup_at,
+    )
+    html = text(agent.get(reverse("admin:dispatch_caller_lookup"), {"q": passenger.phone_number}))
+    assert f"for {pickup_at.astimezone(timezone.get_current_timezone()):%Y-%m-%d} 09:30:00" in html
