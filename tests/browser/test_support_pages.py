@@ -48,8 +48,22 @@ def signed_in(server, new_page):
 def test_a_dispatcher_edits_a_links_permissions(server, signed_in):
     """Found by the passenger's phone, switched off, saved: the row says so, the audit keeps it."""
     page = signed_in
+    server.shell(
+        "from people.models import CaregiverLink, User\n"
+        f"sarah = User.objects.get(phone_number='{SARAH}')\n"
+        "CaregiverLink.objects.get_or_create(passenger=sarah, invited_phone='27829990001',"
+        " status='revoked')\n"
+    )
     page.goto(f"{server.http}/console/links/")
     assert axe_violations(page) == []
+    # Revoked links show only when asked, and then without permission chips.
+    assert page.locator(".link-revoked").count() == 0
+    page.get_by_label("Show declined and revoked links").check()
+    page.locator(".link-revoked").first.wait_for()
+    assert page.locator(".link-revoked .perms").count() == 0
+    page.get_by_label("Show declined and revoked links").uncheck()
+    page.wait_for_url(re.compile(r"^(?!.*ended=on).*$"))
+    page.locator(".link-revoked").first.wait_for(state="detached")
     page.fill("#id_passenger", "082 123 4567")
     # The list follows the search box (htmx), and the address keeps the search.
     page.wait_for_url(re.compile(r".*passenger=082.*"))
