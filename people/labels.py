@@ -7,7 +7,8 @@ to unfold's colours (project.common.admin.UNFOLD_COLOURS).
 
 from __future__ import annotations
 
-from people.models import LinkStatus, UserType
+from people.access import granted
+from people.models import CaregiverLink, LinkStatus, UserType
 
 LINK_STATUS: dict[str, tuple[str, str]] = {
     LinkStatus.INVITED: ("Invited", "info"),
@@ -42,6 +43,14 @@ def permission_words(allowed) -> list[str]:
     words ("Books rides", ...).
     """
     return [words for name, words in PERMISSIONS if getattr(allowed, name)]
+
+
+def link_allows(link: CaregiverLink) -> str:
+    """What a link allows, as one line; a dash once it has ended (it allows nothing)."""
+    allowed = granted(link)
+    if allowed is None:
+        return "—"
+    return ", ".join(permission_words(allowed)) or "Nothing"
 
 
 def link_status_label(status: str) -> str:

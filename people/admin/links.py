@@ -7,7 +7,6 @@ from unfold.admin import ModelAdmin
 from unfold.decorators import action, display
 
 from people import labels
-from people.access import granted
 from people.caregivers import LinkError, caregiver_link_revoke
 from people.models import CaregiverLink, LinkStatus
 from project.common.admin import ReadOnlyPages, pill
@@ -60,10 +59,7 @@ class CaregiverLinkAdmin(ReadOnlyPages, ModelAdmin):
 
     @display(description="May")
     def permissions(self, obj: CaregiverLink) -> str:
-        allowed = granted(obj)
-        if allowed is None:
-            return "—"  # an ended link allows nothing
-        return ", ".join(labels.permission_words(allowed)) or "nothing"
+        return labels.link_allows(obj)
 
     @action(description="Revoke the selected links", permissions=["change"], icon="link_off")
     def revoke(self, request, queryset):

@@ -107,34 +107,26 @@ class CaregiverLinkInline(_ReadOnlyInline):
     fk_name = "passenger"
     verbose_name = "caregiver"
     verbose_name_plural = "caregivers (change them on the console's Caregiver links page)"
-    fields = (
-        "caregiver",
-        "relationship_type",
-        "status",
-        "can_book_rides",
-        "can_view_location",
-        "can_receive_notifications",
-        "created_at",
-    )
+    fields = ("caregiver", "relationship_type", "status_pill", "may", "created_at")
     readonly_fields = fields
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("caregiver")
+
+    @pill(description="Status", table=labels.LINK_STATUS)
+    def status_pill(self, obj: CaregiverLink):
+        return obj.status
+
+    @display(description="May")
+    def may(self, obj: CaregiverLink) -> str:
+        return labels.link_allows(obj)
 
 
 class CaredForInline(CaregiverLinkInline):
     fk_name = "caregiver"
     verbose_name = "person cared for"
     verbose_name_plural = "people cared for"
-    fields = (
-        "passenger",
-        "relationship_type",
-        "status",
-        "can_book_rides",
-        "can_view_location",
-        "can_receive_notifications",
-        "created_at",
-    )
+    fields = ("passenger", "relationship_type", "status_pill", "may", "created_at")
     readonly_fields = fields
 
     def get_queryset(self, request):

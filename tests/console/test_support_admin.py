@@ -225,3 +225,26 @@ def test_the_caller_lookup_gives_a_booked_ahead_rides_pickup_time(agent, passeng
     )
     html = text(agent.get(reverse("admin:dispatch_caller_lookup"), {"q": passenger.phone_number}))
     assert f"for {pickup_at.astimezone(timezone.get_current_timezone()):%Y-%m-%d} 09:30:00" in html
+
+
+def test_a_passengers_page_lists_what_each_caregiver_may_do(agent, passenger, make_user):
+    """Live links say what they allow in words; a revoked one allows nothing."""
+    from people.models import CaregiverLink
+
+    CaregiverLink.objects.create(
+        passenger=passenger,
+        caregiver=make_user("caregiver", first_name="Live", last_name="One"),
+        status="active",
+        can_view_location=False,
+    )
+    CaregiverLink.objects.create(
+        passenger=passenger,
+        caregiver=make_user("caregiver", first_name="Gone", last_name="One"),
+        status="revoked",
+    )
+    html = text(agent.get(reverse("admin:people_user_change", args=[passenger.pk])))
+    assert "Books rides, Notified" in html
+    # Newest first: the revoked link's rows end where the live one's begin.
+    gone = html[html.index("Gone One") : html.index("Live One")]
+    assert "Revoked" in gone and "Books rides" not in gone
+    assert not TUPLE.search(html)
