@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from django.contrib import admin, messages
 from django.core.exceptions import ObjectDoesNotExist
 from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import action, display
 
 from dispatch import drivers, labels
@@ -53,7 +54,7 @@ class PositionsForDispatchers:
 @admin.register(DriverState)
 class DriverStateAdmin(PositionsForDispatchers, ReadOnly, ModelAdmin):
     list_display = ("driver", "status_pill", "position", "location_updated_at", "last_seen_at")
-    list_filter = ("status",)
+    list_filter = (("status", ChoicesDropdownFilter),)
     search_fields = ("driver__phone_number", "driver__first_name", "driver__last_name")
     list_select_related = ("driver",)
     readonly_fields = (

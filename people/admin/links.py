@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import action, display
 
 from people import labels
@@ -17,7 +18,7 @@ class CaregiverLinkAdmin(ReadOnlyPages, ModelAdmin):
     """New links start as invitations on the console's Caregiver links page."""
 
     list_display = ("who", "passenger", "relationship_type", "status_pill", "permissions")
-    list_filter = ("status", "relationship_type")
+    list_filter = (("status", ChoicesDropdownFilter), ("relationship_type", ChoicesDropdownFilter))
     search_fields = (
         "caregiver__phone_number",
         "invited_phone",

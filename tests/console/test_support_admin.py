@@ -248,3 +248,15 @@ def test_a_passengers_page_lists_what_each_caregiver_may_do(agent, passenger, ma
     gone = html[html.index("Gone One") : html.index("Live One")]
     assert "Revoked" in gone and "Books rides" not in gone
     assert not TUPLE.search(html)
+
+
+def test_status_filters_narrow_links_and_driver_states(console, make_user, make_link, make_driver):
+    """The links and driver-state lists filter by status from unfold's dropdowns."""
+    make_link(make_user("passenger"), make_user("caregiver", first_name="Kept"))
+    url = reverse("admin:people_caregiverlink_changelist")
+    assert b"Kept" in console.get(url, {"status__exact": "active"}).content
+    assert b"Kept" not in console.get(url, {"status__exact": "revoked"}).content
+    make_driver(-26.2, 28.04, first_name="Zebedee")
+    url = reverse("admin:dispatch_driverstate_changelist")
+    assert b"Zebedee" in console.get(url, {"status__exact": "available"}).content
+    assert b"Zebedee" not in console.get(url, {"status__exact": "offline"}).content
