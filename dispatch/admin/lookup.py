@@ -44,7 +44,8 @@ class PersonCard:
     role: str
     caregivers: list[CaregiverLink] = field(default_factory=list)
     cared_for: list[CaregiverLink] = field(default_factory=list)
-    # Rides of the person and of everyone they care for, newest first.
+    # Rides the person rode, booked or drove, and those of everyone they
+    # care for, newest first.
     rides: list[RideCard] = field(default_factory=list)
 
 
@@ -93,7 +94,7 @@ def person_card(person: User) -> PersonCard:
         link.phone_shown = display_phone(link.caregiver_phone)
     passengers = {person.pk, *(link.passenger_id for link in card.cared_for)}
     rides = (
-        Ride.objects.filter(Q(passenger_id__in=passengers) | Q(booked_by=person))
+        Ride.objects.filter(Q(passenger_id__in=passengers) | Q(booked_by=person) | Q(driver=person))
         .select_related("passenger", "booked_by", "driver")
         .order_by("-created_at")[:RIDES_SHOWN]
     )
