@@ -30,8 +30,12 @@ def _today_start() -> datetime:
     return timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
 
 
-def today() -> dict[str, Any]:
-    """Today's counts in TIME_ZONE: the tiles, and today's rides by status."""
+def today(*, sees_driver_states: bool = True) -> dict[str, Any]:
+    """
+    Today's counts in TIME_ZONE: the tiles, and today's rides by status.
+    Each opens the list it counts; drivers online only for those who may
+    open driver states.
+    """
     since = _today_start()
     rides = reverse("admin:dispatch_ride_changelist")
     states = reverse("admin:dispatch_driverstate_changelist")
@@ -45,7 +49,12 @@ def today() -> dict[str, Any]:
     waiting = Ride.objects.pending().count()
     tiles = [
         Tile("Waiting for a driver now", waiting, f"{rides}?status__exact=searching", "warn"),
-        Tile("Drivers online", online, f"{states}?status__exact=available", "ok"),
+        Tile(
+            "Drivers online",
+            online,
+            f"{states}?status__exact=available" if sees_driver_states else "",
+            "ok",
+        ),
         Tile("Rides booked today", sum(by_status.values()), f"{rides}?{_since(since)}"),
         Tile(
             "No-shows today",
@@ -74,6 +83,8 @@ def _since(start: datetime) -> str:
 
 def dashboard_callback(request, context: dict[str, Any]) -> dict[str, Any]:
     if request.user.has_perm("dispatch.view_ride"):
-        context["today"] = today()
+        context["today"] = today(
+            sees_driver_states=request.user.has_perm("dispatch.view_driverstate")
+        )
         context["lookup_url"] = reverse("admin:dispatch_caller_lookup")
     return context

@@ -260,3 +260,14 @@ def test_status_filters_narrow_links_and_driver_states(console, make_user, make_
     url = reverse("admin:dispatch_driverstate_changelist")
     assert b"Zebedee" in console.get(url, {"status__exact": "available"}).content
     assert b"Zebedee" not in console.get(url, {"status__exact": "offline"}).content
+
+
+def test_the_sidebar_and_dashboard_link_only_to_pages_one_may_open(agent, console):
+    """Support see no driver states link, dispatchers no app sessions link."""
+    states = reverse("admin:dispatch_driverstate_changelist")
+    sessions = reverse("admin:people_apisession_changelist")
+    as_support = text(agent.get(reverse("admin:index")))
+    assert states not in as_support and sessions in as_support
+    assert 'data-tile="Drivers online"' in as_support  # counted, not linked
+    as_dispatcher = text(console.get(reverse("admin:index")))
+    assert states in as_dispatcher and sessions not in as_dispatcher
