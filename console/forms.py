@@ -141,3 +141,37 @@ class LinkCreateForm(forms.Form):
             return normalize_phone(self.cleaned_data["caregiver_phone"])
         except InvalidPhoneNumber as exc:
             raise forms.ValidationError(exc.messages[0]) from exc
+
+
+class LinkSearchForm(forms.Form):
+    passenger = forms.CharField(
+        label="Passenger (name or phone)",
+        required=False,
+        max_length=64,
+        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),
+    )
+    caregiver = forms.CharField(
+        label="Caregiver (name or phone)",
+        required=False,
+        max_length=64,
+        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),
+    )
+    ended = forms.BooleanField(label="Show declined and revoked links", required=False)
+
+
+class LinkPermissionsForm(forms.Form):
+    can_book_rides = forms.BooleanField(label="May book rides", required=False)
+    can_view_location = forms.BooleanField(label="May see the live location", required=False)
+    can_receive_notifications = forms.BooleanField(label="Gets ride notifications", required=False)
+
+
+class AcceptForCaregiverForm(forms.Form):
+    consent = forms.CharField(
+        label="How the caregiver agreed",
+        max_length=500,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "placeholder": "Phoned Emily at 14:05; she agreed"}
+        ),
+        error_messages={"required": "Say how the caregiver agreed (consent taken by phone)."},
+    )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from console import day, reports, views
+from console import day, links, reports, views
 
 app_name = "console"
 
@@ -23,7 +23,9 @@ urlpatterns = [
     path("day/<str:service_date>/trips/<int:ride_pk>/lock/", day.trip_lock, name="day_lock"),
     path("reports/", reports.reports_view, name="reports"),
     path("reports.csv", reports.reports_csv, name="reports_csv"),
-    path("links/", views.links, name="links"),
-    path("links/new/", views.link_create, name="link_create"),
-    path("links/<int:link_pk>/revoke/", views.link_revoke, name="link_revoke"),
+    path("links/", links.links, name="links"),
+    path("links/new/", links.link_create, name="link_create"),
+    path("links/<int:link_pk>/permissions/", links.link_permissions, name="link_permissions"),
+    path("links/<int:link_pk>/accept/", links.link_accept, name="link_accept"),
+    path("links/<int:link_pk>/revoke/", links.link_revoke, name="link_revoke"),
 ]

@@ -26,7 +26,6 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -45,14 +44,13 @@ from console.forms import (
 from dispatch import matching, rides
 from dispatch.errors import DispatchError, NeedsConfirmation
 from dispatch.models import FINAL_STATUSES, PENDING_STATUSES, Ride, RideStatus
-from people import caregivers, staff_signin
+from people import staff_signin
 from people.access import (
     is_dispatcher,
     is_support,
     passed_second_factor,
     second_factor_required,
 )
-from people.models import CaregiverLink
 
 TEMPLATE = "console/board.html"
 
@@ -351,88 +349,3 @@ def ride_cancel(request: HtmxHttpRequest, ride_pk: int) -> HttpResponse:
 @dispatcher_view
 def ride_unfulfilled(request: HtmxHttpRequest, ride_pk: int) -> HttpResponse:
     return _end_ride(request, ride_pk, "unfulfilled")
-
-
-# --- caregiver links ------------------------------------------------------------
-
-
-@require_GET
-@links_view
-def links(request: HtmxHttpRequest) -> HttpResponse:
-    if request.htmx:
-        ctx = {**regions.board_context(("links",)), **_common(request)}
-        return render(request, f"{TEMPLATE}#links", ctx)
-    ctx = {
-        **regions.board_context(("links",)),
-        **_common(request),
-        "link_form": LinkCreateForm(),
-    }
-    return render(request, "console/links.html", ctx)
-
-
-def _links_response(request: HtmxHttpRequest, form, *, error: str = "", notice: str = ""):
-    if not request.htmx:
-        if error:
-            messages.error(request, error)
-        elif notice:
-            messages.success(request, notice)
-        return redirect("console:links")
-    # The links page has no live socket: the list comes with the answer.
-    ctx = {
-        **regions.board_context(("links",)),
-        "link_form": form,
-        "link_error": error,
-        "link_notice": notice,
-        "oob": True,
-        **_common(request),
-    }
-    html = render_to_string(f"{TEMPLATE}#link-form", ctx, request=request)
-    html += render_to_string(f"{TEMPLATE}#links", ctx, request=request)
-    return HttpResponse(html)
-
-
-@require_POST
-@links_view
-def link_create(request: HtmxHttpRequest) -> HttpResponse:
-    form = LinkCreateForm(request.POST)
-    if not form.is_valid():
-        if not request.htmx:
-            errors = "; ".join(e for errs in form.errors.values() for e in errs)
-            return _links_response(request, form, error=errors)
-        return _links_response(request, form)
-    data = form.cleaned_data
-    try:
-        link = caregivers.caregiver_link_invite(
-            passenger=data["passenger_phone"],
-            caregiver_phone=data["caregiver_phone"],
-            actor=request.user,
-            relationship_type=data["relationship_type"],
-            can_book_rides=data["can_book_rides"],
-            can_view_location=data["can_view_location"],
-            can_receive_notifications=data["can_receive_notifications"],
-            notes=data["notes"],
-        )
-    except caregivers.LinkError as exc:
-        return _links_response(request, form, error=str(exc))
-    return _links_response(
-        request,
-        LinkCreateForm(),
-        notice=f"{link.caregiver_label} is invited to care for {link.passenger}.",
-    )
-
-
-@require_POST
-@links_view
-def link_revoke(request: HtmxHttpRequest, link_pk: int) -> HttpResponse:
-    link = get_object_or_404(
-        CaregiverLink.objects.select_related("passenger", "caregiver"), pk=link_pk
-    )
-    try:
-        caregivers.caregiver_link_revoke(link=link, actor=request.user)
-    except caregivers.LinkError as exc:
-        return _links_response(request, LinkCreateForm(), error=str(exc))
-    return _links_response(
-        request,
-        LinkCreateForm(),
-        notice=f"{link.caregiver_label} no longer cares for {link.passenger}.",
-    )

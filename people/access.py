@@ -20,7 +20,7 @@ from django.db.models import Q
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from people.models import CaregiverLink, User
+from people.models import CaregiverLink, LinkStatus, User
 
 DISPATCHERS = "Dispatchers"
 SUPPORT = "Support"
@@ -148,8 +148,45 @@ def may_answer_invitation(actor: User, link: CaregiverLink) -> bool:
     return actor.pk == link.caregiver_id or is_support(actor)
 
 
+def answers_for_caregiver(actor: User, link: CaregiverLink) -> bool:
+    """
+    Staff answering an invitation in the caregiver's place: an acceptance
+    then needs the caregiver's consent, taken by phone, in words
+    (people.caregivers.caregiver_link_accept records them).
+    """
+    return actor.pk != link.caregiver_id
+
+
+def may_accept_for_caregiver(actor: User, link: CaregiverLink) -> bool:
+    """
+    Dispatchers and support may accept an open invitation for a caregiver
+    who has an account (whom the link will name) and who consented by phone.
+    """
+    return (
+        link.status == LinkStatus.INVITED
+        and link.caregiver_id is not None
+        and answers_for_caregiver(actor, link)
+        and is_support(actor)
+    )
+
+
 def may_change_link(actor: User, link: CaregiverLink) -> bool:
     return actor.pk == link.passenger_id or is_support(actor)
+
+
+def is_live(link: CaregiverLink) -> bool:
+    """Invited or active: an ended link (declined, revoked) allows nothing, and stays so."""
+    return link.status in (LinkStatus.INVITED, LinkStatus.ACTIVE)
+
+
+def may_edit_permissions(actor: User, link: CaregiverLink) -> bool:
+    """The console's and the apps' permission switches, on a live link."""
+    return is_live(link) and may_change_link(actor, link)
+
+
+def granted(link: CaregiverLink) -> LinkPermissions | None:
+    """What the link lets its caregiver do; None once it has ended."""
+    return LinkPermissions.of(link) if is_live(link) else None
 
 
 def may_revoke_link(actor: User, link: CaregiverLink) -> bool:

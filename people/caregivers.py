@@ -123,7 +123,9 @@ def caregiver_link_invite(
     return link
 
 
-def _respond(link: CaregiverLink, actor: User, status: str, action: str) -> CaregiverLink:
+def _respond(
+    link: CaregiverLink, actor: User, status: str, action: str, payload: dict | None = None
+) -> CaregiverLink:
     if not access.may_answer_invitation(actor, link):
         raise LinkError("forbidden", "Only the invited caregiver can answer.", 403)
     with transaction.atomic():
@@ -134,13 +136,35 @@ def _respond(link: CaregiverLink, actor: User, status: str, action: str) -> Care
             link.refresh_from_db()
             raise LinkError("invalid_state", f"The invitation is {link.status}, not open.", 409)
         link.refresh_from_db()
-        audit_event_record(actor=actor, action=action, subject=link)
+        audit_event_record(actor=actor, action=action, subject=link, payload=payload)
         _changed(link)
     return link
 
 
-def caregiver_link_accept(*, link: CaregiverLink, actor: User) -> CaregiverLink:
-    return _respond(link, actor, LinkStatus.ACTIVE, "link.accepted")
+def caregiver_link_accept(*, link: CaregiverLink, actor: User, consent: str = "") -> CaregiverLink:
+    """
+    The caregiver accepts; or staff accept in their place, saying how the
+    caregiver consented (by phone), which the audit row keeps.
+    """
+    if not access.answers_for_caregiver(actor, link):
+        return _respond(link, actor, LinkStatus.ACTIVE, "link.accepted")
+    if not access.may_accept_for_caregiver(actor, link):
+        if link.status == LinkStatus.INVITED and link.caregiver_id is None:
+            raise LinkError(
+                "invalid_state",
+                "This number has no Care Connect account yet: the caregiver accepts in "
+                "the app once they sign up.",
+                409,
+            )
+        raise LinkError("forbidden", "Only the invited caregiver or staff can accept.", 403)
+    consent = consent.strip()
+    if not consent:
+        raise LinkError(
+            "consent_required",
+            'Say how the caregiver agreed (e.g. "Phoned Emily at 14:05, she agreed").',
+        )
+    payload = {"on_behalf_of": link.caregiver_id, "consent": consent[:500]}
+    return _respond(link, actor, LinkStatus.ACTIVE, "link.accepted", payload)
 
 
 def caregiver_link_decline(*, link: CaregiverLink, actor: User) -> CaregiverLink:

@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 import phonenumbers
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import reverse_lazy
 from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -417,6 +418,17 @@ LOGGING = {
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
 
+
+def _nav(title: str, icon: str, url_name: str, permission: str) -> dict:
+    """One sidebar link, shown to those project.common.admin.<permission> lets in."""
+    return {
+        "title": title,
+        "icon": icon,
+        "link": reverse_lazy(url_name),
+        "permission": f"project.common.admin.{permission}",
+    }
+
+
 UNFOLD = {
     "SITE_TITLE": "Care Connect",
     "SITE_HEADER": "Care Connect support",
@@ -424,4 +436,78 @@ UNFOLD = {
     "SHOW_HISTORY": True,
     # The same phone spellings, and the same failed-login caps, as the console.
     "LOGIN": {"form": "console.forms.ConsoleLoginForm"},
+    # The front page: today's counts and the caller lookup's search box.
+    "DASHBOARD_CALLBACK": "dispatch.admin.dashboard.dashboard_callback",
+    # Grouped by task; each link shows to those who may open it.
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": True,
+        "navigation": [
+            {
+                "title": "Answer a call",
+                "items": [
+                    _nav(
+                        "Caller lookup",
+                        "support_agent",
+                        "admin:dispatch_caller_lookup",
+                        "may_answer_calls",
+                    ),
+                    _nav("Rides", "local_taxi", "admin:dispatch_ride_changelist", "may_view_rides"),
+                    _nav("People", "person", "admin:people_user_changelist", "may_view_people"),
+                    _nav(
+                        "Caregiver links",
+                        "diversity_1",
+                        "admin:people_caregiverlink_changelist",
+                        "may_view_links",
+                    ),
+                ],
+            },
+            {
+                "title": "Drivers",
+                "items": [
+                    _nav(
+                        "Drivers",
+                        "badge",
+                        "admin:people_driverprofile_changelist",
+                        "may_view_drivers",
+                    ),
+                    _nav(
+                        "Driver states",
+                        "share_location",
+                        "admin:dispatch_driverstate_changelist",
+                        "may_view_driver_states",
+                    ),
+                    _nav(
+                        "Shifts",
+                        "schedule",
+                        "admin:dispatch_drivershift_changelist",
+                        "is_superuser",
+                    ),
+                ],
+            },
+            {
+                "title": "Sign-in and audit",
+                "items": [
+                    _nav(
+                        "App sessions",
+                        "phonelink_lock",
+                        "admin:people_apisession_changelist",
+                        "may_view_sign_in",
+                    ),
+                    _nav(
+                        "SMS codes",
+                        "sms",
+                        "admin:people_phoneotpdevice_changelist",
+                        "may_view_sign_in",
+                    ),
+                    _nav(
+                        "Audit trail",
+                        "history",
+                        "admin:people_auditevent_changelist",
+                        "may_view_audit",
+                    ),
+                ],
+            },
+        ],
+    },
 }

@@ -5,72 +5,16 @@ from __future__ import annotations
 from django import template
 
 from console.regions import vehicle_label
-from dispatch.models import RideStatus
+from dispatch import labels
 from people.phones import display_phone
 
 register = template.Library()
 
-# Each ride status as words a dispatcher reads at a glance, and its tone.
-RIDE_STATUS = {
-    RideStatus.REQUESTED: ("Requested", "info"),
-    RideStatus.SEARCHING: ("Searching", "info"),
-    RideStatus.ASSIGNED: ("Driver on the way", "trip"),
-    RideStatus.DRIVER_ARRIVED: ("Driver at pickup", "trip"),
-    RideStatus.IN_PROGRESS: ("On trip", "trip"),
-    RideStatus.COMPLETED: ("Completed", "ok"),
-    RideStatus.CANCELLED: ("Cancelled", "muted"),
-    RideStatus.NO_SHOW: ("No-show", "warn"),
-    RideStatus.UNFULFILLED: ("Unfulfilled", "danger"),
-}
-
-EVENT_KINDS = {
-    "requested": "Booked",
-    "searching": "Searching for a driver",
-    "no_drivers": "No driver found",
-    "assigned": "Driver assigned",
-    "reassigned": "Driver reassigned",
-    "offered": "Offered to a driver",
-    "offer_declined": "Offer declined",
-    "offer_expired": "Offer expired",
-    "driver_arrived": "Driver at pickup",
-    "started": "Trip started",
-    "completed": "Trip completed",
-    "no_show": "No-show",
-    "cancelled": "Cancelled",
-    "driver_cancelled": "Driver gave the ride back",
-    "unfulfilled": "Closed unfulfilled",
-}
-
-EVENT_TONES = {
-    "no_drivers": "warn",
-    "assigned": "trip",
-    "reassigned": "trip",
-    "completed": "ok",
-    "cancelled": "muted",
-    "driver_cancelled": "warn",
-    "no_show": "warn",
-    "unfulfilled": "danger",
-}
-
-
-@register.filter
-def ride_status_label(status: str) -> str:
-    return RIDE_STATUS.get(status, (status, "info"))[0]
-
-
-@register.filter
-def ride_status_tone(status: str) -> str:
-    return RIDE_STATUS.get(status, (status, "info"))[1]
-
-
-@register.filter
-def event_label(kind: str) -> str:
-    return EVENT_KINDS.get(kind, kind.replace("_", " ").capitalize())
-
-
-@register.filter
-def event_tone(kind: str) -> str:
-    return EVENT_TONES.get(kind, "info")
+# The words and tones are dispatch.labels', shared with the admin.
+register.filter("ride_status_label", labels.ride_status_label)
+register.filter("ride_status_tone", labels.ride_status_tone)
+register.filter("event_label", labels.event_label)
+register.filter("event_tone", labels.event_tone)
 
 
 @register.filter

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import action, display
 
+from people import labels
 from people.caregivers import LinkError, caregiver_link_revoke
 from people.models import CaregiverLink, LinkStatus
-from project.common.admin import NoAddOrDelete
+from project.common.admin import ReadOnlyPages, pill
 
 
 @admin.register(CaregiverLink)
-class CaregiverLinkAdmin(NoAddOrDelete, ModelAdmin):
+class CaregiverLinkAdmin(ReadOnlyPages, ModelAdmin):
     """New links start as invitations on the console's Caregiver links page."""
 
     list_display = ("who", "passenger", "relationship_type", "status_pill", "permissions")
-    list_filter = ("status", "relationship_type")
+    list_filter = (("status", ChoicesDropdownFilter), ("relationship_type", ChoicesDropdownFilter))
     search_fields = (
         "caregiver__phone_number",
         "invited_phone",
@@ -37,12 +39,13 @@ class CaregiverLinkAdmin(NoAddOrDelete, ModelAdmin):
         "can_view_location",
         "can_receive_notifications",
         "notes",
-        "status",
+        "status_pill",
         "invited_by",
         "created_at",
         "responded_at",
         "updated_at",
     )
+    fields = readonly_fields
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("caregiver", "passenger", "invited_by")
@@ -51,31 +54,13 @@ class CaregiverLinkAdmin(NoAddOrDelete, ModelAdmin):
     def who(self, obj: CaregiverLink) -> str:
         return obj.caregiver_label
 
-    @display(
-        description="Status",
-        ordering="status",
-        label={
-            LinkStatus.ACTIVE: "success",
-            LinkStatus.INVITED: "info",
-            LinkStatus.DECLINED: "warning",
-            LinkStatus.REVOKED: "danger",
-        },
-    )
+    @pill(description="Status", ordering="status", table=labels.LINK_STATUS)
     def status_pill(self, obj: CaregiverLink):
-        return obj.status, obj.get_status_display()
+        return obj.status
 
     @display(description="May")
     def permissions(self, obj: CaregiverLink) -> str:
-        words = [
-            name
-            for name, allowed in (
-                ("book rides", obj.can_book_rides),
-                ("see location", obj.can_view_location),
-                ("get notifications", obj.can_receive_notifications),
-            )
-            if allowed
-        ]
-        return ", ".join(words) or "nothing"
+        return labels.link_allows(obj)
 
     @action(description="Revoke the selected links", permissions=["change"], icon="link_off")
     def revoke(self, request, queryset):

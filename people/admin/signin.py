@@ -15,7 +15,7 @@ from unfold.decorators import action, display
 from people.models import ApiSession, PhoneOTPDevice
 from people.phones import display_phone
 from people.sessions import session_revoke
-from project.common.admin import NoAddOrDelete
+from project.common.admin import ReadOnlyPages, pill
 
 # django-otp's own admin for staff authenticators shows each one's secret key
 # and QR code to whoever may view them. Staff enrol their own at sign-in;
@@ -23,9 +23,20 @@ from project.common.admin import NoAddOrDelete
 if admin.site.is_registered(TOTPDevice):
     admin.site.unregister(TOTPDevice)
 
+CODE_STATES = {
+    "waiting": ("Waiting", "info"),
+    "wrong": ("Waiting, after wrong tries", "warn"),
+    "none": ("None waiting", "muted"),
+}
+SESSION_STATES = {
+    "active": ("Active", "ok"),
+    "revoked": ("Revoked", "danger"),
+    "expired": ("Expired", "muted"),
+}
+
 
 @admin.register(PhoneOTPDevice)
-class PhoneOTPDeviceAdmin(NoAddOrDelete, ModelAdmin):
+class PhoneOTPDeviceAdmin(ReadOnlyPages, ModelAdmin):
     # Never the code itself: `token` is left out everywhere.
     list_display = ("phone", "user", "code_state", "failed_attempts", "valid_until")
     list_filter = (("user", admin.EmptyFieldListFilter),)
@@ -42,17 +53,17 @@ class PhoneOTPDeviceAdmin(NoAddOrDelete, ModelAdmin):
     def phone(self, obj: PhoneOTPDevice) -> str:
         return display_phone(obj.phone_number)
 
-    @display(description="Code", label={"waiting": "info", "wrong": "warning", "none": None})
+    @pill(description="Code", table=CODE_STATES)
     def code_state(self, obj: PhoneOTPDevice):
         if not obj.code_waiting():
-            return "none", "None waiting"
+            return "none"
         if obj.failed_attempts:
             return "wrong", f"Waiting, {obj.failed_attempts} wrong tries"
-        return "waiting", "Waiting"
+        return "waiting"
 
 
 @admin.register(ApiSession)
-class ApiSessionAdmin(NoAddOrDelete, ModelAdmin):
+class ApiSessionAdmin(ReadOnlyPages, ModelAdmin):
     list_display = ("user", "phone", "user_agent", "last_used_at", "expires_at", "state")
     list_filter = (
         ("revoked_at", admin.EmptyFieldListFilter),
@@ -73,13 +84,13 @@ class ApiSessionAdmin(NoAddOrDelete, ModelAdmin):
     def phone(self, obj: ApiSession) -> str:
         return obj.user.display_phone
 
-    @display(description="State", label={"active": "success", "revoked": "danger", "expired": None})
+    @pill(description="State", table=SESSION_STATES)
     def state(self, obj: ApiSession):
         if obj.revoked_at:
-            return "revoked", "Revoked"
+            return "revoked"
         if obj.expires_at <= timezone.now():
-            return "expired", "Expired"
-        return "active", "Active"
+            return "expired"
+        return "active"
 
     @action(description="Revoke the selected sessions (signs the app out)", permissions=["change"])
     def revoke(self, request, queryset):

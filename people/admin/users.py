@@ -14,6 +14,7 @@ from unfold.admin import ModelAdmin, StackedInline, TabularInline
 from unfold.decorators import action, display
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
+from people import labels
 from people.models import (
     ApiSession,
     CaregiverLink,
@@ -24,6 +25,9 @@ from people.models import (
 )
 from people.phones import InvalidPhoneNumber, normalize_phone
 from people.staff_signin import ResetRefused, totp_reset
+from project.common.admin import pill
+
+AUTHENTICATOR = {"set": ("Set up", "ok"), "unset": ("At next sign-in", "warn")}
 
 
 class PhoneField:
@@ -103,34 +107,26 @@ class CaregiverLinkInline(_ReadOnlyInline):
     fk_name = "passenger"
     verbose_name = "caregiver"
     verbose_name_plural = "caregivers (change them on the console's Caregiver links page)"
-    fields = (
-        "caregiver",
-        "relationship_type",
-        "status",
-        "can_book_rides",
-        "can_view_location",
-        "can_receive_notifications",
-        "created_at",
-    )
+    fields = ("caregiver", "relationship_type", "status_pill", "may", "created_at")
     readonly_fields = fields
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("caregiver")
+
+    @pill(description="Status", table=labels.LINK_STATUS)
+    def status_pill(self, obj: CaregiverLink):
+        return obj.status
+
+    @display(description="May")
+    def may(self, obj: CaregiverLink) -> str:
+        return labels.link_allows(obj)
 
 
 class CaredForInline(CaregiverLinkInline):
     fk_name = "caregiver"
     verbose_name = "person cared for"
     verbose_name_plural = "people cared for"
-    fields = (
-        "passenger",
-        "relationship_type",
-        "status",
-        "can_book_rides",
-        "can_view_location",
-        "can_receive_notifications",
-        "created_at",
-    )
+    fields = ("passenger", "relationship_type", "status_pill", "may", "created_at")
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -241,20 +237,11 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
     def phone(self, obj: User) -> str:
         return obj.display_phone
 
-    @display(
-        description="Role",
-        ordering="user_type",
-        label={
-            UserType.PASSENGER: "info",
-            UserType.DRIVER: "success",
-            UserType.CAREGIVER: "primary",
-            "": "warning",
-        },
-    )
+    @pill(description="Role", ordering="user_type", table=labels.ROLE)
     def role(self, obj: User):
-        if obj.user_type:
-            return obj.user_type, obj.get_user_type_display()
-        return "", "Staff" if obj.is_staff else "None"
+        if obj.user_type or obj.is_staff:
+            return obj.user_type
+        return "", "None"
 
     @display(description="Staff groups")
     def access(self, obj: User) -> str:
@@ -262,13 +249,11 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
             return "Superuser"
         return ", ".join(g.name for g in obj.groups.all()) if obj.is_staff else ""
 
-    @display(description="Authenticator", label={"set": "success", "unset": "warning"})
+    @pill(description="Authenticator", table=AUTHENTICATOR)
     def authenticator(self, obj: User):
         if not obj.is_staff:
-            return ""
-        if obj.has_authenticator:
-            return "set", "Set up"
-        return "unset", "At next sign-in"
+            return "", "—"
+        return "set" if obj.has_authenticator else "unset"
 
     @action(
         description="Reset the authenticator (a new one is set up at the next sign-in)",

@@ -6,6 +6,9 @@ console, the apps, admin actions).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -16,7 +19,9 @@ from django.urls import reverse
 from django.utils.csp import CSP
 from django.utils.module_loading import import_string
 from django.views.decorators.csp import csp_override
+from unfold.decorators import display
 from unfold.sites import UnfoldAdminSite
+from unfold.utils import display_for_label
 
 
 class NoAddOrDelete:
@@ -29,11 +34,119 @@ class NoAddOrDelete:
         return False
 
 
+class ReadOnlyPages(NoAddOrDelete):
+    """
+    Rows changed only by the list's actions (which call services): each
+    row's page is for reading and shows no Save buttons.
+    """
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request)
+
+
 class ReadOnly(NoAddOrDelete):
     """A record to read: its history is not edited by hand."""
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# --- pills ----------------------------------------------------------------------
+
+# The console's tones (dispatch.labels, and the people admin's few) as
+# unfold's label colours; muted is unfold's grey.
+UNFOLD_COLOURS: dict[str, str | None] = {
+    "ok": "success",
+    "info": "info",
+    "trip": "primary",
+    "warn": "warning",
+    "danger": "danger",
+    "muted": None,
+}
+
+
+class Pill(tuple):
+    """
+    (key, text), as unfold's label columns read a display method's answer,
+    that also renders itself as the pill where a change page shows the same
+    method as a read-only field (unfold prints a tuple's repr there).
+    """
+
+    def __new__(cls, key: Any, text: str, colour: str | None):
+        pill = super().__new__(cls, (key, text))
+        pill.colour = colour
+        return pill
+
+    def __html__(self) -> str:
+        return display_for_label(self, "-", {self[0]: self.colour})
+
+    def __str__(self) -> str:
+        return str(self[1])
+
+
+def pill(
+    *, description: str, table: dict[Any, tuple[str, str]], ordering: str | None = None
+) -> Callable:
+    """
+    unfold's `@display(label=...)` for a method that answers a key of
+    `table` (key -> (words, console tone)), or (key, other words): the pill
+    reads the same in the list and on the change page.
+    """
+    colours = {key: UNFOLD_COLOURS.get(tone) for key, (_words, tone) in table.items()}
+
+    def decorator(method: Callable) -> Callable:
+        @wraps(method)
+        def answer(self, obj):
+            key = method(self, obj)
+            key, text = key if isinstance(key, tuple) else (key, table[key][0])
+            return Pill(key, text, colours.get(key))
+
+        return display(description=description, ordering=ordering, label=colours)(answer)
+
+    return decorator
+
+
+# --- the sidebar's permission callbacks (settings.UNFOLD["SIDEBAR"]) ------------------
+
+
+def _holds(request, *perms: str) -> bool:
+    return request.user.has_perms(perms)
+
+
+def may_answer_calls(request) -> bool:
+    return _holds(request, "dispatch.view_ride", "people.view_user")
+
+
+def may_view_rides(request) -> bool:
+    return _holds(request, "dispatch.view_ride")
+
+
+def may_view_people(request) -> bool:
+    return _holds(request, "people.view_user")
+
+
+def may_view_links(request) -> bool:
+    return _holds(request, "people.view_caregiverlink")
+
+
+def may_view_drivers(request) -> bool:
+    return _holds(request, "people.view_driverprofile")
+
+
+def may_view_driver_states(request) -> bool:
+    return _holds(request, "dispatch.view_driverstate")
+
+
+def may_view_sign_in(request) -> bool:
+    return _holds(request, "people.view_apisession")
+
+
+def may_view_audit(request) -> bool:
+    return _holds(request, "people.view_auditevent")
+
+
+def is_superuser(request) -> bool:
+    return request.user.is_superuser
 
 
 # --- the admin site -------------------------------------------------------------

@@ -173,7 +173,7 @@ def test_the_first_sign_in_enrols_an_authenticator_by_qr_code(server, new_page):
     page.fill("input[name=code]", authenticator_code(server, page, phone))
     page.click("#two-factor-form button[type=submit]")
     page.wait_for_url(f"{server.http}/console/links/")
-    assert page.locator("#links").count() == 1
+    assert page.locator("#link-list").count() == 1
     assert not [e for e in page.errors if "Content Security Policy" in e], page.errors
 
 

@@ -472,7 +472,7 @@ def test_creating_a_link_invites_the_caregiver(htmx, passenger, make_user, dispa
     )
     assert link.invited_by == dispatcher
     assert "is invited to care for" in html
-    assert '<section id="links"' in html and 'hx-swap-oob="true"' in html
+    assert '<section id="link-list"' in html and 'hx-swap-oob="true"' in html
 
 
 def test_link_errors_show_inline(htmx, passenger):

@@ -1,9 +1,6 @@
 """
-The admin's view of dispatch: rides with their event timeline, drivers with
-their verification, and their states and offers. Rides change state only
-through dispatch's services (the console, or the actions here); every field
-is read-only. Where a driver is shows only to those
-people.access.may_see_live_positions allows.
+Drivers with their verification, their states and their offers. Where a
+driver is shows only to those people.access.may_see_live_positions allows.
 """
 
 from __future__ import annotations
@@ -12,29 +9,21 @@ from datetime import UTC, datetime
 
 from django.contrib import admin, messages
 from django.core.exceptions import ObjectDoesNotExist
-from unfold.admin import ModelAdmin, TabularInline
+from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import action, display
 
-from dispatch import drivers, rides
-from dispatch.errors import DispatchError
+from dispatch import drivers, labels
 from dispatch.locations import live_position
-from dispatch.models import (
-    FINAL_STATUSES,
-    DayPlan,
-    DriverShift,
-    DriverState,
-    DriverStatus,
-    Ride,
-    RideEvent,
-    RideOffer,
-    RideSeries,
-    RideStatus,
-)
+from dispatch.models import DriverState, RideOffer
+from people import labels as people_labels
 from people.access import may_see_live_positions
 from people.models import DriverProfile
-from project.common.admin import NoAddOrDelete, ReadOnly
+from project.common.admin import ReadOnly, pill
 
 POSITION_FIELDS = ("position", "latitude", "longitude", "heading", "speed")
+# A driver with no state row has never gone online.
+NEVER_ONLINE = ("never", ("Never online", "muted"))
 
 
 class PositionsForDispatchers:
@@ -62,140 +51,15 @@ class PositionsForDispatchers:
         ]
 
 
-RIDE_STATUS_LABELS = {
-    RideStatus.REQUESTED: "info",
-    RideStatus.SEARCHING: "info",
-    RideStatus.ASSIGNED: "primary",
-    RideStatus.DRIVER_ARRIVED: "primary",
-    RideStatus.IN_PROGRESS: "primary",
-    RideStatus.COMPLETED: "success",
-    RideStatus.CANCELLED: None,
-    RideStatus.NO_SHOW: "warning",
-    RideStatus.UNFULFILLED: "danger",
-}
-
-
-class RideEventInline(TabularInline):
-    model = RideEvent
-    extra = 0
-    can_delete = False
-    ordering = ("version",)
-    fields = ("version", "created_at", "kind", "from_status", "to_status", "actor", "actor_role")
-    readonly_fields = fields
-    verbose_name = "event"
-    verbose_name_plural = "timeline"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("actor")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(Ride)
-class RideAdmin(NoAddOrDelete, ModelAdmin):
-    list_display = (
-        "ride_id",
-        "status_pill",
-        "passenger",
-        "booked_by_someone_else",
-        "driver",
-        "pickup",
-        "created_at",
-    )
-    list_filter = ("status", "needs_wheelchair", "cancelled_by", "created_at")
-    date_hierarchy = "created_at"
-    search_fields = (
-        "ride_id",
-        "passenger__phone_number",
-        "passenger__first_name",
-        "passenger__last_name",
-        "driver__phone_number",
-        "driver__last_name",
-        "pickup_address",
-        "dropoff_address",
-    )
-    list_select_related = ("passenger", "booked_by", "driver")
-    inlines = (RideEventInline,)
-    actions = ("cancel_rides",)
-    fieldsets = (
-        ("Ride", {"fields": ("ride_id", "status", "version", "passenger", "booked_by", "driver")}),
-        (
-            "Trip",
-            {
-                "fields": (
-                    ("pickup_address", "pickup_latitude", "pickup_longitude"),
-                    ("dropoff_address", "dropoff_latitude", "dropoff_longitude"),
-                    ("distance_km", "estimated_duration_minutes", "fare_amount"),
-                    "needs_wheelchair",
-                    "notes",
-                )
-            },
-        ),
-        (
-            "Times",
-            {
-                "fields": (
-                    ("created_at", "assigned_at", "arrived_at"),
-                    ("started_at", "ended_at", "no_driver_found_at"),
-                )
-            },
-        ),
-        ("Ending", {"fields": ("cancelled_by", "cancel_reason")}),
-    )
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("passenger", "booked_by", "driver")
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Ride._meta.fields]
-
-    @display(description="Status", ordering="status", label=RIDE_STATUS_LABELS)
-    def status_pill(self, obj: Ride):
-        return obj.status, obj.get_status_display()
-
-    @display(description="Booked by", ordering="booked_by__last_name")
-    def booked_by_someone_else(self, obj: Ride) -> str:
-        return str(obj.booked_by) if obj.booked_on_behalf else "themselves"
-
-    @display(description="Pickup")
-    def pickup(self, obj: Ride) -> str:
-        return obj.pickup_address or f"{obj.pickup_latitude:.4f}, {obj.pickup_longitude:.4f}"
-
-    @action(
-        description="Cancel the selected rides (as dispatcher)",
-        permissions=["change"],
-        icon="cancel",
-    )
-    def cancel_rides(self, request, queryset):
-        done = 0
-        for ride in queryset.exclude(status__in=FINAL_STATUSES):
-            try:
-                rides.ride_cancel(
-                    ride=ride,
-                    actor=request.user,
-                    cancelled_by="dispatcher",
-                    reason="Cancelled in the admin",
-                )
-            except DispatchError as exc:
-                self.message_user(request, f"{ride.ride_id}: {exc}", messages.ERROR)
-            else:
-                done += 1
-        self.message_user(request, f"{done} ride(s) cancelled.", messages.SUCCESS)
-
-
 @admin.register(DriverState)
 class DriverStateAdmin(PositionsForDispatchers, ReadOnly, ModelAdmin):
     list_display = ("driver", "status_pill", "position", "location_updated_at", "last_seen_at")
-    list_filter = ("status",)
+    list_filter = (("status", ChoicesDropdownFilter),)
     search_fields = ("driver__phone_number", "driver__first_name", "driver__last_name")
     list_select_related = ("driver",)
     readonly_fields = (
         "driver",
-        "status",
+        "status_pill",
         "latitude",
         "longitude",
         "heading",
@@ -209,17 +73,9 @@ class DriverStateAdmin(PositionsForDispatchers, ReadOnly, ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("driver")
 
-    @display(
-        description="Status",
-        ordering="status",
-        label={
-            DriverStatus.AVAILABLE: "success",
-            DriverStatus.ON_TRIP: "info",
-            DriverStatus.OFFLINE: None,
-        },
-    )
+    @pill(description="Status", ordering="status", table=labels.DRIVER_STATUS)
     def status_pill(self, obj: DriverState):
-        return obj.status, obj.get_status_display()
+        return obj.status
 
     @display(description="Last saved position")
     def position(self, obj: DriverState) -> str:
@@ -304,20 +160,18 @@ class DriverProfileAdmin(PositionsForDispatchers, ModelAdmin):
         kind = obj.get_vehicle_type_display()
         return f"{kind} · {obj.vehicle_registration}" if obj.vehicle_registration else kind
 
-    @display(description="Verified", label={True: "success", False: "warning"})
+    @pill(description="Verified", ordering="is_verified", table=people_labels.VERIFIED)
     def verified(self, obj: DriverProfile):
-        return obj.is_verified, "Verified" if obj.is_verified else "Not verified"
+        return obj.is_verified
 
-    @display(
+    @pill(
         description="Status",
         ordering="user__driver_state__status",
-        label={"available": "success", "on_trip": "info", "offline": None},
+        table={**labels.DRIVER_STATUS, NEVER_ONLINE[0]: NEVER_ONLINE[1]},
     )
     def state(self, obj: DriverProfile):
         state = self._state(obj)
-        if state is None:
-            return "offline", "Never online"
-        return state.status, state.get_status_display()
+        return NEVER_ONLINE[0] if state is None else state.status
 
     @display(description="Position")
     def position(self, obj: DriverProfile) -> str:
@@ -357,35 +211,3 @@ class DriverProfileAdmin(PositionsForDispatchers, ModelAdmin):
 
 def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "?"
-
-
-# --- booking ahead and planning --------------------------------------------------------
-
-
-@admin.register(DriverShift)
-class DriverShiftAdmin(ModelAdmin):
-    """Shifts are entered here until the console has a screen for them."""
-
-    list_display = ("driver", "start_at", "end_at", "seats", "wheelchair_spaces")
-    list_filter = ("start_at",)
-    search_fields = ("driver__first_name", "driver__last_name", "driver__phone_number")
-    autocomplete_fields = ("driver",)
-    date_hierarchy = "start_at"
-
-
-@admin.register(RideSeries)
-class RideSeriesAdmin(ReadOnly, ModelAdmin):
-    """Series change through their services (the apps, REST): here they are read."""
-
-    list_display = ("passenger", "booked_by", "weekdays", "pickup_time", "appointment_time",
-                    "start_date", "end_date", "status")  # fmt: skip
-    list_filter = ("status",)
-    search_fields = ("passenger__first_name", "passenger__last_name", "passenger__phone_number")
-
-
-@admin.register(DayPlan)
-class DayPlanAdmin(ReadOnly, ModelAdmin):
-    """Plans change through dispatch.planning.services: here they are read."""
-
-    list_display = ("service_date", "status", "version", "solver", "solve_seconds", "published_at")
-    list_filter = ("status",)

@@ -1,0 +1,184 @@
+"""
+Rides, each with its timeline, and the caller lookup: a support agent
+answering a family's call finds the person by phone, then their caregivers,
+their rides and each ride's timeline. Every field is read-only; rides
+change through the console or the list's actions (dispatch's services).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.urls import path
+from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateFilter
+from unfold.decorators import action, display
+
+from dispatch import labels, rides
+from dispatch.admin import lookup
+from dispatch.admin.timeline import no_driver_found_at, ride_timeline, stamp
+from dispatch.errors import DispatchError
+from dispatch.models import FINAL_STATUSES, Ride, RideStatus
+from project.common.admin import ReadOnlyPages, pill
+
+TIMES = ("created_at", "assigned_at", "arrived_at", "started_at", "ended_at")
+
+
+@admin.register(Ride)
+class RideAdmin(ReadOnlyPages, ModelAdmin):
+    list_display = (
+        "ride_id",
+        "status_pill",
+        "passenger",
+        "booked_by_someone_else",
+        "driver",
+        "pickup",
+        "created",
+    )
+    list_filter = (
+        ("status", ChoicesDropdownFilter),
+        ("created_at", RangeDateFilter),
+        "needs_wheelchair",
+        ("cancelled_by", ChoicesDropdownFilter),
+    )
+    list_filter_submit = True
+    date_hierarchy = "created_at"
+    search_fields = (
+        "ride_id",
+        "passenger__phone_number",
+        "passenger__first_name",
+        "passenger__last_name",
+        "driver__phone_number",
+        "driver__last_name",
+        "pickup_address",
+        "dropoff_address",
+    )
+    list_select_related = ("passenger", "booked_by", "driver")
+    actions = ("cancel_rides",)
+    # The event log, read with its people named (dispatch.admin.timeline).
+    change_form_after_template = "admin/dispatch/ride/timeline.html"
+    fieldsets = (
+        (
+            "Ride",
+            {"fields": ("ride_id", "status_pill", "version", "passenger", "booked_by", "driver")},
+        ),
+        (
+            "Trip",
+            {
+                "fields": (
+                    ("pickup_address", "pickup_latitude", "pickup_longitude"),
+                    ("dropoff_address", "dropoff_latitude", "dropoff_longitude"),
+                    ("distance_km", "estimated_duration_minutes", "fare_amount"),
+                    "needs_wheelchair",
+                    "notes",
+                )
+            },
+        ),
+        (
+            "Times",
+            {
+                "fields": (
+                    ("created", "assigned", "arrived"),
+                    ("started", "ended", "no_driver_found"),
+                )
+            },
+        ),
+        ("Ending", {"fields": ("ended_by", "why_ended")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("passenger", "booked_by", "driver")
+
+    def get_readonly_fields(self, request, obj=None):
+        shown = ("status_pill", "created", "assigned", "arrived", "started", "ended")
+        return [f.name for f in Ride._meta.fields] + [
+            *shown,
+            "no_driver_found",
+            "ended_by",
+            "why_ended",
+        ]
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(lookup.CallerLookupView.as_view(model_admin=self))
+        return [path("callers/", view, name="dispatch_caller_lookup"), *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        ride = self.get_object(request, object_id)
+        extra = {
+            "timeline": ride_timeline(ride) if ride is not None else [],
+            "time_zone": settings.TIME_ZONE,
+        }
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+    @pill(description="Status", ordering="status", table=labels.RIDE_STATUS)
+    def status_pill(self, obj: Ride):
+        return obj.status
+
+    @display(description="Booked by", ordering="booked_by__last_name")
+    def booked_by_someone_else(self, obj: Ride) -> str:
+        return str(obj.booked_by) if obj.booked_on_behalf else "themselves"
+
+    @display(description="Pickup")
+    def pickup(self, obj: Ride) -> str:
+        return obj.pickup_address or f"{obj.pickup_latitude:.4f}, {obj.pickup_longitude:.4f}"
+
+    @display(description="Booked at", ordering="created_at")
+    def created(self, obj: Ride) -> str:
+        return stamp(obj.created_at)
+
+    @display(description="Driver assigned at")
+    def assigned(self, obj: Ride) -> str:
+        return stamp(obj.assigned_at)
+
+    @display(description="Driver arrived at")
+    def arrived(self, obj: Ride) -> str:
+        return stamp(obj.arrived_at)
+
+    @display(description="Trip started at")
+    def started(self, obj: Ride) -> str:
+        return stamp(obj.started_at)
+
+    @display(description="Ended at")
+    def ended(self, obj: Ride) -> str:
+        return stamp(obj.ended_at)
+
+    @display(description="No driver found at")
+    def no_driver_found(self, obj: Ride) -> str:
+        return stamp(no_driver_found_at(obj))
+
+    @display(description="Ended by")
+    def ended_by(self, obj: Ride) -> str:
+        if obj.status not in FINAL_STATUSES:
+            return "Not ended yet"
+        if obj.status == RideStatus.COMPLETED:
+            return "Completed by the driver"
+        return labels.role_label(obj.cancelled_by or "system")
+
+    @display(description="Why it ended")
+    def why_ended(self, obj: Ride) -> str:
+        if obj.status not in FINAL_STATUSES or obj.status == RideStatus.COMPLETED:
+            return "—"
+        if obj.status == RideStatus.NO_SHOW:
+            return "The passenger did not come to the pickup"
+        return obj.cancel_reason or "No reason was given"
+
+    @action(
+        description="Cancel the selected rides (as dispatcher)",
+        permissions=["change"],
+        icon="cancel",
+    )
+    def cancel_rides(self, request, queryset):
+        done = 0
+        for ride in queryset.exclude(status__in=FINAL_STATUSES):
+            try:
+                rides.ride_cancel(
+                    ride=ride,
+                    actor=request.user,
+                    cancelled_by="dispatcher",
+                    reason="Cancelled in the admin",
+                )
+            except DispatchError as exc:
+                self.message_user(request, f"{ride.ride_id}: {exc}", messages.ERROR)
+            else:
+                done += 1
+        self.message_user(request, f"{done} ride(s) cancelled.", messages.SUCCESS)
