@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from django.contrib import admin, messages
 from django.core.exceptions import ObjectDoesNotExist
+from django.utils import timezone
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import action, display
 
@@ -24,6 +25,8 @@ from dispatch.models import (
     DriverShift,
     DriverState,
     DriverStatus,
+    Notification,
+    NotificationStatus,
     Ride,
     RideEvent,
     RideOffer,
@@ -247,6 +250,47 @@ class RideOfferAdmin(ReadOnly, ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("ride", "driver")
+
+
+NOTIFICATION_LABELS = {
+    NotificationStatus.PENDING: "info",
+    NotificationStatus.SENT: "success",
+    NotificationStatus.FAILED: "danger",
+    NotificationStatus.SKIPPED: "warning",
+}
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnly, ModelAdmin):
+    """The notification outbox (dispatch.notify): what was owed, sent, and why not."""
+
+    list_display = (
+        "ride",
+        "topic",
+        "recipient",
+        "channel",
+        "status_pill",
+        "attempts",
+        "last_error",
+        "created_at",
+        "sent_at",
+    )
+    list_filter = ("status", "channel", "topic")
+    search_fields = ("ride__ride_id", "recipient__phone_number", "recipient__last_name")
+    list_select_related = ("ride", "recipient")
+    readonly_fields = [f.name for f in Notification._meta.fields]
+    actions = ("send_again",)
+
+    @display(description="Status", ordering="status", label=NOTIFICATION_LABELS)
+    def status_pill(self, obj: Notification):
+        return obj.status, obj.get_status_display()
+
+    @action(description="Send again (failed or skipped)")
+    def send_again(self, request, queryset):
+        count = queryset.filter(
+            status__in=[NotificationStatus.FAILED, NotificationStatus.SKIPPED]
+        ).update(status=NotificationStatus.PENDING, attempts=0, next_attempt_at=timezone.now())
+        messages.success(request, f"{count} notification(s) will be sent again.")
 
 
 @admin.register(DriverProfile)

@@ -1,0 +1,74 @@
+"""
+The notification outbox: the rows a ride event owes its recipients, written
+inside the transaction of the change itself, so a change that rolls back
+owes nothing and one that commits cannot lose its notices.
+
+One row per recipient, event and channel, as each recipient chose
+(people.notices): the topic, the channel, quiet hours (urgent topics go out
+in them too). Nothing is texted before a driver has accepted the ride.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from dispatch.models import Notification, Ride
+from dispatch.notify.events import NOTICES, ONCE_PER_RIDE, To
+from people.models import NoticeChannel
+from people.notices import notice_recipients
+
+# What time it is for quiet hours; tests move this clock alone.
+clock = timezone.now
+
+# Set when rows commit: an in-process deliverer wakes at once instead of
+# at its next poll.
+pending = threading.Event()
+
+
+def notices_write(ride: Ride, kind: str) -> int:
+    """
+    Write the notices `kind` on `ride` owes, inside the caller's transaction;
+    how many rows. An event NOTICES does not name owes none.
+    """
+    notice = NOTICES.get(kind)
+    if notice is None or not settings.NOTIFY_ENABLED:
+        return 0
+    params = notice.params(ride)
+    if params is None:
+        return 0
+    now = timezone.now()
+    local = clock()
+    accepted = ride.driver_id is not None and ride.assigned_at is not None
+    version = 0 if kind in ONCE_PER_RIDE else ride.version
+    rows = []
+    for recipient in notice_recipients(ride.passenger):
+        if notice.to == To.PASSENGER and recipient.link_id is not None:
+            continue
+        if notice.to == To.CAREGIVERS and recipient.link_id is None:
+            continue
+        if not recipient.wants(notice.topic, local):
+            continue
+        if recipient.channel == NoticeChannel.SMS and not accepted:
+            continue
+        rows.append(
+            Notification(
+                ride=ride,
+                event=kind,
+                version=version,
+                topic=notice.topic,
+                recipient=recipient.user,
+                link_id=recipient.link_id,
+                channel=recipient.channel,
+                params=params,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+    if rows:
+        Notification.objects.bulk_create(rows, ignore_conflicts=True)
+        transaction.on_commit(pending.set)
+    return len(rows)
