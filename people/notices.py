@@ -133,8 +133,12 @@ def _recipient(user: User, link_id: int | None, pref: NoticePreference | None) -
 
 
 def notice_recipients(passenger: User) -> list[Recipient]:
-    """The passenger and their caregivers who may receive notifications (two queries)."""
-    own = NoticePreference.objects.filter(passenger=passenger).first()
+    """
+    The passenger and their caregivers who may receive notifications: one
+    query, or two when the passenger's own choices were not loaded with them
+    (select_related("notice_preference")).
+    """
+    own = getattr(passenger, "notice_preference", None)
     found = [_recipient(passenger, None, own)]
     links = (
         CaregiverLink.objects.active()

@@ -29,6 +29,19 @@ clock = timezone.now
 pending = threading.Event()
 
 
+def _recipients(ride: Ride):
+    """
+    The ride's recipients, read once per transaction: a booking's searching
+    and assigned events share one read. Forgotten when the transaction
+    commits, so the next change reads the choices afresh.
+    """
+    cached = ride.__dict__.get("_notice_recipients")
+    if cached is None:
+        cached = ride.__dict__["_notice_recipients"] = notice_recipients(ride.passenger)
+        transaction.on_commit(lambda: ride.__dict__.pop("_notice_recipients", None))
+    return cached
+
+
 def notices_write(ride: Ride, kind: str) -> int:
     """
     Write the notices `kind` on `ride` owes, inside the caller's transaction;
@@ -45,7 +58,7 @@ def notices_write(ride: Ride, kind: str) -> int:
     accepted = ride.driver_id is not None and ride.assigned_at is not None
     version = 0 if kind in ONCE_PER_RIDE else ride.version
     rows = []
-    for recipient in notice_recipients(ride.passenger):
+    for recipient in _recipients(ride):
         if notice.to == To.PASSENGER and recipient.link_id is not None:
             continue
         if notice.to == To.CAREGIVERS and recipient.link_id is None:
