@@ -139,7 +139,6 @@ async def _event_delays(rides_booked: list, woken: bool) -> list[float]:
 async def results(cast: Cast) -> list[Result]:
     from django.conf import settings
 
-    from dispatch import booking
     from dispatch.models import Notification, NotificationStatus, Ride, RideStatus
     from people.models import User
     from project.common.db import db_async
