@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 
 from django.contrib import admin, messages
 from django.core.exceptions import ObjectDoesNotExist
-from django.utils import timezone
 from unfold.admin import ModelAdmin, TabularInline
 from unfold.decorators import action, display
 
@@ -33,6 +32,7 @@ from dispatch.models import (
     RideSeries,
     RideStatus,
 )
+from dispatch.notify import delivery
 from people.access import may_see_live_positions
 from people.models import DriverProfile
 from project.common.admin import NoAddOrDelete, ReadOnly
@@ -287,9 +287,7 @@ class NotificationAdmin(ReadOnly, ModelAdmin):
 
     @action(description="Send again (failed or skipped)")
     def send_again(self, request, queryset):
-        count = queryset.filter(
-            status__in=[NotificationStatus.FAILED, NotificationStatus.SKIPPED]
-        ).update(status=NotificationStatus.PENDING, attempts=0, next_attempt_at=timezone.now())
+        count = delivery.notifications_send_again(queryset)
         messages.success(request, f"{count} notification(s) will be sent again.")
 
 

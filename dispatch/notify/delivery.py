@@ -189,6 +189,13 @@ def _send(notification: Notification, body: str) -> None:
         )
 
 
+def notifications_send_again(notifications) -> int:
+    """Failed or skipped notifications (a queryset) go out again, from their first try."""
+    return notifications.filter(status__in=[N.FAILED, N.SKIPPED]).update(
+        status=N.PENDING, attempts=0, next_attempt_at=timezone.now(), last_error=""
+    )
+
+
 # --- the worker ------------------------------------------------------------------
 
 

@@ -37,11 +37,11 @@ def _pickup(ride_id: str) -> tuple[float, float] | None:
     return ride[1], ride[2]
 
 
-def _tell(ride_id: str) -> None:
+def _tell(ride_id: str, minutes: int) -> None:
     with transaction.atomic():
         ride = Ride.objects.with_people().filter(ride_id=ride_id).first()
         if ride is not None and ride.status == RideStatus.ASSIGNED:
-            notices_write(ride, "driver_near")
+            notices_write(ride, "driver_near", minutes=minutes)
 
 
 async def driver_moved(ride_id: str, point: Point) -> None:
@@ -53,8 +53,8 @@ async def driver_moved(ride_id: str, point: Point) -> None:
     pickup = _watched[ride_id]
     if pickup is None:
         return
-    distance = haversine_km(point.lat, point.lng, *pickup)
-    if eta_minutes(distance) > settings.NOTIFY_NEAR_MIN:
+    minutes = eta_minutes(haversine_km(point.lat, point.lng, *pickup))
+    if minutes > settings.NOTIFY_NEAR_MIN:
         return
     _watched[ride_id] = None
-    await db_async(_tell)(ride_id)
+    await db_async(_tell)(ride_id, minutes)

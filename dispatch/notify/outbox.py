@@ -42,10 +42,11 @@ def _recipients(ride: Ride):
     return cached
 
 
-def notices_write(ride: Ride, kind: str) -> int:
+def notices_write(ride: Ride, kind: str, **said) -> int:
     """
     Write the notices `kind` on `ride` owes, inside the caller's transaction;
-    how many rows. An event NOTICES does not name owes none.
+    how many rows. An event NOTICES does not name owes none. `said`: what
+    the caller knows for the text (the live ETA's minutes).
     """
     notice = NOTICES.get(kind)
     if notice is None or not settings.NOTIFY_ENABLED:
@@ -53,6 +54,7 @@ def notices_write(ride: Ride, kind: str) -> int:
     params = notice.params(ride)
     if params is None:
         return 0
+    params = {**params, **said}
     now = timezone.now()
     local = clock()
     accepted = ride.driver_id is not None and ride.assigned_at is not None

@@ -427,3 +427,28 @@ def test_preferences_without_a_row_are_the_defaults(family):
     assert notices.preference_of(link=link)["topics"] == list(notices.CAREGIVER_DEFAULT)
     assert notices.preference_of(passenger=sarah)["customised"] is False
     assert not NoticePreference.objects.exists()
+
+
+def test_the_admin_lists_notifications_with_status_and_error_and_sends_again(
+    family, make_driver, make_user, client, monkeypatch
+):
+    from tests.conftest import staff_login
+
+    at_noon(monkeypatch)
+    sarah, emily, _ = family
+    make_driver(JHB[0] + 0.004, JHB[1])
+    booking.ride_book(**trip(sarah))
+    row = Notification.objects.get(recipient=emily)
+    row.status, row.last_error = N.FAILED, "SMS Portal answered HTTP 503."
+    row.save()
+    admin = make_user("", is_staff=True, is_superuser=True)
+    staff_login(client, admin)
+    page = client.get("/admin/dispatch/notification/")
+    assert page.status_code == 200
+    assert b"SMS Portal answered HTTP 503." in page.content and b"Failed" in page.content
+    client.post(
+        "/admin/dispatch/notification/",
+        {"action": "send_again", "_selected_action": [row.pk]},
+    )
+    row.refresh_from_db()
+    assert (row.status, row.attempts, row.last_error) == (N.PENDING, 0, "")

@@ -46,7 +46,9 @@ def family(passenger, make_user, make_link):
 
 def near_rows():
     return list(
-        Notification.objects.filter(event="driver_near").values_list("recipient_id", "topic")
+        Notification.objects.filter(event="driver_near").values_list(
+            "recipient_id", "topic", "params"
+        )
     )
 
 
@@ -76,7 +78,14 @@ async def test_the_driver_near_notice_is_written_once_when_the_eta_falls_to_n_mi
         )
         await receive_until(ride_ws, "driver_location")
     rows = await db(near_rows)
-    assert sorted(rows) == sorted([(emily.pk, Topic.DRIVER_NEAR), (sarah.pk, Topic.DRIVER_NEAR)])
+    # Told at the first report within 5 minutes (2 km: 4 minutes), with that ETA.
+    assert sorted(rows, key=lambda r: r[0]) == sorted(
+        [
+            (emily.pk, Topic.DRIVER_NEAR, {"minutes": 4}),
+            (sarah.pk, Topic.DRIVER_NEAR, {"minutes": 4}),
+        ],
+        key=lambda r: r[0],
+    )
 
 
 async def test_an_in_app_notice_reaches_every_socket_of_its_recipient(ws, family, make_driver):
