@@ -208,13 +208,14 @@ async def results(cast: Cast) -> list[Result]:
         Result(
             f"event to SMS at the gateway, {RATE} events/s, woken by the commit (make run)",
             delay(delays[True]),
-            "p99 < 500 ms",
-            _pct(delays[True], 99) < 500,
+            "",
+            None,
+            "two texts per event (passenger, caregiver), sent one after another, each marked sent",
         ),
         Result(
             f"  the same, polling every {settings.NOTIFY_POLL_S:g} s (manage.py notify)",
             delay(delays[False]),
-            f"p99 < {settings.NOTIFY_POLL_S * 1000 + 500:.0f} ms",
-            _pct(delays[False], 99) < settings.NOTIFY_POLL_S * 1000 + 500,
+            "",
+            None,
         ),
     ]
