@@ -452,3 +452,22 @@ def test_the_admin_lists_notifications_with_status_and_error_and_sends_again(
     )
     row.refresh_from_db()
     assert (row.status, row.attempts, row.last_error) == (N.PENDING, 0, "")
+
+
+def test_the_committed_catalogues_are_compiled_from_their_po_files(tmp_path):
+    """A fresh clone translates without running msgfmt: each .mo matches its .po."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    msgfmt = shutil.which("msgfmt") or "/usr/bin/msgfmt"
+    if not Path(msgfmt).exists():
+        pytest.skip("needs gettext's msgfmt (apt-get install gettext)")
+    locale = Path(__file__).resolve().parents[2] / "dispatch" / "locale"
+    for language in Language.values:
+        folder = locale / language / "LC_MESSAGES"
+        fresh = tmp_path / f"{language}.mo"
+        subprocess.run(
+            [msgfmt, "-o", str(fresh), str(folder / "django.po")], check=True, timeout=30
+        )
+        assert fresh.read_bytes() == (folder / "django.mo").read_bytes(), language
