@@ -471,3 +471,36 @@ def test_the_committed_catalogues_are_compiled_from_their_po_files(tmp_path):
             [msgfmt, "-o", str(fresh), str(folder / "django.po")], check=True, timeout=30
         )
         assert fresh.read_bytes() == (folder / "django.mo").read_bytes(), language
+
+
+def test_a_pickup_planned_later_than_asked_is_told_as_delayed_with_its_minutes(
+    family, monkeypatch, settings
+):
+    from dispatch import broadcast
+
+    at_noon(monkeypatch)
+    settings.NOTIFY_DELAY_MIN = 10
+    sarah, emily, link = family
+    notices.preference_set(actor=emily, link=link, channel=NoticeChannel.IN_APP)
+    asked = timezone.now() + timedelta(days=1)
+    ride = Ride.objects.create(
+        ride_id="late-1",
+        passenger=sarah,
+        booked_by=sarah,
+        status=RideStatus.SCHEDULED,
+        version=2,
+        pickup_at=asked,
+        confirmed_pickup_at=asked + timedelta(minutes=8),
+        pickup_latitude=JHB[0],
+        pickup_longitude=JHB[1],
+        dropoff_latitude=JHB[0] + 0.05,
+        dropoff_longitude=JHB[1] + 0.05,
+    )
+    with transaction.atomic():
+        broadcast.pickup_window_told(ride, changed=True)
+    assert not Notification.objects.exists()
+    ride.confirmed_pickup_at, ride.version = asked + timedelta(minutes=25), 3
+    with transaction.atomic():
+        broadcast.pickup_window_told(ride, changed=True)
+    row = Notification.objects.get()
+    assert (row.recipient, row.topic, row.params) == (emily, Topic.DELAYED, {"minutes": 25})
