@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from typing import Any
 
 from django.conf import settings
@@ -69,11 +70,16 @@ def push_send(*, tokens: list[str], title: str, body: str, data: dict[str, str])
     if not push_enabled():
         raise PushDeliveryError("Push is off: FCM_CREDENTIALS_FILE is not set.")
     app, messaging = _firebase()
-    message = messaging.MulticastMessage(
-        tokens=tokens,
-        notification=messaging.Notification(title=title, body=body),
-        data=data,
-    )
+    # The apps register FCM registration tokens; firebase-admin 7.7 marks
+    # `tokens` deprecated in favour of installation ids (`fids`), which the
+    # apps do not send. It silences the same warning in its own use of them.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        message = messaging.MulticastMessage(
+            tokens=tokens,
+            notification=messaging.Notification(title=title, body=body),
+            data=data,
+        )
     try:
         reply = messaging.send_each_for_multicast(message, app=app)
     except Exception as exc:  # firebase-admin raises its own and google-auth's

@@ -504,3 +504,36 @@ def test_a_pickup_planned_later_than_asked_is_told_as_delayed_with_its_minutes(
         broadcast.pickup_window_told(ride, changed=True)
     row = Notification.objects.get()
     assert (row.recipient, row.topic, row.params) == (emily, Topic.DELAYED, {"minutes": 25})
+
+
+def test_fcm_is_asked_once_for_every_device_and_names_the_uninstalled_ones(
+    monkeypatch, settings
+):
+    from types import SimpleNamespace
+
+    import firebase_admin
+    from firebase_admin import credentials, messaging
+
+    settings.FCM_CREDENTIALS_FILE = "/etc/care-connect/fcm.json"
+    monkeypatch.setattr(push, "_app", [])
+    monkeypatch.setattr(credentials, "Certificate", lambda path: ("cert", path))
+    monkeypatch.setattr(firebase_admin, "initialize_app", lambda cred, name: ("app", cred, name))
+    asked = []
+
+    def send(message, app):
+        asked.append((message.tokens, message.notification.body, message.data, app[0]))
+        gone = messaging.UnregisteredError("Requested entity was not found.")
+        return SimpleNamespace(
+            success_count=1,
+            responses=[
+                SimpleNamespace(success=True, exception=None),
+                SimpleNamespace(success=False, exception=gone),
+            ],
+        )
+
+    monkeypatch.setattr(messaging, "send_each_for_multicast", send)
+    dead = push.push_send(
+        tokens=["live", "dead"], title="Care Connect", body="Hello", data={"topic": "x"}
+    )
+    assert dead == ["dead"]
+    assert asked == [(["live", "dead"], "Hello", {"topic": "x"}, "app")]
