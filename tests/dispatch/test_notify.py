@@ -506,9 +506,7 @@ def test_a_pickup_planned_later_than_asked_is_told_as_delayed_with_its_minutes(
     assert (row.recipient, row.topic, row.params) == (emily, Topic.DELAYED, {"minutes": 25})
 
 
-def test_fcm_is_asked_once_for_every_device_and_names_the_uninstalled_ones(
-    monkeypatch, settings
-):
+def test_fcm_is_asked_once_for_every_device_and_names_the_uninstalled_ones(monkeypatch, settings):
     from types import SimpleNamespace
 
     import firebase_admin
