@@ -4,7 +4,8 @@ python -m bench [--full] [--only NAME ...]
 `--only plan` plans a synthetic day (bench/planning.py): no database, no
 workers. `--only publish` publishes a plan to 100 connected drivers
 (bench/publish.py). `--only booking` compares the two PostgreSQL booking paths in the
-bench process (bench/booking.py).
+bench process (bench/booking.py). `--only notify` measures the notification
+outbox: booking with and without it, and ride event to SMS (bench/notify.py).
 
 Quick set (make bench, about 8-10 minutes): index search, ping ratio, matching
 at 1,000 drivers on each channel layer, 500 simultaneous requests, the two
@@ -24,11 +25,12 @@ import signal
 import subprocess
 import time
 
-from bench import booking, env, planning, publish, scenarios
+from bench import booking, env, notify, planning, publish, scenarios
 from bench.scenarios import Result, verdict
 
 NAMES = [
-    "geo", "plan", "ping", "match", "match10k", "burst", "booking", "publish", "idle", "fleet",
+    "geo", "plan", "ping", "match", "match10k", "burst", "booking", "notify", "publish",
+    "idle", "fleet",
     "soak",
 ]  # fmt: skip
 # What runs without the benchmark's database, Redis and workers.
@@ -158,6 +160,8 @@ async def run(args) -> list[Result]:
         add(await booking.results(cast))
     if "publish" in wanted:
         add(await publish.publish_to_drivers(cast, 100))
+    if "notify" in wanted:
+        add(await notify.results(cast))
     if "idle" in wanted:
         add(await scenarios.idle_sockets(cast, 5000))
     # Where the channel layer is on the path: driver -> passenger through the

@@ -119,6 +119,10 @@ class ConsoleConsumer(QuietWhenClientLeft, SkipConnectionSweep, AsyncWebsocketCo
     async def links_changed(self, event):
         pass
 
+    async def notice_news(self, event):
+        # In-app notifications are the apps'; the console shows none.
+        pass
+
     async def console_positions(self, event):
         for part in live_map.map_parts(live_map.positions_update(event["drivers"])):
             await self.send(text_data=json.dumps(part))

@@ -190,19 +190,22 @@ def _in_one_statement(
         *watchers_params,
     ]
     # One statement is one transaction (a savepoint inside a caller's): a
-    # constraint that fails rolls the claim back with it.
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        pk, watchers, distance, *row = cursor.fetchone()
-    ride.pk = pk
-    ride._state.adding, ride._state.db = False, connection.alias
-    broadcast.ride_changed(ride, "searching", watchers=watchers)
-    driver = _driver_of(row)
-    if driver is None:
-        return None
-    rides.advance(ride, RideStatus.ASSIGNED, kind="assigned", driver=driver, assigned_at=now)
-    broadcast.ride_changed(ride, "assigned", watchers=watchers, driver_at=fresh[driver.pk][1])
-    broadcast.driver_changed(driver.pk, DriverStatus.ON_TRIP)
+    # constraint that fails rolls the claim back with it. The news is
+    # planned inside it too: the notifications it owes (dispatch.notify)
+    # are written in the booking's own transaction.
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            pk, watchers, distance, *row = cursor.fetchone()
+        ride.pk = pk
+        ride._state.adding, ride._state.db = False, connection.alias
+        broadcast.ride_changed(ride, "searching", watchers=watchers)
+        driver = _driver_of(row)
+        if driver is None:
+            return None
+        rides.advance(ride, RideStatus.ASSIGNED, kind="assigned", driver=driver, assigned_at=now)
+        broadcast.ride_changed(ride, "assigned", watchers=watchers, driver_at=fresh[driver.pk][1])
+        broadcast.driver_changed(driver.pk, DriverStatus.ON_TRIP)
     return driver, distance
 
 

@@ -11,7 +11,8 @@ Groups, and who is in each:
 - `caregiver.<id>`: a caregiver's socket, for all their passengers' rides;
 - `driver.<id>`: the driver's app (its rides, offers, and a nudge when its
   manifest may have changed: the socket reads it again);
-- `user.<id>`: every socket of a user (their links changed);
+- `user.<id>`: every socket of a user (their links changed, their in-app
+  notifications);
 - `console.board`: the dispatchers' consoles.
 
 Services call the `ride_changed`, `driver_changed` and `links_changed`
@@ -41,6 +42,7 @@ from dispatch import payloads
 from dispatch.geo import Point
 from dispatch.locations import live_position
 from dispatch.models import Ride
+from dispatch.notify.outbox import notices_write
 from people.access import caregivers_following
 from project.common.batching import LatestPerKey
 from project.common.db import calling_loop
@@ -99,6 +101,13 @@ class RideLocation(TypedDict):
     type: Literal["ride.location"]
     ride_id: str
     passenger_id: int
+    message: dict[str, Any]
+
+
+class NoticeNews(TypedDict):
+    """An in-app notification for every socket of its recipient (dispatch.notify)."""
+
+    type: Literal["notice.news"]
     message: dict[str, Any]
 
 
@@ -182,8 +191,13 @@ def ride_changed(
     (`Ride.objects.with_people()`). `watchers`: the caregivers following the
     passenger, and `driver_at`: where its driver is, if the caller has read
     them already.
+
+    Every ride event passes here inside its transaction (the one-statement
+    booking writes its events without the ORM), so here too it writes the
+    notifications it owes (dispatch.notify.outbox), in the same transaction.
     """
     ride = _with_people(ride)
+    notices_write(ride, kind)
     if watchers is None:
         watchers = caregivers_following(ride.passenger_id)
     sends = _ride_sends(
@@ -376,6 +390,11 @@ _console_positions = per_event_loop(
 
 
 # --- people --------------------------------------------------------------------
+
+
+def notice_sent(user_id: int, message: dict[str, Any]) -> None:
+    """An in-app notification, to every open socket of its recipient, now."""
+    _deliver([(user_group(user_id), NoticeNews(type="notice.news", message=message))])
 
 
 def links_changed(*user_ids: int) -> None:

@@ -58,6 +58,10 @@ class AppSocket(JsonSocket):
     async def links_changed(self, event):
         pass
 
+    async def notice_news(self, event):
+        """An in-app notification for this socket's user (dispatch.notify)."""
+        await self.send_json(event["message"])
+
     async def access_ended(self, event):
         """The user's access ended: this socket closes if it was theirs (or its session's)."""
         session = event["api_session_id"]

@@ -23,6 +23,7 @@ from dispatch.errors import DispatchError, NotAllowed
 from dispatch.geo import Point
 from dispatch.locations import live_position, location_store
 from dispatch.models import DriverState, DriverStatus
+from dispatch.notify import near
 from people.audit import audit_event_record
 from people.models import DriverProfile, User
 from project.common.batching import LatestPerKey
@@ -219,12 +220,16 @@ async def report_position(driver_id: int, point: Point, ride: tuple[str, int] | 
     """
     A driver's app reported where it is: into the live store, to whoever
     follows the driver's ride (`ride`: its ride_id and passenger id) and to
-    the consoles, and to the database at the next interval. Nothing here
-    waits for the database.
+    the consoles, and to the database at the next interval; and the ride's
+    people are told once when the driver is near the pickup
+    (dispatch.notify.near). Nothing here waits for the database but a
+    ride's first report and that telling.
     """
     location_store().note(driver_id, point)
     await broadcast.driver_moved(driver_id, point, ride)
     position_writer().note(driver_id, point)
+    if ride is not None:
+        await near.driver_moved(ride[0], point)
 
 
 def persist_positions(*, positions: dict[int, Point]) -> int:

@@ -8,7 +8,7 @@ them to unfold's label colours (project.common.admin.UNFOLD_COLOURS).
 
 from __future__ import annotations
 
-from dispatch.models import DriverStatus, RideStatus
+from dispatch.models import DriverStatus, NotificationStatus, RideStatus
 
 S = RideStatus
 
@@ -86,3 +86,11 @@ def driver_status_label(status: str) -> str:
 
 def role_label(role: str) -> str:
     return ROLES.get(role, role.capitalize())
+
+
+NOTIFICATION_STATUS: dict[str, tuple[str, str]] = {
+    NotificationStatus.PENDING: ("Waiting to be sent", "info"),
+    NotificationStatus.SENT: ("Sent", "ok"),
+    NotificationStatus.FAILED: ("Failed", "danger"),
+    NotificationStatus.SKIPPED: ("Not sent", "warn"),
+}

@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from project.common.adapters import language_info_add
+
 
 class PeopleConfig(AppConfig):
     name = "people"
@@ -10,3 +12,5 @@ class PeopleConfig(AppConfig):
         from people import signals
 
         signals.connect()
+        # Notification texts come in isiZulu too (settings.LANGUAGES).
+        language_info_add("zu", name="Zulu", name_local="isiZulu")

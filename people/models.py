@@ -36,12 +36,22 @@ class UserManager(BaseUserManager["User"]):
         return self.create_user(phone_number, password, **extra)
 
 
+class Language(models.TextChoices):
+    """The languages texts and pushes are written in (settings.LANGUAGES)."""
+
+    ENGLISH = "en", "English"
+    AFRIKAANS = "af", "Afrikaans"
+    ZULU = "zu", "isiZulu"
+
+
 class User(AbstractBaseUser, PermissionsMixin):
     """A person, identified by a normalised phone number ("27821234567")."""
 
     phone_number = models.CharField(max_length=16, unique=True)
     first_name = models.CharField(max_length=150, blank=True)
     last_name = models.CharField(max_length=150, blank=True)
+    # What their texts and pushes are written in (people.notices).
+    language = models.CharField(max_length=8, choices=Language.choices, default=Language.ENGLISH)
     # Staff (dispatchers, support) may have no app role at all.
     user_type = models.CharField(max_length=16, choices=UserType.choices, blank=True)
     is_staff = models.BooleanField(default=False)
@@ -324,3 +334,65 @@ class ApiSession(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class NoticeChannel(models.TextChoices):
+    SMS = "sms", "SMS"
+    PUSH = "push", "Push"
+    IN_APP = "in_app", "In the app"
+
+
+class NoticePreference(models.Model):
+    """
+    What one recipient wants to hear of a passenger's rides: a passenger of
+    their own (`passenger`), or a caregiver on one link (`link`). Without a
+    row the defaults of people.notices apply.
+    """
+
+    passenger = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notice_preference",
+    )
+    link = models.OneToOneField(
+        CaregiverLink,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notice_preference",
+    )
+    # people.notices.Topic values.
+    topics = models.JSONField(default=list)
+    channel = models.CharField(max_length=8, choices=NoticeChannel.choices)
+    # Local times; both empty: no quiet hours. Start after end spans midnight.
+    quiet_start = models.TimeField(null=True, blank=True)
+    quiet_end = models.TimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(passenger__isnull=True) & Q(link__isnull=False))
+                | (Q(passenger__isnull=False) & Q(link__isnull=True)),
+                name="notice_preference_one_owner",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Notices for {self.link or self.passenger}"
+
+
+class DeviceToken(models.Model):
+    """An app install's push token (FCM), registered by the signed-in app."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="device_tokens"
+    )
+    token = models.CharField(max_length=4096, unique=True)
+    platform = models.CharField(max_length=16)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.platform} device of {self.user}"

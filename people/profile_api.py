@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 from pydantic import ConfigDict, Field, StringConstraints
 
-from people.models import PassengerProfile, User, UserType
+from people.models import Language, PassengerProfile, User, UserType
 from people.profiles import profile_update
 from people.rest_schemas import ErrorOut, UserOut, user_out
 from people.tokens import AccessTokenAuth
@@ -42,6 +42,7 @@ class ProfileIn(Schema):
 
     first_name: Name = Field(default=None)
     last_name: Name = Field(default=None)
+    language: Language = Field(default=None)
     needs_wheelchair: bool = Field(default=None)
     needs_walker: bool = Field(default=None)
     needs_assistance_boarding: bool = Field(default=None)
@@ -81,7 +82,7 @@ def profile_detail(request: HttpRequest):
     "/",
     response={200: ProfileOut, 400: ErrorOut, 401: ErrorOut},
     exclude_none=True,
-    summary="Change my name, or my travel needs as a passenger",
+    summary="Change my name, my language, or my travel needs as a passenger",
 )
 def profile_patch(request: HttpRequest, body: ProfileIn):
     profile_update(user=request.auth, **body.model_dump(exclude_unset=True))

@@ -13,6 +13,8 @@ from people.models import PassengerProfile, User, UserType
 from project.common.errors import ServiceError
 
 NAME_FIELDS = ("first_name", "last_name")
+# The user's own fields besides their name.
+USER_FIELDS = ("language",)
 NEEDS_FIELDS = (
     "needs_wheelchair",
     "needs_walker",
@@ -32,7 +34,7 @@ def profile_update(*, user: User, actor: User | None = None, **fields) -> User:
     Raises ProfileError for a field the user may not change.
     """
     actor = actor or user
-    unknown = set(fields) - {*NAME_FIELDS, *NEEDS_FIELDS}
+    unknown = set(fields) - {*NAME_FIELDS, *USER_FIELDS, *NEEDS_FIELDS}
     if unknown:
         raise ProfileError(
             "Unknown fields: " + ", ".join(sorted(unknown)) + ".",
@@ -45,6 +47,7 @@ def profile_update(*, user: User, actor: User | None = None, **fields) -> User:
             fields={name: "Only passengers have travel needs." for name in needs},
         )
     names = {k: v.strip() for k, v in fields.items() if k in NAME_FIELDS}
+    names.update({k: str(v) for k, v in fields.items() if k in USER_FIELDS})
     with transaction.atomic():
         changed: list[str] = []
         if names:

@@ -52,6 +52,8 @@ class UserOut(Schema):
     full_name: str
     user_type: str
     is_staff: bool
+    # Notification texts' language: en, af or zu.
+    language: str
     # Drivers only; absent for everyone else.
     driver_profile: DriverProfileOut | None = None
 
@@ -96,6 +98,7 @@ def user_out(user: User) -> dict:
         "full_name": user.get_full_name(),
         "user_type": user.user_type,
         "is_staff": user.is_staff,
+        "language": user.language,
     }
     profile = getattr(user, "driver_profile", None) if user.is_driver else None
     if profile is not None:

@@ -3,6 +3,8 @@ SMS gateways. settings.SMS_BACKEND picks one at call time:
 
 - ``console``: writes the message to the log, for development. It is the only
   backend that ever logs a message body, and so the only one that logs codes.
+- ``file``: appends each message as a JSON line to SMS_FILE_PATH, for
+  development and tests (a recording gateway another process can read).
 - ``smsportal``: SMS Portal's legacy HTTP API (one form POST, XML reply).
 - ``smsportal-rest``: SMS Portal's REST API v1 (a bearer token from
   /Authentication, then /BulkMessages).
@@ -17,7 +19,10 @@ its own caps) before sms_send.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import stat
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -67,6 +72,32 @@ def sms_ceiling_take() -> None:
     refusal = caps_take([sms_ceiling_claim()])
     if refusal is not None:
         raise sms_busy(refusal.retry_after)
+
+
+def sms_daily_claim(phone_number: str) -> Claim:
+    """One notification text to this number against NOTIFY_SMS_MAX_PER_DAY (its cost cap)."""
+    cap = Cap(name="sms.notify.day", limit=settings.NOTIFY_SMS_MAX_PER_DAY, window_s=86400)
+    return Claim(cap=cap, subject=_digits(phone_number))
+
+
+# GSM 03.38's basic set: a text of these alone fits 160 characters a part;
+# any other character makes the whole text UCS-2, 70 a part.
+GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENDED = set("^{}\\[~]|€")
+
+
+def sms_parts(message: str) -> int:
+    """How many SMS parts `message` takes (GSM-7 160/153, else UCS-2 70/67)."""
+    if all(ch in GSM7 or ch in GSM7_EXTENDED for ch in message):
+        units = sum(2 if ch in GSM7_EXTENDED else 1 for ch in message)
+        single, part = 160, 153
+    else:
+        units = len(message.encode("utf-16-le")) // 2
+        single, part = 70, 67
+    return 1 if units <= single else -(-units // part)
 
 
 def sms_busy(retry_after: int) -> SmsBusy:
@@ -132,6 +163,24 @@ def _transport_error(exc: requests.RequestException) -> SMSDeliveryError:
 
 def _send_console(digits: str, message: str) -> None:
     logger.info("SMS to +%s (console backend, not sent): %s", digits, message)
+
+
+# --- file ----------------------------------------------------------------------
+
+_file_lock = threading.Lock()
+
+
+def _send_file(digits: str, message: str) -> None:
+    path = settings.SMS_FILE_PATH
+    if not path:
+        raise SMSDeliveryError("SMS_BACKEND=file needs SMS_FILE_PATH.")
+    line = json.dumps({"to": digits, "message": message}, ensure_ascii=False) + "\n"
+    with _file_lock, open(path, "a", encoding="utf-8") as out:
+        out.write(line)
+        out.flush()
+        if stat.S_ISREG(os.fstat(out.fileno()).st_mode):
+            # On disk before the send counts as accepted (a pipe has no disk).
+            os.fsync(out.fileno())
 
 
 # --- smsportal (legacy HTTP API) ---------------------------------------------
@@ -327,6 +376,7 @@ def _rest_faults(response: requests.Response) -> str:
 
 _BACKENDS: dict[str, Callable[[str, str], None]] = {
     "console": _send_console,
+    "file": _send_file,
     "smsportal": _send_smsportal,
     "smsportal-rest": _send_smsportal_rest,
 }

@@ -18,6 +18,7 @@ from dispatch.rest_api import ride_router
 from dispatch.series_api import series_router
 from people.auth_api import auth_router
 from people.caregiver_api import caregiver_router
+from people.notice_api import notice_router
 from people.profile_api import profile_router
 from project.common.errors import ServiceError
 
@@ -33,6 +34,7 @@ api.add_router("/auth/", auth_router)
 # Its own router beside auth's: ninja mounts both prefixes side by side.
 api.add_router("/auth/profile/", profile_router)
 api.add_router("/caregivers/", caregiver_router)
+api.add_router("/notifications/", notice_router)
 api.add_router("/rides/", ride_router)
 api.add_router("/series/", series_router)
 

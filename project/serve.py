@@ -9,7 +9,9 @@ around it that belong to a serving process and not to importing the app:
   at start-up frozen;
 - recurring series are materialised every SERIES_MATERIALISE_EVERY_S on a
   thread (on by default under DEBUG, i.e. `make run`; production uses the
-  systemd timer).
+  systemd timer);
+- the notification outbox is delivered on a thread (NOTIFY_IN_PROCESS, on
+  by default under DEBUG; production runs `manage.py notify`).
 """
 
 from __future__ import annotations
@@ -63,9 +65,11 @@ def main(argv: list[str]) -> None:
     # Once project.asgi has set Django up: the series module imports models.
     from django.conf import settings
 
+    from dispatch.notify.delivery import start_delivering
     from dispatch.series import start_materialising
 
     start_materialising(settings.SERIES_MATERIALISE_EVERY_S)
+    start_delivering()
     tune_garbage_collector(os.environ.get("GC_THRESHOLDS", "50000,20,10"))
     CommandLineInterface().run(argv)
 

@@ -246,6 +246,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-za"
+# The languages of notification texts (people.models.Language; catalogues in
+# dispatch/locale).
+LANGUAGES = [("en", "English"), ("af", "Afrikaans"), ("zu", "isiZulu")]
 TIME_ZONE = env("TIME_ZONE", "Africa/Johannesburg")
 USE_I18N = True
 USE_TZ = True
@@ -313,6 +316,8 @@ SMS_PORTAL_PASSWORD = env("SMS_PORTAL_PASSWORD")
 SMS_PORTAL_ENDPOINT = env("SMS_PORTAL_ENDPOINT", "https://api.smsportal.com/api5/http5.aspx")
 SMS_PORTAL_REST_URL = env("SMS_PORTAL_REST_URL", "https://rest.smsportal.com/v1")
 SMS_TIMEOUT_S = env_float("SMS_TIMEOUT_S", 10.0)
+# SMS_BACKEND=file appends each text here as a JSON line (development, tests).
+SMS_FILE_PATH = env("SMS_FILE_PATH")
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", "ZA")
 # Regions whose mobile numbers may be texted (people.phones.textable_phone).
 PHONE_ALLOWED_REGIONS = [r.upper() for r in env_list("PHONE_ALLOWED_REGIONS", "ZA")]
@@ -370,6 +375,30 @@ LOCATION_STORE = env("LOCATION_STORE", "redis" if REDIS_URL else "memory")
 LOCATION_PERSIST_INTERVAL_S = env_float("LOCATION_PERSIST_INTERVAL_S", 10.0)
 WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 64 * 1024)
 CONSOLE_MAP_BATCH_S = env_float("CONSOLE_MAP_BATCH_S", 0.25)
+
+# --- Notifications (dispatch/notify) -------------------------------------------
+# Off: ride events write no notification rows at all.
+NOTIFY_ENABLED = env_bool("NOTIFY_ENABLED", True)
+# Deliver in the serving process too (make run); production runs
+# `manage.py notify` (care-connect-notify.service).
+NOTIFY_IN_PROCESS = env_bool("NOTIFY_IN_PROCESS", DEBUG)
+# Seconds between looks at the outbox when nothing woke the worker.
+NOTIFY_POLL_S = env_float("NOTIFY_POLL_S", 0.5)
+NOTIFY_BATCH = env_int("NOTIFY_BATCH", 50)
+# A claimed row is another worker's to retry once this long has passed.
+NOTIFY_CLAIM_S = env_int("NOTIFY_CLAIM_S", 60)
+# Tries before a notification is given up; the waits between them double
+# from NOTIFY_RETRY_BASE_S.
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 6)
+NOTIFY_RETRY_BASE_S = env_float("NOTIFY_RETRY_BASE_S", 30)
+# Notification texts to one number in any 24 hours (their cost cap).
+NOTIFY_SMS_MAX_PER_DAY = env_int("NOTIFY_SMS_MAX_PER_DAY", 20)
+# "The driver is about N minutes away": told once per ride, at this ETA.
+NOTIFY_NEAR_MIN = env_float("NOTIFY_NEAR_MIN", 5)
+# "Delayed": a planned pickup more than this after the one asked for.
+NOTIFY_DELAY_MIN = env_float("NOTIFY_DELAY_MIN", 10)
+# A Firebase service account's key file; empty: push is off.
+FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE")
 
 # Days ended sessions, unregistered phones' code devices and offline
 # drivers' last positions are kept (manage.py housekeeping).

@@ -65,3 +65,11 @@ def test_the_client_gone_error_is_autobahns_disconnected():
     from autobahn.exception import Disconnected
 
     assert adapters.ClientGone is Disconnected
+
+
+def test_isizulu_is_known_to_django_as_a_language():
+    """The admin's language menu asks get_language_info for every LANGUAGES entry."""
+    from django.utils.translation import get_language_info
+
+    assert get_language_info("zu")["name_local"] == "isiZulu"
+    assert get_language_info("af")["name_local"] == "Afrikaans"

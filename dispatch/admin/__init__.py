@@ -6,4 +6,4 @@ state only through dispatch's services (the console, or the actions here);
 every field is read-only. The front page (dashboard) counts today's rides.
 """
 
-from dispatch.admin import dashboard, drivers, planning, rides  # noqa: F401
+from dispatch.admin import dashboard, drivers, notifications, planning, rides  # noqa: F401

@@ -1,9 +1,10 @@
 """
 Dispatch's rows: drivers' live state, rides and their events, offers
-(`rides`); recurring series and shifts (`schedule`); day plans, runs and
-stops (`plans`).
+(`rides`); the notification outbox (`notifications`); recurring series
+and shifts (`schedule`); day plans, runs and stops (`plans`).
 """
 
+from dispatch.models.notifications import Notification, NotificationStatus
 from dispatch.models.plans import DayPlan, PlanEvent, PlanStatus, Run, Stop, StopKind
 from dispatch.models.rides import (
     ACTIVE_STATUSES,
@@ -40,6 +41,8 @@ __all__ = [
     "DriverStateQuerySet",
     "DriverStatus",
     "Leg",
+    "Notification",
+    "NotificationStatus",
     "OfferStatus",
     "PlanEvent",
     "PlanStatus",

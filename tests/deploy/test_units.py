@@ -135,6 +135,19 @@ def test_cron_and_supervisor_run_the_same_jobs():
     }
     supervisor = (ROOT / "deploy" / "supervisor" / "care-connect.conf").read_text()
     assert "command=/srv/care-connect/deploy/manage.sh sweep_offers --loop" in supervisor
+    assert "command=/srv/care-connect/deploy/manage.sh notify\n" in supervisor
+
+
+def test_the_notify_worker_runs_for_good_beside_the_workers():
+    """care-connect-notify.service: restarted whenever it stops, started with the target."""
+    notify = unit("care-connect-notify.service")
+    service = notify["Service"]
+    assert service["Type"] == ["simple"] and service["Restart"] == ["always"]
+    assert service["ExecStart"] == [f"{PYTHON} manage.py notify"]
+    assert service["User"] == ["care-connect"]
+    assert service["EnvironmentFile"] == ["/etc/care-connect/care-connect.env"]
+    assert "care-connect-migrate.service" in notify["Unit"]["Requires"]
+    assert notify["Install"]["WantedBy"] == ["care-connect.target"]
 
 
 def test_scripts_are_executable():

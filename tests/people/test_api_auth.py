@@ -13,7 +13,16 @@ from tests.people.conftest import PHONE, pending_code, wrong_code
 
 pytestmark = pytest.mark.django_db
 
-USER_KEYS = {"id", "phone_number", "first_name", "last_name", "full_name", "user_type", "is_staff"}
+USER_KEYS = {
+    "id",
+    "phone_number",
+    "first_name",
+    "last_name",
+    "full_name",
+    "user_type",
+    "is_staff",
+    "language",
+}
 
 
 @pytest.fixture
@@ -145,6 +154,7 @@ def test_verify_otp_signs_in_a_registered_passenger(api, make_account):
         "full_name": "Thandi Mokoena",
         "user_type": "passenger",
         "is_staff": False,
+        "language": "en",
     }
     assert set(body["tokens"]) == {"access", "refresh"}
     session = ApiSession.objects.get()

@@ -1,0 +1,221 @@
+"""
+Notifications (python -m bench --only notify), in the bench process, on the
+bench database, with a fake SMS gateway that records when each text is
+handed to it:
+
+- booking latency with the outbox on and off (NOTIFY_ENABLED), the same
+  200 rides per round in alternating order, each passenger with a caregiver
+  who hears `driver_assigned` by SMS (two outbox rows per booking);
+- the delay from a ride event (`driver_arrived`, committed) to its SMS handed
+  to the gateway, at 20 events a second: with the deliverer woken by the
+  commit (a thread of the serving process, `make run`), and polling every
+  NOTIFY_POLL_S as `manage.py notify` in its own process does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import threading
+import time
+
+from bench import booking as bench_booking
+from bench.env import Cast
+from bench.scenarios import Result
+
+RIDES = 200
+ROUNDS = 3
+RATE = 20
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def _family(passenger_ids: list[int]) -> None:
+    """A caregiver per passenger, hearing assigned and arrived by SMS at any hour."""
+    from people.models import CaregiverLink, LinkStatus, NoticePreference, User
+
+    if CaregiverLink.objects.filter(passenger_id__in=passenger_ids).exists():
+        return
+    carers = User.objects.bulk_create(
+        [
+            User(phone_number=f"2763{i:08d}", first_name="Carer", user_type="caregiver")
+            for i in range(len(passenger_ids))
+        ]
+    )
+    links = CaregiverLink.objects.bulk_create(
+        [
+            CaregiverLink(passenger_id=p, caregiver=c, status=LinkStatus.ACTIVE)
+            for p, c in zip(passenger_ids, carers, strict=True)
+        ]
+    )
+    topics = ["driver_assigned", "arrived"]
+    NoticePreference.objects.bulk_create(
+        [NoticePreference(link=link, topics=topics, channel="sms") for link in links]
+        + [NoticePreference(passenger_id=p, topics=topics, channel="sms") for p in passenger_ids]
+    )
+
+
+async def _book_round(passengers, tag: str, seed: int) -> list[float]:
+    """Wall milliseconds of each booking, one after another."""
+    from dispatch import booking, matching
+    from project.common.db import db_async
+
+    rng = random.Random(seed)
+    book = db_async(booking.ride_book)
+    latencies = []
+    for i, passenger in enumerate(passengers):
+        lat = bench_booking.JOHANNESBURG[0] + rng.uniform(-0.05, 0.05)
+        lng = bench_booking.JOHANNESBURG[1] + rng.uniform(-0.05, 0.05)
+        nearby = await matching.anearby(lat, lng)
+        started = time.perf_counter()
+        result = await book(
+            ride_id=f"bench-book-{tag}-{i}",
+            passenger=passenger,
+            booked_by=passenger,
+            nearby_drivers=nearby,
+            pickup_latitude=lat,
+            pickup_longitude=lng,
+            dropoff_latitude=bench_booking.JOHANNESBURG[0],
+            dropoff_longitude=bench_booking.JOHANNESBURG[1],
+        )
+        latencies.append((time.perf_counter() - started) * 1000)
+        if result.driver_id is None:
+            raise RuntimeError(f"booking {i} ({tag}) found no driver: the staging is wrong")
+    return latencies
+
+
+async def _event_delays(rides_booked: list, woken: bool) -> list[float]:
+    """Arrive at each ride at RATE a second; ms from each commit to its SMS at the gateway."""
+    from dispatch import rides
+    from dispatch.models import Ride
+    from dispatch.notify import delivery
+    from people import sms
+    from project.common.db import db_async
+
+    handed: dict[str, float] = {}
+
+    def gateway(*, phone_number: str, message: str) -> None:
+        if "has arrived" in message:
+            handed.setdefault(phone_number, time.perf_counter())
+
+    committed: dict[str, float] = {}
+
+    def arrive(ride_pk: int) -> None:
+        ride = Ride.objects.with_people().get(pk=ride_pk)
+        rides.ride_driver_arrived(ride=ride, driver=ride.driver)
+        committed[ride.passenger.phone_number] = time.perf_counter()
+
+    saved = sms.sms_send, sms.is_textable, delivery.pending
+    sms.sms_send, sms.is_textable = gateway, lambda number: True
+    if not woken:
+        # Nothing in this process wakes it: it finds the rows by polling.
+        delivery.pending = threading.Event()
+    stop = threading.Event()
+    worker = threading.Thread(target=delivery.run, kwargs={"stop": stop}, daemon=True)
+    worker.start()
+    try:
+        started = time.perf_counter()
+        for i, ride in enumerate(rides_booked):
+            await asyncio.sleep(max(0.0, started + i / RATE - time.perf_counter()))
+            await db_async(arrive)(ride.pk)
+        deadline = time.perf_counter() + 30
+        while set(committed) - set(handed) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        delivery.pending.set()
+        worker.join(10)
+        sms.sms_send, sms.is_textable, delivery.pending = saved
+    missing = set(committed) - set(handed)
+    if missing:
+        raise RuntimeError(f"{len(missing)} texts never reached the gateway")
+    return [(handed[phone] - at) * 1000 for phone, at in committed.items()]
+
+
+async def results(cast: Cast) -> list[Result]:
+    from django.conf import settings
+
+    from dispatch.models import Notification, NotificationStatus, Ride, RideStatus
+    from people.models import User
+    from project.common.db import db_async
+
+    settings.SMS_MAX_PER_MINUTE = 100_000
+    settings.NOTIFY_SMS_MAX_PER_DAY = 100_000
+    driver_ids = [d.pk for d in cast.drivers[: bench_booking.DRIVERS]]
+    passenger_ids = [p.pk for p in cast.passengers[:RIDES]]
+    await db_async(_family)(passenger_ids)
+    passengers = await db_async(lambda: list(User.objects.filter(pk__in=passenger_ids)))()
+    lat: dict[bool, list[float]] = {True: [], False: []}
+    try:
+        for r in range(ROUNDS):
+            for on in (True, False) if r % 2 == 0 else (False, True):
+                settings.NOTIFY_ENABLED = on
+                await db_async(bench_booking._stage)(driver_ids, seed=r)
+                lat[on] += await _book_round(passengers, f"n{r}{int(on)}", seed=200 + r)
+                await asyncio.sleep(0.5)
+        settings.NOTIFY_ENABLED = True
+        delays: dict[bool, list[float]] = {}
+        for woken in (True, False):
+            await db_async(bench_booking._stage)(driver_ids, seed=9)
+            await _book_round(passengers, f"e{int(woken)}", seed=300)
+            booked = await db_async(
+                lambda: list(
+                    Ride.objects.filter(
+                        ride_id__startswith="bench-book-e", status=RideStatus.ASSIGNED
+                    )
+                )
+            )()
+            # Only the arrivals' texts wait: the bookings' own are not measured.
+            await db_async(
+                lambda: Notification.objects.filter(status=NotificationStatus.PENDING).update(
+                    status=NotificationStatus.SKIPPED
+                )
+            )()
+            delays[woken] = await _event_delays(booked, woken)
+    finally:
+        settings.NOTIFY_ENABLED = True
+        await db_async(bench_booking._stage)(driver_ids, seed=0)
+    on50, off50 = statistics.median(lat[True]), statistics.median(lat[False])
+    on99, off99 = _pct(lat[True], 99), _pct(lat[False], 99)
+
+    def delay(values: list[float]) -> str:
+        return f"p50 {_pct(values, 50):.1f} ms, p99 {_pct(values, 99):.1f} ms ({len(values)} texts)"
+
+    return [
+        Result(
+            f"booking latency, outbox on, {RIDES} rides x {ROUNDS} rounds",
+            f"p50 {on50:.2f} ms, p99 {on99:.2f} ms",
+            "",
+            None,
+        ),
+        Result(
+            "  the same rides with NOTIFY_ENABLED=0, same run",
+            f"p50 {off50:.2f} ms, p99 {off99:.2f} ms",
+            "",
+            None,
+        ),
+        Result(
+            "  booking with the outbox against without",
+            f"{on50 / off50:.2f}x the p50 (+{on50 - off50:.1f} ms)",
+            "",
+            None,
+            "two round trips more: the recipients' choices read once, one INSERT",
+        ),
+        Result(
+            f"event to SMS at the gateway, {RATE} events/s, woken by the commit (make run)",
+            delay(delays[True]),
+            "",
+            None,
+            "two texts per event (passenger, caregiver), sent one after another, each marked sent",
+        ),
+        Result(
+            f"  the same, polling every {settings.NOTIFY_POLL_S:g} s (manage.py notify)",
+            delay(delays[False]),
+            "",
+            None,
+        ),
+    ]

@@ -1,0 +1,44 @@
+"""The notification outbox (dispatch.notify) for support: what was owed, sent, and why not."""
+
+from django.contrib import admin, messages
+from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import ChoicesDropdownFilter
+from unfold.decorators import action
+
+from dispatch import labels
+from dispatch.models import Notification
+from dispatch.notify import delivery
+from project.common.admin import ReadOnly, pill
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnly, ModelAdmin):
+    list_display = (
+        "ride",
+        "topic",
+        "recipient",
+        "channel",
+        "status_pill",
+        "attempts",
+        "last_error",
+        "created_at",
+        "sent_at",
+    )
+    list_filter = (
+        ("status", ChoicesDropdownFilter),
+        ("channel", ChoicesDropdownFilter),
+        "topic",
+    )
+    search_fields = ("ride__ride_id", "recipient__phone_number", "recipient__last_name")
+    list_select_related = ("ride", "recipient")
+    readonly_fields = [f.name for f in Notification._meta.fields]
+    actions = ("send_again",)
+
+    @pill(description="Status", ordering="status", table=labels.NOTIFICATION_STATUS)
+    def status_pill(self, obj: Notification):
+        return obj.status
+
+    @action(description="Send again (failed or skipped)")
+    def send_again(self, request, queryset):
+        count = delivery.notifications_send_again(queryset)
+        messages.success(request, f"{count} notification(s) will be sent again.")

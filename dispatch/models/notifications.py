@@ -1,0 +1,70 @@
+"""The notification outbox: one row per recipient, ride event and channel."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from people.models import NoticeChannel
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    # Given up after NOTIFY_MAX_ATTEMPTS.
+    FAILED = "failed", "Failed"
+    # Not sendable, and never will be (push off, daily cap, no device).
+    SKIPPED = "skipped", "Skipped"
+
+
+class Notification(models.Model):
+    """
+    A notice owed to one person, written in the transaction of the ride
+    change that causes it (dispatch.notify.outbox) and delivered by the
+    notify worker (dispatch.notify.delivery). Its key (ride, event,
+    version, recipient, channel) is unique: writing it twice writes one row.
+    """
+
+    ride = models.ForeignKey("dispatch.Ride", on_delete=models.CASCADE, related_name="+")
+    # The ride event (assigned, completed, driver_near...), and the ride
+    # version it happened at (0 for what happens once per ride).
+    event = models.CharField(max_length=32)
+    version = models.PositiveIntegerField()
+    # people.notices.Topic
+    topic = models.CharField(max_length=32)
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    # The caregiver link it reaches them through; empty for the passenger.
+    link_id = models.PositiveIntegerField(null=True, blank=True)
+    channel = models.CharField(max_length=8, choices=NoticeChannel.choices)
+    # What the text says beyond the ride (minutes late...), at the event.
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=8, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # A worker's claim on the row while it sends: another worker leaves it
+    # alone until claimed_until (a crashed worker's claim runs out).
+    claim_token = models.CharField(max_length=32, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    # The text as sent (no health details ever go in it).
+    body = models.TextField(blank=True)
+    last_error = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["ride", "event", "version", "recipient", "channel"],
+                name="one_notification_per_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic} to {self.recipient_id} by {self.channel} ({self.status})"

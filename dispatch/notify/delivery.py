@@ -1,0 +1,234 @@
+"""
+Delivering the outbox: `manage.py notify` (production), or a thread in the
+serving process (`make run`, NOTIFY_IN_PROCESS).
+
+A batch is claimed first: the due rows (pending, their next attempt come,
+nobody's unexpired claim on them) get this batch's claim token and
+NOTIFY_CLAIM_S of lease in one short transaction; PostgreSQL picks them
+with FOR UPDATE SKIP LOCKED, so workers never wait on each other, and on
+SQLite the conditional UPDATE itself decides. Then each row is sent and
+marked sent (or failed, or rescheduled), only while the claim is still
+this batch's. A worker killed mid-batch leaves its claimed rows pending:
+once the lease runs out, the next worker sends them. A row sent is never
+claimed again, so what was marked sent is not sent twice; only a crash in
+the instant between a gateway's acceptance and the mark can repeat one
+text (no gateway here takes an idempotency key).
+
+Failures are retried NOTIFY_MAX_ATTEMPTS times, the waits doubling from
+NOTIFY_RETRY_BASE_S; the global SMS_MAX_PER_MINUTE ceiling postpones a text
+without counting an attempt; the per-number daily cap and a channel that
+cannot reach the person (push off, no device) skip it, with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from dispatch import broadcast
+from dispatch.models import Notification, NotificationStatus, Ride
+from dispatch.notify.outbox import pending
+from dispatch.notify.texts import TITLE, notice_text
+from people import push, sms
+from people.models import DeviceToken, NoticeChannel
+from people.notices import URGENT
+from project.common.limits import caps_take
+
+log = logging.getLogger(__name__)
+N = NotificationStatus
+
+
+class Skip(Exception):
+    """This notification can never be sent as it is: recorded, not retried."""
+
+
+class Later(Exception):
+    """Not now, and not the notification's fault: try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def claim_batch(limit: int | None = None) -> tuple[str, list[int]]:
+    """Claim up to `limit` due rows for this batch: its token and their ids."""
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    due = Q(status=N.PENDING, next_attempt_at__lte=now) & (
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    )
+    with transaction.atomic():
+        rows = Notification.objects.filter(due).order_by("next_attempt_at", "pk")
+        if connection.vendor == "postgresql":
+            rows = rows.select_for_update(skip_locked=True)
+        ids = list(rows.values_list("pk", flat=True)[: limit or settings.NOTIFY_BATCH])
+        if not ids:
+            return token, []
+        Notification.objects.filter(due, pk__in=ids).update(
+            claim_token=token, claimed_until=now + timedelta(seconds=settings.NOTIFY_CLAIM_S)
+        )
+    claimed = Notification.objects.filter(pk__in=ids, claim_token=token)
+    return token, sorted(claimed.values_list("pk", flat=True))
+
+
+def deliver_due(limit: int | None = None) -> int:
+    """Claim one batch and deliver it; how many rows it held."""
+    token, ids = claim_batch(limit)
+    rows = (
+        Notification.objects.filter(pk__in=ids, claim_token=token)
+        .select_related("recipient")
+        .order_by("pk")
+    )
+    rides = Ride.objects.with_people().in_bulk({n.ride_id for n in rows})
+    for notification in rows:
+        deliver(notification, rides[notification.ride_id], token)
+    return len(ids)
+
+
+def _settle(notification: Notification, token: str, **fields) -> bool:
+    """Record the outcome, only while the claim is still this batch's."""
+    fields.update(claim_token="", claimed_until=None)
+    return bool(Notification.objects.filter(pk=notification.pk, claim_token=token).update(**fields))
+
+
+def deliver(notification: Notification, ride: Ride, token: str) -> None:
+    """Send one claimed notification and record what happened."""
+    now = timezone.now()
+    recipient = notification.recipient
+    try:
+        body = notice_text(notification.topic, ride, notification.params, recipient.language)
+        _send(notification, body)
+    except Later as exc:
+        _settle(
+            notification,
+            token,
+            next_attempt_at=now + timedelta(seconds=exc.retry_after),
+            last_error=str(exc)[:255],
+        )
+    except Skip as exc:
+        _settle(notification, token, status=N.SKIPPED, last_error=str(exc)[:255])
+    except (sms.SMSDeliveryError, push.PushDeliveryError, OSError) as exc:
+        attempts = notification.attempts + 1
+        final = attempts >= settings.NOTIFY_MAX_ATTEMPTS
+        wait = settings.NOTIFY_RETRY_BASE_S * 2 ** (attempts - 1)
+        _settle(
+            notification,
+            token,
+            attempts=attempts,
+            status=N.FAILED if final else N.PENDING,
+            next_attempt_at=now + timedelta(seconds=wait),
+            last_error=str(exc)[:255],
+        )
+        log.warning(
+            "notification %s by %s failed (attempt %s%s): %s",
+            notification.pk,
+            notification.channel,
+            attempts,
+            ", giving up" if final else f", again in {wait:.0f} s",
+            exc,
+        )
+    else:
+        _settle(
+            notification,
+            token,
+            status=N.SENT,
+            attempts=notification.attempts + 1,
+            sent_at=timezone.now(),
+            body=body,
+            last_error="",
+        )
+
+
+def _send(notification: Notification, body: str) -> None:
+    channel = notification.channel
+    recipient = notification.recipient
+    if channel == NoticeChannel.SMS:
+        if not sms.is_textable(recipient.phone_number):
+            raise Skip("Not a number Care Connect texts.")
+        ceiling, daily = sms.sms_ceiling_claim(), sms.sms_daily_claim(recipient.phone_number)
+        refusal = caps_take([ceiling, daily])
+        if refusal is not None and refusal.cap == daily.cap:
+            raise Skip("NOTIFY_SMS_MAX_PER_DAY reached for this number.")
+        if refusal is not None:
+            raise Later("SMS_MAX_PER_MINUTE reached; postponed.", refusal.retry_after)
+        sms.sms_send(phone_number=recipient.phone_number, message=body)
+    elif channel == NoticeChannel.PUSH:
+        if not push.push_enabled():
+            raise Skip("Push is off (FCM_CREDENTIALS_FILE is not set).")
+        tokens = list(DeviceToken.objects.filter(user=recipient).values_list("token", flat=True))
+        if not tokens:
+            raise Skip("No device registered for push.")
+        gone = push.push_send(
+            tokens=tokens,
+            title=TITLE,
+            body=body,
+            data={"ride_id": notification.ride.ride_id, "topic": notification.topic},
+        )
+        if gone:
+            DeviceToken.objects.filter(token__in=gone).delete()
+    else:
+        broadcast.notice_sent(
+            recipient.pk,
+            {
+                "type": "notification",
+                "id": notification.pk,
+                "ride_id": notification.ride.ride_id,
+                "topic": notification.topic,
+                "urgent": notification.topic in URGENT,
+                "title": TITLE,
+                "body": body,
+                "created_at": notification.created_at.isoformat(),
+            },
+        )
+
+
+def notifications_send_again(notifications) -> int:
+    """Failed or skipped notifications (a queryset) go out again, from their first try."""
+    return notifications.filter(status__in=[N.FAILED, N.SKIPPED]).update(
+        status=N.PENDING, attempts=0, next_attempt_at=timezone.now(), last_error=""
+    )
+
+
+# --- the worker ------------------------------------------------------------------
+
+
+def run(*, stop: threading.Event | None = None, once: bool = False) -> int:
+    """
+    Deliver until `stop` is set (or one pass, `once`): batch after batch
+    while rows are due, then wait NOTIFY_POLL_S or until new rows commit in
+    this process. Returns how many rows it handled.
+    """
+    stop = stop or threading.Event()
+    push.push_enabled()
+    handled = 0
+    while not stop.is_set():
+        pending.clear()
+        try:
+            done = deliver_due()
+        except Exception:
+            log.exception("notification delivery failed")
+            done = 0
+        finally:
+            close_old_connections()
+        handled += done
+        if once and not done:
+            return handled
+        if not done:
+            pending.wait(settings.NOTIFY_POLL_S)
+    return handled
+
+
+def start_delivering() -> threading.Thread | None:
+    """In a serving process (make run, NOTIFY_IN_PROCESS): deliver on a daemon thread."""
+    if not settings.NOTIFY_IN_PROCESS:
+        return None
+    thread = threading.Thread(target=run, name="notify", daemon=True)
+    thread.start()
+    return thread

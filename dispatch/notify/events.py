@@ -1,0 +1,81 @@
+"""
+Which ride event becomes which notice, to whom: the one table of it.
+
+To notify a new ride event, add a row to NOTICES, keyed by the `kind` its
+service passes to `broadcast.ride_changed` (or to `outbox.notices_write`
+for an event that is no ride change): its people.notices.Topic (a new
+topic needs its text in dispatch.notify.texts and the catalogues), who may
+hear it (`to`), and, if the text needs more than the ride, `params`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from django.conf import settings
+
+from dispatch.models import Ride
+from people.notices import Topic
+
+
+class To(StrEnum):
+    EVERYONE = "everyone"
+    PASSENGER = "passenger"
+    CAREGIVERS = "caregivers"
+
+
+def _always(ride: Ride) -> dict:
+    return {}
+
+
+def _first_search(ride: Ride) -> dict | None:
+    """Booked: the first search of a ride booked now, not a search again."""
+    return {} if ride.assigned_at is None and ride.version <= 2 else None
+
+
+def _near(ride: Ride) -> dict:
+    return {"minutes": math.ceil(settings.NOTIFY_NEAR_MIN)}
+
+
+def _late(ride: Ride) -> dict | None:
+    """Delayed: the planned pickup is more than NOTIFY_DELAY_MIN after the one asked for."""
+    if ride.confirmed_pickup_at is None or ride.pickup_at is None:
+        return None
+    minutes = (ride.confirmed_pickup_at - ride.pickup_at).total_seconds() / 60
+    if minutes <= settings.NOTIFY_DELAY_MIN:
+        return None
+    return {"minutes": math.ceil(minutes)}
+
+
+@dataclass(frozen=True)
+class Notice:
+    topic: Topic
+    to: To = To.EVERYONE
+    # What the text says beyond the ride; None: nothing to tell this time.
+    params: Callable[[Ride], dict | None] = _always
+
+
+NOTICES: dict[str, Notice] = {
+    "searching": Notice(Topic.BOOKED, params=_first_search),
+    "scheduled": Notice(Topic.BOOKED),
+    "assigned": Notice(Topic.DRIVER_ASSIGNED),
+    "reassigned": Notice(Topic.DRIVER_ASSIGNED),
+    "driver_near": Notice(Topic.DRIVER_NEAR, params=_near),
+    "driver_arrived": Notice(Topic.ARRIVED),
+    "started": Notice(Topic.ON_BOARD),
+    "completed": Notice(Topic.DROPPED_OFF),
+    "cancelled": Notice(Topic.CANCELLED),
+    "unfulfilled": Notice(Topic.CANCELLED),
+    "no_show": Notice(Topic.NO_SHOW),
+    "pickup_window_changed": Notice(Topic.DELAYED, params=_late),
+    # Escalations and alarms (their services call ride_changed with these).
+    "door_wait_passenger": Notice(Topic.DOOR_WAIT, to=To.PASSENGER),
+    "door_wait": Notice(Topic.DOOR_WAIT, to=To.CAREGIVERS),
+    "alarm": Notice(Topic.ALARM, to=To.CAREGIVERS),
+}
+
+# Events that happen once per ride whatever its version.
+ONCE_PER_RIDE = frozenset({"driver_near"})

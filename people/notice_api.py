@@ -1,0 +1,142 @@
+"""
+Notification choices and push tokens over REST, under /api/notifications/.
+The rules live in people.notices; these views find the caller's own
+preferences (as a passenger) or their link (as its caregiver).
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import Annotated
+
+from django.http import HttpRequest
+from ninja import Router, Schema, Status
+from pydantic import ConfigDict, Field, StringConstraints
+
+from people import notices
+from people.models import CaregiverLink, LinkStatus, NoticeChannel, UserType
+from people.notices import Topic
+from people.rest_schemas import ErrorOut
+from people.tokens import AccessTokenAuth
+from project.common.errors import ApiError
+
+notice_router = Router(auth=AccessTokenAuth(), tags=["notifications"])
+
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
+
+
+class PreferenceOut(Schema):
+    topics: list[Topic]
+    channel: NoticeChannel
+    quiet_start: time | None
+    quiet_end: time | None
+    # False: nothing chosen yet, these are the defaults.
+    customised: bool
+
+
+class PreferenceIn(Schema):
+    """Only the fields sent change. Quiet hours: both times, or both null."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topics: list[Topic] = Field(default=None, max_length=len(Topic.values))
+    channel: NoticeChannel = Field(default=None)
+    quiet_start: time | None = Field(default=None)
+    quiet_end: time | None = Field(default=None)
+
+
+Token = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4096)]
+
+
+class DeviceIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    token: Token
+    platform: Annotated[str, StringConstraints(pattern=r"^(android|ios|web)$")] = "android"
+
+
+class DeviceOut(Schema):
+    token: str
+    platform: str
+    registered: bool
+
+
+def _changes(body: PreferenceIn) -> dict:
+    changes = body.model_dump(exclude_unset=True)
+    if not changes:
+        raise ApiError(400, "invalid_request", "Send at least one field to change.")
+    return changes
+
+
+@notice_router.get(
+    "/preferences/", response={200: PreferenceOut, **ERRORS}, summary="My own rides' notices"
+)
+def own_preferences(request: HttpRequest):
+    return notices.preference_of(passenger=request.auth)
+
+
+@notice_router.patch(
+    "/preferences/",
+    response={200: PreferenceOut, **ERRORS},
+    summary="Choose my own rides' notices (passenger)",
+)
+def own_preferences_set(request: HttpRequest, body: PreferenceIn):
+    user = request.auth
+    if user.user_type != UserType.PASSENGER:
+        raise ApiError(403, "forbidden", "Only passengers have rides of their own to hear of.")
+    return notices.preference_set(actor=user, passenger=user, **_changes(body))
+
+
+def _my_link(request: HttpRequest, link_id: int) -> CaregiverLink:
+    link = (
+        CaregiverLink.objects.select_related("caregiver")
+        .filter(pk=link_id, caregiver=request.auth, status=LinkStatus.ACTIVE)
+        .first()
+    )
+    if link is None:
+        raise ApiError(404, "not_found", "No such active link of yours as caregiver.")
+    return link
+
+
+@notice_router.get(
+    "/links/{int:link_id}/preferences/",
+    response={200: PreferenceOut, **ERRORS},
+    summary="My notices of a passenger's rides (caregiver)",
+)
+def link_preferences(request: HttpRequest, link_id: int):
+    return notices.preference_of(link=_my_link(request, link_id))
+
+
+@notice_router.patch(
+    "/links/{int:link_id}/preferences/",
+    response={200: PreferenceOut, **ERRORS},
+    summary="Choose my notices of a passenger's rides (caregiver)",
+)
+def link_preferences_set(request: HttpRequest, link_id: int, body: PreferenceIn):
+    link = _my_link(request, link_id)
+    if not link.can_receive_notifications:
+        raise ApiError(
+            403, "forbidden", "This link does not let you receive notifications; ask the passenger."
+        )
+    return notices.preference_set(actor=request.auth, link=link, **_changes(body))
+
+
+@notice_router.post(
+    "/devices/", response={201: DeviceOut, **ERRORS}, summary="Register this app's push token"
+)
+def device_register(request: HttpRequest, body: DeviceIn):
+    device = notices.device_token_register(
+        user=request.auth, token=body.token, platform=body.platform
+    )
+    return Status(201, {"token": device.token, "platform": device.platform, "registered": True})
+
+
+@notice_router.post(
+    "/devices/unregister/",
+    response={200: DeviceOut, **ERRORS},
+    summary="Forget this app's push token (signing out)",
+)
+def device_unregister(request: HttpRequest, body: DeviceIn):
+    if not notices.device_token_unregister(user=request.auth, token=body.token):
+        raise ApiError(404, "not_found", "No such push token of yours.")
+    return {"token": body.token, "platform": body.platform, "registered": False}

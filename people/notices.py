@@ -1,0 +1,244 @@
+"""
+What each person wants to hear of a passenger's rides, and where: the
+topics they choose, the channel, quiet hours, and their app installs' push
+tokens. Which ride event is which topic, and the sending, are dispatch's
+(dispatch.notify); this module knows only people.
+
+Recipients of a passenger's rides: the passenger, and each caregiver on an
+active link that may receive notifications. Each has a NoticePreference or,
+without one, the defaults here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+
+from django.db import transaction
+from django.db.models import TextChoices
+from django.utils import timezone
+
+from people.audit import audit_event_record
+from people.models import (
+    CaregiverLink,
+    DeviceToken,
+    NoticeChannel,
+    NoticePreference,
+    User,
+)
+from project.common.errors import ServiceError
+
+
+class Topic(TextChoices):
+    """What a recipient may choose to hear of."""
+
+    BOOKED = "booked", "Booked"
+    DRIVER_ASSIGNED = "driver_assigned", "Driver assigned"
+    DRIVER_NEAR = "driver_near", "Driver about N minutes away"
+    ARRIVED = "arrived", "Driver arrived"
+    ON_BOARD = "on_board", "On board"
+    DROPPED_OFF = "dropped_off", "Dropped off"
+    CANCELLED = "cancelled", "Cancelled"
+    NO_SHOW = "no_show", "No-show"
+    DELAYED = "delayed", "Delayed"
+    DOOR_WAIT = "door_wait", "Driver waiting at the door"
+    ALARM = "alarm", "Alarm"
+
+
+# Sent in quiet hours too.
+URGENT = frozenset({Topic.NO_SHOW, Topic.ALARM, Topic.DOOR_WAIT})
+
+# A family member hears what says where the person is and what went wrong;
+# a passenger, what to get ready for. Both by SMS: an old phone has no app.
+CAREGIVER_DEFAULT = (
+    Topic.DRIVER_ASSIGNED,
+    Topic.DRIVER_NEAR,
+    Topic.DROPPED_OFF,
+    Topic.CANCELLED,
+    Topic.NO_SHOW,
+    Topic.DELAYED,
+    Topic.DOOR_WAIT,
+    Topic.ALARM,
+)
+PASSENGER_DEFAULT = (
+    Topic.DRIVER_ASSIGNED,
+    Topic.DRIVER_NEAR,
+    Topic.ARRIVED,
+    Topic.CANCELLED,
+    Topic.DELAYED,
+)
+DEFAULT_QUIET = (time(21, 0), time(7, 0))
+
+
+class NoticeError(ServiceError):
+    code = "invalid_request"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One person to tell of a passenger's rides, as they chose."""
+
+    user: User
+    link_id: int | None
+    topics: frozenset[str]
+    channel: str
+    quiet_start: time | None
+    quiet_end: time | None
+
+    def wants(self, topic: str, at: datetime) -> bool:
+        """Whether `topic` goes out to them at `at`: chosen, and urgent in quiet hours."""
+        if topic not in self.topics:
+            return False
+        return topic in URGENT or not in_quiet_hours(self.quiet_start, self.quiet_end, at)
+
+
+def in_quiet_hours(start: time | None, end: time | None, at: datetime) -> bool:
+    """Whether `at` (local time) falls in [start, end); start after end spans midnight."""
+    if start is None or end is None or start == end:
+        return False
+    now = timezone.localtime(at).time()
+    if start < end:
+        return start <= now < end
+    return now >= start or now < end
+
+
+def _defaults(*, caregiver: bool) -> dict:
+    return {
+        "topics": list(CAREGIVER_DEFAULT if caregiver else PASSENGER_DEFAULT),
+        "channel": NoticeChannel.SMS,
+        "quiet_start": DEFAULT_QUIET[0],
+        "quiet_end": DEFAULT_QUIET[1],
+    }
+
+
+def _recipient(user: User, link_id: int | None, pref: NoticePreference | None) -> Recipient:
+    values = (
+        _defaults(caregiver=link_id is not None)
+        if pref is None
+        else {
+            "topics": pref.topics,
+            "channel": pref.channel,
+            "quiet_start": pref.quiet_start,
+            "quiet_end": pref.quiet_end,
+        }
+    )
+    return Recipient(
+        user=user,
+        link_id=link_id,
+        topics=frozenset(values["topics"]),
+        channel=values["channel"],
+        quiet_start=values["quiet_start"],
+        quiet_end=values["quiet_end"],
+    )
+
+
+def notice_recipients(passenger: User) -> list[Recipient]:
+    """
+    The passenger and their caregivers who may receive notifications: one
+    query, or two when the passenger's own choices were not loaded with them
+    (select_related("notice_preference")).
+    """
+    own = getattr(passenger, "notice_preference", None)
+    found = [_recipient(passenger, None, own)]
+    links = (
+        CaregiverLink.objects.active()
+        .filter(passenger=passenger, can_receive_notifications=True, caregiver__isnull=False)
+        .select_related("caregiver", "notice_preference")
+    )
+    for link in links:
+        found.append(_recipient(link.caregiver, link.pk, getattr(link, "notice_preference", None)))
+    return found
+
+
+# --- reading and choosing ------------------------------------------------------
+
+
+def preference_of(*, passenger: User | None = None, link: CaregiverLink | None = None) -> dict:
+    """The choices in force for a passenger's own rides, or a caregiver's link."""
+    owner = {"passenger": passenger} if link is None else {"link": link}
+    pref = NoticePreference.objects.filter(**owner).first()
+    user = link.caregiver if link is not None else passenger
+    recipient = _recipient(user, link.pk if link is not None else None, pref)
+    return {
+        "topics": sorted(recipient.topics, key=Topic.values.index),
+        "channel": recipient.channel,
+        "quiet_start": recipient.quiet_start,
+        "quiet_end": recipient.quiet_end,
+        "customised": pref is not None,
+    }
+
+
+def preference_set(
+    *,
+    actor: User,
+    passenger: User | None = None,
+    link: CaregiverLink | None = None,
+    **changes,
+) -> dict:
+    """
+    Change the choices given (topics, channel, quiet_start, quiet_end); the
+    others keep their value. Raises NoticeError for an unknown topic or
+    channel, or quiet hours with one end only.
+    """
+    unknown = set(changes) - {"topics", "channel", "quiet_start", "quiet_end"}
+    if unknown:
+        raise NoticeError(
+            "Unknown fields: " + ", ".join(sorted(unknown)) + ".",
+            fields={name: "Not a preference." for name in unknown},
+        )
+    if "topics" in changes:
+        bad = [t for t in changes["topics"] if t not in Topic.values]
+        if bad:
+            raise NoticeError(
+                f"Unknown topics: {', '.join(map(str, bad))}. Choose from "
+                f"{', '.join(Topic.values)}.",
+                fields={"topics": "Unknown topic."},
+            )
+        changes["topics"] = sorted(set(changes["topics"]), key=Topic.values.index)
+    if "channel" in changes and changes["channel"] not in NoticeChannel.values:
+        raise NoticeError(
+            f"Unknown channel: choose from {', '.join(NoticeChannel.values)}.",
+            fields={"channel": "Unknown channel."},
+        )
+    owner = {"passenger": passenger} if link is None else {"link": link}
+    with transaction.atomic():
+        pref = NoticePreference.objects.select_for_update().filter(**owner).first()
+        if pref is None:
+            pref = NoticePreference(**owner, **_defaults(caregiver=link is not None))
+        for name, value in changes.items():
+            setattr(pref, name, value)
+        if (pref.quiet_start is None) != (pref.quiet_end is None):
+            raise NoticeError(
+                "Give quiet hours both a start and an end, or neither.",
+                fields={"quiet_start": "Both or neither.", "quiet_end": "Both or neither."},
+            )
+        pref.save()
+        audit_event_record(
+            actor=actor,
+            action="notice_preference_set",
+            subject=link if link is not None else passenger,
+            payload={k: str(v) if isinstance(v, time) else v for k, v in changes.items()},
+        )
+    return preference_of(passenger=passenger, link=link)
+
+
+# --- push tokens -----------------------------------------------------------------
+
+
+def device_token_register(*, user: User, token: str, platform: str) -> DeviceToken:
+    """An app install's push token, now this user's (a token moves with its install)."""
+    device, _ = DeviceToken.objects.update_or_create(
+        token=token, defaults={"user": user, "platform": platform}
+    )
+    return device
+
+
+def device_token_unregister(*, user: User, token: str) -> bool:
+    """Forget the token if it is this user's; whether it was."""
+    deleted, _ = DeviceToken.objects.filter(user=user, token=token).delete()
+    return bool(deleted)
+
+
+def device_tokens_dead(tokens: list[str]) -> None:
+    """Tokens the push service says no longer exist."""
+    DeviceToken.objects.filter(token__in=tokens).delete()

@@ -1,0 +1,537 @@
+"""
+Durable notifications (dispatch.notify): the outbox written with the ride
+change, preferences and quiet hours, what is texted when, the texts'
+language and length, the caps, retries and push without credentials.
+The worker killed mid-batch: test_notify_worker.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, time, timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from dispatch import booking, rides
+from dispatch.models import Notification, NotificationStatus, Ride, RideStatus
+from dispatch.notify import delivery, outbox
+from dispatch.notify.events import NOTICES
+from dispatch.notify.texts import TEXTS, notice_text
+from people import notices, push, sms
+from people.models import Language, NoticeChannel, NoticePreference
+from people.notices import Topic
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+JHB = (-26.2041, 28.0473)
+N = NotificationStatus
+
+
+@pytest.fixture(autouse=True)
+def _gateway(settings, tmp_path):
+    """The recording SMS gateway: each text a JSON line in a file."""
+    settings.SMS_BACKEND = "file"
+    settings.SMS_FILE_PATH = str(tmp_path / "sms.jsonl")
+    settings.PHONE_ALLOWED_REGIONS = ["ZA"]
+    settings.SMS_MAX_PER_MINUTE = 1000
+    settings.NOTIFY_SMS_MAX_PER_DAY = 20
+    settings.NOTIFY_ENABLED = True
+    settings.FCM_CREDENTIALS_FILE = ""
+    push._announced.clear()
+
+
+def texts(settings) -> list[dict]:
+    try:
+        with open(settings.SMS_FILE_PATH, encoding="utf-8") as f:
+            return [json.loads(line) for line in f]
+    except FileNotFoundError:
+        return []
+
+
+def trip(passenger, ride_id="n1", at=JHB):
+    return {
+        "ride_id": ride_id,
+        "passenger": passenger,
+        "booked_by": passenger,
+        "pickup_latitude": at[0],
+        "pickup_longitude": at[1],
+        "pickup_address": "Pickup",
+        "dropoff_latitude": at[0] + 0.05,
+        "dropoff_longitude": at[1] + 0.05,
+        "dropoff_address": "Dropoff",
+    }
+
+
+@pytest.fixture
+def family(passenger, make_user, make_link):
+    """Sarah, and Emily on an active link that may receive notifications."""
+    emily = make_user("caregiver", first_name="Emily", last_name="Davis")
+    link = make_link(passenger, emily, can_receive_notifications=True)
+    return passenger, emily, link
+
+
+def at_noon(monkeypatch):
+    """Quiet hours see noon (the rest of the clock runs on)."""
+    noon = timezone.make_aware(datetime.combine(timezone.localdate(), time(12, 0)))
+    monkeypatch.setattr(outbox, "clock", lambda: noon)
+    return noon
+
+
+def deliver_all() -> int:
+    return delivery.run(once=True)
+
+
+# --- the outbox ------------------------------------------------------------------
+
+
+def test_a_booking_writes_the_driver_assigned_notice_in_its_own_transaction(
+    family, make_driver, monkeypatch
+):
+    """Booked and assigned: the caregiver's SMS row is there when the booking commits."""
+    at_noon(monkeypatch)
+    sarah, emily, link = family
+    driver = make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
+    booking.ride_book(**trip(sarah))
+    row = Notification.objects.get(recipient=emily)
+    assert (row.event, row.topic, row.channel, row.status, row.link_id) == (
+        "assigned",
+        Topic.DRIVER_ASSIGNED,
+        NoticeChannel.SMS,
+        N.PENDING,
+        link.pk,
+    )
+    assert Ride.objects.get(ride_id="n1").driver_id == driver.pk
+
+
+def test_a_ride_change_that_rolls_back_writes_no_notice(family, make_driver, monkeypatch):
+    at_noon(monkeypatch)
+    sarah, emily, _ = family
+    make_driver(JHB[0] + 0.004, JHB[1])
+    result = booking.ride_book(**trip(sarah))
+    Notification.objects.all().delete()
+    ride = Ride.objects.with_people().get(pk=result.ride.pk)
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort), transaction.atomic():
+        rides.ride_driver_arrived(ride=ride, driver=ride.driver)
+        assert Notification.objects.filter(event="driver_arrived").exists()
+        assert Ride.objects.get(pk=ride.pk).status == RideStatus.DRIVER_ARRIVED
+        raise Abort
+    assert Notification.objects.count() == 0
+    assert Ride.objects.get(pk=ride.pk).status == RideStatus.ASSIGNED
+
+
+def test_the_same_event_written_twice_is_one_row_per_recipient_and_channel(
+    family, make_driver, monkeypatch
+):
+    at_noon(monkeypatch)
+    sarah, emily, _ = family
+    make_driver(JHB[0] + 0.004, JHB[1])
+    ride = booking.ride_book(**trip(sarah)).ride
+    before = Notification.objects.count()
+    with transaction.atomic():
+        outbox.notices_write(ride, "assigned")
+    assert Notification.objects.count() == before
+    with transaction.atomic():
+        outbox.notices_write(ride, "driver_near")
+        outbox.notices_write(ride, "driver_near")
+    near = Notification.objects.filter(event="driver_near")
+    assert sorted(near.values_list("recipient_id", flat=True)) == [sarah.pk, emily.pk]
+
+
+def test_each_notice_is_sent_once_even_when_the_worker_runs_again(
+    family, make_driver, monkeypatch, settings
+):
+    at_noon(monkeypatch)
+    sarah, emily, _ = family
+    make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
+    booking.ride_book(**trip(sarah))
+    assert deliver_all() == 2
+    assert deliver_all() == 0
+    sent = [t for t in texts(settings) if t["to"] == emily.phone_number]
+    assert len(sent) == 1 and len(texts(settings)) == 2
+    assert "John" in sent[0]["message"] and "Sarah" in sent[0]["message"]
+    row = Notification.objects.get(recipient=emily)
+    assert row.status == N.SENT and row.body == sent[0]["message"]
+
+
+# --- what is texted when ---------------------------------------------------------
+
+
+def test_nothing_is_texted_before_a_driver_has_accepted(family, monkeypatch, settings):
+    """A search without a driver, and its cancelling, text nobody; once assigned, they do."""
+    at_noon(monkeypatch)
+    sarah, emily, link = family
+    notices.preference_set(
+        actor=emily, link=link, topics=[Topic.BOOKED, Topic.DRIVER_ASSIGNED, Topic.CANCELLED]
+    )
+    ride = booking.ride_book(**trip(sarah)).ride
+    assert ride.status in (RideStatus.SEARCHING, RideStatus.UNFULFILLED)
+    rides.ride_cancel(ride=Ride.objects.get(pk=ride.pk), actor=sarah, cancelled_by="passenger")
+    assert Notification.objects.filter(channel=NoticeChannel.SMS).count() == 0
+    deliver_all()
+    assert texts(settings) == []
+
+
+def test_in_app_choosers_hear_of_the_booking_before_any_driver(family, monkeypatch):
+    at_noon(monkeypatch)
+    sarah, emily, link = family
+    notices.preference_set(
+        actor=emily, link=link, topics=[Topic.BOOKED], channel=NoticeChannel.IN_APP
+    )
+    booking.ride_book(**trip(sarah))
+    row = Notification.objects.get(recipient=emily)
+    assert (row.topic, row.channel) == (Topic.BOOKED, NoticeChannel.IN_APP)
+
+
+def test_a_family_member_hears_the_defaults_and_not_what_they_left_out(
+    family, make_driver, monkeypatch
+):
+    at_noon(monkeypatch)
+    sarah, emily, link = family
+    driver = make_driver(JHB[0] + 0.004, JHB[1])
+    ride = booking.ride_book(**trip(sarah)).ride
+    ride = Ride.objects.with_people().get(pk=ride.pk)
+    rides.ride_driver_arrived(ride=ride, driver=driver)
+    rides.ride_start(ride=ride, driver=driver)
+    rides.ride_complete(ride=ride, driver=driver)
+    heard = list(
+        Notification.objects.filter(recipient=emily)
+        .order_by("version")
+        .values_list("topic", flat=True)
+    )
+    # Arrived and on board are not among a family member's defaults.
+    assert heard == [Topic.DRIVER_ASSIGNED, Topic.DROPPED_OFF]
+    notices.preference_set(actor=emily, link=link, topics=[Topic.ON_BOARD])
+    assert notices.preference_of(link=link)["topics"] == [Topic.ON_BOARD]
+
+
+def test_a_link_without_the_notification_permission_hears_nothing(
+    passenger, make_user, make_link, make_driver, monkeypatch
+):
+    at_noon(monkeypatch)
+    make_link(passenger, make_user("caregiver"), can_receive_notifications=False)
+    make_driver(JHB[0] + 0.004, JHB[1])
+    booking.ride_book(**trip(passenger))
+    assert not Notification.objects.exclude(recipient=passenger).exists()
+
+
+def test_quiet_hours_hold_back_all_but_urgent_notices(family, make_driver, monkeypatch, settings):
+    sarah, emily, link = family
+    late = timezone.make_aware(datetime.combine(timezone.localdate(), time(23, 30)))
+    monkeypatch.setattr(outbox, "clock", lambda: late)
+    notices.preference_set(
+        actor=emily,
+        link=link,
+        topics=[Topic.DRIVER_ASSIGNED, Topic.NO_SHOW],
+        quiet_start=time(22, 0),
+        quiet_end=time(6, 0),
+    )
+    driver = make_driver(JHB[0] + 0.004, JHB[1])
+    ride = Ride.objects.with_people().get(pk=booking.ride_book(**trip(sarah)).ride.pk)
+    assert not Notification.objects.filter(recipient=emily).exists()
+    rides.ride_driver_arrived(ride=ride, driver=driver)
+    settings.NO_SHOW_WAIT_MIN = 0
+    rides.ride_no_show(ride=ride, driver=driver)
+    assert list(Notification.objects.filter(recipient=emily).values_list("topic", flat=True)) == [
+        Topic.NO_SHOW
+    ]
+
+
+def test_quiet_hours_that_span_midnight():
+    def at(h, m=0):
+        return timezone.make_aware(datetime.combine(timezone.localdate(), time(h, m)))
+
+    quiet = (time(22, 0), time(6, 0))
+    assert notices.in_quiet_hours(*quiet, at(23))
+    assert notices.in_quiet_hours(*quiet, at(5, 59))
+    assert not notices.in_quiet_hours(*quiet, at(6))
+    assert not notices.in_quiet_hours(*quiet, at(12))
+    assert not notices.in_quiet_hours(None, None, at(23))
+
+
+# --- the texts -------------------------------------------------------------------
+
+
+def test_an_afrikaans_caregiver_is_texted_in_afrikaans(family, make_driver, monkeypatch, settings):
+    at_noon(monkeypatch)
+    sarah, emily, _ = family
+    emily.language = Language.AFRIKAANS
+    emily.save()
+    make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
+    booking.ride_book(**trip(sarah))
+    deliver_all()
+    (sent,) = [t for t in texts(settings) if t["to"] == emily.phone_number]
+    assert sent["message"].startswith("Care Connect: John sal Sarah ry.")
+
+
+def test_every_text_in_every_language_fits_one_sms_part_and_names_no_needs(
+    family, make_driver, monkeypatch
+):
+    """With 15-letter names and a long plate, each text is one GSM-7 part."""
+    at_noon(monkeypatch)
+    sarah, _, _ = family
+    sarah.first_name = "Sarah-Elizabeth"
+    sarah.save()
+    sarah.passenger_profile.needs_wheelchair = True
+    sarah.passenger_profile.notes = "Dialysis on Tuesdays"
+    sarah.passenger_profile.save()
+    make_driver(JHB[0] + 0.004, JHB[1], first_name="Bartholomew-Jon")
+    ride = Ride.objects.with_people().get(pk=booking.ride_book(**trip(sarah)).ride.pk)
+    assert set(TEXTS) == set(Topic.values)
+    for language in Language.values:
+        for topic in Topic.values:
+            text = notice_text(topic, ride, {"minutes": 45}, language)
+            assert sms.sms_parts(text) == 1, (language, topic, len(text), text)
+            assert "Dialysis" not in text and "heelchair" not in text
+    assert notice_text(Topic.DROPPED_OFF, ride, {}, "zu") != notice_text(
+        Topic.DROPPED_OFF, ride, {}, "en"
+    )
+
+
+def test_sms_parts_counts_gsm7_and_unicode():
+    assert sms.sms_parts("a" * 160) == 1
+    assert sms.sms_parts("a" * 161) == 2
+    assert sms.sms_parts("ê" + "a" * 69) == 1
+    assert sms.sms_parts("ê" + "a" * 70) == 2
+
+
+def test_every_mapped_event_has_a_text():
+    assert {notice.topic for notice in NOTICES.values()} <= set(TEXTS)
+
+
+# --- limits, retries, push --------------------------------------------------------
+
+
+def test_a_number_gets_at_most_the_daily_cap_of_texts(family, make_driver, monkeypatch, settings):
+    at_noon(monkeypatch)
+    settings.NOTIFY_SMS_MAX_PER_DAY = 2
+    sarah, emily, link = family
+    notices.preference_set(
+        actor=emily,
+        link=link,
+        topics=[Topic.DRIVER_ASSIGNED, Topic.ARRIVED, Topic.ON_BOARD, Topic.DROPPED_OFF],
+    )
+    driver = make_driver(JHB[0] + 0.004, JHB[1])
+    ride = Ride.objects.with_people().get(pk=booking.ride_book(**trip(sarah)).ride.pk)
+    rides.ride_driver_arrived(ride=ride, driver=driver)
+    rides.ride_start(ride=ride, driver=driver)
+    rides.ride_complete(ride=ride, driver=driver)
+    deliver_all()
+    assert len([t for t in texts(settings) if t["to"] == emily.phone_number]) == 2
+    skipped = Notification.objects.get(recipient=emily, status=N.SKIPPED, topic=Topic.ON_BOARD)
+    assert "NOTIFY_SMS_MAX_PER_DAY" in skipped.last_error
+
+
+def test_the_global_sms_ceiling_postpones_a_text_without_spending_a_try(
+    family, make_driver, monkeypatch, settings
+):
+    at_noon(monkeypatch)
+    settings.SMS_MAX_PER_MINUTE = 0
+    sarah, emily, _ = family
+    make_driver(JHB[0] + 0.004, JHB[1])
+    booking.ride_book(**trip(sarah))
+    deliver_all()
+    row = Notification.objects.get(recipient=emily)
+    assert (row.status, row.attempts) == (N.PENDING, 0)
+    assert row.next_attempt_at > timezone.now() and "SMS_MAX_PER_MINUTE" in row.last_error
+    assert texts(settings) == []
+
+
+def test_a_failed_text_is_retried_with_doubling_waits_then_given_up(
+    family, make_driver, monkeypatch, settings, caplog
+):
+    at_noon(monkeypatch)
+    now = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    settings.NOTIFY_MAX_ATTEMPTS = 3
+    settings.NOTIFY_RETRY_BASE_S = 30
+    sarah, emily, _ = family
+    make_driver(JHB[0] + 0.004, JHB[1])
+    booking.ride_book(**trip(sarah))
+
+    def refuse(**kwargs):
+        raise sms.SMSDeliveryError("SMS Portal answered HTTP 503.")
+
+    monkeypatch.setattr(sms, "sms_send", refuse)
+    waits = []
+    for _ in range(3):
+        with caplog.at_level(logging.WARNING):
+            deliver_all()
+        row = Notification.objects.get(recipient=emily)
+        waits.append((row.next_attempt_at - now).total_seconds())
+        now = row.next_attempt_at
+        monkeypatch.setattr(timezone, "now", lambda now=now: now)
+    assert waits == [30, 60, 120]
+    assert (row.status, row.attempts, row.last_error) == (
+        N.FAILED,
+        3,
+        "SMS Portal answered HTTP 503.",
+    )
+    monkeypatch.setattr(timezone, "now", lambda: now + timedelta(days=1))
+    assert deliver_all() == 0
+
+
+def test_without_credentials_push_is_off_says_so_once_and_skips(
+    family, make_driver, monkeypatch, caplog
+):
+    at_noon(monkeypatch)
+    sarah, emily, link = family
+    notices.preference_set(actor=emily, link=link, channel=NoticeChannel.PUSH)
+    notices.device_token_register(user=emily, token="fcm-token-1", platform="android")
+    make_driver(JHB[0] + 0.004, JHB[1])
+    booking.ride_book(**trip(sarah))
+    with caplog.at_level(logging.INFO, logger="people.push"):
+        deliver_all()
+        deliver_all()
+        assert push.push_enabled() is False
+    said = [r for r in caplog.records if "Push notifications are off" in r.getMessage()]
+    assert len(said) == 1
+    row = Notification.objects.get(recipient=emily)
+    assert (row.channel, row.status) == (NoticeChannel.PUSH, N.SKIPPED)
+    assert "FCM_CREDENTIALS_FILE" in row.last_error
+
+
+def test_push_with_credentials_goes_to_every_device_and_forgets_dead_ones(
+    family, make_driver, monkeypatch, settings
+):
+    at_noon(monkeypatch)
+    settings.FCM_CREDENTIALS_FILE = "/etc/care-connect/fcm.json"
+    sarah, emily, link = family
+    notices.preference_set(actor=emily, link=link, channel=NoticeChannel.PUSH)
+    for token in ("live", "dead"):
+        notices.device_token_register(user=emily, token=token, platform="android")
+    pushed = []
+
+    def fake_push(*, tokens, title, body, data):
+        pushed.append((sorted(tokens), body, data["topic"]))
+        return ["dead"]
+
+    monkeypatch.setattr(push, "push_send", fake_push)
+    make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
+    booking.ride_book(**trip(sarah))
+    deliver_all()
+    assert pushed == [(["dead", "live"], pushed[0][1], Topic.DRIVER_ASSIGNED)]
+    assert "John" in pushed[0][1]
+    assert list(emily.device_tokens.values_list("token", flat=True)) == ["live"]
+    assert Notification.objects.get(recipient=emily).status == N.SENT
+
+
+def test_preferences_without_a_row_are_the_defaults(family):
+    sarah, emily, link = family
+    assert notices.preference_of(link=link)["topics"] == list(notices.CAREGIVER_DEFAULT)
+    assert notices.preference_of(passenger=sarah)["customised"] is False
+    assert not NoticePreference.objects.exists()
+
+
+def test_the_admin_lists_notifications_with_status_and_error_and_sends_again(
+    family, make_driver, make_user, client, monkeypatch
+):
+    from tests.conftest import staff_login
+
+    at_noon(monkeypatch)
+    sarah, emily, _ = family
+    make_driver(JHB[0] + 0.004, JHB[1])
+    booking.ride_book(**trip(sarah))
+    row = Notification.objects.get(recipient=emily)
+    row.status, row.last_error = N.FAILED, "SMS Portal answered HTTP 503."
+    row.save()
+    admin = make_user("", is_staff=True, is_superuser=True)
+    staff_login(client, admin)
+    page = client.get("/admin/dispatch/notification/")
+    assert page.status_code == 200
+    assert b"SMS Portal answered HTTP 503." in page.content and b"Failed" in page.content
+    client.post(
+        "/admin/dispatch/notification/",
+        {"action": "send_again", "_selected_action": [row.pk]},
+    )
+    row.refresh_from_db()
+    assert (row.status, row.attempts, row.last_error) == (N.PENDING, 0, "")
+
+
+def test_the_committed_catalogues_are_compiled_from_their_po_files(tmp_path):
+    """A fresh clone translates without running msgfmt: each .mo matches its .po."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    msgfmt = shutil.which("msgfmt") or "/usr/bin/msgfmt"
+    if not Path(msgfmt).exists():
+        pytest.skip("needs gettext's msgfmt (apt-get install gettext)")
+    locale = Path(__file__).resolve().parents[2] / "dispatch" / "locale"
+    for language in Language.values:
+        folder = locale / language / "LC_MESSAGES"
+        fresh = tmp_path / f"{language}.mo"
+        subprocess.run(
+            [msgfmt, "-o", str(fresh), str(folder / "django.po")], check=True, timeout=30
+        )
+        assert fresh.read_bytes() == (folder / "django.mo").read_bytes(), language
+
+
+def test_a_pickup_planned_later_than_asked_is_told_as_delayed_with_its_minutes(
+    family, monkeypatch, settings
+):
+    from dispatch import broadcast
+
+    at_noon(monkeypatch)
+    settings.NOTIFY_DELAY_MIN = 10
+    sarah, emily, link = family
+    notices.preference_set(actor=emily, link=link, channel=NoticeChannel.IN_APP)
+    asked = timezone.now() + timedelta(days=1)
+    ride = Ride.objects.create(
+        ride_id="late-1",
+        passenger=sarah,
+        booked_by=sarah,
+        status=RideStatus.SCHEDULED,
+        version=2,
+        pickup_at=asked,
+        confirmed_pickup_at=asked + timedelta(minutes=8),
+        pickup_latitude=JHB[0],
+        pickup_longitude=JHB[1],
+        dropoff_latitude=JHB[0] + 0.05,
+        dropoff_longitude=JHB[1] + 0.05,
+    )
+    with transaction.atomic():
+        broadcast.pickup_window_told(ride, changed=True)
+    assert not Notification.objects.exists()
+    ride.confirmed_pickup_at, ride.version = asked + timedelta(minutes=25), 3
+    with transaction.atomic():
+        broadcast.pickup_window_told(ride, changed=True)
+    row = Notification.objects.get()
+    assert (row.recipient, row.topic, row.params) == (emily, Topic.DELAYED, {"minutes": 25})
+
+
+def test_fcm_is_asked_once_for_every_device_and_names_the_uninstalled_ones(monkeypatch, settings):
+    from types import SimpleNamespace
+
+    import firebase_admin
+    from firebase_admin import credentials, messaging
+
+    settings.FCM_CREDENTIALS_FILE = "/etc/care-connect/fcm.json"
+    monkeypatch.setattr(push, "_app", [])
+    monkeypatch.setattr(credentials, "Certificate", lambda path: ("cert", path))
+    monkeypatch.setattr(firebase_admin, "initialize_app", lambda cred, name: ("app", cred, name))
+    asked = []
+
+    def send(message, app):
+        asked.append((message.tokens, message.notification.body, message.data, app[0]))
+        gone = messaging.UnregisteredError("Requested entity was not found.")
+        return SimpleNamespace(
+            success_count=1,
+            responses=[
+                SimpleNamespace(success=True, exception=None),
+                SimpleNamespace(success=False, exception=gone),
+            ],
+        )
+
+    monkeypatch.setattr(messaging, "send_each_for_multicast", send)
+    dead = push.push_send(
+        tokens=["live", "dead"], title="Care Connect", body="Hello", data={"topic": "x"}
+    )
+    assert dead == ["dead"]
+    assert asked == [(["live", "dead"], "Hello", {"topic": "x"}, "app")]

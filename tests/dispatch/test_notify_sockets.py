@@ -1,0 +1,107 @@
+"""
+Notifications that ride on the sockets: "about N minutes away" from the
+driver's live positions, told once per ride, and the in-app channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from dispatch.models import Notification
+from dispatch.notify import delivery, near
+from people import notices
+from people.models import NoticeChannel
+from people.notices import Topic
+from tests.conftest import JHB, db, find_driver, receive_until, token_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh(settings, monkeypatch):
+    settings.NOTIFY_NEAR_MIN = 5
+    settings.SMS_BACKEND = "console"
+    near._watched.clear()
+    yield
+    near._watched.clear()
+
+
+@pytest.fixture
+def family(passenger, make_user, make_link):
+    emily = make_user("caregiver", first_name="Emily", last_name="Davis")
+    link = make_link(passenger, emily, can_receive_notifications=True)
+    notices.preference_set(
+        actor=emily,
+        link=link,
+        topics=[Topic.DRIVER_ASSIGNED, Topic.DRIVER_NEAR],
+        channel=NoticeChannel.IN_APP,
+        quiet_start=None,
+        quiet_end=None,
+    )
+    notices.preference_set(actor=passenger, passenger=passenger, quiet_start=None, quiet_end=None)
+    return passenger, emily
+
+
+def near_rows():
+    return list(
+        Notification.objects.filter(event="driver_near").values_list(
+            "recipient_id", "topic", "params"
+        )
+    )
+
+
+async def test_the_driver_near_notice_is_written_once_when_the_eta_falls_to_n_minutes(
+    ws, family, make_driver
+):
+    sarah, emily = family
+    driver = await db(make_driver, JHB[0] + 0.05, JHB[1])
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    ride_ws = await ws("/ws/ride/near-1/", token=await db(token_for, sarah))
+    await ride_ws.receive_json_from()
+    await ride_ws.send_json_to(find_driver())
+    await receive_until(ride_ws, "driver_assigned")
+    await receive_until(driver_ws, "ride_assigned")
+
+    # About 11 minutes away: nothing yet.
+    await driver_ws.send_json_to(
+        {"type": "location_update", "latitude": JHB[0] + 0.05, "longitude": JHB[1]}
+    )
+    await receive_until(ride_ws, "driver_location")
+    assert await db(near_rows) == []
+    # About 4 minutes away, then closer still: told once.
+    for lat in (JHB[0] + 0.018, JHB[0] + 0.01, JHB[0] + 0.002):
+        await driver_ws.send_json_to(
+            {"type": "location_update", "latitude": lat, "longitude": JHB[1]}
+        )
+        await receive_until(ride_ws, "driver_location")
+    rows = await db(near_rows)
+    # Told at the first report within 5 minutes (2 km: 4 minutes), with that ETA.
+    assert sorted(rows, key=lambda r: r[0]) == sorted(
+        [
+            (emily.pk, Topic.DRIVER_NEAR, {"minutes": 4}),
+            (sarah.pk, Topic.DRIVER_NEAR, {"minutes": 4}),
+        ],
+        key=lambda r: r[0],
+    )
+
+
+async def test_an_in_app_notice_reaches_every_socket_of_its_recipient(ws, family, make_driver):
+    sarah, emily = family
+    await db(make_driver, JHB[0] + 0.004, JHB[1], first_name="John")
+    emily_ws = await ws("/ws/caregiver/", token=await db(token_for, emily))
+    await emily_ws.receive_json_from()
+    ride_ws = await ws("/ws/ride/inapp-1/", token=await db(token_for, sarah))
+    await ride_ws.receive_json_from()
+    await ride_ws.send_json_to(find_driver())
+    await receive_until(ride_ws, "driver_assigned")
+    await db(delivery.run, once=True)
+    notice, _ = await receive_until(emily_ws, "notification")
+    assert notice["topic"] == Topic.DRIVER_ASSIGNED and notice["ride_id"] == "inapp-1"
+    assert notice["urgent"] is False
+    assert notice["body"].startswith("Care Connect: John will drive Sarah.")
+    row = await db(Notification.objects.get, recipient=emily)
+    assert (row.status, row.channel) == ("sent", NoticeChannel.IN_APP)
+    await asyncio.sleep(0)
