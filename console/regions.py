@@ -23,13 +23,17 @@ from dispatch.models import (
     DRIVER_HELD_STATUSES,
     DriverState,
     DriverStatus,
+    OfferStatus,
     Ride,
     RideEvent,
+    RideOffer,
     RideStatus,
 )
 from people.models import CaregiverLink, LinkStatus, User, VehicleType
 
-REGIONS = ("pending-rides", "active-rides", "events", "drivers", "links")
+# The board's live regions. Caregiver links have their own page
+# (console:links), which renders the "links" region itself.
+REGIONS = ("pending-rides", "trouble", "active-rides", "events", "drivers")
 EVENTS_SHOWN = 40
 LINKS_SHOWN = 60
 OFFLINE_DRIVERS_SHOWN = 50
@@ -117,18 +121,45 @@ def _live_links() -> Prefetch:
     )
 
 
+def _open_offers() -> Prefetch:
+    return Prefetch(
+        "offers",
+        queryset=RideOffer.objects.filter(status=OfferStatus.OFFERED).select_related("driver"),
+        to_attr="open_offers",
+    )
+
+
 def pending_rides(limit: int = RIDES_SHOWN) -> list[Ride]:
-    """Rides waiting for a driver, oldest first, with needs and caregivers."""
+    """
+    Rides waiting for a driver, oldest first, with needs, caregivers and
+    (offer mode) the open offer: who holds it, and until when.
+    """
     rides = list(
         Ride.objects.pending()
         .with_people()
-        .prefetch_related(_live_links())
+        .prefetch_related(_live_links(), _open_offers())
         .order_by("created_at", "pk")[:limit]
     )
     for ride in rides:
         ride.needs = _needs(ride)
         ride.caregivers = ride.passenger.live_links
+        ride.offer = ride.open_offers[0] if ride.open_offers else None
     return rides
+
+
+def rides_in_trouble(active: list[Ride], rows: list[DriverRow] | None) -> list[Ride]:
+    """
+    Of the rides holding a driver, those a dispatcher should look at now:
+    the driver waits at the pickup (a no-show is possible, or soon), or the
+    driver has sent no position lately.
+    """
+    stale = {row.driver.pk for row in rows or () if row.stale}
+    trouble = []
+    for ride in active:
+        ride.driver_stale = ride.driver_id in stale
+        if ride.status == RideStatus.DRIVER_ARRIVED or ride.driver_stale:
+            trouble.append(ride)
+    return trouble
 
 
 def active_rides(limit: int = RIDES_SHOWN) -> list[Ride]:
@@ -161,9 +192,29 @@ def active_rides(limit: int = RIDES_SHOWN) -> list[Ride]:
     return rides
 
 
+def name_drivers(events: list[RideEvent]) -> list[RideEvent]:
+    """
+    Each event's driver and previous driver (an offer's, an assignment's, a
+    reassignment's: the ids in its payload) as `driver` and
+    `previous_driver`, read in one query.
+    """
+    ids = set()
+    for event in events:
+        for key in ("driver_id", "previous_driver_id"):
+            if isinstance(event.payload.get(key), int):
+                ids.add(event.payload[key])
+    people = User.objects.in_bulk(ids) if ids else {}
+    for event in events:
+        event.driver = people.get(event.payload.get("driver_id"))
+        event.previous_driver = people.get(event.payload.get("previous_driver_id"))
+    return events
+
+
 def recent_events(limit: int = EVENTS_SHOWN) -> list[RideEvent]:
-    return list(
-        RideEvent.objects.select_related("ride", "actor").order_by("-created_at", "-pk")[:limit]
+    return name_drivers(
+        list(
+            RideEvent.objects.select_related("ride", "actor").order_by("-created_at", "-pk")[:limit]
+        )
     )
 
 
@@ -172,7 +223,14 @@ def ride_for_panel(ride_pk: int) -> Ride | None:
     if ride is not None:
         ride.needs = _needs(ride)
         ride.caregivers = ride.passenger.live_links
-        ride.timeline = list(ride.events.select_related("actor").order_by("-version")[:8])
+        ride.timeline = name_drivers(
+            list(ride.events.select_related("actor").order_by("-version")[:8])
+        )
+        ride.offer = (
+            ride.offers.filter(status=OfferStatus.OFFERED).select_related("driver").first()
+            if ride.is_pending
+            else None
+        )
     return ride
 
 
@@ -281,7 +339,7 @@ def board_context(regions: tuple[str, ...] | list[str] | set[str] = REGIONS) -> 
         ctx["pending_count"] = (
             Ride.objects.pending().count() if len(rides) >= RIDES_SHOWN else len(rides)
         )
-    if "active-rides" in regions:
+    if "active-rides" in regions or "trouble" in regions:
         rides = active_rides()
         ctx["active_rides"] = rides
         ctx["active_count"] = (
@@ -291,7 +349,7 @@ def board_context(regions: tuple[str, ...] | list[str] | set[str] = REGIONS) -> 
         )
     if "events" in regions:
         ctx["events"] = recent_events()
-    if "drivers" in regions:
+    if "drivers" in regions or "trouble" in regions:
         rows = driver_rows()
         online = [r for r in rows if r.online]
         ctx["drivers"] = rows
@@ -302,6 +360,11 @@ def board_context(regions: tuple[str, ...] | list[str] | set[str] = REGIONS) -> 
             1 for r in online if r.status == DriverStatus.AVAILABLE and not r.stale
         )
         ctx["drivers_stale"] = sum(1 for r in online if r.stale)
+        ctx["drivers_on_trip"] = sum(
+            1 for r in online if r.status == DriverStatus.ON_TRIP and not r.stale
+        )
+    if "trouble" in regions:
+        ctx["trouble_rides"] = rides_in_trouble(ctx["active_rides"], ctx["drivers"])
     if "links" in regions:
         ctx["links"] = caregiver_links()
     return ctx

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from math import ceil
+
 from django import template
+from django.utils import timezone
 
 from console.regions import vehicle_label
 from dispatch.models import RideStatus
@@ -52,6 +55,16 @@ EVENT_TONES = {
     "unfulfilled": "danger",
 }
 
+# How a feed entry names its driver ("Driver assigned r-42 · to Ann Lee").
+EVENT_DRIVER_WORDS = {
+    "offered": "to",
+    "assigned": "to",
+    "reassigned": "to",
+    "offer_declined": "by",
+    "offer_expired": "by",
+    "driver_cancelled": "by",
+}
+
 
 @register.filter
 def ride_status_label(status: str) -> str:
@@ -71,6 +84,17 @@ def event_label(kind: str) -> str:
 @register.filter
 def event_tone(kind: str) -> str:
     return EVENT_TONES.get(kind, "info")
+
+
+@register.filter
+def event_driver_word(kind: str) -> str:
+    return EVENT_DRIVER_WORDS.get(kind, "driver")
+
+
+@register.filter
+def seconds_left(offer) -> int:
+    """Whole seconds until an offer expires (the page counts down from it)."""
+    return max(0, ceil((offer.expires_at - timezone.now()).total_seconds()))
 
 
 @register.filter
