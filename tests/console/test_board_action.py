@@ -26,7 +26,7 @@ STELLENBOSCH = (-33.9321, 18.8602)
 def test_the_board_has_no_links_column_and_points_to_the_links_page(
     console, passenger, make_user, make_link
 ):
-    """Caregiver links are not a board column (revoked ones included); the nav leads to their page."""
+    """Caregiver links, revoked ones too, are not on the board; the nav leads to their page."""
     make_link(passenger, make_user("caregiver", first_name="Revoked", last_name="Carer"))
     html = console.get(BOARD).content.decode()
     assert 'id="links"' not in html and 'id="link-form"' not in html
@@ -48,7 +48,7 @@ def test_needs_action_now_is_the_first_column(console, passenger):
 def test_a_driver_waiting_at_the_pickup_puts_the_ride_in_trouble(
     htmx, make_driver, passenger, settings
 ):
-    """A ride whose driver waits at the pickup is under "Rides in trouble", flagged past the wait."""
+    """A driver waiting at the pickup puts the ride in trouble, flagged past the wait."""
     settings.NO_SHOW_WAIT_MIN = 5
     driver = make_driver(*CAPE_TOWN, first_name="Ann", last_name="Lee")
     ride = book(passenger)
