@@ -3,6 +3,8 @@ A simulated day for demos: drivers, passengers and caregivers use a running
 server through its real sockets, exactly as the apps do (`manage.py
 simulate`, `make demo`).
 
+- The demo drivers who stand still go off duty meanwhile (and back on, where
+  they stood, at the end), so no ride waits on a driver who never moves.
 - Drivers (dispatch.demo.seed_simulation) go online, drive straight-line
   legs at city speed (times `speed`), report their position every tick, take
   the rides they are given (accepting offers in offer mode), and drive them
@@ -51,6 +53,8 @@ RIDE_PREFIX = "sim-"
 # Where nobody drives: Vereeniging, about 55 km south of the centre.
 FAR_AWAY = (-26.6730, 27.9260)
 PENDING = ("requested", "searching")
+# How long a booker waits, once stopping, for their ride to end.
+STOP_WAIT_S = 30.0
 
 
 @dataclass
@@ -159,6 +163,9 @@ class Simulation:
     # --- the day -----------------------------------------------------------------------
 
     async def run(self) -> Stats:
+        await asyncio.gather(
+            *(self.stand(user, status="offline") for user, *_ in self.cast.standing)
+        )
         drivers = [asyncio.create_task(self.driver(user)) for user in self.cast.drivers]
         booking = asyncio.create_task(self.bookings())
         if self.config.duration_s:
@@ -172,9 +179,29 @@ class Simulation:
             if isinstance(result, Exception):
                 self.say(f"driver {user} stopped with {result!r}")
         left = await sync_to_async(close_leftovers)()
+        # The demo drivers stand where they stood, available again.
+        await asyncio.gather(
+            *(
+                self.stand(user, status="available", at=(lat, lng))
+                for user, lat, lng in self.cast.standing
+            ),
+            return_exceptions=True,
+        )
         if left:
             self.say(f"{left} simulated ride(s) were still live and were cancelled directly.")
         return self.stats
+
+    async def stand(
+        self, user: User, *, status: str, at: tuple[float, float] | None = None
+    ) -> None:
+        """A demo driver's app: a position (if given), then on or off duty."""
+        async with self.socket("/ws/driver/", user) as ws:
+            if at is not None:
+                await self.send(ws, type="location_update", latitude=at[0], longitude=at[1])
+            await self.send(ws, type="set_status", status=status)
+            while (message := await self.receive(ws, 5.0)) is not None:
+                if message.get("type") in ("status_updated", "error"):
+                    return
 
     async def bookings(self) -> None:
         while not self.stopping.is_set():
@@ -236,6 +263,7 @@ class Simulation:
         """Listen as the app does, until the ride ends; give up if nobody comes."""
         loop = asyncio.get_running_loop()
         status, since, cancelled = "requested", loop.time(), False
+        stopped_at: float | None = None
         while True:
             message = await self.receive(ws, 1.0)
             if message is not None:
@@ -255,6 +283,10 @@ class Simulation:
                         self.stats.cancelled += 1
                     self.say(f"{ride_id}: {status.replace('_', ' ')}")
                     return
+            if self.stopping.is_set() and stopped_at is None:
+                stopped_at = loop.time()
+            if stopped_at is not None and loop.time() - stopped_at > STOP_WAIT_S:
+                return  # close_leftovers cancels it
             waited = loop.time() - since
             gave_up = status in PENDING and waited > self.config.unmatched_wait_s
             if not cancelled and status in PENDING and (self.stopping.is_set() or gave_up):
@@ -289,11 +321,7 @@ class Simulation:
                     ):
                         ride, phase = None, "roam"
                 if self.stopping.is_set():
-                    if ride is not None:
-                        await self._finish_now(ws, phase)
-                        ride = None
-                    await self.send(ws, type="set_status", status="offline")
-                    await self.receive(ws, 2.0)
+                    await self._go_offline(ws, ride, phase)
                     return
                 km = CITY_KMH * cfg.speed * cfg.tick_s / 3600
                 moved, there = (
@@ -343,7 +371,27 @@ class Simulation:
             return "roam", roam, 0.0
         return "roam", roam, 0.0
 
-    async def _finish_now(self, ws: ClientConnection, phase: str) -> None:
+    async def _go_offline(self, ws: ClientConnection, ride: dict | None, phase: str) -> None:
+        """Finish the ride in hand at once, then go offline (a ride given meanwhile too)."""
+        for _ in range(5):
+            while ride is not None:
+                # A driver freed by the trip's end may be given a waiting ride at once.
+                ride = await self._finish_now(ws, phase)
+                phase = "to_pickup"
+            await self.send(ws, type="set_status", status="offline")
+            while (message := await self.receive(ws, 5.0)) is not None:
+                kind = message.get("type")
+                if kind == "ride_assigned":
+                    ride, phase = message, "to_pickup"
+                elif kind == "status_updated" and message.get("status") == "offline":
+                    return
+                elif kind == "error":
+                    break  # the ride assigned just before: finish it, then again
+            else:
+                return
+
+    async def _finish_now(self, ws: ClientConnection, phase: str) -> dict | None:
+        """Drive the ride in hand to its end now; the next ride, if one came meanwhile."""
         steps = {
             "to_pickup": ("arrived", "start_trip", "complete_trip"),
             "at_pickup": ("start_trip", "complete_trip"),
@@ -351,12 +399,17 @@ class Simulation:
         }.get(phase, ())
         for step in steps:
             await self.send(ws, type=step)
-        if steps:
-            # Until the server confirms the ride is done, the driver may not go offline.
-            for _ in range(20):
-                message = await self.receive(ws, 0.5)
-                if message and message.get("status") in FINAL_STATUSES:
-                    return
+        following = None
+        # Until the server confirms the ride is done, the driver may not go offline.
+        for _ in range(20):
+            message = await self.receive(ws, 0.5)
+            if message is None:
+                continue
+            if message.get("type") == "ride_assigned":
+                following = message
+            elif message.get("type") == "ride_status" and message.get("status") in FINAL_STATUSES:
+                break
+        return following
 
 
 def close_leftovers() -> int:
