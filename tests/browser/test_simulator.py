@@ -22,7 +22,7 @@ SIM_RIDE = "[data-ride-id^='sim-']"
 
 
 def test_the_simulated_day_fills_the_board_live_and_stops_cleanly(server, new_page):
-    """Simulated rides appear, are assigned and complete on an open board; Ctrl-C ends it cleanly."""
+    """Simulated rides appear, get drivers and complete on an open board; Ctrl-C ends cleanly."""
     page = new_page(1440, 900)
     open_board(server, page)
     page.evaluate("window.ccNotReloaded = true")
