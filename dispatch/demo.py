@@ -254,10 +254,9 @@ class SimCast:
     passengers: list[User]
     # caregiver -> the passenger they may book for
     caregivers: dict[User, User]
-    # The demo drivers who stand still (seed_drivers), with their places: off
-    # duty while the simulation runs, so no ride waits on a driver who never
-    # moves.
-    standing: list[tuple[User, float, float]] = ()
+    # The demo drivers who stand still (seed_drivers): off duty while the
+    # simulation runs, so no ride waits on a driver who never moves.
+    standing: list[User] = ()
 
 
 def sim_phone(kind: int, number: int) -> str:
@@ -308,13 +307,12 @@ def seed_simulation(drivers_wanted: int = 20) -> SimCast:
                 notes="Simulated family member.",
             )
         caregivers[carer] = cared_for
-    standing = [
-        (user, d.latitude, d.longitude)
-        for d in SEED_DRIVERS
-        for user in User.objects.filter(
-            phone_number=normalize_phone(d.phone), driver_profile__is_demo=True
+    standing = list(
+        User.objects.filter(
+            phone_number__in=[normalize_phone(d.phone) for d in SEED_DRIVERS],
+            driver_profile__is_demo=True,
         )
-    ]
+    )
     return SimCast(
         drivers=sim_drivers, passengers=passengers, caregivers=caregivers, standing=standing
     )

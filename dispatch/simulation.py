@@ -163,9 +163,7 @@ class Simulation:
     # --- the day -----------------------------------------------------------------------
 
     async def run(self) -> Stats:
-        await asyncio.gather(
-            *(self.stand(user, status="offline") for user, *_ in self.cast.standing)
-        )
+        await asyncio.gather(*(self.stand(user, status="offline") for user in self.cast.standing))
         drivers = [asyncio.create_task(self.driver(user)) for user in self.cast.drivers]
         booking = asyncio.create_task(self.bookings())
         if self.config.duration_s:
@@ -179,25 +177,22 @@ class Simulation:
             if isinstance(result, Exception):
                 self.say(f"driver {user} stopped with {result!r}")
         left = await sync_to_async(close_leftovers)()
-        # The demo drivers stand where they stood, available again.
-        await asyncio.gather(
-            *(
-                self.stand(user, status="available", at=(lat, lng))
-                for user, lat, lng in self.cast.standing
-            ),
-            return_exceptions=True,
-        )
         if left:
             self.say(f"{left} simulated ride(s) were still live and were cancelled directly.")
+        # The demo drivers stand where they stood, available again.
+        await asyncio.gather(
+            *(self.stand(user, status="available") for user in self.cast.standing),
+            return_exceptions=True,
+        )
         return self.stats
 
-    async def stand(
-        self, user: User, *, status: str, at: tuple[float, float] | None = None
-    ) -> None:
-        """A demo driver's app: a position (if given), then on or off duty."""
+    async def stand(self, user: User, *, status: str) -> None:
+        """
+        A demo driver's app going on or off duty. It reports no position: back
+        on duty, the driver stands where the demo data placed them, and a
+        position that no app reports never turns stale (dispatch.drivers).
+        """
         async with self.socket("/ws/driver/", user) as ws:
-            if at is not None:
-                await self.send(ws, type="location_update", latitude=at[0], longitude=at[1])
             await self.send(ws, type="set_status", status=status)
             while (message := await self.receive(ws, 5.0)) is not None:
                 if message.get("type") in ("status_updated", "error"):

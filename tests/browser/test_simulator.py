@@ -89,4 +89,10 @@ def test_the_simulated_day_fills_the_board_live_and_stops_cleanly(server, new_pa
     assert json.loads(state.strip().splitlines()[-1]) == [0, 0, ["available"] * 3]
     page.locator(f"#active-rides {SIM_RIDE}").first.wait_for(state="detached", timeout=10_000)
     assert page.locator(f"#pending-rides {SIM_RIDE}").count() == 0
+    # The standing demo drivers are back on the map, and never turn stale.
+    wait_js(
+        page,
+        "Object.values(window.ccMap.drivers).filter(d => d.demo && d.stale_at === null)"
+        ".length === 3",
+    )
     assert page.evaluate("window.ccNotReloaded === true")
