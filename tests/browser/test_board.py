@@ -82,6 +82,19 @@ def busy(server):
     quiet_board(server, tag)
 
 
+def look_at(page, lat: float, lng: float, zoom: int) -> None:
+    """
+    Move the map, again until it stays: a view set while the map's first
+    animated fit is running is undone when that animation ends.
+    """
+    for _ in range(20):
+        page.evaluate(f"window.ccMap.map.setView([{lat}, {lng}], {zoom}, {{animate: false}})")
+        time.sleep(0.3)
+        if page.evaluate(f"window.ccMap.map.getZoom() === {zoom}"):
+            return
+    raise AssertionError(f"the map did not stay at zoom {zoom}")
+
+
 def within_viewport(page, selector: str) -> bool:
     box = page.locator(selector).first.bounding_box()
     view = page.viewport_size
@@ -134,7 +147,7 @@ def test_markers_carry_initials_and_a_pickup_ring_never_hides_a_driver(server, n
     wait_js(page, f"!!window.ccMap.markers['ride-{ids[0]}']")
     wait_js(page, f"!!window.ccMap.markers['driver-{first_driver}']")
     # Close enough to tell drivers apart, each shows its initials.
-    page.evaluate("window.ccMap.map.setView([-26.2041, 28.0473], 12, {animate: false})")
+    look_at(page, -26.2041, 28.0473, 12)
     wait_js(page, "!document.getElementById('map').classList.contains('cc-labels-off')")
     john = page.locator(".cc-initials", has_text="JD")
     john.wait_for()  # John Doe
@@ -142,7 +155,7 @@ def test_markers_carry_initials_and_a_pickup_ring_never_hides_a_driver(server, n
     assert page.locator(".cc-initials").all_inner_texts().count("JD") == 1
     # Driver and pickup at the same spot: what is drawn on top at the spot
     # is the driver.
-    page.evaluate(f"window.ccMap.focus('ride-{ids[0]}'); window.ccMap.map.closePopup()")
+    look_at(page, *KIMBERLEY, 13)
     top = page.evaluate(
         f"""(() => {{
           const m = window.ccMap, p = m.map.latLngToContainerPoint(
@@ -153,8 +166,38 @@ def test_markers_carry_initials_and_a_pickup_ring_never_hides_a_driver(server, n
         }})()"""
     )
     assert top == f"driver-{first_driver}"
+    # Names are users' text: shown as text, never run as HTML.
+    evil = server.shell(
+        "from dispatch import drivers\n"
+        "from people.models import DriverProfile, User\n"
+        "u = User.objects.create_user('27829909999', first_name='<img id=pwn src=x>',\n"
+        "    last_name='<b>Eve</b>', user_type='driver')\n"
+        "DriverProfile.objects.create(user=u, vehicle_type='sedan', is_verified=True,\n"
+        "    vehicle_registration='EV 1', licence_number='EV1')\n"
+        "drivers.driver_place(driver=u, latitude=-26.25, longitude=28.0)\n"
+        "drivers.driver_set_status(driver=u, status='available')\n"
+        "print(u.pk)\n"
+    )
+    evil_id = int(evil.strip().splitlines()[-1])
+    try:
+        page.reload()
+        wait_js(page, f"!!window.ccMap.markers['driver-{evil_id}']")
+        page.evaluate(f"window.ccMap.focus('driver-{evil_id}')")
+        popup = page.locator(".leaflet-popup-content")
+        popup.wait_for()
+        assert "<img id=pwn src=x> <b>Eve</b>" in popup.inner_text()
+        assert page.locator("#pwn").count() == 0 and page.locator(".cc-popup b").count() == 0
+        title = page.locator(f'path[data-marker="driver-{evil_id}"] title').text_content()
+        assert title.startswith("<img id=pwn src=x>")
+    finally:
+        server.shell(
+            "from dispatch import drivers\n"
+            "from people.models import User\n"
+            f"drivers.driver_set_status(driver=User.objects.get(pk={evil_id}), status='offline')\n"
+        )
+    page.evaluate("window.ccMap.map.closePopup()")
     # Looking at Johannesburg, the waiting rides in Kimberley are counted at the edge.
-    page.evaluate("window.ccMap.map.setView([-26.2, 28.04], 12, {animate: false})")
+    look_at(page, -26.2, 28.04, 12)
     button = page.locator("#map-offscreen")
     button.wait_for()
     assert f"{len(ids)} waiting rides outside the view" in button.inner_text()
