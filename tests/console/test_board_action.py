@@ -7,6 +7,7 @@ and what an assignment beyond the match radius would mean.
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dispatch import matching, rides
+from dispatch.geo import Point
+from dispatch.locations import location_store
 from dispatch.models import Ride
 from tests.console.test_board import BOARD, CAPE_TOWN, book
 
@@ -127,3 +130,17 @@ def test_cards_and_driver_rows_carry_what_the_search_matches(htmx, make_driver, 
     drivers = htmx.get("/console/regions/drivers/").content.decode()
     row = re.search(rf'id="driver-row-{driver.pk}"[^>]*data-search="([^"]+)"', drivers).group(1)
     assert "Ann Lee" in row and driver.phone_number in row
+
+
+def test_a_ride_whose_driver_lost_the_signal_is_in_trouble(htmx, make_driver, passenger):
+    """A ride whose driver has sent no position lately is under "Rides in trouble"."""
+    driver = make_driver(*CAPE_TOWN, first_name="Ann", last_name="Lee")
+    ride = book(passenger)
+    assert ride.driver_id == driver.pk
+    html = htmx.get("/console/regions/trouble/").content.decode()
+    assert f'id="trouble-{ride.pk}"' not in html
+    old = time.time() - 600
+    location_store().put(driver.pk, Point(*CAPE_TOWN, old))
+    html = htmx.get("/console/regions/trouble/").content.decode()
+    card = html[html.index(f'id="trouble-{ride.pk}"') :]
+    assert "Driver out of touch" in card and "Ann Lee" in card
