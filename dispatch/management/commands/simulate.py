@@ -10,7 +10,6 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from dispatch.demo import demo_data_present, seed_simulation
-from dispatch.simulation import SimConfig, Simulation
 
 
 class Command(BaseCommand):
@@ -67,6 +66,11 @@ class Command(BaseCommand):
                 )
         if options["drivers"] < 1:
             raise CommandError("--drivers must be at least 1.")
+        # Imported here, after the refusals: the simulator's socket client
+        # (websockets) is a development dependency, absent from a production
+        # install, where this command must still refuse in words.
+        from dispatch.simulation import SimConfig, Simulation
+
         url = options["url"].rstrip("/")
         if url.startswith("http"):
             url = "ws" + url.removeprefix("http")
@@ -86,15 +90,15 @@ class Command(BaseCommand):
             f"Simulating {len(cast.drivers)} drivers, {len(cast.passengers)} passengers and "
             f"{len(cast.caregivers)} caregivers against {url} (Ctrl-C stops)."
         )
-        stats = asyncio.run(self._run(config, cast))
+        stats = asyncio.run(self._run(Simulation, config, cast))
         self.stdout.write(
             self.style.SUCCESS("Stopped cleanly: ")
             + f"{stats.booked} booked, {stats.assigned} assigned, {stats.completed} completed, "
             f"{stats.no_shows} no-shows, {stats.cancelled} cancelled."
         )
 
-    async def _run(self, config, cast):
-        sim = Simulation(config, cast, say=lambda line: self.stdout.write(line))
+    async def _run(self, simulation, config, cast):
+        sim = simulation(config, cast, say=lambda line: self.stdout.write(line))
         loop = asyncio.get_running_loop()
 
         def first_signal():
