@@ -11,7 +11,7 @@ import re
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from tests.browser.test_console_live import DISPATCHER, authenticator_code, sign_in
+from tests.browser.test_console_live import DISPATCHER, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
@@ -74,7 +74,6 @@ def test_sign_in_pages_have_no_wcag_21_aa_violations(server, new_page, path, rea
         page.fill("input[name=password]", DISPATCHER[1])
         page.click("button[type=submit]")
         page.wait_for_url(re.compile(r".*/console/two-factor/.*"))
-        assert authenticator_code  # the code is not entered: the page is checked as shown
     else:
         page.goto(f"{server.http}{path}")
     page.locator(ready).first.wait_for()
