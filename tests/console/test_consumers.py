@@ -82,10 +82,7 @@ async def test_a_foreign_origin_is_refused(dispatcher, signed_in):
 
 
 async def test_a_console_gets_the_whole_board_on_connect(dispatcher, signed_in):
-    """
-    A console that connects gets every region of the board and the map's
-    snapshot, and no caregiver links (they have their own page).
-    """
+    """A console that connects gets every board region and the map, no caregiver links."""
     comm, connected = await open_console(await signed_in(dispatcher))
     assert connected
     messages = await board_on_connect(comm)
