@@ -13,12 +13,13 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 WORKERS ?= 2
 BENCH_FLAGS ?=
 
-.PHONY: help run serve setup test test-fast test-services bench bench-full \
+.PHONY: help run serve demo setup test test-fast test-services bench bench-full \
 	run-cluster lint format lock clean
 
 help:
 	@echo "make run          set up and serve HTTP + WebSocket on port $(PORT)"
 	@echo "make test         run the whole test suite"
+	@echo "make demo         a simulated day against a running make run (Ctrl-C stops)"
 	@echo "make bench        quick benchmarks (BENCH_FLAGS=--full for the full set)"
 	@echo "make run-cluster  WORKERS workers on successive ports (PostgreSQL + Redis)"
 
@@ -57,6 +58,11 @@ setup: $(STAMP) $(LOCAL_KEY)
 	$(LOCAL_ENV) $(VPY) manage.py seed_demo
 
 run: setup serve
+
+# A simulated day against a running `make run` (start that first, in another
+# terminal): drivers moving, rides booked, assigned and completed. Ctrl-C stops.
+demo: $(STAMP) $(LOCAL_KEY)
+	$(LOCAL_ENV) PORT=$(PORT) $(VPY) manage.py simulate $(SIM_FLAGS)
 
 # A local demo: staff sign in with their password alone, unless STAFF_2FA=1
 # is given (settings refuse STAFF_2FA=0 when DEBUG is off).

@@ -43,9 +43,11 @@ RENDER_DEBOUNCE_S = 0.15
 # Under a steady stream of changes, re-render no more often than this.
 RENDER_MIN_GAP_S = 0.5
 
-RIDE_DIRTY = frozenset({"pending-rides", "active-rides", "events", "drivers"})
-DRIVER_DIRTY = frozenset({"drivers"})
-LINKS_DIRTY = frozenset({"links", "pending-rides", "active-rides"})
+RIDE_DIRTY = frozenset({"pending-rides", "trouble", "active-rides", "events", "drivers"})
+# A driver who loses or regains the signal moves a ride in or out of trouble.
+DRIVER_DIRTY = frozenset({"drivers", "trouble"})
+# Ride cards name the passengers' caregivers (the links page has no socket).
+LINKS_DIRTY = frozenset({"pending-rides", "trouble", "active-rides"})
 EVERYTHING = frozenset({*regions.REGIONS, "map"})
 # Renders only read, so they run beside (not on) the database threads the
 # app sockets' writes use; two threads bound the connections they take.

@@ -23,15 +23,18 @@ from dispatch.models import (
     DRIVER_HELD_STATUSES,
     DriverState,
     DriverStatus,
+    OfferStatus,
     Ride,
     RideEvent,
+    RideOffer,
     RideStatus,
 )
-from people.models import CaregiverLink, LinkStatus, User, VehicleType
+from people.models import CaregiverLink, User, VehicleType
 
-REGIONS = ("pending-rides", "active-rides", "events", "drivers", "links")
+# The board's live regions. Caregiver links have their own page
+# (console:links, console/links.py).
+REGIONS = ("pending-rides", "trouble", "active-rides", "events", "drivers")
 EVENTS_SHOWN = 40
-LINKS_SHOWN = 60
 OFFLINE_DRIVERS_SHOWN = 50
 # Lists stay readable (and renders cheap) on a busy day; the counts and the
 # map still cover everyone.
@@ -117,18 +120,45 @@ def _live_links() -> Prefetch:
     )
 
 
+def _open_offers() -> Prefetch:
+    return Prefetch(
+        "offers",
+        queryset=RideOffer.objects.filter(status=OfferStatus.OFFERED).select_related("driver"),
+        to_attr="open_offers",
+    )
+
+
 def pending_rides(limit: int = RIDES_SHOWN) -> list[Ride]:
-    """Rides waiting for a driver, oldest first, with needs and caregivers."""
+    """
+    Rides waiting for a driver, oldest first, with needs, caregivers and
+    (offer mode) the open offer: who holds it, and until when.
+    """
     rides = list(
         Ride.objects.pending()
         .with_people()
-        .prefetch_related(_live_links())
+        .prefetch_related(_live_links(), _open_offers())
         .order_by("created_at", "pk")[:limit]
     )
     for ride in rides:
         ride.needs = _needs(ride)
         ride.caregivers = ride.passenger.live_links
+        ride.offer = ride.open_offers[0] if ride.open_offers else None
     return rides
+
+
+def rides_in_trouble(active: list[Ride], rows: list[DriverRow] | None) -> list[Ride]:
+    """
+    Of the rides holding a driver, those a dispatcher should look at now:
+    the driver waits at the pickup (a no-show is possible, or soon), or the
+    driver has sent no position lately.
+    """
+    stale = {row.driver.pk for row in rows or () if row.stale}
+    trouble = []
+    for ride in active:
+        ride.driver_stale = ride.driver_id in stale
+        if ride.status == RideStatus.DRIVER_ARRIVED or ride.driver_stale:
+            trouble.append(ride)
+    return trouble
 
 
 def active_rides(limit: int = RIDES_SHOWN) -> list[Ride]:
@@ -161,9 +191,29 @@ def active_rides(limit: int = RIDES_SHOWN) -> list[Ride]:
     return rides
 
 
+def name_drivers(events: list[RideEvent]) -> list[RideEvent]:
+    """
+    Each event's driver and previous driver (an offer's, an assignment's, a
+    reassignment's: the ids in its payload) as `driver` and
+    `previous_driver`, read in one query.
+    """
+    ids = set()
+    for event in events:
+        for key in ("driver_id", "previous_driver_id"):
+            if isinstance(event.payload.get(key), int):
+                ids.add(event.payload[key])
+    people = User.objects.in_bulk(ids) if ids else {}
+    for event in events:
+        event.driver = people.get(event.payload.get("driver_id"))
+        event.previous_driver = people.get(event.payload.get("previous_driver_id"))
+    return events
+
+
 def recent_events(limit: int = EVENTS_SHOWN) -> list[RideEvent]:
-    return list(
-        RideEvent.objects.select_related("ride", "actor").order_by("-created_at", "-pk")[:limit]
+    return name_drivers(
+        list(
+            RideEvent.objects.select_related("ride", "actor").order_by("-created_at", "-pk")[:limit]
+        )
     )
 
 
@@ -172,7 +222,14 @@ def ride_for_panel(ride_pk: int) -> Ride | None:
     if ride is not None:
         ride.needs = _needs(ride)
         ride.caregivers = ride.passenger.live_links
-        ride.timeline = list(ride.events.select_related("actor").order_by("-version")[:8])
+        ride.timeline = name_drivers(
+            list(ride.events.select_related("actor").order_by("-version")[:8])
+        )
+        ride.offer = (
+            ride.offers.filter(status=OfferStatus.OFFERED).select_related("driver").first()
+            if ride.is_pending
+            else None
+        )
     return ride
 
 
@@ -252,24 +309,6 @@ def driver_rows(ids: set[int] | None = None) -> list[DriverRow]:
     return [_driver_row(state, positions.get(state.driver_id), held, now) for state in chosen]
 
 
-# --- caregiver links --------------------------------------------------------
-
-
-def caregiver_links(limit: int = LINKS_SHOWN) -> list[CaregiverLink]:
-    """Live links first (invited, then active), then the ended ones."""
-    order = Case(
-        When(status=LinkStatus.INVITED, then=Value(0)),
-        When(status=LinkStatus.ACTIVE, then=Value(1)),
-        default=Value(2),
-        output_field=IntegerField(),
-    )
-    return list(
-        CaregiverLink.objects.select_related("passenger", "caregiver", "invited_by").order_by(
-            order, "-updated_at"
-        )[:limit]
-    )
-
-
 def board_context(regions: tuple[str, ...] | list[str] | set[str] = REGIONS) -> dict[str, Any]:
     """The data of the given board regions, each read once."""
     ctx: dict[str, Any] = {
@@ -281,7 +320,7 @@ def board_context(regions: tuple[str, ...] | list[str] | set[str] = REGIONS) -> 
         ctx["pending_count"] = (
             Ride.objects.pending().count() if len(rides) >= RIDES_SHOWN else len(rides)
         )
-    if "active-rides" in regions:
+    if "active-rides" in regions or "trouble" in regions:
         rides = active_rides()
         ctx["active_rides"] = rides
         ctx["active_count"] = (
@@ -291,7 +330,7 @@ def board_context(regions: tuple[str, ...] | list[str] | set[str] = REGIONS) -> 
         )
     if "events" in regions:
         ctx["events"] = recent_events()
-    if "drivers" in regions:
+    if "drivers" in regions or "trouble" in regions:
         rows = driver_rows()
         online = [r for r in rows if r.online]
         ctx["drivers"] = rows
@@ -302,6 +341,9 @@ def board_context(regions: tuple[str, ...] | list[str] | set[str] = REGIONS) -> 
             1 for r in online if r.status == DriverStatus.AVAILABLE and not r.stale
         )
         ctx["drivers_stale"] = sum(1 for r in online if r.stale)
-    if "links" in regions:
-        ctx["links"] = caregiver_links()
+        ctx["drivers_on_trip"] = sum(
+            1 for r in online if r.status == DriverStatus.ON_TRIP and not r.stale
+        )
+    if "trouble" in regions:
+        ctx["trouble_rides"] = rides_in_trouble(ctx["active_rides"], ctx["drivers"])
     return ctx

@@ -38,7 +38,6 @@ from console.forms import (
     AssignForm,
     CancelForm,
     ConsoleLoginForm,
-    LinkCreateForm,
     SecondFactorForm,
 )
 from dispatch import matching, rides
@@ -209,7 +208,7 @@ def _page(request: HtmxHttpRequest, **extra: Any) -> HttpResponse:
     ctx = regions.board_context()
     ctx["map_data"] = live_map.map_snapshot(drivers=ctx["drivers"])
     ctx["map_config"] = {"tile_url": settings.MAP_TILE_URL, "ws_path": "/ws/console/"}
-    ctx["link_form"] = LinkCreateForm()
+    ctx["search_query"] = request.GET.get("q", "")[:100]
     ctx.update(_common(request))
     ctx.update(extra)
     return render(request, TEMPLATE, ctx)

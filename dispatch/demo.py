@@ -223,3 +223,106 @@ def seed_scheduled_day(*, sarah: User, emily: User) -> None:
             dropoff=DIALYSIS,
             notes="Dialysis: please be on time.",
         )
+
+
+# --- the simulated day's cast (manage.py simulate) ------------------------------
+
+# Around Johannesburg, where the demo drivers stand.
+SIM_CENTRE = (-26.1950, 28.0400)
+SIM_DRIVER_NAMES = (
+    ("Sipho", "Mokoena"), ("Anele", "Zulu"), ("Johan", "Botha"), ("Naledi", "Khumalo"),
+    ("Rashid", "Adams"), ("Lerato", "Mahlangu"), ("Kobus", "Pretorius"), ("Zanele", "Ngcobo"),
+    ("Tebogo", "Sithole"), ("Fatima", "Ebrahim"), ("Bongani", "Mthembu"), ("Karin", "du Plessis"),
+    ("Mpho", "Radebe"), ("Nadia", "Naidoo"), ("Themba", "Cele"), ("Refilwe", "Moloi"),
+    ("Willem", "Venter"), ("Ayanda", "Shabalala"), ("Priya", "Govender"), ("Lwazi", "Ndlovu"),
+)  # fmt: skip
+SIM_PASSENGER_NAMES = (
+    ("Gogo", "Mabena"), ("Elsie", "Fourie"), ("Joseph", "Mkhize"), ("Ruth", "Abrahams"),
+    ("Samuel", "Tshabalala"), ("Maria", "Ferreira"), ("Dudu", "Zwane"), ("Frank", "Olivier"),
+    ("Nomvula", "Dube"), ("Ismail", "Jacobs"),
+)  # fmt: skip
+SIM_CAREGIVER_NAMES = (("Palesa", "Mabena"), ("Annelie", "Fourie"), ("Kagiso", "Mkhize"))
+# Every fourth simulated passenger travels in a wheelchair; every fifth
+# simulated vehicle carries one.
+SIM_WHEELCHAIR_EVERY = 4
+SIM_ACCESSIBLE_EVERY = 5
+
+
+@dataclass(frozen=True)
+class SimCast:
+    drivers: list[User]
+    passengers: list[User]
+    # caregiver -> the passenger they may book for
+    caregivers: dict[User, User]
+    # The demo drivers who stand still (seed_drivers): off duty while the
+    # simulation runs, so no ride waits on a driver who never moves.
+    standing: list[User] = ()
+
+
+def sim_phone(kind: int, number: int) -> str:
+    """The simulated cast's numbers: 2782990xxxx drivers, ...98... passengers, ...97... carers."""
+    return f"27829{kind}{number:05d}"
+
+
+def seed_simulation(drivers_wanted: int = 20) -> SimCast:
+    """
+    The simulator's drivers (verified, spread around the centre, offline
+    until their app connects), passengers (some in wheelchairs) and
+    caregivers (each linked to one passenger, allowed to book). Idempotent.
+    """
+    sim_drivers = []
+    for number in range(1, drivers_wanted + 1):
+        first, last = SIM_DRIVER_NAMES[(number - 1) % len(SIM_DRIVER_NAMES)]
+        accessible = number % SIM_ACCESSIBLE_EVERY == 0
+        with transaction.atomic():
+            user = _driver(
+                sim_phone(90, number),
+                first,
+                last if number <= len(SIM_DRIVER_NAMES) else f"{last} {number}",
+                VehicleType.WHEELCHAIR_ACCESSIBLE if accessible else VehicleType.SEDAN,
+                f"SIM {number:03d} GP",
+                demo=False,
+            )
+            drivers.driver_state_for(user)
+        sim_drivers.append(user)
+    passengers = []
+    for number, (first, last) in enumerate(SIM_PASSENGER_NAMES, 1):
+        user = _person(sim_phone(98, number), first, last, UserType.PASSENGER)
+        PassengerProfile.objects.update_or_create(
+            user=user, defaults={"needs_wheelchair": number % SIM_WHEELCHAIR_EVERY == 0}
+        )
+        passengers.append(user)
+    caregivers = {}
+    for number, (first, last) in enumerate(SIM_CAREGIVER_NAMES, 1):
+        carer = _person(sim_phone(97, number), first, last, UserType.CAREGIVER)
+        cared_for = passengers[number - 1]
+        if not CaregiverLink.objects.live().filter(passenger=cared_for, caregiver=carer).exists():
+            CaregiverLink.objects.create(
+                passenger=cared_for,
+                caregiver=carer,
+                relationship_type=RelationshipType.FAMILY,
+                status=LinkStatus.ACTIVE,
+                can_book_rides=True,
+                responded_at=timezone.now(),
+                notes="Simulated family member.",
+            )
+        caregivers[carer] = cared_for
+    standing = list(
+        User.objects.filter(
+            phone_number__in=[normalize_phone(d.phone) for d in SEED_DRIVERS],
+            driver_profile__is_demo=True,
+        )
+    )
+    return SimCast(
+        drivers=sim_drivers, passengers=passengers, caregivers=caregivers, standing=standing
+    )
+
+
+def demo_data_present() -> bool:
+    """Whether this database holds the demo data (the demo dispatcher and drivers)."""
+    seeded = [normalize_phone(d.phone) for d in SEED_DRIVERS]
+    return User.objects.filter(
+        phone_number=DEMO_DISPATCHER_PHONE
+    ).exists() and DriverProfile.objects.filter(
+        user__phone_number__in=seeded, is_demo=True
+    ).count() == len(seeded)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from math import ceil
+
 from django import template
+from django.utils import timezone
 
 from console.regions import vehicle_label
 from dispatch import labels
@@ -15,6 +18,27 @@ register.filter("ride_status_label", labels.ride_status_label)
 register.filter("ride_status_tone", labels.ride_status_tone)
 register.filter("event_label", labels.event_label)
 register.filter("event_tone", labels.event_tone)
+
+# How a feed entry names its driver ("Driver assigned r-42 · to Ann Lee").
+EVENT_DRIVER_WORDS = {
+    "offered": "to",
+    "assigned": "to",
+    "reassigned": "to",
+    "offer_declined": "by",
+    "offer_expired": "by",
+    "driver_cancelled": "by",
+}
+
+
+@register.filter
+def event_driver_word(kind: str) -> str:
+    return EVENT_DRIVER_WORDS.get(kind, "driver")
+
+
+@register.filter
+def seconds_left(offer) -> int:
+    """Whole seconds until an offer expires (the page counts down from it)."""
+    return max(0, ceil((offer.expires_at - timezone.now()).total_seconds()))
 
 
 @register.filter

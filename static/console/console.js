@@ -30,6 +30,8 @@
     stale: "No recent signal"
   };
   var RESTYLE_EVERY_MS = 5000;
+  // Initials on the markers from this zoom on (further out they only overlap).
+  var LABELS_FROM_ZOOM = 9;
 
   function readJSON(id) {
     var node = document.getElementById(id);
@@ -107,13 +109,31 @@
     return COLORS.pickupActive;
   }
 
-  function tag(marker, key, kind, state) {
+  function tag(marker, key, kind, state, title) {
     var path = marker.getElement && marker.getElement();
     if (!path) return;
     path.setAttribute("data-marker", key);
     path.setAttribute("data-kind", kind);
     path.setAttribute("data-state", state);
+    // A hover title in SVG is a <title> child; its text is users' text, so
+    // it goes in as text.
+    var node = path.querySelector("title");
+    if (!node) {
+      node = document.createElementNS("http://www.w3.org/2000/svg", "title");
+      path.appendChild(node);
+    }
+    node.textContent = title;
   }
+
+  // "Ann Lee" -> "AL"; "Sipho" -> "SI"; a phone number -> its last two digits.
+  function initials(name) {
+    var words = String(name || "").trim().split(/\s+/).filter(Boolean);
+    if (!words.length) return "?";
+    if (/^\+?[\d\s]+$/.test(name)) return name.replace(/\D/g, "").slice(-2);
+    if (words.length === 1) return words[0].slice(0, 2).toUpperCase();
+    return (words[0].charAt(0) + words[words.length - 1].charAt(0)).toUpperCase();
+  }
+  ccMap.initials = initials;
 
   function driverPopup(id) {
     var d = ccMap.drivers[id];
@@ -152,7 +172,7 @@
   function styleDriver(marker, d) {
     var state = driverState(d);
     marker.setStyle({ fillColor: COLORS[state] });
-    tag(marker, "driver-" + d.id, "driver", state);
+    tag(marker, "driver-" + d.id, "driver", state, d.name + " · " + STATE_LABELS[state]);
   }
 
   function putDriver(d) {
@@ -160,23 +180,31 @@
     ccMap.drivers[d.id] = d;
     var marker = ccMap.markers[key];
     if (!marker) {
+      // Drivers sit in a pane above the pickups: a ring at the same spot
+      // never covers a driver.
       marker = L.circleMarker([d.lat, d.lng], {
-        radius: 9,
+        radius: 11,
         weight: 2,
         color: "#ffffff",
         fillOpacity: 0.95,
+        pane: "cc-drivers",
         className: "cc-marker cc-driver"
       });
       marker.bindPopup(function () { return driverPopup(d.id); });
-      // Leaflet inserts a string as HTML: names are users' text, so a node.
-      marker.bindTooltip(function () {
-        var current = ccMap.drivers[d.id] || d;
-        return make("span", null, current.name + " · " + STATE_LABELS[driverState(current)]);
-      }, { direction: "top", offset: [0, -8] });
+      // The driver's initials on the marker. Leaflet inserts a string as
+      // HTML: names are users' text, so a text node.
+      marker.bindTooltip(make("span", null, initials(d.name)), {
+        permanent: true,
+        direction: "center",
+        interactive: false,
+        className: "cc-initials"
+      });
       marker.addTo(ccMap.map);
       ccMap.markers[key] = marker;
     } else {
       marker.setLatLng([d.lat, d.lng]);
+      var label = marker.getTooltip() && marker.getTooltip().getContent();
+      if (label && label.textContent !== initials(d.name)) label.textContent = initials(d.name);
     }
     styleDriver(marker, d);
   }
@@ -188,25 +216,55 @@
     var marker = ccMap.markers[key];
     if (!marker) {
       // A ring, not a dot: pickups read differently from drivers without colour.
+      // A ring around the spot, in the pane under the drivers: a driver
+      // waiting at the pickup shows inside it.
       marker = L.circleMarker([r.lat, r.lng], {
-        radius: 8,
+        radius: 15,
         weight: 4,
         fillColor: "#ffffff",
-        fillOpacity: 1,
+        fillOpacity: 0.35,
+        pane: "cc-pickups",
         className: "cc-marker cc-ride"
       });
       marker.bindPopup(function () { return ridePopup(r.ride_id); });
-      marker.bindTooltip(function () {
-        var current = ccMap.rides[r.ride_id] || r;
-        return make("span", null, "Pickup · " + current.passenger);
-      }, { direction: "top", offset: [0, -8] });
       marker.addTo(ccMap.map);
       ccMap.markers[key] = marker;
     } else {
       marker.setLatLng([r.lat, r.lng]);
     }
     marker.setStyle({ color: rideColor(state) });
-    tag(marker, key, "ride", state);
+    tag(marker, key, "ride", state, "Pickup · " + r.passenger + " · " + r.ride_id);
+  }
+
+  // Waiting pickups outside the view: a count at the map's edge; a click
+  // brings them into view.
+  function offscreenPending() {
+    if (!ccMap.map) return [];
+    var view = ccMap.map.getBounds();
+    return Object.keys(ccMap.rides).filter(function (rideId) {
+      var r = ccMap.rides[rideId];
+      return r.pending && !view.contains([r.lat, r.lng]);
+    });
+  }
+
+  function updateOffscreen() {
+    var button = document.getElementById("map-offscreen");
+    if (!button || !ccMap.map) return;
+    var outside = offscreenPending();
+    button.hidden = !outside.length;
+    button.dataset.count = String(outside.length);
+    button.textContent = outside.length === 1
+      ? "1 waiting ride outside the view: show"
+      : outside.length + " waiting rides outside the view: show";
+  }
+  ccMap.offscreenPending = offscreenPending;
+
+  function showOffscreen() {
+    var keys = offscreenPending().map(function (rideId) { return ccMap.markers["ride-" + rideId]; });
+    if (!keys.length) return;
+    var bounds = ccMap.map.getBounds();
+    keys.forEach(function (marker) { bounds.extend(marker.getLatLng()); });
+    ccMap.map.fitBounds(bounds, { padding: [30, 30] });
   }
 
   function drawLines() {
@@ -266,6 +324,7 @@
     });
     removeMissing("ride-", keep);
     drawLines();
+    updateOffscreen();
   }
 
   function applyDrivers(data) {
@@ -295,6 +354,7 @@
       delete ccMap.rides[rideId];
     });
     drawLines();
+    updateOffscreen();
   }
 
   function applyPositions(data) {
@@ -361,6 +421,12 @@
     if (!node || !config || typeof L === "undefined") return;
     // A view first: Leaflet draws layers only once the map has one.
     ccMap.map = L.map(node, { zoomControl: true, worldCopyJump: true }).setView([-29.0, 24.5], 5);
+    ccMap.map.createPane("cc-pickups").style.zIndex = 410;
+    ccMap.map.createPane("cc-drivers").style.zIndex = 420;
+    ccMap.map.on("moveend zoomend", function () {
+      updateOffscreen();
+      node.classList.toggle("cc-labels-off", ccMap.map.getZoom() < LABELS_FROM_ZOOM);
+    });
     var tiles = L.tileLayer(config.tile_url, {
       maxZoom: 19,
       attribution: "&copy; OpenStreetMap contributors"
@@ -371,6 +437,7 @@
     tiles.addTo(ccMap.map);
     applySnapshot(initial || { drivers: [], rides: [] });
     fitAll();
+    node.classList.toggle("cc-labels-off", ccMap.map.getZoom() < LABELS_FROM_ZOOM);
     window.setInterval(restyleDrivers, RESTYLE_EVERY_MS);
   }
 
@@ -433,6 +500,65 @@
     document.title = count ? "(" + count + ") " + base : base;
   }
 
+  // --- offer countdowns -------------------------------------------------------
+
+  function updateCountdowns() {
+    var now = serverNow() * 1000;
+    document.querySelectorAll("[data-countdown]").forEach(function (node) {
+      var at = Date.parse(node.getAttribute("data-countdown"));
+      if (isNaN(at)) return;
+      var left = Math.max(0, Math.ceil((at - now) / 1000));
+      node.textContent = left + " s";
+      node.dataset.secondsLeft = String(left);
+    });
+  }
+
+  // --- search: passenger name or phone, driver, ride id ---------------------------
+
+  function searchInput() {
+    return document.querySelector("[data-search-input]");
+  }
+
+  // Digits typed as a phone number match the stored digits ("27821234567")
+  // whether typed with the country code, spaces, or a leading 0.
+  function matches(haystack, query) {
+    if (haystack.indexOf(query.text) !== -1) return true;
+    if (query.digits.length >= 3) {
+      var digits = query.digits.charAt(0) === "0" ? query.digits.slice(1) : query.digits;
+      return haystack.replace(/\D/g, " ").split(/\s+/).some(function (number) {
+        return number.length >= 7 && number.indexOf(digits) !== -1;
+      });
+    }
+    return false;
+  }
+
+  function applySearch() {
+    var input = searchInput();
+    if (!input) return;
+    var raw = input.value.trim().toLowerCase();
+    var phoneLike = /^[+\d\s()-]+$/.test(raw);
+    var query = { text: raw, digits: phoneLike ? raw.replace(/\D/g, "") : "" };
+    var shown = 0;
+    var hidden = 0;
+    document.querySelectorAll(".board [data-search]").forEach(function (node) {
+      var hit = !raw || matches(node.getAttribute("data-search").toLowerCase(), query);
+      node.classList.toggle("is-filtered-out", !hit);
+      if (hit) shown += 1; else hidden += 1;
+    });
+    var result = document.querySelector("[data-search-result]");
+    if (result) result.textContent = raw ? shown + " found" + (hidden ? ", " + hidden + " hidden" : "") : "";
+  }
+  ccMap.applySearch = applySearch;
+
+  var searchForm = document.querySelector("[data-board-search]");
+  if (searchForm) {
+    searchForm.addEventListener("submit", function (event) { event.preventDefault(); applySearch(); });
+    searchInput().addEventListener("input", applySearch);
+    searchInput().addEventListener("keydown", function (event) {
+      if (event.key === "Escape") { searchInput().value = ""; applySearch(); }
+    });
+  }
+
   // --- the live socket --------------------------------------------------------
 
   function setLive(state, text) {
@@ -477,9 +603,15 @@
   });
   document.body.addEventListener("htmx:wsAfterMessage", function () {
     updateClocks();
+    updateCountdowns();
+    applySearch();
     if (ccMap.map) restyleDrivers();
   });
-  document.body.addEventListener("htmx:afterSettle", updateClocks);
+  document.body.addEventListener("htmx:afterSettle", function () {
+    updateClocks();
+    updateCountdowns();
+    applySearch();
+  });
   document.body.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.target && event.detail.target.id === "ride-panel") {
       var node = panel();
@@ -501,16 +633,23 @@
       fitAll();
       return;
     }
+    if (event.target.closest("[data-offscreen]") && ccMap.map) {
+      showOffscreen();
+      return;
+    }
     if (event.target.closest("[data-close-panel]")) {
       event.preventDefault();
       closePanel();
     }
   });
   document.addEventListener("keydown", function (event) {
-    if (event.key === "Escape" && panel() && !panel().hidden) closePanel();
+    if (event.key === "Escape" && panel() && !panel().hidden && event.target !== searchInput()) closePanel();
   });
 
   initMap();
   updateClocks();
+  updateCountdowns();
+  applySearch();
   window.setInterval(updateClocks, 15000);
+  window.setInterval(updateCountdowns, 1000);
 })();

@@ -237,8 +237,14 @@ def test_a_booking_appears_live_and_is_assigned_with_one_click(server, new_page)
         nearest = panel.locator(".candidate").first.inner_text()
         assert "Michael Brown" in nearest and "40." in nearest
         candidate.click()
-        # 40 km is beyond the match radius: the console asks before it assigns.
-        panel.locator(f'[data-confirm-assign="{michael_id}"] [data-confirm-button]').click()
+        # 40 km is beyond the match radius: the console asks before it
+        # assigns, saying how far and how long.
+        confirm = panel.locator(f'[data-confirm-assign="{michael_id}"]')
+        confirm.wait_for()
+        assert confirm.locator("[data-confirm-distance]").inner_text().startswith("40.")
+        assert re.fullmatch(r"about \d+ min", confirm.locator("[data-confirm-eta]").inner_text())
+        assert ride_id not in page.locator("#active-rides").inner_text()
+        confirm.locator("[data-confirm-button]").click()
         panel.locator(".notice-ok").wait_for()
 
         assigned = receive_until(passenger, "driver_assigned")

@@ -82,13 +82,14 @@ async def test_a_foreign_origin_is_refused(dispatcher, signed_in):
 
 
 async def test_a_console_gets_the_whole_board_on_connect(dispatcher, signed_in):
-    """A console that connects gets every region and the map's snapshot."""
+    """A console that connects gets every board region and the map, no caregiver links."""
     comm, connected = await open_console(await signed_in(dispatcher))
     assert connected
     messages = await board_on_connect(comm)
     html = "".join(m for m in messages if isinstance(m, str))
-    for region in ("pending-rides", "active-rides", "events", "drivers", "links"):
+    for region in ("pending-rides", "trouble", "active-rides", "events", "drivers"):
         assert f'<section id="{region}"' in html
+    assert '<section id="links"' not in html
     assert html.count('hx-swap-oob="true"') == 5
     assert [m["type"] for m in messages if isinstance(m, dict)] == ["map.snapshot"]
     await comm.disconnect()
@@ -139,7 +140,7 @@ async def test_every_console_hears_a_change(dispatcher, make_staff, passenger, s
     await layer.group_send(CONSOLE_GROUP, {"type": "console.links", "kind": "links"})
     for comm in (first, second):
         messages = [await read(comm), *await drain(comm)]
-        assert any(isinstance(m, str) and '<section id="links"' in m for m in messages)
+        assert any(isinstance(m, str) and '<section id="pending-rides"' in m for m in messages)
         await comm.disconnect()
 
 

@@ -1,0 +1,146 @@
+"""
+What the board puts in front of a dispatcher: what needs action now, who
+holds an offer and for how long, which driver each feed entry is about,
+and what an assignment beyond the match radius would mean.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from dispatch import matching, rides
+from dispatch.geo import Point
+from dispatch.locations import location_store
+from dispatch.models import Ride
+from tests.console.test_board import BOARD, CAPE_TOWN, book
+
+pytestmark = pytest.mark.django_db
+
+# About 40 km from Cape Town's centre: beyond the 10 km match radius.
+STELLENBOSCH = (-33.9321, 18.8602)
+
+
+def test_the_board_has_no_links_column_and_points_to_the_links_page(
+    console, passenger, make_user, make_link
+):
+    """Caregiver links, revoked ones too, are not on the board; the nav leads to their page."""
+    make_link(passenger, make_user("caregiver", first_name="Revoked", last_name="Carer"))
+    html = console.get(BOARD).content.decode()
+    assert 'id="links"' not in html and 'id="link-form"' not in html
+    assert "Revoked Carer" not in html
+    assert f'href="{reverse("console:links")}"' in html
+
+
+def test_needs_action_now_is_the_first_column(console, passenger):
+    """The board's first column is what needs action now: waiting rides, then rides in trouble."""
+    html = console.get(BOARD).content.decode()
+    assert html.index('class="col col-action"') < html.index('class="col col-map"')
+    column = html[html.index('class="col col-action"') : html.index('class="col col-map"')]
+    assert "Needs action now" in column
+    assert column.index('id="pending-rides"') < column.index('id="trouble"')
+    side = html[html.index('class="col col-side"') :]
+    assert 'id="drivers"' in side and "Drivers by status" in side
+
+
+def test_a_driver_waiting_at_the_pickup_puts_the_ride_in_trouble(
+    htmx, make_driver, passenger, settings
+):
+    """A driver waiting at the pickup puts the ride in trouble, flagged past the wait."""
+    settings.NO_SHOW_WAIT_MIN = 5
+    driver = make_driver(*CAPE_TOWN, first_name="Ann", last_name="Lee")
+    ride = book(passenger)
+    html = htmx.get("/console/regions/trouble/").content.decode()
+    assert f'id="trouble-{ride.pk}"' not in html
+    rides.ride_driver_arrived(ride=ride, driver=driver)
+    Ride.objects.filter(pk=ride.pk).update(arrived_at=timezone.now() - timedelta(minutes=6))
+    html = htmx.get("/console/regions/trouble/").content.decode()
+    card = html[html.index(f'id="trouble-{ride.pk}"') :]
+    assert "Ann Lee" in card and "Sarah Johnson" in card
+    flag = re.search(r'<span class="pill pill-warn"[^>]*>Possible no-show', card)
+    assert flag and "hidden" not in flag.group(0)
+
+
+def test_feed_entries_name_the_driver_of_assignments_and_reassignments(
+    htmx, make_driver, passenger, dispatcher
+):
+    """The feed says which driver a ride went to, and from whom it was moved."""
+    first = make_driver(*CAPE_TOWN, first_name="Ann", last_name="Lee")
+    ride = book(passenger)
+    assert ride.driver_id == first.pk
+    second = make_driver(*CAPE_TOWN, first_name="Bo", last_name="Khumalo")
+    matching.ride_assign(ride=ride, driver_id=second.pk, actor=dispatcher, role="dispatcher")
+    events = htmx.get("/console/regions/events/").content.decode()
+    items = re.findall(r'<li class="feed-item.*?</li>', events, re.S)
+    reassigned = next(i for i in items if "Driver reassigned" in i)
+    assert "to <strong>Bo Khumalo</strong> (was Ann Lee)" in reassigned
+    assigned = next(i for i in items if "Driver assigned" in i)
+    assert "to <strong>Ann Lee</strong>" in assigned
+
+
+def test_an_offer_shows_who_holds_it_and_the_seconds_left(htmx, make_driver, passenger, settings):
+    """In offer mode the waiting card names the offer's driver and counts its seconds down."""
+    settings.DISPATCH_MODE = "offer"
+    settings.OFFER_TIMEOUT_S = 15
+    make_driver(*CAPE_TOWN, first_name="Ann", last_name="Lee")
+    ride = book(passenger)
+    html = htmx.get("/console/regions/pending-rides/").content.decode()
+    card = html[html.index(f'id="pending-{ride.pk}"') :]
+    offer = re.search(r'<p class="offer"[^>]*>(.*?)</p>', card, re.S).group(1)
+    assert "Offered to <strong>Ann Lee</strong>" in offer
+    seconds = int(re.search(r"data-countdown=\"[^\"]+\">(\d+) s<", offer).group(1))
+    assert 13 <= seconds <= 15
+    events = htmx.get("/console/regions/events/").content.decode()
+    assert "Offered to a driver" in events and "to <strong>Ann Lee</strong>" in events
+
+
+def test_assigning_beyond_the_radius_asks_first_with_distance_and_eta(htmx, make_driver, passenger):
+    """An out-of-radius assignment asks first, showing the distance and ETA, and assigns nothing."""
+    ride = book(passenger)
+    far = make_driver(*STELLENBOSCH, first_name="Far", last_name="Away")
+    response = htmx.post(
+        f"/console/rides/{ride.pk}/assign/", {"driver_id": far.pk, "version": ride.version}
+    )
+    html = response.content.decode()
+    distance = re.search(r"data-confirm-distance>([^<]+)<", html).group(1)
+    eta = re.search(r"data-confirm-eta>([^<]+)<", html).group(1)
+    assert distance.startswith("40.") and distance.endswith(" km")
+    assert re.fullmatch(r"about \d+ min", eta) and eta != "about 999 min"
+    ride.refresh_from_db()
+    assert ride.driver_id is None
+    confirmed = htmx.post(
+        f"/console/rides/{ride.pk}/assign/",
+        {"driver_id": far.pk, "version": ride.version, "confirm": "1"},
+    )
+    assert "is now assigned" in confirmed.content.decode()
+
+
+def test_cards_and_driver_rows_carry_what_the_search_matches(htmx, make_driver, passenger):
+    """Cards and driver rows hold the ride id, names and phone digits the board's search matches."""
+    ride = book(passenger)
+    driver = make_driver(*CAPE_TOWN, first_name="Ann", last_name="Lee")
+    pending = htmx.get("/console/regions/pending-rides/").content.decode()
+    terms = re.search(rf'id="pending-{ride.pk}"[^>]*data-search="([^"]+)"', pending).group(1)
+    assert ride.ride_id in terms and "Sarah Johnson" in terms and passenger.phone_number in terms
+    drivers = htmx.get("/console/regions/drivers/").content.decode()
+    row = re.search(rf'id="driver-row-{driver.pk}"[^>]*data-search="([^"]+)"', drivers).group(1)
+    assert "Ann Lee" in row and driver.phone_number in row
+
+
+def test_a_ride_whose_driver_lost_the_signal_is_in_trouble(htmx, make_driver, passenger):
+    """A ride whose driver has sent no position lately is under "Rides in trouble"."""
+    driver = make_driver(*CAPE_TOWN, first_name="Ann", last_name="Lee")
+    ride = book(passenger)
+    assert ride.driver_id == driver.pk
+    html = htmx.get("/console/regions/trouble/").content.decode()
+    assert f'id="trouble-{ride.pk}"' not in html
+    old = time.time() - 600
+    location_store().put(driver.pk, Point(*CAPE_TOWN, old))
+    html = htmx.get("/console/regions/trouble/").content.decode()
+    card = html[html.index(f'id="trouble-{ride.pk}"') :]
+    assert "Driver out of touch" in card and "Ann Lee" in card
