@@ -21,7 +21,9 @@ WCAG_21_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21
 PAGES = [
     ("/console/", "#live-status[data-state=open]"),
     ("/console/rides/{ride}/", "#ride-panel .panel-head"),
-    ("/console/links/", "#links"),
+    ("/console/links/", "#link-list"),
+    ("/console/day/", "#day-plan"),
+    ("/console/reports/", "#by-day-title"),
 ]
 SIGN_IN_PAGES = [
     ("/console/login/", "input[name=username]"),
