@@ -1,9 +1,10 @@
 """
 Dispatch's rows: drivers' live state, rides and their events, offers
-(`rides`); recurring series and shifts (`schedule`); day plans, runs and
-stops (`plans`).
+(`rides`); share links and alarms (`alerts`); recurring series and shifts
+(`schedule`); day plans, runs and stops (`plans`).
 """
 
+from dispatch.models.alerts import Alarm, AlarmKind, ShareLink
 from dispatch.models.plans import DayPlan, PlanEvent, PlanStatus, Run, Stop, StopKind
 from dispatch.models.rides import (
     ACTIVE_STATUSES,
@@ -33,6 +34,8 @@ __all__ = [
     "PENDING_STATUSES",
     "RIDE_ID_PATTERN",
     "SERIES_WITHDREW",
+    "Alarm",
+    "AlarmKind",
     "CancelledBy",
     "DayPlan",
     "DriverShift",
@@ -52,6 +55,7 @@ __all__ = [
     "Run",
     "SeriesPause",
     "SeriesStatus",
+    "ShareLink",
     "Stop",
     "StopKind",
 ]

@@ -87,9 +87,9 @@ async def test_a_console_gets_the_whole_board_on_connect(dispatcher, signed_in):
     assert connected
     messages = await board_on_connect(comm)
     html = "".join(m for m in messages if isinstance(m, str))
-    for region in ("pending-rides", "active-rides", "events", "drivers", "links"):
+    for region in ("alerts", "pending-rides", "active-rides", "events", "drivers", "links"):
         assert f'<section id="{region}"' in html
-    assert html.count('hx-swap-oob="true"') == 5
+    assert html.count('hx-swap-oob="true"') == 6
     assert [m["type"] for m in messages if isinstance(m, dict)] == ["map.snapshot"]
     await comm.disconnect()
 
