@@ -36,8 +36,8 @@ def new_driver(server, first_name: str) -> str:
         "from people.models import DriverProfile, User\n"
         f"user = User.objects.create_user('{phone}', first_name='{first_name}',"
         " last_name='Khumalo', user_type='driver')\n"
-        "DriverProfile.objects.create(user=user, vehicle_type='sedan',"
-        f" vehicle_registration='ND {phone[-3:]}-001', licence_number='L{phone}', is_verified=True)\n"
+        "DriverProfile.objects.create(user=user, vehicle_type='sedan', is_verified=True,"
+        f" vehicle_registration='ND {phone[-3:]}-001', licence_number='L{phone}')\n"
         "drivers.driver_state_for(user)\n"
     )
     return phone
