@@ -47,6 +47,7 @@
 
   function check() {
     reveal();
+    label(); // a re-rendered lane comes with the button's first words
     var items = visibleItems();
     var fresh = [];
     var keys = {};
@@ -95,9 +96,8 @@
     if (banner) banner.hidden = false;
   });
   document.body.addEventListener("htmx:wsAfterMessage", check);
-  document.body.addEventListener("htmx:afterSettle", function () { check(); label(); });
+  document.body.addEventListener("htmx:afterSettle", check);
 
   check();
-  label();
   window.setInterval(check, 5000);
 })();
