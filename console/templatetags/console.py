@@ -39,6 +39,10 @@ EVENT_KINDS = {
     "cancelled": "Cancelled",
     "driver_cancelled": "Driver gave the ride back",
     "unfulfilled": "Closed unfulfilled",
+    "waiting_passenger_told": "Passenger told: driver at the door",
+    "waiting_caregivers_told": "Caregivers told: driver at the door",
+    "alarm_raised": "Alarm raised",
+    "alarm_acknowledged": "Alarm acknowledged",
 }
 
 EVENT_TONES = {
@@ -50,6 +54,9 @@ EVENT_TONES = {
     "driver_cancelled": "warn",
     "no_show": "warn",
     "unfulfilled": "danger",
+    "waiting_caregivers_told": "warn",
+    "alarm_raised": "danger",
+    "alarm_acknowledged": "ok",
 }
 
 
