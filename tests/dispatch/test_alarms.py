@@ -16,15 +16,18 @@ from dispatch.locations import location_store
 from dispatch.models import Alarm, AlarmKind, Ride
 from tests.conftest import db, receive_until, token_for
 from tests.dispatch.test_rides_api import JHB, book
-from tests.dispatch.test_waiting import Ear
+from tests.dispatch.test_waiting import IN_MEMORY, Ear
 
 # Between the pickup (JHB) and the drop-off (JHB + 0.03, 0.03): near neither.
 HALFWAY = (JHB[0] + 0.015, JHB[1] + 0.015)
 
 
 @pytest.fixture
-def on_the_way(passenger, make_driver, make_user, make_link, django_capture_on_commit_callbacks):
+def on_the_way(
+    passenger, make_driver, make_user, make_link, django_capture_on_commit_callbacks, settings
+):
     """Sarah on board, her driver reporting; Emily is notified."""
+    settings.CHANNEL_LAYERS = IN_MEMORY
     make_driver(*JHB)
     emily = make_user("caregiver")
     make_link(passenger, emily, can_receive_notifications=True)

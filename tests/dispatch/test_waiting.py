@@ -23,6 +23,11 @@ from tests.dispatch.test_rides_api import JHB, book
 pytestmark = pytest.mark.django_db
 
 
+# Who hears what, in memory whatever layer the run is configured with (the
+# layers themselves are tested in tests/test_channel_prefix.py and tests/cluster).
+IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
 class Ear:
     """A channel in some groups: what the broadcast sent them."""
 
@@ -45,8 +50,11 @@ class Ear:
 
 
 @pytest.fixture
-def at_the_door(passenger, make_driver, make_user, make_link, django_capture_on_commit_callbacks):
+def at_the_door(
+    passenger, make_driver, make_user, make_link, django_capture_on_commit_callbacks, settings
+):
     """Sarah's driver has just arrived; Emily is told of everything, Tom is not."""
+    settings.CHANNEL_LAYERS = IN_MEMORY
     make_driver(*JHB)
     emily, tom = make_user("caregiver"), make_user("caregiver")
     make_link(passenger, emily, can_receive_notifications=True)
