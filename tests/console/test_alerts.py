@@ -10,14 +10,19 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.template.loader import render_to_string
 from django.test import Client
 from django.utils import timezone
 
+from console import regions
 from dispatch import alarms
 from dispatch.errors import NotAllowed
+from dispatch.geo import Point
+from dispatch.locations import location_store
 from dispatch.models import Alarm, AlarmKind, Ride
 from people.models import AuditEvent
-from tests.conftest import staff_login
+from tests.conftest import JHB, staff_login
+from tests.dispatch.test_plan_services import day, plan_tomorrow  # noqa: F401 (a fixture)
 from tests.dispatch.test_rides_api import book
 
 pytestmark = pytest.mark.django_db
@@ -97,3 +102,19 @@ def test_an_acknowledged_kind_may_be_raised_again(sos, passenger):
     Alarm.objects.filter(pk=sos.pk).update(acknowledged_at=timezone.now())
     fresh = alarms.alarm_sos(ride=sos.ride, passenger=passenger)
     assert fresh.pk != sos.pk and fresh.kind == AlarmKind.SOS
+
+
+def test_a_run_running_late_is_in_the_lane(day, settings):  # noqa: F811 (the fixture)
+    """dispatch.planning.day decides lateness; the lane lists the run and by how much."""
+    settings.PLAN_EXPLORATION = 1
+    plan_tomorrow()
+    run = Ride.objects.get(pk=day["rides"][0].pk).run
+    first = run.stops.order_by("sequence").first()
+    now = first.window_end - timedelta(minutes=5)
+    location_store().put(run.driver_id, Point(JHB[0] + 0.3, JHB[1], now.timestamp()))
+    lane_now = regions.alert_lane(now=now)
+    [(late_run, forecast)] = lane_now["late_runs"]
+    assert late_run == run and forecast.minutes_late > 10
+    html = render_to_string("console/alerts.html#alerts", {"alerts": lane_now})
+    assert "Running late" in html and f"{forecast.minutes_late} min late" in html
+    assert lane_now["due"] == 1
