@@ -55,8 +55,17 @@ def expires_at(ride: Ride) -> datetime | None:
 
 
 def link_state(link: ShareLink, now: datetime | None = None) -> str:
+    """
+    Live, ended or revoked; a caregiver's link dies with their permission to
+    share (their caregiver link revoked, or can_view_location taken away).
+    """
     now = now or timezone.now()
     if link.revoked_at is not None:
+        return REVOKED
+    ride = link.ride
+    if link.created_by_id != ride.passenger_id and not people_access.may_share_ride(
+        link.created_by, ride.passenger
+    ):
         return REVOKED
     ends = expires_at(link.ride)
     return ENDED if ends is not None and now >= ends else LIVE
@@ -95,7 +104,9 @@ def share_link_by_token(token: str) -> ShareLink | None:
     return (
         ShareLink.objects.filter(token_hash=token_hash(token))
         .select_related(
+            "created_by",
             "ride",
+            "ride__passenger",
             "ride__driver",
             "ride__driver__driver_profile",
             "ride__driver__driver_state",

@@ -203,3 +203,14 @@ def test_the_pages_are_noindex_and_under_the_csp(trip, passenger):
     assert len(executable) == 2
     for attrs in executable:
         assert " src=" in attrs and f'nonce="{nonce}"' in attrs
+
+
+def test_a_caregivers_link_ends_with_their_permission(trip, passenger, make_user, make_link):
+    """Emily's link to Sarah loses can_view_location: the page she shared ends with it."""
+    emily = make_user("caregiver")
+    link = make_link(passenger, emily, can_view_location=True)
+    token = token_of(share(emily, "trip-1"))
+    assert Client().get(f"/t/{token}/status/").json()["state"] == "live"
+    link.can_view_location = False
+    link.save()
+    assert Client().get(f"/t/{token}/status/").json() == {"state": "revoked"}
