@@ -29,6 +29,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from console import live_map, regions
+from dispatch import watch
 from dispatch.broadcast import CONSOLE_GROUP, user_group
 from people.access import is_dispatcher
 from project.common.adapters import QuietWhenClientLeft, SkipConnectionSweep
@@ -43,7 +44,7 @@ RENDER_DEBOUNCE_S = 0.15
 # Under a steady stream of changes, re-render no more often than this.
 RENDER_MIN_GAP_S = 0.5
 
-RIDE_DIRTY = frozenset({"pending-rides", "trouble", "active-rides", "events", "drivers"})
+RIDE_DIRTY = frozenset({"alerts", "pending-rides", "trouble", "active-rides", "events", "drivers"})
 # A driver who loses or regains the signal moves a ride in or out of trouble.
 DRIVER_DIRTY = frozenset({"drivers", "trouble"})
 # Ride cards name the passengers' caregivers (the links page has no socket).
@@ -77,6 +78,8 @@ class ConsoleConsumer(QuietWhenClientLeft, SkipConnectionSweep, AsyncWebsocketCo
         await self.channel_layer.group_add(CONSOLE_GROUP, self.channel_name)
         await self.channel_layer.group_add(user_group(user.pk), self.channel_name)
         self.joined = True
+        # Alarms and escalations reach the board even when no app is connected.
+        watch.start_trip_sweeper()
         # Whatever changed between the page render and this subscription.
         self._mark(EVERYTHING)
 
@@ -169,7 +172,7 @@ class ConsoleConsumer(QuietWhenClientLeft, SkipConnectionSweep, AsyncWebsocketCo
         names = [name for name in regions.REGIONS if name in dirty]
         ctx = regions.board_context(names)
         ctx.update(oob=True, can_manage_links=True)
-        html = "".join(render_to_string(f"{TEMPLATE}#{name}", ctx) for name in names)
+        html = "".join(render_to_string(regions.region_template(name), ctx) for name in names)
         if "map" in dirty:
             return html, [live_map.map_snapshot(drivers=ctx.get("drivers"))]
         maps = []

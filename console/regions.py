@@ -21,6 +21,7 @@ from dispatch.geo import Point
 from dispatch.locations import live_position, location_store, saved_point
 from dispatch.models import (
     DRIVER_HELD_STATUSES,
+    Alarm,
     DriverState,
     DriverStatus,
     OfferStatus,
@@ -28,12 +29,17 @@ from dispatch.models import (
     RideEvent,
     RideOffer,
     RideStatus,
+    Run,
 )
+from dispatch.planning.day import late_runs
 from people.models import CaregiverLink, User, VehicleType
 
 # The board's live regions. Caregiver links have their own page
 # (console:links, console/links.py).
-REGIONS = ("pending-rides", "trouble", "active-rides", "events", "drivers")
+REGIONS = ("alerts", "pending-rides", "trouble", "active-rides", "events", "drivers")
+# Regions kept in a template of their own, included into the board.
+REGION_TEMPLATES = {"alerts": "console/alerts.html"}
+ALERTS_SHOWN = 50
 EVENTS_SHOWN = 40
 OFFLINE_DRIVERS_SHOWN = 50
 # Lists stay readable (and renders cheap) on a busy day; the counts and the
@@ -309,11 +315,61 @@ def driver_rows(ids: set[int] | None = None) -> list[DriverRow]:
     return [_driver_row(state, positions.get(state.driver_id), held, now) for state in chosen]
 
 
+def region_template(name: str) -> str:
+    """The template name of one board region, for render_to_string."""
+    return f"{REGION_TEMPLATES.get(name, 'console/board.html')}#{name}"
+
+
+# --- the alert lane -----------------------------------------------------------
+
+
+def alert_lane(now: datetime | None = None) -> dict[str, Any]:
+    """
+    What needs a dispatcher's attention: open alarms, drivers waiting at
+    the door after the caregivers were told, rides waiting for a driver
+    longer than ALERT_WAITING_MIN (each listed from the start, shown once
+    due, so the page reveals it on time without a render), late runs.
+    """
+    now = now or timezone.now()
+    alarms = list(
+        Alarm.objects.filter(acknowledged_at=None)
+        .select_related("ride__passenger", "ride__driver")
+        .order_by("raised_at")[:ALERTS_SHOWN]
+    )
+    at_door = list(
+        Ride.objects.filter(status=RideStatus.DRIVER_ARRIVED)
+        .exclude(waiting_escalated_at=None)
+        .select_related("passenger", "driver")
+        .order_by("arrived_at")[:ALERTS_SHOWN]
+    )
+    waiting = list(
+        Ride.objects.pending().select_related("passenger").order_by("created_at")[:ALERTS_SHOWN]
+    )
+    after = timedelta(minutes=settings.ALERT_WAITING_MIN)
+    for ride in waiting:
+        ride.alert_after = ride.created_at + after
+        ride.alert_due = ride.alert_after <= now
+    today = timezone.localdate(now)
+    late = (
+        late_runs(today, now=now) if Run.objects.filter(plan__service_date=today).exists() else []
+    )
+    due = len(alarms) + len(at_door) + sum(r.alert_due for r in waiting) + len(late)
+    return {
+        "alarms": alarms,
+        "at_door": at_door,
+        "waiting": waiting,
+        "late_runs": late,
+        "due": due,
+    }
+
+
 def board_context(regions: tuple[str, ...] | list[str] | set[str] = REGIONS) -> dict[str, Any]:
     """The data of the given board regions, each read once."""
     ctx: dict[str, Any] = {
         "no_show_wait_min": settings.NO_SHOW_WAIT_MIN,
     }
+    if "alerts" in regions:
+        ctx["alerts"] = alert_lane()
     if "pending-rides" in regions:
         rides = pending_rides()
         ctx["pending_rides"] = rides

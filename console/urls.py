@@ -28,4 +28,5 @@ urlpatterns = [
     path("links/<int:link_pk>/permissions/", links.link_permissions, name="link_permissions"),
     path("links/<int:link_pk>/accept/", links.link_accept, name="link_accept"),
     path("links/<int:link_pk>/revoke/", links.link_revoke, name="link_revoke"),
+    path("alarms/<int:alarm_pk>/acknowledge/", views.alarm_acknowledge, name="alarm_acknowledge"),
 ]

@@ -40,7 +40,7 @@ from console.forms import (
     ConsoleLoginForm,
     SecondFactorForm,
 )
-from dispatch import matching, rides
+from dispatch import alarms, matching, rides
 from dispatch.errors import DispatchError, NeedsConfirmation
 from dispatch.models import FINAL_STATUSES, PENDING_STATUSES, Ride, RideStatus
 from people import staff_signin
@@ -245,7 +245,7 @@ def region(request: HtmxHttpRequest, name: str) -> HttpResponse:
     if not request.htmx:
         return redirect("console:board")
     ctx = {**regions.board_context((name,)), **_common(request)}
-    return render(request, f"{TEMPLATE}#{name}", ctx)
+    return render(request, regions.region_template(name), ctx)
 
 
 # --- one ride: assign, reassign, cancel -------------------------------------------
@@ -348,3 +348,20 @@ def ride_cancel(request: HtmxHttpRequest, ride_pk: int) -> HttpResponse:
 @dispatcher_view
 def ride_unfulfilled(request: HtmxHttpRequest, ride_pk: int) -> HttpResponse:
     return _end_ride(request, ride_pk, "unfulfilled")
+
+
+@require_POST
+@dispatcher_view
+def alarm_acknowledge(request: HtmxHttpRequest, alarm_pk: int) -> HttpResponse:
+    """A dispatcher takes an alarm in hand (dispatch.alarms): the alert lane again."""
+    error = ""
+    try:
+        alarms.alarm_acknowledge(alarm_pk=alarm_pk, actor=request.user)
+    except DispatchError as exc:
+        error = str(exc)
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect("console:board")
+    ctx = {**regions.board_context(("alerts",)), **_common(request), "alerts_error": error}
+    return render(request, regions.region_template("alerts"), ctx)

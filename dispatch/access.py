@@ -4,7 +4,8 @@ broadcast all ask here; none re-derives a role or a permission.
 
 How a user relates to a ride, in this order (the first that applies):
 passenger, the ride's driver, caregiver of the passenger (an active link),
-dispatcher ("staff"). A personal relation comes before the staff role, so a
+dispatcher ("staff"); a family tracking link's holder is a `share` viewer
+(dispatch.sharing). A personal relation comes before the staff role, so a
 dispatcher who is also a caregiver sees the ride as their link allows,
 on every surface.
 """
@@ -25,6 +26,9 @@ PASSENGER = "passenger"
 DRIVER = "driver"
 CAREGIVER = "caregiver"
 STAFF = "staff"
+# Whoever holds a family tracking link (dispatch.sharing): sees the driver's
+# position while the ride holds its driver, as its passenger would.
+SHARE = "share"
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ from django.db import transaction
 from dispatch import payloads
 from dispatch.geo import Point
 from dispatch.locations import live_position
-from dispatch.models import Ride
+from dispatch.models import Alarm, Ride
 from dispatch.notify.outbox import notices_write
 from people.access import caregivers_following
 from project.common.batching import LatestPerKey
@@ -79,6 +79,16 @@ def user_group(user_id: int) -> str:
 # News of a plan to the riders: their confirmed pickup window, when a plan is
 # published and whenever it changes after.
 PICKUP_WINDOW = "pickup_window"
+# The no-show escalation's steps (dispatch.rides, dispatch.watch): the driver
+# waits at the door, told to the passenger, then to their caregivers too.
+WAITING_PASSENGER_TOLD = "waiting_passenger_told"
+WAITING_CAREGIVERS_TOLD = "waiting_caregivers_told"
+# Alarms on a trip (dispatch.alarms): to the caregivers who hear news, and
+# the consoles; never to the passenger's or the driver's app.
+ALARM_RAISED = "alarm_raised"
+ALARM_ACKNOWLEDGED = "alarm_acknowledged"
+# Events the caregivers do not hear of.
+_NOT_FOR_CAREGIVERS = ("offered", "needs_updated", WAITING_PASSENGER_TOLD)
 
 
 class RideNews(TypedDict):
@@ -184,13 +194,15 @@ def ride_changed(
     offer_expires_at=None,
     watchers: list[int] | None = None,
     driver_at: Point | None = None,
+    alarm: Alarm | None = None,
 ) -> None:
     """
     Tell everyone of `kind` on `ride` once the transaction commits. The ride
     is read again with its people unless it carries them already
     (`Ride.objects.with_people()`). `watchers`: the caregivers following the
     passenger, and `driver_at`: where its driver is, if the caller has read
-    them already.
+    them already. `alarm`: the alarm an ALARM_RAISED or ALARM_ACKNOWLEDGED
+    is about.
 
     Every ride event passes here inside its transaction (the one-statement
     booking writes its events without the ORM), so here too it writes the
@@ -208,6 +220,7 @@ def ride_changed(
         withdrawn=withdrawn_driver_ids,
         offer=(offered_driver_id, offer_distance_km, offer_expires_at),
         point=driver_at or driver_point(ride),
+        alarm=alarm,
     )
     if ride.run_id is not None and ride.service_date is not None and not told_window(kind):
         # Any change to a ride on a run changes its driver's manifest (a
@@ -271,7 +284,7 @@ def snapshot(ride: Ride) -> dict[str, Any]:
 
 
 def _ride_sends(
-    ride: Ride, kind: str, watchers, *, released, withdrawn, offer, point
+    ride: Ride, kind: str, watchers, *, released, withdrawn, offer, point, alarm=None
 ) -> list[Send]:
     """Who hears what of one ride event."""
     snapshot = payloads.ride_status(ride, point)
@@ -297,6 +310,13 @@ def _ride_sends(
     elif kind == "cancelled":
         to_ride = payloads.ride_cancelled(ride)
         to_driver = to_ride if ride.driver_id else None
+    elif kind in (WAITING_PASSENGER_TOLD, WAITING_CAREGIVERS_TOLD):
+        to_ride = payloads.driver_waiting(ride, caregivers_told=kind == WAITING_CAREGIVERS_TOLD)
+        to_driver = None
+        told_caregivers = {**to_ride, "event": kind}
+    elif kind in (ALARM_RAISED, ALARM_ACKNOWLEDGED):
+        to_ride = to_driver = None
+        told_caregivers = {**payloads.alarm(ride, alarm), "event": kind}
     elif kind == "needs_updated":
         # Not a ride event: the driver's card changed; the version stays.
         to_ride, to_driver = None, payloads.ride_updated(ride)
@@ -326,9 +346,10 @@ def _ride_sends(
         gone["reason"] = "offer_expired" if kind == "offer_expired" else "offer_withdrawn"
         sends.append((driver_group(driver_id), _news(ride, "withdrawn", "driver", gone)))
 
-    if kind not in ("offered", "needs_updated"):
+    if kind not in _NOT_FOR_CAREGIVERS:
         told = _news(ride, kind, "caregiver", told_caregivers or {**snapshot, "event": kind})
         sends += [(caregiver_group(caregiver_id), told) for caregiver_id in watchers]
+    if kind not in ("offered", "needs_updated"):
         sends.append((CONSOLE_GROUP, _console_ride(ride, kind)))
     return sends
 

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from dispatch import (
     access,
+    alarms,
     booking,
     broadcast,
     drivers,
@@ -20,6 +21,7 @@ from dispatch import (
     payloads,
     rides,
     scheduling,
+    watch,
 )
 from dispatch.access import Viewer
 from dispatch.errors import NotAllowed, NotFound, RideConflict
@@ -42,10 +44,11 @@ from project.common.sockets import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, JsonS
 
 
 class AppSocket(JsonSocket):
-    """What the app sockets share: offers time out while any is open."""
+    """What the app sockets share: offers time out, trips are swept, while any is open."""
 
     async def websocket_connect(self, message):
         offers.start_sweeper()
+        watch.start_trip_sweeper()
         await super().websocket_connect(message)
 
     async def refuse(self, code: int, error: str = "", message: str = "") -> None:
@@ -79,6 +82,7 @@ class RideConsumer(AppSocket):
         "cancel_ride": "on_cancel_ride",
         "get_status": "on_get_status",
         "ready": "on_ready",
+        "sos": "on_sos",
     }
 
     async def connect(self):
@@ -230,6 +234,20 @@ class RideConsumer(AppSocket):
             scheduling.ride_ready(ride=ride, actor=user)
 
         await db_async(ready)()
+
+    async def on_sos(self, content):
+        """The passenger asks for help: an alarm to the consoles and caregivers."""
+        user = self.require_user()
+
+        def sos():
+            ride = Ride.objects.filter(ride_id=self.ride_id).first()
+            if ride is None:
+                raise NotFound(f"There is no ride {self.ride_id}.")
+            return alarms.alarm_sos(ride=ride, passenger=user)
+
+        alarm = await db_async(sos)()
+        reply = {"type": "sos_received", "ride_id": self.ride_id, "alarm_id": alarm.pk}
+        await self.send_json({**reply, "message": "A dispatcher has been alerted."})
 
     # --- group messages ------------------------------------------------------------
 

@@ -45,16 +45,26 @@ PERSIST_CHUNK = 50
 # that rule as a time, as a test, and as a threshold for the stores.
 
 
-def stale_at(point: Point | None) -> float | None:
-    """When a driver at `point` turns stale without a new report; None: never."""
+def stale_at(point: Point | None, after_s: float | None = None) -> float | None:
+    """
+    When a driver at `point` turns stale without a new report; None: never.
+    `after_s`: a silence other than DRIVER_STALE_AFTER_S (the trip
+    watchdog's WATCHDOG_SILENT_MIN), under the same rule.
+    """
     if point is None:
         return 0.0
-    return point.seen + settings.DRIVER_STALE_AFTER_S if point.reported else None
+    after = settings.DRIVER_STALE_AFTER_S if after_s is None else after_s
+    return point.seen + after if point.reported else None
 
 
-def is_stale(point: Point | None, now: float | None = None) -> bool:
-    at = stale_at(point)
+def is_stale(point: Point | None, now: float | None = None, after_s: float | None = None) -> bool:
+    at = stale_at(point, after_s)
     return at is not None and (time.time() if now is None else now) > at
+
+
+def reports(point: Point) -> bool:
+    """Whether the position comes from an app's reports (not placed: a demo driver)."""
+    return point.reported
 
 
 def stale_before(now: float | None = None) -> float:

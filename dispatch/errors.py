@@ -49,3 +49,16 @@ class NeedsConfirmation(DispatchError):
 
     code = "confirmation_required"
     status = 409
+
+
+class NoShowTooEarly(IllegalTransition):
+    """A no-show recorded before the wait and the escalation: says how long is left."""
+
+    def __init__(self, ride, seconds_left: int, message: str) -> None:
+        DispatchError.__init__(
+            self,
+            message,
+            current_status=ride.status,
+            version=ride.version,
+            seconds_left=seconds_left,
+        )

@@ -46,6 +46,10 @@ EVENT_KINDS: dict[str, tuple[str, str]] = {
     "cancelled": ("Cancelled", "muted"),
     "driver_cancelled": ("Driver gave the ride back", "warn"),
     "unfulfilled": ("Closed unfulfilled", "danger"),
+    "waiting_passenger_told": ("Passenger told: driver at the door", "info"),
+    "waiting_caregivers_told": ("Caregivers told: driver at the door", "warn"),
+    "alarm_raised": ("Alarm raised", "danger"),
+    "alarm_acknowledged": ("Alarm acknowledged", "ok"),
 }
 
 DRIVER_STATUS: dict[str, tuple[str, str]] = {

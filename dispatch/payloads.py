@@ -12,7 +12,7 @@ from typing import Any, Literal, TypedDict
 from django.utils import timezone
 
 from dispatch.geo import Point, haversine_km
-from dispatch.models import Ride, Stop, StopKind
+from dispatch.models import Alarm, AlarmKind, Ride, Stop, StopKind
 
 # Average urban speed for the pickup ETA when the app sent none.
 ETA_SPEED_KMH = 30.0
@@ -409,3 +409,41 @@ def manifest(
         stops=stops,
         timestamp=timezone.now().isoformat(),
     )
+
+
+def driver_waiting(ride: Ride, *, caregivers_told: bool) -> dict[str, Any]:
+    """
+    The no-show escalation: the driver waits at the door. Told to the
+    passenger on arrival (`stage` "passenger"), then to them and their
+    caregivers (`stage` "caregivers").
+    """
+    return {
+        **_about(ride, "driver_waiting"),
+        "stage": "caregivers" if caregivers_told else "passenger",
+        "message": "The driver is waiting at the door.",
+        "waiting_since": _iso(ride.arrived_at),
+    }
+
+
+ALARM_WORDS = {
+    AlarmKind.SILENT: "We have lost touch with the driver's app. A dispatcher is checking.",
+    AlarmKind.STOPPED: "The car has stood still on the way for a while. A dispatcher is checking.",
+    AlarmKind.SOS: "The passenger asked for help. A dispatcher is checking.",
+}
+
+
+def alarm(ride: Ride, raised: Alarm) -> dict[str, Any]:
+    """An alarm on the ride, raised or acknowledged by a dispatcher (no health details)."""
+    return {
+        **_about(ride, "alarm"),
+        "alarm_id": raised.pk,
+        "kind": raised.kind,
+        "message": (
+            "A dispatcher is looking after it."
+            if raised.acknowledged_at
+            else ALARM_WORDS[raised.kind]
+        ),
+        "raised_at": _iso(raised.raised_at),
+        "acknowledged": raised.acknowledged_at is not None,
+        "acknowledged_at": _iso(raised.acknowledged_at),
+    }

@@ -3,6 +3,10 @@ Rides over REST, under /api/rides/: what the apps show as history and as the
 detail of one ride; booking ahead, a will-call return's "ready", and
 cancelling. Booking now and live updates stay on the sockets.
 
+A passenger, or a caregiver who may follow the ride, shares it with
+family through a tracking link (POST and DELETE .../share-links/,
+dispatch.sharing).
+
 Who sees a ride, and what of it, is dispatch.access's to decide, exactly as
 on the sockets; a ride the caller may not see answers 404, exactly as one
 that does not exist. The passenger's needs card comes only while the ride is
@@ -15,14 +19,22 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from ninja import Router, Status
 from ninja.pagination import PageNumberPagination, paginate
 
-from dispatch import access, broadcast, payloads, rides, scheduling
+from dispatch import access, broadcast, payloads, rides, scheduling, sharing
 from dispatch.access import Viewer
 from dispatch.errors import NotAllowed
-from dispatch.models import Ride
-from dispatch.rest_schemas import BookAheadIn, BookedOut, CancelIn, RideDetailOut, RideOut
+from dispatch.models import Ride, ShareLink
+from dispatch.rest_schemas import (
+    BookAheadIn,
+    BookedOut,
+    CancelIn,
+    RideDetailOut,
+    RideOut,
+    ShareLinkOut,
+)
 from dispatch.scheduling import Place
 from people.models import CaregiverLink, User
 from people.rest_schemas import ErrorOut
@@ -174,3 +186,45 @@ def ride_cancel(request: HttpRequest, ride_id: str, payload: CancelIn):
     )
     ride, viewer = _visible(request, ride_id)
     return _ride_out(ride, viewer)
+
+
+@ride_router.post(
+    "/{ride_id}/share-links/",
+    response={201: ShareLinkOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    summary="Share the ride with family: a tracking link",
+)
+def share_link_create(request: HttpRequest, ride_id: str):
+    """
+    A public page that follows this ride (status, the driver's first name
+    and vehicle, the car on a map while the ride is under way) until 30
+    minutes after it ends. The passenger, or a caregiver with
+    can_view_location. The token is in `url` and shown only now.
+    """
+    ride, _ = _visible(request, ride_id)
+    link, token = sharing.share_link_create(ride=ride, actor=request.auth)
+    return Status(
+        201,
+        {
+            "id": link.pk,
+            "ride_id": ride.ride_id,
+            "url": request.build_absolute_uri(reverse("track", args=[token])),
+            "token": token,
+            "created_at": link.created_at,
+            "expires_at": sharing.expires_at(ride),
+        },
+    )
+
+
+@ride_router.delete(
+    "/{ride_id}/share-links/{link_id}/",
+    response={204: None, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    summary="Revoke a tracking link",
+)
+def share_link_revoke(request: HttpRequest, ride_id: str, link_id: int):
+    """The page stops showing the ride at once."""
+    ride, _ = _visible(request, ride_id)
+    link = ShareLink.objects.select_related("ride__passenger").filter(pk=link_id, ride=ride).first()
+    if link is None:
+        raise ApiError(404, "not_found", f"Ride {ride_id} has no share link {link_id}.")
+    sharing.share_link_revoke(link=link, actor=request.auth)
+    return Status(204, None)

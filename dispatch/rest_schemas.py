@@ -232,3 +232,14 @@ class SeriesChangeOut(Schema):
     cancelled: list[str]
     # Planned rides the change left alone: a dispatcher decides them.
     kept_planned: list[str]
+
+
+class ShareLinkOut(Schema):
+    id: int
+    ride_id: str
+    # The page to send to family: /t/<token>/. The token is shown only here.
+    url: str
+    token: str
+    created_at: datetime
+    # The end of the ride plus 30 minutes; null while the ride is under way.
+    expires_at: datetime | None = None

@@ -21,6 +21,7 @@ Who drives whom (candidates, assignment, offers) is dispatch.matching's.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
@@ -30,7 +31,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from dispatch import broadcast, drivers
-from dispatch.errors import DispatchError, IllegalTransition, NotAllowed, RideConflict
+from dispatch.errors import (
+    DispatchError,
+    IllegalTransition,
+    NoShowTooEarly,
+    NotAllowed,
+    RideConflict,
+)
 from dispatch.models import (
     DRIVER_HELD_STATUSES,
     RIDE_ID_PATTERN,
@@ -310,7 +317,26 @@ def _driver_step(ride: Ride, driver: User, to_status: str, kind: str, **fields) 
 
 
 def ride_driver_arrived(*, ride: Ride, driver: User) -> Ride:
-    return _driver_step(ride, driver, S.DRIVER_ARRIVED, "driver_arrived", arrived_at=timezone.now())
+    """
+    The driver is at the pickup. The first step of the no-show escalation
+    goes with it: the passenger hears the driver waits at the door
+    (`waiting_passenger_told`); dispatch.waiting tells the caregivers later.
+    """
+    drivers_own(ride, driver)
+    with transaction.atomic():
+        transition(
+            ride,
+            S.DRIVER_ARRIVED,
+            kind="driver_arrived",
+            actor=driver,
+            role="driver",
+            arrived_at=timezone.now(),
+            waiting_escalated_at=None,
+        )
+        broadcast.ride_changed(ride, "driver_arrived")
+        record(ride, "waiting_passenger_told", payload={"passenger_id": ride.passenger_id})
+        broadcast.ride_changed(ride, "waiting_passenger_told")
+    return ride
 
 
 def ride_start(*, ride: Ride, driver: User) -> Ride:
@@ -321,29 +347,48 @@ def ride_complete(*, ride: Ride, driver: User) -> Ride:
     return _driver_step(ride, driver, S.COMPLETED, "completed", ended_at=timezone.now())
 
 
+def no_show_allowed_at(ride: Ride):
+    """
+    When the driver may record a no-show: NO_SHOW_WAIT_MIN after arriving,
+    and not before the caregivers were told (NO_SHOW_CAREGIVERS_AFTER_MIN).
+    """
+    wait = max(settings.NO_SHOW_WAIT_MIN, settings.NO_SHOW_CAREGIVERS_AFTER_MIN)
+    return ride.arrived_at + timedelta(minutes=wait)
+
+
 def ride_no_show(*, ride: Ride, driver: User) -> Ride:
     """
-    The passenger did not come. Only after the driver has waited
-    NO_SHOW_WAIT_MIN at the pickup, whose arrival the passenger and their
-    caregivers were told of.
+    The passenger did not come. Only after the driver has waited at the
+    pickup and the escalation has run: the passenger, then their caregivers
+    were told the driver waits at the door.
     """
     drivers_own(ride, driver)
     if ride.status != S.DRIVER_ARRIVED or ride.arrived_at is None:
         raise IllegalTransition(ride, S.NO_SHOW, "Mark arrival at the pickup first.")
-    wait_until = ride.arrived_at + timedelta(minutes=settings.NO_SHOW_WAIT_MIN)
-    if timezone.now() < wait_until:
-        raise IllegalTransition(
+    now = timezone.now()
+    allowed_at = no_show_allowed_at(ride)
+    if now < allowed_at:
+        left = math.ceil((allowed_at - now).total_seconds())
+        raise NoShowTooEarly(
             ride,
-            S.NO_SHOW,
-            f"Wait at the pickup until {timezone.localtime(wait_until):%H:%M:%S} "
-            "before recording a no-show.",
+            left,
+            f"Wait at the pickup until {timezone.localtime(allowed_at):%H:%M:%S} "
+            f"({left // 60} min {left % 60} s from now) before recording a no-show.",
+        )
+    if ride.waiting_escalated_at is None:
+        # The sweep tells the caregivers within TRIP_SWEEP_S of the time.
+        left = math.ceil(settings.TRIP_SWEEP_S)
+        raise NoShowTooEarly(
+            ride,
+            left,
+            f"The passenger's caregivers are being told you are waiting; try again in {left} s.",
         )
     return _driver_step(
         ride,
         driver,
         S.NO_SHOW,
         "no_show",
-        ended_at=timezone.now(),
+        ended_at=now,
         cancelled_by=CancelledBy.SYSTEM,
         cancel_reason="no_show",
     )

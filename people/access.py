@@ -210,3 +210,24 @@ def caregivers_following_query(passenger_id):
 
 def caregivers_following(passenger_id: int) -> list[int]:
     return list(caregivers_following_query(passenger_id))
+
+
+def caregivers_notified(passenger_id: int) -> list[int]:
+    """Caregivers who may receive notifications about the passenger's rides."""
+    return list(
+        CaregiverLink.objects.active()
+        .filter(passenger_id=passenger_id, can_receive_notifications=True)
+        .values_list("caregiver_id", flat=True)
+    )
+
+
+def may_share_ride(user: User, passenger: User) -> bool:
+    """
+    A family tracking link shows where the driver is: the passenger makes
+    one, or a caregiver whose link lets them follow the ride's position
+    (can_view_location).
+    """
+    if user.pk == passenger.pk:
+        return True
+    link = link_between(user.pk, passenger.pk)
+    return link is not None and link.can_view_location

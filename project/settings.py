@@ -371,6 +371,21 @@ DRIVER_STALE_AFTER_S = env_int("DRIVER_STALE_AFTER_S", 30)
 DISPATCH_MODE = env("DISPATCH_MODE", "auto")
 OFFER_TIMEOUT_S = env_int("OFFER_TIMEOUT_S", 15)
 NO_SHOW_WAIT_MIN = env_float("NO_SHOW_WAIT_MIN", 5)
+# The no-show escalation: the passenger hears the driver is at the door on
+# arrival, their caregivers this many minutes later (dispatch.waiting).
+NO_SHOW_CAREGIVERS_AFTER_MIN = env_float("NO_SHOW_CAREGIVERS_AFTER_MIN", 2)
+# The active-trip watchdog (dispatch.alarms): a driver holding a ride who has
+# not reported for this long, or who stands still away from the pickup and
+# the drop-off for this long, raises an alarm.
+WATCHDOG_SILENT_MIN = env_float("WATCHDOG_SILENT_MIN", 3)
+WATCHDOG_STOPPED_MIN = env_float("WATCHDOG_STOPPED_MIN", 10)
+# Seconds between sweeps of trips under way (escalations, the watchdog) in
+# each serving worker; `manage.py sweep_trips` is the timer's backstop.
+TRIP_SWEEP_S = env_float("TRIP_SWEEP_S", 5)
+# The console's alert lane lists rides waiting for a driver this long.
+ALERT_WAITING_MIN = env_float("ALERT_WAITING_MIN", 5)
+# Requests a client address may make to the family tracking pages a minute.
+SHARE_PAGE_MAX_PER_MIN = env_int("SHARE_PAGE_MAX_PER_MIN", 60)
 LOCATION_STORE = env("LOCATION_STORE", "redis" if REDIS_URL else "memory")
 LOCATION_PERSIST_INTERVAL_S = env_float("LOCATION_PERSIST_INTERVAL_S", 10.0)
 WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 64 * 1024)

@@ -20,7 +20,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 # Settings that would point the server at shared services: it gets its own.
-ISOLATED_FROM = ("DATABASE_URL", "REDIS_URL", "LOCATION_STORE", "SQLITE_TEST_PATH")
+ISOLATED_FROM = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "LOCATION_STORE",
+    "SQLITE_TEST_PATH",
+    # The in-process tests' own setting: a real server sweeps trips.
+    "TRIP_SWEEP_S",
+)
 
 
 def free_port() -> int:

@@ -1,9 +1,11 @@
 """
 Dispatch's rows: drivers' live state, rides and their events, offers
-(`rides`); the notification outbox (`notifications`); recurring series
-and shifts (`schedule`); day plans, runs and stops (`plans`).
+(`rides`); the notification outbox (`notifications`); share links and
+alarms (`alerts`); recurring series and shifts (`schedule`); day plans,
+runs and stops (`plans`).
 """
 
+from dispatch.models.alerts import Alarm, AlarmKind, ShareLink
 from dispatch.models.notifications import Notification, NotificationStatus
 from dispatch.models.plans import DayPlan, PlanEvent, PlanStatus, Run, Stop, StopKind
 from dispatch.models.rides import (
@@ -34,6 +36,8 @@ __all__ = [
     "PENDING_STATUSES",
     "RIDE_ID_PATTERN",
     "SERIES_WITHDREW",
+    "Alarm",
+    "AlarmKind",
     "CancelledBy",
     "DayPlan",
     "DriverShift",
@@ -55,6 +59,7 @@ __all__ = [
     "Run",
     "SeriesPause",
     "SeriesStatus",
+    "ShareLink",
     "Stop",
     "StopKind",
 ]

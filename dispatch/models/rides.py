@@ -260,6 +260,9 @@ class Ride(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     assigned_at = models.DateTimeField(null=True, blank=True)
     arrived_at = models.DateTimeField(null=True, blank=True)
+    # When the passenger's caregivers were told the driver waits at the door
+    # (the no-show escalation, dispatch.waiting); cleared by a new arrival.
+    waiting_escalated_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

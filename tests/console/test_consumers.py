@@ -87,10 +87,10 @@ async def test_a_console_gets_the_whole_board_on_connect(dispatcher, signed_in):
     assert connected
     messages = await board_on_connect(comm)
     html = "".join(m for m in messages if isinstance(m, str))
-    for region in ("pending-rides", "trouble", "active-rides", "events", "drivers"):
+    for region in ("alerts", "pending-rides", "trouble", "active-rides", "events", "drivers"):
         assert f'<section id="{region}"' in html
     assert '<section id="links"' not in html
-    assert html.count('hx-swap-oob="true"') == 5
+    assert html.count('hx-swap-oob="true"') == 6
     assert [m["type"] for m in messages if isinstance(m, dict)] == ["map.snapshot"]
     await comm.disconnect()
 

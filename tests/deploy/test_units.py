@@ -86,6 +86,7 @@ def test_nothing_in_deploy_loads_demo_data():
     [
         ("care-connect-housekeeping", "manage.py housekeeping"),
         ("care-connect-sweep-offers", "manage.py sweep_offers"),
+        ("care-connect-sweep-trips", "manage.py sweep_trips"),
     ],
 )
 def test_timers_start_their_management_command(timer, command):
@@ -123,7 +124,7 @@ def test_backups_run_daily_as_postgres_into_their_directory():
 
 
 def test_cron_and_supervisor_run_the_same_jobs():
-    """Without systemd: cron runs housekeeping and backups, supervisor the offer sweep."""
+    """Without systemd: cron runs housekeeping and backups, supervisor the two sweeps."""
     cron = (ROOT / "deploy" / "cron" / "care-connect").read_text()
     jobs = [line.split(None, 6) for line in cron.splitlines() if re.match(r"^\d", line)]
     assert {(j[5], j[6]) for j in jobs} == {
@@ -136,6 +137,7 @@ def test_cron_and_supervisor_run_the_same_jobs():
     supervisor = (ROOT / "deploy" / "supervisor" / "care-connect.conf").read_text()
     assert "command=/srv/care-connect/deploy/manage.sh sweep_offers --loop" in supervisor
     assert "command=/srv/care-connect/deploy/manage.sh notify\n" in supervisor
+    assert "command=/srv/care-connect/deploy/manage.sh sweep_trips --loop" in supervisor
 
 
 def test_the_notify_worker_runs_for_good_beside_the_workers():

@@ -298,6 +298,10 @@ async def test_trip_progress_reaches_the_passenger_as_ride_status(ws, passenger,
         await driver_ws.send_json_to({"type": action})
         update = await comm.receive_json_from()
         assert update["type"] == "ride_status" and update["status"] == status
+        if status == "driver_arrived":
+            # The no-show escalation's first step: the passenger is told.
+            told = await comm.receive_json_from()
+            assert told["type"] == "driver_waiting" and told["stage"] == "passenger"
     assert (await db(DriverState.objects.get, driver=driver)).status == "available"
 
 

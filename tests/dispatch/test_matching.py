@@ -9,7 +9,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.test import override_settings
 
-from dispatch import drivers, errors, matching, offers, rides
+from dispatch import drivers, errors, matching, offers, rides, watch
 from dispatch.geo import GridIndex, Point, haversine_km, naive_nearest
 from dispatch.locations import location_store
 from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
@@ -248,6 +248,9 @@ def test_no_show_only_after_the_wait(passenger, make_driver, settings):
     with pytest.raises(errors.IllegalTransition):
         rides.ride_no_show(ride=ride, driver=driver)
     settings.NO_SHOW_WAIT_MIN = 0
+    settings.NO_SHOW_CAREGIVERS_AFTER_MIN = 0
+    watch.waiting_escalate()  # the escalation's last step (tests/dispatch/test_waiting.py)
+    ride.refresh_from_db()
     rides.ride_no_show(ride=ride, driver=driver)
     assert Ride.objects.get(pk=ride.pk).status == RideStatus.NO_SHOW
     assert DriverState.objects.get(driver=driver).status == DriverStatus.AVAILABLE

@@ -167,8 +167,10 @@ def test_detail_has_the_events_in_order(passenger, make_driver):
         (2, "searching", "requested", "searching", "passenger"),
         (3, "assigned", "searching", "assigned", "system"),
         (4, "driver_arrived", "assigned", "driver_arrived", "driver"),
-        (5, "started", "driver_arrived", "in_progress", "driver"),
-        (6, "completed", "in_progress", "completed", "driver"),
+        # The no-show escalation's first step goes with the arrival.
+        (5, "waiting_passenger_told", "driver_arrived", "driver_arrived", "system"),
+        (6, "started", "driver_arrived", "in_progress", "driver"),
+        (7, "completed", "in_progress", "completed", "driver"),
     ]
     assert all(e["created_at"] for e in body["events"])
 
