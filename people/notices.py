@@ -106,8 +106,10 @@ def _defaults(*, caregiver: bool) -> dict:
     return {
         "topics": list(CAREGIVER_DEFAULT if caregiver else PASSENGER_DEFAULT),
         "channel": NoticeChannel.SMS,
-        "quiet_start": DEFAULT_QUIET[0],
-        "quiet_end": DEFAULT_QUIET[1],
+        # The rider is told of their own ride at any hour; a family member's
+        # nights stay quiet but for what is urgent.
+        "quiet_start": DEFAULT_QUIET[0] if caregiver else None,
+        "quiet_end": DEFAULT_QUIET[1] if caregiver else None,
     }
 
 

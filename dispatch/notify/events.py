@@ -71,10 +71,11 @@ NOTICES: dict[str, Notice] = {
     "unfulfilled": Notice(Topic.CANCELLED),
     "no_show": Notice(Topic.NO_SHOW),
     "pickup_window_changed": Notice(Topic.DELAYED, params=_late),
-    # Escalations and alarms (their services call ride_changed with these).
-    "door_wait_passenger": Notice(Topic.DOOR_WAIT, to=To.PASSENGER),
-    "door_wait": Notice(Topic.DOOR_WAIT, to=To.CAREGIVERS),
-    "alarm": Notice(Topic.ALARM, to=To.CAREGIVERS),
+    # The no-show escalation and the watchdog's alarms (dispatch.watch,
+    # dispatch.alarms): the passenger first, then their caregivers.
+    "waiting_passenger_told": Notice(Topic.DOOR_WAIT, to=To.PASSENGER),
+    "waiting_caregivers_told": Notice(Topic.DOOR_WAIT, to=To.CAREGIVERS),
+    "alarm_raised": Notice(Topic.ALARM, to=To.CAREGIVERS),
 }
 
 # Events that happen once per ride whatever its version.

@@ -15,7 +15,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from dispatch import booking, rides
+from dispatch import alarms, booking, rides, watch
 from dispatch.models import Notification, NotificationStatus, Ride, RideStatus
 from dispatch.notify import delivery, outbox
 from dispatch.notify.events import NOTICES
@@ -237,7 +237,11 @@ def test_quiet_hours_hold_back_all_but_urgent_notices(family, make_driver, monke
     assert not Notification.objects.filter(recipient=emily).exists()
     rides.ride_driver_arrived(ride=ride, driver=driver)
     settings.NO_SHOW_WAIT_MIN = 0
+    settings.NO_SHOW_CAREGIVERS_AFTER_MIN = 0
+    watch.waiting_escalate()
+    ride.refresh_from_db()
     rides.ride_no_show(ride=ride, driver=driver)
+    # The door wait was not among her topics; the no-show goes out at night.
     assert list(Notification.objects.filter(recipient=emily).values_list("topic", flat=True)) == [
         Topic.NO_SHOW
     ]
@@ -535,3 +539,51 @@ def test_fcm_is_asked_once_for_every_device_and_names_the_uninstalled_ones(monke
     )
     assert dead == ["dead"]
     assert asked == [(["live", "dead"], "Hello", {"topic": "x"}, "app")]
+
+
+# --- the escalation's and the watchdog's events (dispatch.watch, dispatch.alarms) ---------
+
+
+def test_at_night_the_rider_hears_the_arrival_and_the_caregivers_the_door_wait(
+    family, make_driver, monkeypatch, settings
+):
+    """
+    At 23:30 the passenger is texted that the driver arrived (their own ride
+    knows no quiet hours); N minutes on, the caregivers that the driver
+    waits at the door, urgent through their quiet hours.
+    """
+    settings.NO_SHOW_CAREGIVERS_AFTER_MIN = 2
+    night = timezone.make_aware(datetime.combine(timezone.localdate(), time(23, 30)))
+    monkeypatch.setattr(outbox, "clock", lambda: night)
+    sarah, emily, _ = family
+    make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
+    ride = booking.ride_book(**trip(sarah)).ride
+    Notification.objects.all().delete()
+    ride = Ride.objects.with_people().get(pk=ride.pk)
+    rides.ride_driver_arrived(ride=ride, driver=ride.driver)
+    told = Notification.objects.order_by("pk")
+    assert list(told.values_list("recipient_id", "topic")) == [(sarah.pk, Topic.ARRIVED)]
+    watch.waiting_escalate(now=timezone.now() + timedelta(minutes=2, seconds=1))
+    assert list(told.values_list("recipient_id", "topic", "event")) == [
+        (sarah.pk, Topic.ARRIVED, "driver_arrived"),
+        (emily.pk, Topic.DOOR_WAIT, "waiting_caregivers_told"),
+    ]
+    deliver_all()
+    sent = {t["to"]: t["message"] for t in texts(settings)}
+    assert "waiting at the door" in sent[emily.phone_number]
+
+
+def test_an_sos_alarm_texts_the_caregivers_who_receive_notifications(
+    family, make_driver, make_user, make_link, monkeypatch, settings
+):
+    """The passenger's sos: an urgent notice to caregivers who may receive them, nobody else."""
+    at_noon(monkeypatch)
+    sarah, emily, _ = family
+    tom = make_user("caregiver", first_name="Tom")
+    make_link(sarah, tom, can_receive_notifications=False)
+    make_driver(JHB[0] + 0.004, JHB[1])
+    ride = booking.ride_book(**trip(sarah)).ride
+    alarms.alarm_sos(ride=Ride.objects.with_people().get(pk=ride.pk), passenger=sarah)
+    assert list(
+        Notification.objects.filter(topic=Topic.ALARM).values_list("recipient_id", "event")
+    ) == [(emily.pk, "alarm_raised")]
