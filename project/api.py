@@ -6,9 +6,15 @@ Every error body has the same shape: {"code", "message"} plus "fields" for
 invalid input, so the apps can branch on `code`. The services' refusals
 (project.common.errors.ServiceError) carry their own code and status; one
 that says when to come back (`retry_after`, seconds) also sets Retry-After.
+
+Every operation's input (path, query and JSON body) keeps the rules of
+project.common.inbound before ninja parses it: one check, for every router.
 """
 
 from __future__ import annotations
+
+import json
+from functools import wraps
 
 from django.http import HttpRequest, JsonResponse
 from ninja import NinjaAPI
@@ -20,6 +26,7 @@ from people.auth_api import auth_router
 from people.caregiver_api import caregiver_router
 from people.profile_api import profile_router
 from project.common.errors import ServiceError
+from project.common.inbound import inbound_check
 
 api = NinjaAPI(
     title="Care Connect API",
@@ -91,6 +98,36 @@ def on_service_error(request: HttpRequest, exc: ServiceError):
     if isinstance(retry_after, int) and retry_after >= 0:
         response["Retry-After"] = str(retry_after)
     return response
+
+
+def refuse_unreadable_input(run):
+    """
+    Around every operation (a ninja view decorator, so before ninja parses
+    anything): text no database can store, or a body nested too deep, is
+    refused as a ServiceError. A body that is not JSON is left to ninja,
+    which answers `invalid_json`.
+    """
+
+    @wraps(run)
+    def checked(request: HttpRequest, *args, **kwargs):
+        try:
+            inbound_check(kwargs)
+            query = {key: request.GET.getlist(key) for key in request.GET}
+            inbound_check({key: v[0] if len(v) == 1 else v for key, v in query.items()})
+            if request.body and request.content_type == "application/json":
+                try:
+                    body = json.loads(request.body)
+                except (ValueError, RecursionError):
+                    body = None
+                inbound_check(body)
+        except ServiceError as exc:
+            return on_service_error(request, exc)
+        return run(request, *args, **kwargs)
+
+    return checked
+
+
+api.add_decorator(refuse_unreadable_input, mode="view")
 
 
 def not_found(request: HttpRequest, rest: str = ""):

@@ -1,6 +1,7 @@
 """
 What every JSON WebSocket of the project shares: the error envelope, the
-size cap, `ping`, per-type handlers, and group membership. A bad message
+size cap and the input rules (project.common.inbound), `ping`, per-type
+handlers, and group membership. A bad message
 gets {"type": "error", ...} and the socket stays open.
 """
 
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 
 from project.common.adapters import QuietWhenClientLeft, SkipConnectionSweep
 from project.common.errors import ServiceError
+from project.common.inbound import inbound_check
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +134,13 @@ class JsonSocket(QuietWhenClientLeft, SkipConnectionSweep, AsyncJsonWebsocketCon
             content = json.loads(raw)
         except (ValueError, UnicodeDecodeError, RecursionError):
             await self.send_error("invalid_json", "The message is not valid JSON.")
+            return
+        try:
+            # Text no database can store, or nesting past the limit, is
+            # refused here, before any handler or validation sees it.
+            inbound_check(content)
+        except ServiceError as exc:
+            await self.send_error(exc.code, str(exc), **exc.extra)
             return
         await self.receive_json(content)
 
