@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 from functools import wraps
 
-from django.http import HttpRequest, JsonResponse
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -100,6 +102,30 @@ def on_service_error(request: HttpRequest, exc: ServiceError):
     return response
 
 
+# nginx's "client closed request": the access log shows why nothing was sent.
+CLIENT_CLOSED_REQUEST = 499
+
+
+def _body(request: HttpRequest) -> bytes | None:
+    """
+    The request's body; None when the client has already left. Django's
+    ASGI handler closes the body when it hears the client disconnect, while
+    the view's thread runs on, and reading it then raises ValueError (a
+    server error in the log, for a client that is gone). A body over
+    DATA_UPLOAD_MAX_MEMORY_SIZE is refused with 413, not logged as an error.
+    """
+    try:
+        return request.body
+    except RequestDataTooBig as exc:
+        raise ServiceError(
+            f"Request bodies are limited to {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+            code="request_too_large",
+            status=413,
+        ) from exc
+    except ValueError:
+        return None
+
+
 def refuse_unreadable_input(run):
     """
     Around every operation (a ninja view decorator, so before ninja parses
@@ -114,9 +140,12 @@ def refuse_unreadable_input(run):
             inbound_check(kwargs)
             query = {key: request.GET.getlist(key) for key in request.GET}
             inbound_check({key: v[0] if len(v) == 1 else v for key, v in query.items()})
-            if request.body and request.content_type == "application/json":
+            raw = _body(request)
+            if raw is None:
+                return HttpResponse(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
+            if raw and request.content_type == "application/json":
                 try:
-                    body = json.loads(request.body)
+                    body = json.loads(raw)
                 except (ValueError, RecursionError):
                     body = None
                 inbound_check(body)

@@ -37,6 +37,7 @@ class Endpoint:
     path_params: tuple[tuple[str, str], ...]  # (name, "integer" | "string")
     query: tuple[str, ...]
     body: dict | None  # the JSON schema of the body, references resolved
+    operation: bool = True  # an API operation (not the schema, docs or /healthz)
 
     @property
     def writes(self) -> bool:
@@ -77,7 +78,7 @@ def endpoints() -> tuple[Endpoint, ...]:
                 )
             )
     for extra in ("/api/openapi.json", "/api/docs", "/healthz", "/api/no-such-endpoint/"):
-        found.append(Endpoint("GET", extra, (), (), None))
+        found.append(Endpoint("GET", extra, (), (), None, operation=False))
     return tuple(found)
 
 
