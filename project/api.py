@@ -13,7 +13,6 @@ project.common.inbound before ninja parses it: one check, for every router.
 
 from __future__ import annotations
 
-import json
 from functools import wraps
 
 from django.conf import settings
@@ -28,7 +27,7 @@ from people.auth_api import auth_router
 from people.caregiver_api import caregiver_router
 from people.profile_api import profile_router
 from project.common.errors import ServiceError
-from project.common.inbound import inbound_check
+from project.common.inbound import inbound_check, inbound_parse
 
 api = NinjaAPI(
     title="Care Connect API",
@@ -130,8 +129,8 @@ def refuse_unreadable_input(run):
     """
     Around every operation (a ninja view decorator, so before ninja parses
     anything): text no database can store, or a body nested too deep, is
-    refused as a ServiceError. A body that is not JSON is left to ninja,
-    which answers `invalid_json`.
+    refused as a ServiceError, and so is a JSON body that does not parse
+    (`invalid_json`, as ninja would answer).
     """
 
     @wraps(run)
@@ -144,11 +143,7 @@ def refuse_unreadable_input(run):
             if raw is None:
                 return HttpResponse(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
             if raw and request.content_type == "application/json":
-                try:
-                    body = json.loads(raw)
-                except (ValueError, RecursionError):
-                    body = None
-                inbound_check(body)
+                inbound_parse(raw, "The request body")
         except ServiceError as exc:
             return on_service_error(request, exc)
         return run(request, *args, **kwargs)

@@ -17,6 +17,7 @@ A refusal is a ServiceError, rendered as every other refusal is.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from project.common.errors import ServiceError
@@ -36,6 +37,33 @@ class TooDeep(ServiceError):
 
     code = "message_too_deep"
     status = 400
+
+
+class InvalidJson(ServiceError):
+    code = "invalid_json"
+    status = 400
+
+
+def _too_deep(where: str) -> TooDeep:
+    return TooDeep(
+        f"Messages may nest at most {MAX_DEPTH} levels; this one nests deeper at {where}."
+    )
+
+
+def inbound_parse(raw: str | bytes, what: str = "The message") -> Any:
+    """
+    JSON text (or UTF-8 bytes) parsed and checked (inbound_check). Nesting
+    so deep that the parser itself gives up is refused as TooDeep too, so a
+    client is told the same whatever the depth.
+    """
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise _too_deep("message") from None
+    except ValueError:  # UnicodeDecodeError too
+        raise InvalidJson(f"{what} is not valid JSON.") from None
+    inbound_check(value)
+    return value
 
 
 def _storable(text: str) -> bool:
@@ -77,10 +105,7 @@ def inbound_check(value: Any, *, where: tuple = ()) -> None:
         if not isinstance(item, dict | list | tuple):
             continue
         if depth >= MAX_DEPTH:
-            raise TooDeep(
-                f"Messages may nest at most {MAX_DEPTH} levels; this one nests deeper "
-                f"at {_name(path)}."
-            )
+            raise _too_deep(_name(path))
         if isinstance(item, dict):
             for key, child in item.items():
                 if isinstance(key, str) and not _storable(key):

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from project.common.adapters import QuietWhenClientLeft, SkipConnectionSweep
 from project.common.errors import ServiceError
-from project.common.inbound import inbound_check
+from project.common.inbound import inbound_parse
 
 log = logging.getLogger(__name__)
 
@@ -131,14 +131,9 @@ class JsonSocket(QuietWhenClientLeft, SkipConnectionSweep, AsyncJsonWebsocketCon
             )
             return
         try:
-            content = json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            await self.send_error("invalid_json", "The message is not valid JSON.")
-            return
-        try:
-            # Text no database can store, or nesting past the limit, is
-            # refused here, before any handler or validation sees it.
-            inbound_check(content)
+            # Not JSON, text no database can store, or nesting past the
+            # limit: refused here, before any handler or validation sees it.
+            content = inbound_parse(raw)
         except ServiceError as exc:
             await self.send_error(exc.code, str(exc), **exc.extra)
             return

@@ -2,8 +2,10 @@
 The fuzz tier's real-socket share: two real workers (PostgreSQL, Redis),
 every socket and every REST operation sent generated hostile input over
 real TCP, across both workers. Every frame and call is refused with a typed
-error, nothing is written, every socket still answers `ping`, and neither
-worker's log holds an ERROR line or a traceback. The in-process tier
+error, nothing is written, every socket still answers `ping`, a page of another origin opens no
+socket (with a token or the console cookie), clients that drop the
+connection mid-reply are let go quietly, and neither worker's log holds an
+ERROR line or a traceback. The in-process tier
 (tests/fuzz/) carries most of the messages; this proves the same through
 Daphne, Redis and two processes.
 """
@@ -19,7 +21,9 @@ import requests
 import websockets
 from hypothesis import given
 
+from deploy.cluster import wait_healthy
 from tests.cluster.test_two_workers import workers  # noqa: F401
+from tests.e2e.test_clients_leaving import http_get, http_send, leave_mid_burst, reset_after
 from tests.fuzz.conftest import (  # noqa: F401
     BATCH,
     SENT,
@@ -150,4 +154,42 @@ def test_two_workers_refuse_every_fuzzed_frame_and_call(workers, world, runner, 
     assert {"invalid_json", "invalid_request", "message_too_deep", "message_too_large"} <= set(
         codes
     ), codes
+    for i, path in enumerate(
+        [
+            "/ws/ride/fz-ride/",
+            "/ws/driver/",
+            "/ws/passenger/",
+            "/ws/caregiver/",
+            "/ws/console/",
+            "/ws/nowhere/",
+        ]
+    ):
+        assert runner.run(foreign_handshake(ports[i % 2], path, world)) == 403, path
+    # Clients that leave mid-reply, on both workers.
+    for port in ports:
+        for path, who in (("/ws/ride/fz-ride/", "passenger"), ("/ws/driver/", "driver")):
+            url = f"ws://127.0.0.1:{port}{path}?token={world.tokens[who]}"
+            for first in (False, True):
+                runner.run(leave_mid_burst(url, [{"type": "ping"}] * 50, first))
+        for _ in range(10):
+            reset_after(port, http_get("/api/openapi.json"), 0)
+            reset_after(port, http_send("PATCH", "/api/auth/profile/", {"notes": "x"}), 0)
+    assert wait_healthy(ports[0], 10) and wait_healthy(ports[1], 10)
     assert worker_errors(tmp_path) == []
+
+
+async def foreign_handshake(port: int, path: str, world: World) -> int:  # noqa: F811
+    """A page of another origin, with a token and the console cookie: the HTTP status."""
+    try:
+        sock = await websockets.connect(
+            f"ws://127.0.0.1:{port}{path}",
+            origin="https://evil.example",
+            additional_headers={
+                "Authorization": f"Bearer {world.tokens['passenger']}",
+                "Cookie": world.console_cookie.decode(),
+            },
+        )
+    except websockets.InvalidStatus as refused:
+        return refused.response.status_code
+    await sock.close()
+    return 101
