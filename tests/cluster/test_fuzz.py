@@ -23,7 +23,7 @@ from hypothesis import given
 
 from deploy.cluster import wait_healthy
 from tests.cluster.test_two_workers import workers  # noqa: F401
-from tests.e2e.test_clients_leaving import http_get, http_send, leave_mid_burst, reset_after
+from tests.e2e.leaving import http_get, http_send, leave_mid_burst, reset_after
 from tests.fuzz.conftest import (  # noqa: F401
     BATCH,
     SENT,
