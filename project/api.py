@@ -17,7 +17,7 @@ from functools import wraps
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -109,8 +109,9 @@ def _body(request: HttpRequest) -> bytes | None:
     """
     The request's body; None when the client has already left. Django's
     ASGI handler closes the body when it hears the client disconnect, while
-    the view's thread runs on, and reading it then raises ValueError (a
-    server error in the log, for a client that is gone). A body over
+    the view's thread runs on, and reading it then raises ValueError (or
+    UnreadablePostError when the read itself fails): a server error in the
+    log, for a client that is gone. A body over
     DATA_UPLOAD_MAX_MEMORY_SIZE is refused with 413, not logged as an error.
     """
     try:
@@ -121,7 +122,7 @@ def _body(request: HttpRequest) -> bytes | None:
             code="request_too_large",
             status=413,
         ) from exc
-    except ValueError:
+    except (ValueError, UnreadablePostError):
         return None
 
 

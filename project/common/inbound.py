@@ -88,14 +88,14 @@ def _unstorable(path: tuple) -> UnstorableText:
     return UnstorableText(f"Invalid fields: {name}.", fields={name: problem})
 
 
-def inbound_check(value: Any, *, where: tuple = ()) -> None:
+def inbound_check(value: Any) -> None:
     """
     Raise UnstorableText or TooDeep unless `value` (parsed JSON, or a dict
-    of path or query parameters) keeps both rules. `where` prefixes the
-    field names given in the refusal.
+    of path or query parameters) keeps both rules; the refusal names the
+    field by its path (`stops.0.address`).
     """
     # Iterative, so no depth of input costs this check a Python frame.
-    stack: list[tuple[Any, tuple, int]] = [(value, where, 0)]
+    stack: list[tuple[Any, tuple, int]] = [(value, (), 0)]
     while stack:
         item, path, depth = stack.pop()
         if isinstance(item, str):

@@ -1,8 +1,8 @@
 """
 What every JSON WebSocket of the project shares: the error envelope, the
 size cap and the input rules (project.common.inbound), `ping`, per-type
-handlers, and group membership. A bad message
-gets {"type": "error", ...} and the socket stays open.
+handlers, and group membership. A bad message gets {"type": "error", ...}
+and the socket stays open.
 """
 
 from __future__ import annotations
