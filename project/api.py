@@ -6,11 +6,18 @@ Every error body has the same shape: {"code", "message"} plus "fields" for
 invalid input, so the apps can branch on `code`. The services' refusals
 (project.common.errors.ServiceError) carry their own code and status; one
 that says when to come back (`retry_after`, seconds) also sets Retry-After.
+
+Every operation's input (path, query and JSON body) keeps the rules of
+project.common.inbound before ninja parses it: one check, for every router.
 """
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+from functools import wraps
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -21,6 +28,7 @@ from people.caregiver_api import caregiver_router
 from people.notice_api import notice_router
 from people.profile_api import profile_router
 from project.common.errors import ServiceError
+from project.common.inbound import inbound_check, inbound_parse
 
 api = NinjaAPI(
     title="Care Connect API",
@@ -93,6 +101,60 @@ def on_service_error(request: HttpRequest, exc: ServiceError):
     if isinstance(retry_after, int) and retry_after >= 0:
         response["Retry-After"] = str(retry_after)
     return response
+
+
+# nginx's "client closed request": the access log shows why nothing was sent.
+CLIENT_CLOSED_REQUEST = 499
+
+
+def _body(request: HttpRequest) -> bytes | None:
+    """
+    The request's body; None when the client has already left. Django's
+    ASGI handler closes the body when it hears the client disconnect, while
+    the view's thread runs on, and reading it then raises ValueError (or
+    UnreadablePostError when the read itself fails): a server error in the
+    log, for a client that is gone. A body over
+    DATA_UPLOAD_MAX_MEMORY_SIZE is refused with 413, not logged as an error.
+    """
+    try:
+        return request.body
+    except RequestDataTooBig as exc:
+        raise ServiceError(
+            f"Request bodies are limited to {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+            code="request_too_large",
+            status=413,
+        ) from exc
+    except (ValueError, UnreadablePostError):
+        return None
+
+
+def refuse_unreadable_input(run):
+    """
+    Around every operation (a ninja view decorator, so before ninja parses
+    anything): text no database can store, or a body nested too deep, is
+    refused as a ServiceError, and so is a JSON body that does not parse
+    (`invalid_json`, as ninja would answer).
+    """
+
+    @wraps(run)
+    def checked(request: HttpRequest, *args, **kwargs):
+        try:
+            inbound_check(kwargs)
+            query = {key: request.GET.getlist(key) for key in request.GET}
+            inbound_check({key: v[0] if len(v) == 1 else v for key, v in query.items()})
+            raw = _body(request)
+            if raw is None:
+                return HttpResponse(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
+            if raw and request.content_type == "application/json":
+                inbound_parse(raw, "The request body")
+        except ServiceError as exc:
+            return on_service_error(request, exc)
+        return run(request, *args, **kwargs)
+
+    return checked
+
+
+api.add_decorator(refuse_unreadable_input, mode="view")
 
 
 def not_found(request: HttpRequest, rest: str = ""):

@@ -1,7 +1,8 @@
 """
 What every JSON WebSocket of the project shares: the error envelope, the
-size cap, `ping`, per-type handlers, and group membership. A bad message
-gets {"type": "error", ...} and the socket stays open.
+size cap and the input rules (project.common.inbound), `ping`, per-type
+handlers, and group membership. A bad message gets {"type": "error", ...}
+and the socket stays open.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 
 from project.common.adapters import QuietWhenClientLeft, SkipConnectionSweep
 from project.common.errors import ServiceError
+from project.common.inbound import inbound_parse
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +131,11 @@ class JsonSocket(QuietWhenClientLeft, SkipConnectionSweep, AsyncJsonWebsocketCon
             )
             return
         try:
-            content = json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            await self.send_error("invalid_json", "The message is not valid JSON.")
+            # Not JSON, text no database can store, or nesting past the
+            # limit: refused here, before any handler or validation sees it.
+            content = inbound_parse(raw)
+        except ServiceError as exc:
+            await self.send_error(exc.code, str(exc), **exc.extra)
             return
         await self.receive_json(content)
 

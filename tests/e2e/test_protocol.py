@@ -15,6 +15,7 @@ drivers stand in Johannesburg and Pretoria, far beyond MATCH_RADIUS_KM.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -29,6 +30,7 @@ import requests
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from tests.e2e.leaving import clients_leave
 from tests.people.conftest import FAKE_PASSWORD, FAKE_USERNAME, PortalState, _Handler
 from tests.server import Server, running_server
 
@@ -383,3 +385,14 @@ def test_shutdown_closes_open_sockets_with_1001(tmp_path):
             srv.process.send_signal(signal.SIGTERM)
             assert [close_code(sock, timeout=10) for sock in (first, second)] == [1001, 1001]
         assert srv.process.wait(timeout=15) == 0, srv.log()[-3000:]
+
+
+def test_clients_that_leave_mid_reply_leave_no_error_in_the_log(server):
+    """
+    REST and socket clients that drop the connection mid-reply, mid-request
+    or mid-handshake (tests/e2e/leaving.py): the server goes on answering,
+    and its log stays free of ERROR lines and tracebacks (checked when the
+    module's server stops). Last in this module: it moves Michael's position.
+    """
+    sarah, michael = server.token_for(SARAH), server.token_for(MICHAEL)
+    asyncio.run(clients_leave(server, sarah, michael))
