@@ -8,6 +8,7 @@ somewhere in production.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 
 from channels.consumer import get_handler_name
@@ -55,6 +56,41 @@ class QuietWhenClientLeft:
             await super().send(*args, **kwargs)
         except ClientGone:
             pass
+
+
+def daphne_protocol(send):
+    """
+    The Daphne protocol (one per socket) behind an ASGI `send`, or None
+    when `send` is not Daphne's.
+
+    Relies on: `daphne.server.Server.create_application` handing each
+    application `functools.partial(self.handle_reply, protocol)`.
+    """
+    if isinstance(send, functools.partial) and send.args:
+        if getattr(send.func, "__name__", "") == "handle_reply":
+            return send.args[0]
+    return None
+
+
+def unread_bytes(protocol) -> int:
+    """
+    Bytes written to a Daphne protocol's TCP connection that the kernel has
+    not taken yet (its client is not reading them); 0 where that cannot be
+    known (a transport of another kind).
+
+    Relies on: Twisted's `FileDescriptor` buffering writes in `dataBuffer`
+    (from `offset`) and `_tempDataLen`.
+    """
+    transport = getattr(protocol, "transport", None)
+    try:
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    except AttributeError:
+        return 0
+
+
+def is_open(protocol) -> bool:
+    """Whether autobahn's protocol is open (not closing or closed)."""
+    return getattr(protocol, "state", None) == getattr(protocol, "STATE_OPEN", object())
 
 
 CLOSE_GOING_AWAY = 1001

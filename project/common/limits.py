@@ -11,6 +11,13 @@ at the limit, both may be refused, never both let through.
 
 caps_take counts one hit on several caps at once, all or nothing: a
 request refused by one cap has used up none of the others.
+
+A ceiling counts what is held now rather than hits in a window (open
+sockets): holds_take takes one of each, all or nothing, and holds_release
+gives them back. The count of a subject lives as long as its last take
+plus the ceiling's `ttl_s`, so a worker killed without releasing (SIGKILL,
+a crash) leaves its holds counted until the subject has taken nothing for
+that long.
 """
 
 from __future__ import annotations
@@ -81,6 +88,56 @@ def caps_take(claims: Sequence[Claim]) -> Refusal | None:
             cache.delete_many(members)
             return Refusal(cap=cap, retry_after=wait)
     return None
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """At most ``limit`` held at once by one subject."""
+
+    name: str
+    limit: int
+    ttl_s: int
+
+
+def holds_take(claims: Sequence[tuple[Ceiling, str]]) -> Ceiling | None:
+    """
+    Take one hold under each (ceiling, subject), or none: None when each had
+    room; otherwise the first ceiling that was full. At the limit, two
+    racing takes may both be refused, never both let through.
+    """
+    cache = caches[CACHE_ALIAS]
+    taken: list[str] = []
+    for ceiling, subject in claims:
+        key = f"hold:{ceiling.name}:{subject}"
+        cache.add(key, 0, timeout=ceiling.ttl_s)
+        try:
+            held = cache.incr(key)
+        except ValueError:
+            # It expired between add and incr.
+            cache.add(key, 0, timeout=ceiling.ttl_s)
+            held = cache.incr(key)
+        cache.touch(key, ceiling.ttl_s)
+        taken.append(key)
+        if held > ceiling.limit:
+            for key in taken:
+                _decr(cache, key)
+            return ceiling
+    return None
+
+
+def holds_release(claims: Sequence[tuple[Ceiling, str]]) -> None:
+    """Give back the holds holds_take took for the same claims."""
+    cache = caches[CACHE_ALIAS]
+    for ceiling, subject in claims:
+        _decr(cache, f"hold:{ceiling.name}:{subject}")
+
+
+def _decr(cache, key: str) -> None:
+    try:
+        cache.decr(key)
+    except ValueError:
+        # Expired: nothing is counted any more.
+        pass
 
 
 def _key(cap: Cap, subject: str, part: object) -> str:

@@ -1,0 +1,195 @@
+"""
+How much one socket may cost the others (docs/protocol.md, "Limits"):
+
+- a message-rate budget: WS_MESSAGE_RATE messages a second, with bursts of
+  up to WS_MESSAGE_BURST. Past it the socket is slowed: its messages are
+  dropped unread, and it is told once (`rate_limited`, with `retry_after`).
+  A socket that goes on sending another WS_MESSAGE_BURST messages is closed
+  with 4429. The budget is checked first, before the frame is decoded or
+  parsed, and before any database or channel-layer work;
+- open sockets: at most WS_MAX_SOCKETS_PER_IP from one client address and
+  WS_MAX_SOCKETS_PER_USER of one user, counted in the shared cache
+  (project.common.limits), so across every worker. One more is told
+  `too_many_sockets` and closed with 4429;
+- unread replies: a client that stops reading while the server has more
+  than WS_SEND_BUFFER_BYTES waiting for it is closed with 4408 instead of
+  the buffer growing (SendBound, at the edge of the ASGI app).
+
+The per-socket state is one float in a slot (the budget's next due time,
+the generic cell rate algorithm): 5,000 idle sockets a worker must stay
+within their memory target (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+
+import redis.exceptions
+from asgiref.sync import sync_to_async
+from channels.exceptions import StopConsumer
+from django.conf import settings
+
+from project.common import adapters
+from project.common.clients import limit_key
+from project.common.errors import ServiceError
+from project.common.limits import Ceiling, holds_release, holds_take
+
+log = logging.getLogger(__name__)
+
+# Daphne lets applications close only with 1000 or 3000-4999.
+CLOSE_TOO_MANY = 4429
+CLOSE_NOT_READING = 4408
+
+_CLOSING = math.inf
+# The budget's clock (a name of its own, so tests can move it).
+clock = time.monotonic
+
+
+def ceilings() -> tuple[Ceiling, Ceiling]:
+    """The open-socket ceilings (per client address, per user)."""
+    # A socket lives at most WEBSOCKET_TIMEOUT_S, so no count it is part of
+    # expires while it is open.
+    ttl = settings.WEBSOCKET_TIMEOUT_S + 60
+    return (
+        Ceiling("ws.ip", settings.WS_MAX_SOCKETS_PER_IP, ttl),
+        Ceiling("ws.user", settings.WS_MAX_SOCKETS_PER_USER, ttl),
+    )
+
+
+def _claims(scope) -> list[tuple[Ceiling, str]]:
+    per_ip, per_user = ceilings()
+    claims = []
+    client = scope.get("client")
+    if client:
+        # ProxyHeaders has put the client behind TRUSTED_PROXIES here.
+        claims.append((per_ip, limit_key(client[0])))
+    user = scope.get("user")
+    if user is not None and user.is_authenticated:
+        claims.append((per_user, str(user.pk)))
+    return claims
+
+
+class SocketLimits:
+    """
+    A consumer mixin (first among its bases): the budget on every message
+    received, the open-socket ceilings on connect and their release on
+    disconnect.
+    """
+
+    # When the budget's next message is due (time.monotonic); unset until
+    # the socket is counted, infinite once it is being closed.
+    __slots__ = ("_budget_due",)
+
+    async def websocket_connect(self, message):
+        refused = await sync_to_async(holds_take, thread_sensitive=False)(_claims(self.scope))
+        if refused is not None:
+            whose = "from one address" if refused.name == "ws.ip" else "of one user"
+            await self.accept()
+            await self.send(
+                text_data=_error(
+                    "too_many_sockets",
+                    f"Too many open sockets: at most {refused.limit} {whose}. Close one first.",
+                    limit=refused.limit,
+                )
+            )
+            await self.close(code=CLOSE_TOO_MANY)
+            return
+        self._budget_due = clock()
+        await super().websocket_connect(message)
+
+    async def websocket_receive(self, message):
+        due = getattr(self, "_budget_due", _CLOSING)
+        if due == _CLOSING:
+            return
+        rate = settings.WS_MESSAGE_RATE
+        burst = settings.WS_MESSAGE_BURST
+        now = clock()
+        due = max(due, now) + 1 / rate
+        # Messages ahead of the sustained rate, this one included.
+        ahead = (due - now) * rate
+        if ahead <= burst:
+            self._budget_due = due
+            await super().websocket_receive(message)
+        elif ahead <= 2 * burst:
+            self._budget_due = due
+            if ahead - 1 <= burst:
+                wait = math.ceil((ahead - burst) / rate)
+                await self.send(
+                    text_data=_error(
+                        "rate_limited",
+                        f"Too many messages: {rate:g} a second at most. Messages are "
+                        f"dropped for the next {wait} s; keep sending and the socket closes.",
+                        retry_after=wait,
+                    )
+                )
+        else:
+            self._budget_due = _CLOSING
+            log.warning(
+                "socket at %s from %s closed: over its message budget",
+                self.scope.get("path"),
+                (self.scope.get("client") or ["?"])[0],
+            )
+            await self.close(code=CLOSE_TOO_MANY)
+
+    async def websocket_disconnect(self, message):
+        if getattr(self, "_budget_due", None) is None:
+            # Refused by a ceiling: nothing was counted or set up.
+            raise StopConsumer()
+        del self._budget_due
+        try:
+            await sync_to_async(holds_release, thread_sensitive=False)(_claims(self.scope))
+        except redis.exceptions.RedisError as exc:
+            # Not a reason to fail the disconnect: the counts expire.
+            log.warning("open-socket counts not released: Redis failed (%s)", exc)
+        await super().websocket_disconnect(message)
+
+
+class SendBound:
+    """
+    ASGI middleware, outermost on the sockets: before each frame goes out,
+    a socket whose client has left more than WS_SEND_BUFFER_BYTES unread
+    (written, not yet taken by the kernel) is closed with 4408 and the frame
+    dropped. Its client may never read the close frame; Daphne then drops
+    the connection after the closing handshake's timeout.
+
+    It returns the inner application's coroutine rather than awaiting it,
+    and wraps Daphne's `send` in one slotted object: no frame and no closure
+    per socket. Elsewhere than under Daphne (tests' communicators) `send` is
+    passed on as it is.
+    """
+
+    _asgi_single_callable = True
+
+    def __init__(self, application) -> None:
+        self.application = application
+
+    def __call__(self, scope, receive, send):
+        if adapters.daphne_protocol(send) is not None:
+            send = BoundedSend(send)
+        return self.application(scope, receive, send)
+
+
+class BoundedSend:
+    __slots__ = ("send",)
+
+    def __init__(self, send) -> None:
+        self.send = send
+
+    async def __call__(self, message) -> None:
+        if message["type"] == "websocket.send":
+            protocol = adapters.daphne_protocol(self.send)
+            unread = adapters.unread_bytes(protocol)
+            if unread > settings.WS_SEND_BUFFER_BYTES:
+                if adapters.is_open(protocol):
+                    log.warning("socket closed: its client left %d bytes unread", unread)
+                    await self.send({"type": "websocket.close", "code": CLOSE_NOT_READING})
+                return
+        await self.send(message)
+
+
+def _error(code: str, message: str, **extra) -> str:
+    """The sockets' error envelope, as text."""
+    return json.dumps({"type": "error", **ServiceError(message, code=code, **extra).body()})
