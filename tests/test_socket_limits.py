@@ -1,32 +1,25 @@
 """
-What one socket may cost the others (project.common.socket_limits): the
-message budget, the open-socket ceilings, in process on the real ASGI stack.
-The unread-reply bound needs Daphne, so it is tested against the real
-server (tests/e2e/test_floods.py) and two workers (tests/cluster).
+What one socket may cost the others (project.common.socket_limits), in
+process: the message budget as frames arrive, and the open-socket ceilings
+on the real ASGI stack. Daphne's side (frames gated, unread replies bounded)
+is tested against the real server (tests/e2e/test_floods.py) and two
+workers (tests/cluster/test_floods_across_workers.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from dispatch.models import Ride
 from project.asgi import application
 from project.common import socket_limits
 from project.common.socket_limits import CLOSE_TOO_MANY
-from tests.conftest import db, find_driver, receive_until, token_for
+from tests.conftest import db, receive_until, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def budget(settings):
-    """A budget of 5 messages that, in a test's time, never refills."""
-    settings.WS_MESSAGE_RATE = 0.001
-    settings.WS_MESSAGE_BURST = 5
-    return settings
 
 
 def from_address(address: str):
@@ -48,7 +41,7 @@ async def opened(path, *, token=None, address="198.51.100.7", headers=()):
     return comm
 
 
-async def outputs_until_close(comm, limit=200):
+async def outputs_until_close(comm, limit=20):
     """Everything the socket is sent, up to and including its close."""
     seen = []
     for _ in range(limit):
@@ -59,79 +52,75 @@ async def outputs_until_close(comm, limit=200):
     raise AssertionError(f"never closed: {seen[-3:]}")
 
 
-@pytest.mark.parametrize("path", ["/ws/ride/flood-1/", "/ws/driver/"])
-async def test_a_flooding_socket_is_slowed_then_closed_and_others_are_still_answered(
-    budget, make_user, make_driver, path
-):
-    """
-    Five messages are answered; the sixth is told `rate_limited` and dropped,
-    the next four dropped silently, and the eleventh closes the socket with
-    4429. Another user's socket, opened before and after, answers pings.
-    """
-    user = await db(make_driver) if "driver" in path else await db(make_user, "passenger")
-    other = await db(make_user, "passenger")
-    bystander = await opened("/ws/ride/calm-1/", token=await db(token_for, other))
-    flooder = await opened(path, token=await db(token_for, user))
-    if "driver" in path:
-        await flooder.receive_json_from()  # connection_established
-    for _ in range(20):
-        await flooder.send_json_to({"type": "ping"})
-    seen = await outputs_until_close(flooder)
-    texts = [out.get("text", "") for out in seen]
-    kinds = [json.loads(t)["type"] if t else None for t in texts]
-    if "ride" in path:
-        assert kinds[0] == "connection_established"
-        kinds, seen = kinds[1:], seen[1:]
-    assert kinds[:5] == ["pong"] * 5
-    refusal = json.loads(seen[5]["text"])
-    assert refusal["code"] == "rate_limited" and refusal["retry_after"] > 0
-    assert seen[6:] == [{"type": "websocket.close", "code": CLOSE_TOO_MANY}]
+class Connection:
+    """What admit_frame does to a Daphne protocol and its TCP transport, recorded."""
 
-    await bystander.send_json_to({"type": "ping"})
-    await receive_until(bystander, "pong")
-    await bystander.disconnect()
-    await flooder.disconnect()
+    connected, disconnecting = True, False
+
+    def __init__(self) -> None:
+        self.transport = self
+        self.sent: list[dict] = []
+        self.closed_with: int | None = None
+        self.reading = True
+
+    def sendMessage(self, payload: bytes, is_binary: bool) -> None:  # noqa: N802
+        self.sent.append(json.loads(payload))
+
+    def sendClose(self, code: int) -> None:  # noqa: N802
+        self.closed_with = code
+
+    def pauseProducing(self) -> None:  # noqa: N802
+        self.reading = False
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        self.reading = True
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        raise AssertionError("parsed after the close")
 
 
-async def test_messages_over_the_budget_are_dropped_unread(budget, passenger):
-    """Over budget, a booking is not parsed, not answered and writes nothing."""
-    comm = await opened("/ws/ride/flood-2/", token=await db(token_for, passenger))
-    await comm.receive_json_from()  # connection_established
-    for _ in range(5):
-        await comm.send_json_to({"type": "ping"})
-        assert (await comm.receive_json_from())["type"] == "pong"
-    await comm.send_to(text_data="not json")
-    assert (await comm.receive_json_from())["code"] == "rate_limited"
-    await comm.send_json_to(find_driver())
-    await comm.send_to(text_data="{{{")
-    assert await comm.receive_nothing(timeout=0.3)
-    assert not await Ride.objects.filter(ride_id="flood-2").aexists()
-    await comm.disconnect()
-
-
-async def test_a_socket_within_its_budget_is_never_refused(settings, monkeypatch, passenger):
-    """A whole burst, then messages at the rate for as long as they come, are all answered."""
-    settings.WS_MESSAGE_RATE = 2
-    settings.WS_MESSAGE_BURST = 5
+@pytest.fixture
+def clock(monkeypatch):
     now = [1000.0]
     monkeypatch.setattr(socket_limits, "clock", lambda: now[0])
-    comm = await opened("/ws/ride/calm-2/", token=await db(token_for, passenger))
-    await comm.receive_json_from()
-    for _ in range(5):
-        await comm.send_json_to({"type": "ping"})
-        assert (await comm.receive_json_from())["type"] == "pong"
+    return now
+
+
+async def test_a_flooding_socket_is_slowed_then_closed(settings, clock):
+    """
+    Five messages pass; the sixth is dropped, the client told rate_limited
+    and no longer read from; the rest of what was read is dropped, and the
+    eleventh closes the socket with 4429 for good.
+    """
+    settings.WS_MESSAGE_RATE, settings.WS_MESSAGE_BURST = 2, 5
+    conn = Connection()
+    admitted = [socket_limits.admit_frame(conn) for _ in range(20)]
+    assert admitted == [True] * 5 + [False] * 15
+    assert [m["code"] for m in conn.sent] == ["rate_limited"]
+    assert conn.sent[0]["retry_after"] == 1
+    assert conn.closed_with == CLOSE_TOO_MANY
+    # Read on and thrown away unparsed, so the connection ends cleanly.
+    assert conn.reading and conn.dataReceived(b"\x81\x04ping") is None
+    clock[0] += 3600
+    assert not socket_limits.admit_frame(conn)
+
+
+async def test_a_slowed_socket_that_waits_is_read_and_served_again(settings, clock):
+    """Reading resumes once the budget has room; a socket within its rate is never refused."""
+    settings.WS_MESSAGE_RATE, settings.WS_MESSAGE_BURST = 2, 5
+    conn = Connection()
+    assert all(socket_limits.admit_frame(conn) for _ in range(5))
     for _ in range(50):
-        now[0] += 0.5
-        await comm.send_json_to({"type": "ping"})
-        assert (await comm.receive_json_from())["type"] == "pong"
-    # Without the time passing, the next one is over.
-    await comm.send_json_to({"type": "ping"})
-    assert (await comm.receive_json_from())["code"] == "rate_limited"
-    # A slowed socket that waits as it was told is served again.
-    now[0] += 1.0
-    await comm.send_json_to({"type": "ping"})
-    assert (await comm.receive_json_from())["type"] == "pong"
-    await comm.disconnect()
+        clock[0] += 0.5
+        assert socket_limits.admit_frame(conn)
+    assert not socket_limits.admit_frame(conn)
+    assert [m["code"] for m in conn.sent] == ["rate_limited"] and not conn.reading
+    clock[0] += 1.0
+    # The worker's loop resumes reading when the wait is over.
+    await asyncio.sleep(0.6)
+    assert conn.reading
+    assert socket_limits.admit_frame(conn)
+    assert conn.closed_with is None
 
 
 async def refused_with(comm) -> tuple[str, int]:

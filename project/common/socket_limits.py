@@ -2,11 +2,18 @@
 How much one socket may cost the others (docs/protocol.md, "Limits"):
 
 - a message-rate budget: WS_MESSAGE_RATE messages a second, with bursts of
-  up to WS_MESSAGE_BURST. Past it the socket is slowed: its messages are
-  dropped unread, and it is told once (`rate_limited`, with `retry_after`).
-  A socket that goes on sending another WS_MESSAGE_BURST messages is closed
-  with 4429. The budget is checked first, before the frame is decoded or
-  parsed, and before any database or channel-layer work;
+  up to WS_MESSAGE_BURST. Past it the socket is slowed: the worker stops
+  reading from it until the budget has room again, the messages it had
+  already read are dropped, and it is told once (`rate_limited`, with
+  `retry_after`). A socket whose messages go another WS_MESSAGE_BURST past
+  the budget is closed with 4429, and what it sends on is thrown away
+  unparsed. The budget is spent
+  as each frame arrives (`admit_frame`, called by Daphne's protocol through
+  project.common.adapters.gate_messages), before the message is queued for
+  the consumer, decoded, parsed, or costs any database or channel-layer
+  work: a consumer only sees the messages its budget let through. (Checked
+  in the consumer, a flood of pings had queued 400 MB of messages in
+  seconds, faster than any consumer could refuse them.);
 - open sockets: at most WS_MAX_SOCKETS_PER_IP from one client address and
   WS_MAX_SOCKETS_PER_USER of one user, counted in the shared cache
   (project.common.limits), so across every worker. One more is told
@@ -15,9 +22,9 @@ How much one socket may cost the others (docs/protocol.md, "Limits"):
   than WS_SEND_BUFFER_BYTES waiting for it is closed with 4408 instead of
   the buffer growing (SendBound, at the edge of the ASGI app).
 
-The per-socket state is one float in a slot (the budget's next due time,
-the generic cell rate algorithm): 5,000 idle sockets a worker must stay
-within their memory target (docs/benchmarks.md).
+The per-socket state is one float (the budget's next due time, the generic
+cell rate algorithm), set on a socket's first message: 5,000 idle sockets a
+worker must stay within their memory target (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -74,14 +81,12 @@ def _claims(scope) -> list[tuple[Ceiling, str]]:
 
 class SocketLimits:
     """
-    A consumer mixin (first among its bases): the budget on every message
-    received, the open-socket ceilings on connect and their release on
-    disconnect.
+    A consumer mixin (first among its bases): the open-socket ceilings on
+    connect, and their release on disconnect.
     """
 
-    # When the budget's next message is due (time.monotonic); unset until
-    # the socket is counted, infinite once it is being closed.
-    __slots__ = ("_budget_due",)
+    # Whether this socket was counted under the ceilings (unset: refused).
+    __slots__ = ("_counted",)
 
     async def websocket_connect(self, message):
         refused = await sync_to_async(holds_take, thread_sensitive=False)(_claims(self.scope))
@@ -97,54 +102,76 @@ class SocketLimits:
             )
             await self.close(code=CLOSE_TOO_MANY)
             return
-        self._budget_due = clock()
+        self._counted = True
         await super().websocket_connect(message)
 
-    async def websocket_receive(self, message):
-        due = getattr(self, "_budget_due", _CLOSING)
-        if due == _CLOSING:
-            return
-        rate = settings.WS_MESSAGE_RATE
-        burst = settings.WS_MESSAGE_BURST
-        now = clock()
-        due = max(due, now) + 1 / rate
-        # Messages ahead of the sustained rate, this one included.
-        ahead = (due - now) * rate
-        if ahead <= burst:
-            self._budget_due = due
-            await super().websocket_receive(message)
-        elif ahead <= 2 * burst:
-            self._budget_due = due
-            if ahead - 1 <= burst:
-                wait = math.ceil((ahead - burst) / rate)
-                await self.send(
-                    text_data=_error(
-                        "rate_limited",
-                        f"Too many messages: {rate:g} a second at most. Messages are "
-                        f"dropped for the next {wait} s; keep sending and the socket closes.",
-                        retry_after=wait,
-                    )
-                )
-        else:
-            self._budget_due = _CLOSING
-            log.warning(
-                "socket at %s from %s closed: over its message budget",
-                self.scope.get("path"),
-                (self.scope.get("client") or ["?"])[0],
-            )
-            await self.close(code=CLOSE_TOO_MANY)
-
     async def websocket_disconnect(self, message):
-        if getattr(self, "_budget_due", None) is None:
+        if not getattr(self, "_counted", False):
             # Refused by a ceiling: nothing was counted or set up.
             raise StopConsumer()
-        del self._budget_due
+        self._counted = False
         try:
             await sync_to_async(holds_release, thread_sensitive=False)(_claims(self.scope))
         except redis.exceptions.RedisError as exc:
             # Not a reason to fail the disconnect: the counts expire.
             log.warning("open-socket counts not released: Redis failed (%s)", exc)
         await super().websocket_disconnect(message)
+
+
+ADMIT, SLOW, CLOSE = 0, 1, 2
+
+
+def spend(due: float, now: float, rate: float, burst: int) -> tuple[float, int]:
+    """
+    One message against the budget: the budget's new due time and ADMIT,
+    SLOW (over the budget) or CLOSE (another burst past it). Every message
+    spends, refused ones too; the budget refills at `rate`.
+    """
+    due = max(due, now) + 1 / rate
+    # Messages ahead of the sustained rate, this one included.
+    ahead = (due - now) * rate
+    if ahead <= burst:
+        return due, ADMIT
+    return due, SLOW if ahead <= 2 * burst else CLOSE
+
+
+def admit_frame(protocol) -> bool:
+    """
+    Whether a message that has just arrived on a Daphne protocol goes on to
+    its consumer (adapters.gate_messages calls it for each one).
+    """
+    due = getattr(protocol, "cc_budget_due", 0.0)
+    if due == _CLOSING:
+        return False
+    rate, burst = settings.WS_MESSAGE_RATE, settings.WS_MESSAGE_BURST
+    now = clock()
+    due, verdict = spend(due, now, rate, burst)
+    if verdict == ADMIT:
+        protocol.cc_budget_due = due
+        return True
+    if verdict == SLOW:
+        protocol.cc_budget_due = due
+        # Room for the next message once the budget is back within its burst.
+        wait = (due - now) - burst / rate
+        if wait <= 1 / rate:
+            # The first over: say so once, and stop reading until then.
+            adapters.send_text(
+                protocol,
+                _error(
+                    "rate_limited",
+                    f"Too many messages: {rate:g} a second at most. Messages are "
+                    f"dropped for the next {math.ceil(wait)} s; keep sending and the "
+                    "socket closes.",
+                    retry_after=math.ceil(wait),
+                ),
+            )
+            adapters.pause_reading(protocol, wait)
+        return False
+    protocol.cc_budget_due = _CLOSING
+    log.warning("socket closed: over its message budget")
+    adapters.close(protocol, CLOSE_TOO_MANY)
+    adapters.ignore_input(protocol)
+    return False
 
 
 class SendBound:
@@ -181,12 +208,14 @@ class BoundedSend:
     async def __call__(self, message) -> None:
         if message["type"] == "websocket.send":
             protocol = adapters.daphne_protocol(self.send)
+            if adapters.is_closing(protocol):
+                # Closed or closing (by either side): nothing more reaches
+                # the client, and autobahn raises on a closed protocol.
+                return
             unread = adapters.unread_bytes(protocol)
             if unread > settings.WS_SEND_BUFFER_BYTES:
-                if adapters.is_open(protocol):
-                    log.warning("socket closed: its client left %d bytes unread", unread)
-                    await self.send({"type": "websocket.close", "code": CLOSE_NOT_READING})
-                return
+                log.warning("socket closed: its client left %d bytes unread", unread)
+                message = {"type": "websocket.close", "code": CLOSE_NOT_READING}
         await self.send(message)
 
 
