@@ -127,3 +127,15 @@ async def never_reads(url: str, seen_closed, messages: int = 200_000) -> tuple[i
     except websockets.ConnectionClosed:
         pass
     return ws.close_code if ws.close_code != 1006 else None, replies
+
+
+async def opened_when_room(url: str, headers=None):
+    """A socket opened once the server has released a closed one (it does so after the close)."""
+    for _ in range(100):
+        ws = await websockets.connect(url, additional_headers=headers or {})
+        first = json.loads(await ws.recv())
+        if first.get("code") != "too_many_sockets":
+            return ws
+        await ws.close()
+        await asyncio.sleep(0.1)
+    raise AssertionError("the closed socket was never released")

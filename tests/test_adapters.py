@@ -65,3 +65,45 @@ def test_the_client_gone_error_is_autobahns_disconnected():
     from autobahn.exception import Disconnected
 
     assert adapters.ClientGone is Disconnected
+
+
+def test_daphne_twisted_and_autobahn_still_have_what_the_socket_limits_use():
+    """
+    daphne_protocol, unread_bytes, is_closing, gate_messages, pause_reading
+    and ignore_input: Daphne's send is partial(handle_reply, protocol), its
+    onMessage queues for the application, Twisted's TCP buffer and producer
+    methods, autobahn's states.
+    """
+    check = textwrap.dedent(
+        """
+        import inspect
+        import daphne.server
+        from daphne.server import Server
+        from daphne.ws_protocol import WebSocketProtocol
+        from twisted.internet import abstract, tcp
+        source = inspect.getsource(Server.create_application)
+        assert "send=partial(self.handle_reply, protocol)" in source
+        assert "application_queue.put_nowait" in inspect.getsource(WebSocketProtocol.onMessage)
+        for name in ("dataBuffer", "offset", "_tempDataLen"):
+            assert name in inspect.getsource(abstract.FileDescriptor), name
+        assert issubclass(tcp.Connection, abstract.FileDescriptor)
+        for name in ("pauseProducing", "resumeProducing", "connected", "disconnecting"):
+            assert hasattr(tcp.Connection, name), name
+        assert WebSocketProtocol.STATE_CLOSING != WebSocketProtocol.STATE_OPEN
+        assert hasattr(WebSocketProtocol, "STATE_CLOSED")
+        assert callable(WebSocketProtocol.sendClose) and callable(WebSocketProtocol.sendMessage)
+
+        from functools import partial
+        from project.common.adapters import daphne_protocol, gate_messages
+        server = Server.__new__(Server)
+        assert daphne_protocol(partial(server.handle_reply, "the protocol")) == "the protocol"
+        assert daphne_protocol(lambda message: None) is None
+        calls = []
+        assert gate_messages(lambda protocol: calls.append(protocol) or False)
+        protocol = WebSocketProtocol.__new__(WebSocketProtocol)
+        protocol.onMessage(b"{}", False)  # refused: never reaches the (missing) queue
+        assert calls == [protocol]
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -15,7 +15,13 @@ import pytest
 import websockets
 
 from project.common.socket_limits import CLOSE_NOT_READING, CLOSE_TOO_MANY
-from tests.floods import bearer, flood_while_others_are_answered, never_reads, next_of
+from tests.floods import (
+    bearer,
+    flood_while_others_are_answered,
+    never_reads,
+    next_of,
+    opened_when_room,
+)
 from tests.server import running_server
 
 pytestmark = pytest.mark.server
@@ -81,6 +87,7 @@ async def test_a_users_open_sockets_are_capped(tmp_path):
                 with pytest.raises(websockets.ConnectionClosed):
                     await third.recv()
                 assert third.close_code == CLOSE_TOO_MANY
-        async with websockets.connect(url, additional_headers=bearer(sarah)) as again:
-            await again.send(json.dumps({"type": "ping"}))
-            await next_of(again, "pong")
+        again = await opened_when_room(url, bearer(sarah))
+        await again.send(json.dumps({"type": "ping"}))
+        await next_of(again, "pong")
+        await again.close()
