@@ -3,7 +3,8 @@ python -m bench [--full] [--only NAME ...]
 
 `--only plan` plans a synthetic day (bench/planning.py): no database, no
 workers. `--only booking` compares the two PostgreSQL booking paths in the
-bench process (bench/booking.py).
+bench process (bench/booking.py). `--only flood` measures what a flooding
+socket costs the other users of a worker (bench/flood.py).
 
 Quick set (make bench, about 8-10 minutes): index search, ping ratio, matching
 at 1,000 drivers on each channel layer, 500 simultaneous requests, the two
@@ -23,11 +24,12 @@ import signal
 import subprocess
 import time
 
-from bench import booking, env, planning, scenarios
+from bench import booking, env, flood, planning, scenarios
 from bench.scenarios import Result, verdict
 
 NAMES = [
-    "geo", "plan", "ping", "match", "match10k", "burst", "booking", "idle", "fleet", "soak"
+    "geo", "plan", "ping", "match", "match10k", "burst", "booking", "idle", "flood", "fleet",
+    "soak",
 ]  # fmt: skip
 # What runs without the benchmark's database, Redis and workers.
 STANDALONE = {"geo", "plan"}
@@ -154,6 +156,8 @@ async def run(args) -> list[Result]:
         add(await booking.results(cast))
     if "idle" in wanted:
         add(await scenarios.idle_sockets(cast, 5000))
+    if "flood" in wanted:
+        add(await flood.results(cast))
     # Where the channel layer is on the path: driver -> passenger through the
     # ride group. (Matching's answer no longer crosses it, and the console
     # map reads the location store.)
