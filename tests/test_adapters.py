@@ -89,6 +89,7 @@ def test_daphne_twisted_and_autobahn_still_have_what_the_socket_limits_use():
         assert issubclass(tcp.Connection, abstract.FileDescriptor)
         for name in ("pauseProducing", "resumeProducing", "connected", "disconnecting"):
             assert hasattr(tcp.Connection, name), name
+        assert "return len(self.data) > 0" in inspect.getsource(WebSocketProtocol.processData)
         assert WebSocketProtocol.STATE_CLOSING != WebSocketProtocol.STATE_OPEN
         assert hasattr(WebSocketProtocol, "STATE_CLOSED")
         assert callable(WebSocketProtocol.sendClose) and callable(WebSocketProtocol.sendMessage)

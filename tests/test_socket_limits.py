@@ -100,7 +100,7 @@ async def test_a_flooding_socket_is_slowed_then_closed(settings, clock):
     assert conn.sent[0]["retry_after"] == 1
     assert conn.closed_with == CLOSE_TOO_MANY
     # Read on and thrown away unparsed, so the connection ends cleanly.
-    assert conn.reading and conn.dataReceived(b"\x81\x04ping") is None
+    assert conn.reading and conn.dataReceived(b"\x81\x04ping") is None and conn.data == b""
     clock[0] += 3600
     assert not socket_limits.admit_frame(conn)
 

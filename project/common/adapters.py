@@ -155,13 +155,18 @@ def pause_reading(protocol, seconds: float | None) -> None:
 def ignore_input(protocol) -> None:
     """
     From now on, read what a protocol's client sends and throw it away
-    unparsed. Reading on (rather than pausing) lets the connection end with
-    a FIN once the closing handshake times out: closed with unread data, the
+    unparsed, the rest of the last read included (a flood's read holds
+    thousands of frames, and autobahn copies what is left of it at every
+    frame). Reading on (rather than pausing) lets the connection end with a
+    FIN once the closing handshake times out: closed with unread data, the
     kernel would send a reset, and the client could lose the close frame
     and its code before reading them.
 
-    Relies on: Twisted handing each read to `protocol.dataReceived`.
+    Relies on: Twisted handing each read to `protocol.dataReceived`;
+    autobahn's `processData` parsing frames out of `protocol.data` and
+    stopping when it is empty.
     """
+    protocol.data = b""
     protocol.dataReceived = _ignore
     transport = getattr(protocol, "transport", None)
     if transport is not None:
