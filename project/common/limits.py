@@ -26,10 +26,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.cache import caches
 from django.utils import timezone
 
 CACHE_ALIAS = "default"
+_shared: dict[str, object] = {}
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ def holds_take(claims: Sequence[tuple[Ceiling, str]]) -> Ceiling | None:
     room; otherwise the first ceiling that was full. At the limit, two
     racing takes may both be refused, never both let through.
     """
-    cache = caches[CACHE_ALIAS]
+    cache = _long_lived_cache()
     taken: list[str] = []
     for ceiling, subject in claims:
         key = f"hold:{ceiling.name}:{subject}"
@@ -127,9 +129,24 @@ def holds_take(claims: Sequence[tuple[Ceiling, str]]) -> Ceiling | None:
 
 def holds_release(claims: Sequence[tuple[Ceiling, str]]) -> None:
     """Give back the holds holds_take took for the same claims."""
-    cache = caches[CACHE_ALIAS]
+    cache = _long_lived_cache()
     for ceiling, subject in claims:
         _decr(cache, f"hold:{ceiling.name}:{subject}")
+
+
+def _long_lived_cache():
+    """
+    One cache object per process, for the sockets. Django's `caches[alias]`
+    is one per async context, and a socket's context lasts as long as the
+    socket: each would keep a cache of its own, with its own Redis
+    connection (10 KB a socket, and a Redis connection each, for 5,000 idle
+    sockets; docs/benchmarks.md). Redis's client is thread-safe.
+    """
+    config = settings.CACHES[CACHE_ALIAS]
+    key = repr(sorted(config.items()))
+    if key not in _shared:
+        _shared[key] = caches.create_connection(CACHE_ALIAS)
+    return _shared[key]
 
 
 def _decr(cache, key: str) -> None:

@@ -35,12 +35,12 @@ import math
 import time
 
 import redis.exceptions
-from asgiref.sync import sync_to_async
 from channels.exceptions import StopConsumer
 from django.conf import settings
 
 from project.common import adapters
 from project.common.clients import limit_key
+from project.common.db import db_async
 from project.common.errors import ServiceError
 from project.common.limits import Ceiling, holds_release, holds_take
 
@@ -89,7 +89,8 @@ class SocketLimits:
     __slots__ = ("_counted",)
 
     async def websocket_connect(self, message):
-        refused = await sync_to_async(holds_take, thread_sensitive=False)(_claims(self.scope))
+        # On the database threads, which the connect path uses anyway.
+        refused = await db_async(holds_take)(_claims(self.scope))
         if refused is not None:
             whose = "from one address" if refused.name == "ws.ip" else "of one user"
             await self.accept()
@@ -111,7 +112,7 @@ class SocketLimits:
             raise StopConsumer()
         self._counted = False
         try:
-            await sync_to_async(holds_release, thread_sensitive=False)(_claims(self.scope))
+            await db_async(holds_release)(_claims(self.scope))
         except redis.exceptions.RedisError as exc:
             # Not a reason to fail the disconnect: the counts expire.
             log.warning("open-socket counts not released: Redis failed (%s)", exc)
