@@ -7,11 +7,13 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from project.common import limits
 from project.common.limits import (
     Cap,
     Ceiling,
     Claim,
     caps_take,
+    holders_renew,
     holds_release,
     holds_take,
     wait_in_words,
@@ -144,3 +146,28 @@ def test_holds_are_taken_all_or_nothing():
     assert holds_take([(roomy, "ip")]) is None
     assert holds_take([(roomy, "ip")]) is None
     assert holds_take([(roomy, "ip")]) == roomy
+
+
+def test_holds_of_other_processes_count_until_their_lease_runs_out():
+    """Another worker's holds count while it is listed; a dead one's stop counting."""
+    two = Ceiling(name="test.open", limit=2, ttl_s=3600)
+    cache = limits._long_lived_cache()
+    holders_renew()
+    cache.set("holder:63", "deadworker01", timeout=limits.HOLDER_LEASE_S)
+    cache.set("hold:test.open:a:deadworker01", 2, timeout=3600)
+    assert holds_take([(two, "a")]) == two
+    # Its lease ran out (killed without giving its sockets back).
+    cache.delete("holder:63")
+    assert holds_take([(two, "a")]) is None
+    assert holds_take([(two, "a")]) is None
+    assert holds_take([(two, "a")]) == two
+
+
+def test_a_process_keeps_one_holder_slot():
+    """Renewing the lease keeps this process's slot; it never takes a second one."""
+    holders_renew()
+    holders_renew()
+    listed = limits._long_lived_cache().get_many(
+        [f"holder:{i}" for i in range(limits.HOLDER_SLOTS)]
+    )
+    assert list(listed.values()) == [limits.HOLDER]

@@ -29,6 +29,7 @@ worker must stay within their memory target (docs/benchmarks.md).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -42,7 +43,13 @@ from project.common import adapters
 from project.common.clients import limit_key
 from project.common.db import db_async
 from project.common.errors import ServiceError
-from project.common.limits import Ceiling, holds_release, holds_take
+from project.common.limits import (
+    HOLDER_LEASE_S,
+    Ceiling,
+    holders_renew,
+    holds_release,
+    holds_take,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +71,32 @@ def ceilings() -> tuple[Ceiling, Ceiling]:
         Ceiling("ws.ip", settings.WS_MAX_SOCKETS_PER_IP, ttl),
         Ceiling("ws.user", settings.WS_MAX_SOCKETS_PER_USER, ttl),
     )
+
+
+_renewer: asyncio.Task | None = None
+
+
+async def _listed_as_holder() -> None:
+    """
+    This worker is listed among the holders of open-socket counts before
+    its first socket is counted, and stays listed while it runs (one task
+    a worker, renewing its lease; project.common.limits).
+    """
+    global _renewer
+    loop = asyncio.get_running_loop()
+    if _renewer is not None and not _renewer.done() and _renewer.get_loop() is loop:
+        return
+    _renewer = loop.create_task(_renew())
+    await db_async(holders_renew)()
+
+
+async def _renew() -> None:
+    while True:
+        await asyncio.sleep(HOLDER_LEASE_S / 3)
+        try:
+            await db_async(holders_renew)()
+        except redis.exceptions.RedisError as exc:
+            log.warning("open-socket counts: lease not renewed, Redis failed (%s)", exc)
 
 
 def _claims(scope) -> list[tuple[Ceiling, str]]:
@@ -89,6 +122,7 @@ class SocketLimits:
     __slots__ = ("_counted",)
 
     async def websocket_connect(self, message):
+        await _listed_as_holder()
         # On the database threads, which the connect path uses anyway.
         refused = await db_async(holds_take)(_claims(self.scope))
         if refused is not None:
