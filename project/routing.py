@@ -17,7 +17,6 @@ from dispatch.consumers import DriverConsumer, FollowerConsumer, RideConsumer
 from people.access import passed_second_factor
 from people.tokens import access_token_resolve
 from project.common.db import db_async
-from project.common.socket_limits import SendBound
 from project.common.sockets import CLOSE_NOT_FOUND, UnreachableGuard, error
 
 
@@ -157,6 +156,6 @@ websocket_urlpatterns = [
     re_path(r"", NoSuchSocket.as_asgi()),
 ]
 
-websocket_application = SendBound(
-    SameOrigin(UnreachableGuard(TokenAuthMiddleware(URLRouter(websocket_urlpatterns))))
+websocket_application = SameOrigin(
+    UnreachableGuard(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
 )

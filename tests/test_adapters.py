@@ -69,8 +69,8 @@ def test_the_client_gone_error_is_autobahns_disconnected():
 
 def test_daphne_twisted_and_autobahn_still_have_what_the_socket_limits_use():
     """
-    daphne_protocol, unread_bytes, is_closing, gate_messages, pause_reading
-    and ignore_input: Daphne's send is partial(handle_reply, protocol), its
+    gate_replies, unread_bytes, is_closing, gate_messages, pause_reading and
+    ignore_input: Daphne's send is partial(handle_reply, protocol), its
     onMessage queues for the application, Twisted's TCP buffer and producer
     methods, autobahn's states.
     """
@@ -94,11 +94,17 @@ def test_daphne_twisted_and_autobahn_still_have_what_the_socket_limits_use():
         assert hasattr(WebSocketProtocol, "STATE_CLOSED")
         assert callable(WebSocketProtocol.sendClose) and callable(WebSocketProtocol.sendMessage)
 
-        from functools import partial
-        from project.common.adapters import daphne_protocol, gate_messages
+        import asyncio
+        from project.common.adapters import gate_messages, gate_replies
+        sent = []
+        async def handle_reply(self, protocol, message):
+            sent.append(message)
+        Server.handle_reply = handle_reply  # Daphne's own, stood in for
+        assert gate_replies(lambda protocol, message: None if message == "no" else message)
         server = Server.__new__(Server)
-        assert daphne_protocol(partial(server.handle_reply, "the protocol")) == "the protocol"
-        assert daphne_protocol(lambda message: None) is None
+        asyncio.run(server.handle_reply("the protocol", "no"))
+        asyncio.run(server.handle_reply("the protocol", "yes"))
+        assert sent == ["yes"]
         calls = []
         assert gate_messages(lambda protocol: calls.append(protocol) or False)
         protocol = WebSocketProtocol.__new__(WebSocketProtocol)

@@ -8,7 +8,6 @@ somewhere in production.
 from __future__ import annotations
 
 import asyncio
-import functools
 import sys
 
 from channels.consumer import get_handler_name
@@ -56,20 +55,6 @@ class QuietWhenClientLeft:
             await super().send(*args, **kwargs)
         except ClientGone:
             pass
-
-
-def daphne_protocol(send):
-    """
-    The Daphne protocol (one per socket) behind an ASGI `send`, or None
-    when `send` is not Daphne's.
-
-    Relies on: `daphne.server.Server.create_application` handing each
-    application `functools.partial(self.handle_reply, protocol)`.
-    """
-    if isinstance(send, functools.partial) and send.args:
-        if getattr(send.func, "__name__", "") == "handle_reply":
-            return send.args[0]
-    return None
 
 
 def unread_bytes(protocol) -> int:
@@ -122,6 +107,33 @@ def gate_messages(admit) -> bool:
 
     onMessage.gated = True
     WebSocketProtocol.onMessage = onMessage
+    return True
+
+
+def gate_replies(check) -> bool:
+    """
+    Make every message an application sends through Daphne first pass
+    `check(protocol, message)`, which returns the message to send (the same
+    or another) or None to send nothing. Returns whether it is installed.
+
+    Relies on: `daphne.server.Server.handle_reply(protocol, message)` being
+    what every application's `send` calls (create_application hands out
+    `partial(self.handle_reply, protocol)`). Call it where Daphne runs
+    (project.serve), before it serves.
+    """
+    from daphne.server import Server
+
+    if getattr(Server.handle_reply, "gated", False):
+        return True
+    reply = Server.handle_reply
+
+    async def handle_reply(self, protocol, message):
+        message = check(protocol, message)
+        if message is not None:
+            await reply(self, protocol, message)
+
+    handle_reply.gated = True
+    Server.handle_reply = handle_reply
     return True
 
 

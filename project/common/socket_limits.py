@@ -20,11 +20,13 @@ How much one socket may cost the others (docs/protocol.md, "Limits"):
   `too_many_sockets` and closed with 4429;
 - unread replies: a client that stops reading while the server has more
   than WS_SEND_BUFFER_BYTES waiting for it is closed with 4408 instead of
-  the buffer growing (SendBound, at the edge of the ASGI app).
+  the buffer growing (`bound_reply`, called by Daphne through
+  project.common.adapters.gate_replies).
 
 The per-socket state is one float (the budget's next due time, the generic
-cell rate algorithm), set on a socket's first message: 5,000 idle sockets a
-worker must stay within their memory target (docs/benchmarks.md).
+cell rate algorithm), set on a socket's first message, and one slot on the
+consumer: 5,000 idle sockets a worker must stay within their memory target
+(docs/benchmarks.md). Both Daphne hooks are set once, on its classes.
 """
 
 from __future__ import annotations
@@ -209,49 +211,26 @@ def admit_frame(protocol) -> bool:
     return False
 
 
-class SendBound:
+def bound_reply(protocol, message: dict) -> dict | None:
     """
-    ASGI middleware, outermost on the sockets: before each frame goes out,
-    a socket whose client has left more than WS_SEND_BUFFER_BYTES unread
-    (written, not yet taken by the kernel) is closed with 4408 and the frame
-    dropped. Its client may never read the close frame; Daphne then drops
-    the connection after the closing handshake's timeout.
-
-    It returns the inner application's coroutine rather than awaiting it,
-    and wraps Daphne's `send` in one slotted object: no frame and no closure
-    per socket. Elsewhere than under Daphne (tests' communicators) `send` is
-    passed on as it is.
+    What goes out for `message` on a Daphne protocol
+    (adapters.gate_replies calls it for each): a frame for a client that
+    has left more than WS_SEND_BUFFER_BYTES unread becomes a close with
+    4408 (its client may never read that either; Daphne then drops the
+    connection when the closing handshake times out); a frame for a socket
+    already closing goes nowhere.
     """
-
-    _asgi_single_callable = True
-
-    def __init__(self, application) -> None:
-        self.application = application
-
-    def __call__(self, scope, receive, send):
-        if adapters.daphne_protocol(send) is not None:
-            send = BoundedSend(send)
-        return self.application(scope, receive, send)
-
-
-class BoundedSend:
-    __slots__ = ("send",)
-
-    def __init__(self, send) -> None:
-        self.send = send
-
-    async def __call__(self, message) -> None:
-        if message["type"] == "websocket.send":
-            protocol = adapters.daphne_protocol(self.send)
-            if adapters.is_closing(protocol):
-                # Closed or closing (by either side): nothing more reaches
-                # the client, and autobahn raises on a closed protocol.
-                return
-            unread = adapters.unread_bytes(protocol)
-            if unread > settings.WS_SEND_BUFFER_BYTES:
-                log.warning("socket closed: its client left %d bytes unread", unread)
-                message = {"type": "websocket.close", "code": CLOSE_NOT_READING}
-        await self.send(message)
+    if message["type"] != "websocket.send":
+        return message
+    if adapters.is_closing(protocol):
+        # Nothing more reaches the client, and autobahn raises on a closed
+        # protocol.
+        return None
+    unread = adapters.unread_bytes(protocol)
+    if unread > settings.WS_SEND_BUFFER_BYTES:
+        log.warning("socket closed: its client left %d bytes unread", unread)
+        return {"type": "websocket.close", "code": CLOSE_NOT_READING}
+    return message
 
 
 def _error(code: str, message: str, **extra) -> str:
