@@ -6,6 +6,8 @@ workers. `--only publish` publishes a plan to 100 connected drivers
 (bench/publish.py). `--only booking` compares the two PostgreSQL booking paths in the
 bench process (bench/booking.py). `--only notify` measures the notification
 outbox: booking with and without it, and ride event to SMS (bench/notify.py).
+`--only flood` measures what a flooding socket costs the other users of a
+worker (bench/flood.py).
 
 Quick set (make bench, about 8-10 minutes): index search, ping ratio, matching
 at 1,000 drivers on each channel layer, 500 simultaneous requests, the two
@@ -25,12 +27,12 @@ import signal
 import subprocess
 import time
 
-from bench import booking, env, notify, planning, publish, scenarios
+from bench import booking, env, flood, notify, planning, publish, scenarios
 from bench.scenarios import Result, verdict
 
 NAMES = [
     "geo", "plan", "ping", "match", "match10k", "burst", "booking", "notify", "publish",
-    "idle", "fleet",
+    "idle", "flood", "fleet",
     "soak",
 ]  # fmt: skip
 # What runs without the benchmark's database, Redis and workers.
@@ -164,6 +166,8 @@ async def run(args) -> list[Result]:
         add(await notify.results(cast))
     if "idle" in wanted:
         add(await scenarios.idle_sockets(cast, 5000))
+    if "flood" in wanted:
+        add(await flood.results(cast))
     # Where the channel layer is on the path: driver -> passenger through the
     # ride group. (Matching's answer no longer crosses it, and the console
     # map reads the location store.)

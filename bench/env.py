@@ -46,6 +46,8 @@ def base_env(**overrides: str) -> dict[str, str]:
         "ACCESS_TOKEN_TTL_S": "86400",
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
+        # Every client of the benchmark connects from this one address.
+        "WS_MAX_SOCKETS_PER_IP": "1000000",
     }
     env.update(overrides)
     return env

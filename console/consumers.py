@@ -34,6 +34,7 @@ from dispatch.broadcast import CONSOLE_GROUP, user_group
 from people.access import is_dispatcher
 from project.common.adapters import QuietWhenClientLeft, SkipConnectionSweep
 from project.common.db import db_async
+from project.common.socket_limits import SocketLimits
 from project.common.sockets import CLOSE_FORBIDDEN
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,9 @@ EVERYTHING = frozenset({*regions.REGIONS, "map"})
 _RENDER_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="console-render")
 
 
-class ConsoleConsumer(QuietWhenClientLeft, SkipConnectionSweep, AsyncWebsocketConsumer):
+class ConsoleConsumer(
+    SocketLimits, QuietWhenClientLeft, SkipConnectionSweep, AsyncWebsocketConsumer
+):
     async def connect(self):
         self.joined = False
         self._dirty: set[str] = set()

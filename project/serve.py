@@ -5,6 +5,9 @@ around it that belong to a serving process and not to importing the app:
 
 - on SIGTERM, open sockets are closed with 1001 "going away" and drained
   for SHUTDOWN_GRACE_S before Daphne stops (project.common.adapters);
+- each socket's message budget is spent as its frames arrive, before Daphne
+  queues them, and what a client leaves unread is bounded
+  (project.common.socket_limits);
 - the garbage collector is tuned (GC_THRESHOLDS), with everything imported
   at start-up frozen;
 - recurring series are materialised every SERIES_MATERIALISE_EVERY_S on a
@@ -59,9 +62,14 @@ def main(argv: list[str]) -> None:
     from daphne.cli import CommandLineInterface
 
     import project.asgi  # noqa: F401  (the app, loaded before the freeze)
-    from project.common.adapters import close_sockets_on_shutdown
+    from project.common.adapters import close_sockets_on_shutdown, gate_messages, gate_replies
+    from project.common.socket_limits import admit_frame, bound_reply
 
     close_sockets_on_shutdown(float(os.environ.get("SHUTDOWN_GRACE_S", "5")))
+    # Each socket's message budget, spent as its frames arrive; what its
+    # client leaves unread, bounded.
+    gate_messages(admit_frame)
+    gate_replies(bound_reply)
     # Once project.asgi has set Django up: the series module imports models.
     from django.conf import settings
 

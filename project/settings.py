@@ -390,6 +390,20 @@ LOCATION_STORE = env("LOCATION_STORE", "redis" if REDIS_URL else "memory")
 LOCATION_PERSIST_INTERVAL_S = env_float("LOCATION_PERSIST_INTERVAL_S", 10.0)
 WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 64 * 1024)
 CONSOLE_MAP_BATCH_S = env_float("CONSOLE_MAP_BATCH_S", 0.25)
+# What one socket may cost the others (project.common.socket_limits): its
+# messages a second, sustained, and how many it may send at once; past both
+# its messages are dropped, and past twice the burst it is closed (4429).
+WS_MESSAGE_RATE = env_float("WS_MESSAGE_RATE", 10)
+WS_MESSAGE_BURST = env_int("WS_MESSAGE_BURST", 100)
+if WS_MESSAGE_RATE <= 0 or WS_MESSAGE_BURST < 1:
+    raise ImproperlyConfigured("WS_MESSAGE_RATE must be above 0 and WS_MESSAGE_BURST at least 1.")
+# Open sockets from one client address (behind TRUSTED_PROXIES, the client
+# they name) and of one user, across all workers (4429 past them). Mobile
+# carriers put many phones behind one address, hence the wide first one.
+WS_MAX_SOCKETS_PER_IP = env_int("WS_MAX_SOCKETS_PER_IP", 200)
+WS_MAX_SOCKETS_PER_USER = env_int("WS_MAX_SOCKETS_PER_USER", 10)
+# Bytes a socket's client may leave unread before it is closed (4408).
+WS_SEND_BUFFER_BYTES = env_int("WS_SEND_BUFFER_BYTES", 4 * 1024 * 1024)
 
 # --- Notifications (dispatch/notify) -------------------------------------------
 # Off: ride events write no notification rows at all.

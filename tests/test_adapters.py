@@ -73,3 +73,52 @@ def test_isizulu_is_known_to_django_as_a_language():
 
     assert get_language_info("zu")["name_local"] == "isiZulu"
     assert get_language_info("af")["name_local"] == "Afrikaans"
+
+
+def test_daphne_twisted_and_autobahn_still_have_what_the_socket_limits_use():
+    """
+    gate_replies, unread_bytes, is_closing, gate_messages, pause_reading and
+    ignore_input: Daphne's send is partial(handle_reply, protocol), its
+    onMessage queues for the application, Twisted's TCP buffer and producer
+    methods, autobahn's states.
+    """
+    check = textwrap.dedent(
+        """
+        import inspect
+        import daphne.server
+        from daphne.server import Server
+        from daphne.ws_protocol import WebSocketProtocol
+        from twisted.internet import abstract, tcp
+        source = inspect.getsource(Server.create_application)
+        assert "send=partial(self.handle_reply, protocol)" in source
+        assert "application_queue.put_nowait" in inspect.getsource(WebSocketProtocol.onMessage)
+        for name in ("dataBuffer", "offset", "_tempDataLen"):
+            assert name in inspect.getsource(abstract.FileDescriptor), name
+        assert issubclass(tcp.Connection, abstract.FileDescriptor)
+        for name in ("pauseProducing", "resumeProducing", "connected", "disconnecting"):
+            assert hasattr(tcp.Connection, name), name
+        assert "return len(self.data) > 0" in inspect.getsource(WebSocketProtocol.processData)
+        assert WebSocketProtocol.STATE_CLOSING != WebSocketProtocol.STATE_OPEN
+        assert hasattr(WebSocketProtocol, "STATE_CLOSED")
+        assert callable(WebSocketProtocol.sendClose) and callable(WebSocketProtocol.sendMessage)
+
+        import asyncio
+        from project.common.adapters import gate_messages, gate_replies
+        sent = []
+        async def handle_reply(self, protocol, message):
+            sent.append(message)
+        Server.handle_reply = handle_reply  # Daphne's own, stood in for
+        assert gate_replies(lambda protocol, message: None if message == "no" else message)
+        server = Server.__new__(Server)
+        asyncio.run(server.handle_reply("the protocol", "no"))
+        asyncio.run(server.handle_reply("the protocol", "yes"))
+        assert sent == ["yes"]
+        calls = []
+        assert gate_messages(lambda protocol: calls.append(protocol) or False)
+        protocol = WebSocketProtocol.__new__(WebSocketProtocol)
+        protocol.onMessage(b"{}", False)  # refused: never reaches the (missing) queue
+        assert calls == [protocol]
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

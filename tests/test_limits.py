@@ -7,7 +7,17 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from project.common.limits import Cap, Claim, caps_take, wait_in_words
+from project.common import limits
+from project.common.limits import (
+    Cap,
+    Ceiling,
+    Claim,
+    caps_take,
+    holders_renew,
+    holds_release,
+    holds_take,
+    wait_in_words,
+)
 
 HOUR = Cap(name="test.hour", limit=3, window_s=3600)
 
@@ -113,3 +123,51 @@ def test_a_refused_member_is_not_remembered(clock):
 def test_waits_are_said_in_words(seconds, words):
     """Seconds under a minute and a half, then minutes, then hours."""
     assert wait_in_words(seconds) == words
+
+
+def test_a_ceiling_counts_what_is_held_until_it_is_released():
+    """Two holds fit under a ceiling of two; the third waits for a release, not for time."""
+    two = Ceiling(name="test.open", limit=2, ttl_s=3600)
+    assert holds_take([(two, "a")]) is None
+    assert holds_take([(two, "a")]) is None
+    assert holds_take([(two, "a")]) == two
+    assert holds_take([(two, "b")]) is None
+    holds_release([(two, "a")])
+    assert holds_take([(two, "a")]) is None
+    assert holds_take([(two, "a")]) == two
+
+
+def test_holds_are_taken_all_or_nothing():
+    """A take refused by its second ceiling leaves the first as it was."""
+    roomy = Ceiling(name="test.roomy", limit=2, ttl_s=3600)
+    full = Ceiling(name="test.full", limit=0, ttl_s=3600)
+    for _ in range(3):
+        assert holds_take([(roomy, "ip"), (full, "user")]) == full
+    assert holds_take([(roomy, "ip")]) is None
+    assert holds_take([(roomy, "ip")]) is None
+    assert holds_take([(roomy, "ip")]) == roomy
+
+
+def test_holds_of_other_processes_count_until_their_lease_runs_out():
+    """Another worker's holds count while it is listed; a dead one's stop counting."""
+    two = Ceiling(name="test.open", limit=2, ttl_s=3600)
+    cache = limits._long_lived_cache()
+    holders_renew()
+    cache.set("holder:63", "deadworker01", timeout=limits.HOLDER_LEASE_S)
+    cache.set("hold:test.open:a:deadworker01", 2, timeout=3600)
+    assert holds_take([(two, "a")]) == two
+    # Its lease ran out (killed without giving its sockets back).
+    cache.delete("holder:63")
+    assert holds_take([(two, "a")]) is None
+    assert holds_take([(two, "a")]) is None
+    assert holds_take([(two, "a")]) == two
+
+
+def test_a_process_keeps_one_holder_slot():
+    """Renewing the lease keeps this process's slot; it never takes a second one."""
+    holders_renew()
+    holders_renew()
+    listed = limits._long_lived_cache().get_many(
+        [f"holder:{i}" for i in range(limits.HOLDER_SLOTS)]
+    )
+    assert list(listed.values()) == [limits.HOLDER]

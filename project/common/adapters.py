@@ -58,6 +58,143 @@ class QuietWhenClientLeft:
             pass
 
 
+def unread_bytes(protocol) -> int:
+    """
+    Bytes written to a Daphne protocol's TCP connection that the kernel has
+    not taken yet (its client is not reading them); 0 where that cannot be
+    known (a transport of another kind).
+
+    Relies on: Twisted's `FileDescriptor` buffering writes in `dataBuffer`
+    (from `offset`) and `_tempDataLen`.
+    """
+    transport = getattr(protocol, "transport", None)
+    try:
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    except AttributeError:
+        return 0
+
+
+def is_closing(protocol) -> bool:
+    """
+    Whether a Daphne protocol is closing or closed.
+
+    Relies on: autobahn's `WebSocketProtocol.state` and its `STATE_CLOSING`,
+    `STATE_CLOSED`.
+    """
+    state = getattr(protocol, "state", None)
+    return state is not None and state in (protocol.STATE_CLOSING, protocol.STATE_CLOSED)
+
+
+def gate_messages(admit) -> bool:
+    """
+    Make every message that arrives on a Daphne WebSocket first pass
+    `admit(protocol)`; one it refuses is dropped before Daphne queues it
+    for the consumer. Returns whether the gate is installed.
+
+    Relies on: `daphne.ws_protocol.WebSocketProtocol.onMessage` being where
+    Daphne hands each message to its application's queue. Call it only
+    where Daphne runs (project.serve): importing Daphne's protocol imports
+    Twisted's reactor.
+    """
+    from daphne.ws_protocol import WebSocketProtocol
+
+    if getattr(WebSocketProtocol.onMessage, "gated", False):
+        return True
+    received = WebSocketProtocol.onMessage
+
+    def onMessage(self, payload, isBinary):  # noqa: N802 - autobahn's name
+        if admit(self):
+            received(self, payload, isBinary)
+
+    onMessage.gated = True
+    WebSocketProtocol.onMessage = onMessage
+    return True
+
+
+def gate_replies(check) -> bool:
+    """
+    Make every message an application sends through Daphne first pass
+    `check(protocol, message)`, which returns the message to send (the same
+    or another) or None to send nothing. Returns whether it is installed.
+
+    Relies on: `daphne.server.Server.handle_reply(protocol, message)` being
+    what every application's `send` calls (create_application hands out
+    `partial(self.handle_reply, protocol)`). Call it where Daphne runs
+    (project.serve), before it serves.
+    """
+    from daphne.server import Server
+
+    if getattr(Server.handle_reply, "gated", False):
+        return True
+    reply = Server.handle_reply
+
+    async def handle_reply(self, protocol, message):
+        message = check(protocol, message)
+        if message is not None:
+            await reply(self, protocol, message)
+
+    handle_reply.gated = True
+    Server.handle_reply = handle_reply
+    return True
+
+
+def send_text(protocol, text: str) -> None:
+    """Send a text frame on a Daphne protocol, beside its application."""
+    protocol.sendMessage(text.encode(), False)
+
+
+def close(protocol, code: int) -> None:
+    """Start the closing handshake on a Daphne protocol with `code`."""
+    protocol.sendClose(code=code)
+
+
+def pause_reading(protocol, seconds: float | None) -> None:
+    """
+    Stop reading from a protocol's connection, for `seconds` or (None) for
+    good: what its client sends waits in the kernel, and then in its own
+    buffers, costing this worker nothing.
+
+    Relies on: Twisted's TCP transport being a push producer
+    (`pauseProducing`, `resumeProducing`), run on the asyncio loop.
+    """
+    transport = getattr(protocol, "transport", None)
+    if transport is None:
+        return
+    transport.pauseProducing()
+    if seconds is not None:
+        asyncio.get_event_loop().call_later(seconds, _resume, transport)
+
+
+def ignore_input(protocol) -> None:
+    """
+    From now on, read what a protocol's client sends and throw it away
+    unparsed, the rest of the last read included (a flood's read holds
+    thousands of frames, and autobahn copies what is left of it at every
+    frame). Reading on (rather than pausing) lets the connection end with a
+    FIN once the closing handshake times out: closed with unread data, the
+    kernel would send a reset, and the client could lose the close frame
+    and its code before reading them.
+
+    Relies on: Twisted handing each read to `protocol.dataReceived`;
+    autobahn's `processData` parsing frames out of `protocol.data` and
+    stopping when it is empty.
+    """
+    protocol.data = b""
+    protocol.dataReceived = _ignore
+    transport = getattr(protocol, "transport", None)
+    if transport is not None:
+        _resume(transport)
+
+
+def _ignore(data: bytes) -> None:
+    pass
+
+
+def _resume(transport) -> None:
+    if transport.connected and not transport.disconnecting:
+        transport.resumeProducing()
+
+
 CLOSE_GOING_AWAY = 1001
 
 

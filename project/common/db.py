@@ -75,6 +75,23 @@ def db_background(fn: Callable[..., Any]) -> Callable[..., Any]:
     return _wrap(fn, "db-bg", lambda: 1)
 
 
+def close_request_connections(**kwargs: Any) -> None:
+    """
+    A request_finished receiver. Under ASGI the sync part of each HTTP
+    request runs on a thread of its own (asgiref's ThreadSensitiveContext),
+    which ends with the request, so a connection kept open there for reuse
+    (DB_CONN_MAX_AGE) is never reused and stays open on the server until
+    the garbage collector finds it: 60 REST calls held 60 of PostgreSQL's
+    100 connections, and then every request failed. The sockets' own
+    threads (above) keep theirs. Inside a transaction (tests), nothing.
+    """
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close()
+
+
 def close_pool_connections() -> None:
     """Close the database connection of every pool thread (tests, shutdown)."""
     from django.db import connections

@@ -11,18 +11,27 @@ at the limit, both may be refused, never both let through.
 
 caps_take counts one hit on several caps at once, all or nothing: a
 request refused by one cap has used up none of the others.
+
+A ceiling counts what is held now rather than hits in a window (open
+sockets): holds_take takes one of each, all or nothing, and holds_release
+gives them back. Each process counts its own holds and is listed under a
+lease (holders_renew): the holds of a process that died without giving
+them back stop counting when its lease runs out.
 """
 
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.cache import caches
 from django.utils import timezone
 
 CACHE_ALIAS = "default"
+_shared: dict[str, object] = {}
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,111 @@ def caps_take(claims: Sequence[Claim]) -> Refusal | None:
             cache.delete_many(members)
             return Refusal(cap=cap, retry_after=wait)
     return None
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """At most ``limit`` held at once by one subject."""
+
+    name: str
+    limit: int
+    ttl_s: int
+
+
+# Who holds: one id per process. Each process counts its own holds under its
+# id, and lists the id in one of HOLDER_SLOTS slots of the cache, leased for
+# HOLDER_LEASE_S and renewed by holders_renew. A subject's holds are the sum
+# over the listed holders: a process that died (SIGKILL, a crash, a restart
+# that could not release every socket in its grace) drops out of the sum
+# when its lease runs out, instead of leaving its counts behind for a day.
+HOLDER = uuid.uuid4().hex[:12]
+HOLDER_SLOTS = 64
+HOLDER_LEASE_S = 30
+
+
+def holders_renew() -> None:
+    """List this process among the holders for another lease (every lease/3)."""
+    cache = _long_lived_cache()
+    keys = [f"holder:{i}" for i in range(HOLDER_SLOTS)]
+    listed = cache.get_many(keys)
+    mine = [key for key, holder in listed.items() if holder == HOLDER]
+    if mine:
+        cache.set(mine[0], HOLDER, timeout=HOLDER_LEASE_S)
+        return
+    for key in keys:
+        if key not in listed and cache.add(key, HOLDER, timeout=HOLDER_LEASE_S):
+            return
+    raise RuntimeError(f"all {HOLDER_SLOTS} holder slots are taken")
+
+
+def _holders(cache) -> list[str]:
+    listed = cache.get_many([f"holder:{i}" for i in range(HOLDER_SLOTS)])
+    return sorted({*listed.values(), HOLDER})
+
+
+def holds_take(claims: Sequence[tuple[Ceiling, str]]) -> Ceiling | None:
+    """
+    Take one hold under each (ceiling, subject) for this process, or none:
+    None when each had room; otherwise the first ceiling that was full.
+    Takes racing on different processes at the limit may both get in (each
+    reads the others' counts, then adds its own): a ceiling on open
+    sockets may be passed by one socket per racing worker.
+    """
+    cache = _long_lived_cache()
+    holders = _holders(cache)
+    taken: list[str] = []
+    for ceiling, subject in claims:
+        mine = _hold_key(ceiling, subject, HOLDER)
+        cache.add(mine, 0, timeout=ceiling.ttl_s)
+        try:
+            held = cache.incr(mine)
+        except ValueError:
+            # It expired between add and incr.
+            cache.add(mine, 0, timeout=ceiling.ttl_s)
+            held = cache.incr(mine)
+        cache.touch(mine, ceiling.ttl_s)
+        taken.append(mine)
+        others = [_hold_key(ceiling, subject, h) for h in holders if h != HOLDER]
+        held += sum(cache.get_many(others).values()) if others else 0
+        if held > ceiling.limit:
+            for key in taken:
+                _decr(cache, key)
+            return ceiling
+    return None
+
+
+def holds_release(claims: Sequence[tuple[Ceiling, str]]) -> None:
+    """Give back the holds holds_take took for the same claims."""
+    cache = _long_lived_cache()
+    for ceiling, subject in claims:
+        _decr(cache, _hold_key(ceiling, subject, HOLDER))
+
+
+def _hold_key(ceiling: Ceiling, subject: str, holder: str) -> str:
+    return f"hold:{ceiling.name}:{subject}:{holder}"
+
+
+def _long_lived_cache():
+    """
+    One cache object per process, for the sockets. Django's `caches[alias]`
+    is one per async context, and a socket's context lasts as long as the
+    socket: each would keep a cache of its own, with its own Redis
+    connection (10 KB a socket, and a Redis connection each, for 5,000 idle
+    sockets; docs/benchmarks.md). Redis's client is thread-safe.
+    """
+    config = settings.CACHES[CACHE_ALIAS]
+    key = repr(sorted(config.items()))
+    if key not in _shared:
+        _shared[key] = caches.create_connection(CACHE_ALIAS)
+    return _shared[key]
+
+
+def _decr(cache, key: str) -> None:
+    try:
+        cache.decr(key)
+    except ValueError:
+        # Expired: nothing is counted any more.
+        pass
 
 
 def _key(cap: Cap, subject: str, part: object) -> str:

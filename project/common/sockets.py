@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from project.common.adapters import QuietWhenClientLeft, SkipConnectionSweep
 from project.common.errors import ServiceError
 from project.common.inbound import inbound_parse
+from project.common.socket_limits import SocketLimits
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,9 @@ def invalid_fields(exc: ValidationError) -> ServiceError:
     return ServiceError("Invalid fields: " + ", ".join(sorted(fields)) + ".", fields=fields)
 
 
-class JsonSocket(QuietWhenClientLeft, SkipConnectionSweep, AsyncJsonWebsocketConsumer):
+class JsonSocket(
+    SocketLimits, QuietWhenClientLeft, SkipConnectionSweep, AsyncJsonWebsocketConsumer
+):
     """
     A socket that speaks JSON objects with a string `type`. `handlers` maps
     each type to a method name; a handler raises ServiceError (or a pydantic

@@ -5,12 +5,14 @@ nginx serving the site: what it caches, and what it writes in its log.
 
 from __future__ import annotations
 
+import http.client
 import re
 import shutil
 import socket
 import ssl
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -145,3 +147,52 @@ def test_nginx_logs_socket_requests_without_their_token(tmp_path):
     assert '"GET /ws/ride/r1/ HTTP/1.1" 502' in log
     assert '"GET /ws/ride/r2/ HTTP/1.1" 301' in log
     assert "secret-access" not in log and "token" not in log
+
+
+def test_the_site_limits_requests_and_sockets_per_address():
+    """limit_req on the app and socket handshakes, limit_conn on sockets, answered 429."""
+    text = SITE.read_text()
+    assert re.search(r"limit_req_zone \$binary_remote_addr zone=care_connect_req:", text)
+    assert re.search(r"limit_conn_zone \$binary_remote_addr zone=care_connect_conn:", text)
+    assert "limit_req_status 429;" in text and "limit_conn_status 429;" in text
+    sockets = re.search(r"location /ws/ \{(.*?)\n    \}", text, re.S).group(1)
+    assert (
+        "limit_conn care_connect_conn " in sockets and "limit_req zone=care_connect_ws" in sockets
+    )
+    proxied = [
+        b for b in re.findall(r"location / \{(.*?)\n    \}", text, re.S) if "proxy_pass" in b
+    ]
+    assert len(proxied) == 1 and "limit_req zone=care_connect_req" in proxied[0]
+
+
+def _keepalive_gets(port: int, n: int) -> list[int]:
+    """n GETs over one kept-alive HTTPS connection (no handshake each): their statuses."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=5)
+    statuses = []
+    for _ in range(n):
+        conn.request("GET", "/api/rides/")
+        response = conn.getresponse()
+        response.read()
+        statuses.append(response.status)
+    conn.close()
+    return statuses
+
+
+@pytest.mark.nginx
+@pytest.mark.server
+def test_nginx_answers_a_request_flood_with_429(tmp_path):
+    """Far past the burst, one address's requests are refused by nginx, not sent to a worker."""
+    nginx = nginx_binary()
+    https_port = _free_port()
+    with serving([_free_port()], nginx, static_root=tmp_path, http_port=_free_port(),
+                 https_port=https_port) as home:  # fmt: skip
+        # No worker listens: what nginx lets through is its own 502.
+        with ThreadPoolExecutor(8) as pool:
+            statuses = sum(pool.map(lambda _: _keepalive_gets(https_port, 100), range(8)), [])
+        log = (home / "logs" / "care-connect.access.log").read_text()
+    assert set(statuses) == {502, 429}
+    assert statuses.count(429) >= 100
+    assert log.count('" 429 ') == statuses.count(429)
