@@ -22,7 +22,7 @@ import websockets
 from hypothesis import given
 
 from deploy.cluster import wait_healthy
-from tests.cluster.test_two_workers import workers  # noqa: F401
+from tests.cluster.test_two_workers import two_workers
 from tests.e2e.leaving import http_get, http_send, leave_mid_burst, reset_after
 from tests.fuzz.conftest import (  # noqa: F401
     BATCH,
@@ -93,6 +93,13 @@ async def pong(sock) -> None:
     await sock.send(json.dumps({"type": "ping"}))
     async with asyncio.timeout(15):
         assert json.loads(await sock.recv())["type"] == "pong"
+
+
+@pytest.fixture
+def workers(tmp_path):
+    """Two workers with no message budget: this fuzzes parsing (floods: test_floods_*)."""
+    with two_workers(tmp_path, WS_MESSAGE_RATE="1000000", WS_MESSAGE_BURST="1000000") as started:
+        yield started
 
 
 def test_two_workers_refuse_every_fuzzed_frame_and_call(workers, world, runner, tmp_path):  # noqa: F811

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import pytest
 import websockets
@@ -38,8 +39,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def workers(tmp_path):
+@contextmanager
+def two_workers(tmp_path, **extra_env: str):
     """Workers A and B on the test database (test_test) and the test Redis."""
     env = {
         **__import__("os").environ,
@@ -51,6 +52,7 @@ def workers(tmp_path):
         "DEBUG": "1",
         "PYTHONUNBUFFERED": "1",
         "SHUTDOWN_GRACE_S": "3",
+        **extra_env,
     }
     ports = [free_port(), free_port()]
     procs = [start_worker(port, env, tmp_path / f"worker-{port}.log") for port in ports]
@@ -62,6 +64,12 @@ def workers(tmp_path):
         yield {"ports": ports, "procs": procs, "env": env}
     finally:
         stop_all(procs, 15)
+
+
+@pytest.fixture
+def workers(tmp_path):
+    with two_workers(tmp_path) as started:
+        yield started
 
 
 async def recv_type(sock, wanted: str, timeout: float = 10.0) -> dict:
