@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib import messages
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
@@ -23,7 +22,7 @@ from console.forms import (
     LinkPermissionsForm,
     LinkSearchForm,
 )
-from console.views import HtmxHttpRequest, _common, links_view
+from console.views import HtmxHttpRequest, _common, flash_and_redirect, links_view
 from people import access, caregivers, labels
 from people.models import CaregiverLink, User
 from people.selectors import LINKS_SHOWN, links_matching
@@ -85,11 +84,7 @@ def links(request: HtmxHttpRequest) -> HttpResponse:
 
 def _created_response(request: HtmxHttpRequest, form, *, error: str = "", notice: str = ""):
     if not request.htmx:
-        if error:
-            messages.error(request, error)
-        elif notice:
-            messages.success(request, notice)
-        return redirect("console:links")
+        return flash_and_redirect(request, "console:links", error=error, notice=notice)
     ctx = {
         **_list_context(request, LinkSearchForm({})),
         "link_form": form,
@@ -142,11 +137,7 @@ def _row_response(
     request: HtmxHttpRequest, link: CaregiverLink, *, error: str = "", notice: str = "", **extra
 ) -> HttpResponse:
     if not request.htmx:
-        if error:
-            messages.error(request, error)
-        elif notice:
-            messages.success(request, notice)
-        return redirect("console:links")
+        return flash_and_redirect(request, "console:links", error=error, notice=notice)
     link.refresh_from_db()
     ctx = {
         "row": link_row(link, request.user),

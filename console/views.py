@@ -267,15 +267,24 @@ def ride_panel(request: HtmxHttpRequest, ride_pk: int) -> HttpResponse:
     return _page(request, **ctx)
 
 
+def flash_and_redirect(
+    request: HttpRequest, *to: Any, error: str = "", notice: str = "", **to_kwargs: Any
+) -> HttpResponse:
+    """A request without htmx: the outcome as a flash message, then the page again."""
+    if error:
+        messages.error(request, error)
+    elif notice:
+        messages.success(request, notice)
+    return redirect(*to, **to_kwargs)
+
+
 def _after_ride_action(
     request: HtmxHttpRequest, ride_pk: int, *, error: str = "", notice: str = "", **extra: Any
 ) -> HttpResponse:
     if not request.htmx:
-        if error:
-            messages.error(request, error)
-        elif notice:
-            messages.success(request, notice)
-        return redirect("console:ride", ride_pk=ride_pk)
+        return flash_and_redirect(
+            request, "console:ride", ride_pk=ride_pk, error=error, notice=notice
+        )
     ctx = _panel_context(
         regions.ride_for_panel(ride_pk), panel_error=error, panel_notice=notice, **extra
     )
@@ -360,8 +369,6 @@ def alarm_acknowledge(request: HtmxHttpRequest, alarm_pk: int) -> HttpResponse:
     except DispatchError as exc:
         error = str(exc)
     if not request.htmx:
-        if error:
-            messages.error(request, error)
-        return redirect("console:board")
+        return flash_and_redirect(request, "console:board", error=error)
     ctx = {**regions.board_context(("alerts",)), **_common(request), "alerts_error": error}
     return render(request, regions.region_template("alerts"), ctx)
