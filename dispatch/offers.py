@@ -7,7 +7,6 @@ declines it: refused, and passed to the next driver.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 
@@ -19,7 +18,7 @@ from dispatch import broadcast, matching, rides
 from dispatch.errors import DispatchError
 from dispatch.models import OfferStatus, Ride, RideOffer, RideStatus
 from people.models import User
-from project.common.db import db_async
+from project.common.sweeps import Sweep
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +108,7 @@ def ride_offers_expire(*, now: datetime | None = None) -> int:
     return expired
 
 
-_sweeper: asyncio.Task | None = None
+_offer_sweep = Sweep("offer sweep", ride_offers_expire)
 
 
 def start_sweeper() -> None:
@@ -119,19 +118,5 @@ def start_sweeper() -> None:
     even if the worker that made the offer has died. The sweep_offers timer
     (deploy/systemd) covers a worker no app has reached yet.
     """
-    global _sweeper
-    if settings.DISPATCH_MODE != "offer":
-        return
-    loop = asyncio.get_running_loop()
-    if _sweeper is not None and not _sweeper.done() and _sweeper.get_loop() is loop:
-        return
-
-    async def sweep():
-        while True:
-            try:
-                await db_async(ride_offers_expire)()
-            except Exception:
-                log.exception("offer sweep failed")
-            await asyncio.sleep(1.0)
-
-    _sweeper = loop.create_task(sweep())
+    if settings.DISPATCH_MODE == "offer":
+        _offer_sweep.ensure_running(1.0)

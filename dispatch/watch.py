@@ -15,7 +15,6 @@ take each step once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 
@@ -26,7 +25,7 @@ from django.utils import timezone
 from dispatch import alarms, broadcast, rides
 from dispatch.models import Ride, RideStatus
 from people.access import caregivers_notified
-from project.common.db import db_async
+from project.common.sweeps import Sweep
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +67,7 @@ def trips_sweep() -> dict[str, int]:
     }
 
 
-_sweeper: asyncio.Task | None = None
+_trip_sweep = Sweep("trip sweep", trips_sweep)
 
 
 def start_trip_sweeper() -> None:
@@ -76,19 +75,5 @@ def start_trip_sweeper() -> None:
     Sweep trips every TRIP_SWEEP_S on this event loop (once per worker;
     started by the first app or console socket, as the offer sweep is).
     """
-    global _sweeper
-    if settings.TRIP_SWEEP_S <= 0:
-        return
-    loop = asyncio.get_running_loop()
-    if _sweeper is not None and not _sweeper.done() and _sweeper.get_loop() is loop:
-        return
-
-    async def sweep():
-        while True:
-            await asyncio.sleep(settings.TRIP_SWEEP_S)
-            try:
-                await db_async(trips_sweep)()
-            except Exception:
-                log.exception("trip sweep failed")
-
-    _sweeper = loop.create_task(sweep())
+    if settings.TRIP_SWEEP_S > 0:
+        _trip_sweep.ensure_running(settings.TRIP_SWEEP_S)
