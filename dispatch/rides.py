@@ -320,7 +320,7 @@ def ride_driver_arrived(*, ride: Ride, driver: User) -> Ride:
     """
     The driver is at the pickup. The first step of the no-show escalation
     goes with it: the passenger hears the driver waits at the door
-    (`waiting_passenger_told`); dispatch.waiting tells the caregivers later.
+    (`waiting_passenger_told`); dispatch.watch tells the caregivers later.
     """
     drivers_own(ride, driver)
     with transaction.atomic():

@@ -212,13 +212,15 @@ def caregivers_following(passenger_id: int) -> list[int]:
     return list(caregivers_following_query(passenger_id))
 
 
-def caregivers_notified(passenger_id: int) -> list[int]:
-    """Caregivers who may receive notifications about the passenger's rides."""
-    return list(
-        CaregiverLink.objects.active()
-        .filter(passenger_id=passenger_id, can_receive_notifications=True)
-        .values_list("caregiver_id", flat=True)
+def notified_links(passenger_id: int):
+    """The live links whose caregivers may receive notifications of the passenger's rides."""
+    return CaregiverLink.objects.active().filter(
+        passenger_id=passenger_id, can_receive_notifications=True, caregiver__isnull=False
     )
+
+
+def caregivers_notified(passenger_id: int) -> list[int]:
+    return list(notified_links(passenger_id).values_list("caregiver_id", flat=True))
 
 
 def may_share_ride(user: User, passenger: User) -> bool:

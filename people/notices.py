@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import TextChoices
 from django.utils import timezone
 
+from people.access import notified_links
 from people.audit import audit_event_record
 from people.models import (
     CaregiverLink,
@@ -142,11 +143,7 @@ def notice_recipients(passenger: User) -> list[Recipient]:
     """
     own = getattr(passenger, "notice_preference", None)
     found = [_recipient(passenger, None, own)]
-    links = (
-        CaregiverLink.objects.active()
-        .filter(passenger=passenger, can_receive_notifications=True, caregiver__isnull=False)
-        .select_related("caregiver", "notice_preference")
-    )
+    links = notified_links(passenger.pk).select_related("caregiver", "notice_preference")
     for link in links:
         found.append(_recipient(link.caregiver, link.pk, getattr(link, "notice_preference", None)))
     return found

@@ -372,7 +372,7 @@ DISPATCH_MODE = env("DISPATCH_MODE", "auto")
 OFFER_TIMEOUT_S = env_int("OFFER_TIMEOUT_S", 15)
 NO_SHOW_WAIT_MIN = env_float("NO_SHOW_WAIT_MIN", 5)
 # The no-show escalation: the passenger hears the driver is at the door on
-# arrival, their caregivers this many minutes later (dispatch.waiting).
+# arrival, their caregivers this many minutes later (dispatch.watch).
 NO_SHOW_CAREGIVERS_AFTER_MIN = env_float("NO_SHOW_CAREGIVERS_AFTER_MIN", 2)
 # The active-trip watchdog (dispatch.alarms): a driver holding a ride who has
 # not reported for this long, or who stands still away from the pickup and

@@ -261,7 +261,7 @@ class Ride(models.Model):
     assigned_at = models.DateTimeField(null=True, blank=True)
     arrived_at = models.DateTimeField(null=True, blank=True)
     # When the passenger's caregivers were told the driver waits at the door
-    # (the no-show escalation, dispatch.waiting); cleared by a new arrival.
+    # (the no-show escalation, dispatch.watch); cleared by a new arrival.
     waiting_escalated_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
