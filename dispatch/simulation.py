@@ -349,8 +349,12 @@ class Simulation:
         if phase == "to_pickup" and ride is not None:
             await self.send(ws, type="arrived")
             no_show = ride["ride_id"] in self.no_shows
-            # A no-show may be reported only after the server's wait.
-            dwell = settings.NO_SHOW_WAIT_MIN * 60 + 2 if no_show else self.config.pickup_dwell_s
+            # A no-show may be reported only after the server's wait and the
+            # caregivers' escalation (rides.no_show_allowed_at), which the
+            # trip sweep runs within TRIP_SWEEP_S.
+            wait_s = 60 * max(settings.NO_SHOW_WAIT_MIN, settings.NO_SHOW_CAREGIVERS_AFTER_MIN)
+            no_show_after = wait_s + settings.TRIP_SWEEP_S + 2
+            dwell = no_show_after if no_show else self.config.pickup_dwell_s
             here = (ride["pickup_latitude"], ride["pickup_longitude"])
             return "at_pickup", here, now + dwell
         if phase == "at_pickup" and ride is not None:
