@@ -78,6 +78,18 @@ def _reaches(problem: Problem, place: int, leaving: int, route: Route, i: int) -
     return leaving + problem.durations[place][stop.place] <= window[1]
 
 
+def cheapest(
+    problem: Problem, routes: dict[int, Route], sequences: dict[int, list[Step]], trip: Trip
+) -> tuple[int, list[Step], Route] | None:
+    """The cheapest place for `trip` on any of the routes (as `insert` answers), or None."""
+    best = None
+    for key, route in routes.items():
+        found = insert(problem, route, sequences[key], trip)
+        if found is not None and (best is None or found[0] < best[0]):
+            best = found
+    return best
+
+
 def unassigned_reason(problem: Problem, trip: Trip) -> str:
     """Why no run took `trip`, in the words a dispatcher can act on."""
     pinned = trip.on_board if trip.on_board is not None else trip.locked_to
@@ -106,11 +118,7 @@ def insertion_plan(problem: Problem, trips: Iterable[Trip] | None = None) -> Pla
             aboard = routes.get(trip.on_board)
             best = aboard and _drop_aboard(problem, aboard, sequences[trip.on_board], trip)
         else:
-            best = None
-            for key, route in routes.items():
-                found = insert(problem, route, sequences[key], trip)
-                if found is not None and (best is None or found[0] < best[0]):
-                    best = found
+            best = cheapest(problem, routes, sequences, trip)
         if best is None:
             unassigned[trip.key] = unassigned_reason(problem, trip)
             continue

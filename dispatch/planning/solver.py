@@ -16,7 +16,7 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from dispatch.planning.insertion import insert, unassigned_reason
+from dispatch.planning.insertion import cheapest, unassigned_reason
 from dispatch.planning.problem import DROPOFF, MAX_RIDE_TIME, PICKUP, Plan, Problem, Route, Trip
 from dispatch.planning.rules import Rules
 from dispatch.planning.timetable import Step, timetable
@@ -151,11 +151,7 @@ def _insert_anywhere(
 ) -> bool:
     if trip.on_board is not None:
         return False
-    best = None
-    for key, route in routes.items():
-        found = insert(problem, route, sequences[key], trip)
-        if found is not None and (best is None or found[0] < best[0]):
-            best = found
+    best = cheapest(problem, routes, sequences, trip)
     if best is None:
         return False
     _, sequences[best[2].vehicle], routes[best[2].vehicle] = best
