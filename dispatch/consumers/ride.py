@@ -167,10 +167,15 @@ class RideConsumer(AppSocket):
         request = CancelRide.model_validate(content)
         await db_async(self._cancel)(user, request.reason)
 
-    def _cancel(self, user, reason: str) -> None:
+    def _the_ride(self) -> Ride:
+        """This socket's ride, read afresh (on a database thread)."""
         ride = Ride.objects.filter(ride_id=self.ride_id).first()
         if ride is None:
             raise NotFound(f"There is no ride {self.ride_id}.")
+        return ride
+
+    def _cancel(self, user, reason: str) -> None:
+        ride = self._the_ride()
         viewer = access.viewer_of(user, ride)
         if viewer is None:
             raise NotAllowed("You may not cancel this ride.")
@@ -181,9 +186,7 @@ class RideConsumer(AppSocket):
         user = self.require_user()
 
         def ready():
-            ride = Ride.objects.filter(ride_id=self.ride_id).first()
-            if ride is None:
-                raise NotFound(f"There is no ride {self.ride_id}.")
+            ride = self._the_ride()
             scheduling.ride_ready(ride=ride, actor=user)
 
         await db_async(ready)()
@@ -193,9 +196,7 @@ class RideConsumer(AppSocket):
         user = self.require_user()
 
         def sos():
-            ride = Ride.objects.filter(ride_id=self.ride_id).first()
-            if ride is None:
-                raise NotFound(f"There is no ride {self.ride_id}.")
+            ride = self._the_ride()
             return alarms.alarm_sos(ride=ride, passenger=user)
 
         alarm = await db_async(sos)()
