@@ -8,8 +8,11 @@ dispatch.drivers.is_stale, the caregivers people.access says follow a
 passenger):
 
 - On PostgreSQL in auto mode, one statement inserts the ride and its first
-  events and claims the first free eligible candidate (`FOR UPDATE SKIP
-  LOCKED`: a concurrent booking takes the next driver instead of waiting).
+  events, claims the first free eligible candidate (`FOR UPDATE SKIP
+  LOCKED`: a concurrent booking takes the next driver instead of waiting)
+  and reads who hears of it: the caregivers following, and the recipients
+  of notifications with their choices (people.notices), so the outbox adds
+  only its INSERT to the booking.
   The rules are the ORM's own querysets, compiled into it; the steps and
   versions are the ones `rides.advance` plans. Measured clearly faster than
   the ORM path (docs/benchmarks.md, Decisions, "Booking").
@@ -38,8 +41,11 @@ from dispatch import broadcast, drivers, rides
 from dispatch.geo import Point
 from dispatch.matching import BOOK_CANDIDATES, MatchResult, nearby, put_on_ride, ride_match
 from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
+from dispatch.notify.outbox import recipients_known
 from people.access import caregivers_following, caregivers_following_query
 from people.models import DriverProfile, User
+from people.notices import notice_recipients_query, recipients_from
+from project.common.sql import insert_params, insert_sql
 
 # False: PostgreSQL books through the ORM path too (the equivalence tests and
 # the benchmark's comparison of the two paths set it).
@@ -139,7 +145,7 @@ DRIVER_ROWS = (
 )
 CLAIMED = "claim.driver_id IS NOT NULL"
 # The statement, built on first use; only its parameters change.
-_statement: list[tuple[str, list, list, list]] = []
+_statement: list[tuple[str, list, list, list, list]] = []
 
 
 @dataclass
@@ -164,7 +170,7 @@ def _in_one_statement(
     plan = _plan(ride, now)
     if not _statement:
         _statement.append(_build())
-    sql, eligible_params, carries_params, watchers_params = _statement[0]
+    sql, eligible_params, carries_params, watchers_params, recipients_params = _statement[0]
     params = [
         list(fresh),
         [distance for distance, _ in fresh.values()],
@@ -175,7 +181,7 @@ def _in_one_statement(
         DriverStatus.ON_TRIP,
         now,
         DriverStatus.AVAILABLE,
-        *_insert_params(
+        *insert_params(
             ride,
             {
                 "status": [plan.assigned.status, plan.searching.status],
@@ -184,10 +190,11 @@ def _in_one_statement(
                 "assigned_at": [now],
             },
         ),
-        *_insert_params(opening[0], {"ride": []}),
-        *_insert_params(opening[1], {"ride": []}),
-        *_insert_params(plan.event, {"ride": [], "payload": []}),
+        *insert_params(opening[0], {"ride": []}),
+        *insert_params(opening[1], {"ride": []}),
+        *insert_params(plan.event, {"ride": [], "payload": []}),
         *watchers_params,
+        *recipients_params,
     ]
     # One statement is one transaction (a savepoint inside a caller's): a
     # constraint that fails rolls the claim back with it. The news is
@@ -196,9 +203,10 @@ def _in_one_statement(
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            pk, watchers, distance, *row = cursor.fetchone()
+            pk, watchers, recipients, distance, *row = cursor.fetchone()
         ride.pk = pk
         ride._state.adding, ride._state.db = False, connection.alias
+        recipients_known(ride, recipients_from(recipients))
         broadcast.ride_changed(ride, "searching", watchers=watchers)
         driver = _driver_of(row)
         if driver is None:
@@ -226,31 +234,7 @@ def _driver_of(row: Sequence) -> User | None:
     return driver
 
 
-def _fields(model: type[Model]) -> list:
-    return [f for f in model._meta.concrete_fields if not f.primary_key]
-
-
-def _insert_sql(model: type[Model], exprs: dict[str, str]) -> tuple[str, str]:
-    """Column list and value list to insert a `model` row; `exprs` replace values."""
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in _fields(model))
-    values = ", ".join(
-        exprs[f.name] if f.name in exprs else f"%s::{f.db_type(connection)}" for f in _fields(model)
-    )
-    return columns, values
-
-
-def _insert_params(instance: Model, exprs: dict[str, list]) -> list:
-    """The parameters of `_insert_sql` for `instance`, in order."""
-    params: list = []
-    for field in _fields(type(instance)):
-        if field.name in exprs:
-            params += exprs[field.name]
-        else:
-            params.append(field.get_db_prep_save(field.pre_save(instance, add=True), connection))
-    return params
-
-
-def _build() -> tuple[str, list, list, list]:
+def _build() -> tuple[str, list, list, list, list]:
     """The statement, and the parameters of the querysets compiled into it."""
     eligible_sql, eligible_params = (
         DriverState.objects.eligible(needs_wheelchair=False)
@@ -262,10 +246,12 @@ def _build() -> tuple[str, list, list, list]:
         .values("driver_id")
         .query.sql_with_params()
     )
-    watchers_sql, watchers_params = caregivers_following_query(
-        RawSQL("(SELECT passenger_id FROM ride)", ())
+    passenger_id = RawSQL("(SELECT passenger_id FROM ride)", ())
+    watchers_sql, watchers_params = caregivers_following_query(passenger_id).query.sql_with_params()
+    recipients_sql, recipients_params = notice_recipients_query(
+        passenger_id
     ).query.sql_with_params()
-    ride_cols, ride_values = _insert_sql(
+    ride_cols, ride_values = insert_sql(
         Ride,
         {
             "status": f"CASE WHEN {CLAIMED} THEN %s ELSE %s END",
@@ -274,8 +260,8 @@ def _build() -> tuple[str, list, list, list]:
             "assigned_at": f"CASE WHEN {CLAIMED} THEN %s::timestamptz END",
         },
     )
-    event_cols, event_values = _insert_sql(RideEvent, {"ride": "ride.id"})
-    _, assigned_values = _insert_sql(
+    event_cols, event_values = insert_sql(RideEvent, {"ride": "ride.id"})
+    _, assigned_values = insert_sql(
         RideEvent,
         {
             "ride": "ride.id",
@@ -328,7 +314,15 @@ def _build() -> tuple[str, list, list, list]:
             UNION ALL SELECT {event_values} FROM ride
             UNION ALL SELECT {assigned_values} FROM ride JOIN claim ON TRUE
         )
-        SELECT ride.id, ARRAY({watchers_sql}), claim.distance_km, {driver_columns}
+        SELECT ride.id, ARRAY({watchers_sql}),
+            (SELECT json_agg(r) FROM ({recipients_sql}) AS r),
+            claim.distance_km, {driver_columns}
         FROM ride LEFT JOIN claim ON TRUE {driver_joins}
     """
-    return sql, list(eligible_params), list(carries_params), list(watchers_params)
+    return (
+        sql,
+        list(eligible_params),
+        list(carries_params),
+        list(watchers_params),
+        list(recipients_params),
+    )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 
 from django.db import transaction
-from django.db.models import TextChoices
+from django.db.models import F, IntegerField, TextChoices, Value
 from django.utils import timezone
 
 from people.access import notified_links
@@ -79,7 +79,7 @@ class NoticeError(ServiceError):
 class Recipient:
     """One person to tell of a passenger's rides, as they chose."""
 
-    user: User
+    user_id: int
     link_id: int | None
     topics: frozenset[str]
     channel: str
@@ -114,19 +114,14 @@ def _defaults(*, caregiver: bool) -> dict:
     }
 
 
-def _recipient(user: User, link_id: int | None, pref: NoticePreference | None) -> Recipient:
-    values = (
-        _defaults(caregiver=link_id is not None)
-        if pref is None
-        else {
-            "topics": pref.topics,
-            "channel": pref.channel,
-            "quiet_start": pref.quiet_start,
-            "quiet_end": pref.quiet_end,
-        }
-    )
+CHOICES = ("topics", "channel", "quiet_start", "quiet_end")
+
+
+def _recipient(user_id: int, link_id: int | None, pref: dict | None) -> Recipient:
+    """`pref`: the NoticePreference's CHOICES, or None for the defaults."""
+    values = _defaults(caregiver=link_id is not None) if pref is None else pref
     return Recipient(
-        user=user,
+        user_id=user_id,
         link_id=link_id,
         topics=frozenset(values["topics"]),
         channel=values["channel"],
@@ -135,18 +130,56 @@ def _recipient(user: User, link_id: int | None, pref: NoticePreference | None) -
     )
 
 
-def notice_recipients(passenger: User) -> list[Recipient]:
+def notice_recipients_query(passenger_id):
     """
-    The passenger and their caregivers who may receive notifications: one
-    query, or two when the passenger's own choices were not loaded with them
-    (select_related("notice_preference")).
+    The passenger's recipients, a row each: the passenger and each
+    caregiver who may receive notifications (people.access.notified_links),
+    with their NoticePreference's choices (pref_id None: they have none).
+    One query; `passenger_id` may be an expression (the booking compiles it
+    into its statement). `recipients_from` makes Recipients of the rows.
     """
-    own = getattr(passenger, "notice_preference", None)
-    found = [_recipient(passenger, None, own)]
-    links = notified_links(passenger.pk).select_related("caregiver", "notice_preference")
-    for link in links:
-        found.append(_recipient(link.caregiver, link.pk, getattr(link, "notice_preference", None)))
-    return found
+
+    def chosen(path: str) -> dict:
+        return {"pref_id": F(f"{path}__id"), **{c: F(f"{path}__{c}") for c in CHOICES}}
+
+    own = (
+        User.objects.filter(pk=passenger_id)
+        .order_by()
+        .values(
+            user_id=F("pk"),
+            link_id=Value(None, output_field=IntegerField()),
+            **chosen("notice_preference"),
+        )
+    )
+    links = (
+        notified_links(passenger_id)
+        .order_by()
+        .values(user_id=F("caregiver_id"), link_id=F("pk"), **chosen("notice_preference"))
+    )
+    return own.union(links, all=True).order_by()
+
+
+def recipients_from(rows) -> list[Recipient]:
+    """
+    Recipients of `notice_recipients_query`'s rows, as the query gives them
+    or decoded from JSON (the booking's statement: times as text).
+    """
+    fields = {c: NoticePreference._meta.get_field(c) for c in CHOICES}
+    return [
+        _recipient(
+            row["user_id"],
+            row["link_id"],
+            None
+            if row["pref_id"] is None
+            else {c: field.to_python(row[c]) for c, field in fields.items()},
+        )
+        for row in rows
+    ]
+
+
+def notice_recipients(passenger_id: int) -> list[Recipient]:
+    """The passenger's recipients, as they chose (one query)."""
+    return recipients_from(notice_recipients_query(passenger_id))
 
 
 # --- reading and choosing ------------------------------------------------------
@@ -155,9 +188,9 @@ def notice_recipients(passenger: User) -> list[Recipient]:
 def preference_of(*, passenger: User | None = None, link: CaregiverLink | None = None) -> dict:
     """The choices in force for a passenger's own rides, or a caregiver's link."""
     owner = {"passenger": passenger} if link is None else {"link": link}
-    pref = NoticePreference.objects.filter(**owner).first()
+    pref = NoticePreference.objects.filter(**owner).values(*CHOICES).first()
     user = link.caregiver if link is not None else passenger
-    recipient = _recipient(user, link.pk if link is not None else None, pref)
+    recipient = _recipient(user.pk, link.pk if link is not None else None, pref)
     return {
         "topics": sorted(recipient.topics, key=Topic.values.index),
         "channel": recipient.channel,

@@ -19,7 +19,8 @@ from django.utils import timezone
 from dispatch.models import Notification, Ride
 from dispatch.notify.events import NOTICES, ONCE_PER_RIDE, To
 from people.models import NoticeChannel
-from people.notices import notice_recipients
+from people.notices import Recipient, notice_recipients
+from project.common.sql import insert_ignoring_conflicts
 
 # What time it is for quiet hours; tests move this clock alone.
 clock = timezone.now
@@ -29,17 +30,21 @@ clock = timezone.now
 pending = threading.Event()
 
 
-def _recipients(ride: Ride):
+def recipients_known(ride: Ride, recipients: list[Recipient]) -> None:
     """
-    The ride's recipients, read once per transaction: a booking's searching
-    and assigned events share one read. Forgotten when the transaction
-    commits, so the next change reads the choices afresh.
+    The ride's recipients as read in the current transaction: its changes
+    there share them (a booking's searching and assigned events; the
+    booking reads them in its own statement). Forgotten when the
+    transaction commits, so the next change reads the choices afresh.
     """
-    cached = ride.__dict__.get("_notice_recipients")
-    if cached is None:
-        cached = ride.__dict__["_notice_recipients"] = notice_recipients(ride.passenger)
-        transaction.on_commit(lambda: ride.__dict__.pop("_notice_recipients", None))
-    return cached
+    ride.__dict__["_notice_recipients"] = recipients
+    transaction.on_commit(lambda: ride.__dict__.pop("_notice_recipients", None))
+
+
+def _recipients(ride: Ride) -> list[Recipient]:
+    if "_notice_recipients" not in ride.__dict__:
+        recipients_known(ride, notice_recipients(ride.passenger_id))
+    return ride.__dict__["_notice_recipients"]
 
 
 def notices_write(ride: Ride, kind: str, **said) -> int:
@@ -75,7 +80,7 @@ def notices_write(ride: Ride, kind: str, **said) -> int:
                 event=kind,
                 version=version,
                 topic=notice.topic,
-                recipient=recipient.user,
+                recipient_id=recipient.user_id,
                 link_id=recipient.link_id,
                 channel=recipient.channel,
                 params=params,
@@ -84,6 +89,6 @@ def notices_write(ride: Ride, kind: str, **said) -> int:
             )
         )
     if rows:
-        Notification.objects.bulk_create(rows, ignore_conflicts=True)
+        insert_ignoring_conflicts(rows)
         transaction.on_commit(pending.set)
     return len(rows)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from dispatch import booking, broadcast
@@ -23,24 +22,6 @@ from people.models import PassengerProfile, User, VehicleType
 pytestmark = pytest.mark.django_db(transaction=True)
 
 JHB = (-26.2041, 28.0473)
-
-
-ON_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
-
-
-# On PostgreSQL (make test-services) both ways run, side by side.
-PATHS = (
-    [pytest.param(way, marks=pytest.mark.postgres) for way in ("one statement", "orm")]
-    if ON_POSTGRES
-    else ["orm"]
-)
-
-
-@pytest.fixture(params=PATHS)
-def path(request, monkeypatch):
-    """Which way PostgreSQL books; SQLite has only the ORM's."""
-    monkeypatch.setattr(booking, "ONE_STATEMENT", request.param == "one statement")
-    return request.param
 
 
 @pytest.fixture

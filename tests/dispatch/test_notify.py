@@ -21,7 +21,7 @@ from dispatch.notify import delivery, outbox
 from dispatch.notify.events import NOTICES
 from dispatch.notify.texts import TEXTS, notice_text
 from people import notices, push, sms
-from people.models import Language, NoticeChannel, NoticePreference
+from people.models import Language, LinkStatus, NoticeChannel, NoticePreference
 from people.notices import Topic
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -88,7 +88,7 @@ def deliver_all() -> int:
 
 
 def test_a_booking_writes_the_driver_assigned_notice_in_its_own_transaction(
-    family, make_driver, monkeypatch
+    path, family, make_driver, monkeypatch
 ):
     """Booked and assigned: the caregiver's SMS row is there when the booking commits."""
     at_noon(monkeypatch)
@@ -160,10 +160,42 @@ def test_each_notice_is_sent_once_even_when_the_worker_runs_again(
     assert row.status == N.SENT and row.body == sent[0]["message"]
 
 
+def test_a_booking_owes_each_recipient_what_they_chose(
+    path, family, make_user, make_link, make_driver, monkeypatch
+):
+    """
+    Both ways of booking (on PostgreSQL the one statement reads the
+    recipients itself) write a row for each recipient as they chose, and
+    none for a link that may not hear, was revoked, or left the topic out.
+    """
+    at_noon(monkeypatch)
+    sarah, emily, link = family
+    notices.preference_set(
+        actor=sarah, passenger=sarah, topics=[Topic.DRIVER_ASSIGNED], channel=NoticeChannel.IN_APP
+    )
+    anna = make_user("caregiver", first_name="Anna")
+    notices.preference_set(
+        actor=anna,
+        link=make_link(sarah, anna, can_receive_notifications=True),
+        topics=[Topic.DROPPED_OFF],
+    )
+    make_link(sarah, make_user("caregiver"), can_receive_notifications=False)
+    gone = make_link(sarah, make_user("caregiver"), can_receive_notifications=True)
+    gone.status = LinkStatus.REVOKED
+    gone.save()
+    make_driver(JHB[0] + 0.004, JHB[1])
+    booking.ride_book(**trip(sarah))
+    owed = set(Notification.objects.values_list("recipient_id", "link_id", "topic", "channel"))
+    assert owed == {
+        (sarah.pk, None, Topic.DRIVER_ASSIGNED, NoticeChannel.IN_APP),
+        (emily.pk, link.pk, Topic.DRIVER_ASSIGNED, NoticeChannel.SMS),
+    }
+
+
 # --- what is texted when ---------------------------------------------------------
 
 
-def test_nothing_is_texted_before_a_driver_has_accepted(family, monkeypatch, settings):
+def test_nothing_is_texted_before_a_driver_has_accepted(path, family, monkeypatch, settings):
     """A search without a driver, and its cancelling, text nobody; once assigned, they do."""
     at_noon(monkeypatch)
     sarah, emily, link = family
@@ -178,7 +210,7 @@ def test_nothing_is_texted_before_a_driver_has_accepted(family, monkeypatch, set
     assert texts(settings) == []
 
 
-def test_in_app_choosers_hear_of_the_booking_before_any_driver(family, monkeypatch):
+def test_in_app_choosers_hear_of_the_booking_before_any_driver(path, family, monkeypatch):
     at_noon(monkeypatch)
     sarah, emily, link = family
     notices.preference_set(
@@ -212,7 +244,7 @@ def test_a_family_member_hears_the_defaults_and_not_what_they_left_out(
 
 
 def test_a_link_without_the_notification_permission_hears_nothing(
-    passenger, make_user, make_link, make_driver, monkeypatch
+    path, passenger, make_user, make_link, make_driver, monkeypatch
 ):
     at_noon(monkeypatch)
     make_link(passenger, make_user("caregiver"), can_receive_notifications=False)
@@ -221,7 +253,9 @@ def test_a_link_without_the_notification_permission_hears_nothing(
     assert not Notification.objects.exclude(recipient=passenger).exists()
 
 
-def test_quiet_hours_hold_back_all_but_urgent_notices(family, make_driver, monkeypatch, settings):
+def test_quiet_hours_hold_back_all_but_urgent_notices(
+    path, family, make_driver, monkeypatch, settings
+):
     sarah, emily, link = family
     late = timezone.make_aware(datetime.combine(timezone.localdate(), time(23, 30)))
     monkeypatch.setattr(outbox, "clock", lambda: late)
@@ -587,3 +621,30 @@ def test_an_sos_alarm_texts_the_caregivers_who_receive_notifications(
     assert list(
         Notification.objects.filter(topic=Topic.ALARM).values_list("recipient_id", "event")
     ) == [(emily.pk, "alarm_raised")]
+
+
+@pytest.mark.postgres
+def test_the_one_statement_booking_adds_only_the_outbox_insert(
+    family, make_driver, monkeypatch, settings
+):
+    """The statement reads the recipients itself: notices add one INSERT to a booking, no read."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    at_noon(monkeypatch)
+    sarah, emily, link = family
+    monkeypatch.setattr(booking, "ONE_STATEMENT", True)
+    make_driver(JHB[0] + 0.004, JHB[1])
+    make_driver(JHB[0] + 0.005, JHB[1])
+    statements = {}
+    for on in (False, True):
+        settings.NOTIFY_ENABLED = on
+        with CaptureQueriesContext(connection) as captured:
+            ride = booking.ride_book(**trip(sarah, ride_id=f"n{int(on)}")).ride
+        statements[on] = [q["sql"].split()[0] for q in captured.captured_queries]
+        rides.ride_cancel(ride=Ride.objects.get(pk=ride.pk), actor=sarah, cancelled_by="passenger")
+    added = list(statements[True])
+    for sql in statements[False]:
+        added.remove(sql)
+    assert added == ["INSERT"]
+    assert Notification.objects.filter(recipient=emily, event="assigned").count() == 1
