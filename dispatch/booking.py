@@ -205,6 +205,7 @@ def _in_one_statement(
             cursor.execute(sql, params)
             pk, watchers, recipients, distance, *row = cursor.fetchone()
         ride.pk = pk
+        # Saved now, as Model._state (documented) records for a saved row.
         ride._state.adding, ride._state.db = False, connection.alias
         recipients_known(ride, recipients_from(recipients))
         broadcast.ride_changed(ride, "searching", watchers=watchers)

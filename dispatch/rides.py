@@ -188,11 +188,8 @@ def opened(
     """
     if not isinstance(ride_id, str) or not re.match(RIDE_ID_PATTERN, ride_id):
         raise DispatchError("ride_id must be 1-64 letters, digits, '-' or '_'.", field="ride_id")
-    # With the profile the needs card reads and the notification choices
-    # (one query for all).
-    passenger = User.objects.select_related("passenger_profile", "notice_preference").get(
-        pk=passenger.pk
-    )
+    # With the profile the needs card reads.
+    passenger = User.objects.select_related("passenger_profile").get(pk=passenger.pk)
     if booked_by.pk == passenger.pk:
         booked_by = passenger
     if needs_wheelchair is None:

@@ -163,10 +163,7 @@ class RideQuerySet(models.QuerySet):
         return self.filter(service_date=service_date)
 
     def with_people(self):
-        """
-        Everyone a ride's messages name, the driver's live state (the card),
-        and the passenger's notification choices.
-        """
+        """Everyone a ride's messages name, and the driver's live state (the card)."""
         return self.select_related(
             "passenger",
             "booked_by",
@@ -174,7 +171,6 @@ class RideQuerySet(models.QuerySet):
             "driver__driver_profile",
             "driver__driver_state",
             "passenger__passenger_profile",
-            "passenger__notice_preference",
         )
 
 
