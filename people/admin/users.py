@@ -61,10 +61,15 @@ class CareUserChangeForm(PhoneField, UserChangeForm):
         fields = "__all__"
 
 
-class DriverProfileInline(StackedInline):
-    model = DriverProfile
+class _ProfileInline(StackedInline):
+    """A user's one profile of a kind, edited on the user's page, never deleted there."""
+
     can_delete = False
     max_num = 1
+
+
+class DriverProfileInline(_ProfileInline):
+    model = DriverProfile
     fields = (
         ("vehicle_type", "vehicle_registration"),
         ("licence_number", "rating"),
@@ -74,10 +79,8 @@ class DriverProfileInline(StackedInline):
     readonly_fields = ("is_verified", "is_demo")
 
 
-class PassengerProfileInline(StackedInline):
+class PassengerProfileInline(_ProfileInline):
     model = PassengerProfile
-    can_delete = False
-    max_num = 1
     fields = (
         ("needs_wheelchair", "needs_walker"),
         ("needs_assistance_boarding", "has_service_animal"),
