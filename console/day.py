@@ -9,8 +9,10 @@ and drivers; the page shows the plan's audit log.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import wraps
 from typing import Any
 
 from django.contrib import messages
@@ -166,14 +168,29 @@ def day_view(request: HtmxHttpRequest, service_date: str | None = None) -> HttpR
     return render(request, TEMPLATE, ctx)
 
 
-@require_POST
-@dispatcher_view
-def day_plan(request: HtmxHttpRequest, service_date: str) -> HttpResponse:
-    day = _service_date(service_date)
-    try:
-        plan = services.plan_day(service_date=day, actor=request.user)
-    except DispatchError as exc:
-        return _respond(request, day, error=str(exc))
+def _day_change(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """
+    A dispatcher's POST that changes the plan of the day in the URL: the
+    view gets that day as a date, and a refusal (DispatchError) is shown on
+    the day's page like any other error.
+    """
+
+    @require_POST
+    @dispatcher_view
+    @wraps(view)
+    def change(request: HtmxHttpRequest, service_date: str, **kwargs: Any) -> HttpResponse:
+        day = _service_date(service_date)
+        try:
+            return view(request, day, **kwargs)
+        except DispatchError as exc:
+            return _respond(request, day, error=str(exc))
+
+    return change
+
+
+@_day_change
+def day_plan(request: HtmxHttpRequest, day: date) -> HttpResponse:
+    plan = services.plan_day(service_date=day, actor=request.user)
     stats = plan.stats
     return _respond(
         request,
@@ -183,27 +200,17 @@ def day_plan(request: HtmxHttpRequest, service_date: str) -> HttpResponse:
     )
 
 
-@require_POST
-@dispatcher_view
-def day_publish(request: HtmxHttpRequest, service_date: str) -> HttpResponse:
-    day = _service_date(service_date)
+@_day_change
+def day_publish(request: HtmxHttpRequest, day: date) -> HttpResponse:
     plan = get_object_or_404(DayPlan, service_date=day)
-    try:
-        services.plan_publish(plan=plan, actor=request.user, expected_version=_version(request))
-    except DispatchError as exc:
-        return _respond(request, day, error=str(exc))
+    services.plan_publish(plan=plan, actor=request.user, expected_version=_version(request))
     return _respond(request, day, notice="Published: riders and drivers have been told.")
 
 
-@require_POST
-@dispatcher_view
-def day_replan(request: HtmxHttpRequest, service_date: str) -> HttpResponse:
-    day = _service_date(service_date)
+@_day_change
+def day_replan(request: HtmxHttpRequest, day: date) -> HttpResponse:
     plan = get_object_or_404(DayPlan, service_date=day)
-    try:
-        on_the_day.replan_remaining(plan=plan, actor=request.user)
-    except DispatchError as exc:
-        return _respond(request, day, error=str(exc))
+    on_the_day.replan_remaining(plan=plan, actor=request.user)
     return _respond(request, day, notice="Planned what remains; done and locked stops kept.")
 
 
@@ -213,10 +220,8 @@ def _ride_of(day: date, ride_pk: int) -> Ride:
     )
 
 
-@require_POST
-@dispatcher_view
-def trip_move(request: HtmxHttpRequest, service_date: str, ride_pk: int) -> HttpResponse:
-    day = _service_date(service_date)
+@_day_change
+def trip_move(request: HtmxHttpRequest, day: date, ride_pk: int) -> HttpResponse:
     ride = _ride_of(day, ride_pk)
     to = request.POST.get("to_run", "")
     to_run = None
@@ -230,29 +235,21 @@ def trip_move(request: HtmxHttpRequest, service_date: str, ride_pk: int) -> Http
         )
         if to_run is None:
             return _respond(request, day, error="That run is not on this day's plan.")
-    try:
-        services.trip_move(
-            ride=ride,
-            to_run=to_run,
-            actor=request.user,
-            lock=request.POST.get("lock") == "on",
-            expected_version=_version(request),
-        )
-    except DispatchError as exc:
-        return _respond(request, day, error=str(exc))
+    services.trip_move(
+        ride=ride,
+        to_run=to_run,
+        actor=request.user,
+        lock=request.POST.get("lock") == "on",
+        expected_version=_version(request),
+    )
     where = f"{to_run.driver}'s run" if to_run else "the unassigned list"
     return _respond(request, day, notice=f"Moved ride {ride.ride_id} to {where}.")
 
 
-@require_POST
-@dispatcher_view
-def trip_lock(request: HtmxHttpRequest, service_date: str, ride_pk: int) -> HttpResponse:
-    day = _service_date(service_date)
+@_day_change
+def trip_lock(request: HtmxHttpRequest, day: date, ride_pk: int) -> HttpResponse:
     ride = _ride_of(day, ride_pk)
     locked = request.POST.get("locked") == "1"
-    try:
-        services.trip_lock(ride=ride, locked=locked, actor=request.user)
-    except DispatchError as exc:
-        return _respond(request, day, error=str(exc))
+    services.trip_lock(ride=ride, locked=locked, actor=request.user)
     state = "locked to its run" if locked else "unlocked"
     return _respond(request, day, notice=f"Ride {ride.ride_id} {state}.")

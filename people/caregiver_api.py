@@ -10,6 +10,9 @@ not exist, so ids reveal nothing about other people.
 # No `from __future__ import annotations`: ninja reads the list view's
 # query parameters through @paginate's wrapper, which cannot resolve names.
 
+from collections.abc import Callable
+from functools import partial
+
 from django.db.models import Q
 from django.http import HttpRequest
 from ninja import Router, Status
@@ -18,7 +21,7 @@ from ninja.pagination import PageNumberPagination, paginate
 from people import caregivers
 from people.caregiver_schemas import LinkInviteIn, LinkOut, LinkState, LinkUpdateIn, link_out
 from people.models import CaregiverLink, User
-from people.rest_schemas import ErrorOut
+from people.rest_schemas import ErrorOut, changes_sent
 from people.tokens import AccessTokenAuth
 from project.common.errors import ApiError
 
@@ -38,6 +41,13 @@ def _link_or_404(user: User, link_id: int) -> CaregiverLink:
     if link is None:
         raise ApiError(404, "not_found", "No such caregiver link.")
     return link
+
+
+def _link_change(request: HttpRequest, link_id: int, change: Callable[..., CaregiverLink]):
+    """The caller's link after `change` (a people.caregivers service) made by them."""
+    user = request.auth
+    link = change(link=_link_or_404(user, link_id), actor=user)
+    return link_out(link, user)
 
 
 @caregiver_router.get(
@@ -87,10 +97,7 @@ def link_detail(request: HttpRequest, link_id: int):
     summary="Accept an invitation (caregiver)",
 )
 def link_accept(request: HttpRequest, link_id: int):
-    user = request.auth
-    link = _link_or_404(user, link_id)
-    link = caregivers.caregiver_link_accept(link=link, actor=user)
-    return link_out(link, user)
+    return _link_change(request, link_id, caregivers.caregiver_link_accept)
 
 
 @caregiver_router.post(
@@ -99,10 +106,7 @@ def link_accept(request: HttpRequest, link_id: int):
     summary="Decline an invitation (caregiver)",
 )
 def link_decline(request: HttpRequest, link_id: int):
-    user = request.auth
-    link = _link_or_404(user, link_id)
-    link = caregivers.caregiver_link_decline(link=link, actor=user)
-    return link_out(link, user)
+    return _link_change(request, link_id, caregivers.caregiver_link_decline)
 
 
 @caregiver_router.patch(
@@ -112,13 +116,8 @@ def link_decline(request: HttpRequest, link_id: int):
 )
 def link_update(request: HttpRequest, link_id: int, body: LinkUpdateIn):
     """Only the fields sent change. Open sockets apply new permissions at once."""
-    user = request.auth
-    changes = body.model_dump(exclude_unset=True)
-    if not changes:
-        raise ApiError(400, "invalid_request", "Send at least one field to change.")
-    link = _link_or_404(user, link_id)
-    link = caregivers.caregiver_link_update(link=link, actor=user, **changes)
-    return link_out(link, user)
+    changes = changes_sent(body)
+    return _link_change(request, link_id, partial(caregivers.caregiver_link_update, **changes))
 
 
 @caregiver_router.delete(
@@ -128,7 +127,4 @@ def link_update(request: HttpRequest, link_id: int, body: LinkUpdateIn):
 )
 def link_revoke(request: HttpRequest, link_id: int):
     """The caregiver loses every permission at once; the link stays on record."""
-    user = request.auth
-    link = _link_or_404(user, link_id)
-    link = caregivers.caregiver_link_revoke(link=link, actor=user)
-    return link_out(link, user)
+    return _link_change(request, link_id, caregivers.caregiver_link_revoke)

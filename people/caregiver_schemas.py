@@ -6,18 +6,15 @@ from datetime import datetime
 from typing import Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from people.models import CaregiverLink, LinkStatus, RelationshipType, User
 from people.phones import display_phone
+from people.rest_schemas import In
 
 # Built from the model's choices so the two cannot drift apart.
 Relationship = Literal[tuple(RelationshipType.values)]  # type: ignore[valid-type]
 LinkState = Literal[tuple(LinkStatus.values)]  # type: ignore[valid-type]
-
-
-class In(Schema):
-    model_config = ConfigDict(extra="forbid")
 
 
 class PersonOut(Schema):

@@ -11,12 +11,12 @@ from typing import Annotated
 
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from people import notices
 from people.models import CaregiverLink, LinkStatus, NoticeChannel, UserType
 from people.notices import Topic
-from people.rest_schemas import ErrorOut
+from people.rest_schemas import ErrorOut, In, changes_sent
 from people.tokens import AccessTokenAuth
 from project.common.errors import ApiError
 
@@ -34,10 +34,8 @@ class PreferenceOut(Schema):
     customised: bool
 
 
-class PreferenceIn(Schema):
+class PreferenceIn(In):
     """Only the fields sent change. Quiet hours: both times, or both null."""
-
-    model_config = ConfigDict(extra="forbid")
 
     topics: list[Topic] = Field(default=None, max_length=len(Topic.values))
     channel: NoticeChannel = Field(default=None)
@@ -48,9 +46,7 @@ class PreferenceIn(Schema):
 Token = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4096)]
 
 
-class DeviceIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
+class DeviceIn(In):
     token: Token
     platform: Annotated[str, StringConstraints(pattern=r"^(android|ios|web)$")] = "android"
 
@@ -59,13 +55,6 @@ class DeviceOut(Schema):
     token: str
     platform: str
     registered: bool
-
-
-def _changes(body: PreferenceIn) -> dict:
-    changes = body.model_dump(exclude_unset=True)
-    if not changes:
-        raise ApiError(400, "invalid_request", "Send at least one field to change.")
-    return changes
 
 
 @notice_router.get(
@@ -84,7 +73,7 @@ def own_preferences_set(request: HttpRequest, body: PreferenceIn):
     user = request.auth
     if user.user_type != UserType.PASSENGER:
         raise ApiError(403, "forbidden", "Only passengers have rides of their own to hear of.")
-    return notices.preference_set(actor=user, passenger=user, **_changes(body))
+    return notices.preference_set(actor=user, passenger=user, **changes_sent(body))
 
 
 def _my_link(request: HttpRequest, link_id: int) -> CaregiverLink:
@@ -118,7 +107,7 @@ def link_preferences_set(request: HttpRequest, link_id: int, body: PreferenceIn)
         raise ApiError(
             403, "forbidden", "This link does not let you receive notifications; ask the passenger."
         )
-    return notices.preference_set(actor=request.auth, link=link, **_changes(body))
+    return notices.preference_set(actor=request.auth, link=link, **changes_sent(body))
 
 
 @notice_router.post(

@@ -5,20 +5,16 @@ people.profiles.profile_update.
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from django.http import HttpRequest
 from ninja import Router, Schema
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import Field
 
 from people.models import Language, PassengerProfile, User, UserType
 from people.profiles import profile_update
-from people.rest_schemas import ErrorOut, UserOut, user_out
+from people.rest_schemas import ErrorOut, In, Name, UserOut, user_out
 from people.tokens import AccessTokenAuth
 
 profile_router = Router(auth=AccessTokenAuth(), tags=["profile"])
-
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)]
 
 
 class NeedsOut(Schema):
@@ -35,10 +31,8 @@ class ProfileOut(UserOut):
     needs: NeedsOut | None = None
 
 
-class ProfileIn(Schema):
+class ProfileIn(In):
     """Only the fields sent change. The needs fields are for passengers."""
-
-    model_config = ConfigDict(extra="forbid")
 
     first_name: Name = Field(default=None)
     last_name: Name = Field(default=None)

@@ -8,12 +8,21 @@ from ninja import Schema
 from pydantic import ConfigDict, Field, StringConstraints
 
 from people.models import User
+from project.common.errors import ApiError
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)]
 
 
 class In(Schema):
     model_config = ConfigDict(extra="forbid")
+
+
+def changes_sent(body: Schema) -> dict:
+    """A PATCH body's fields that were sent; refused when there are none."""
+    changes = body.model_dump(exclude_unset=True)
+    if not changes:
+        raise ApiError(400, "invalid_request", "Send at least one field to change.")
+    return changes
 
 
 class ErrorOut(Schema):

@@ -30,7 +30,7 @@ from people.phones import textable_phone
 from people.sessions import TokenPair, session_issue
 from people.sms import SMSDeliveryError, sms_busy, sms_ceiling_claim, sms_send
 from project.common.clients import limit_key
-from project.common.errors import ServiceError
+from project.common.errors import ServiceError, Throttled
 from project.common.limits import Cap, Claim, caps_take, wait_in_words
 
 logger = logging.getLogger(__name__)
@@ -67,26 +67,22 @@ class SignInError(ServiceError):
     """A sign-in step refused; ``code`` is the API's machine-readable code."""
 
     code = "sign_in_failed"
-    status = 400
 
 
-class OtpCooldown(SignInError):
+class OtpCooldown(Throttled, SignInError):
     code = "otp_cooldown"
-    status = 429
 
 
-class OtpLimit(SignInError):
+class OtpLimit(Throttled, SignInError):
     """The phone has had its codes for the hour or the day."""
 
     code = "otp_limit"
-    status = 429
 
 
-class ClientLimit(SignInError):
+class ClientLimit(Throttled, SignInError):
     """This client address has asked for codes for too many phones."""
 
     code = "client_limit"
-    status = 429
 
 
 class InvalidCode(SignInError):

@@ -33,7 +33,7 @@ import requests
 from django.conf import settings
 
 from people.phones import is_textable
-from project.common.errors import ServiceError
+from project.common.errors import Throttled
 from project.common.limits import Cap, Claim, caps_take, wait_in_words
 
 logger = logging.getLogger(__name__)
@@ -51,11 +51,10 @@ class SMSDeliveryError(Exception):
     """The gateway did not accept the message."""
 
 
-class SmsBusy(ServiceError):
+class SmsBusy(Throttled):
     """SMS_MAX_PER_MINUTE texts have gone out in the last minute."""
 
     code = "sms_busy"
-    status = 429
 
 
 def sms_ceiling_claim() -> Claim:

@@ -133,7 +133,6 @@ def _lock(kind: str, ident: str, cap: int, *, phone: str, address: str | None) -
 
 class SecondFactorError(ServiceError):
     code = "second_factor_refused"
-    status = 400
 
 
 class ResetRefused(SecondFactorError):

@@ -61,10 +61,15 @@ class CareUserChangeForm(PhoneField, UserChangeForm):
         fields = "__all__"
 
 
-class DriverProfileInline(StackedInline):
-    model = DriverProfile
+class _ProfileInline(StackedInline):
+    """A user's one profile of a kind, edited on the user's page, never deleted there."""
+
     can_delete = False
     max_num = 1
+
+
+class DriverProfileInline(_ProfileInline):
+    model = DriverProfile
     fields = (
         ("vehicle_type", "vehicle_registration"),
         ("licence_number", "rating"),
@@ -74,10 +79,8 @@ class DriverProfileInline(StackedInline):
     readonly_fields = ("is_verified", "is_demo")
 
 
-class PassengerProfileInline(StackedInline):
+class PassengerProfileInline(_ProfileInline):
     model = PassengerProfile
-    can_delete = False
-    max_num = 1
     fields = (
         ("needs_wheelchair", "needs_walker"),
         ("needs_assistance_boarding", "has_service_animal"),
@@ -101,17 +104,26 @@ class _ReadOnlyInline(TabularInline):
 
 
 class CaregiverLinkInline(_ReadOnlyInline):
-    """Links change through the console or the apps (consent, audit, sockets)."""
+    """
+    Links change through the console or the apps (consent, audit, sockets).
+    A row names the person at the link's other end (`other_end`) from the
+    user the page is about (`fk_name`).
+    """
 
     model = CaregiverLink
     fk_name = "passenger"
+    other_end = "caregiver"
     verbose_name = "caregiver"
     verbose_name_plural = "caregivers (change them on the console's Caregiver links page)"
-    fields = ("caregiver", "relationship_type", "status_pill", "may", "created_at")
-    readonly_fields = fields
+
+    def get_fields(self, request, obj=None):
+        return (self.other_end, "relationship_type", "status_pill", "may", "created_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("caregiver")
+        return super().get_queryset(request).select_related(self.other_end)
 
     @pill(description="Status", table=labels.LINK_STATUS)
     def status_pill(self, obj: CaregiverLink):
@@ -124,13 +136,9 @@ class CaregiverLinkInline(_ReadOnlyInline):
 
 class CaredForInline(CaregiverLinkInline):
     fk_name = "caregiver"
+    other_end = "passenger"
     verbose_name = "person cared for"
     verbose_name_plural = "people cared for"
-    fields = ("passenger", "relationship_type", "status_pill", "may", "created_at")
-    readonly_fields = fields
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("passenger")
 
 
 class ApiSessionInline(_ReadOnlyInline):

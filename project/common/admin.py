@@ -109,40 +109,23 @@ def pill(
 # --- the sidebar's permission callbacks (settings.UNFOLD["SIDEBAR"]) ------------------
 
 
-def _holds(request, *perms: str) -> bool:
-    return request.user.has_perms(perms)
+def _holding(*perms: str) -> Callable[[Any], bool]:
+    """A callback that lets in a user holding every one of `perms`."""
+
+    def holds(request) -> bool:
+        return request.user.has_perms(perms)
+
+    return holds
 
 
-def may_answer_calls(request) -> bool:
-    return _holds(request, "dispatch.view_ride", "people.view_user")
-
-
-def may_view_rides(request) -> bool:
-    return _holds(request, "dispatch.view_ride")
-
-
-def may_view_people(request) -> bool:
-    return _holds(request, "people.view_user")
-
-
-def may_view_links(request) -> bool:
-    return _holds(request, "people.view_caregiverlink")
-
-
-def may_view_drivers(request) -> bool:
-    return _holds(request, "people.view_driverprofile")
-
-
-def may_view_driver_states(request) -> bool:
-    return _holds(request, "dispatch.view_driverstate")
-
-
-def may_view_sign_in(request) -> bool:
-    return _holds(request, "people.view_apisession")
-
-
-def may_view_audit(request) -> bool:
-    return _holds(request, "people.view_auditevent")
+may_answer_calls = _holding("dispatch.view_ride", "people.view_user")
+may_view_rides = _holding("dispatch.view_ride")
+may_view_people = _holding("people.view_user")
+may_view_links = _holding("people.view_caregiverlink")
+may_view_drivers = _holding("people.view_driverprofile")
+may_view_driver_states = _holding("dispatch.view_driverstate")
+may_view_sign_in = _holding("people.view_apisession")
+may_view_audit = _holding("people.view_auditevent")
 
 
 def is_superuser(request) -> bool:

@@ -30,6 +30,18 @@ class ServiceError(Exception):
         return {"code": self.code, "message": str(self), **self.extra}
 
 
+class Throttled(ServiceError):
+    """
+    Refused for now, not for good: `retry_after` says in how many seconds
+    to ask again (REST also sends it as Retry-After).
+    """
+
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **extra)
+
+
 class ApiError(ServiceError):
     """An error a REST view raises itself: ApiError(404, "not_found", "...")."""
 

@@ -29,19 +29,16 @@ class UnstorableText(ServiceError):
     """Text with a NUL character or a lone surrogate."""
 
     code = "invalid_request"
-    status = 400
 
 
 class TooDeep(ServiceError):
     """A structure nested deeper than MAX_DEPTH."""
 
     code = "message_too_deep"
-    status = 400
 
 
 class InvalidJson(ServiceError):
     code = "invalid_json"
-    status = 400
 
 
 def _too_deep(where: str) -> TooDeep:
