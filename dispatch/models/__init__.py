@@ -25,6 +25,7 @@ from dispatch.models.rides import (
     RideEvent,
     RideOffer,
     RideQuerySet,
+    RideRequest,
     RideStatus,
 )
 from dispatch.models.schedule import DriverShift, RideSeries, SeriesPause, SeriesStatus
@@ -54,6 +55,7 @@ __all__ = [
     "RideEvent",
     "RideOffer",
     "RideQuerySet",
+    "RideRequest",
     "RideSeries",
     "RideStatus",
     "Run",
