@@ -7,24 +7,16 @@ from datetime import UTC, datetime
 import pytest
 from django.contrib.admin.utils import label_for_field
 
-from dispatch import rides
 from dispatch.admin.rides import RideAdmin
 from dispatch.models import Ride
+from tests.dispatch.test_rides_api import book
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_rides_times_show_in_the_local_zone_under_their_labels(passenger, settings):
     settings.TIME_ZONE = "Africa/Johannesburg"
-    ride = rides.ride_request(
-        ride_id="adm-times",
-        passenger=passenger,
-        booked_by=passenger,
-        pickup_latitude=-26.2,
-        pickup_longitude=28.04,
-        dropoff_latitude=-26.1,
-        dropoff_longitude=28.0,
-    )
+    ride = book(passenger, "adm-times", match=False)
     Ride.objects.filter(pk=ride.pk).update(created_at=datetime(2026, 3, 2, 7, 30, 5, tzinfo=UTC))
     ride.refresh_from_db()
     labels = {
