@@ -1,8 +1,8 @@
 """
-Dispatch's rows: drivers' live state, rides and their events, offers
-(`rides`); the notification outbox (`notifications`); share links and
-alarms (`alerts`); recurring series and shifts (`schedule`); day plans,
-runs and stops (`plans`).
+Dispatch's rows: drivers' live state, what a booking asks for, rides and
+their events, offers (`rides`); the notification outbox (`notifications`);
+share links and alarms (`alerts`); recurring series and shifts
+(`schedule`); day plans, runs and stops (`plans`).
 """
 
 from dispatch.models.alerts import Alarm, AlarmKind, ShareLink

@@ -1,4 +1,4 @@
-"""Drivers' live state, rides and their events, and offers."""
+"""Drivers' live state, what a booking asks for, rides and their events, offers."""
 
 from __future__ import annotations
 
