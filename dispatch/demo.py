@@ -87,6 +87,21 @@ def _driver(
     return user
 
 
+def _family(passenger: User, caregiver: User, *, notes: str, **permissions) -> None:
+    """An active family link of the caregiver to the passenger, unless one is live."""
+    if CaregiverLink.objects.live().filter(passenger=passenger, caregiver=caregiver).exists():
+        return
+    CaregiverLink.objects.create(
+        passenger=passenger,
+        caregiver=caregiver,
+        relationship_type=RelationshipType.FAMILY,
+        status=LinkStatus.ACTIVE,
+        responded_at=timezone.now(),
+        notes=notes,
+        **permissions,
+    )
+
+
 def seed_drivers() -> list[User]:
     """
     The three original drivers, available and verified, where they stand.
@@ -123,15 +138,7 @@ def seed_demo() -> dict[str, User]:
         # Offline until his app goes online.
         DriverState.objects.get_or_create(driver=michael)
         emily = _person("27821234569", "Emily", "Davis", UserType.CAREGIVER)
-        if not CaregiverLink.objects.live().filter(passenger=sarah, caregiver=emily).exists():
-            CaregiverLink.objects.create(
-                passenger=sarah,
-                caregiver=emily,
-                relationship_type=RelationshipType.FAMILY,
-                status=LinkStatus.ACTIVE,
-                responded_at=timezone.now(),
-                notes="Daughter; call her if Sarah does not answer.",
-            )
+        _family(sarah, emily, notes="Daughter; call her if Sarah does not answer.")
         dispatcher, created = User.objects.get_or_create(
             phone_number=DEMO_DISPATCHER_PHONE,
             defaults={"first_name": "Demo", "last_name": "Dispatcher", "is_staff": True},
@@ -296,16 +303,7 @@ def seed_simulation(drivers_wanted: int = 20) -> SimCast:
     for number, (first, last) in enumerate(SIM_CAREGIVER_NAMES, 1):
         carer = _person(sim_phone(97, number), first, last, UserType.CAREGIVER)
         cared_for = passengers[number - 1]
-        if not CaregiverLink.objects.live().filter(passenger=cared_for, caregiver=carer).exists():
-            CaregiverLink.objects.create(
-                passenger=cared_for,
-                caregiver=carer,
-                relationship_type=RelationshipType.FAMILY,
-                status=LinkStatus.ACTIVE,
-                can_book_rides=True,
-                responded_at=timezone.now(),
-                notes="Simulated family member.",
-            )
+        _family(cared_for, carer, notes="Simulated family member.", can_book_rides=True)
         caregivers[carer] = cared_for
     standing = list(
         User.objects.filter(

@@ -42,6 +42,8 @@ from people.tokens import AccessTokenAuth
 from project.common.errors import ApiError
 
 ride_router = Router(auth=AccessTokenAuth(), tags=["rides"])
+# What a change to one ride may answer instead.
+REFUSALS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
 
 
 def _rides_of(user: User) -> QuerySet[Ride]:
@@ -95,10 +97,7 @@ def ride_list(request: HttpRequest):
 )
 def ride_detail(request: HttpRequest, ride_id: str):
     """The ride and every event of it in order (version, kind, statuses)."""
-    ride = Ride.objects.with_people().filter(ride_id=ride_id).first()
-    viewer = access.viewer_of(request.auth, ride) if ride is not None else None
-    if viewer is None:
-        raise ApiError(404, "not_found", f"There is no ride {ride_id} of yours.")
+    ride, viewer = _visible(request, ride_id)
     data = _ride_out(ride, viewer)
     data["events"] = [
         {
@@ -115,6 +114,7 @@ def ride_detail(request: HttpRequest, ride_id: str):
 
 
 def _visible(request: HttpRequest, ride_id: str) -> tuple[Ride, Viewer]:
+    """The ride and how the caller sees it; one they may not see is not found."""
     ride = Ride.objects.with_people().filter(ride_id=ride_id).first()
     viewer = access.viewer_of(request.auth, ride) if ride is not None else None
     if viewer is None:
@@ -160,20 +160,19 @@ def ride_book_ahead(request: HttpRequest, payload: BookAheadIn):
 
 @ride_router.post(
     "/{ride_id}/ready/",
-    response={200: RideOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    response={200: RideOut, **REFUSALS},
     summary="A will-call return: the rider is ready",
 )
 def ride_ready(request: HttpRequest, ride_id: str):
     """The passenger, or a caregiver who may book, says the rider is ready to go home."""
     ride, _ = _visible(request, ride_id)
     scheduling.ride_ready(ride=ride, actor=request.auth)
-    ride, viewer = _visible(request, ride_id)
-    return _ride_out(ride, viewer)
+    return _ride_out(*_visible(request, ride_id))
 
 
 @ride_router.post(
     "/{ride_id}/cancel/",
-    response={200: RideOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    response={200: RideOut, **REFUSALS},
     summary="Cancel a ride",
 )
 def ride_cancel(request: HttpRequest, ride_id: str, payload: CancelIn):
@@ -184,13 +183,12 @@ def ride_cancel(request: HttpRequest, ride_id: str, payload: CancelIn):
     rides.ride_cancel(
         ride=ride, actor=request.auth, cancelled_by=viewer.cancels_as(), reason=payload.reason
     )
-    ride, viewer = _visible(request, ride_id)
-    return _ride_out(ride, viewer)
+    return _ride_out(*_visible(request, ride_id))
 
 
 @ride_router.post(
     "/{ride_id}/share-links/",
-    response={201: ShareLinkOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    response={201: ShareLinkOut, **REFUSALS},
     summary="Share the ride with family: a tracking link",
 )
 def share_link_create(request: HttpRequest, ride_id: str):

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from dispatch import access, broadcast, matching, rides
 from dispatch.errors import DispatchError, IllegalTransition, NotAllowed, RideConflict
-from dispatch.models import Leg, Ride, RideSeries, RideStatus
+from dispatch.models import Leg, Ride, RideRequest, RideSeries, RideStatus
 from dispatch.planning import day
 from people.models import User
 
@@ -68,7 +68,8 @@ def check_bookable(when: datetime, *, field: str, now: datetime | None = None) -
         )
 
 
-def _place_fields(prefix: str, place: Place) -> dict:
+def place_fields(prefix: str, place: Place) -> dict:
+    """A place as the `<prefix>_` columns of a RideRequest (`pickup`, `dropoff`)."""
     return {
         f"{prefix}_latitude": place.latitude,
         f"{prefix}_longitude": place.longitude,
@@ -76,7 +77,17 @@ def _place_fields(prefix: str, place: Place) -> dict:
     }
 
 
-def _needs_fields(passenger: User, needs: Needs) -> dict:
+def place_of(request: RideRequest, prefix: str) -> Place:
+    """The place in a RideRequest's `<prefix>_` columns."""
+    return Place(
+        getattr(request, f"{prefix}_latitude"),
+        getattr(request, f"{prefix}_longitude"),
+        getattr(request, f"{prefix}_address"),
+    )
+
+
+def needs_fields(passenger: User, needs: Needs) -> dict:
+    """Needs as a RideRequest's columns; no wheelchair given is the passenger profile's."""
     wheelchair = needs.wheelchair
     if wheelchair is None:
         profile = getattr(passenger, "passenger_profile", None)
@@ -88,6 +99,17 @@ def _needs_fields(passenger: User, needs: Needs) -> dict:
         "companions": needs.companions,
         "attendant": needs.attendant,
     }
+
+
+def needs_of(request: RideRequest) -> Needs:
+    """The needs in a RideRequest's columns."""
+    return Needs(
+        wheelchair=request.needs_wheelchair,
+        walker=request.needs_walker,
+        service_animal=request.service_animal,
+        companions=request.companions,
+        attendant=request.attendant,
+    )
 
 
 def new_ride_id(prefix: str = "b") -> str:
@@ -141,7 +163,7 @@ def ride_book_ahead(
     role = role or access.booker_role(booked_by, passenger)
     service_date = service_date or service_date_of(wanted)
     common = {
-        **_needs_fields(passenger, needs),
+        **needs_fields(passenger, needs),
         "notes": notes,
         "series": series,
         "service_date": service_date,
@@ -151,8 +173,8 @@ def ride_book_ahead(
             ride_id=ride_id or new_ride_id(),
             pickup_at=pickup_at,
             appointment_at=appointment_at,
-            **_place_fields("pickup", pickup),
-            **_place_fields("dropoff", dropoff),
+            **place_fields("pickup", pickup),
+            **place_fields("dropoff", dropoff),
         )
     ]
     if return_at is not None or return_will_call:
@@ -162,8 +184,8 @@ def ride_book_ahead(
                 pickup_at=return_at,
                 will_call=return_will_call,
                 leg=Leg.RETURN,
-                **_place_fields("pickup", dropoff),
-                **_place_fields("dropoff", pickup),
+                **place_fields("pickup", dropoff),
+                **place_fields("dropoff", pickup),
             )
         )
     booked: list[Ride] = []

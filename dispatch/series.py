@@ -159,10 +159,6 @@ def series_create(
     today = timezone.localdate()
     if start_date < today:
         raise DispatchError("A series starts today or later.", fields={"start_date": "in the past"})
-    wheelchair = needs.wheelchair
-    if wheelchair is None:
-        profile = getattr(passenger, "passenger_profile", None)
-        wheelchair = bool(profile and profile.needs_wheelchair)
     series = RideSeries(
         passenger=passenger,
         booked_by=booked_by,
@@ -174,17 +170,9 @@ def series_create(
         start_date=start_date,
         end_date=end_date,
         except_dates=list(except_dates),
-        pickup_latitude=pickup.latitude,
-        pickup_longitude=pickup.longitude,
-        pickup_address=pickup.address,
-        dropoff_latitude=dropoff.latitude,
-        dropoff_longitude=dropoff.longitude,
-        dropoff_address=dropoff.address,
-        needs_wheelchair=wheelchair,
-        needs_walker=needs.walker,
-        service_animal=needs.service_animal,
-        companions=needs.companions,
-        attendant=needs.attendant,
+        **scheduling.place_fields("pickup", pickup),
+        **scheduling.place_fields("dropoff", dropoff),
+        **scheduling.needs_fields(passenger, needs),
         notes=notes,
     )
     _check(series, today=today)
@@ -339,8 +327,7 @@ def _ride_fields(series: RideSeries, ride: Ride) -> dict:
     outbound = ride.leg == "outbound"
     ends = ("pickup", "dropoff") if outbound else ("dropoff", "pickup")
     for mine, theirs in zip(("pickup", "dropoff"), ends, strict=True):
-        for part in ("latitude", "longitude", "address"):
-            fields[f"{mine}_{part}"] = getattr(series, f"{theirs}_{part}")
+        fields.update(scheduling.place_fields(mine, scheduling.place_of(series, theirs)))
     if outbound:
         fields["pickup_at"] = (
             local_instant(ride.service_date, series.pickup_time) if series.pickup_time else None
@@ -388,21 +375,13 @@ def _materialise(series: RideSeries, *, now: datetime | None = None) -> list[str
             series=series,
             service_date=day,
             ride_id=f"s{series.pk}-{day:%Y%m%d}-v{series.version}",
-            pickup=Place(series.pickup_latitude, series.pickup_longitude, series.pickup_address),
-            dropoff=Place(
-                series.dropoff_latitude, series.dropoff_longitude, series.dropoff_address
-            ),
+            pickup=scheduling.place_of(series, "pickup"),
+            dropoff=scheduling.place_of(series, "dropoff"),
             pickup_at=when if series.pickup_time else None,
             appointment_at=when if series.appointment_time else None,
             return_at=local_instant(day, series.return_time) if series.return_time else None,
             return_will_call=series.return_will_call,
-            needs=Needs(
-                wheelchair=series.needs_wheelchair,
-                walker=series.needs_walker,
-                service_animal=series.service_animal,
-                companions=series.companions,
-                attendant=series.attendant,
-            ),
+            needs=scheduling.needs_of(series),
             notes=series.notes,
         )
         created.append(ride.ride_id)

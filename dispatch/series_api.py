@@ -7,6 +7,7 @@ series' rides, including the planned ones it left alone.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from django.db.models import Q
@@ -25,7 +26,7 @@ from dispatch.rest_schemas import (
     SeriesOut,
     SeriesPatch,
 )
-from dispatch.scheduling import Place
+from dispatch.scheduling import Place, needs_of, place_of
 from people.models import CaregiverLink
 from people.rest_schemas import ErrorOut
 from people.tokens import AccessTokenAuth
@@ -33,14 +34,6 @@ from project.common.errors import ApiError
 
 series_router = Router(auth=AccessTokenAuth(), tags=["series"])
 REFUSALS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
-
-
-def _place(s: RideSeries, end: str) -> dict[str, Any]:
-    return {
-        "latitude": getattr(s, f"{end}_latitude"),
-        "longitude": getattr(s, f"{end}_longitude"),
-        "address": getattr(s, f"{end}_address"),
-    }
 
 
 def series_out(s: RideSeries) -> dict[str, Any]:
@@ -65,15 +58,9 @@ def series_out(s: RideSeries) -> dict[str, Any]:
             {"id": p.pk, "start_date": p.start_date, "end_date": p.end_date, "reason": p.reason}
             for p in s.pauses.all()
         ],
-        "pickup": _place(s, "pickup"),
-        "dropoff": _place(s, "dropoff"),
-        "needs": {
-            "wheelchair": s.needs_wheelchair,
-            "walker": s.needs_walker,
-            "service_animal": s.service_animal,
-            "companions": s.companions,
-            "attendant": s.attendant,
-        },
+        "pickup": asdict(place_of(s, "pickup")),
+        "dropoff": asdict(place_of(s, "dropoff")),
+        "needs": asdict(needs_of(s)),
         "notes": s.notes,
         "materialised_until": s.materialised_until,
         "upcoming": [

@@ -21,7 +21,15 @@ from dispatch.errors import DispatchError
 from dispatch.models import FINAL_STATUSES, Ride, RideStatus
 from project.common.admin import ReadOnlyPages, pill
 
-TIMES = ("created_at", "assigned_at", "arrived_at", "started_at", "ended_at")
+
+def _time_column(field: str, description: str, ordering: str | None = None):
+    """A read-only column showing one of a ride's times to the second, in TIME_ZONE."""
+
+    @display(description=description, ordering=ordering)
+    def column(self, obj: Ride) -> str:
+        return stamp(getattr(obj, field))
+
+    return column
 
 
 @admin.register(Ride)
@@ -122,25 +130,11 @@ class RideAdmin(ReadOnlyPages, ModelAdmin):
     def pickup(self, obj: Ride) -> str:
         return obj.pickup_address or f"{obj.pickup_latitude:.4f}, {obj.pickup_longitude:.4f}"
 
-    @display(description="Booked at", ordering="created_at")
-    def created(self, obj: Ride) -> str:
-        return stamp(obj.created_at)
-
-    @display(description="Driver assigned at")
-    def assigned(self, obj: Ride) -> str:
-        return stamp(obj.assigned_at)
-
-    @display(description="Driver arrived at")
-    def arrived(self, obj: Ride) -> str:
-        return stamp(obj.arrived_at)
-
-    @display(description="Trip started at")
-    def started(self, obj: Ride) -> str:
-        return stamp(obj.started_at)
-
-    @display(description="Ended at")
-    def ended(self, obj: Ride) -> str:
-        return stamp(obj.ended_at)
+    created = _time_column("created_at", "Booked at", ordering="created_at")
+    assigned = _time_column("assigned_at", "Driver assigned at")
+    arrived = _time_column("arrived_at", "Driver arrived at")
+    started = _time_column("started_at", "Trip started at")
+    ended = _time_column("ended_at", "Ended at")
 
     @display(description="No driver found at")
     def no_driver_found(self, obj: Ride) -> str:

@@ -1,8 +1,8 @@
 """
-Dispatch's rows: drivers' live state, rides and their events, offers
-(`rides`); the notification outbox (`notifications`); share links and
-alarms (`alerts`); recurring series and shifts (`schedule`); day plans,
-runs and stops (`plans`).
+Dispatch's rows: drivers' live state, what a booking asks for, rides and
+their events, offers (`rides`); the notification outbox (`notifications`);
+share links and alarms (`alerts`); recurring series and shifts
+(`schedule`); day plans, runs and stops (`plans`).
 """
 
 from dispatch.models.alerts import Alarm, AlarmKind, ShareLink
@@ -25,6 +25,7 @@ from dispatch.models.rides import (
     RideEvent,
     RideOffer,
     RideQuerySet,
+    RideRequest,
     RideStatus,
 )
 from dispatch.models.schedule import DriverShift, RideSeries, SeriesPause, SeriesStatus
@@ -54,6 +55,7 @@ __all__ = [
     "RideEvent",
     "RideOffer",
     "RideQuerySet",
+    "RideRequest",
     "RideSeries",
     "RideStatus",
     "Run",

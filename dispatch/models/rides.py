@@ -1,4 +1,4 @@
-"""Drivers' live state, rides and their events, and offers."""
+"""Drivers' live state, what a booking asks for, rides and their events, offers."""
 
 from __future__ import annotations
 
@@ -174,7 +174,37 @@ class RideQuerySet(models.QuerySet):
         )
 
 
-class Ride(models.Model):
+class RideRequest(models.Model):
+    """
+    What a booking asks for, a ride's or a recurring series': from where to
+    where, and what the rider brings. A series hands these on to each ride
+    it makes (dispatch.series).
+    """
+
+    pickup_latitude = models.FloatField()
+    pickup_longitude = models.FloatField()
+    pickup_address = models.CharField(max_length=255, blank=True)
+    dropoff_latitude = models.FloatField()
+    dropoff_longitude = models.FloatField()
+    dropoff_address = models.CharField(max_length=255, blank=True)
+    needs_wheelchair = models.BooleanField(default=False)
+    needs_walker = models.BooleanField(default=False)
+    service_animal = models.BooleanField(default=False)
+    # People riding along; each takes a seat.
+    companions = models.PositiveSmallIntegerField(default=0)
+    attendant = models.BooleanField(default=False)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def seats(self) -> int:
+        """Seats it takes: the passenger's (unless in their wheelchair), and each companion's."""
+        return (0 if self.needs_wheelchair else 1) + self.companions + int(self.attendant)
+
+
+class Ride(RideRequest):
     """A booking: one passenger, one trip, at most one driver at a time."""
 
     # Chosen by the app, so it can open the ride's socket before booking.
@@ -199,23 +229,9 @@ class Ride(models.Model):
     # it missed.
     version = models.PositiveIntegerField(default=0)
 
-    pickup_latitude = models.FloatField()
-    pickup_longitude = models.FloatField()
-    pickup_address = models.CharField(max_length=255, blank=True)
-    dropoff_latitude = models.FloatField()
-    dropoff_longitude = models.FloatField()
-    dropoff_address = models.CharField(max_length=255, blank=True)
     distance_km = models.DecimalField(max_digits=7, decimal_places=2, null=True, blank=True)
     estimated_duration_minutes = models.PositiveIntegerField(null=True, blank=True)
     fare_amount = models.DecimalField(max_digits=9, decimal_places=2, null=True, blank=True)
-
-    needs_wheelchair = models.BooleanField(default=False)
-    needs_walker = models.BooleanField(default=False)
-    service_animal = models.BooleanField(default=False)
-    # People riding along; each takes a seat.
-    companions = models.PositiveSmallIntegerField(default=0)
-    attendant = models.BooleanField(default=False)
-    notes = models.TextField(blank=True)
 
     # Booked ahead: a requested pickup or an appointment to arrive by (UTC),
     # the local day it falls on, and the leg of a round trip. A will-call
@@ -329,11 +345,6 @@ class Ride(models.Model):
     @property
     def is_booked_ahead(self) -> bool:
         return self.service_date is not None
-
-    @property
-    def seats(self) -> int:
-        """Seats it takes: the passenger's (unless in their wheelchair), and each companion's."""
-        return (0 if self.needs_wheelchair else 1) + self.companions + int(self.attendant)
 
 
 class RideEvent(models.Model):

@@ -7,18 +7,20 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from dispatch.models.rides import RideRequest
+
 
 class SeriesStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     ENDED = "ended", "Ended"
 
 
-class RideSeries(models.Model):
+class RideSeries(RideRequest):
     """
     A recurring booking ("Mon/Wed/Fri 07:30 to the dialysis centre, back at
     12:00"): weekdays at a local time from a start date to an end date, less
     exception dates and pauses. Its rides are made BOOKING_HORIZON_DAYS ahead
-    (dispatch.series).
+    (dispatch.series), each asking for what the series does (RideRequest).
     """
 
     passenger = models.ForeignKey(
@@ -38,19 +40,6 @@ class RideSeries(models.Model):
     end_date = models.DateField(null=True, blank=True)
     # ISO dates ("2026-12-25") with no ride.
     except_dates = models.JSONField(default=list, blank=True)
-
-    pickup_latitude = models.FloatField()
-    pickup_longitude = models.FloatField()
-    pickup_address = models.CharField(max_length=255, blank=True)
-    dropoff_latitude = models.FloatField()
-    dropoff_longitude = models.FloatField()
-    dropoff_address = models.CharField(max_length=255, blank=True)
-    needs_wheelchair = models.BooleanField(default=False)
-    needs_walker = models.BooleanField(default=False)
-    service_animal = models.BooleanField(default=False)
-    companions = models.PositiveSmallIntegerField(default=0)
-    attendant = models.BooleanField(default=False)
-    notes = models.TextField(blank=True)
 
     status = models.CharField(
         max_length=8, choices=SeriesStatus.choices, default=SeriesStatus.ACTIVE

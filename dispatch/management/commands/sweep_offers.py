@@ -1,25 +1,14 @@
-import time
-
-from django.core.management.base import BaseCommand
-
+from dispatch.management.sweep import SweepCommand
 from dispatch.offers import ride_offers_expire
 
 
-class Command(BaseCommand):
+class Command(SweepCommand):
     help = (
         "Expire overdue ride offers (offer mode) and pass each ride on. Every "
         "worker also does this once a second; run this from a timer as a backstop."
     )
+    interval = 1.0
 
-    def add_arguments(self, parser):
-        parser.add_argument("--loop", action="store_true", help="keep sweeping")
-        parser.add_argument("--interval", type=float, default=1.0, help="seconds between sweeps")
-
-    def handle(self, *args, loop=False, interval=1.0, **options):
-        while True:
-            expired = ride_offers_expire()
-            if expired:
-                self.stdout.write(f"expired {expired} offer(s)")
-            if not loop:
-                return
-            time.sleep(interval)
+    def sweep(self):
+        expired = ride_offers_expire()
+        return f"expired {expired} offer(s)" if expired else None
