@@ -30,7 +30,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from dispatch import broadcast, drivers
+from dispatch import access, broadcast, drivers
 from dispatch.errors import (
     DispatchError,
     IllegalTransition,
@@ -48,6 +48,7 @@ from dispatch.models import (
     RideOffer,
     RideStatus,
 )
+from people import profiles
 from people.models import User
 
 S = RideStatus
@@ -192,15 +193,12 @@ def opened(
     passenger = User.objects.select_related("passenger_profile").get(pk=passenger.pk)
     if booked_by.pk == passenger.pk:
         booked_by = passenger
-    if needs_wheelchair is None:
-        profile = getattr(passenger, "passenger_profile", None)
-        needs_wheelchair = bool(profile and profile.needs_wheelchair)
-    role = "passenger" if booked_by.pk == passenger.pk else "caregiver"
+    role = access.booker_role(booked_by, passenger)
     ride = Ride(
         ride_id=ride_id,
         passenger=passenger,
         booked_by=booked_by,
-        needs_wheelchair=needs_wheelchair,
+        needs_wheelchair=profiles.needs_wheelchair(passenger, needs_wheelchair),
         status=S.REQUESTED,
         version=1,
         **details,

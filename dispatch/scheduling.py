@@ -24,6 +24,7 @@ from dispatch import access, broadcast, matching, rides
 from dispatch.errors import DispatchError, IllegalTransition, NotAllowed, RideConflict
 from dispatch.models import Leg, Ride, RideRequest, RideSeries, RideStatus
 from dispatch.planning import day
+from people import profiles
 from people.models import User
 
 
@@ -88,12 +89,8 @@ def place_of(request: RideRequest, prefix: str) -> Place:
 
 def needs_fields(passenger: User, needs: Needs) -> dict:
     """Needs as a RideRequest's columns; no wheelchair given is the passenger profile's."""
-    wheelchair = needs.wheelchair
-    if wheelchair is None:
-        profile = getattr(passenger, "passenger_profile", None)
-        wheelchair = bool(profile and profile.needs_wheelchair)
     return {
-        "needs_wheelchair": wheelchair,
+        "needs_wheelchair": profiles.needs_wheelchair(passenger, needs.wheelchair),
         "needs_walker": needs.walker,
         "service_animal": needs.service_animal,
         "companions": needs.companions,

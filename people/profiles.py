@@ -24,6 +24,17 @@ NEEDS_FIELDS = (
 )
 
 
+def needs_wheelchair(passenger: User, said: bool | None) -> bool:
+    """
+    Whether a trip carries a wheelchair: what the booking says, else the
+    passenger's profile (read with select_related("passenger_profile")).
+    """
+    if said is not None:
+        return said
+    profile = getattr(passenger, "passenger_profile", None)
+    return bool(profile and profile.needs_wheelchair)
+
+
 class ProfileError(ServiceError):
     code = "invalid_request"
 
