@@ -287,9 +287,7 @@ def driver_rows(ids: set[int] | None = None) -> list[DriverRow]:
     )
     # Drivers support has not verified (or no longer does) are not shown: they
     # can take no ride. A trip they are finishing still shows on its ride card.
-    states = DriverState.objects.select_related("driver", "driver__driver_profile").filter(
-        driver__driver_profile__is_verified=True
-    )
+    states = DriverState.objects.verified().select_related("driver", "driver__driver_profile")
     if ids is not None:
         chosen = list(states.filter(driver_id__in=ids))
     else:

@@ -248,8 +248,7 @@ def persist_positions(*, positions: dict[int, Point]) -> int:
     LOCATION_PERSIST_INTERVAL_S with the latest report of each driver, never
     once per report. One parameterised UPDATE run for every driver
     (executemany: pipelined on PostgreSQL); the ORM's bulk_update builds a
-    CASE per column and row, which cost more than the rest of the interval's
-    work put together (docs/benchmarks.md).
+    CASE per column and row, a statement that grows with the batch.
 
     The rows go in chunks of PERSIST_CHUNK, each its own transaction (a
     savepoint inside a caller's): one transaction for the whole batch held

@@ -19,6 +19,10 @@ class DriverStatus(models.TextChoices):
 
 
 class DriverStateQuerySet(models.QuerySet):
+    def verified(self):
+        """Drivers support has verified: the only ones matched or shown to dispatchers."""
+        return self.filter(driver__driver_profile__is_verified=True)
+
     def eligible(self, *, needs_wheelchair: bool):
         """
         Drivers who may take a ride now: available, active, verified, and
@@ -26,11 +30,7 @@ class DriverStateQuerySet(models.QuerySet):
         accessible one). Matching, offers and manual assignment all use it;
         staleness and distance come on top (dispatch.matching).
         """
-        eligible = self.filter(
-            status=DriverStatus.AVAILABLE,
-            driver__is_active=True,
-            driver__driver_profile__is_verified=True,
-        )
+        eligible = self.verified().filter(status=DriverStatus.AVAILABLE, driver__is_active=True)
         if needs_wheelchair:
             eligible = eligible.filter(
                 driver__driver_profile__vehicle_type=VehicleType.WHEELCHAIR_ACCESSIBLE

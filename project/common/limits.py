@@ -179,8 +179,8 @@ def _long_lived_cache():
     One cache object per process, for the sockets. Django's `caches[alias]`
     is one per async context, and a socket's context lasts as long as the
     socket: each would keep a cache of its own, with its own Redis
-    connection (10 KB a socket, and a Redis connection each, for 5,000 idle
-    sockets; docs/benchmarks.md). Redis's client is thread-safe.
+    connection, memory and a connection per idle socket. Redis's client is
+    thread-safe.
     """
     config = settings.CACHES[CACHE_ALIAS]
     key = repr(sorted(config.items()))
