@@ -26,7 +26,10 @@ class Notification(models.Model):
     version, recipient, channel) is unique: writing it twice writes one row.
     """
 
-    ride = models.ForeignKey("dispatch.Ride", on_delete=models.CASCADE, related_name="+")
+    # No index of its own: the unique key below starts with the ride.
+    ride = models.ForeignKey(
+        "dispatch.Ride", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     # The ride event (assigned, completed, driver_near...), and the ride
     # version it happened at (0 for what happens once per ride).
     event = models.CharField(max_length=32)
