@@ -175,14 +175,24 @@
     tag(marker, "driver-" + d.id, "driver", state, d.name + " · " + STATE_LABELS[state]);
   }
 
-  function putDriver(d) {
-    var key = "driver-" + d.id;
-    ccMap.drivers[d.id] = d;
+  // The marker at `key`, moved to `latlng`; made by `create(latlng)` and
+  // put on the map the first time.
+  function placeMarker(key, latlng, create) {
     var marker = ccMap.markers[key];
-    if (!marker) {
+    if (marker) {
+      marker.setLatLng(latlng);
+    } else {
+      marker = ccMap.markers[key] = create(latlng).addTo(ccMap.map);
+    }
+    return marker;
+  }
+
+  function putDriver(d) {
+    ccMap.drivers[d.id] = d;
+    var marker = placeMarker("driver-" + d.id, [d.lat, d.lng], function (at) {
       // Drivers sit in a pane above the pickups: a ring at the same spot
       // never covers a driver.
-      marker = L.circleMarker([d.lat, d.lng], {
+      var made = L.circleMarker(at, {
         radius: 11,
         weight: 2,
         color: "#ffffff",
@@ -190,22 +200,19 @@
         pane: "cc-drivers",
         className: "cc-marker cc-driver"
       });
-      marker.bindPopup(function () { return driverPopup(d.id); });
+      made.bindPopup(function () { return driverPopup(d.id); });
       // The driver's initials on the marker. Leaflet inserts a string as
       // HTML: names are users' text, so a text node.
-      marker.bindTooltip(make("span", null, initials(d.name)), {
+      made.bindTooltip(make("span", null, initials(d.name)), {
         permanent: true,
         direction: "center",
         interactive: false,
         className: "cc-initials"
       });
-      marker.addTo(ccMap.map);
-      ccMap.markers[key] = marker;
-    } else {
-      marker.setLatLng([d.lat, d.lng]);
-      var label = marker.getTooltip() && marker.getTooltip().getContent();
-      if (label && label.textContent !== initials(d.name)) label.textContent = initials(d.name);
-    }
+      return made;
+    });
+    var label = marker.getTooltip() && marker.getTooltip().getContent();
+    if (label && label.textContent !== initials(d.name)) label.textContent = initials(d.name);
     styleDriver(marker, d);
   }
 
@@ -213,12 +220,11 @@
     var key = "ride-" + r.ride_id;
     ccMap.rides[r.ride_id] = r;
     var state = rideState(r);
-    var marker = ccMap.markers[key];
-    if (!marker) {
-      // A ring, not a dot: pickups read differently from drivers without colour.
-      // A ring around the spot, in the pane under the drivers: a driver
-      // waiting at the pickup shows inside it.
-      marker = L.circleMarker([r.lat, r.lng], {
+    var marker = placeMarker(key, [r.lat, r.lng], function (at) {
+      // A ring, not a dot: pickups read differently from drivers without
+      // colour. It sits in the pane under the drivers: a driver waiting at
+      // the pickup shows inside it.
+      var made = L.circleMarker(at, {
         radius: 15,
         weight: 4,
         fillColor: "#ffffff",
@@ -226,12 +232,9 @@
         pane: "cc-pickups",
         className: "cc-marker cc-ride"
       });
-      marker.bindPopup(function () { return ridePopup(r.ride_id); });
-      marker.addTo(ccMap.map);
-      ccMap.markers[key] = marker;
-    } else {
-      marker.setLatLng([r.lat, r.lng]);
-    }
+      made.bindPopup(function () { return ridePopup(r.ride_id); });
+      return made;
+    });
     marker.setStyle({ color: rideColor(state) });
     tag(marker, key, "ride", state, "Pickup · " + r.passenger + " · " + r.ride_id);
   }
