@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from django.core.management.base import BaseCommand
+from django.db import close_old_connections
 
 
 class SweepCommand(BaseCommand):
@@ -29,6 +30,9 @@ class SweepCommand(BaseCommand):
                 self.stdout.write(said)
             if not loop:
                 return
+            # Between sweeps, as between requests: a connection past its
+            # age, or broken (the database restarted), is not used again.
+            close_old_connections()
             time.sleep(self.interval if interval is None else interval)
 
     def sweep(self) -> str | None:
