@@ -27,6 +27,7 @@ from people.models import (
     NoticePreference,
     User,
 )
+from people.push import push_enabled
 from project.common.errors import ServiceError
 
 
@@ -210,7 +211,8 @@ def preference_set(
     """
     Change the choices given (topics, channel, quiet_start, quiet_end); the
     others keep their value. Raises NoticeError for an unknown topic or
-    channel, or quiet hours with one end only.
+    channel, push that cannot reach the person (off on this server, or no
+    device of theirs registered), or quiet hours with one end only.
     """
     unknown = set(changes) - {"topics", "channel", "quiet_start", "quiet_end"}
     if unknown:
@@ -232,6 +234,8 @@ def preference_set(
             f"Unknown channel: choose from {', '.join(NoticeChannel.values)}.",
             fields={"channel": "Unknown channel."},
         )
+    if changes.get("channel") == NoticeChannel.PUSH:
+        _reachable_by_push(link.caregiver if link is not None else passenger)
     owner = {"passenger": passenger} if link is None else {"link": link}
     with transaction.atomic():
         pref = NoticePreference.objects.select_for_update().filter(**owner).first()
@@ -252,6 +256,21 @@ def preference_set(
             payload={k: str(v) if isinstance(v, time) else v for k, v in changes.items()},
         )
     return preference_of(passenger=passenger, link=link)
+
+
+def _reachable_by_push(user: User) -> None:
+    """Push is chosen only where it reaches the person; otherwise nothing would."""
+    if not push_enabled():
+        raise NoticeError(
+            "Push notifications are off on this server: choose sms or in_app.",
+            fields={"channel": "Push is off on this server."},
+        )
+    if not DeviceToken.objects.filter(user=user).exists():
+        raise NoticeError(
+            "No device of yours is registered for push: register this app's token "
+            "(POST /api/notifications/devices/), then choose push.",
+            fields={"channel": "No device registered for push."},
+        )
 
 
 # --- push tokens -----------------------------------------------------------------

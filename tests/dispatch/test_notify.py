@@ -416,12 +416,16 @@ def test_a_failed_text_is_retried_with_doubling_waits_then_given_up(
 
 
 def test_without_credentials_push_is_off_says_so_once_and_skips(
-    family, make_driver, monkeypatch, caplog
+    family, make_driver, monkeypatch, caplog, settings
 ):
+    """Push chosen while it was on, then the server's credentials went: skipped, with why."""
     at_noon(monkeypatch)
     sarah, emily, link = family
-    notices.preference_set(actor=emily, link=link, channel=NoticeChannel.PUSH)
+    settings.FCM_CREDENTIALS_FILE = "/etc/care-connect/fcm.json"
     notices.device_token_register(user=emily, token="fcm-token-1", platform="android")
+    notices.preference_set(actor=emily, link=link, channel=NoticeChannel.PUSH)
+    settings.FCM_CREDENTIALS_FILE = ""
+    push._announced.clear()
     make_driver(JHB[0] + 0.004, JHB[1])
     booking.ride_book(**trip(sarah))
     with caplog.at_level(logging.INFO, logger="people.push"):
@@ -441,9 +445,9 @@ def test_push_with_credentials_goes_to_every_device_and_forgets_dead_ones(
     at_noon(monkeypatch)
     settings.FCM_CREDENTIALS_FILE = "/etc/care-connect/fcm.json"
     sarah, emily, link = family
-    notices.preference_set(actor=emily, link=link, channel=NoticeChannel.PUSH)
     for token in ("live", "dead"):
         notices.device_token_register(user=emily, token=token, platform="android")
+    notices.preference_set(actor=emily, link=link, channel=NoticeChannel.PUSH)
     pushed = []
 
     def fake_push(*, tokens, title, body, data):

@@ -150,3 +150,27 @@ def test_the_language_is_set_through_the_profile(family):
     bad = api.send("patch", "auth/profile/", {"language": "xh"})
     assert bad.status_code == 400 and "language" in bad.json()["fields"]
     assert User.objects.get(pk=emily.pk).language == "af"
+
+
+def test_push_is_chosen_only_where_it_reaches_the_person(family, settings):
+    """
+    Off on the server, or no device of hers registered: a typed refusal and
+    the choice unchanged, not a silence later. Registered, it is taken.
+    """
+    _, emily, link = family
+    api = Api(emily)
+    path = f"notifications/links/{link.pk}/preferences/"
+    settings.FCM_CREDENTIALS_FILE = ""
+    off = api.send("patch", path, {"channel": "push"})
+    assert (off.status_code, off.json()["code"]) == (400, "invalid_request")
+    assert "off" in off.json()["fields"]["channel"]
+    settings.FCM_CREDENTIALS_FILE = "/etc/care-connect/fcm.json"
+    unregistered = api.send("patch", path, {"channel": "push"})
+    assert (unregistered.status_code, unregistered.json()["code"]) == (400, "invalid_request")
+    assert "device" in unregistered.json()["fields"]["channel"]
+    assert api.get(path).json()["channel"] == "sms"
+    assert not NoticePreference.objects.filter(link=link).exists()
+    devices = api.send("post", "notifications/devices/", {"token": "fcm-1", "platform": "ios"})
+    assert devices.status_code == 201
+    chosen = api.send("patch", path, {"channel": "push"})
+    assert (chosen.status_code, chosen.json()["channel"]) == (200, "push")
