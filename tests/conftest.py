@@ -302,6 +302,22 @@ def find_driver(at=JHB, **extra):
     }
 
 
+def booking_keywords(passenger, ride_id: str, at=JHB, **extra) -> dict:
+    """`dispatch.booking.ride_book`'s keywords: a pickup at `at`, a dropoff nearby."""
+    return {
+        "ride_id": ride_id,
+        "passenger": passenger,
+        "booked_by": extra.pop("booked_by", passenger),
+        "pickup_latitude": at[0],
+        "pickup_longitude": at[1],
+        "pickup_address": "Pickup",
+        "dropoff_latitude": at[0] + 0.05,
+        "dropoff_longitude": at[1] + 0.05,
+        "dropoff_address": "Dropoff",
+        **extra,
+    }
+
+
 async def db(fn, *args, **kwargs):
     """Run a sync (ORM) call from an async test, as consumers do."""
     from channels.db import database_sync_to_async

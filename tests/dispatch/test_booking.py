@@ -18,6 +18,7 @@ from dispatch.geo import Point
 from dispatch.locations import location_store
 from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
 from people.models import PassengerProfile, User, VehicleType
+from tests.conftest import booking_keywords
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,18 +41,7 @@ def told(monkeypatch):
 
 
 def trip(passenger, ride_id="b1", at=JHB, **extra):
-    return {
-        "ride_id": ride_id,
-        "passenger": passenger,
-        "booked_by": extra.pop("booked_by", passenger),
-        "pickup_latitude": at[0],
-        "pickup_longitude": at[1],
-        "pickup_address": "Pickup",
-        "dropoff_latitude": at[0] + 0.05,
-        "dropoff_longitude": at[1] + 0.05,
-        "dropoff_address": "Dropoff",
-        **extra,
-    }
+    return booking_keywords(passenger, ride_id, at, **extra)
 
 
 def written(ride_id: str) -> dict:

@@ -23,6 +23,7 @@ from dispatch.notify.texts import TEXTS, notice_text
 from people import notices, push, sms
 from people.models import Language, LinkStatus, NoticeChannel, NoticePreference
 from people.notices import Topic
+from tests.conftest import booking_keywords
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,17 +53,7 @@ def texts(settings) -> list[dict]:
 
 
 def trip(passenger, ride_id="n1", at=JHB):
-    return {
-        "ride_id": ride_id,
-        "passenger": passenger,
-        "booked_by": passenger,
-        "pickup_latitude": at[0],
-        "pickup_longitude": at[1],
-        "pickup_address": "Pickup",
-        "dropoff_latitude": at[0] + 0.05,
-        "dropoff_longitude": at[1] + 0.05,
-        "dropoff_address": "Dropoff",
-    }
+    return booking_keywords(passenger, ride_id, at)
 
 
 @pytest.fixture

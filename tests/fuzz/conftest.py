@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from dispatch import booking
 from dispatch.models import DriverState, Ride
-from tests.conftest import IN_CI, JHB, staff_login, token_for
+from tests.conftest import IN_CI, JHB, booking_keywords, staff_login, token_for
 
 # Reproducible under CI (the same examples every run, no example database);
 # locally too unless FUZZ_RANDOM=1 asks for fresh ones.
@@ -88,17 +88,7 @@ class World:
 
 
 def _trip(passenger, ride_id, at=JHB):
-    return {
-        "ride_id": ride_id,
-        "passenger": passenger,
-        "booked_by": passenger,
-        "pickup_latitude": at[0],
-        "pickup_longitude": at[1],
-        "pickup_address": "Pickup",
-        "dropoff_latitude": at[0] + 0.05,
-        "dropoff_longitude": at[1] + 0.05,
-        "dropoff_address": "Dropoff",
-    }
+    return booking_keywords(passenger, ride_id, at)
 
 
 @pytest.fixture
