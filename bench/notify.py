@@ -16,7 +16,6 @@ handed to it:
 from __future__ import annotations
 
 import asyncio
-import random
 import statistics
 import threading
 import time
@@ -69,42 +68,6 @@ def _choose(passenger_ids: list[int], topics: list[str]) -> None:
     NoticePreference.objects.filter(
         Q(passenger_id__in=passenger_ids) | Q(link__passenger_id__in=passenger_ids)
     ).update(topics=topics)
-
-
-async def _book_round(passengers, tag: str, seed: int, notify=None) -> list[float]:
-    """
-    Wall milliseconds of each booking, one after another. `notify(i)`:
-    whether booking i writes notifications (NOTIFY_ENABLED), if it varies.
-    """
-    from django.conf import settings
-
-    from dispatch import booking, matching
-    from project.common.db import db_async
-
-    rng = random.Random(seed)
-    book = db_async(booking.ride_book)
-    latencies = []
-    for i, passenger in enumerate(passengers):
-        lat = bench_booking.JOHANNESBURG[0] + rng.uniform(-0.05, 0.05)
-        lng = bench_booking.JOHANNESBURG[1] + rng.uniform(-0.05, 0.05)
-        nearby = await matching.anearby(lat, lng)
-        if notify is not None:
-            settings.NOTIFY_ENABLED = notify(i)
-        started = time.perf_counter()
-        result = await book(
-            ride_id=f"bench-book-{tag}-{i}",
-            passenger=passenger,
-            booked_by=passenger,
-            nearby_drivers=nearby,
-            pickup_latitude=lat,
-            pickup_longitude=lng,
-            dropoff_latitude=bench_booking.JOHANNESBURG[0],
-            dropoff_longitude=bench_booking.JOHANNESBURG[1],
-        )
-        latencies.append((time.perf_counter() - started) * 1000)
-        if result.driver_id is None:
-            raise RuntimeError(f"booking {i} ({tag}) found no driver: the staging is wrong")
-    return latencies
 
 
 async def _event_delays(rides_booked: list, woken: bool) -> list[float]:
@@ -177,11 +140,12 @@ async def results(cast: Cast) -> list[Result]:
             await db_async(_choose)(passenger_ids, TOPICS if rows else ["arrived"])
             for r in range(ROUNDS):
                 await db_async(bench_booking._stage)(driver_ids, seed=r)
-                booked = await _book_round(
+                booked = await bench_booking.book_each(
                     passengers,
                     f"n{int(rows)}{r}",
-                    seed=200 + r,
-                    notify=lambda i, r=r: (i + r) % 2 == 0,
+                    200 + r,
+                    time.perf_counter,
+                    before=lambda i, r=r: setattr(settings, "NOTIFY_ENABLED", (i + r) % 2 == 0),
                 )
                 for i, ms in enumerate(booked):
                     lat[rows, (i + r) % 2 == 0].append(ms)
@@ -191,7 +155,7 @@ async def results(cast: Cast) -> list[Result]:
         delays: dict[bool, list[float]] = {}
         for woken in (True, False):
             await db_async(bench_booking._stage)(driver_ids, seed=9)
-            await _book_round(passengers, f"e{int(woken)}", seed=300)
+            await bench_booking.book_each(passengers, f"e{int(woken)}", 300, time.perf_counter)
             booked = await db_async(
                 lambda: list(
                     Ride.objects.filter(
