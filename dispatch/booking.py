@@ -10,9 +10,9 @@ passenger):
 - On PostgreSQL in auto mode, one statement inserts the ride and its first
   events, claims the first free eligible candidate (`FOR UPDATE SKIP
   LOCKED`: a concurrent booking takes the next driver instead of waiting)
-  and reads who hears of it: the caregivers following, and the recipients
-  of notifications with their choices (people.notices), so the outbox adds
-  only its INSERT to the booking.
+  and reads who hears of it (the caregivers following). It writes the
+  notices its events owe too (dispatch.notify.outbox), so notifications
+  add no statement to a booking and read nobody's choices in it.
   The rules are the ORM's own querysets, compiled into it; the steps and
   versions are the ones `rides.advance` plans. Measured clearly faster than
   the ORM path (docs/benchmarks.md, Decisions, "Booking").
@@ -40,11 +40,10 @@ from django.utils import timezone
 from dispatch import broadcast, drivers, rides
 from dispatch.geo import Point
 from dispatch.matching import BOOK_CANDIDATES, MatchResult, nearby, put_on_ride, ride_match
-from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
-from dispatch.notify.outbox import recipients_known
+from dispatch.models import DriverState, DriverStatus, NoticeDue, Ride, RideEvent, RideStatus
+from dispatch.notify import outbox
 from people.access import caregivers_following, caregivers_following_query
 from people.models import DriverProfile, User
-from people.notices import notice_recipients_query, recipients_from
 from project.common.sql import insert_params, insert_sql
 
 # False: PostgreSQL books through the ORM path too (the equivalence tests and
@@ -144,8 +143,9 @@ DRIVER_ROWS = (
     (DriverState, "dst", "driver_id"),
 )
 CLAIMED = "claim.driver_id IS NOT NULL"
-# The statement, built on first use; only its parameters change.
-_statement: list[tuple[str, list, list, list, list]] = []
+# The statement by which of its steps owe notices (searching, assigned),
+# built on first use; only its parameters change.
+_statements: dict[tuple[bool, bool], tuple[str, list, list, list]] = {}
 
 
 @dataclass
@@ -155,12 +155,21 @@ class _Planned:
     searching: Ride
     assigned: Ride
     event: RideEvent
+    # What each step owes in notices, if anything (written only if it happens).
+    searching_due: NoticeDue | None
+    assigned_due: NoticeDue | None
 
 
 def _plan(ride: Ride, now: datetime) -> _Planned:
     claimed = copy.copy(ride)
     event = rides.advance(claimed, RideStatus.ASSIGNED, kind="assigned", assigned_at=now)
-    return _Planned(searching=ride, assigned=claimed, event=event)
+    return _Planned(
+        searching=ride,
+        assigned=claimed,
+        event=event,
+        searching_due=outbox.notice_due(ride, "searching"),
+        assigned_due=outbox.notice_due(claimed, "assigned"),
+    )
 
 
 def _in_one_statement(
@@ -168,9 +177,10 @@ def _in_one_statement(
 ) -> tuple[User, float] | None:
     now = timezone.now()
     plan = _plan(ride, now)
-    if not _statement:
-        _statement.append(_build())
-    sql, eligible_params, carries_params, watchers_params, recipients_params = _statement[0]
+    owing = (plan.searching_due is not None, plan.assigned_due is not None)
+    if owing not in _statements:
+        _statements[owing] = _build(*owing)
+    sql, eligible_params, carries_params, watchers_params = _statements[owing]
     params = [
         list(fresh),
         [distance for distance, _ in fresh.values()],
@@ -193,27 +203,36 @@ def _in_one_statement(
         *insert_params(opening[0], {"ride": []}),
         *insert_params(opening[1], {"ride": []}),
         *insert_params(plan.event, {"ride": [], "payload": []}),
-        *watchers_params,
-        *recipients_params,
     ]
+    if plan.searching_due is not None:
+        params += insert_params(plan.searching_due, {"ride": []})
+    if plan.assigned_due is not None:
+        params += insert_params(plan.assigned_due, {"ride": [], "accepted": []})
+    params += watchers_params
     # One statement is one transaction (a savepoint inside a caller's): a
-    # constraint that fails rolls the claim back with it. The news is
-    # planned inside it too: the notifications it owes (dispatch.notify)
-    # are written in the booking's own transaction.
+    # constraint that fails rolls the claim back with it, and the notices
+    # its events owe.
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            pk, watchers, recipients, distance, *row = cursor.fetchone()
+            pk, watchers, distance, *row = cursor.fetchone()
         ride.pk = pk
         # Saved now, as Model._state (documented) records for a saved row.
         ride._state.adding, ride._state.db = False, connection.alias
-        recipients_known(ride, recipients_from(recipients))
-        broadcast.ride_changed(ride, "searching", watchers=watchers)
+        if any(owing):
+            outbox.notices_committing()
+        broadcast.ride_changed(ride, "searching", watchers=watchers, notices_written=True)
         driver = _driver_of(row)
         if driver is None:
             return None
         rides.advance(ride, RideStatus.ASSIGNED, kind="assigned", driver=driver, assigned_at=now)
-        broadcast.ride_changed(ride, "assigned", watchers=watchers, driver_at=fresh[driver.pk][1])
+        broadcast.ride_changed(
+            ride,
+            "assigned",
+            watchers=watchers,
+            driver_at=fresh[driver.pk][1],
+            notices_written=True,
+        )
         broadcast.driver_changed(driver.pk, DriverStatus.ON_TRIP)
     return driver, distance
 
@@ -235,7 +254,7 @@ def _driver_of(row: Sequence) -> User | None:
     return driver
 
 
-def _build() -> tuple[str, list, list, list, list]:
+def _build(searching_owes: bool, assigned_owes: bool) -> tuple[str, list, list, list]:
     """The statement, and the parameters of the querysets compiled into it."""
     eligible_sql, eligible_params = (
         DriverState.objects.eligible(needs_wheelchair=False)
@@ -249,9 +268,6 @@ def _build() -> tuple[str, list, list, list, list]:
     )
     passenger_id = RawSQL("(SELECT passenger_id FROM ride)", ())
     watchers_sql, watchers_params = caregivers_following_query(passenger_id).query.sql_with_params()
-    recipients_sql, recipients_params = notice_recipients_query(
-        passenger_id
-    ).query.sql_with_params()
     ride_cols, ride_values = insert_sql(
         Ride,
         {
@@ -271,6 +287,21 @@ def _build() -> tuple[str, list, list, list, list]:
                 "'distance_km', round(claim.distance_km::numeric, 3))"
             ),
         },
+    )
+    due_cols, due_values = insert_sql(NoticeDue, {"ride": "ride.id"})
+    _, assigned_due_values = insert_sql(NoticeDue, {"ride": "ride.id", "accepted": CLAIMED})
+    owed = [
+        *([f"SELECT {due_values} FROM ride"] if searching_owes else []),
+        *([f"SELECT {assigned_due_values} FROM ride JOIN claim ON TRUE"] if assigned_owes else []),
+    ]
+    dues = (
+        f""",
+        dues AS (
+            INSERT INTO {NoticeDue._meta.db_table} ({due_cols})
+            {" UNION ALL ".join(owed)}
+        )"""
+        if owed
+        else ""
     )
     state = DriverState._meta.db_table
     driver_columns = ", ".join(
@@ -314,16 +345,8 @@ def _build() -> tuple[str, list, list, list, list]:
             SELECT {event_values} FROM ride
             UNION ALL SELECT {event_values} FROM ride
             UNION ALL SELECT {assigned_values} FROM ride JOIN claim ON TRUE
-        )
-        SELECT ride.id, ARRAY({watchers_sql}),
-            (SELECT json_agg(r) FROM ({recipients_sql}) AS r),
-            claim.distance_km, {driver_columns}
+        ){dues}
+        SELECT ride.id, ARRAY({watchers_sql}), claim.distance_km, {driver_columns}
         FROM ride LEFT JOIN claim ON TRUE {driver_joins}
     """
-    return (
-        sql,
-        list(eligible_params),
-        list(carries_params),
-        list(watchers_params),
-        list(recipients_params),
-    )
+    return sql, list(eligible_params), list(carries_params), list(watchers_params)

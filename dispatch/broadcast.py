@@ -195,6 +195,7 @@ def ride_changed(
     watchers: list[int] | None = None,
     driver_at: Point | None = None,
     alarm: Alarm | None = None,
+    notices_written: bool = False,
 ) -> None:
     """
     Tell everyone of `kind` on `ride` once the transaction commits. The ride
@@ -204,12 +205,14 @@ def ride_changed(
     them already. `alarm`: the alarm an ALARM_RAISED or ALARM_ACKNOWLEDGED
     is about.
 
-    Every ride event passes here inside its transaction (the one-statement
-    booking writes its events without the ORM), so here too it writes the
-    notifications it owes (dispatch.notify.outbox), in the same transaction.
+    Every ride event passes here inside its transaction, so here too it
+    writes the notices it owes (dispatch.notify.outbox), in the same
+    transaction; unless `notices_written`: the one-statement booking
+    writes its own with its events.
     """
     ride = _with_people(ride)
-    notices_write(ride, kind)
+    if not notices_written:
+        notices_write(ride, kind)
     if watchers is None:
         watchers = caregivers_following(ride.passenger_id)
     sends = _ride_sends(

@@ -136,8 +136,7 @@ def notice_recipients_query(passenger_id):
     The passenger's recipients, a row each: the passenger and each
     caregiver who may receive notifications (people.access.notified_links),
     with their NoticePreference's choices (pref_id None: they have none).
-    One query; `passenger_id` may be an expression (the booking compiles it
-    into its statement). `recipients_from` makes Recipients of the rows.
+    One query. `recipients_from` makes Recipients of the rows.
     """
 
     def chosen(path: str) -> dict:
@@ -162,8 +161,7 @@ def notice_recipients_query(passenger_id):
 
 def recipients_from(rows) -> list[Recipient]:
     """
-    Recipients of `notice_recipients_query`'s rows, as the query gives them
-    or decoded from JSON (the booking's statement: times as text).
+    Recipients of `notice_recipients_query`'s rows.
     """
     fields = {c: NoticePreference._meta.get_field(c) for c in CHOICES}
     return [

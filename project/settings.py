@@ -406,7 +406,7 @@ WS_MAX_SOCKETS_PER_USER = env_int("WS_MAX_SOCKETS_PER_USER", 10)
 WS_SEND_BUFFER_BYTES = env_int("WS_SEND_BUFFER_BYTES", 4 * 1024 * 1024)
 
 # --- Notifications (dispatch/notify) -------------------------------------------
-# Off: ride events write no notification rows at all.
+# Off: ride events owe no notices at all (nothing is written or sent).
 NOTIFY_ENABLED = env_bool("NOTIFY_ENABLED", True)
 # Deliver in the serving process too (make run); production runs
 # `manage.py notify` (care-connect-notify.service).

@@ -318,6 +318,16 @@ def booking_keywords(passenger, ride_id: str, at=JHB, **extra) -> dict:
     }
 
 
+def notifications():
+    """The notifications, once the notify worker's first step has fanned out every event's."""
+    from dispatch.models import Notification
+    from dispatch.notify import outbox
+
+    while outbox.fan_out():
+        pass
+    return Notification.objects
+
+
 async def db(fn, *args, **kwargs):
     """Run a sync (ORM) call from an async test, as consumers do."""
     from channels.db import database_sync_to_async

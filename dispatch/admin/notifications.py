@@ -1,4 +1,8 @@
-"""The notification outbox (dispatch.notify) for support: what was owed, sent, and why not."""
+"""
+The notification outbox (dispatch.notify) for support: what was owed, sent,
+and why not; and the ride events whose notices the worker has not yet
+fanned out (a list that stays empty while the worker runs).
+"""
 
 from django.contrib import admin, messages
 from unfold.admin import ModelAdmin
@@ -6,7 +10,7 @@ from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import action
 
 from dispatch import labels
-from dispatch.models import Notification
+from dispatch.models import NoticeDue, Notification
 from dispatch.notify import delivery
 from project.common.admin import ReadOnly, pill
 
@@ -42,3 +46,11 @@ class NotificationAdmin(ReadOnly, ModelAdmin):
     def send_again(self, request, queryset):
         count = delivery.notifications_send_again(queryset)
         messages.success(request, f"{count} notification(s) will be sent again.")
+
+
+@admin.register(NoticeDue)
+class NoticeDueAdmin(ReadOnly, ModelAdmin):
+    list_display = ("ride", "event", "version", "accepted", "at")
+    search_fields = ("ride__ride_id",)
+    list_select_related = ("ride",)
+    readonly_fields = [f.name for f in NoticeDue._meta.fields]

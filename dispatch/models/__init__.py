@@ -6,7 +6,7 @@ share links and alarms (`alerts`); recurring series and shifts
 """
 
 from dispatch.models.alerts import Alarm, AlarmKind, ShareLink
-from dispatch.models.notifications import Notification, NotificationStatus
+from dispatch.models.notifications import NoticeDue, Notification, NotificationStatus
 from dispatch.models.plans import DayPlan, PlanEvent, PlanStatus, Run, Stop, StopKind
 from dispatch.models.rides import (
     ACTIVE_STATUSES,
@@ -46,6 +46,7 @@ __all__ = [
     "DriverStateQuerySet",
     "DriverStatus",
     "Leg",
+    "NoticeDue",
     "Notification",
     "NotificationStatus",
     "OfferStatus",

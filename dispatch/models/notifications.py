@@ -1,4 +1,7 @@
-"""The notification outbox: one row per recipient, ride event and channel."""
+"""
+The notification outbox: each ride event that owes notices (NoticeDue),
+then one row per recipient, event and channel (Notification).
+"""
 
 from __future__ import annotations
 
@@ -18,12 +21,41 @@ class NotificationStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
 
 
+class NoticeDue(models.Model):
+    """
+    A ride event that owes notices, written in the transaction of the ride
+    change itself (dispatch.notify.outbox), with what the texts need from
+    that moment. The notify worker turns it into a Notification for each
+    recipient and channel, as they chose, and deletes it, in one transaction:
+    an event committed is never lost, and one rolled back owes nothing.
+    """
+
+    # No index: the table holds only what the worker has not reached yet.
+    ride = models.ForeignKey(
+        "dispatch.Ride", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    event = models.CharField(max_length=32)
+    version = models.PositiveIntegerField()
+    params = models.JSONField(default=dict, blank=True)
+    # A driver had accepted the ride at the event: texts may go.
+    accepted = models.BooleanField()
+    # When it happened: quiet hours are judged at this time.
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "notice owed"
+        verbose_name_plural = "notices owed"
+
+    def __str__(self) -> str:
+        return f"{self.event} on ride {self.ride_id} v{self.version}"
+
+
 class Notification(models.Model):
     """
-    A notice owed to one person, written in the transaction of the ride
-    change that causes it (dispatch.notify.outbox) and delivered by the
-    notify worker (dispatch.notify.delivery). Its key (ride, event,
-    version, recipient, channel) is unique: writing it twice writes one row.
+    A notice owed to one person, made from a NoticeDue by the notify worker
+    (dispatch.notify.outbox) and delivered by it (dispatch.notify.delivery).
+    Its key (ride, event, version, recipient, channel) is unique: writing it
+    twice writes one row.
     """
 
     # No index of its own: the unique key below starts with the ride.

@@ -2,14 +2,17 @@
 Delivering the outbox: `manage.py notify` (production), or a thread in the
 serving process (`make run`, NOTIFY_IN_PROCESS).
 
-A batch is claimed first: the due rows (pending, their next attempt come,
-nobody's unexpired claim on them) get this batch's claim token and
-NOTIFY_CLAIM_S of lease in one short transaction; PostgreSQL picks them
-with FOR UPDATE SKIP LOCKED, so workers never wait on each other, and on
-SQLite the conditional UPDATE itself decides. Then each row is sent and
-marked sent (or failed, or rescheduled), only while the claim is still
-this batch's. A worker killed mid-batch leaves its claimed rows pending:
-once the lease runs out, the next worker sends them. A row sent is never
+Each pass first fans the events that owe notices out to their recipients
+(dispatch.notify.outbox.fan_out), then delivers. A batch is claimed first:
+the due rows (pending, their next attempt come, nobody's unexpired claim on
+them) get this batch's claim token and NOTIFY_CLAIM_S of lease in one
+short transaction; PostgreSQL picks them with FOR UPDATE SKIP LOCKED, so
+workers never wait on each other, and on SQLite the conditional UPDATE
+itself decides. Then each row is sent and marked sent (or failed, or
+rescheduled), only while the claim is still this batch's. A worker killed
+mid-batch leaves its claimed rows pending: once the lease runs out, the
+next worker sends them; one killed while fanning out leaves its events
+owed (that transaction rolls back). A row sent is never
 claimed again, so what was marked sent is not sent twice; only a crash in
 the instant between a gateway's acceptance and the mark can repeat one
 text (no gateway here takes an idempotency key).
@@ -34,7 +37,7 @@ from django.utils import timezone
 
 from dispatch import broadcast
 from dispatch.models import Notification, NotificationStatus, Ride
-from dispatch.notify.outbox import pending
+from dispatch.notify.outbox import fan_out, pending
 from dispatch.notify.texts import TITLE, notice_text
 from people import push, sms
 from people.models import DeviceToken, NoticeChannel
@@ -202,26 +205,29 @@ def notifications_send_again(notifications) -> int:
 def run(*, stop: threading.Event | None = None, once: bool = False) -> int:
     """
     Deliver until `stop` is set (or one pass, `once`): batch after batch
-    while rows are due, then wait NOTIFY_POLL_S or until new rows commit in
-    this process. Returns how many rows it handled.
+    while events owe notices (fanned out to their recipients first) or rows
+    are due, then wait NOTIFY_POLL_S or until new notices commit in this
+    process. Returns how many rows it handled.
     """
     stop = stop or threading.Event()
     push.push_enabled()
     handled = 0
     while not stop.is_set():
         pending.clear()
+        spread = done = 0
         try:
+            spread = fan_out()
             done = deliver_due()
         except Exception:
             log.exception("notification delivery failed")
-            done = 0
         finally:
             close_old_connections()
         handled += done
-        if once and not done:
+        if spread or done:
+            continue
+        if once:
             return handled
-        if not done:
-            pending.wait(settings.NOTIFY_POLL_S)
+        pending.wait(settings.NOTIFY_POLL_S)
     return handled
 
 

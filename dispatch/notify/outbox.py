@@ -1,11 +1,18 @@
 """
-The notification outbox: the rows a ride event owes its recipients, written
-inside the transaction of the change itself, so a change that rolls back
-owes nothing and one that commits cannot lose its notices.
+The notification outbox, in two steps:
 
-One row per recipient, event and channel, as each recipient chose
-(people.notices): the topic, the channel, quiet hours (urgent topics go out
-in them too). Nothing is texted before a driver has accepted the ride.
+1. `notices_write`: inside the transaction of a ride change, the event that
+   owes notices is written as one NoticeDue row, with what its texts need
+   from that moment (the ride's version, its params, whether a driver had
+   accepted). A change that rolls back owes nothing; one that commits
+   cannot lose its notices. The booking's one statement writes its own
+   (dispatch.booking), so a booking pays for no recipient's choices.
+2. `fan_out`, in the notify worker: each NoticeDue becomes one Notification
+   per recipient and channel, as each recipient chose (people.notices): the
+   topic, the channel, quiet hours at the event's time (urgent topics go
+   out in them too), nothing texted before a driver has accepted. The rows
+   are written and the NoticeDue deleted in one transaction; the rows' key
+   is unique, so doing it twice writes nothing twice.
 """
 
 from __future__ import annotations
@@ -13,82 +20,112 @@ from __future__ import annotations
 import threading
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from dispatch.models import Notification, Ride
+from dispatch.models import NoticeDue, Notification, Ride
 from dispatch.notify.events import NOTICES, ONCE_PER_RIDE, To
 from people.models import NoticeChannel
 from people.notices import Recipient, notice_recipients
-from project.common.sql import insert_ignoring_conflicts
 
 # What time it is for quiet hours; tests move this clock alone.
 clock = timezone.now
 
-# Set when rows commit: an in-process deliverer wakes at once instead of
+# Set when notices commit: an in-process deliverer wakes at once instead of
 # at its next poll.
 pending = threading.Event()
 
 
-def recipients_known(ride: Ride, recipients: list[Recipient]) -> None:
+def notice_due(ride: Ride, kind: str, **said) -> NoticeDue | None:
     """
-    The ride's recipients as read in the current transaction: its changes
-    there share them (a booking's searching and assigned events; the
-    booking reads them in its own statement). Forgotten when the
-    transaction commits, so the next change reads the choices afresh.
-    """
-    ride.__dict__["_notice_recipients"] = recipients
-    transaction.on_commit(lambda: ride.__dict__.pop("_notice_recipients", None))
-
-
-def _recipients(ride: Ride) -> list[Recipient]:
-    if "_notice_recipients" not in ride.__dict__:
-        recipients_known(ride, notice_recipients(ride.passenger_id))
-    return ride.__dict__["_notice_recipients"]
-
-
-def notices_write(ride: Ride, kind: str, **said) -> int:
-    """
-    Write the notices `kind` on `ride` owes, inside the caller's transaction;
-    how many rows. An event NOTICES does not name owes none. `said`: what
+    What `kind` on `ride`, as it stands now, owes (not saved); None for an
+    event NOTICES does not name, or nothing to tell this time. `said`: what
     the caller knows for the text (the live ETA's minutes).
     """
     notice = NOTICES.get(kind)
     if notice is None or not settings.NOTIFY_ENABLED:
-        return 0
+        return None
     params = notice.params(ride)
     if params is None:
-        return 0
-    params = {**params, **said}
+        return None
+    return NoticeDue(
+        ride=ride,
+        event=kind,
+        version=0 if kind in ONCE_PER_RIDE else ride.version,
+        params={**params, **said},
+        accepted=ride.driver_id is not None and ride.assigned_at is not None,
+        at=clock(),
+    )
+
+
+def notices_write(ride: Ride, kind: str, **said) -> NoticeDue | None:
+    """Write what `kind` on `ride` owes, inside the caller's transaction (`notice_due`)."""
+    due = notice_due(ride, kind, **said)
+    if due is not None:
+        due.save(force_insert=True)
+        notices_committing()
+    return due
+
+
+def notices_committing() -> None:
+    """Notices were written in this transaction: wake the deliverer when it commits."""
+    transaction.on_commit(pending.set)
+
+
+def owed(due: NoticeDue, recipients: list[Recipient]) -> list[Notification]:
+    """The rows `due` owes these recipients, as each chose (not saved)."""
+    notice = NOTICES.get(due.event)
+    if notice is None:
+        # Owed by a release whose NOTICES named the event; this one does not.
+        return []
     now = timezone.now()
-    local = clock()
-    accepted = ride.driver_id is not None and ride.assigned_at is not None
-    version = 0 if kind in ONCE_PER_RIDE else ride.version
     rows = []
-    for recipient in _recipients(ride):
+    for recipient in recipients:
         if notice.to == To.PASSENGER and recipient.link_id is not None:
             continue
         if notice.to == To.CAREGIVERS and recipient.link_id is None:
             continue
-        if not recipient.wants(notice.topic, local):
+        if not recipient.wants(notice.topic, due.at):
             continue
-        if recipient.channel == NoticeChannel.SMS and not accepted:
+        if recipient.channel == NoticeChannel.SMS and not due.accepted:
             continue
         rows.append(
             Notification(
-                ride=ride,
-                event=kind,
-                version=version,
+                ride_id=due.ride_id,
+                event=due.event,
+                version=due.version,
                 topic=notice.topic,
                 recipient_id=recipient.user_id,
                 link_id=recipient.link_id,
                 channel=recipient.channel,
-                params=params,
+                params=due.params,
                 next_attempt_at=now,
-                created_at=now,
+                created_at=due.at,
             )
         )
-    if rows:
-        insert_ignoring_conflicts(rows)
-        transaction.on_commit(pending.set)
-    return len(rows)
+    return rows
+
+
+def fan_out(limit: int | None = None) -> int:
+    """
+    Turn up to `limit` NoticeDue rows, oldest first, into Notifications, in
+    one transaction; how many it took. PostgreSQL skips rows another worker
+    holds; on SQLite the unique key keeps a row from being written twice.
+    """
+    with transaction.atomic():
+        dues = NoticeDue.objects.select_related("ride").order_by("pk")
+        if connection.vendor == "postgresql":
+            dues = dues.select_for_update(skip_locked=True, of=("self",))
+        dues = list(dues[: limit or settings.NOTIFY_BATCH])
+        if not dues:
+            return 0
+        recipients: dict[int, list[Recipient]] = {}
+        rows = []
+        for due in dues:
+            passenger_id = due.ride.passenger_id
+            if passenger_id not in recipients:
+                recipients[passenger_id] = notice_recipients(passenger_id)
+            rows += owed(due, recipients[passenger_id])
+        Notification.objects.bulk_create(rows, ignore_conflicts=True)
+        NoticeDue.objects.filter(pk__in=[due.pk for due in dues]).delete()
+    return len(dues)

@@ -14,7 +14,7 @@ from dispatch.notify import delivery, near
 from people import notices
 from people.models import NoticeChannel
 from people.notices import Topic
-from tests.conftest import JHB, db, find_driver, receive_until, token_for
+from tests.conftest import JHB, db, find_driver, notifications, receive_until, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,9 +46,7 @@ def family(passenger, make_user, make_link):
 
 def near_rows():
     return list(
-        Notification.objects.filter(event="driver_near").values_list(
-            "recipient_id", "topic", "params"
-        )
+        notifications().filter(event="driver_near").values_list("recipient_id", "topic", "params")
     )
 
 

@@ -1,6 +1,7 @@
 """
 The notify worker killed mid-batch (kill -9 of a real `manage.py notify`)
-and started again delivers every pending notification exactly once.
+and started again delivers every pending notification exactly once: a
+ride event owing 25 caregivers a text, fanned out by the worker, then sent.
 
 The gateway is a stand-in SMS Portal (its legacy HTTP API) on 127.0.0.1
 that accepts a text only when the test lets it: the test lets three
@@ -32,8 +33,10 @@ BATCH = 10
 ON_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 SEED = f"""
-from dispatch.models import Notification, Ride
-from people.models import User
+from datetime import datetime, time
+from django.utils import timezone
+from dispatch.models import NoticeDue, Ride
+from people.models import CaregiverLink, User
 sarah = User.objects.create_user("27821230000", first_name="Sarah", user_type="passenger")
 ride = Ride.objects.create(
     ride_id="kill-1", passenger=sarah, booked_by=sarah, status="completed", version=5,
@@ -42,10 +45,13 @@ ride = Ride.objects.create(
 )
 for i in range({PENDING}):
     family = User.objects.create_user(f"2782124{{i:04d}}", first_name=f"F{{i}}")
-    Notification.objects.create(
-        ride=ride, event="completed", version=5, topic="dropped_off",
-        recipient=family, channel="sms",
+    CaregiverLink.objects.create(
+        passenger=sarah, caregiver=family, status="active", can_receive_notifications=True
     )
+# Dropped off at noon (outside the default quiet hours): one SMS to each, by
+# their defaults, once the worker has fanned the event out.
+noon = timezone.make_aware(datetime.combine(timezone.localdate(), time(12, 0)))
+NoticeDue.objects.create(ride=ride, event="completed", version=5, accepted=True, at=noon)
 """
 
 
