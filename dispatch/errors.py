@@ -26,11 +26,12 @@ class IllegalTransition(DispatchError):
     code = "invalid_state"
     status = 409
 
-    def __init__(self, ride, to_status: str, message: str | None = None) -> None:
+    def __init__(self, ride, to_status: str, message: str | None = None, **extra) -> None:
         super().__init__(
             message or f"Ride {ride.ride_id} is {ride.status}; it cannot become {to_status}.",
             current_status=ride.status,
             version=ride.version,
+            **extra,
         )
 
 
@@ -55,10 +56,4 @@ class NoShowTooEarly(IllegalTransition):
     """A no-show recorded before the wait and the escalation: says how long is left."""
 
     def __init__(self, ride, seconds_left: int, message: str) -> None:
-        DispatchError.__init__(
-            self,
-            message,
-            current_status=ride.status,
-            version=ride.version,
-            seconds_left=seconds_left,
-        )
+        super().__init__(ride, "no_show", message, seconds_left=seconds_left)
