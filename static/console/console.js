@@ -300,12 +300,16 @@
     });
   }
 
+  function removeMarker(key) {
+    if (ccMap.markers[key]) {
+      ccMap.markers[key].remove();
+      delete ccMap.markers[key];
+    }
+  }
+
   function removeMissing(prefix, keep) {
     Object.keys(ccMap.markers).forEach(function (key) {
-      if (key.indexOf(prefix) === 0 && !keep[key]) {
-        ccMap.markers[key].remove();
-        delete ccMap.markers[key];
-      }
+      if (key.indexOf(prefix) === 0 && !keep[key]) removeMarker(key);
     });
   }
 
@@ -336,11 +340,7 @@
       if (d.lat !== null && d.lng !== null) putDriver(d);
     });
     data.removed.forEach(function (id) {
-      var key = "driver-" + id;
-      if (ccMap.markers[key]) {
-        ccMap.markers[key].remove();
-        delete ccMap.markers[key];
-      }
+      removeMarker("driver-" + id);
       delete ccMap.drivers[id];
     });
     drawLines();
@@ -349,11 +349,7 @@
   function applyRides(data) {
     data.rides.forEach(putRide);
     data.removed.forEach(function (rideId) {
-      var key = "ride-" + rideId;
-      if (ccMap.markers[key]) {
-        ccMap.markers[key].remove();
-        delete ccMap.markers[key];
-      }
+      removeMarker("ride-" + rideId);
       delete ccMap.rides[rideId];
     });
     drawLines();
