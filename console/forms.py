@@ -109,6 +109,14 @@ def _phone_field(label: str) -> forms.CharField:
     )
 
 
+def _normalised(phone: str) -> str:
+    """The phone number normalised, or the form's error saying why it is not one."""
+    try:
+        return normalize_phone(phone)
+    except InvalidPhoneNumber as exc:
+        raise forms.ValidationError(exc.messages[0]) from exc
+
+
 class LinkCreateForm(forms.Form):
     passenger_phone = _phone_field("Passenger phone")
     caregiver_phone = _phone_field("Caregiver phone")
@@ -127,35 +135,28 @@ class LinkCreateForm(forms.Form):
     )
 
     def clean_passenger_phone(self) -> User:
-        try:
-            phone = normalize_phone(self.cleaned_data["passenger_phone"])
-        except InvalidPhoneNumber as exc:
-            raise forms.ValidationError(exc.messages[0]) from exc
+        phone = _normalised(self.cleaned_data["passenger_phone"])
         passenger = User.objects.filter(phone_number=phone).first()
         if passenger is None:
             raise forms.ValidationError("No passenger has this phone number.")
         return passenger
 
     def clean_caregiver_phone(self) -> str:
-        try:
-            return normalize_phone(self.cleaned_data["caregiver_phone"])
-        except InvalidPhoneNumber as exc:
-            raise forms.ValidationError(exc.messages[0]) from exc
+        return _normalised(self.cleaned_data["caregiver_phone"])
+
+
+def _search_field(label: str) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        required=False,
+        max_length=64,
+        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),
+    )
 
 
 class LinkSearchForm(forms.Form):
-    passenger = forms.CharField(
-        label="Passenger (name or phone)",
-        required=False,
-        max_length=64,
-        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),
-    )
-    caregiver = forms.CharField(
-        label="Caregiver (name or phone)",
-        required=False,
-        max_length=64,
-        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),
-    )
+    passenger = _search_field("Passenger (name or phone)")
+    caregiver = _search_field("Caregiver (name or phone)")
     ended = forms.BooleanField(label="Show declined and revoked links", required=False)
 
 
