@@ -35,7 +35,6 @@ from dispatch.rest_schemas import (
     RideOut,
     ShareLinkOut,
 )
-from dispatch.scheduling import Place
 from people.models import CaregiverLink, User
 from people.rest_schemas import ErrorOut
 from people.tokens import AccessTokenAuth
@@ -141,8 +140,8 @@ def ride_book_ahead(request: HttpRequest, payload: BookAheadIn):
         passenger=passenger,
         booked_by=request.auth,
         ride_id=payload.ride_id,
-        pickup=Place(**payload.pickup.model_dump()),
-        dropoff=Place(**payload.dropoff.model_dump()),
+        pickup=payload.pickup.place(),
+        dropoff=payload.dropoff.place(),
         pickup_at=payload.pickup_at,
         appointment_at=payload.appointment_at,
         return_at=payload.return_at,

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from ninja import Field, Schema
 
-from dispatch.scheduling import Needs
+from dispatch.scheduling import Needs, Place
 
 Role = Literal["passenger", "caregiver", "driver", "staff"]
 
@@ -102,6 +102,9 @@ class PlaceIn(Schema):
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
     address: str = Field(default="", max_length=255)
+
+    def place(self) -> Place:
+        return Place(**self.model_dump())
 
 
 class NeedsIn(Schema):

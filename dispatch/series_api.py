@@ -26,7 +26,7 @@ from dispatch.rest_schemas import (
     SeriesOut,
     SeriesPatch,
 )
-from dispatch.scheduling import Place, needs_of, place_of
+from dispatch.scheduling import needs_of, place_of
 from people.models import CaregiverLink
 from people.rest_schemas import ErrorOut
 from people.tokens import AccessTokenAuth
@@ -121,8 +121,8 @@ def series_create(request: HttpRequest, payload: SeriesIn):
         return_time=payload.return_time,
         return_will_call=payload.return_will_call,
         except_dates=[d.isoformat() for d in payload.except_dates],
-        pickup=Place(**payload.pickup.model_dump()),
-        dropoff=Place(**payload.dropoff.model_dump()),
+        pickup=payload.pickup.place(),
+        dropoff=payload.dropoff.place(),
         needs=payload.needs.needs(),
         notes=payload.notes,
     )
