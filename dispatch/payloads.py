@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from dispatch.geo import Point, haversine_km
 from dispatch.models import Alarm, AlarmKind, Ride, Stop, StopKind
+from people.rest_schemas import person_out
 
 # Average urban speed for the pickup ETA when the app sent none.
 ETA_SPEED_KMH = 30.0
@@ -34,20 +35,14 @@ def _iso(value) -> str | None:
 def person(user) -> dict[str, Any] | None:
     if user is None:
         return None
-    return {
-        "id": user.pk,
-        "name": user.get_full_name() or user.display_phone,
-        "phone": "+" + user.phone_number,
-    }
+    return person_out(user)
 
 
 def driver_card(driver, point: Point | None) -> dict:
     """The driver as the apps show them; `point`: where they are now."""
     profile = getattr(driver, "driver_profile", None)
     return {
-        "id": driver.pk,
-        "name": driver.get_full_name() or driver.display_phone,
-        "phone": "+" + driver.phone_number,
+        **person_out(driver),
         "vehicle_type": profile.vehicle_type if profile else None,
         "vehicle_registration": profile.vehicle_registration if profile else None,
         "rating": _num(profile.rating) if profile else None,

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from people.models import CaregiverLink, LinkStatus, RelationshipType, User
 from people.phones import display_phone
-from people.rest_schemas import In
+from people.rest_schemas import In, person_out
 
 # Built from the model's choices so the two cannot drift apart.
 Relationship = Literal[tuple(RelationshipType.values)]  # type: ignore[valid-type]
@@ -57,14 +57,6 @@ class LinkUpdateIn(In):
     can_view_location: bool = Field(default=None)
     can_receive_notifications: bool = Field(default=None)
     notes: str = Field(default=None, max_length=1000)
-
-
-def person_out(user: User) -> dict:
-    return {
-        "id": user.pk,
-        "name": user.get_full_name() or user.display_phone,
-        "phone": "+" + user.phone_number,
-    }
 
 
 def _invitee(link: CaregiverLink, viewer: User) -> dict:

@@ -25,6 +25,18 @@ def changes_sent(body: Schema) -> dict:
     return changes
 
 
+def person_out(user: User) -> dict:
+    """
+    A person as every app surface shows them (PersonOut): the caregiver
+    links here, and the rides and series of dispatch, REST and sockets.
+    """
+    return {
+        "id": user.pk,
+        "name": user.get_full_name() or user.display_phone,
+        "phone": "+" + user.phone_number,
+    }
+
+
 class ErrorOut(Schema):
     code: str
     message: str
