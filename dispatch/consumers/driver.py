@@ -153,23 +153,22 @@ class DriverConsumer(ManifestFeed, AppSocket):
 
         await db_async(give_back)()
 
+    async def _answer_offer(self, request: RideAction, service, **extra) -> None:
+        """The driver's answer to the ride offered to them now."""
+
+        def answer():
+            ride = offers.offered_ride(driver=self.user, ride_id=request.ride_id)
+            return service(ride=ride, driver=self.user, **extra)
+
+        await db_async(answer)()
+
     async def on_accept_ride(self, content):
         request = RideAction.model_validate(content)
-
-        def accept():
-            ride = offers.offered_ride(driver=self.user, ride_id=request.ride_id)
-            return offers.ride_offer_accept(ride=ride, driver=self.user)
-
-        await db_async(accept)()
+        await self._answer_offer(request, offers.ride_offer_accept)
 
     async def on_decline_ride(self, content):
         request = RideAction.model_validate(content)
-
-        def decline():
-            ride = offers.offered_ride(driver=self.user, ride_id=request.ride_id)
-            return offers.ride_offer_decline(ride=ride, driver=self.user, reason=request.reason)
-
-        await db_async(decline)()
+        await self._answer_offer(request, offers.ride_offer_decline, reason=request.reason)
         await self.send_json({"type": "ride_declined", "ride_id": request.ride_id})
 
     async def ride_news(self, event):
