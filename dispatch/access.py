@@ -42,7 +42,7 @@ class Viewer:
     @property
     def hears_news(self) -> bool:
         """Told of every change; a caregiver only with can_receive_notifications."""
-        return self.role != CAREGIVER or bool(self.link and self.link.can_receive_notifications)
+        return self.role != CAREGIVER or people_access.link_hears_news(self.link)
 
     def sees_position(self, status: str) -> bool:
         """
@@ -52,7 +52,7 @@ class Viewer:
         """
         if status not in DRIVER_HELD_STATUSES:
             return False
-        return self.role != CAREGIVER or bool(self.link and self.link.can_view_location)
+        return self.role != CAREGIVER or people_access.link_follows_position(self.link)
 
     def cancels_as(self) -> str:
         """The `cancelled_by` of this viewer's cancel, or NotAllowed."""
@@ -60,7 +60,7 @@ class Viewer:
             return "passenger"
         if self.role == STAFF:
             return "dispatcher"
-        if self.role == CAREGIVER and self.link and self.link.can_book_rides:
+        if self.role == CAREGIVER and people_access.link_books(self.link):
             return "caregiver"
         if self.role == DRIVER:
             raise NotAllowed("Drivers give a ride back on the driver socket (cancel_ride).")
@@ -211,5 +211,5 @@ def may_say_ready(viewer: Viewer | None) -> bool:
     if viewer is None:
         return False
     if viewer.role == CAREGIVER:
-        return bool(viewer.link and viewer.link.can_book_rides)
+        return people_access.link_books(viewer.link)
     return viewer.role in (PASSENGER, STAFF)

@@ -132,12 +132,28 @@ def link_between(caregiver_id: int, passenger_id: int) -> LinkPermissions | None
     return links_of_caregiver(caregiver_id, {passenger_id}).get(passenger_id)
 
 
+# What a caregiver's link lets them do, each once (`link`: a LinkPermissions
+# or a CaregiverLink; None, no active link).
+
+
+def link_books(link) -> bool:
+    """Book, cancel and say "ready" for the passenger's rides."""
+    return link is not None and link.can_book_rides
+
+
+def link_follows_position(link) -> bool:
+    """See where the driver is on the passenger's rides, and share it with family."""
+    return link is not None and link.can_view_location
+
+
+def link_hears_news(link) -> bool:
+    """Be told of the passenger's rides as they change (sockets, notifications)."""
+    return link is not None and link.can_receive_notifications
+
+
 def may_book_for(user: User, passenger: User) -> bool:
     """Booking on behalf: the passenger themselves, or a caregiver allowed to book."""
-    if user.pk == passenger.pk:
-        return True
-    link = link_between(user.pk, passenger.pk)
-    return link is not None and link.can_book_rides
+    return user.pk == passenger.pk or link_books(link_between(user.pk, passenger.pk))
 
 
 def may_invite_caregiver(actor: User, passenger: User) -> bool:
@@ -229,7 +245,4 @@ def may_share_ride(user: User, passenger: User) -> bool:
     one, or a caregiver whose link lets them follow the ride's position
     (can_view_location).
     """
-    if user.pk == passenger.pk:
-        return True
-    link = link_between(user.pk, passenger.pk)
-    return link is not None and link.can_view_location
+    return user.pk == passenger.pk or link_follows_position(link_between(user.pk, passenger.pk))

@@ -14,6 +14,7 @@ from ninja import Router, Schema, Status
 from pydantic import Field, StringConstraints
 
 from people import notices
+from people.access import link_hears_news
 from people.models import CaregiverLink, LinkStatus, NoticeChannel, UserType
 from people.notices import Topic
 from people.rest_schemas import ErrorOut, In, changes_sent
@@ -103,7 +104,7 @@ def link_preferences(request: HttpRequest, link_id: int):
 )
 def link_preferences_set(request: HttpRequest, link_id: int, body: PreferenceIn):
     link = _my_link(request, link_id)
-    if not link.can_receive_notifications:
+    if not link_hears_news(link):
         raise ApiError(
             403, "forbidden", "This link does not let you receive notifications; ask the passenger."
         )
