@@ -11,7 +11,7 @@ without one, the defaults here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time
 
 from django.db import transaction
@@ -177,8 +177,24 @@ def recipients_from(rows) -> list[Recipient]:
 
 
 def notice_recipients(passenger_id: int) -> list[Recipient]:
-    """The passenger's recipients, as they chose (one query)."""
-    return recipients_from(notice_recipients_query(passenger_id))
+    """
+    The passenger's recipients, as they chose, by a channel that reaches
+    them now: push chosen while it reached them, that no longer does (the
+    server's credentials gone, the app uninstalled), falls back to SMS, so
+    the person still hears.
+    """
+    recipients = recipients_from(notice_recipients_query(passenger_id))
+    return [
+        replace(r, channel=NoticeChannel.SMS)
+        if r.channel == NoticeChannel.PUSH and not push_reaches(r.user_id)
+        else r
+        for r in recipients
+    ]
+
+
+def push_reaches(user_id: int) -> bool:
+    """Whether push reaches the person now: on here, and a device of theirs registered."""
+    return push_enabled() and DeviceToken.objects.filter(user_id=user_id).exists()
 
 
 # --- reading and choosing ------------------------------------------------------
@@ -263,7 +279,7 @@ def _reachable_by_push(user: User) -> None:
             "Push notifications are off on this server: choose sms or in_app.",
             fields={"channel": "Push is off on this server."},
         )
-    if not DeviceToken.objects.filter(user=user).exists():
+    if not push_reaches(user.pk):
         raise NoticeError(
             "No device of yours is registered for push: register this app's token "
             "(POST /api/notifications/devices/), then choose push.",

@@ -38,7 +38,7 @@ def push_enabled() -> bool:
             else:
                 logger.warning(
                     "Push notifications are off: FCM_CREDENTIALS_FILE is not set. "
-                    "Recipients who chose push get nothing until it is."
+                    "Recipients who chose push are texted instead until it is."
                 )
     return enabled
 

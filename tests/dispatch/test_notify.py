@@ -414,10 +414,14 @@ def test_a_failed_text_is_retried_with_doubling_waits_then_given_up(
     assert deliver_all() == 0
 
 
-def test_without_credentials_push_is_off_says_so_once_and_skips(
+def test_push_that_no_longer_reaches_falls_back_to_sms_and_says_push_is_off_once(
     family, make_driver, monkeypatch, caplog, settings
 ):
-    """Push chosen while it was on, then the server's credentials went: skipped, with why."""
+    """
+    Push chosen while it reached her, then the server's credentials went:
+    said once in the log, and she is texted instead; likewise after her
+    only device was unregistered (the app uninstalled).
+    """
     at_noon(monkeypatch)
     sarah, emily, link = family
     settings.FCM_CREDENTIALS_FILE = "/etc/care-connect/fcm.json"
@@ -425,7 +429,7 @@ def test_without_credentials_push_is_off_says_so_once_and_skips(
     notices.preference_set(actor=emily, link=link, channel=NoticeChannel.PUSH)
     settings.FCM_CREDENTIALS_FILE = ""
     push._announced.clear()
-    make_driver(JHB[0] + 0.004, JHB[1])
+    make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
     booking.ride_book(**trip(sarah))
     with caplog.at_level(logging.INFO, logger="people.push"):
         deliver_all()
@@ -434,8 +438,19 @@ def test_without_credentials_push_is_off_says_so_once_and_skips(
     said = [r for r in caplog.records if "Push notifications are off" in r.getMessage()]
     assert len(said) == 1
     row = notifications().get(recipient=emily)
-    assert (row.channel, row.status) == (NoticeChannel.PUSH, N.SKIPPED)
-    assert "FCM_CREDENTIALS_FILE" in row.last_error
+    assert (row.channel, row.status) == (NoticeChannel.SMS, N.SENT)
+    assert [t["message"] for t in texts(settings) if t["to"] == emily.phone_number] == [row.body]
+
+    settings.FCM_CREDENTIALS_FILE = "/etc/care-connect/fcm.json"
+    monkeypatch.setattr(push, "push_send", lambda **kwargs: [])
+    notices.device_token_unregister(user=emily, token="fcm-token-1")
+    ride = Ride.objects.with_people().get(ride_id="n1")
+    rides.ride_driver_arrived(ride=ride, driver=ride.driver)
+    rides.ride_start(ride=ride, driver=ride.driver)
+    rides.ride_complete(ride=ride, driver=ride.driver)
+    deliver_all()
+    dropped = notifications().get(recipient=emily, topic=Topic.DROPPED_OFF)
+    assert (dropped.channel, dropped.status) == (NoticeChannel.SMS, N.SENT)
 
 
 def test_push_with_credentials_goes_to_every_device_and_forgets_dead_ones(
