@@ -11,7 +11,10 @@ import re
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from tests.browser.test_console_live import DISPATCHER, sign_in
+from tests.browser.helpers import (
+    DISPATCHER,
+    sign_in,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 

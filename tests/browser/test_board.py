@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.browser.test_console_live import (
+from tests.browser.helpers import (
     MICHAEL,
     app_socket,
     find_driver,

@@ -11,11 +11,15 @@ import re
 
 import pytest
 
-from tests.browser.test_console_live import app_socket, issue_token, receive_until, sign_in
+from tests.browser.helpers import (
+    MICHAEL,
+    app_socket,
+    issue_token,
+    receive_until,
+    sign_in,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
-
-MICHAEL = "27821234568"
 
 
 def test_a_dispatcher_plans_tomorrow_and_publishes(server, new_page):

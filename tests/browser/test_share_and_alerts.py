@@ -14,8 +14,9 @@ import uuid
 
 import pytest
 
-from tests.browser.test_console_live import (
+from tests.browser.helpers import (
     app_socket,
+    find_driver,
     issue_token,
     new_passenger,
     open_board,
@@ -49,19 +50,7 @@ def book_in_durban(server, passenger_sock, driver_sock) -> None:
     receive_until(driver_sock, "status_updated")
     move(driver_sock, DURBAN[0] + 0.002, DURBAN[1])
     time.sleep(0.3)
-    passenger_sock.send(
-        json.dumps(
-            {
-                "type": "find_driver",
-                "pickup_latitude": DURBAN[0],
-                "pickup_longitude": DURBAN[1],
-                "pickup_address": "Home",
-                "dropoff_latitude": DURBAN[0] + 0.03,
-                "dropoff_longitude": DURBAN[1] + 0.02,
-                "dropoff_address": "Addington Hospital",
-            }
-        )
-    )
+    find_driver(passenger_sock, DURBAN, pickup="Home", dropoff="Addington Hospital")
     receive_until(passenger_sock, "driver_assigned")
     receive_until(driver_sock, "ride_assigned")
 

@@ -13,7 +13,10 @@ import sys
 
 import pytest
 
-from tests.browser.test_console_live import open_board, wait_js
+from tests.browser.helpers import (
+    open_board,
+    wait_js,
+)
 from tests.server import ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]

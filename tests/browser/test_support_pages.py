@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.test_console_live import sign_in
+from tests.browser.helpers import (
+    SARAH,
+    sign_in,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
-SARAH = "27821234567"
 EMILY = "27821234569"
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
