@@ -12,10 +12,10 @@ itself decides. Then each row is sent and marked sent (or failed, or
 rescheduled), only while the claim is still this batch's. A worker killed
 mid-batch leaves its claimed rows pending: once the lease runs out, the
 next worker sends them; one killed while fanning out leaves its events
-owed (that transaction rolls back). A row sent is never
-claimed again, so what was marked sent is not sent twice; only a crash in
-the instant between a gateway's acceptance and the mark can repeat one
-text (no gateway here takes an idempotency key).
+owed (that transaction rolls back). A row sent is never claimed again, so
+what was marked sent is not sent twice; only a crash in the instant
+between a gateway's acceptance and the mark can repeat one text (no
+gateway here takes an idempotency key).
 
 Failures are retried NOTIFY_MAX_ATTEMPTS times, the waits doubling from
 NOTIFY_RETRY_BASE_S; the global SMS_MAX_PER_MINUTE ceiling postpones a text
