@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 
 def test_a_dispatcher_plans_tomorrow_and_publishes(server, new_page):
+    """A dispatcher plans and publishes tomorrow in a browser; the driver's app gets the run."""
     page = new_page()
     sign_in(server, page)
     # The board's map tiles point at a dead port; this page loads none.

@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 
 def test_the_first_sign_in_enrols_an_authenticator_by_qr_code(server, new_page):
+    """A new staff member's first sign-in enrols an authenticator by QR code, then goes in."""
     phone = f"2780{uuid.uuid4().int % 10_000_000:07d}"
     server.shell(
         "from django.contrib.auth.models import Group\n"
@@ -64,6 +65,7 @@ def test_the_first_sign_in_enrols_an_authenticator_by_qr_code(server, new_page):
 
 
 def test_the_map_shows_the_demo_drivers_even_without_tiles(server, new_page):
+    """The board's map shows the drivers even when map tiles cannot load."""
     page = new_page()
     open_board(server, page)
     wait_js(page, "window.ccMap && window.ccMap.count('driver') >= 3")
@@ -82,6 +84,7 @@ def test_the_map_shows_the_demo_drivers_even_without_tiles(server, new_page):
 
 
 def test_a_booking_appears_live_and_is_assigned_with_one_click(server, new_page):
+    """A booking nobody was near reaches the board live; assigned with the distance confirmed."""
     page = new_page()
     open_board(server, page)
     ride_id = f"bt-{uuid.uuid4().hex[:10]}"
@@ -149,6 +152,7 @@ def test_a_booking_appears_live_and_is_assigned_with_one_click(server, new_page)
 
 
 def test_two_consoles_stay_in_step(server, new_page):
+    """What one dispatcher does shows on a second dispatcher's board without a reload."""
     first, second = new_page(), new_page()
     open_board(server, first)
     open_board(server, second)
@@ -184,6 +188,7 @@ def test_two_consoles_stay_in_step(server, new_page):
 
 
 def test_the_unfold_admin_works_under_the_content_security_policy(server, new_page):
+    """The support admin's pages run their scripts under the content security policy."""
     page = new_page()
     page.goto(f"{server.http}/admin/")
     # The admin takes the phone number in the same spellings as the console.

@@ -239,6 +239,7 @@ def test_driver_positions_in_the_admin_are_for_dispatchers_only(
 def test_support_reset_a_colleagues_authenticator_who_then_enrols_again(
     support_client, support, dispatcher, staff_groups
 ):
+    """Support resets a colleague's lost authenticator, audited; the colleague enrols again."""
     dana = signed_in(dispatcher)
     assert dana.get("/console/").status_code == 200
     response = support_client.post(
@@ -253,6 +254,7 @@ def test_support_reset_a_colleagues_authenticator_who_then_enrols_again(
 
 
 def test_support_cannot_reset_a_superusers_authenticator(support_client, make_staff, staff_groups):
+    """Support cannot weaken a superuser's second factor."""
     boss = make_staff(superuser=True)
     signed_in(boss)  # enrolled
     response = support_client.post(
@@ -264,6 +266,7 @@ def test_support_cannot_reset_a_superusers_authenticator(support_client, make_st
 
 
 def test_superusers_reset_anyones_authenticator(make_staff, support, staff_groups):
+    """A superuser can reset any staff member's authenticator."""
     boss, other = make_staff(superuser=True), make_staff(superuser=True)
     for user in (support, other):
         signed_in(user)
@@ -274,6 +277,7 @@ def test_superusers_reset_anyones_authenticator(make_staff, support, staff_group
 
 
 def test_dispatchers_are_not_offered_the_reset(console, support):
+    """Dispatchers can neither see nor use the authenticator reset."""
     signed_in(support)
     page = console.get("/admin/people/user/").content.decode()
     assert "reset_authenticator" not in page
@@ -282,6 +286,7 @@ def test_dispatchers_are_not_offered_the_reset(console, support):
 
 
 def test_the_user_list_shows_who_has_set_up_an_authenticator(support_client, dispatcher):
+    """Support can see which staff have not yet set up their authenticator."""
     page = support_client.get("/admin/people/user/", {"is_staff__exact": "1"}).content.decode()
     assert "At next sign-in" in page
     signed_in(dispatcher)
@@ -290,6 +295,7 @@ def test_the_user_list_shows_who_has_set_up_an_authenticator(support_client, dis
 
 
 def test_authenticator_secrets_have_no_admin_page(make_staff, staff_groups):
+    """No admin page shows an authenticator's secret key, even to a superuser."""
     boss = signed_in(make_staff(superuser=True))
     assert boss.get("/admin/otp_totp/totpdevice/").status_code == 404
 
@@ -301,6 +307,7 @@ def test_authenticator_secrets_have_no_admin_page(make_staff, staff_groups):
 def test_the_admin_sign_in_takes_any_spelling_of_the_phone_and_lands_on_the_admin(
     make_staff, staff_groups, spelling
 ):
+    """Staff sign in to the admin with any spelling of their phone number, then pass the code."""
     make_staff("Support", phone="27821001000")
     client = Client()
     assert client.get("/admin/login/").status_code == 200
@@ -312,6 +319,7 @@ def test_the_admin_sign_in_takes_any_spelling_of_the_phone_and_lands_on_the_admi
 
 
 def test_the_admin_sign_in_keeps_its_next(make_staff, staff_groups):
+    """Signing in to the admin returns staff to the page they asked for."""
     user = make_staff("Support")
     response = Client().post(
         "/admin/login/?next=/admin/people/user/",

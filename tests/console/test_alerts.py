@@ -40,6 +40,7 @@ def sos(passenger, make_driver):
 
 
 def test_an_open_alarm_is_on_the_board_with_its_acknowledge_button(console, sos):
+    """An unacknowledged alarm stays on the board's alert lane with its acknowledge button."""
     html = lane(console.get("/console/").content.decode())
     assert f'data-alert-key="alarm-{sos.pk}"' in html
     assert "SOS from the passenger" in html and "alarm-1" in html
@@ -50,6 +51,7 @@ def test_an_open_alarm_is_on_the_board_with_its_acknowledge_button(console, sos)
 def test_rides_waiting_past_the_threshold_show_and_younger_ones_wait_hidden(
     console, passenger, make_user, settings
 ):
+    """Only rides waiting past ALERT_WAITING_MIN raise an alert; younger ones wait hidden."""
     settings.ALERT_WAITING_MIN = 5
     old = book(passenger, "old-1", match=False)
     Ride.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(minutes=6))
@@ -63,6 +65,7 @@ def test_rides_waiting_past_the_threshold_show_and_younger_ones_wait_hidden(
 
 
 def test_the_board_includes_the_banner_and_the_lane_script_under_the_csp(console):
+    """The board carries the connection-lost banner and its alert script under the CSP nonce."""
     response = console.get("/console/")
     html = response.content.decode()
     assert '<div id="live-banner" class="live-banner" role="alert" hidden>' in html
@@ -72,6 +75,7 @@ def test_the_board_includes_the_banner_and_the_lane_script_under_the_csp(console
 
 
 def test_a_dispatcher_acknowledges_an_alarm_audited_and_off_the_board(htmx, dispatcher, sos):
+    """Acknowledging an alarm is audited and logged on the ride once, and takes it off the board."""
     response = htmx.post(f"/console/alarms/{sos.pk}/acknowledge/")
     assert response.status_code == 200
     assert f'data-alert-key="alarm-{sos.pk}"' not in response.content.decode()

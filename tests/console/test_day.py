@@ -50,6 +50,7 @@ def url(suffix=""):
 
 @pytest.mark.django_db
 def test_the_day_link_goes_to_tomorrow(console):
+    """The board links to the day plan, which opens on tomorrow."""
     response = console.get("/console/day/")
     assert response.status_code == 302 and response["Location"] == url()
     page = console.get("/console/")
@@ -60,6 +61,7 @@ def test_the_day_link_goes_to_tomorrow(console):
 def test_support_staff_and_anonymous_visitors_cannot_use_the_day_view(
     booked, client, make_staff, support
 ):
+    """Only dispatchers may see or change the day plan and the reports."""
     assert client.get(url()).status_code == 302
     assert client.post(url("plan/")).status_code == 302
     other = Client()
@@ -72,6 +74,7 @@ def test_support_staff_and_anonymous_visitors_cannot_use_the_day_view(
 
 @pytest.mark.django_db
 def test_plan_tomorrow_shows_lanes_and_the_unassigned_with_their_reasons(htmx, booked):
+    """Planning tomorrow shows each run's lane and every trip left unassigned with its reason."""
     page = htmx.get(url())
     assert b"Plan tomorrow" in page.content and b"The day is not planned yet." in page.content
     response = htmx.post(url("plan/"))
@@ -92,6 +95,7 @@ def test_plan_tomorrow_shows_lanes_and_the_unassigned_with_their_reasons(htmx, b
 
 @pytest.mark.django_db
 def test_move_lock_and_publish_are_audited_with_the_dispatcher(htmx, booked, dispatcher):
+    """Moving, locking and publishing a plan are each recorded with the dispatcher who did it."""
     htmx.post(url("plan/"))
     plan = DayPlan.objects.get(service_date=tomorrow())
     bob_ride = Ride.objects.get(pk=booked["rides"][1].pk)
@@ -125,6 +129,7 @@ def test_move_lock_and_publish_are_audited_with_the_dispatcher(htmx, booked, dis
 
 @pytest.mark.django_db
 def test_a_stale_screen_and_an_impossible_move_are_refused_in_words(htmx, booked):
+    """A plan changed meanwhile, or a move a vehicle cannot take, is refused in words."""
     htmx.post(url("plan/"))
     plan = DayPlan.objects.get(service_date=tomorrow())
     response = htmx.post(url("publish/"), {"version": plan.version - 1})
@@ -141,6 +146,7 @@ def test_a_stale_screen_and_an_impossible_move_are_refused_in_words(htmx, booked
 
 @pytest.mark.django_db
 def test_moving_a_trip_off_every_run_lists_it_as_unassigned(htmx, booked):
+    """A trip taken off its run is listed as unassigned, with why, and loses its stops."""
     htmx.post(url("plan/"))
     sarah_ride = Ride.objects.get(pk=booked["rides"][0].pk)
     response = htmx.post(url(f"trips/{sarah_ride.pk}/move/"), {"to_run": ""})
@@ -153,6 +159,7 @@ def test_moving_a_trip_off_every_run_lists_it_as_unassigned(htmx, booked):
 
 @pytest.mark.django_db
 def test_without_htmx_an_action_comes_back_to_the_page(console, booked):
+    """The day plan's actions still work without htmx, coming back to the page."""
     response = console.post(url("plan/"))
     assert response.status_code == 302 and response["Location"] == url()
     page = console.get(url())
@@ -161,6 +168,7 @@ def test_without_htmx_an_action_comes_back_to_the_page(console, booked):
 
 @pytest.mark.django_db
 def test_a_bad_date_is_not_found(console):
+    """A day plan for an impossible date is a 404, not an error."""
     assert console.get("/console/day/2026-13-40/").status_code == 404
 
 
@@ -180,6 +188,7 @@ def today_plan(db, passenger, make_user, make_driver, settings):
 @pytest.mark.django_db
 def test_a_run_running_late_shows_its_minutes_late(console, today_plan, monkeypatch, settings):
     # The position noted from this (sync) test: the in-process store.
+    """A run whose driver cannot make the pickup window shows as running late, by how much."""
     settings.LOCATION_STORE = "memory"
     ride = today_plan["ride"]
     pickup = ride.stops.get(kind="pickup")
@@ -194,6 +203,7 @@ def test_a_run_running_late_shows_its_minutes_late(console, today_plan, monkeypa
 
 @pytest.mark.django_db
 def test_replanning_what_remains_is_audited(htmx, today_plan, dispatcher):
+    """Replanning the rest of today is audited and leaves rides under way alone."""
     ride = Ride.objects.select_related("run__driver").get(pk=today_plan["ride"].pk)
     rides.ride_run_reached(ride=ride)
     response = htmx.post(f"/console/day/{today_plan['today'].isoformat()}/replan/")

@@ -32,6 +32,7 @@ def attempt(phone: str, password: str, address: str = "10.0.0.1", url: str = LOG
 
 
 def test_an_account_locks_after_its_wrong_passwords_from_anywhere(dispatcher, staff_groups):
+    """Wrong passwords for one account, from anywhere, any spelling, lock it, saying until when."""
     local = "0" + dispatcher.phone_number[2:]
     for n, address in enumerate(("10.0.0.1", "10.0.0.2", "10.0.0.3")):
         # Any spelling of the number counts against the one account.
@@ -51,6 +52,7 @@ def test_an_account_locks_after_its_wrong_passwords_from_anywhere(dispatcher, st
 
 
 def test_the_right_password_clears_the_accounts_count(dispatcher, staff_groups):
+    """A right password clears the account's failed count, so occasional typos never lock it."""
     for _ in range(2):
         attempt(dispatcher.phone_number, "wrong")
     assert attempt(dispatcher.phone_number, PASSWORD, "10.0.0.2").status_code == 302
@@ -60,6 +62,7 @@ def test_the_right_password_clears_the_accounts_count(dispatcher, staff_groups):
 
 
 def test_an_address_locks_after_wrong_passwords_for_many_accounts(dispatcher, staff_groups):
+    """One address guessing many accounts is locked and audited; elsewhere the account signs in."""
     for n in range(5):
         attempt(f"2780000{n:04d}", "wrong", "10.0.0.66")
     page = attempt(dispatcher.phone_number, PASSWORD, "10.0.0.66")
@@ -71,6 +74,7 @@ def test_an_address_locks_after_wrong_passwords_for_many_accounts(dispatcher, st
 
 
 def test_a_lock_ends_after_its_time(dispatcher, staff_groups, settings):
+    """A sign-in lock ends after STAFF_LOGIN_LOCKOUT_S."""
     settings.STAFF_LOGIN_LOCKOUT_S = 1
     for _ in range(3):
         attempt(dispatcher.phone_number, "wrong")
@@ -80,6 +84,7 @@ def test_a_lock_ends_after_its_time(dispatcher, staff_groups, settings):
 
 
 def test_numbers_nobody_has_lock_too_and_say_nothing_of_who_exists(db):
+    """Unknown numbers lock like real ones: the page reveals nothing of who has an account."""
     for _ in range(3):
         page = attempt("27800000999", "wrong")
     assert "Too many failed sign-ins for this phone number" in page.content.decode()
@@ -88,6 +93,7 @@ def test_numbers_nobody_has_lock_too_and_say_nothing_of_who_exists(db):
 
 
 def test_the_admin_sign_in_counts_the_same_wrong_passwords(dispatcher, staff_groups):
+    """Wrong passwords on the console and the admin sign-in count toward the same lock."""
     for url in (LOGIN, "/admin/login/", LOGIN):
         attempt(dispatcher.phone_number, "wrong", url=url)
     page = attempt(dispatcher.phone_number, PASSWORD, url="/admin/login/")

@@ -72,6 +72,7 @@ def known_day(db, passenger, make_user, make_driver, settings):
 
 @pytest.mark.django_db
 def test_the_measures_of_a_known_day(known_day):
+    """A day's report counts pickups, on-time, no-shows, late cancels and vehicle hours right."""
     report = reports.report(tomorrow(), tomorrow())
     (day,) = report.days
     assert day.label == tomorrow().isoformat()
@@ -89,6 +90,7 @@ def test_the_measures_of_a_known_day(known_day):
 
 @pytest.mark.django_db
 def test_on_time_is_counted_per_driver(known_day):
+    """The report credits each driver with their own on-time pickups."""
     rides = known_day["rides"]
     report = reports.report(tomorrow(), tomorrow())
     by_driver = {m.label: m for m in report.drivers}
@@ -103,6 +105,7 @@ def test_on_time_is_counted_per_driver(known_day):
 
 @pytest.mark.django_db
 def test_a_day_outside_the_range_is_not_counted(known_day):
+    """The report leaves out days outside the range asked for."""
     after = tomorrow() + timedelta(days=1)
     report = reports.report(after, after + timedelta(days=3))
     assert report.days == [] and report.total.pickups == 0
@@ -110,6 +113,7 @@ def test_a_day_outside_the_range_is_not_counted(known_day):
 
 @pytest.mark.django_db
 def test_the_page_and_the_csv_show_the_day(console, known_day):
+    """The reports page and its CSV download show the same figures for the day."""
     day = tomorrow().isoformat()
     page = console.get(f"/console/reports/?from={day}&to={day}").content.decode()
     assert "66.7" in page and f'<th scope="row">{day}</th>' in page
@@ -124,5 +128,6 @@ def test_the_page_and_the_csv_show_the_day(console, known_day):
 
 @pytest.mark.django_db
 def test_bad_dates_are_said_in_words(console):
+    """A report asked with a bad date says how to write one."""
     page = console.get("/console/reports/?from=yesterday").content.decode()
     assert "Dates are YYYY-MM-DD." in page

@@ -43,6 +43,7 @@ def password_only(user) -> Client:
 
 
 def test_a_password_alone_leads_to_the_code_page_not_the_board(dispatcher, staff_groups):
+    """A staff password alone reaches no console page, only the code page."""
     client = Client()
     response = client.post(
         reverse("console:login"),
@@ -58,6 +59,7 @@ def test_a_password_alone_leads_to_the_code_page_not_the_board(dispatcher, staff
 
 
 def test_the_first_sign_in_enrols_an_authenticator_by_qr_code(dispatcher, staff_groups):
+    """A new staff member's first sign-in enrols an authenticator by QR code, then goes in."""
     client = password_only(dispatcher)
     page = client.get(TWO_FACTOR, {"next": BOARD})
     html = page.content.decode()
@@ -79,6 +81,7 @@ def test_the_first_sign_in_enrols_an_authenticator_by_qr_code(dispatcher, staff_
 
 
 def test_the_secret_is_shown_for_typing_in_and_makes_the_same_codes(dispatcher, staff_groups):
+    """Staff without a camera can type the shown secret, which gives the same codes."""
     import base64
 
     client = password_only(dispatcher)
@@ -91,6 +94,7 @@ def test_the_secret_is_shown_for_typing_in_and_makes_the_same_codes(dispatcher, 
 def test_an_enrolled_authenticator_is_asked_for_its_code_and_shown_no_qr_code(
     dispatcher, staff_groups
 ):
+    """Once enrolled, staff are asked for a code and are never shown the secret again."""
     device = TOTPDevice.objects.create(user=dispatcher, name="phone", confirmed=True)
     client = password_only(dispatcher)
     page = client.get(TWO_FACTOR).content.decode()
@@ -101,6 +105,7 @@ def test_an_enrolled_authenticator_is_asked_for_its_code_and_shown_no_qr_code(
 
 
 def test_a_wrong_code_is_refused_then_throttled(dispatcher, staff_groups):
+    """A wrong code is refused, and repeated guessing is slowed down."""
     device = TOTPDevice.objects.create(user=dispatcher, name="phone", confirmed=True)
     client = password_only(dispatcher)
     wrong = "000000" if code_for(device) != "000000" else "111111"
@@ -113,6 +118,7 @@ def test_a_wrong_code_is_refused_then_throttled(dispatcher, staff_groups):
 
 
 def test_a_used_code_does_not_sign_in_a_second_time(dispatcher, staff_groups):
+    """A code that has been used cannot sign in a second session."""
     device = TOTPDevice.objects.create(user=dispatcher, name="phone", confirmed=True)
     code = code_for(device)
     assert password_only(dispatcher).post(TWO_FACTOR, {"code": code}).status_code == 302
@@ -121,6 +127,7 @@ def test_a_used_code_does_not_sign_in_a_second_time(dispatcher, staff_groups):
 
 
 def test_the_code_page_sends_nowhere_but_this_site(dispatcher, staff_groups):
+    """The code page never redirects to another site."""
     device = TOTPDevice.objects.create(user=dispatcher, name="phone", confirmed=True)
     client = password_only(dispatcher)
     response = client.post(TWO_FACTOR, {"code": code_for(device), "next": "https://evil.example/"})
@@ -128,6 +135,7 @@ def test_the_code_page_sends_nowhere_but_this_site(dispatcher, staff_groups):
 
 
 def test_support_staff_land_on_the_caregiver_links_after_their_code(support):
+    """Support staff land on the caregiver links page after their code."""
     device = TOTPDevice.objects.create(user=support, name="phone", confirmed=True)
     client = Client()
     response = client.post(
@@ -139,6 +147,7 @@ def test_support_staff_land_on_the_caregiver_links_after_their_code(support):
 
 
 def test_app_users_have_no_code_page(make_user):
+    """Passengers, drivers and caregivers have no staff code page."""
     client = Client()
     client.force_login(make_user("passenger"))
     assert client.get(TWO_FACTOR).status_code == 403
@@ -148,6 +157,7 @@ def test_app_users_have_no_code_page(make_user):
 
 
 def test_the_admin_sends_a_password_only_session_to_the_code_page(dispatcher, staff_groups):
+    """The admin sends a session that has only a password to the code page, then back."""
     device = TOTPDevice.objects.create(user=dispatcher, name="phone", confirmed=True)
     client = Client()
     client.force_login(dispatcher)
@@ -162,6 +172,7 @@ def test_the_admin_sends_a_password_only_session_to_the_code_page(dispatcher, st
 
 
 def test_the_admin_lets_in_a_session_that_passed_its_code(dispatcher, staff_groups):
+    """A staff session that passed its code opens the admin."""
     assert staff_login(Client(), dispatcher).get("/admin/").status_code == 200
 
 
@@ -169,6 +180,7 @@ def test_the_admin_lets_in_a_session_that_passed_its_code(dispatcher, staff_grou
 
 
 def test_staff_2fa_off_lets_a_password_in_while_debug_is_on(dispatcher, staff_groups, settings):
+    """STAFF_2FA=0 skips the code only on a DEBUG (developer) server."""
     settings.DEBUG, settings.STAFF_2FA = True, False
     client = password_only(dispatcher)
     assert client.get(BOARD).status_code == 200
@@ -177,6 +189,7 @@ def test_staff_2fa_off_lets_a_password_in_while_debug_is_on(dispatcher, staff_gr
 
 
 def test_staff_2fa_off_is_ignored_while_debug_is_off(dispatcher, staff_groups, settings):
+    """STAFF_2FA=0 cannot switch off the second factor in production."""
     settings.DEBUG, settings.STAFF_2FA = False, False
     client = password_only(dispatcher)
     assert client.get(BOARD)["Location"].startswith(TWO_FACTOR)
@@ -187,6 +200,7 @@ def test_staff_2fa_off_is_ignored_while_debug_is_off(dispatcher, staff_groups, s
 
 @pytest.mark.django_db(transaction=True)
 async def test_the_console_socket_waits_for_the_code(dispatcher, session_cookie):
+    """The console's live socket opens only for a session that passed its code."""
     cookie = database_sync_to_async(session_cookie)
     for second_factor, accepted in ((False, False), (True, True)):
         headers = await cookie(dispatcher, second_factor=second_factor)
@@ -204,6 +218,7 @@ async def test_the_console_socket_waits_for_the_code(dispatcher, session_cookie)
 async def test_a_password_only_session_is_nobody_to_the_ride_socket(
     dispatcher, passenger, session_cookie
 ):
+    """A staff session without its code is refused on a ride socket; with it, let in."""
     await database_sync_to_async(rides.ride_request)(
         ride_id="2fa-1",
         passenger=passenger,
@@ -228,6 +243,7 @@ async def test_a_password_only_session_is_nobody_to_the_ride_socket(
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_reset_authenticator_closes_its_open_consoles(dispatcher, support, session_cookie):
+    """Resetting a staff member's authenticator closes their open console sockets (4401)."""
     from people.staff_signin import totp_reset
 
     headers = await database_sync_to_async(session_cookie)(dispatcher)

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_rides_times_show_in_the_local_zone_under_their_labels(passenger, settings):
+    """Support reads a ride's times in local time, each under its label."""
     settings.TIME_ZONE = "Africa/Johannesburg"
     ride = book(passenger, "adm-times", match=False)
     Ride.objects.filter(pk=ride.pk).update(created_at=datetime(2026, 3, 2, 7, 30, 5, tzinfo=UTC))

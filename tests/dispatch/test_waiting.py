@@ -146,6 +146,7 @@ def test_a_caregiver_told_after_the_wait_still_holds_the_no_show_back(at_the_doo
 
 
 def test_the_console_alert_lane_shows_the_driver_waiting_at_the_door(at_the_door, settings):
+    """The board's alert lane shows a driver waiting at the door."""
     ride, _, _ = at_the_door
     settings.NO_SHOW_CAREGIVERS_AFTER_MIN = 0
     assert alert_lane()["at_door"] == []
