@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from deploy.cluster import ROOT, worker_command
+from tests.conftest import cannot_run
 
 UNITS = ROOT / "deploy" / "systemd"
 PYTHON = "/srv/care-connect/.venv/bin/python"
@@ -169,7 +170,7 @@ def test_manage_sh_runs_manage_py_with_the_env_file(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "CARE_CONNECT_ENV": str(env_file)}
     manage = [str(ROOT / "deploy" / "manage.sh")]
     if not (ROOT / ".venv" / "bin" / "python").exists():
-        pytest.skip("needs the project's .venv (make setup)")
+        cannot_run("needs the project's .venv (make setup)")
     run = {"env": env, "capture_output": True, "text": True, "timeout": 120}
     done = subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], **run)
     assert done.returncode == 0, done.stderr
@@ -196,7 +197,7 @@ def test_backup_restores_into_a_fresh_database(tmp_path, make_user):
     from django.conf import settings
 
     if not shutil.which("pg_dump"):
-        pytest.skip("needs pg_dump and pg_restore (apt-get install -y postgresql-client)")
+        cannot_run("needs pg_dump and pg_restore (apt-get install -y postgresql-client)")
     for i in range(3):
         make_user(phone=f"2782555010{i}")
     db = settings.DATABASES["default"]
@@ -261,7 +262,7 @@ def test_systemd_accepts_every_unit(tmp_path):
 
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
-        pytest.skip("needs systemd-analyze (Debian's systemd package)")
+        cannot_run("needs systemd-analyze (Debian's systemd package)")
     app, units = tmp_path / "app", tmp_path / "units"
     (app / ".venv" / "bin").mkdir(parents=True)
     (app / "deploy").mkdir()

@@ -24,7 +24,7 @@ from dispatch.notify.texts import TEXTS, notice_text
 from people import notices, push, sms
 from people.models import Language, LinkStatus, NoticeChannel, NoticePreference
 from people.notices import Topic
-from tests.conftest import booking_keywords, notifications
+from tests.conftest import booking_keywords, cannot_run, notifications
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -522,7 +522,7 @@ def test_the_committed_catalogues_are_compiled_from_their_po_files(tmp_path):
 
     msgfmt = shutil.which("msgfmt") or "/usr/bin/msgfmt"
     if not Path(msgfmt).exists():
-        pytest.skip("needs gettext's msgfmt (apt-get install gettext)")
+        cannot_run("needs gettext's msgfmt (apt-get install gettext)")
     locale = Path(__file__).resolve().parents[2] / "dispatch" / "locale"
     for language in Language.values:
         folder = locale / language / "LC_MESSAGES"
