@@ -136,9 +136,10 @@ def holds_take(claims: Sequence[tuple[Ceiling, str]]) -> Ceiling | None:
     """
     Take one hold under each (ceiling, subject) for this process, or none:
     None when each had room; otherwise the first ceiling that was full.
-    Takes racing on different processes at the limit may both get in (each
-    reads the others' counts, then adds its own): a ceiling on open
-    sockets may be passed by one socket per racing worker.
+    Each take adds its own hold before it reads the others' counts, so two
+    processes racing at the limit may both be refused, never both let in;
+    only a worker still listing itself as a holder when another read the
+    list can let one more socket past a ceiling.
     """
     cache = _long_lived_cache()
     holders = _holders(cache)
