@@ -44,7 +44,7 @@ from dispatch.models import DriverState, DriverStatus, NoticeDue, Ride, RideEven
 from dispatch.notify import outbox
 from people.access import caregivers_following, caregivers_following_query
 from people.models import DriverProfile, User
-from project.common.sql import insert_params, insert_sql
+from project.common.sql import insert_params, insert_sql, insert_values
 
 # False: PostgreSQL books through the ORM path too (the equivalence tests and
 # the benchmark's comparison of the two paths set it).
@@ -156,8 +156,8 @@ class _Planned:
     assigned: Ride
     event: RideEvent
     # What each step owes in notices, if anything (written only if it happens).
-    searching_due: NoticeDue | None
-    assigned_due: NoticeDue | None
+    searching_due: outbox.Due | None
+    assigned_due: outbox.Due | None
 
 
 def _plan(ride: Ride, now: datetime) -> _Planned:
@@ -167,8 +167,8 @@ def _plan(ride: Ride, now: datetime) -> _Planned:
         searching=ride,
         assigned=claimed,
         event=event,
-        searching_due=outbox.notice_due(ride, "searching"),
-        assigned_due=outbox.notice_due(claimed, "assigned"),
+        searching_due=outbox.due_of(ride, "searching"),
+        assigned_due=outbox.due_of(claimed, "assigned"),
     )
 
 
@@ -205,9 +205,11 @@ def _in_one_statement(
         *insert_params(plan.event, {"ride": [], "payload": []}),
     ]
     if plan.searching_due is not None:
-        params += insert_params(plan.searching_due, {"ride": []})
+        params += insert_values(NoticeDue, plan.searching_due._asdict(), {"ride": []})
     if plan.assigned_due is not None:
-        params += insert_params(plan.assigned_due, {"ride": [], "accepted": []})
+        params += insert_values(
+            NoticeDue, plan.assigned_due._asdict(), {"ride": [], "accepted": []}
+        )
     params += watchers_params
     # One statement is one transaction (a savepoint inside a caller's): a
     # constraint that fails rolls the claim back with it, and the notices

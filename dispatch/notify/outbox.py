@@ -18,6 +18,8 @@ The notification outbox, in two steps:
 from __future__ import annotations
 
 import threading
+from datetime import datetime
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -36,11 +38,23 @@ clock = timezone.now
 pending = threading.Event()
 
 
-def notice_due(ride: Ride, kind: str, **said) -> NoticeDue | None:
+class Due(NamedTuple):
+    """What an event owes, as of the change: a NoticeDue's values but its ride."""
+
+    event: str
+    version: int
+    params: dict
+    # A driver had accepted the ride at the event: texts may go.
+    accepted: bool
+    at: datetime
+
+
+def due_of(ride: Ride, kind: str, **said) -> Due | None:
     """
-    What `kind` on `ride`, as it stands now, owes (not saved); None for an
-    event NOTICES does not name, or nothing to tell this time. `said`: what
-    the caller knows for the text (the live ETA's minutes).
+    What `kind` on `ride`, as it stands now, owes; None for an event NOTICES
+    does not name, or nothing to tell this time. `said`: what the caller
+    knows for the text (the live ETA's minutes). Cheap: the booking's one
+    statement asks it twice per booking and writes the values itself.
     """
     notice = NOTICES.get(kind)
     if notice is None or not settings.NOTIFY_ENABLED:
@@ -48,14 +62,19 @@ def notice_due(ride: Ride, kind: str, **said) -> NoticeDue | None:
     params = notice.params(ride)
     if params is None:
         return None
-    return NoticeDue(
-        ride=ride,
+    return Due(
         event=kind,
         version=0 if kind in ONCE_PER_RIDE else ride.version,
         params={**params, **said},
         accepted=ride.driver_id is not None and ride.assigned_at is not None,
         at=clock(),
     )
+
+
+def notice_due(ride: Ride, kind: str, **said) -> NoticeDue | None:
+    """The NoticeDue `kind` on `ride` owes (`due_of`), not saved."""
+    due = due_of(ride, kind, **said)
+    return None if due is None else NoticeDue(ride=ride, **due._asdict())
 
 
 def notices_write(ride: Ride, kind: str, **said) -> NoticeDue | None:
