@@ -3,8 +3,8 @@ The notification outbox, in two steps:
 
 1. `notices_write`: inside the transaction of a ride change, the event that
    owes notices is written as one NoticeDue row, with what its texts need
-   from that moment (the ride's version, its params, whether a driver had
-   accepted). A change that rolls back owes nothing; one that commits
+   from that moment (`due_of`: the ride's version, its params, whether a
+   driver had accepted). A change that rolls back owes nothing; one that commits
    cannot lose its notices. The booking's one statement writes its own
    (dispatch.booking), so a booking pays for no recipient's choices.
 2. `fan_out`, in the notify worker: each NoticeDue becomes one Notification
@@ -71,19 +71,14 @@ def due_of(ride: Ride, kind: str, **said) -> Due | None:
     )
 
 
-def notice_due(ride: Ride, kind: str, **said) -> NoticeDue | None:
-    """The NoticeDue `kind` on `ride` owes (`due_of`), not saved."""
-    due = due_of(ride, kind, **said)
-    return None if due is None else NoticeDue(ride=ride, **due._asdict())
-
-
 def notices_write(ride: Ride, kind: str, **said) -> NoticeDue | None:
-    """Write what `kind` on `ride` owes, inside the caller's transaction (`notice_due`)."""
-    due = notice_due(ride, kind, **said)
-    if due is not None:
-        due.save(force_insert=True)
-        notices_committing()
-    return due
+    """Write what `kind` on `ride` owes (`due_of`), inside the caller's transaction."""
+    due = due_of(ride, kind, **said)
+    if due is None:
+        return None
+    row = NoticeDue.objects.create(ride=ride, **due._asdict())
+    notices_committing()
+    return row
 
 
 def notices_committing() -> None:
