@@ -145,7 +145,7 @@ async def results(cast: Cast) -> list[Result]:
     # (rows owed, outbox on) -> each booking's milliseconds. All four in one
     # run, interleaved: booking i is by a passenger whose family wants the
     # texts (rows owed) when (i // 2) is even, with the outbox on when
-    # (i + r) is even, so every pair of neighbours differs in one of them.
+    # (i + r) is even, so neighbouring bookings differ in one or both.
     lat: dict[tuple[bool, bool], list[float]] = {
         (rows, on): [] for rows in (True, False) for on in (True, False)
     }
