@@ -148,11 +148,7 @@ def two_factor(request: HtmxHttpRequest) -> HttpResponse:
     user = request.user
     if not user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    next_url = request.POST.get("next") or request.GET.get("next") or ""
-    if not url_has_allowed_host_and_scheme(
-        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        next_url = _landing(user)
+    next_url = _next_url(request)
     if not second_factor_required(user):
         if not user.is_staff:
             raise PermissionDenied("The console and the admin are for staff accounts.")
@@ -175,22 +171,43 @@ def two_factor(request: HtmxHttpRequest) -> HttpResponse:
             request.session.cycle_key()
             django_otp.login(request, device)
             return redirect(next_url)
-
-    ctx: dict[str, Any] = {
-        "form": form,
-        "next": next_url,
-        "enrolling": enrolling,
-        "title": "Set up your authenticator" if enrolling else "Enter your code",
-        "site_title": "Care Connect",
-    }
-    if enrolling:
-        # Drawn here, as an image in the page: no script, no third party.
-        ctx["qr_code"] = segno.make(device.config_url, error="m").svg_data_uri(scale=5, border=2)
-        secret = b32encode(device.bin_key).decode()
-        ctx["secret"] = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
     theme = admin.site.each_context(request)
-    ctx.update(colors=theme.get("colors"), border_radius=theme.get("border_radius"))
-    return render(request, "registration/two_factor.html", ctx)
+    return render(
+        request,
+        "registration/two_factor.html",
+        {
+            "form": form,
+            "next": next_url,
+            "enrolling": enrolling,
+            "title": "Set up your authenticator" if enrolling else "Enter your code",
+            "site_title": "Care Connect",
+            "colors": theme.get("colors"),
+            "border_radius": theme.get("border_radius"),
+            **(_enrolment(device) if enrolling else {}),
+        },
+    )
+
+
+def _next_url(request: HttpRequest) -> str:
+    """Where the sign-in was going, if it is on this site; else the user's landing page."""
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return next_url
+    return _landing(request.user)
+
+
+def _enrolment(device) -> dict[str, str]:
+    """
+    The new authenticator's QR code, drawn as an image in the page (no
+    script, no third party), and its secret in groups of four, to type in.
+    """
+    secret = b32encode(device.bin_key).decode()
+    return {
+        "qr_code": segno.make(device.config_url, error="m").svg_data_uri(scale=5, border=2),
+        "secret": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+    }
 
 
 # --- rendering helpers --------------------------------------------------------
