@@ -4,8 +4,8 @@ The notification outbox, in two steps:
 1. `notices_write`: inside the transaction of a ride change, the event that
    owes notices is written as one NoticeDue row, with what its texts need
    from that moment (`due_of`: the ride's version, its params, whether a
-   driver had accepted). A change that rolls back owes nothing; one that commits
-   cannot lose its notices. The booking's one statement writes its own
+   driver had accepted). A change that rolls back owes nothing; one that
+   commits cannot lose its notices. The booking's one statement writes its own
    (dispatch.booking), so a booking pays for no recipient's choices.
 2. `fan_out`, in the notify worker: each NoticeDue becomes one Notification
    per recipient and channel, as each recipient chose (people.notices): the
