@@ -119,7 +119,7 @@ CHOICES = ("topics", "channel", "quiet_start", "quiet_end")
 
 
 def _recipient(user_id: int, link_id: int | None, pref: dict | None) -> Recipient:
-    """`pref`: the NoticePreference's CHOICES, or None for the defaults."""
+    """`pref`: holds the NoticePreference's CHOICES, or None for the defaults."""
     values = _defaults(caregiver=link_id is not None) if pref is None else pref
     return Recipient(
         user_id=user_id,
@@ -131,12 +131,12 @@ def _recipient(user_id: int, link_id: int | None, pref: dict | None) -> Recipien
     )
 
 
-def notice_recipients_query(passenger_id):
+def _recipient_rows(passenger_id: int):
     """
     The passenger's recipients, a row each: the passenger and each
     caregiver who may receive notifications (people.access.notified_links),
     with their NoticePreference's choices (pref_id None: they have none).
-    One query. `recipients_from` makes Recipients of the rows.
+    One query.
     """
 
     def chosen(path: str) -> dict:
@@ -159,23 +159,6 @@ def notice_recipients_query(passenger_id):
     return own.union(links, all=True).order_by()
 
 
-def recipients_from(rows) -> list[Recipient]:
-    """
-    Recipients of `notice_recipients_query`'s rows.
-    """
-    fields = {c: NoticePreference._meta.get_field(c) for c in CHOICES}
-    return [
-        _recipient(
-            row["user_id"],
-            row["link_id"],
-            None
-            if row["pref_id"] is None
-            else {c: field.to_python(row[c]) for c, field in fields.items()},
-        )
-        for row in rows
-    ]
-
-
 def notice_recipients(passenger_id: int) -> list[Recipient]:
     """
     The passenger's recipients, as they chose, by a channel that reaches
@@ -183,7 +166,10 @@ def notice_recipients(passenger_id: int) -> list[Recipient]:
     server's credentials gone, the app uninstalled), falls back to SMS, so
     the person still hears.
     """
-    recipients = recipients_from(notice_recipients_query(passenger_id))
+    recipients = [
+        _recipient(row["user_id"], row["link_id"], None if row["pref_id"] is None else row)
+        for row in _recipient_rows(passenger_id)
+    ]
     return [
         replace(r, channel=NoticeChannel.SMS)
         if r.channel == NoticeChannel.PUSH and not push_reaches(r.user_id)
