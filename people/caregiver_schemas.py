@@ -63,9 +63,10 @@ def _invitee(link: CaregiverLink, viewer: User) -> dict:
     """
     The caregiver as the viewer may see them: the passenger sees only the
     number they invited until the caregiver answers, so an invitation never
-    tells whether that number uses Care Connect.
+    tells whether that number uses Care Connect, not even once it is
+    withdrawn unanswered.
     """
-    if link.caregiver_id and (link.caregiver_id == viewer.pk or link.status != "invited"):
+    if link.caregiver_id and (link.caregiver_id == viewer.pk or link.responded_at is not None):
         return person_out(link.caregiver)
     return {
         "id": None,

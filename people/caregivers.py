@@ -149,7 +149,13 @@ def caregiver_link_accept(*, link: CaregiverLink, actor: User, consent: str = ""
     if not access.answers_for_caregiver(actor, link):
         return _respond(link, actor, LinkStatus.ACTIVE, "link.accepted")
     if not access.may_accept_for_caregiver(actor, link):
-        if link.status == LinkStatus.INVITED and link.caregiver_id is None:
+        # Only staff learn that a number has no account; anyone else is
+        # refused alike, so the answer never tells whether a number is used.
+        if (
+            access.is_support(actor)
+            and link.status == LinkStatus.INVITED
+            and link.caregiver_id is None
+        ):
             raise LinkError(
                 "invalid_state",
                 "This number has no Care Connect account yet: the caregiver accepts in "

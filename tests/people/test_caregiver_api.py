@@ -205,6 +205,26 @@ def test_an_invitation_never_tells_whether_a_number_uses_care_connect(sarah, emi
     assert Api(driver).get("").json()["count"] == 0  # the driver is never asked
 
 
+def test_a_withdrawn_invitation_still_shows_only_the_number(sarah, emily):
+    """Withdrawing an unanswered invitation does not name whose number it was."""
+    link = Api(sarah).post("", {"caregiver_phone": EMILY}).json()
+    revoked = Api(sarah).delete(f"{link['id']}/").json()
+    assert revoked["status"] == "revoked"
+    assert revoked["caregiver"] == {"id": None, "name": "+27 82 123 4569", "phone": "+" + EMILY}
+    assert "Emily" not in str(Api(sarah).get(f"{link['id']}/").json())
+
+
+def test_accepting_ones_own_invitation_is_refused_alike_for_any_number(sarah, emily):
+    """The passenger's own accept is 403 whether or not the number has an account."""
+    answers = []
+    for phone in (EMILY, "27829990000"):
+        link = Api(sarah).post("", {"caregiver_phone": phone}).json()
+        response = Api(sarah).post(f"{link['id']}/accept/")
+        answers.append((response.status_code, response.json()))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 403 and answers[0][1]["code"] == "forbidden"
+
+
 def test_a_number_invited_before_it_signs_up_gets_the_invitation(sarah):
     """The invitation waits for the number; registering takes it up."""
     from people import tokens
