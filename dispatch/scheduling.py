@@ -62,7 +62,9 @@ def check_bookable(when: datetime, *, field: str, now: datetime | None = None) -
         raise DispatchError("Give the time with its offset or in UTC.", fields={field: "naive"})
     if when <= now:
         raise DispatchError("That time has already passed.", fields={field: "in the past"})
-    if service_date_of(when) > last_bookable_date(now):
+    # Measured from now first: a time at the calendar's end has no local day.
+    horizon = timedelta(days=settings.BOOKING_HORIZON_DAYS + 1)
+    if when - now > horizon or service_date_of(when) > last_bookable_date(now):
         raise DispatchError(
             f"Rides can be booked up to {settings.BOOKING_HORIZON_DAYS} days ahead.",
             fields={field: "beyond the booking horizon"},
@@ -113,6 +115,24 @@ def new_ride_id(prefix: str = "b") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:20]}"
 
 
+def _check_return(return_at: datetime, wanted: datetime, *, checked: bool, now) -> None:
+    """
+    A return leg is later the same day: it is planned with the outbound
+    trip's day. `checked`: the time comes from the caller, not a series.
+    """
+    if checked:
+        check_bookable(return_at, field="return_at", now=now)
+    if return_at <= wanted:
+        raise DispatchError(
+            "The return must be after the outbound trip.", fields={"return_at": "too early"}
+        )
+    if service_date_of(return_at) != service_date_of(wanted):
+        raise DispatchError(
+            "A return is on the day of the outbound trip; book a later day's ride on its own.",
+            fields={"return_at": "another day"},
+        )
+
+
 def ride_book_ahead(
     *,
     passenger: User,
@@ -150,10 +170,8 @@ def ride_book_ahead(
         raise DispatchError(
             "A return is at a time or will-call, not both.", fields={"return_at": "both"}
         )
-    if return_at is not None and return_at <= wanted:
-        raise DispatchError(
-            "The return must be after the outbound trip.", fields={"return_at": "too early"}
-        )
+    if return_at is not None:
+        _check_return(return_at, wanted, checked=series is None, now=now)
     needs = needs or Needs()
     if not 0 <= needs.companions <= 6:
         raise DispatchError("At most six companions.", fields={"companions": "0-6"})

@@ -72,20 +72,52 @@ async def test_a_caregiver_books_ahead_for_their_passenger_on_the_ride_socket(ws
 
 
 @pytest.mark.parametrize(
-    "when, field",
+    "times, field",
     [
-        (lambda: timezone.now() - timedelta(minutes=5), "pickup_at"),
-        (lambda: timezone.now() + timedelta(days=40), "pickup_at"),
+        (lambda: {"pickup_at": (timezone.now() - timedelta(minutes=5)).isoformat()}, "pickup_at"),
+        (lambda: {"pickup_at": (timezone.now() + timedelta(days=40)).isoformat()}, "pickup_at"),
+        (lambda: {"pickup_at": "9999-12-31T23:59:59-14:00"}, "pickup_at"),
+        (
+            lambda: {
+                "pickup_at": tomorrow_at(7).isoformat(),
+                "return_at": tomorrow_at(12).replace(tzinfo=None).isoformat(),
+            },
+            "return_at",
+        ),
+        (
+            lambda: {
+                "pickup_at": tomorrow_at(7).isoformat(),
+                "return_at": (tomorrow_at(12) + timedelta(days=60)).isoformat(),
+            },
+            "return_at",
+        ),
+        (
+            lambda: {
+                "pickup_at": tomorrow_at(7).isoformat(),
+                "return_at": (tomorrow_at(12) + timedelta(days=1)).isoformat(),
+            },
+            "return_at",
+        ),
     ],
-    ids=["past", "beyond-horizon"],
+    ids=[
+        "past",
+        "beyond-horizon",
+        "calendar-end",
+        "return-naive",
+        "return-beyond",
+        "return-next-day",
+    ],
 )
-async def test_a_time_past_or_beyond_the_horizon_is_an_invalid_request(ws, passenger, when, field):
+async def test_a_time_past_or_beyond_the_horizon_is_an_invalid_request(ws, passenger, times, field):
+    """Refused times name their field, write nothing and leave the socket open."""
     comm = await ws("/ws/ride/too-soon/", token=await db(token_for, passenger))
     await comm.receive_json_from()
-    await comm.send_json_to(find_driver(pickup_at=when().isoformat()))
+    await comm.send_json_to(find_driver(**times()))
     error = await comm.receive_json_from()
     assert error["code"] == "invalid_request" and field in error["fields"]
-    assert not await db(Ride.objects.filter(ride_id="too-soon").exists)
+    assert not await db(Ride.objects.filter(ride_id__startswith="too-soon").exists)
+    await comm.send_json_to({"type": "ping"})
+    assert (await comm.receive_json_from())["type"] == "pong"
 
 
 async def test_a_caregiver_without_the_booking_permission_is_forbidden(
@@ -246,6 +278,65 @@ def test_series_over_rest_lists_pauses_and_reports_what_it_did(passenger, emily)
     )
     assert edited.status_code == 200, edited.json()
     assert edited.json()["series"]["pickup_time"] == "08:00:00"
+
+
+def _series_body(**extra) -> dict:
+    body = {
+        "weekdays": [0, 1, 2, 3, 4, 5, 6],
+        "start_date": (timezone.localdate() + timedelta(days=1)).isoformat(),
+        "pickup_time": "07:30",
+        "pickup": {"latitude": JHB[0], "longitude": JHB[1], "address": "Home"},
+        "dropoff": {"latitude": JHB[0] + 0.03, "longitude": JHB[1] + 0.03, "address": "Dialysis"},
+    }
+    return body | extra
+
+
+def test_a_series_edit_of_some_needs_keeps_the_others_and_the_wheelchair(passenger):
+    """
+    Needs sent in part change those parts; a null wheelchair is the
+    profile's, as on create, so a wheelchair rider's rides keep their space.
+    """
+    profile = passenger.passenger_profile
+    profile.needs_wheelchair = True
+    profile.save()
+    created = rest(passenger).post("/api/series/", _series_body(), content_type="application/json")
+    assert created.status_code == 201, created.json()
+    path = f"/api/series/{created.json()['series']['id']}/"
+    for needs in ({"walker": True}, {"wheelchair": None, "companions": 1}):
+        response = rest(passenger).patch(path, {"needs": needs}, content_type="application/json")
+        assert response.status_code == 200, response.json()
+    rides = Ride.objects.filter(series_id=created.json()["series"]["id"])
+    assert rides.exists()
+    assert {(r.needs_wheelchair, r.needs_walker, r.companions) for r in rides} == {(True, True, 1)}
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"weekdays": None}, "weekdays"),
+        ({"return_will_call": None}, "return_will_call"),
+        ({"notes": None}, "notes"),
+        ({"needs": None}, "needs"),
+        ({"pickup_time": "07:30+02:00"}, "pickup_time"),
+    ],
+)
+def test_a_series_edit_refuses_null_where_it_is_no_value_and_times_with_offsets(
+    passenger, body, field
+):
+    created = rest(passenger).post("/api/series/", _series_body(), content_type="application/json")
+    path = f"/api/series/{created.json()['series']['id']}/"
+    before = rest(passenger).get(path).json()
+    response = rest(passenger).patch(path, body, content_type="application/json")
+    assert response.status_code == 400, response.json()
+    assert response.json()["code"] == "invalid_request" and field in response.json()["fields"]
+    assert rest(passenger).get(path).json() == before
+
+
+def test_a_new_series_refuses_a_time_with_an_offset(passenger):
+    body = _series_body(pickup_time="07:30+02:00", return_time="12:00")
+    response = rest(passenger).post("/api/series/", body, content_type="application/json")
+    assert response.status_code == 400 and "pickup_time" in response.json()["fields"]
+    assert not Ride.objects.exists()
 
 
 async def test_ready_on_the_ride_socket_starts_a_will_call_return(ws, passenger, make_driver):
