@@ -9,8 +9,10 @@ from datetime import date, datetime, time
 from typing import Any, Literal
 
 from ninja import Field, Schema
+from pydantic import field_validator
 
 from dispatch.scheduling import Needs, Place
+from people.rest_schemas import LocalTime
 
 Role = Literal["passenger", "caregiver", "driver", "staff"]
 
@@ -155,9 +157,9 @@ class SeriesIn(Schema):
     weekdays: list[int]
     start_date: date
     end_date: date | None = None
-    pickup_time: time | None = None
-    appointment_time: time | None = None
-    return_time: time | None = None
+    pickup_time: LocalTime | None = None
+    appointment_time: LocalTime | None = None
+    return_time: LocalTime | None = None
     return_will_call: bool = False
     except_dates: list[date] = []
     pickup: PlaceIn
@@ -169,19 +171,32 @@ class SeriesIn(Schema):
 
 
 class SeriesPatch(Schema):
-    """Only the fields sent change."""
+    """
+    Only the fields sent change; null is a value only where the series may
+    go without (an end date, one of the times, the exceptions). Needs sent
+    in part change those parts.
+    """
 
-    weekdays: list[int] | None = None
+    weekdays: list[int] = Field(default=None)
     end_date: date | None = None
-    pickup_time: time | None = None
-    appointment_time: time | None = None
-    return_time: time | None = None
-    return_will_call: bool | None = None
+    pickup_time: LocalTime | None = None
+    appointment_time: LocalTime | None = None
+    return_time: LocalTime | None = None
+    return_will_call: bool = Field(default=None)
     except_dates: list[date] | None = None
-    pickup: PlaceIn | None = None
-    dropoff: PlaceIn | None = None
-    needs: NeedsIn | None = None
-    notes: str | None = Field(default=None, max_length=1000)
+    pickup: PlaceIn = Field(default=None)
+    dropoff: PlaceIn = Field(default=None)
+    needs: NeedsIn = Field(default=None)
+    notes: str = Field(default=None, max_length=1000)
+
+    @field_validator(
+        "weekdays", "return_will_call", "pickup", "dropoff", "needs", "notes", mode="before"
+    )
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("null is no value here; leave the field out to keep it.")
+        return value
 
 
 class PauseIn(Schema):

@@ -7,7 +7,7 @@ series' rides, including the planned ones it left alone.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from django.db.models import Q
@@ -26,7 +26,7 @@ from dispatch.rest_schemas import (
     SeriesOut,
     SeriesPatch,
 )
-from dispatch.scheduling import needs_of, place_of
+from dispatch.scheduling import needs_fields, needs_of, place_of
 from people.models import CaregiverLink
 from people.rest_schemas import ErrorOut
 from people.tokens import AccessTokenAuth
@@ -145,15 +145,9 @@ def series_update(request: HttpRequest, series_id: int, payload: SeriesPatch):
     for end in ("pickup", "dropoff"):
         for part, value in (sent.pop(end, None) or {}).items():
             changes[f"{end}_{part}"] = value
-    needs = sent.pop("needs", None)
-    if needs:
-        changes.update(
-            needs_wheelchair=bool(needs["wheelchair"]),
-            needs_walker=needs["walker"],
-            service_animal=needs["service_animal"],
-            companions=needs["companions"],
-            attendant=needs["attendant"],
-        )
+    if "needs" in sent:
+        needs = replace(needs_of(found), **sent.pop("needs"))
+        changes.update(needs_fields(found.passenger, needs))
     if "except_dates" in sent:
         sent["except_dates"] = [d.isoformat() for d in sent["except_dates"] or []]
     if sent.get("pickup_time") is not None:

@@ -17,7 +17,7 @@ from people import notices
 from people.access import link_hears_news
 from people.models import CaregiverLink, LinkStatus, NoticeChannel, UserType
 from people.notices import Topic
-from people.rest_schemas import ErrorOut, In, changes_sent
+from people.rest_schemas import ErrorOut, In, LocalTime, changes_sent
 from people.tokens import AccessTokenAuth
 from project.common.errors import ApiError
 
@@ -40,8 +40,8 @@ class PreferenceIn(In):
 
     topics: list[Topic] = Field(default=None, max_length=len(Topic.values))
     channel: NoticeChannel = Field(default=None)
-    quiet_start: time | None = Field(default=None)
-    quiet_end: time | None = Field(default=None)
+    quiet_start: LocalTime | None = Field(default=None)
+    quiet_end: LocalTime | None = Field(default=None)
 
 
 Token = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4096)]

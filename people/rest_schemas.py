@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Annotated, Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
 from people.models import User
 from project.common.errors import ApiError
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)]
+
+
+def _local(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("Give a local time (HH:MM), without an offset.")
+    return value
+
+
+# A time of day in TIME_ZONE, as quiet hours and a series' times are kept.
+LocalTime = Annotated[time, AfterValidator(_local)]
 
 
 class In(Schema):

@@ -73,6 +73,7 @@ def test_the_passenger_chooses_for_her_own_rides(family):
         ({"topics": ["booked", "teleported"]}, "topics.1"),
         ({"channel": "pigeon"}, "channel"),
         ({"quiet_start": "25:00"}, "quiet_start"),
+        ({"quiet_start": "21:00+02:00", "quiet_end": "07:00+02:00"}, "quiet_start"),
         ({"volume": 11}, "volume"),
         ({"topics": "booked"}, "topics"),
     ],
