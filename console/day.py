@@ -54,9 +54,13 @@ class Lane:
 
 def _service_date(value: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError as exc:
         raise Http404("Not a date: use YYYY-MM-DD.") from exc
+    if not date.min < day < date.max:
+        # The page links the day before and after.
+        raise Http404("No day plan at the calendar's ends.")
+    return day
 
 
 def _axis(runs: list[Run], service_date: date) -> tuple[datetime, datetime]:
@@ -151,9 +155,13 @@ def _respond(request: HtmxHttpRequest, service_date: date, *, error: str = "", n
     return render(request, f"{TEMPLATE}#day-plan", ctx)
 
 
+def _whole(value: str) -> int | None:
+    """A form's whole number, or None (isdigit alone also takes '²', which int refuses)."""
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
 def _version(request: HtmxHttpRequest) -> int | None:
-    value = request.POST.get("version", "")
-    return int(value) if value.isdigit() else None
+    return _whole(request.POST.get("version", ""))
 
 
 @require_GET
@@ -226,11 +234,11 @@ def trip_move(request: HtmxHttpRequest, day: date, ride_pk: int) -> HttpResponse
     to = request.POST.get("to_run", "")
     to_run = None
     if to:
-        if not to.isdigit():
+        if _whole(to) is None:
             return _respond(request, day, error="Choose a run from the list.")
         to_run = (
             Run.objects.select_related("plan", "shift", "driver")
-            .filter(pk=int(to), plan__service_date=day)
+            .filter(pk=_whole(to), plan__service_date=day)
             .first()
         )
         if to_run is None:

@@ -28,7 +28,7 @@ def _range(request: HtmxHttpRequest) -> tuple[date, date, str]:
     try:
         end = date.fromisoformat(request.GET.get("to") or today.isoformat())
         start = date.fromisoformat(request.GET.get("from") or (end - timedelta(days=6)).isoformat())
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a week before 0001-01-03
         start, end, error = today - timedelta(days=6), today, "Dates are YYYY-MM-DD."
     if start > end:
         start, end = end, start

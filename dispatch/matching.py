@@ -239,7 +239,16 @@ def ride_assign(
     (stale, beyond the radius, position unknown) is assigned only when
     `confirmed`, else NeedsConfirmation lists what speaks against them. An
     assigned ride is reassigned: the previous driver is released and told.
+    A ride on a run goes with its run's driver: it is moved on the day's
+    plan, not here.
     """
+    if ride.run_id is not None:
+        raise IllegalTransition(
+            ride,
+            S.ASSIGNED,
+            f"Ride {ride.ride_id} is on a run of the day's plan: its run's driver takes it, "
+            "so it is not reassigned here.",
+        )
     state = (
         DriverState.objects.eligible(needs_wheelchair=ride.needs_wheelchair)
         .select_related("driver__driver_profile")
@@ -269,8 +278,11 @@ def ride_assign(
 def assign_candidates(ride: Ride, *, limit: int = 25) -> list[Candidate]:
     """
     Drivers a dispatcher may put on the ride (the hard rules), nearest
-    first, those breaking a soft rule after those who do not.
+    first, those breaking a soft rule after those who do not; none for a
+    ride on a run (`ride_assign`).
     """
+    if ride.run_id is not None:
+        return []
     states = (
         DriverState.objects.eligible(needs_wheelchair=ride.needs_wheelchair)
         .exclude(driver_id=ride.driver_id)

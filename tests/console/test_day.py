@@ -16,7 +16,7 @@ from django.utils import timezone
 from dispatch import rides
 from dispatch.geo import Point
 from dispatch.locations import location_store
-from dispatch.models import DayPlan, PlanEvent, Ride, RideStatus, Stop
+from dispatch.models import DayPlan, DriverState, PlanEvent, Ride, RideStatus, Stop
 from dispatch.planning import services
 from people.models import VehicleType
 from tests.conftest import JHB, staff_login
@@ -140,8 +140,10 @@ def test_a_stale_screen_and_an_impossible_move_are_refused_in_words(htmx, booked
     response = htmx.post(url(f"trips/{chair.pk}/move/"), {"to_run": john_run.pk})
     assert response.status_code == 200 and "cannot take" in response.content.decode()
     assert Ride.objects.get(pk=chair.pk).run.driver == booked["mike"]
-    response = htmx.post(url(f"trips/{chair.pk}/move/"), {"to_run": "abc"})
-    assert "Choose a run" in response.content.decode()
+    for not_a_run in ("abc", "²"):
+        response = htmx.post(url(f"trips/{chair.pk}/move/"), {"to_run": not_a_run})
+        assert "Choose a run" in response.content.decode()
+    assert htmx.post(url("publish/"), {"version": "²"}).status_code == 200
 
 
 @pytest.mark.django_db
@@ -168,8 +170,9 @@ def test_without_htmx_an_action_comes_back_to_the_page(console, booked):
 
 @pytest.mark.django_db
 def test_a_bad_date_is_not_found(console):
-    """A day plan for an impossible date is a 404, not an error."""
-    assert console.get("/console/day/2026-13-40/").status_code == 404
+    """A day plan for an impossible date, or one whose neighbours are not dates, is a 404."""
+    for day in ("2026-13-40", "0001-01-01", "9999-12-31"):
+        assert console.get(f"/console/day/{day}/").status_code == 404
 
 
 @pytest.fixture
@@ -211,3 +214,27 @@ def test_replanning_what_remains_is_audited(htmx, today_plan, dispatcher):
     event = PlanEvent.objects.get(plan=today_plan["plan"], kind="replanned")
     assert event.actor == dispatcher
     assert Ride.objects.get(pk=ride.pk).status == RideStatus.ASSIGNED
+
+
+@pytest.mark.django_db
+def test_a_ride_its_run_has_reached_is_not_reassigned_from_the_board(htmx, booked, make_driver):
+    """
+    Its run's driver takes it: the panel offers no one and says why, and a
+    forged assignment is refused, so no on-demand driver is claimed for a
+    ride whose end would never free them.
+    """
+    htmx.post(url("plan/"))
+    ride = Ride.objects.select_related("run__driver").get(pk=booked["rides"][0].pk)
+    rides.ride_run_reached(ride=ride)
+    ride.refresh_from_db()
+    helper = make_driver(JHB[0] + 0.01, JHB[1], first_name="Help", last_name="Er")
+    panel = htmx.get(f"/console/rides/{ride.pk}/").content.decode()
+    assert "its run's driver takes it" in panel and "data-assign-driver" not in panel
+    response = htmx.post(
+        f"/console/rides/{ride.pk}/assign/",
+        {"driver_id": helper.pk, "version": ride.version, "confirm": "1"},
+    )
+    assert "not reassigned here" in response.content.decode()
+    ride.refresh_from_db()
+    assert ride.driver_id == booked["john"].pk or ride.driver_id == booked["mike"].pk
+    assert DriverState.objects.get(driver=helper).status != "on_trip"

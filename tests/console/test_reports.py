@@ -131,3 +131,7 @@ def test_bad_dates_are_said_in_words(console):
     """A report asked with a bad date says how to write one."""
     page = console.get("/console/reports/?from=yesterday").content.decode()
     assert "Dates are YYYY-MM-DD." in page
+    # A week before the calendar's first days is no date either.
+    page = console.get("/console/reports/?to=0001-01-03").content.decode()
+    assert "Dates are YYYY-MM-DD." in page
+    assert console.get("/console/reports.csv?to=0001-01-03").status_code == 200
