@@ -208,16 +208,30 @@ class RideConsumer(AppSocket):
     async def ride_news(self, event):
         # Nothing reaches a socket before its access is decided, and news
         # no newer than what it has shown (a snapshot, say) is dropped.
-        if self.viewer is None or not self.viewer.hears_news or event["version"] <= self.version:
+        if self.viewer is None or event["version"] <= self.version:
             return
-        await self._show(event["message"], event["status"])
+        if self.viewer.role == access.DRIVER and not await self._still_sees():
+            return
+        if self.viewer.hears_news:
+            await self._show(event["message"], event["status"])
+        else:
+            # Not told of it; but what positions it sees follows the status.
+            self.status, self.version = event["status"], event["version"]
 
     async def ride_location(self, event):
         await self._show(event["message"])
 
     async def links_changed(self, event):
         if self.viewer is not None and self.viewer.role == access.CAREGIVER:
-            _, self.viewer, _ = await db_async(self._read)()
-            if self.viewer is None:
-                # The link is gone: this socket may no longer watch the ride.
-                await self.close(code=CLOSE_FORBIDDEN)
+            await self._still_sees()
+
+    async def _still_sees(self) -> bool:
+        """
+        Access asked again, where a change may end it (a caregiver's link, a
+        driver taken off the ride): a socket that may no longer watch closes.
+        """
+        _, self.viewer, _ = await db_async(self._read)()
+        if self.viewer is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return False
+        return True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from dispatch import rides
+from dispatch import matching, rides
 from dispatch.models import DriverState, Ride, RideEvent, RideStatus
 from people.caregivers import caregiver_link_revoke, caregiver_link_update
 from people.models import LinkStatus, VehicleType
@@ -255,6 +255,32 @@ async def test_location_without_notifications_still_reaches_the_caregiver(
     moved = await follower.receive_json_from()
     assert moved["type"] == "driver_location" and moved["ride_id"] == "loc-2"
     await quiet(follower)
+
+
+async def test_location_without_notifications_reaches_the_caregiver_on_the_ride_socket(
+    ws, passenger, caregiver, make_link, make_driver
+):
+    """
+    On the ride socket too: the news it is not told still moves the ride's
+    status, so positions show once the ride holds its driver.
+    """
+    await db(
+        make_link, passenger, caregiver, can_view_location=True, can_receive_notifications=False
+    )
+    watching = await ws("/ws/ride/loc-3/", token=await db(token_for, caregiver))
+    await watching.receive_json_from()
+    rider = await book_as(ws, passenger, "loc-3")
+    await receive_until(rider, "no_drivers")
+    await watching.send_json_to({"type": "get_status"})
+    assert (await watching.receive_json_from())["status"] == "searching"
+    driver = await db(make_driver, *JHB)
+    ride = await db(Ride.objects.get, ride_id="loc-3")
+    await db(matching.ride_assign, ride=ride, driver_id=driver.pk, confirmed=True)
+    driver_ws = await open_driver(ws, driver)
+    await receive_until(rider, "driver_assigned")
+    await move(driver_ws, JHB[0] + 0.001, JHB[1])
+    moved, told = await receive_until(watching, "driver_location")
+    assert moved["ride_id"] == "loc-3" and told == []
 
 
 async def test_caregiver_without_location_permission_sees_no_driver_position(
