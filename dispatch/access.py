@@ -143,7 +143,10 @@ def _named_passenger(
         phone = normalize_phone(passenger_phone)
     except InvalidPhoneNumber as exc:
         raise NotAllowed(
-            exc.messages[0], code="invalid_request", status=400, fields=["passenger_phone"]
+            exc.messages[0],
+            code="invalid_request",
+            status=400,
+            fields={"passenger_phone": exc.messages[0]},
         ) from exc
     if phone == user.phone_number:
         return False, None

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Mapping
 from functools import partial
 from typing import Any, Literal, TypedDict
 
@@ -377,21 +378,27 @@ def driver_changed(driver_id: int, kind: str) -> None:
     _after_commit([(CONSOLE_GROUP, news)])
 
 
-async def driver_moved(driver_id: int, point: Point, ride: tuple[str, int] | None) -> None:
+async def driver_moved(driver_id: int, point: Point, held: Mapping[str, int]) -> None:
     """
-    A driver's position report: at once to the sockets on the ride the
-    driver holds (`ride`: ride_id and passenger id), and within
+    A driver's position report: at once to the sockets on each ride the
+    driver holds (`held`: ride_id -> passenger id), and within
     CONSOLE_MAP_BATCH_S to the consoles, batched per worker.
     """
-    if ride is not None:
-        ride_id, passenger_id = ride
-        location = RideLocation(
-            type="ride.location",
-            ride_id=ride_id,
-            passenger_id=passenger_id,
-            message=payloads.driver_location(ride_id, driver_id, point),
+    if held:
+        await _send_all(
+            [
+                (
+                    ride_group(ride_id),
+                    RideLocation(
+                        type="ride.location",
+                        ride_id=ride_id,
+                        passenger_id=passenger_id,
+                        message=payloads.driver_location(ride_id, driver_id, point),
+                    ),
+                )
+                for ride_id, passenger_id in held.items()
+            ]
         )
-        await _send_all([(ride_group(ride_id), location)])
     _console_positions().note(driver_id, point)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -108,7 +109,9 @@ def driver_state_for(driver: User) -> DriverState:
 def driver_set_status(*, driver: User, status: str) -> DriverState:
     """A driver goes online (available) or offline."""
     if status not in (DriverStatus.AVAILABLE, DriverStatus.OFFLINE):
-        raise DispatchError("status must be 'available' or 'offline'.", field="status")
+        raise DispatchError(
+            "status must be 'available' or 'offline'.", fields={"status": "available or offline"}
+        )
     profile = DriverProfile.objects.filter(user=driver).first()
     if profile is None:
         raise NotAllowed("Only drivers can go online.")
@@ -226,20 +229,20 @@ def driver_place(
     persist_positions(positions={driver.pk: point})
 
 
-async def report_position(driver_id: int, point: Point, ride: tuple[str, int] | None) -> None:
+async def report_position(driver_id: int, point: Point, held: Mapping[str, int]) -> None:
     """
     A driver's app reported where it is: into the live store, to whoever
-    follows the driver's ride (`ride`: its ride_id and passenger id) and to
-    the consoles, and to the database at the next interval; and the ride's
-    people are told once when the driver is near the pickup
-    (dispatch.notify.near). Nothing here waits for the database but a
-    ride's first report and that telling.
+    follows the rides the driver holds (`held`: ride_id -> passenger id;
+    a run's driver may hold several) and to the consoles, and to the
+    database at the next interval; and each ride's people are told once
+    when the driver is near its pickup (dispatch.notify.near). Nothing here
+    waits for the database but a ride's first report and that telling.
     """
     location_store().note(driver_id, point)
-    await broadcast.driver_moved(driver_id, point, ride)
+    await broadcast.driver_moved(driver_id, point, held)
     position_writer().note(driver_id, point)
-    if ride is not None:
-        await near.driver_moved(ride[0], point)
+    for ride_id in held:
+        await near.driver_moved(ride_id, point)
 
 
 def persist_positions(*, positions: dict[int, Point]) -> int:

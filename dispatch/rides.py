@@ -179,6 +179,15 @@ def record(
 # --- booking -------------------------------------------------------------------
 
 
+def _check_ride_id(ride_id: object) -> None:
+    # fullmatch: the pattern's `$` alone lets a trailing newline through.
+    if not isinstance(ride_id, str) or not re.fullmatch(RIDE_ID_PATTERN, ride_id):
+        raise DispatchError(
+            "ride_id must be 1-64 letters, digits, '-' or '_'.",
+            fields={"ride_id": "1-64 of A-Z a-z 0-9 _ -"},
+        )
+
+
 def opened(
     *, ride_id: str, passenger: User, booked_by: User, needs_wheelchair: bool | None, **details
 ) -> tuple[Ride, list[RideEvent]]:
@@ -187,8 +196,7 @@ def opened(
     `searching` (version 2), with the events of both. A wheelchair is the
     booking's word, else the passenger profile's.
     """
-    if not isinstance(ride_id, str) or not re.match(RIDE_ID_PATTERN, ride_id):
-        raise DispatchError("ride_id must be 1-64 letters, digits, '-' or '_'.", field="ride_id")
+    _check_ride_id(ride_id)
     # With the profile the needs card reads.
     passenger = User.objects.select_related("passenger_profile").get(pk=passenger.pk)
     if booked_by.pk == passenger.pk:
@@ -212,8 +220,7 @@ def opened_ahead(
     *, ride_id: str, passenger: User, booked_by: User, role: str, **details
 ) -> tuple[Ride, RideEvent]:
     """A ride booked ahead, in memory: `scheduled` (version 1), and its event."""
-    if not isinstance(ride_id, str) or not re.match(RIDE_ID_PATTERN, ride_id):
-        raise DispatchError("ride_id must be 1-64 letters, digits, '-' or '_'.", field="ride_id")
+    _check_ride_id(ride_id)
     ride = Ride(
         ride_id=ride_id,
         passenger=passenger,
@@ -293,7 +300,10 @@ def drivers_active_ride(*, driver: User, ride_id: str | None = None) -> Ride:
     ride = held.filter(ride_id=ride_id).first() if ride_id else held.first()
     if ride is None and ride_id and held.exists():
         raise DispatchError(
-            f"Your active ride is {held.first().ride_id}, not {ride_id}.", fields=["ride_id"]
+            f"Your active ride is {held.first().ride_id}, not {ride_id}.",
+            code="invalid_state",
+            status=409,
+            fields={"ride_id": "not a ride you hold now"},
         )
     if ride is None:
         raise DispatchError("You have no active ride.", code="invalid_state", status=409)
@@ -441,7 +451,7 @@ def ride_cancel(
 ) -> Ride:
     """Cancel a ride; its driver is released and everyone watching is told."""
     if cancelled_by not in CancelledBy.values:
-        raise DispatchError("Unknown canceller.", field="cancelled_by")
+        raise DispatchError("Unknown canceller.", fields={"cancelled_by": "unknown"})
     with transaction.atomic():
         driver_id = _on_demand_driver(ride)
         transition(

@@ -57,28 +57,36 @@ class DriverConsumer(ManifestFeed, AppSocket):
             )
             return
         wanted = self.scope["url_route"]["kwargs"].get("driver_id")
-        start = await db_async(self._start)()
-        if start is None or (wanted is not None and int(wanted) != self.user.pk):
+        is_driver = await db_async(DriverProfile.objects.filter(user=self.user).exists)()
+        if not is_driver or (wanted is not None and int(wanted) != self.user.pk):
             await self.refuse(CLOSE_FORBIDDEN, "forbidden", "This socket is for the driver only.")
             return
-        # (ride_id, passenger_id) of the ride this driver holds, and what the app is told first.
-        self.active_ride, greeting = start
         # Rides left waiting near this driver are matched once, after they
         # go online (not on every reconnect: after a restart thousands of
         # drivers reconnect at once).
         self.matching_waiting = False
         await self.accept()
+        # In its groups before reading what it holds, so that a ride assigned
+        # meanwhile is not lost; its news, already in the greeting, is dropped.
         await self.join(broadcast.driver_group(self.user.pk))
         await self.join(broadcast.user_group(self.user.pk))
+        greeting = await db_async(self._start)()
+        # ride_id -> passenger id of each ride this driver holds (a run's
+        # driver may hold several): their sockets hear its positions.
+        self.held: dict[str, int] = {}
+        # ride_id -> (version, type) of what the greeting told of it.
+        self.greeted: dict[str, tuple[int, str]] = {}
         for message in greeting:
+            if message["type"] == "ride_assigned":
+                self.held[message["ride_id"]] = message["passenger"]["id"]
+            if "version" in message:
+                self.greeted[message["ride_id"]] = (message["version"], message["type"])
             await self.send_json(message)
 
-    def _start(self) -> tuple[tuple[str, int] | None, list[dict]] | None:
-        """None for a user who is not a driver; else their ride and the greeting."""
-        if not DriverProfile.objects.filter(user=self.user).exists():
-            return None
+    def _start(self) -> list[dict]:
+        """What the app is told first: the rides it holds, an open offer, today's manifest."""
         state = drivers.driver_state_for(self.user)
-        ride = Ride.objects.with_people().held_by(self.user.pk).first()
+        held = Ride.objects.with_people().held_by(self.user.pk)
         offer = (
             RideOffer.objects.select_related("ride__passenger", "ride__booked_by")
             .filter(driver=self.user, status=OfferStatus.OFFERED)
@@ -92,12 +100,11 @@ class DriverConsumer(ManifestFeed, AppSocket):
                 "status": state.status,
             }
         ]
-        if ride is not None:
-            greeting.append(payloads.ride_assigned(ride))
+        greeting += [payloads.ride_assigned(ride) for ride in held]
         if offer is not None:
             greeting.append(payloads.ride_request(offer.ride, offer.distance_km, offer.expires_at))
         greeting += [m for m in [self.manifest_start()] if m]
-        return ((ride.ride_id, ride.passenger_id) if ride else None), greeting
+        return greeting
 
     async def on_set_status(self, content):
         request = SetStatus.model_validate(content)
@@ -111,11 +118,11 @@ class DriverConsumer(ManifestFeed, AppSocket):
         point = Point(
             request.latitude, request.longitude, time.time(), request.heading, request.speed
         )
-        await drivers.report_position(self.user.pk, point, self.active_ride)
+        await drivers.report_position(self.user.pk, point, self.held)
         await self._match_waiting()
 
     async def _match_waiting(self) -> None:
-        if self.matching_waiting and self.active_ride is None:
+        if self.matching_waiting and not self.held:
             if await matching.amatch_waiting_near(self.user.pk) is not None:
                 self.matching_waiting = False
 
@@ -172,13 +179,17 @@ class DriverConsumer(ManifestFeed, AppSocket):
         await self.send_json({"type": "ride_declined", "ride_id": request.ride_id})
 
     async def ride_news(self, event):
-        ride = (event["ride_id"], event["passenger_id"])
-        if event["message"]["type"] == "ride_assigned":
-            self.active_ride = ride
-        elif self.active_ride == ride and (
-            event["kind"] == "released" or event["status"] in FINAL_STATUSES
-        ):
-            self.active_ride = None
-        shown = access.shown_to(self.viewer, event["message"], event["status"])
+        ride_id = event["ride_id"]
+        message = event["message"]
+        if ride_id in self.greeted:
+            # Committed while the socket opened: the greeting told it already.
+            version, kind = self.greeted[ride_id]
+            if event["version"] < version or (version, kind) == (event["version"], message["type"]):
+                return
+        if message["type"] == "ride_assigned":
+            self.held[ride_id] = event["passenger_id"]
+        elif event["kind"] == "released" or event["status"] in FINAL_STATUSES:
+            self.held.pop(ride_id, None)
+        shown = access.shown_to(self.viewer, message, event["status"])
         if shown is not None:
             await self.send_json(shown)

@@ -145,7 +145,9 @@ class JsonSocket(
     async def receive_json(self, content, **kwargs):
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
             await self.send_error(
-                "invalid_request", "Send a JSON object with a string 'type'.", fields=["type"]
+                "invalid_request",
+                "Send a JSON object with a string 'type'.",
+                fields={"type": "a string"},
             )
             return
         kind = content["type"]

@@ -153,15 +153,15 @@ async def test_positions_are_sent_once_per_driver_per_interval(dispatcher, signe
     comm, _ = await open_console(await signed_in(dispatcher))
     await board_on_connect(comm)
     now = time.time()
-    await report_position(1, Point(-26.0, 28.0, now, heading=90.0), None)
+    await report_position(1, Point(-26.0, 28.0, now, heading=90.0), {})
     first = await read(comm)
     assert first["type"] == "map.positions"
     assert [d["id"] for d in first["drivers"]] == [1]
     assert first["drivers"][0]["stale_at"] == pytest.approx(now + settings.DRIVER_STALE_AFTER_S)
     # A burst of reports between two batches: each driver once, latest wins.
     for n in range(1, 31):
-        await report_position(1, Point(-26.0 - n / 1000, 28.0, now + n), None)
-        await report_position(2, Point(-26.1, 28.0 + n / 1000, now + n), None)
+        await report_position(1, Point(-26.0 - n / 1000, 28.0, now + n), {})
+        await report_position(2, Point(-26.1, 28.0 + n / 1000, now + n), {})
     second = await read(comm)
     latest = {d["id"]: d for d in second["drivers"]}
     assert sorted(latest) == [1, 2] and len(second["drivers"]) == 2
@@ -180,7 +180,7 @@ async def test_a_console_that_opens_later_starts_from_every_latest_position(
 
     settings.CONSOLE_MAP_BATCH_S = 0.2
     driver = await database_sync_to_async(make_driver)(-26.2, 28.04)
-    await report_position(driver.pk, Point(-26.25, 28.05, time.time()), None)
+    await report_position(driver.pk, Point(-26.25, 28.05, time.time()), {})
     comm, _ = await open_console(await signed_in(dispatcher))
     messages = await board_on_connect(comm)
     (snapshot,) = [m for m in messages if isinstance(m, dict) and m["type"] == "map.snapshot"]
@@ -197,7 +197,7 @@ async def test_positions_alone_do_not_rerender_the_board(dispatcher, signed_in, 
     settings.CONSOLE_MAP_BATCH_S = 0.2
     comm, _ = await open_console(await signed_in(dispatcher))
     await board_on_connect(comm)
-    await report_position(7, Point(-26.0, 28.0, time.time()), None)
+    await report_position(7, Point(-26.0, 28.0, time.time()), {})
     messages = [await read(comm), *await drain(comm)]
     assert messages and all(isinstance(m, dict) and m["type"] == "map.positions" for m in messages)
     await comm.disconnect()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from dispatch import offers, rides
+from dispatch import matching, offers, rides
 from dispatch.locations import location_store
 from dispatch.models import DriverState, Ride, RideStatus
 from tests.conftest import db, find_driver, receive_until, refused, token_for
@@ -174,6 +174,23 @@ async def test_invalid_find_driver_names_the_bad_fields_and_writes_nothing(ws, p
     assert (await comm.receive_json_from())["type"] == "pong"
 
 
+@pytest.mark.parametrize(
+    "message, field",
+    [
+        ({"no_type": 1}, "type"),
+        (find_driver(passenger_phone="not a phone"), "passenger_phone"),
+    ],
+)
+async def test_every_refusal_names_its_fields_as_an_object(ws, passenger, message, field):
+    """`fields` maps each field to what is wrong with it, whichever rule refused it."""
+    comm = await ws("/ws/ride/fields-1/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(message)
+    error = await comm.receive_json_from()
+    assert error["code"] == "invalid_request"
+    assert list(error["fields"]) == [field] and isinstance(error["fields"][field], str)
+
+
 async def test_oversized_message_is_refused(ws):
     """Past 64 KiB a message is refused with message_too_large, and the socket lives."""
     comm = await ws("/ws/ride/big-1/")
@@ -311,7 +328,8 @@ async def test_a_driver_who_gives_the_ride_back_is_replaced_and_streams_no_more(
     """
     The driver hears ride_cancelled (by driver, with the reason); the
     passenger sees searching, then the next driver, whose positions alone
-    reach them.
+    reach them. The first driver's own ride socket closes (4403): the ride,
+    the next driver and their positions are no longer theirs to see.
     """
     near = await db(make_driver, JHB[0] + 0.001, JHB[1])
     far = await db(make_driver, JHB[0] + 0.02, JHB[1])
@@ -325,6 +343,8 @@ async def test_a_driver_who_gives_the_ride_back_is_replaced_and_streams_no_more(
     first, _ = await receive_until(comm, "driver_assigned")
     assert first["driver_id"] == near.pk
     await receive_until(near_ws, "ride_assigned")
+    near_ride = await ws("/ws/ride/back-1/", token=await db(token_for, near))
+    await receive_until(near_ride, "ride_status")
 
     await near_ws.send_json_to({"type": "cancel_ride", "reason": "flat_tyre"})
     released, _ = await receive_until(near_ws, "ride_cancelled")
@@ -348,6 +368,38 @@ async def test_a_driver_who_gives_the_ride_back_is_replaced_and_streams_no_more(
     moved = await comm.receive_json_from()
     assert moved["type"] == "driver_location" and moved["driver_id"] == far.pk
     assert await comm.receive_nothing(timeout=0.3)
+    assert (await near_ride.receive_output())["type"] == "websocket.close"
+    assert await near_ride.receive_nothing(timeout=0.3)
+
+
+async def test_a_ride_assigned_while_the_driver_socket_opens_reaches_it_once(
+    ws, passenger, make_driver, monkeypatch
+):
+    """
+    The socket joins its groups before reading what the driver holds: a
+    ride assigned in between is told (once), not lost.
+    """
+    from dispatch.consumers.driver import DriverConsumer
+
+    comm = await ws("/ws/ride/race-1/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver(at=CAPE_TOWN))
+    await receive_until(comm, "no_drivers")
+    driver = await db(make_driver, *JHB)
+    reading = DriverConsumer._start
+
+    def assigned_while_reading(self):
+        ride = Ride.objects.get(ride_id="race-1")
+        matching.ride_assign(ride=ride, driver_id=driver.pk, confirmed=True)
+        return reading(self)
+
+    monkeypatch.setattr(DriverConsumer, "_start", assigned_while_reading)
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    told = [await driver_ws.receive_json_from()]
+    while not await driver_ws.receive_nothing(timeout=0.5):
+        told.append(await driver_ws.receive_json_from())
+    assert [m["type"] for m in told] == ["connection_established", "ride_assigned"]
+    assert told[1]["ride_id"] == "race-1"
 
 
 async def test_illegal_trip_step_names_the_current_state(ws, passenger, make_driver):
@@ -650,7 +702,7 @@ async def test_driver_assigned_tells_where_the_driver_is_now_not_where_it_was_sa
     from dispatch.geo import Point
 
     driver = await db(make_driver, -29.0, 25.0)  # saved far away
-    await report_position(driver.pk, Point(JHB[0] + 0.001, JHB[1], time.time()), None)
+    await report_position(driver.pk, Point(JHB[0] + 0.001, JHB[1], time.time()), {})
     comm = await ws("/ws/ride/live-1/", token=await db(token_for, passenger))
     await comm.receive_json_from()
     await comm.send_json_to(find_driver())

@@ -217,6 +217,56 @@ async def test_a_trip_message_naming_a_later_ride_of_the_run_is_refused(ws, run_
     assert (await receive_until(comm, "pong"))[0]
 
 
+def _first_aboard(run_day) -> tuple[Ride, str]:
+    """The run's first rider aboard; and the ride id of its next pickup."""
+    publish(run_day["plan"])
+    driver = run_day["driver"]
+    stops = on_the_day.manifest_for(driver, today())["stops"]
+    first = Ride.objects.select_related("run__driver").get(ride_id=stops[0]["ride_id"])
+    rides.ride_run_reached(ride=first)
+    for step in (rides.ride_driver_arrived, rides.ride_start):
+        step(ride=Ride.objects.with_people().get(pk=first.pk), driver=driver)
+    later = next(s["ride_id"] for s in stops if s["ride_id"] != first.ride_id)
+    return Ride.objects.with_people().get(pk=first.pk), later
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_driver_holding_a_ride_naming_a_later_stop_is_invalid_state(ws, run_day):
+    def first_reached():
+        publish(run_day["plan"])
+        stops = on_the_day.manifest_for(run_day["driver"], today())["stops"]
+        first = Ride.objects.select_related("run__driver").get(ride_id=stops[0]["ride_id"])
+        rides.ride_run_reached(ride=first)
+        return next(s["ride_id"] for s in stops if s["ride_id"] != first.ride_id)
+
+    later = await db(first_reached)
+    comm = await driver_socket(ws, run_day["driver"])
+    await comm.send_json_to({"type": "arrived", "ride_id": later})
+    error, _ = await receive_until(comm, "error")
+    assert error["code"] == "invalid_state" and list(error["fields"]) == ["ride_id"]
+    assert (await db(Ride.objects.get, ride_id=later)).status == RideStatus.SCHEDULED
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_run_driver_holding_two_rides_streams_positions_to_both(ws, run_day):
+    """The rider aboard keeps seeing the car while the run reaches the next pickup."""
+    first, later = await db(_first_aboard, run_day)
+    aboard = await ws(f"/ws/ride/{first.ride_id}/", token=await db(token_for, first.passenger))
+    await receive_until(aboard, "ride_status")
+    comm = await driver_socket(ws, run_day["driver"])
+    await receive_until(comm, "ride_assigned")
+    second = await db(Ride.objects.with_people().select_related("run__driver").get, ride_id=later)
+    await db(rides.ride_run_reached, ride=second)
+    assigned, _ = await receive_until(comm, "ride_assigned")
+    assert assigned["ride_id"] == later
+    next_rider = await ws(f"/ws/ride/{later}/", token=await db(token_for, second.passenger))
+    await receive_until(next_rider, "ride_status")
+    await comm.send_json_to({"type": "location_update", "latitude": -26.2, "longitude": 28.0})
+    for rider, ride_id in ((aboard, first.ride_id), (next_rider, later)):
+        moved, _ = await receive_until(rider, "driver_location")
+        assert moved["ride_id"] == ride_id
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_get_manifest_answers_another_day_and_refuses_a_bad_date(ws, run_day):
     comm = await driver_socket(ws, run_day["driver"])

@@ -178,6 +178,17 @@ def test_rest_books_ahead_with_a_return_leg(passenger, emily):
     assert back["booked_ahead"]["outbound_ride_id"] == body["ride"]["ride_id"]
 
 
+@pytest.mark.parametrize("ride_id", ["a b", "clinic\n", "x" * 65])
+def test_rest_refuses_a_ride_id_the_sockets_could_not_open(passenger, ride_id):
+    """The id names its field, and a trailing newline is no exception."""
+    response = rest(passenger).post(
+        "/api/rides/", ahead(ride_id=ride_id), content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == ["ride_id"]
+    assert not Ride.objects.exists()
+
+
 def test_rest_arrive_by_needs_the_appointment_only(passenger):
     both = ahead(appointment_at=tomorrow_at(9).isoformat())
     response = rest(passenger).post("/api/rides/", both, content_type="application/json")
