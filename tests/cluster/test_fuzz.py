@@ -58,7 +58,7 @@ def worker_errors(tmp_path) -> list[str]:
     ]
 
 
-async def open_all(world: World, ports: list[int]) -> dict:  # noqa: F811
+async def open_all(world: World, ports: list[int]) -> dict:
     """Every app socket, alternating between the workers, greetings read."""
     opened = {}
     for i, (name, path, who, consumer) in enumerate(SOCKETS):
@@ -102,7 +102,7 @@ def workers(tmp_path):
         yield started
 
 
-def test_two_workers_refuse_every_fuzzed_frame_and_call(workers, world, runner, tmp_path):  # noqa: F811
+def test_two_workers_refuse_every_fuzzed_frame_and_call(workers, world, runner, tmp_path):
     ports = workers["ports"]
     before = database_state()
     opened = runner.run(open_all(world, ports))
@@ -185,7 +185,7 @@ def test_two_workers_refuse_every_fuzzed_frame_and_call(workers, world, runner, 
     assert worker_errors(tmp_path) == []
 
 
-async def foreign_handshake(port: int, path: str, world: World) -> int:  # noqa: F811
+async def foreign_handshake(port: int, path: str, world: World) -> int:
     """A page of another origin, with a token and the console cookie: the HTTP status."""
     try:
         sock = await websockets.connect(

@@ -37,7 +37,7 @@ def trip(**extra) -> str:
     )
 
 
-async def test_a_stranger_on_the_other_worker_hears_nothing(workers, make_user, make_driver):  # noqa: F811
+async def test_a_stranger_on_the_other_worker_hears_nothing(workers, make_user, make_driver):
     a, b = workers["ports"]
     passenger = await sync_to_async(make_user)("passenger")
     stranger = await sync_to_async(make_user)("passenger")
