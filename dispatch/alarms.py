@@ -17,6 +17,7 @@ ride's log (dispatch.rides.record); the acknowledgement is audited too.
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -142,14 +143,8 @@ def _still_since(ride: Ride, point: Point, now: float) -> float:
     return anchor[2]
 
 
-def _near_a_stop(ride: Ride, point: Point) -> bool:
-    return any(
-        haversine_km(lat, lng, point.lat, point.lng) <= NEAR_STOP_KM
-        for lat, lng in (
-            (ride.pickup_latitude, ride.pickup_longitude),
-            (ride.dropoff_latitude, ride.dropoff_longitude),
-        )
-    )
+def _near_a_stop(stops: list[tuple[float, float]], point: Point) -> bool:
+    return any(haversine_km(lat, lng, point.lat, point.lng) <= NEAR_STOP_KM for lat, lng in stops)
 
 
 def watch_trips(*, now: float | None = None) -> list[Alarm]:
@@ -159,9 +154,17 @@ def watch_trips(*, now: float | None = None) -> list[Alarm]:
     """
     now = time.time() if now is None else now
     raised: list[Alarm] = []
-    held = Ride.objects.filter(status__in=DRIVER_HELD_STATUSES).select_related(
-        "driver__driver_state"
+    held = list(
+        Ride.objects.filter(status__in=DRIVER_HELD_STATUSES).select_related("driver__driver_state")
     )
+    # A driver stands at a stop of any ride they hold: a run's driver
+    # boarding the next rider is not stopped on the way of the one aboard.
+    stops: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for ride in held:
+        stops[ride.driver_id] += [
+            (ride.pickup_latitude, ride.pickup_longitude),
+            (ride.dropoff_latitude, ride.dropoff_longitude),
+        ]
     for ride in held:
         point = live_position(ride.driver_id, getattr(ride.driver, "driver_state", None))
         silent_after = settings.WATCHDOG_SILENT_MIN * 60
@@ -174,7 +177,9 @@ def watch_trips(*, now: float | None = None) -> list[Alarm]:
         if point is None or not drivers.reports(point) or ride.status == RideStatus.DRIVER_ARRIVED:
             continue
         since = _still_since(ride, point, now)
-        if now - since <= settings.WATCHDOG_STOPPED_MIN * 60 or _near_a_stop(ride, point):
+        if now - since <= settings.WATCHDOG_STOPPED_MIN * 60 or _near_a_stop(
+            stops[ride.driver_id], point
+        ):
             continue
         if not _raised_since(ride, AlarmKind.STOPPED, since):
             details = {

@@ -13,8 +13,11 @@ import pytest
 from dispatch import alarms, broadcast, drivers, rides
 from dispatch.geo import Point
 from dispatch.locations import location_store
-from dispatch.models import Alarm, AlarmKind, Ride
+from dispatch.models import Alarm, AlarmKind, Ride, RideStatus
+from dispatch.planning import day as on_the_day
+from dispatch.planning import services
 from tests.conftest import db, receive_until, token_for
+from tests.dispatch.test_manifest import run_day, today  # noqa: F401
 from tests.dispatch.test_rides_api import JHB, book
 from tests.dispatch.test_waiting import IN_MEMORY, Ear
 
@@ -153,3 +156,43 @@ async def test_a_passengers_sos_raises_an_alarm_and_the_socket_stays_up(
     await receive_until(theirs, "pong")
     assert await db(Alarm.objects.count) == 1
     assert await muted.receive_nothing(timeout=0.3)
+
+
+@pytest.mark.django_db
+def test_a_run_driver_boarding_the_next_rider_raises_no_alarm_on_the_rider_on_board(
+    run_day, settings
+):
+    """
+    John's run: Sarah on board, then the run reaches Bob, and John waits at
+    Bob's door and boards him (11 minutes). He stands at a stop of a ride he
+    holds the whole time: no `stopped` alarm on Sarah's ride.
+    """
+    settings.WATCHDOG_STOPPED_MIN = 10
+    settings.WATCHDOG_SILENT_MIN = 3
+    services.plan_publish(plan=run_day["plan"])
+    driver = run_day["driver"]
+    stops = on_the_day.manifest_for(driver, today())["stops"]
+    first = Ride.objects.select_related("run__driver").get(ride_id=stops[0]["ride_id"])
+    rides.ride_run_reached(ride=first)
+    for step in (rides.ride_driver_arrived, rides.ride_start):
+        step(ride=Ride.objects.with_people().get(pk=first.pk), driver=driver)
+    second_id = next(s["ride_id"] for s in stops if s["ride_id"] != first.ride_id)
+    # Bob lives 3 km east of Sarah's stops.
+    bob_home = (first.pickup_latitude, first.pickup_longitude + 0.03)
+    Ride.objects.filter(ride_id=second_id).update(
+        pickup_latitude=bob_home[0], pickup_longitude=bob_home[1]
+    )
+    second = Ride.objects.select_related("run__driver").get(ride_id=second_id)
+    rides.ride_run_reached(ride=second)
+    rides.ride_driver_arrived(ride=Ride.objects.with_people().get(pk=second.pk), driver=driver)
+    assert Ride.objects.get(pk=first.pk).status == RideStatus.IN_PROGRESS
+
+    t0 = time.time()
+    location_store().put(driver.pk, Point(*bob_home, t0))
+    assert alarms.watch_trips(now=t0) == []
+    # Bob comes out at minute 6, is boarded, the trip starts at minute 9.
+    rides.ride_start(ride=Ride.objects.with_people().get(pk=second.pk), driver=driver)
+    location_store().put(driver.pk, Point(*bob_home, t0 + 660))
+    raised = alarms.watch_trips(now=t0 + 660)
+    on_board = Ride.objects.get(pk=first.pk).ride_id
+    assert [(Ride.objects.get(pk=a.ride_id).ride_id == on_board, a.kind) for a in raised] == []
