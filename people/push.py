@@ -24,7 +24,11 @@ _announced: list[bool] = []
 
 
 class PushDeliveryError(Exception):
-    """FCM did not accept the message."""
+    """FCM did not accept the message; `gone`: tokens it says no longer exist."""
+
+    def __init__(self, message: str, gone: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.gone = gone or []
 
 
 def push_enabled() -> bool:
@@ -65,7 +69,9 @@ def push_send(*, tokens: list[str], title: str, body: str, data: dict[str, str])
     """
     Send one notification to every token; returns the tokens FCM says are
     gone (uninstalled apps), for the caller to forget. Raises
-    PushDeliveryError when push is off or no token took it.
+    PushDeliveryError when push is off or no token took it (with the gone
+    tokens too: an app uninstalled from the one device is no failure to
+    retry).
     """
     if not push_enabled():
         raise PushDeliveryError("Push is off: FCM_CREDENTIALS_FILE is not set.")
@@ -90,5 +96,5 @@ def push_send(*, tokens: list[str], title: str, body: str, data: dict[str, str])
         if not result.success and isinstance(result.exception, messaging.UnregisteredError)
     ]
     if reply.success_count == 0:
-        raise PushDeliveryError(f"FCM delivered to none of {len(tokens)} device(s).")
+        raise PushDeliveryError(f"FCM delivered to none of {len(tokens)} device(s).", gone)
     return gone

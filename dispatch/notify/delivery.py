@@ -8,7 +8,9 @@ the due rows (pending, their next attempt come, nobody's unexpired claim on
 them) get this batch's claim token and NOTIFY_CLAIM_S of lease in one
 short transaction; PostgreSQL picks them with FOR UPDATE SKIP LOCKED, so
 workers never wait on each other, and on SQLite the conditional UPDATE
-itself decides. Then each row is sent and marked sent (or failed, or
+itself decides. Then each row's lease is renewed just before it is sent
+(a slow gateway can outlast a batch's lease: a row another worker has
+claimed meanwhile is left to it), and it is marked sent (or failed, or
 rescheduled), only while the claim is still this batch's. A worker killed
 mid-batch leaves its claimed rows pending: once the lease runs out, the
 next worker sends them; one killed while fanning out leaves its events
@@ -17,10 +19,14 @@ what was marked sent is not sent twice; only a crash in the instant
 between a gateway's acceptance and the mark can repeat one text (no
 gateway here takes an idempotency key).
 
-Failures are retried NOTIFY_MAX_ATTEMPTS times, the waits doubling from
-NOTIFY_RETRY_BASE_S; the global SMS_MAX_PER_MINUTE ceiling postpones a text
-without counting an attempt; the per-number daily cap and a channel that
-cannot reach the person (push off, no device) skip it, with the reason.
+Who may hear is asked again as each row goes: a caregiver whose link was
+revoked, or no longer receives notifications, since the row was written is
+skipped. Failures are retried NOTIFY_MAX_ATTEMPTS times, the waits
+doubling from NOTIFY_RETRY_BASE_S; the global SMS_MAX_PER_MINUTE ceiling
+postpones a text without counting an attempt; the per-number daily cap
+(which counts only texts the gateway took) skips it, with the reason.
+Push that no longer reaches the person (turned off, their last device's
+app uninstalled, which FCM's answer forgets) goes by SMS instead.
 """
 
 from __future__ import annotations
@@ -40,9 +46,10 @@ from dispatch.models import Notification, NotificationStatus, Ride
 from dispatch.notify.outbox import fan_out, pending
 from dispatch.notify.texts import TITLE, notice_text
 from people import push, sms
+from people.access import notified_links
 from people.models import DeviceToken, NoticeChannel
-from people.notices import URGENT
-from project.common.limits import caps_take
+from people.notices import URGENT, device_tokens_dead, push_reaches
+from project.common.limits import caps_give_back, caps_take
 
 log = logging.getLogger(__name__)
 N = NotificationStatus
@@ -101,13 +108,25 @@ def _settle(notification: Notification, token: str, **fields) -> bool:
     return bool(Notification.objects.filter(pk=notification.pk, claim_token=token).update(**fields))
 
 
+def _renewed(notification: Notification, token: str, now) -> bool:
+    """The claim's lease renewed, if the claim is still this batch's."""
+    lease = now + timedelta(seconds=settings.NOTIFY_CLAIM_S)
+    claimed = Notification.objects.filter(pk=notification.pk, claim_token=token)
+    return bool(claimed.update(claimed_until=lease))
+
+
 def deliver(notification: Notification, ride: Ride, token: str) -> None:
     """Send one claimed notification and record what happened."""
     now = timezone.now()
+    if not _renewed(notification, token, now):
+        return
     recipient = notification.recipient
     try:
+        link = notification.link_id
+        if link is not None and not notified_links(ride.passenger_id).filter(pk=link).exists():
+            raise Skip("The caregiver's link no longer receives notifications.")
         body = notice_text(notification.topic, ride, notification.params, recipient.language)
-        _send(notification, body)
+        channel = _send(notification, body)
     except Later as exc:
         _settle(
             notification,
@@ -141,6 +160,7 @@ def deliver(notification: Notification, ride: Ride, token: str) -> None:
         _settle(
             notification,
             token,
+            channel=channel,
             status=N.SENT,
             attempts=notification.attempts + 1,
             sent_at=timezone.now(),
@@ -149,33 +169,40 @@ def deliver(notification: Notification, ride: Ride, token: str) -> None:
         )
 
 
-def _send(notification: Notification, body: str) -> None:
+def _send(notification: Notification, body: str) -> str:
+    """Send by the row's channel; which channel it went by."""
     channel = notification.channel
     recipient = notification.recipient
+    if channel == NoticeChannel.PUSH and not push_reaches(recipient.pk):
+        # Push stopped reaching them since the row was written (turned off
+        # here, the app uninstalled): by SMS, as a new row would go.
+        channel = NoticeChannel.SMS
     if channel == NoticeChannel.SMS:
         if not sms.is_textable(recipient.phone_number):
             raise Skip("Not a number Care Connect texts.")
         ceiling, daily = sms.sms_ceiling_claim(), sms.sms_daily_claim(recipient.phone_number)
-        refusal = caps_take([ceiling, daily])
+        taken_at = timezone.now().timestamp()
+        refusal = caps_take([ceiling, daily], now=taken_at)
         if refusal is not None and refusal.cap == daily.cap:
             raise Skip("NOTIFY_SMS_MAX_PER_DAY reached for this number.")
         if refusal is not None:
             raise Later("SMS_MAX_PER_MINUTE reached; postponed.", refusal.retry_after)
-        sms.sms_send(phone_number=recipient.phone_number, message=body)
+        try:
+            sms.sms_send(phone_number=recipient.phone_number, message=body)
+        except (sms.SMSDeliveryError, OSError):
+            # Not taken, not paid for: the daily cost cap counts it no more.
+            caps_give_back([daily], taken_at)
+            raise
     elif channel == NoticeChannel.PUSH:
-        if not push.push_enabled():
-            raise Skip("Push is off (FCM_CREDENTIALS_FILE is not set).")
         tokens = list(DeviceToken.objects.filter(user=recipient).values_list("token", flat=True))
-        if not tokens:
-            raise Skip("No device registered for push.")
-        gone = push.push_send(
-            tokens=tokens,
-            title=TITLE,
-            body=body,
-            data={"ride_id": notification.ride.ride_id, "topic": notification.topic},
-        )
-        if gone:
-            DeviceToken.objects.filter(token__in=gone).delete()
+        data = {"ride_id": notification.ride.ride_id, "topic": notification.topic}
+        try:
+            gone = push.push_send(tokens=tokens, title=TITLE, body=body, data=data)
+        except push.PushDeliveryError as exc:
+            # Forgotten either way: the retry goes by SMS if none is left.
+            device_tokens_dead(exc.gone)
+            raise
+        device_tokens_dead(gone)
     else:
         broadcast.notice_sent(
             recipient.pk,
@@ -190,6 +217,7 @@ def _send(notification: Notification, body: str) -> None:
                 "created_at": notification.created_at.isoformat(),
             },
         )
+    return channel
 
 
 def notifications_send_again(notifications) -> int:

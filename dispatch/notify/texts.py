@@ -3,7 +3,9 @@ What a notice says: one short text per topic, from the gettext catalogues
 (dispatch/locale: en, af, zu), in the recipient's language. Each fits one
 SMS part (160 GSM-7 characters) with ordinary names, and names nobody's
 health, needs or address: the passenger's and the driver's first names,
-the vehicle and its plate, minutes.
+the vehicle's plate, minutes. Not the vehicle's kind: a wheelchair
+user is only ever driven in a wheelchair-accessible one, so the kind
+would tell the need.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_noop as _
 
 from dispatch.models import Ride
-from people.models import VehicleType
 from people.notices import Topic
 
 TITLE = "Care Connect"
@@ -39,14 +40,10 @@ def notice_text(topic: str, ride: Ride, params: dict, language: str) -> str:
     """The text of `topic` about `ride` (with its people loaded), in `language`."""
     driver = ride.driver if ride.driver_id else None
     profile = getattr(driver, "driver_profile", None) if driver else None
-    vehicle = ""
-    if profile is not None:
-        kind = VehicleType(profile.vehicle_type).label if profile.vehicle_type else ""
-        vehicle = " ".join(part for part in (kind, profile.vehicle_registration) if part)
     values = {
         "name": ride.passenger.first_name or "",
         "driver": driver.first_name if driver else "",
-        "vehicle": vehicle,
+        "vehicle": profile.vehicle_registration if profile is not None else "",
         "minutes": "",
         **params,
     }

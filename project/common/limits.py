@@ -67,13 +67,14 @@ class Refusal:
     retry_after: int
 
 
-def caps_take(claims: Sequence[Claim]) -> Refusal | None:
+def caps_take(claims: Sequence[Claim], now: float | None = None) -> Refusal | None:
     """
     Count every claim, or none: None when each cap had room; otherwise the
-    first full cap and the seconds until it would have.
+    first full cap and the seconds until it would have. `now`: the time
+    counted (a timestamp), for a later caps_give_back.
     """
     cache = caches[CACHE_ALIAS]
-    now = timezone.now().timestamp()
+    now = timezone.now().timestamp() if now is None else now
     counted: list[str] = []
     members: list[str] = []
     for claim in claims:
@@ -90,6 +91,16 @@ def caps_take(claims: Sequence[Claim]) -> Refusal | None:
             cache.delete_many(members)
             return Refusal(cap=cap, retry_after=wait)
     return None
+
+
+def caps_give_back(claims: Sequence[Claim], taken_at: float) -> None:
+    """
+    Uncount claims (without members) that caps_take counted at `taken_at`:
+    what they were counted for did not happen.
+    """
+    cache = caches[CACHE_ALIAS]
+    for claim in claims:
+        _decr(cache, _key(claim.cap, claim.subject, int(taken_at // claim.cap.slot_s)))
 
 
 @dataclass(frozen=True)

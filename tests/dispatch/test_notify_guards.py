@@ -1,0 +1,206 @@
+"""
+What the notify worker checks again as each row goes: the caregiver still
+hears, the claim is still its own, the daily cap counts texts taken, push
+still reaches; and that a text never tells the passenger's needs.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from dispatch import booking, rides
+from dispatch.models import NotificationStatus, Ride
+from dispatch.notify import delivery
+from people import caregivers, notices, sms
+from people.models import VehicleType
+from people.notices import Topic
+from tests.conftest import notifications
+from tests.dispatch.test_notify import (  # noqa: F401  (the autouse gateway fixture)
+    JHB,
+    _gateway,
+    at_noon,
+    deliver_all,
+    family,
+    texts,
+    trip,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+N = NotificationStatus
+
+
+def test_a_caregiver_whose_link_is_revoked_is_not_texted_what_was_pending(
+    family, make_driver, monkeypatch, settings
+):
+    """
+    The passenger revokes Emily's link ("loses every permission at once")
+    while her driver_assigned text waits to be sent (a retry, the SMS
+    ceiling, or just the worker's next pass): it must not go to her.
+    """
+    at_noon(monkeypatch)
+    sarah, emily, link = family
+    make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
+    booking.ride_book(**trip(sarah))
+    assert notifications().filter(recipient=emily, status=N.PENDING).exists()
+    caregivers.caregiver_link_revoke(link=link, actor=sarah)
+    deliver_all()
+    assert [t for t in texts(settings) if t["to"] == emily.phone_number] == []
+
+
+def test_a_caregiver_whose_notification_permission_is_withdrawn_is_not_texted(
+    family, make_driver, monkeypatch, settings
+):
+    at_noon(monkeypatch)
+    sarah, emily, link = family
+    make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
+    booking.ride_book(**trip(sarah))
+    assert notifications().filter(recipient=emily, status=N.PENDING).exists()
+    caregivers.caregiver_link_update(link=link, actor=sarah, can_receive_notifications=False)
+    deliver_all()
+    assert [t for t in texts(settings) if t["to"] == emily.phone_number] == []
+
+
+def test_failed_gateway_attempts_do_not_use_up_the_daily_cost_cap(
+    family, make_driver, monkeypatch, settings
+):
+    """
+    NOTIFY_SMS_MAX_PER_DAY is texts to a number; a gateway that refused
+    (nothing sent, nothing paid) must not count. Here the gateway refuses
+    twice, then works: Emily has been sent nothing, yet her next notice is
+    skipped as over the daily cap.
+    """
+    at_noon(monkeypatch)
+    now = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    settings.NOTIFY_SMS_MAX_PER_DAY = 2
+    settings.NOTIFY_MAX_ATTEMPTS = 2
+    sarah, emily, link = family
+    notices.preference_set(actor=emily, link=link, topics=[Topic.DRIVER_ASSIGNED, Topic.ARRIVED])
+    notices.preference_set(actor=sarah, passenger=sarah, topics=[])
+    make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
+    ride = Ride.objects.with_people().get(pk=booking.ride_book(**trip(sarah)).ride.pk)
+    real_send = sms.sms_send
+
+    def refuse(**kwargs):
+        raise sms.SMSDeliveryError("SMS Portal answered HTTP 503.")
+
+    monkeypatch.setattr(sms, "sms_send", refuse)
+    deliver_all()
+    later = now + timedelta(minutes=5)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    deliver_all()
+    assert notifications().get(recipient=emily, topic=Topic.DRIVER_ASSIGNED).status == N.FAILED
+    assert texts(settings) == []
+    monkeypatch.setattr(sms, "sms_send", real_send)
+    rides.ride_driver_arrived(ride=ride, driver=ride.driver)
+    deliver_all()
+    arrived = notifications().get(recipient=emily, topic=Topic.ARRIVED)
+    assert (arrived.status, arrived.last_error) == (N.SENT, "")
+
+
+def test_a_batch_that_outlasts_its_lease_sends_nothing_twice(
+    family, make_user, make_link, make_driver, monkeypatch, settings
+):
+    """
+    A slow gateway (25 s a text) keeps a worker in its batch past the
+    batch's 60 s lease; each row's lease is renewed as it goes, so another
+    worker's pass meanwhile takes none of them.
+    """
+    at_noon(monkeypatch)
+    settings.NOTIFY_CLAIM_S = 60
+    sarah, emily, _ = family
+    tom = make_user("caregiver", first_name="Tom")
+    make_link(sarah, tom, can_receive_notifications=True)
+    make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
+    booking.ride_book(**trip(sarah))
+    assert notifications().count() == 3  # fanned out: Sarah, Emily, Tom each owe one text
+    real_send = sms.sms_send
+    clock = {"now": timezone.now()}
+    monkeypatch.setattr(timezone, "now", lambda: clock["now"])
+
+    def slow_gateway(**kwargs):
+        real_send(**kwargs)
+        clock["now"] += timedelta(seconds=25)
+        if len(texts(settings)) == 3:
+            # 75 s into the batch: another worker's pass.
+            assert delivery.deliver_due() == 0
+
+    monkeypatch.setattr(sms, "sms_send", slow_gateway)
+    assert delivery.deliver_due() == 3
+    sent = [t["to"] for t in texts(settings)]
+    assert sorted(sent) == sorted({sarah.phone_number, emily.phone_number, tom.phone_number})
+    assert set(notifications().values_list("status", flat=True)) == {N.SENT}
+
+
+def test_the_driver_assigned_text_does_not_say_the_passenger_needs_a_wheelchair(
+    family, make_driver, monkeypatch, settings
+):
+    """
+    A passenger who needs a wheelchair is only ever matched to a
+    wheelchair-accessible vehicle, and the vehicle's kind goes in the text:
+    "Wheelchair accessible" tells every recipient (and the gateway, and a
+    locked phone's screen) the passenger's need.
+    """
+    at_noon(monkeypatch)
+    sarah, emily, _ = family
+    sarah.passenger_profile.needs_wheelchair = True
+    sarah.passenger_profile.save()
+    make_driver(
+        JHB[0] + 0.004, JHB[1], first_name="John", vehicle_type=VehicleType.WHEELCHAIR_ACCESSIBLE
+    )
+    booking.ride_book(**trip(sarah))
+    deliver_all()
+    sent = {t["to"]: t["message"] for t in texts(settings)}
+    assert emily.phone_number in sent
+    assert "heelchair" not in sent[emily.phone_number], sent[emily.phone_number]
+
+
+def test_a_caregiver_whose_only_device_was_uninstalled_is_texted_instead(
+    family, make_driver, monkeypatch, settings
+):
+    """
+    Emily chose push; then uninstalled the app (her one device). FCM answers
+    UnregisteredError for its token, so success_count is 0 and push_send
+    raises before returning the gone token: the token is never forgotten,
+    push_reaches stays true, and every later notice (an SOS alarm here) is
+    pushed to the dead token, fails 6 times and is given up, instead of
+    falling back to SMS as documented ("the app uninstalled ... goes by SMS").
+    """
+    from types import SimpleNamespace
+
+    import firebase_admin
+    from firebase_admin import credentials, messaging
+
+    from dispatch import alarms
+    from people import push
+    from people.models import NoticeChannel
+
+    at_noon(monkeypatch)
+    settings.FCM_CREDENTIALS_FILE = "/etc/care-connect/fcm.json"
+    monkeypatch.setattr(push, "_app", [])
+    monkeypatch.setattr(credentials, "Certificate", lambda path: ("cert", path))
+    monkeypatch.setattr(firebase_admin, "initialize_app", lambda cred, name: ("app", cred, name))
+
+    def send(message, app):
+        gone = messaging.UnregisteredError("Requested entity was not found.")
+        return SimpleNamespace(
+            success_count=0,
+            responses=[SimpleNamespace(success=False, exception=gone) for _ in message.tokens],
+        )
+
+    monkeypatch.setattr(messaging, "send_each_for_multicast", send)
+    sarah, emily, link = family
+    notices.device_token_register(user=emily, token="uninstalled", platform="android")
+    notices.preference_set(actor=emily, link=link, channel=NoticeChannel.PUSH)
+    make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
+    ride = booking.ride_book(**trip(sarah)).ride
+    deliver_all()
+    alarms.alarm_sos(ride=Ride.objects.with_people().get(pk=ride.pk), passenger=sarah)
+    alarm = notifications().get(recipient=emily, topic=Topic.ALARM)
+    assert alarm.channel == NoticeChannel.SMS, (
+        f"alarm by {alarm.channel}; tokens kept: "
+        f"{list(emily.device_tokens.values_list('token', flat=True))}"
+    )
