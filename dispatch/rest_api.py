@@ -20,7 +20,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from ninja import Router, Status
+from ninja import Field, Router, Schema, Status
 from ninja.pagination import PageNumberPagination, paginate
 
 from dispatch import access, broadcast, payloads, rides, scheduling, sharing
@@ -66,6 +66,11 @@ class RidePagination(PageNumberPagination):
     ?page=1&page_size=20 (at most 100). The body is {"items": [...], "count"}
     with `count` the number of rides over all pages.
     """
+
+    class Input(Schema):
+        # Bounded: an offset past what the database reads would be its error.
+        page: int = Field(1, ge=1, le=1_000_000)
+        page_size: int | None = Field(None, ge=1)
 
     def paginate_queryset(self, queryset, pagination, request: HttpRequest, **params):
         page = super().paginate_queryset(queryset, pagination, request, **params)

@@ -44,7 +44,11 @@ class PreferenceIn(In):
     quiet_end: LocalTime | None = Field(default=None)
 
 
-Token = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4096)]
+# FCM registration tokens: printable ASCII, a few hundred characters. Bounded
+# so the unique index can hold any (PostgreSQL's holds at most 2,704 bytes).
+Token = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[\x21-\x7e]{1,1024}$")
+]
 
 
 class DeviceIn(In):
@@ -127,6 +131,7 @@ def device_register(request: HttpRequest, body: DeviceIn):
     summary="Forget this app's push token (signing out)",
 )
 def device_unregister(request: HttpRequest, body: DeviceIn):
-    if not notices.device_token_unregister(user=request.auth, token=body.token):
+    device = notices.device_token_unregister(user=request.auth, token=body.token)
+    if device is None:
         raise ApiError(404, "not_found", "No such push token of yours.")
-    return {"token": body.token, "platform": body.platform, "registered": False}
+    return {"token": device.token, "platform": device.platform, "registered": False}

@@ -284,10 +284,12 @@ def device_token_register(*, user: User, token: str, platform: str) -> DeviceTok
     return device
 
 
-def device_token_unregister(*, user: User, token: str) -> bool:
-    """Forget the token if it is this user's; whether it was."""
-    deleted, _ = DeviceToken.objects.filter(user=user, token=token).delete()
-    return bool(deleted)
+def device_token_unregister(*, user: User, token: str) -> DeviceToken | None:
+    """Forget the token if it is this user's; the device it was, or None."""
+    device = DeviceToken.objects.filter(user=user, token=token).first()
+    if device is not None:
+        DeviceToken.objects.filter(pk=device.pk).delete()
+    return device
 
 
 def device_tokens_dead(tokens: list[str]) -> None:

@@ -128,6 +128,9 @@ def _body(request: HttpRequest) -> bytes | None:
         return None
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def refuse_unreadable_input(run):
     """
     Around every operation (a ninja view decorator, so before ninja parses
@@ -145,7 +148,8 @@ def refuse_unreadable_input(run):
             raw = _body(request)
             if raw is None:
                 return HttpResponse(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
-            if raw and request.content_type == "application/json":
+            # Whatever its Content-Type says, ninja reads a body as JSON.
+            if raw and request.content_type not in FORM_TYPES:
                 inbound_parse(raw, "The request body")
         except ServiceError as exc:
             return on_service_error(request, exc)

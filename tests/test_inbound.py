@@ -59,3 +59,21 @@ async def test_a_deep_message_within_the_size_cap_is_told_so_and_the_socket_stay
         assert error["code"] == "message_too_deep", error
     await comm.send_json_to({"type": "ping"})
     assert (await comm.receive_json_from())["type"] == "pong"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "text/plain", "application/octet-stream"]
+)
+def test_a_rest_body_is_held_to_the_rules_whatever_its_content_type(passenger, content_type):
+    """ninja reads any body as JSON, so the rules hold for any Content-Type: nothing is written."""
+    from django.test import Client
+
+    from people.models import CaregiverLink
+
+    client = Client(headers={"Authorization": f"Bearer {token_for(passenger)}"})
+    raw = '{"caregiver_phone": "0821239003", "notes": "x\\u0000y"}'
+    response = client.post("/api/caregivers/", raw, content_type=content_type)
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"notes": response.json()["fields"]["notes"]}
+    assert not CaregiverLink.objects.exists()

@@ -106,8 +106,9 @@ def test_list_is_paginated_by_page_number(passenger, make_user):
     last = listed(passenger, page=3, page_size=2)
     assert [r["ride_id"] for r in last["items"]] == ["r0"]
     assert listed(passenger, page=4, page_size=2)["items"] == []
-    response = client(passenger).get("/api/rides/", {"page": 0})
-    assert response.status_code == 400 and response.json()["code"] == "invalid_request"
+    for page in (0, "9" * 30):
+        response = client(passenger).get("/api/rides/", {"page": page})
+        assert response.status_code == 400 and response.json()["code"] == "invalid_request"
 
 
 def test_caregiver_lists_rides_of_actively_linked_passengers_only(passenger, make_user, make_link):

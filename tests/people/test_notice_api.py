@@ -128,7 +128,8 @@ def test_an_app_registers_and_unregisters_its_push_token(family):
     assert reply.json() == {"token": "fcm-abc", "platform": "ios", "registered": True}
     assert DeviceToken.objects.get(token="fcm-abc").user == emily
     reply = api.send("post", "notifications/devices/unregister/", {"token": "fcm-abc"})
-    assert reply.status_code == 200 and reply.json()["registered"] is False
+    assert reply.status_code == 200
+    assert reply.json() == {"token": "fcm-abc", "platform": "ios", "registered": False}
     assert not DeviceToken.objects.exists()
     again = api.send("post", "notifications/devices/unregister/", {"token": "fcm-abc"})
     assert (again.status_code, again.json()["code"]) == (404, "not_found")
@@ -136,7 +137,8 @@ def test_an_app_registers_and_unregisters_its_push_token(family):
 
 def test_a_bad_push_token_gets_a_typed_error(family):
     _, emily, _ = family
-    for body in ({"token": ""}, {"token": "x", "platform": "nokia"}, {}):
+    bodies = ({"token": ""}, {"token": "x", "platform": "nokia"}, {}, {"token": "x" * 1025})
+    for body in (*bodies, {"token": "a b"}, {"token": "tök"}):
         reply = Api(emily).send("post", "notifications/devices/", body)
         assert (reply.status_code, reply.json()["code"]) == (400, "invalid_request")
     assert not DeviceToken.objects.exists()
