@@ -46,9 +46,7 @@ class PreferenceIn(In):
 
 # FCM registration tokens: printable ASCII, a few hundred characters. Bounded
 # so the unique index can hold any (PostgreSQL's holds at most 2,704 bytes).
-Token = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^[\x21-\x7e]{1,1024}$")
-]
+Token = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[\x21-\x7e]{1,1024}$")]
 
 
 class DeviceIn(In):

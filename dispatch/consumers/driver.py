@@ -129,15 +129,9 @@ class DriverConsumer(ManifestFeed, AppSocket):
     async def _trip_step(self, content, service) -> None:
         """One step of a trip; on a run, its next pickup is reached (the manifest moves on)."""
         request = RideAction.model_validate(content)
-
-        def step():
-            ride = service(
-                ride=on_the_day.trip_ride(driver=self.user, ride_id=request.ride_id),
-                driver=self.user,
-            )
-            on_the_day.run_moved_on(driver=self.user, ride=ride)
-
-        await db_async(step)()
+        await db_async(on_the_day.trip_step)(
+            driver=self.user, ride_id=request.ride_id, step=service
+        )
 
     async def on_arrived(self, content):
         await self._trip_step(content, rides.ride_driver_arrived)

@@ -96,6 +96,8 @@ class RideConsumer(AppSocket):
             raise NotAllowed("You may not see this ride.")
         if self.viewer is None:
             await self._watch(viewer)
+            # Read again once in the group, as on connect.
+            _, viewer, snapshot = await db_async(self._read)()
         self.viewer = viewer
         await self._show(snapshot)
 

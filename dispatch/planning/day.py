@@ -328,6 +328,18 @@ def trip_ride(*, driver: User, ride_id: str | None = None, now: datetime | None 
     return rides.drivers_active_ride(driver=driver, ride_id=ride_id)
 
 
+def trip_step(*, driver: User, ride_id: str | None, step) -> Ride:
+    """
+    A driver's trip message: `step` (rides.ride_driver_arrived...) on the
+    ride it is about (`trip_ride`), in one transaction, so a step refused
+    leaves a run's next pickup unreached; then the run moves on.
+    """
+    with transaction.atomic():
+        ride = step(ride=trip_ride(driver=driver, ride_id=ride_id), driver=driver)
+    run_moved_on(driver=driver, ride=ride)
+    return ride
+
+
 def run_moved_on(*, driver: User, ride: Ride, now: datetime | None = None) -> Ride | None:
     """
     After a trip step on a run: when the run's next stop is the pickup of a

@@ -268,6 +268,24 @@ async def test_a_run_driver_holding_two_rides_streams_positions_to_both(ws, run_
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_refused_trip_step_leaves_the_next_pickup_unreached(ws, run_day):
+    """complete_trip with nothing held is refused, and the run does not reach its pickup."""
+    await db(publish, run_day["plan"])
+    comm = await driver_socket(ws, run_day["driver"])
+    await receive_until(comm, "manifest")
+    await comm.send_json_to({"type": "complete_trip"})
+    error, told = await receive_until(comm, "error")
+    assert error["code"] == "invalid_state"
+    assert [m["type"] for m in told] == []
+    statuses = await db(
+        lambda: set(
+            Ride.objects.filter(run__driver=run_day["driver"]).values_list("status", flat=True)
+        )
+    )
+    assert statuses == {RideStatus.SCHEDULED}
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_get_manifest_answers_another_day_and_refuses_a_bad_date(ws, run_day):
     comm = await driver_socket(ws, run_day["driver"])
     tomorrow = today() + timedelta(days=1)
