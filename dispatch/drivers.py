@@ -23,7 +23,7 @@ from dispatch import broadcast
 from dispatch.errors import DispatchError, NotAllowed
 from dispatch.geo import Point
 from dispatch.locations import live_position, location_store
-from dispatch.models import DriverState, DriverStatus
+from dispatch.models import DriverState, DriverStatus, Ride
 from dispatch.notify import near
 from people.audit import audit_event_record
 from people.models import DriverProfile, User
@@ -119,7 +119,8 @@ def driver_set_status(*, driver: User, status: str) -> DriverState:
         raise NotAllowed("Your driver account is not verified yet; support will contact you.")
     with transaction.atomic():
         state = DriverState.objects.select_for_update().get_or_create(driver=driver)[0]
-        if state.status == DriverStatus.ON_TRIP:
+        carrying = status == DriverStatus.AVAILABLE and Ride.objects.held_by(driver.pk).exists()
+        if state.status == DriverStatus.ON_TRIP or carrying:
             raise DispatchError(
                 "You have an active ride: finish or cancel it first.",
                 code="invalid_state",
@@ -158,6 +159,16 @@ def claim(driver_id: int, *, needs_wheelchair: bool) -> bool:
             status=DriverStatus.AVAILABLE,
             driver_id__in=eligible.values("driver_id"),
         ).update(status=DriverStatus.ON_TRIP, updated_at=timezone.now())
+    )
+
+
+def carry(driver_id: int) -> None:
+    """
+    A run's driver has reached a rider: while carrying, not available for
+    rides on demand (available to on_trip; offline stays offline).
+    """
+    DriverState.objects.filter(driver_id=driver_id, status=DriverStatus.AVAILABLE).update(
+        status=DriverStatus.ON_TRIP, updated_at=timezone.now()
     )
 
 

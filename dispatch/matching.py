@@ -35,6 +35,7 @@ from dispatch.models import (
     DRIVER_HELD_STATUSES,
     DriverState,
     DriverStatus,
+    OfferStatus,
     Ride,
     RideEvent,
     RideOffer,
@@ -362,11 +363,16 @@ def match_waiting_near(*, driver_id: int) -> int | None:
     if not eligible.eligible(needs_wheelchair=False).exists():
         return 0
     span = settings.MATCH_RADIUS_KM / 111.0 + 0.01
-    waiting = Ride.objects.filter(
-        status=S.SEARCHING,
-        no_driver_found_at__isnull=False,
-        pickup_latitude__range=(point.lat - span, point.lat + span),
-    ).order_by("created_at")
+    waiting = (
+        Ride.objects.filter(
+            status=S.SEARCHING,
+            no_driver_found_at__isnull=False,
+            pickup_latitude__range=(point.lat - span, point.lat + span),
+        )
+        # One put to a driver already waits for their answer.
+        .exclude(offers__status=OfferStatus.OFFERED)
+        .order_by("created_at")
+    )
     if not eligible.eligible(needs_wheelchair=True).exists():
         waiting = waiting.filter(needs_wheelchair=False)
     matched = 0
@@ -395,6 +401,12 @@ def ride_driver_cancel(*, ride: Ride, driver: User, reason: str = "") -> MatchRe
     rides.drivers_own(ride, driver)
     if ride.status == S.IN_PROGRESS:
         raise IllegalTransition(ride, S.SEARCHING, "A trip in progress cannot be given back.")
+    if ride.run_id is not None:
+        # Matched again, it would claim an on-demand driver whom the end of
+        # a run's ride never frees.
+        raise IllegalTransition(
+            ride, S.SEARCHING, "A ride of your run is not given back here: call dispatch."
+        )
     with transaction.atomic():
         rides.transition(
             ride,

@@ -314,9 +314,9 @@ def _driver_step(ride: Ride, driver: User, to_status: str, kind: str, **fields) 
     """One step of the trip, reported by the ride's own driver."""
     drivers_own(ride, driver)
     with transaction.atomic():
+        freed = _freed_driver(ride) if to_status not in DRIVER_HELD_STATUSES else None
         transition(ride, to_status, kind=kind, actor=driver, role="driver", **fields)
-        if to_status not in DRIVER_HELD_STATUSES and ride.run_id is None:
-            drivers.release(driver.pk)
+        drivers.release(freed)
         broadcast.ride_changed(ride, kind)
     return ride
 
@@ -418,6 +418,7 @@ def ride_run_reached(*, ride: Ride, actor: User | None = None, role: str = "syst
             driver=ride.run.driver,
             assigned_at=timezone.now(),
         )
+        drivers.carry(ride.run.driver_id)
         broadcast.ride_changed(ride, "assigned")
     return ride
 
@@ -434,11 +435,19 @@ def withdraw_offers(ride: Ride, except_driver_id: int | None = None) -> list[int
     return [d for d in offered if d != except_driver_id]
 
 
-def _on_demand_driver(ride: Ride) -> int | None:
-    """The driver a ride's ending frees: an on-demand ride's (a run's driver stays on shift)."""
-    if ride.status in DRIVER_HELD_STATUSES and ride.run_id is None:
-        return ride.driver_id
-    return None
+def _freed_driver(ride: Ride) -> int | None:
+    """
+    The driver a ride's ending frees (read before it ends): an on-demand
+    ride's; a run's, once they carry no other rider of it (drivers.carry).
+    """
+    if ride.status not in DRIVER_HELD_STATUSES:
+        return None
+    if (
+        ride.run_id is not None
+        and Ride.objects.held_by(ride.driver_id).exclude(pk=ride.pk).exists()
+    ):
+        return None
+    return ride.driver_id
 
 
 def ride_cancel(
@@ -453,7 +462,7 @@ def ride_cancel(
     if cancelled_by not in CancelledBy.values:
         raise DispatchError("Unknown canceller.", fields={"cancelled_by": "unknown"})
     with transaction.atomic():
-        driver_id = _on_demand_driver(ride)
+        driver_id = _freed_driver(ride)
         transition(
             ride,
             S.CANCELLED,
@@ -477,7 +486,7 @@ def ride_mark_unfulfilled(
 ) -> Ride:
     """A dispatcher gives up on a ride nobody can take; the passenger is told why."""
     with transaction.atomic():
-        driver_id = _on_demand_driver(ride)
+        driver_id = _freed_driver(ride)
         transition(
             ride,
             S.UNFULFILLED,
@@ -491,7 +500,8 @@ def ride_mark_unfulfilled(
             ended_at=timezone.now(),
         )
         drivers.release(driver_id)
-        broadcast.ride_changed(ride, "unfulfilled")
+        withdrawn = withdraw_offers(ride)
+        broadcast.ride_changed(ride, "unfulfilled", withdrawn_driver_ids=withdrawn)
     return ride
 
 

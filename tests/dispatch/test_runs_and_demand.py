@@ -1,0 +1,128 @@
+"""
+Runs and rides on demand side by side, and offers that must close: a run's
+ride is not given back into on-demand matching, a run's driver carrying a
+rider is not matched on demand, and an offer is not talked over or left
+open by the ride's ending.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatch import matching, rides
+from dispatch.errors import IllegalTransition
+from dispatch.models import DriverState, Ride, RideStatus
+from tests.conftest import JHB
+from tests.dispatch.test_plan_services import book, plan_tomorrow, shift_for
+
+
+@pytest.mark.django_db
+def test_a_run_ride_given_back_does_not_claim_an_on_demand_driver_for_good(
+    passenger, make_driver, settings
+):
+    """
+    A run's driver gives back (cancel_ride) a ride their run has reached.
+    It must not be matched on demand while still on the run: the on-demand
+    driver it claims is never freed, since a run ride's end frees nobody.
+    """
+    settings.PLAN_EXPLORATION = 0
+    john = make_driver(first_name="John")
+    shift_for(john)
+    booked = book(passenger, 8, 0)
+    plan_tomorrow()
+    ride = Ride.objects.select_related("run__driver").get(pk=booked.pk)
+    assert ride.run is not None and ride.run.driver == john
+    rides.ride_run_reached(ride=ride)
+    ride.refresh_from_db()
+    helper = make_driver(ride.pickup_latitude + 0.001, ride.pickup_longitude, first_name="Help")
+
+    with pytest.raises(IllegalTransition):
+        matching.ride_driver_cancel(ride=ride, driver=john, reason="flat_tyre")
+    ride.refresh_from_db()
+    assert (ride.status, ride.driver_id) == (RideStatus.ASSIGNED, john.pk)
+    assert DriverState.objects.get(driver=helper).status == "available"
+
+
+@pytest.mark.django_db
+def test_offer_mode_a_second_driver_online_does_not_tell_no_drivers_over_an_open_offer(
+    passenger, make_driver, settings
+):
+    """
+    Offer mode: a ride found nobody (no_drivers); driver A comes online near
+    it and is offered it. Driver B then comes online near it: the ride is
+    still 'waiting' (no_driver_found_at is never cleared by an offer), so it
+    is matched again; every offer fails on the open one and the passenger is
+    told no_drivers while A's offer is still open.
+    """
+    from dispatch.models import RideEvent, RideOffer
+    from tests.dispatch.test_matching import book as request_ride
+
+    settings.DISPATCH_MODE = "offer"
+    ride = request_ride(passenger)
+    matching.ride_match(ride=ride, fresh=True)
+    ride.refresh_from_db()
+    assert ride.no_driver_found_at is not None
+    a = make_driver(JHB[0] + 0.001, JHB[1])
+    matching.match_waiting_near(driver_id=a.pk)
+    assert RideOffer.objects.get(ride=ride, status="offered").driver_id == a.pk
+    b = make_driver(JHB[0] + 0.002, JHB[1])
+    matching.match_waiting_near(driver_id=b.pk)
+    assert RideOffer.objects.get(ride=ride, status="offered").driver_id == a.pk
+    kinds = list(
+        RideEvent.objects.filter(ride=ride).order_by("version").values_list("kind", flat=True)
+    )
+    assert kinds[-1] == "offered", kinds
+
+
+@pytest.mark.django_db
+def test_a_run_driver_with_a_rider_held_is_not_matched_on_demand(
+    path, passenger, make_user, make_driver, settings
+):
+    """
+    Online before the run reaches a rider, or going online while carrying
+    one: either way the run's driver is not given a ride on demand, and is
+    available again once the run's rider is dropped off.
+    """
+    from dispatch import booking, drivers
+    from dispatch.errors import DispatchError
+    from tests.conftest import booking_keywords
+
+    settings.PLAN_EXPLORATION = 0
+    john = make_driver(first_name="John")
+    shift_for(john)
+    booked = book(passenger, 8, 0)
+    plan_tomorrow()
+    drivers.driver_place(driver=john, latitude=JHB[0] + 0.001, longitude=JHB[1])
+    drivers.driver_set_status(driver=john, status="available")
+    ride = Ride.objects.select_related("run__driver").get(pk=booked.pk)
+    rides.ride_run_reached(ride=ride)
+    assert DriverState.objects.get(driver=john).status == "on_trip"
+    with pytest.raises(DispatchError):
+        drivers.driver_set_status(driver=john, status="available")
+    result = booking.ride_book(**booking_keywords(make_user("passenger"), "od-1"))
+    assert result.driver_id != john.pk
+    for step in (rides.ride_driver_arrived, rides.ride_start, rides.ride_complete):
+        step(ride=Ride.objects.with_people().get(pk=ride.pk), driver=john)
+    assert DriverState.objects.get(driver=john).status == "available"
+
+
+@pytest.mark.django_db
+def test_offer_mode_marking_unfulfilled_withdraws_the_open_offer(
+    passenger, make_driver, settings, dispatcher
+):
+    """
+    Offer mode: a dispatcher gives up on a ride (unfulfilled) while it is
+    offered to a driver. Unlike cancel, the offer stays open: the driver's
+    app still shows the request and they cannot be offered another ride
+    until it times out.
+    """
+    from dispatch.models import RideOffer
+    from tests.dispatch.test_matching import book as request_ride
+
+    settings.DISPATCH_MODE = "offer"
+    a = make_driver(JHB[0] + 0.001, JHB[1])
+    ride = request_ride(passenger)
+    assert matching.ride_match(ride=ride, fresh=True).offered
+    ride.refresh_from_db()
+    rides.ride_mark_unfulfilled(ride=ride, actor=dispatcher, reason="no one")
+    assert not RideOffer.objects.filter(driver=a, status="offered").exists()
