@@ -128,6 +128,16 @@ def shown_to(viewer: Viewer, message: dict[str, Any], status: str) -> dict[str, 
     return shown
 
 
+def vehicle_told(driver: User | None) -> str:
+    """
+    The driver's vehicle as texts and the family's tracking page name it:
+    its plate. Not its kind: a wheelchair user is only ever driven in a
+    wheelchair-accessible one, so the kind would tell the need.
+    """
+    profile = getattr(driver, "driver_profile", None) if driver else None
+    return profile.vehicle_registration if profile is not None else ""
+
+
 def _named_passenger(
     user: User, passenger_id: int | None, passenger_phone: str | None
 ) -> tuple[bool, User | None]:

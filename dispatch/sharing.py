@@ -24,7 +24,7 @@ from dispatch import access, broadcast
 from dispatch.errors import DispatchError, NotAllowed
 from dispatch.models import FINAL_STATUSES, Ride, RideStatus, ShareLink
 from people import access as people_access
-from people.models import User, VehicleType
+from people.models import User
 
 SHARE_LINK_AFTER_END = timedelta(minutes=30)
 LIVE, ENDED, REVOKED = "live", "ended", "revoked"
@@ -115,14 +115,6 @@ def share_link_by_token(token: str) -> ShareLink | None:
     )
 
 
-def _vehicle(driver: User | None) -> str:
-    profile = getattr(driver, "driver_profile", None) if driver else None
-    if profile is None or not profile.vehicle_type:
-        return ""
-    kind = VehicleType(profile.vehicle_type).label
-    return f"{kind} {profile.vehicle_registration}".strip()
-
-
 def shared_view(link: ShareLink) -> dict[str, Any]:
     """What the tracking page shows of the link's ride, now."""
     ride = link.ride
@@ -140,7 +132,7 @@ def shared_view(link: ShareLink) -> dict[str, Any]:
         "status": ride.status,
         "status_label": STATUS_WORDS[ride.status],
         "driver_first_name": ride.driver.first_name if ride.driver_id else None,
-        "vehicle": _vehicle(ride.driver) if ride.driver_id else None,
+        "vehicle": access.vehicle_told(ride.driver) if ride.driver_id else None,
         "pickup_label": ride.pickup_address or "Pickup",
         "dropoff_label": ride.dropoff_address or "Drop-off",
         # The driver only: the pickup's and drop-off's own coordinates are

@@ -19,15 +19,18 @@ from dispatch.models import DriverState, RideOffer
 from people import labels as people_labels
 from people.access import may_see_live_positions
 from people.models import DriverProfile
-from project.common.admin import ReadOnly, pill
+from project.common.admin import HiddenFromFilters, ReadOnly, pill
 
 POSITION_FIELDS = ("position", "latitude", "longitude", "heading", "speed")
 # A driver with no state row has never gone online.
 NEVER_ONLINE = ("never", ("Never online", "muted"))
 
 
-class PositionsForDispatchers:
-    """A ModelAdmin mixin: position columns and fields only for those who may see them."""
+class PositionsForDispatchers(HiddenFromFilters):
+    """A ModelAdmin mixin: position columns, fields and filters only for those who may see them."""
+
+    def hidden_fields(self, request) -> tuple[str, ...]:
+        return () if may_see_live_positions(request.user) else POSITION_FIELDS
 
     def get_list_display(self, request):
         shown = super().get_list_display(request)

@@ -3,9 +3,7 @@ What a notice says: one short text per topic, from the gettext catalogues
 (dispatch/locale: en, af, zu), in the recipient's language. Each fits one
 SMS part (160 GSM-7 characters) with ordinary names, and names nobody's
 health, needs or address: the passenger's and the driver's first names,
-the vehicle's plate, minutes. Not the vehicle's kind: a wheelchair
-user is only ever driven in a wheelchair-accessible one, so the kind
-would tell the need.
+the vehicle as access.vehicle_told names it (its plate), minutes.
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ from django.utils import translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_noop as _
 
+from dispatch import access
 from dispatch.models import Ride
 from people.notices import Topic
 
@@ -39,11 +38,10 @@ TEXTS: dict[str, str] = {
 def notice_text(topic: str, ride: Ride, params: dict, language: str) -> str:
     """The text of `topic` about `ride` (with its people loaded), in `language`."""
     driver = ride.driver if ride.driver_id else None
-    profile = getattr(driver, "driver_profile", None) if driver else None
     values = {
         "name": ride.passenger.first_name or "",
         "driver": driver.first_name if driver else "",
-        "vehicle": profile.vehicle_registration if profile is not None else "",
+        "vehicle": access.vehicle_told(driver),
         "minutes": "",
         **params,
     }

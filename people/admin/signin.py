@@ -15,7 +15,7 @@ from unfold.decorators import action, display
 from people.models import ApiSession, PhoneOTPDevice
 from people.phones import display_phone
 from people.sessions import session_revoke
-from project.common.admin import ReadOnlyPages, pill
+from project.common.admin import HiddenFromFilters, ReadOnlyPages, pill
 
 # django-otp's own admin for staff authenticators shows each one's secret key
 # and QR code to whoever may view them. Staff enrol their own at sign-in;
@@ -36,8 +36,9 @@ SESSION_STATES = {
 
 
 @admin.register(PhoneOTPDevice)
-class PhoneOTPDeviceAdmin(ReadOnlyPages, ModelAdmin):
-    # Never the code itself: `token` is left out everywhere.
+class PhoneOTPDeviceAdmin(HiddenFromFilters, ReadOnlyPages, ModelAdmin):
+    # Never the code itself: `token` is left out everywhere, filters included.
+    hidden_from_filters = ("token",)
     list_display = ("phone", "user", "code_state", "failed_attempts", "valid_until")
     list_filter = (("user", admin.EmptyFieldListFilter),)
     search_fields = ("phone_number", "user__first_name", "user__last_name")

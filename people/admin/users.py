@@ -14,7 +14,7 @@ from unfold.admin import ModelAdmin, StackedInline, TabularInline
 from unfold.decorators import action, display
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
-from people import labels
+from people import labels, profiles
 from people.models import (
     ApiSession,
     CaregiverLink,
@@ -217,6 +217,22 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
         if not request.user.is_superuser:
             fields += ["is_staff", "is_superuser", "groups"]
         return fields
+
+    def save_formset(self, request, form, formset, change):
+        """A passenger's needs change through people.profiles: audited, a driver on the way told."""
+        if formset.model is not PassengerProfile:
+            return super().save_formset(request, form, formset, change)
+        # What the admin's history message reads.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for inline in formset.forms:
+            changed = [name for name in inline.changed_data if name in profiles.NEEDS_FIELDS]
+            if changed:
+                formset.changed_objects.append((inline.instance, changed))
+                profiles.profile_update(
+                    user=form.instance,
+                    actor=request.user,
+                    **{name: inline.cleaned_data[name] for name in changed},
+                )
 
     def get_inlines(self, request, obj):
         if obj is None:

@@ -51,6 +51,25 @@ class ReadOnly(NoAddOrDelete):
         return False
 
 
+class HiddenFromFilters:
+    """
+    A list's address takes a filter on any of the model's own fields
+    (`?token__startswith=8`), shown or not. Fields its pages hide from this
+    user (`hidden_fields`) are refused there too, or the list's answers
+    would tell them a digit or a degree at a time.
+    """
+
+    hidden_from_filters: tuple[str, ...] = ()
+
+    def hidden_fields(self, request) -> tuple[str, ...]:
+        return self.hidden_from_filters
+
+    def lookup_allowed(self, lookup, value, request):
+        if lookup.split("__", 1)[0] in self.hidden_fields(request):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+
 # --- pills ----------------------------------------------------------------------
 
 # The console's tones (dispatch.labels, and the people admin's few) as

@@ -12,6 +12,8 @@ from django.utils import timezone
 
 from dispatch import matching, rides
 from dispatch.scheduling import Place, ride_book_ahead
+from people import signals
+from people.models import AuditEvent
 from tests.conftest import staff_login
 
 pytestmark = pytest.mark.django_db
@@ -271,3 +273,140 @@ def test_the_sidebar_and_dashboard_link_only_to_pages_one_may_open(agent, consol
     assert 'data-tile="Drivers online"' in as_support  # counted, not linked
     as_dispatcher = text(console.get(reverse("admin:index")))
     assert states in as_dispatcher and sessions not in as_dispatcher
+
+
+def _user_form(passenger, **profile):
+    data = {
+        "phone_number": passenger.phone_number,
+        "first_name": passenger.first_name,
+        "last_name": passenger.last_name,
+        "user_type": "passenger",
+        "is_active": "on",
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "10:00:00",
+        "passenger_profile-TOTAL_FORMS": "1",
+        "passenger_profile-INITIAL_FORMS": "1",
+        "passenger_profile-MIN_NUM_FORMS": "0",
+        "passenger_profile-MAX_NUM_FORMS": "1",
+        "passenger_profile-0-id": str(passenger.passenger_profile.pk),
+        "passenger_profile-0-user": str(passenger.pk),
+        "passenger_profile-0-notes": "",
+        **{f"passenger_profile-0-{k}": v for k, v in profile.items()},
+    }
+    for prefix in ("caregiver_links", "api_sessions"):
+        data[f"{prefix}-TOTAL_FORMS"] = "0"
+        data[f"{prefix}-INITIAL_FORMS"] = "0"
+    return data
+
+
+def test_support_changing_needs_in_users_admin_is_audited_and_tells_the_driver(support, passenger):
+    """
+    Support ticking "needs wheelchair" on the passenger's admin page must go
+    through people.profiles.profile_update: a profile.updated audit row, and
+    needs_changed so a driver on the way is told.
+    """
+    client = staff_login(Client(), support)
+    heard = []
+
+    def listener(sender, passenger_id, **kw):
+        heard.append(passenger_id)
+
+    signals.needs_changed.connect(listener, dispatch_uid="review-listener")
+    try:
+        response = client.post(
+            reverse("admin:people_user_change", args=[passenger.pk]),
+            _user_form(passenger, needs_wheelchair="on"),
+        )
+    finally:
+        signals.needs_changed.disconnect(dispatch_uid="review-listener")
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    passenger.passenger_profile.refresh_from_db()
+    changed = passenger.passenger_profile.needs_wheelchair
+    assert changed
+    audit = AuditEvent.objects.get(action="profile.updated", subject_id=str(passenger.pk))
+    assert audit.actor == support and heard == [passenger.pk]
+
+
+@pytest.mark.logs_errors  # Django logs each refused filter as a security error
+def test_support_cannot_locate_drivers_by_filtering_driver_states(support, make_driver):
+    """
+    people.access.may_see_live_positions: positions are for dispatchers. The
+    columns are hidden from Support, but Django admin allows any local-field
+    lookup in the query string, so ?latitude__gte=&latitude__lt= on the
+    driver-states list bisects where each driver stands.
+    """
+    # As migration 0003 grants in production ("Support reads driver states");
+    # the console conftest's staff_groups only sets 0002's permissions.
+    from django.contrib.auth.models import Permission
+
+    support.groups.get(name="Support").permissions.add(
+        Permission.objects.get(content_type__app_label="dispatch", codename="view_driverstate")
+    )
+    client = staff_login(Client(), support)
+    north = make_driver(-26.10, 28.04, first_name="Northy", last_name="North")
+    south = make_driver(-26.30, 28.04, first_name="Southy", last_name="South")
+    from dispatch.models import DriverState
+
+    DriverState.objects.filter(driver=north).update(latitude=-26.10, longitude=28.04)
+    DriverState.objects.filter(driver=south).update(latitude=-26.30, longitude=28.04)
+    url = "/admin/dispatch/driverstate/"
+    whole = client.get(url)
+    assert whole.status_code == 200 and "-26.1" not in whole.content.decode()
+    narrowed = client.get(url, {"latitude__gte": "-26.2"})
+    html = narrowed.content.decode()
+    # The filter must be refused (Django answers an unknown filter with ?e=1),
+    # not applied: applied, it says Northy is north of -26.2 and Southy is not.
+    applied = narrowed.status_code == 200 and "North" in html and "South" not in html
+    assert not applied, "support located a driver by filtering on latitude"
+
+
+def test_caller_lookup_does_not_send_a_nul_to_the_database(support):
+    """
+    /admin/dispatch/ride/callers/?q= is read raw (request.GET, no form), so a
+    NUL reaches people_matching's query; PostgreSQL refuses NUL in any text
+    (project.common.inbound), which is a 500 there. SQLite stores it, so
+    this test looks at the parameters the queries were sent with instead.
+    """
+    from django.db import connection
+
+    sent = []
+
+    def spy(execute, sql, params, many, context):
+        sent.extend(p for p in (params or ()) if isinstance(p, str) and "\x00" in p)
+        return execute(sql, params, many, context)
+
+    client = staff_login(Client(), support)
+    with connection.execute_wrapper(spy):
+        response = client.get("/admin/dispatch/ride/callers/", {"q": "Sar\x00ah"})
+    assert response.status_code in (200, 400)
+    assert not sent, f"sent to the database: {sent!r}"
+
+
+@pytest.mark.logs_errors  # Django logs each refused filter as a security error
+def test_support_cannot_read_a_waiting_sms_code_through_list_filters(support, passenger):
+    """
+    people/admin/signin.py: "Never the code itself: `token` is left out
+    everywhere." But Django admin allows any local-field lookup in the query
+    string, so ?token__startswith= on the SMS-code devices list reads the
+    waiting code digit by digit; with it, a support agent signs in to the
+    passenger's app account (no audit row says so).
+    """
+    from people import signin
+
+    signin.otp_send(phone_number=passenger.phone_number)  # anyone may ask (public API)
+    client = staff_login(Client(), support)
+    url = "/admin/people/phoneotpdevice/"
+    shown = passenger.display_phone
+    code = ""
+    for _ in range(6):
+        for digit in "0123456789":
+            page = client.get(url, {"token__startswith": code + digit})
+            if page.status_code == 200 and shown in page.content.decode():
+                code += digit
+                break
+        else:
+            break
+    result = None
+    if len(code) == 6:
+        result = signin.otp_verify(phone_number=passenger.phone_number, code=code)
+    assert result is None, f"support read the code {code} and signed in as {result.user}"

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from dispatch import drivers
 from dispatch.models import Ride, ShareLink
-from people.models import PassengerProfile
+from people.models import DriverProfile, PassengerProfile, VehicleType
 from tests.conftest import token_for
 from tests.dispatch.test_rides_api import JHB, book, complete
 
@@ -108,6 +108,10 @@ def test_the_page_shows_status_driver_and_labels_but_no_phone_address_or_needs(t
         needs_wheelchair=True, notes="Uses oxygen at night"
     )
     Ride.objects.filter(pk=trip.pk).update(notes="Ring twice, gate code 4471")
+    # A wheelchair user's car is wheelchair accessible: its kind would tell the need.
+    DriverProfile.objects.filter(user=trip.driver).update(
+        vehicle_type=VehicleType.WHEELCHAIR_ACCESSIBLE
+    )
     token = token_of(share(passenger, "trip-1"))
     page = Client().get(f"/t/{token}/")
     status = Client().get(f"/t/{token}/status/").json()
