@@ -159,7 +159,10 @@ def two_factor(request: HtmxHttpRequest) -> HttpResponse:
     device = staff_signin.totp_device_of(user)
     enrolling = device is None
     if enrolling:
-        device = staff_signin.totp_device_enrolling(user=user)
+        device = staff_signin.totp_device_enrolling(
+            user=user, device_id=request.session.get(ENROLLING_KEY)
+        )
+        request.session[ENROLLING_KEY] = device.pk
     form = SecondFactorForm(request.POST or None)
     if form.is_valid():
         try:
@@ -196,6 +199,10 @@ def _next_url(request: HttpRequest) -> str:
     ):
         return next_url
     return _landing(request.user)
+
+
+# The session's authenticator being enrolled (its own secret).
+ENROLLING_KEY = "care_connect_totp_enrolling"
 
 
 def _enrolment(device) -> dict[str, str]:

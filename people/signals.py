@@ -10,8 +10,9 @@ from __future__ import annotations
 from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import Signal
+from django.utils import timezone
 
-from people.models import User
+from people.models import ApiSession, User
 
 # Caregiver links of these users changed (invited, answered, edited,
 # revoked): `user_ids`, the passenger's and the caregiver's.
@@ -36,8 +37,15 @@ def _remember_active(sender, instance, **kwargs) -> None:
 
 
 def _switched_off(sender, instance, created, **kwargs) -> None:
-    """An account switched off ends every access it had, at once."""
+    """
+    An account switched off ends every access it had, at once and for good:
+    its app sessions are revoked, so switching it on again revives none of
+    their tokens (a stolen phone's included).
+    """
     if getattr(instance, "_was_active", None) and not instance.is_active:
+        ApiSession.objects.filter(user_id=instance.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
         access_ended.send(sender=sender, user_id=instance.pk)
 
 

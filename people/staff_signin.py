@@ -26,6 +26,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from people import access, signals
 from people.audit import audit_event_record
 from people.models import User
+from project.common.clients import limit_key
 from project.common.errors import ServiceError
 
 # --- wrong passwords -------------------------------------------------------------
@@ -58,9 +59,14 @@ class LoginLock:
         )
 
 
+def _client(address: str | None) -> str | None:
+    """The address as the caps count it: an IPv6 client by its /64, as for sign-in codes."""
+    return limit_key(address) if address else None
+
+
 def staff_login_lock(*, phone: str, address: str | None) -> LoginLock | None:
     """The lock that refuses this sign-in before the password is checked, if any."""
-    for kind, ident in ((ACCOUNT, phone), (ADDRESS, address)):
+    for kind, ident in ((ACCOUNT, phone), (ADDRESS, _client(address))):
         if ident:
             until = cache.get(_key(kind, ident, "locked"))
             if until is not None and until > timezone.now().timestamp():
@@ -77,7 +83,7 @@ def staff_login_failed(*, phone: str, address: str | None) -> LoginLock | None:
     lock = None
     caps = (
         (ACCOUNT, phone, settings.STAFF_LOGIN_MAX_FAILURES),
-        (ADDRESS, address, settings.STAFF_LOGIN_MAX_FAILURES_PER_IP),
+        (ADDRESS, _client(address), settings.STAFF_LOGIN_MAX_FAILURES_PER_IP),
     )
     for kind, ident, cap in caps:
         if ident and cap > 0 and _count(kind, ident) >= cap:
@@ -145,13 +151,18 @@ def totp_device_of(user: User) -> TOTPDevice | None:
     return TOTPDevice.objects.filter(user=user, confirmed=True).first()
 
 
-def totp_device_enrolling(*, user: User) -> TOTPDevice:
+def totp_device_enrolling(*, user: User, device_id: int | None = None) -> TOTPDevice:
     """
-    The authenticator being enrolled: unconfirmed until its first code is
-    right. The same one comes back until then, so reloading the page shows
-    the same QR code.
+    The authenticator being enrolled in one sign-in (`device_id`, which the
+    caller keeps in its session): unconfirmed until its first code is right.
+    The same one comes back to that sign-in, so reloading the page shows the
+    same QR code; another sign-in gets a secret of its own, so one who saw a
+    QR code with the password alone cannot use what the staff member later
+    enrols.
     """
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+    device = None
+    if device_id is not None:
+        device = TOTPDevice.objects.filter(pk=device_id, user=user, confirmed=False).first()
     if device is None:
         device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=False)
     return device
@@ -184,6 +195,8 @@ def totp_check(*, device: TOTPDevice, code: str) -> TOTPDevice:
         elif not device.confirmed:
             device.confirmed = True
             device.save(update_fields=["confirmed"])
+            # Secrets other sign-ins were shown enrol nothing now.
+            TOTPDevice.objects.filter(user=device.user, confirmed=False).delete()
             audit_event_record(actor=device.user, action="staff_2fa.enrolled", subject=device.user)
     if error is not None:
         raise error

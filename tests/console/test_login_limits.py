@@ -73,6 +73,15 @@ def test_an_address_locks_after_wrong_passwords_for_many_accounts(dispatcher, st
     assert attempt(dispatcher.phone_number, PASSWORD, "10.0.0.67").status_code == 302
 
 
+def test_one_ipv6_subscriber_is_one_address_for_the_cap(dispatcher, staff_groups):
+    """An IPv6 client counts by its /64, as for sign-in codes: new addresses do not reset it."""
+    for n in range(5):
+        attempt(f"2780000{n:04d}", "wrong", f"2001:db8:1:2::{n + 1:x}")
+    page = attempt(dispatcher.phone_number, PASSWORD, "2001:db8:1:2::99")
+    assert page.status_code == 200 and "for your network address" in page.content.decode()
+    assert attempt(dispatcher.phone_number, PASSWORD, "2001:db8:1:3::1").status_code == 302
+
+
 def test_a_lock_ends_after_its_time(dispatcher, staff_groups, settings):
     """A sign-in lock ends after STAFF_LOGIN_LOCKOUT_S."""
     settings.STAFF_LOGIN_LOCKOUT_S = 1

@@ -91,6 +91,32 @@ def test_the_secret_is_shown_for_typing_in_and_makes_the_same_codes(dispatcher, 
     assert base64.b32decode(secret) == device.bin_key
 
 
+def test_each_sign_in_enrols_a_secret_of_its_own(dispatcher, staff_groups):
+    """
+    One who has the password alone and looked at a QR code cannot use what
+    the staff member later enrols: each sign-in is shown its own secret, and
+    enrolling one voids the others.
+    """
+    import base64
+
+    def shown(client) -> bytes:
+        html = client.get(TWO_FACTOR).content.decode()
+        return base64.b32decode(html.split('data-totp-secret="')[1].split('"')[0].replace(" ", ""))
+
+    intruder, staff = password_only(dispatcher), password_only(dispatcher)
+    seen, key = shown(intruder), shown(staff)
+    assert seen != key
+    assert shown(staff) == key  # a reload shows the same one
+    totp = TOTP(key)
+    assert staff.post(TWO_FACTOR, {"code": f"{totp.token():06d}", "next": BOARD}).status_code == 302
+    assert list(TOTPDevice.objects.filter(user=dispatcher).values_list("confirmed", flat=True)) == [
+        True
+    ]
+    stolen = TOTP(seen)
+    intruder.post(TWO_FACTOR, {"code": f"{stolen.token():06d}", "next": BOARD})
+    assert intruder.get(BOARD).status_code != 200
+
+
 def test_an_enrolled_authenticator_is_asked_for_its_code_and_shown_no_qr_code(
     dispatcher, staff_groups
 ):

@@ -82,10 +82,15 @@ def test_an_expired_sessions_access_token_is_refused(clock, user, pair):
 
 
 def test_a_switched_off_users_access_token_is_refused(user, pair):
-    """Deactivating the user ends their access tokens."""
+    """Deactivating the user ends their sessions for good: switched on again, none returns."""
     user.is_active = False
     user.save()
     assert user_for_access_token(pair.access) is None
+    user.is_active = True
+    user.save()
+    assert user_for_access_token(pair.access) is None
+    with pytest.raises(sessions.InvalidRefreshToken):
+        sessions.session_refresh(refresh=pair.refresh)
 
 
 @pytest.mark.django_db(transaction=True)
