@@ -227,6 +227,38 @@ def ride_book_ahead(
     return booked[0]
 
 
+def return_leg_book(
+    *, outbound: Ride, return_at: datetime | None, will_call: bool, role: str
+) -> Ride:
+    """
+    A return leg for a ride booked ahead that has none now (its series has
+    gained a return): as ride_book_ahead's, its id the outbound's with
+    `-ret` (`-ret2`... after a withdrawn one).
+    """
+    earlier = Ride.objects.filter(outbound=outbound).count()
+    ride_id = f"{outbound.ride_id[:59]}-ret{earlier + 1}" if earlier else None
+    with transaction.atomic():
+        ride, event = rides.opened_ahead(
+            ride_id=ride_id or f"{outbound.ride_id[:60]}-ret",
+            passenger=outbound.passenger,
+            booked_by=outbound.booked_by,
+            role=role,
+            outbound=outbound,
+            leg=Leg.RETURN,
+            pickup_at=return_at,
+            will_call=will_call,
+            **place_fields("pickup", place_of(outbound, "dropoff")),
+            **place_fields("dropoff", place_of(outbound, "pickup")),
+            **needs_fields(outbound.passenger, needs_of(outbound)),
+            notes=outbound.notes,
+            series=outbound.series,
+            service_date=outbound.service_date,
+        )
+        rides.insert(ride, [event])
+        broadcast.ride_changed(ride, "scheduled")
+    return ride
+
+
 def ride_ready(*, ride: Ride, actor: User) -> Ride:
     """
     A will-call return's rider is ready: it joins a run passing nearby if
@@ -239,6 +271,13 @@ def ride_ready(*, ride: Ride, actor: User) -> Ride:
     if not ride.will_call or ride.status != RideStatus.SCHEDULED:
         raise IllegalTransition(
             ride, RideStatus.SEARCHING, f"Ride {ride.ride_id} is not waiting for 'ready'."
+        )
+    if ride.service_date != service_date_of(timezone.now()):
+        raise IllegalTransition(
+            ride,
+            RideStatus.SEARCHING,
+            f"Ride {ride.ride_id} is the return of {ride.service_date:%a %d %b}: "
+            "say ready on that day.",
         )
     role = {"staff": "dispatcher"}.get(viewer.role, viewer.role)
     if day.join_passing_run(ride=ride, actor=actor):

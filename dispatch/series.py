@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time as clock
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
@@ -32,6 +33,7 @@ from dispatch.errors import DispatchError, NotAllowed
 from dispatch.models import (
     SERIES_WITHDREW,
     CancelledBy,
+    Leg,
     Ride,
     RideSeries,
     RideStatus,
@@ -228,7 +230,7 @@ def series_update(*, series: RideSeries, actor: User, **changes) -> SeriesChange
             payload={"fields": sorted(changes)},
         )
         change = _follow(series, actor, reason="series_changed", today=today)
-        change.created = _materialise(series)
+        change.created += _materialise(series)
     return change
 
 
@@ -269,14 +271,18 @@ def series_resume(*, series: RideSeries, actor: User, pause: SeriesPause) -> Ser
 
 
 def series_end(*, series: RideSeries, actor: User, last_date: date | None = None) -> SeriesChange:
-    """The series ends after `last_date` (default: today); later rides not planned are cancelled."""
+    """
+    The series ends after `last_date` (default: today); later rides not
+    planned are cancelled. Ended before it starts, it ends with no day.
+    """
     _may_change(actor, series)
     today = timezone.localdate()
     last = last_date or today
     if series.end_date is None or last < series.end_date:
         series.end_date = max(last, series.start_date)
     with transaction.atomic():
-        series.status = SeriesStatus.ENDED if series.end_date <= today else series.status
+        if series.end_date <= today or last < series.start_date:
+            series.status = SeriesStatus.ENDED
         series.version += 1
         series.save()
         audit_event_record(
@@ -292,33 +298,64 @@ def _may_change(actor: User, series: RideSeries) -> None:
 
 
 def _follow(series: RideSeries, actor: User, *, reason: str, today: date) -> SeriesChange:
-    """Bring the series' future rides not yet on a run in line with it."""
+    """
+    Bring the series' future rides not yet on a run in line with it, a day
+    at a time. A day's return goes with its outbound: kept while the
+    outbound is planned (its rider must get home), cancelled when the
+    series loses its return, booked when it gains one.
+    """
     change = SeriesChange(series)
     role = access.booker_role(actor, series.passenger)
     cancelled_by = {"passenger": CancelledBy.PASSENGER, "caregiver": CancelledBy.CAREGIVER}.get(
         role, CancelledBy.DISPATCHER
     )
-    upcoming = list(_future_rides(series, after=today))
-    last = max((r.service_date for r in upcoming), default=today)
-    keep = set(series_dates(series, today, last))
+    days: dict[date, dict[str, Ride]] = defaultdict(dict)
+    for ride in _future_rides(series, after=today):
+        days[ride.service_date][ride.leg] = ride
+    last = max(days, default=today)
+    ended = series.status == SeriesStatus.ENDED
+    keep = set() if ended else set(series_dates(series, today, last))
+    returns = series.return_time is not None or series.return_will_call
     now = timezone.now()
-    for ride in upcoming:
-        if ride.run_id is not None:
-            change.kept_planned.append(ride.ride_id)
-            continue
-        if ride.service_date not in keep:
-            rides.ride_cancel(ride=ride, actor=actor, cancelled_by=cancelled_by, reason=reason)
-            change.cancelled.append(ride.ride_id)
-            continue
-        fields = _ride_fields(series, ride)
-        if any(getattr(ride, k) != v for k, v in fields.items()):
-            if (fields.get("pickup_at") or fields.get("appointment_at") or now) < now:
-                continue
-            rides.record(
-                ride, "series_changed", actor=actor, role=role, payload={"reason": reason}, **fields
-            )
-            change.changed.append(ride.ride_id)
+    for day, legs in sorted(days.items()):
+        outbound, back = legs.get(Leg.OUTBOUND), legs.get(Leg.RETURN)
+        planned = outbound is not None and outbound.run_id is not None
+        for ride in legs.values():
+            if ride.run_id is not None or (ride is back and planned):
+                change.kept_planned.append(ride.ride_id)
+            elif day not in keep or (ride is back and not returns):
+                rides.ride_cancel(ride=ride, actor=actor, cancelled_by=cancelled_by, reason=reason)
+                change.cancelled.append(ride.ride_id)
+            elif _moved(series, ride, actor=actor, role=role, reason=reason, now=now):
+                change.changed.append(ride.ride_id)
+        if day in keep and returns and outbound is not None and back is None and not planned:
+            fields = _ride_fields(series, Ride(service_date=day, leg=Leg.RETURN))
+            if (
+                not Ride.objects.filter(outbound=outbound)
+                .exclude(cancel_reason__in=[*SERIES_WITHDREW, "series_changed"])
+                .exists()
+            ):
+                made = scheduling.return_leg_book(
+                    outbound=outbound,
+                    return_at=fields["pickup_at"],
+                    will_call=fields["will_call"],
+                    role=role,
+                )
+                change.created.append(made.ride_id)
     return change
+
+
+def _moved(series: RideSeries, ride: Ride, *, actor, role, reason, now) -> bool:
+    """The ride brought in line with the series, unless its time has passed; whether it changed."""
+    fields = _ride_fields(series, ride)
+    if all(getattr(ride, k) == v for k, v in fields.items()):
+        return False
+    if (fields.get("pickup_at") or fields.get("appointment_at") or now) < now:
+        return False
+    rides.record(
+        ride, "series_changed", actor=actor, role=role, payload={"reason": reason}, **fields
+    )
+    return True
 
 
 def _ride_fields(series: RideSeries, ride: Ride) -> dict:

@@ -250,6 +250,26 @@ def test_will_call_ready_with_no_run_passing_is_matched_on_demand(passenger, emi
     assert rest(emily).post(f"/api/rides/{back}/ready/").status_code == 409
 
 
+def test_ready_on_a_return_of_a_later_day_sends_nobody_now(passenger, make_driver):
+    """The rider is not at the clinic until that day: invalid_state, and no driver is sent."""
+    make_driver(*JHB)
+    next_week = tomorrow_at(7, 30) + timedelta(days=6)
+    booked = (
+        rest(passenger)
+        .post(
+            "/api/rides/",
+            ahead(pickup_at=next_week.isoformat(), return_will_call=True),
+            content_type="application/json",
+        )
+        .json()
+    )
+    back = booked["returns"][0]["ride_id"]
+    response = rest(passenger).post(f"/api/rides/{back}/ready/")
+    assert response.status_code == 409 and response.json()["code"] == "invalid_state"
+    ride = Ride.objects.get(ride_id=back)
+    assert (ride.status, ride.driver_id) == (RideStatus.SCHEDULED, None)
+
+
 def test_only_the_rider_side_may_say_ready(passenger, make_user, make_link):
     booked = (
         rest(passenger)

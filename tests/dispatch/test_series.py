@@ -15,6 +15,7 @@ from django.utils import timezone
 from dispatch import series as S
 from dispatch.errors import NotAllowed
 from dispatch.models import DayPlan, DriverShift, Ride, RideSeries, RideStatus, Run, SeriesPause
+from dispatch.planning import services
 from dispatch.scheduling import Needs, Place
 
 pytestmark = pytest.mark.django_db
@@ -220,3 +221,75 @@ def test_the_materialise_command_makes_what_is_missing(passenger, capsys):
     call_command("materialise_series")
     assert "ride(s) made" in capsys.readouterr().out
     assert Ride.objects.filter(series=change.series).exists()
+
+
+def test_adding_a_return_to_a_series_books_return_legs_for_its_rides(passenger):
+    change = create(passenger, passenger, weekdays=[0, 1, 2, 3, 4, 5, 6], return_time=None)
+    outbound = Ride.objects.filter(series=change.series, leg="outbound", status="scheduled")
+    assert outbound.exists()
+    S.series_update(series=change.series, actor=passenger, return_time=time(12, 0))
+
+    # Every unplanned future outbound ride now has a return leg; dropping it
+    # again cancels them, and adding it again books them once more.
+    def returns():
+        return Ride.objects.filter(series=change.series, leg="return", status="scheduled")
+
+    assert returns().count() == outbound.count()
+    assert {r.outbound_id for r in returns()} == set(outbound.values_list("pk", flat=True))
+    S.series_update(series=change.series, actor=passenger, return_time=None)
+    assert not returns().exists()
+    again = S.series_update(series=change.series, actor=passenger, return_will_call=True)
+    assert returns().count() == outbound.count() and all(r.will_call for r in returns())
+    assert sorted(again.created) == sorted(r.ride_id for r in returns())
+
+
+def test_dropping_the_return_from_a_series_leaves_no_timeless_return_legs(passenger):
+    change = create(passenger, passenger, weekdays=[0, 1, 2, 3, 4, 5, 6])
+    S.series_update(series=change.series, actor=passenger, return_time=None)
+    orphans = Ride.objects.filter(
+        series=change.series,
+        leg="return",
+        status=RideStatus.SCHEDULED,
+        pickup_at__isnull=True,
+        appointment_at__isnull=True,
+        will_call=False,
+    )
+    assert not orphans.exists(), [(r.ride_id, r.service_date) for r in orphans]
+
+
+def test_planning_a_day_after_a_series_dropped_its_return_does_not_crash(passenger, settings):
+    settings.PLAN_EXPLORATION = 0
+    change = create(passenger, passenger, weekdays=[0, 1, 2, 3, 4, 5, 6])
+    S.series_update(series=change.series, actor=passenger, return_time=None)
+    day = timezone.localdate() + timedelta(days=2)
+    services.plan_day(service_date=day, timeout_s=5)
+
+
+def test_pausing_a_planned_day_keeps_its_will_call_return(passenger, make_driver):
+    change = create(
+        passenger,
+        passenger,
+        weekdays=[0, 1, 2, 3, 4, 5, 6],
+        return_time=None,
+        return_will_call=True,
+    )
+    out = Ride.objects.filter(series=change.series, leg="outbound").order_by("service_date")[1]
+    _put_on_a_run(out, make_driver)
+    paused = S.series_pause(
+        series=change.series,
+        actor=passenger,
+        start_date=out.service_date,
+        end_date=out.service_date,
+    )
+    assert out.ride_id in paused.kept_planned
+    back = out.returns.get()
+    # The outbound still runs (planned): its rider must still get home.
+    assert back.status == RideStatus.SCHEDULED, (back.status, back.cancel_reason)
+
+
+def test_ending_a_series_that_has_not_started_leaves_no_ride(passenger):
+    start = timezone.localdate() + timedelta(days=3)
+    change = create(passenger, passenger, weekdays=[0, 1, 2, 3, 4, 5, 6], start_date=start)
+    S.series_end(series=change.series, actor=passenger)
+    left = Ride.objects.filter(series=change.series, status=RideStatus.SCHEDULED)
+    assert not left.exists(), list(left.values_list("ride_id", "service_date"))
