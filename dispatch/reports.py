@@ -15,7 +15,7 @@ The measures of the rides booked ahead, per service day and per driver:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 
@@ -111,10 +111,29 @@ def is_late_cancel(ride: Ride) -> bool:
     """The rider called it off less than LATE_CANCEL_MIN before the pickup."""
     if ride.status != RideStatus.CANCELLED or ride.cancelled_by not in RIDER_CANCELS:
         return False
-    pickup = ride.confirmed_pickup_at or ride.pickup_at or ride.appointment_at
+    pickup = _pickup_of(ride)
     if pickup is None or ride.ended_at is None:
         return False
     return ride.ended_at > pickup - timedelta(minutes=settings.LATE_CANCEL_MIN)
+
+
+def _pickup_of(ride: Ride) -> datetime | None:
+    """
+    When the rider was to be picked up: the confirmed time, or the one asked
+    for; for an arrive-by with neither, the latest pickup that still makes
+    the appointment (not the appointment itself, an hour or so later).
+    """
+    if ride.confirmed_pickup_at or ride.pickup_at or ride.appointment_at is None:
+        return ride.confirmed_pickup_at or ride.pickup_at
+    points = [
+        (ride.pickup_latitude, ride.pickup_longitude),
+        (ride.dropoff_latitude, ride.dropoff_longitude),
+    ]
+    direct_s = int(travel_times().matrix(points)[0][1])
+    windows = Rules.from_settings().windows(
+        direct_s=direct_s, wheelchair=ride.needs_wheelchair, appointment_at=0
+    )
+    return ride.appointment_at + timedelta(seconds=windows.pickup[1])
 
 
 def report(start: date, end: date) -> Report:
@@ -164,7 +183,11 @@ def report(start: date, end: date) -> Report:
                     m.max_minutes.append(limit_s / 60)
                     m.over_max += ride_s > limit_s
     runs = Run.objects.filter(
-        plan__service_date__range=(start, end), departs_at__isnull=False, returns_at__isnull=False
+        plan__service_date__range=(start, end),
+        # Runs that went out: a plan never published ran no one.
+        plan__published_at__isnull=False,
+        departs_at__isnull=False,
+        returns_at__isnull=False,
     ).select_related("plan", "driver")
     for run in runs:
         hours = (run.returns_at - run.departs_at).total_seconds() / 3600

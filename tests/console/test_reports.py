@@ -135,3 +135,39 @@ def test_bad_dates_are_said_in_words(console):
     page = console.get("/console/reports/?to=0001-01-03").content.decode()
     assert "Dates are YYYY-MM-DD." in page
     assert console.get("/console/reports.csv?to=0001-01-03").status_code == 200
+
+
+@pytest.mark.django_db
+def test_runs_of_a_plan_never_published_are_no_vehicle_hours(passenger, make_driver, settings):
+    """A draft plan's runs took nobody anywhere: they count no hours."""
+    settings.PLAN_EXPLORATION = 0
+    shift_for(make_driver())
+    book(passenger, 8, 0)
+    plan = services.plan_day(service_date=tomorrow(), timeout_s=5)
+    assert plan.status == "draft" and plan.runs.filter(departs_at__isnull=False).exists()
+    assert reports.report(tomorrow(), tomorrow()).total.vehicle_hours == 0
+    services.plan_publish(plan=plan)
+    assert reports.report(tomorrow(), tomorrow()).total.vehicle_hours > 0
+
+
+@pytest.mark.django_db
+def test_an_arrive_by_ride_is_late_cancelled_against_its_latest_pickup(passenger, settings):
+    """Not against the appointment: the pickup is the drive and boarding before it."""
+    from dispatch.scheduling import Needs, Place, ride_book_ahead
+    from tests.conftest import JHB
+    from tests.dispatch.test_plan_services import at
+
+    settings.LATE_CANCEL_MIN = 60
+    ride = ride_book_ahead(
+        passenger=passenger,
+        booked_by=passenger,
+        pickup=Place(JHB[0] + 0.01, JHB[1], "Home"),
+        dropoff=Place(JHB[0] + 0.02, JHB[1] + 0.01, "Clinic"),
+        appointment_at=at(10, 0),
+        needs=Needs(),
+    )
+    cancelled = {"status": RideStatus.CANCELLED, "cancelled_by": CancelledBy.PASSENGER}
+    Ride.objects.filter(pk=ride.pk).update(**cancelled, ended_at=at(8, 55))
+    assert reports.is_late_cancel(Ride.objects.get(pk=ride.pk))
+    Ride.objects.filter(pk=ride.pk).update(ended_at=at(7, 30))
+    assert not reports.is_late_cancel(Ride.objects.get(pk=ride.pk))
