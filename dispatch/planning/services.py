@@ -19,7 +19,17 @@ from django.utils import timezone
 
 from dispatch import broadcast, rides
 from dispatch.errors import DispatchError, IllegalTransition
-from dispatch.models import DayPlan, PlanEvent, PlanStatus, Ride, RideStatus, Run, Stop, StopKind
+from dispatch.models import (
+    DRIVER_HELD_STATUSES,
+    DayPlan,
+    PlanEvent,
+    PlanStatus,
+    Ride,
+    RideStatus,
+    Run,
+    Stop,
+    StopKind,
+)
 from dispatch.planning import build as rows
 from dispatch.planning.insertion import insert
 from dispatch.planning.problem import MOVED_OFF, REASONS, Plan
@@ -233,6 +243,21 @@ def _scheduled_on(plan: DayPlan, ride: Ride) -> None:
         )
 
 
+def _not_under_way(run: Run) -> None:
+    """
+    A move rebuilds a run's stops from its shift's start: one that has
+    begun (a rider reached, carried or dropped off) is planned from now on
+    with "plan what remains" (dispatch.planning.day.replan_remaining).
+    """
+    begun = (*DRIVER_HELD_STATUSES, RideStatus.COMPLETED, RideStatus.NO_SHOW)
+    if run.rides.filter(status__in=begun).exists():
+        raise DispatchError(
+            f"{run.driver}'s run is under way: plan what remains instead of moving trips on it.",
+            code="invalid_state",
+            status=409,
+        )
+
+
 def trip_move(
     *,
     ride: Ride,
@@ -254,6 +279,8 @@ def trip_move(
         ride = Ride.objects.select_related("run").get(pk=ride.pk)
         source = ride.run
         touched = list({r.pk: r for r in (source, to_run) if r is not None}.values())
+        for run in touched:
+            _not_under_way(run)
         on_runs = Ride.objects.filter(run__in=touched).exclude(pk=ride.pk).select_related("run")
         day = rows.build(
             plan.service_date,

@@ -330,3 +330,26 @@ def test_a_ready_will_call_return_joins_a_run_passing_by(passenger, make_driver,
     assert back.confirmed_window_start is not None
     assert [e.kind for e in back.events.order_by("version")] == ["scheduled", "planned"]
     assert PlanEvent.objects.filter(plan=plan, kind="joined").exists()
+
+
+@pytest.mark.django_db
+def test_a_run_under_way_is_not_rebuilt_by_a_move(day, settings):
+    """
+    A move rebuilds a run from its shift's start: on a run that has begun it
+    would drop the stops already done. It is refused; what remains is
+    planned from now instead.
+    """
+    settings.PLAN_EXPLORATION = 1
+    plan = plan_tomorrow()
+    sarah_ride, bob_ride = (Ride.objects.get(pk=r.pk) for r in day["rides"][:2])
+    services.trip_move(ride=bob_ride, to_run=sarah_ride.run, actor=None)
+    services.plan_publish(plan=plan.__class__.objects.get(pk=plan.pk))
+    run = Ride.objects.get(pk=sarah_ride.pk).run
+    first = Stop.objects.filter(run=run).order_by("sequence").first().ride
+    rides.ride_run_reached(ride=Ride.objects.select_related("run__driver").get(pk=first.pk))
+    other = bob_ride if first.pk == sarah_ride.pk else sarah_ride
+    stops_before = list(run.stops.values_list("ride_id", "kind", "sequence"))
+    with pytest.raises(DispatchError) as refused:
+        services.trip_move(ride=Ride.objects.get(pk=other.pk), to_run=None, actor=None)
+    assert refused.value.code == "invalid_state" and "under way" in str(refused.value)
+    assert list(run.stops.values_list("ride_id", "kind", "sequence")) == stops_before
