@@ -9,7 +9,14 @@ from django.test import Client
 
 from tests.conftest import staff_login
 
-STAFF_GROUPS = importlib.import_module("people.migrations.0002_staff_groups").GROUPS
+# What the groups' migrations grant, together: 0002 the groups, 0003 reads.
+STAFF_GROUPS = {
+    name: [
+        *perms,
+        *importlib.import_module("people.migrations.0003_staff_group_reads").EXTRA.get(name, []),
+    ]
+    for name, perms in importlib.import_module("people.migrations.0002_staff_groups").GROUPS.items()
+}
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +28,7 @@ def _fast_passwords(settings):
 def staff_groups(db):
     """
     The Dispatchers and Support groups with exactly the permissions their
-    migration grants (a transactional test may have flushed them).
+    migrations grant (a transactional test may have flushed them).
     """
     from django.contrib.auth.models import Group, Permission
 
