@@ -86,6 +86,7 @@ def verify_otp(request: HttpRequest, body: VerifyOtpIn):
             phone_number=body.phone_number,
             code=body.code,
             user_agent=_user_agent(request),
+            authenticator_code=body.authenticator_code,
         )
     except InvalidPhoneNumber as exc:
         raise _phone_error(exc) from exc

@@ -66,6 +66,8 @@ class SendOtpOut(Schema):
 class VerifyOtpIn(In):
     phone_number: str = Field(max_length=32)
     code: str = Field(min_length=1, max_length=16, examples=["123456"])
+    # Staff accounts only: the code from their authenticator app.
+    authenticator_code: str = Field(default="", max_length=16)
 
 
 class DriverProfileOut(Schema):

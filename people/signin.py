@@ -16,7 +16,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from people import tokens
+from people import staff_signin, tokens
+from people.access import second_factor_required
 from people.audit import audit_event_record
 from people.caregivers import caregiver_invitations_claim
 from people.models import (
@@ -94,6 +95,12 @@ class AccountDisabled(SignInError):
     status = 403
 
 
+class SecondFactorNeeded(SignInError):
+    """A staff account's app sign-in without (or with a wrong) authenticator code."""
+
+    code = "second_factor_required"
+
+
 class InvalidRegistrationToken(SignInError):
     code = "invalid_registration_token"
 
@@ -169,13 +176,18 @@ def otp_send(*, phone_number: str, client: str = "") -> OtpSent:
     return OtpSent(phone_number=phone, expires_in_minutes=minutes)
 
 
-def otp_verify(*, phone_number: str, code: str, user_agent: str = "") -> VerifyResult:
+def otp_verify(
+    *, phone_number: str, code: str, user_agent: str = "", authenticator_code: str = ""
+) -> VerifyResult:
     """
     Check a code. A registered phone is signed in; an unknown phone gets a
-    registration token.
+    registration token. A staff account also needs `authenticator_code`
+    (its second factor), checked once the SMS code is: a code texted to a
+    dispatcher's phone (a swapped SIM) signs no one in with staff powers.
 
-    Raises InvalidPhoneNumber, InvalidCode or AccountDisabled. A wrong try
-    is recorded (and the code killed after the last) before the raise.
+    Raises InvalidPhoneNumber, InvalidCode, SecondFactorNeeded or
+    AccountDisabled. A wrong try is recorded (and the code killed after the
+    last) before the raise.
     """
     phone = textable_phone(phone_number)
     code = "".join(str(code).split())
@@ -187,6 +199,8 @@ def otp_verify(*, phone_number: str, code: str, user_agent: str = "") -> VerifyR
             error = _otp_none_waiting(sent=device is not None)
         elif not device.verify_token(code):
             error = _otp_record_wrong_try(device)
+        if error is None:
+            error = _staff_second_factor(phone, authenticator_code)
         if error is None:
             result = _otp_accept(device=device, phone=phone, user_agent=user_agent)
             if result is None:
@@ -364,6 +378,37 @@ def _otp_record_wrong_try(device: PhoneOTPDevice) -> InvalidCode:
     return InvalidCode(
         message, tries_left=tries_left, new_code_needed=tries_left == 0, locked=False
     )
+
+
+def _staff_second_factor(phone: str, code: str) -> SignInError | None:
+    """
+    For a staff account, the authenticator's code too (people.access.
+    second_factor_required): the SMS code it came with is spent either way,
+    so each guess at the authenticator costs a texted code.
+    """
+    user = User.objects.filter(phone_number=phone).first()
+    if user is None or not second_factor_required(user):
+        return None
+    device = staff_signin.totp_device_of(user)
+    if device is None:
+        return SecondFactorNeeded(
+            "Staff accounts sign in with their authenticator app as well: set it up at the "
+            "console's sign-in first, then ask for a new SMS code.",
+            fields={"authenticator_code": "no authenticator set up"},
+        )
+    if not code:
+        return SecondFactorNeeded(
+            "Staff accounts also send the code from their authenticator app. Ask for a new "
+            "SMS code and send both.",
+            fields={"authenticator_code": "required for staff"},
+        )
+    try:
+        staff_signin.totp_check(device=device, code=code)
+    except staff_signin.SecondFactorError as exc:
+        return SecondFactorNeeded(
+            f"{exc} Then ask for a new SMS code.", fields={"authenticator_code": "wrong"}
+        )
+    return None
 
 
 def _otp_accept(*, device: PhoneOTPDevice, phone: str, user_agent: str) -> VerifyResult | None:

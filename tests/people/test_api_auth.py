@@ -48,6 +48,23 @@ def bearer(access: str) -> dict:
 # --- send-otp -------------------------------------------------------------------
 
 
+def test_a_staff_account_signs_in_with_its_authenticator_code_too(api, make_account):
+    """verify-otp refuses a staff account's SMS code alone; with the authenticator's it signs in."""
+    from django_otp.oath import TOTP
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    staff = make_account(is_staff=True)
+    device = TOTPDevice.objects.create(user=staff, name="app", confirmed=True)
+    post(api, "send-otp/", {"phone_number": PHONE})
+    refused = post(api, "verify-otp/", {"phone_number": PHONE, "code": pending_code()})
+    assert refused.status_code == 400 and refused.json()["code"] == "second_factor_required"
+    assert set(refused.json()["fields"]) == {"authenticator_code"}
+    post(api, "send-otp/", {"phone_number": PHONE})
+    both = {"code": pending_code(), "authenticator_code": f"{TOTP(device.bin_key).token():06d}"}
+    signed_in = post(api, "verify-otp/", {"phone_number": PHONE, **both})
+    assert signed_in.status_code == 200 and signed_in.json()["user"]["id"] == staff.pk
+
+
 def test_send_otp_answers_without_the_code(api):
     """The reply names the phone and the expiry, never the code."""
     response = post(api, "send-otp/", {"phone_number": "082 123 4567"})

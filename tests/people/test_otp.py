@@ -161,6 +161,38 @@ def test_a_switched_off_account_cannot_sign_in(make_account):
         signin.otp_verify(phone_number=PHONE, code=pending_code())
 
 
+def test_a_staff_account_needs_its_authenticator_as_well_as_the_sms_code(make_account):
+    """
+    A code texted to a dispatcher's phone alone (a swapped SIM) signs nobody
+    in: without the authenticator's code, or with a wrong one, the SMS code
+    is spent; with both, the dispatcher is signed in.
+    """
+    from django_otp.oath import TOTP
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    staff = make_account(is_staff=True)
+    for authenticator_code in ("", "000000"):
+        signin.otp_send(phone_number=PHONE)
+        with pytest.raises(signin.SecondFactorNeeded) as refused:
+            signin.otp_verify(
+                phone_number=PHONE, code=pending_code(), authenticator_code=authenticator_code
+            )
+        assert refused.value.code == "second_factor_required"
+        assert "authenticator_code" in refused.value.extra["fields"]
+        assert not PhoneOTPDevice.objects.get(phone_number=PHONE).code_waiting()
+    device = TOTPDevice.objects.create(user=staff, name="app", confirmed=True)
+    signin.otp_send(phone_number=PHONE)
+    with pytest.raises(signin.SecondFactorNeeded):
+        signin.otp_verify(phone_number=PHONE, code=pending_code())
+    signin.otp_send(phone_number=PHONE)
+    code = f"{TOTP(device.bin_key).token():06d}"
+    result = signin.otp_verify(phone_number=PHONE, code=pending_code(), authenticator_code=code)
+    assert result.user == staff and result.tokens is not None
+    signin.otp_send(phone_number=PHONE)
+    with pytest.raises(signin.SecondFactorNeeded):
+        signin.otp_verify(phone_number=PHONE, code=pending_code(), authenticator_code="999999")
+
+
 # --- wrong tries ----------------------------------------------------------------
 
 
