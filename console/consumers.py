@@ -32,6 +32,7 @@ from console import live_map, regions
 from dispatch import watch
 from dispatch.broadcast import CONSOLE_GROUP, user_group
 from people.access import is_dispatcher
+from people.models import User
 from project.common.adapters import QuietWhenClientLeft, SkipConnectionSweep
 from project.common.db import db_async
 from project.common.socket_limits import SocketLimits
@@ -126,6 +127,12 @@ class ConsoleConsumer(
 
     async def links_changed(self, event):
         pass
+
+    async def roles_changed(self, event):
+        """The user's staff roles changed: the board is for dispatchers only."""
+        user = await db_async(User.objects.filter(pk=self.scope["user"].pk, is_active=True).first)()
+        if user is None or not await db_async(is_dispatcher)(user):
+            await self.close(code=CLOSE_FORBIDDEN)
 
     async def notice_news(self, event):
         # In-app notifications are the apps'; the console shows none.

@@ -161,6 +161,10 @@ class LinksChanged(TypedDict):
     type: Literal["links.changed"]
 
 
+class RolesChanged(TypedDict):
+    type: Literal["roles.changed"]
+
+
 class ConsoleLinks(TypedDict):
     type: Literal["console.links"]
 
@@ -433,6 +437,11 @@ def links_changed(*user_ids: int) -> None:
     sends: list[Send] = [(user_group(uid), LinksChanged(type="links.changed")) for uid in user_ids]
     sends.append((CONSOLE_GROUP, ConsoleLinks(type="console.links")))
     _after_commit(sends)
+
+
+def roles_changed(user_id: int) -> None:
+    """The user's staff roles changed: their sockets opened on a role ask again."""
+    _after_commit([(user_group(user_id), RolesChanged(type="roles.changed"))])
 
 
 def access_ended(

@@ -36,8 +36,13 @@ def _access_ended(
     )
 
 
+def _roles_changed(sender, *, user_id: int, **kwargs) -> None:
+    broadcast.roles_changed(user_id)
+
+
 def connect() -> None:
     signals.links_changed.connect(_links_changed, dispatch_uid="dispatch.links_changed")
     signals.needs_changed.connect(_needs_changed, dispatch_uid="dispatch.needs_changed")
     signals.access_ended.connect(_access_ended, dispatch_uid="dispatch.access_ended")
+    signals.roles_changed.connect(_roles_changed, dispatch_uid="dispatch.roles_changed")
     locations.start_from(drivers.saved_positions)

@@ -8,7 +8,7 @@ that to the commit.
 from __future__ import annotations
 
 from django.contrib.auth.signals import user_logged_out
-from django.db.models.signals import post_save, pre_save
+from django.db.models.signals import m2m_changed, post_save, pre_save
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -27,13 +27,18 @@ needs_changed = Signal()
 # its authenticator was reset (people.staff_signin.totp_reset).
 access_ended = Signal()
 
+# A user's staff roles changed (the staff flag, their groups): `user_id`.
+# Sockets opened on a role ask again.
+roles_changed = Signal()
+
 
 def _remember_active(sender, instance, **kwargs) -> None:
-    instance._was_active = (
-        sender.objects.filter(pk=instance.pk).values_list("is_active", flat=True).first()
+    before = (
+        sender.objects.filter(pk=instance.pk).values_list("is_active", "is_staff").first()
         if instance.pk
         else None
     )
+    instance._was_active, instance._was_staff = before or (None, None)
 
 
 def _switched_off(sender, instance, created, **kwargs) -> None:
@@ -47,6 +52,16 @@ def _switched_off(sender, instance, created, **kwargs) -> None:
             revoked_at=timezone.now()
         )
         access_ended.send(sender=sender, user_id=instance.pk)
+    elif getattr(instance, "_was_staff", None) and not instance.is_staff:
+        roles_changed.send(sender=sender, user_id=instance.pk)
+
+
+def _groups_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
+    """Someone joined or left a staff group (either side of the relation)."""
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return
+    for user_id in (pk_set or ()) if reverse else (instance.pk,):
+        roles_changed.send(sender=User, user_id=user_id)
 
 
 def _console_logout(sender, request, user, **kwargs) -> None:
@@ -61,3 +76,6 @@ def connect() -> None:
     pre_save.connect(_remember_active, sender=User, dispatch_uid="people.remember_active")
     post_save.connect(_switched_off, sender=User, dispatch_uid="people.switched_off")
     user_logged_out.connect(_console_logout, dispatch_uid="people.console_logout")
+    m2m_changed.connect(
+        _groups_changed, sender=User.groups.through, dispatch_uid="people.groups_changed"
+    )

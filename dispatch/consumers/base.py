@@ -27,6 +27,9 @@ class AppSocket(JsonSocket):
     async def links_changed(self, event):
         pass
 
+    async def roles_changed(self, event):
+        pass
+
     async def notice_news(self, event):
         """An in-app notification for this socket's user (dispatch.notify)."""
         await self.send_json(event["message"])

@@ -227,10 +227,15 @@ class RideConsumer(AppSocket):
         if self.viewer is not None and self.viewer.role == access.CAREGIVER:
             await self._still_sees()
 
+    async def roles_changed(self, event):
+        if self.viewer is not None and self.viewer.role == access.STAFF:
+            await self._still_sees()
+
     async def _still_sees(self) -> bool:
         """
         Access asked again, where a change may end it (a caregiver's link, a
-        driver taken off the ride): a socket that may no longer watch closes.
+        driver taken off the ride, a staff role): a socket that may no longer
+        watch closes.
         """
         _, self.viewer, _ = await db_async(self._read)()
         if self.viewer is None:

@@ -73,6 +73,29 @@ async def test_anonymous_and_non_dispatcher_sockets_are_closed_with_4403(
         await comm.disconnect()
 
 
+@pytest.mark.parametrize("demotion", ["left_dispatchers_group", "staff_flag_off"])
+async def test_a_dispatcher_demoted_while_watching_is_closed_with_4403(
+    dispatcher, signed_in, demotion
+):
+    """Taken out of the Dispatchers group, or no longer staff: the open board closes at once."""
+    headers = await signed_in(dispatcher)
+    comm, _ = await open_console(headers)
+    await board_on_connect(comm)
+
+    def demote():
+        if demotion == "left_dispatchers_group":
+            dispatcher.groups.clear()
+        else:
+            dispatcher.is_staff = False
+            dispatcher.save()
+
+    await database_sync_to_async(demote)()
+    closed = await comm.receive_output(timeout=3)
+    while closed["type"] != "websocket.close":
+        closed = await comm.receive_output(timeout=3)
+    assert closed["code"] == 4403
+
+
 async def test_a_foreign_origin_is_refused(dispatcher, signed_in):
     """A console socket from another origin is refused at the handshake."""
     headers = [*await signed_in(dispatcher), (b"origin", b"https://evil.example")]
