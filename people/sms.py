@@ -25,6 +25,7 @@ import os
 import stat
 import threading
 import time
+import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,6 +87,19 @@ GSM7 = set(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENDED = set("^{}\\[~]|€")
+
+
+def gsm7(text: str) -> str:
+    """
+    The text in GSM-7's letters, for a name in a text: one letter outside
+    them makes the whole text UCS-2, at 70 characters a part. Letters lose
+    accents GSM-7 lacks (Daniël, Zoë: Daniel, Zoe); what has no plain form
+    is left out.
+    """
+    if all(ch in GSM7 for ch in text):
+        return text
+    plain = (ch if ch in GSM7 else unicodedata.normalize("NFKD", ch)[0] for ch in text)
+    return "".join(ch for ch in plain if ch in GSM7)
 
 
 def sms_parts(message: str) -> int:

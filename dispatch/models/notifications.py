@@ -37,7 +37,8 @@ class NoticeDue(models.Model):
     event = models.CharField(max_length=32)
     version = models.PositiveIntegerField()
     params = models.JSONField(default=dict, blank=True)
-    # A driver had accepted the ride at the event: texts may go.
+    # Taken on at the event (a driver accepted it, or a published plan told
+    # its rider when): texts may go.
     accepted = models.BooleanField()
     # When it happened: quiet hours are judged at this time.
     at = models.DateTimeField(default=timezone.now)

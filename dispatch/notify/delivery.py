@@ -125,8 +125,15 @@ def deliver(notification: Notification, ride: Ride, token: str) -> None:
         link = notification.link_id
         if link is not None and not notified_links(ride.passenger_id).filter(pk=link).exists():
             raise Skip("The caregiver's link no longer receives notifications.")
-        body = notice_text(notification.topic, ride, notification.params, recipient.language)
-        channel = _send(notification, body)
+        channel = _channel(notification)
+        body = notice_text(
+            notification.topic,
+            ride,
+            notification.params,
+            recipient.language,
+            for_sms=channel == NoticeChannel.SMS,
+        )
+        _send(notification, body, channel)
     except Later as exc:
         _settle(
             notification,
@@ -169,14 +176,17 @@ def deliver(notification: Notification, ride: Ride, token: str) -> None:
         )
 
 
-def _send(notification: Notification, body: str) -> str:
-    """Send by the row's channel; which channel it went by."""
+def _channel(notification: Notification) -> str:
+    """The row's channel; SMS for push that stopped reaching them since it was written."""
     channel = notification.channel
+    if channel == NoticeChannel.PUSH and not push_reaches(notification.recipient_id):
+        # Turned off here, or the app uninstalled: as a new row would go.
+        return NoticeChannel.SMS
+    return channel
+
+
+def _send(notification: Notification, body: str, channel: str) -> None:
     recipient = notification.recipient
-    if channel == NoticeChannel.PUSH and not push_reaches(recipient.pk):
-        # Push stopped reaching them since the row was written (turned off
-        # here, the app uninstalled): by SMS, as a new row would go.
-        channel = NoticeChannel.SMS
     if channel == NoticeChannel.SMS:
         if not sms.is_textable(recipient.phone_number):
             raise Skip("Not a number Care Connect texts.")
@@ -217,7 +227,6 @@ def _send(notification: Notification, body: str) -> str:
                 "created_at": notification.created_at.isoformat(),
             },
         )
-    return channel
 
 
 def notifications_send_again(notifications) -> int:

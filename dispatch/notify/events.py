@@ -32,8 +32,13 @@ def _always(ride: Ride) -> dict:
 
 
 def _first_search(ride: Ride) -> dict | None:
-    """Booked: the first search of a ride booked now, not a search again."""
-    return {} if ride.assigned_at is None and ride.version <= 2 else None
+    """
+    Booked: the first search of a ride booked now; not a search again, nor
+    a will-call return's on `ready` (told when it was booked ahead).
+    """
+    return (
+        {} if ride.service_date is None and ride.assigned_at is None and ride.version <= 2 else None
+    )
 
 
 def _near(ride: Ride) -> dict:
@@ -70,6 +75,8 @@ NOTICES: dict[str, Notice] = {
     "cancelled": Notice(Topic.CANCELLED),
     "unfulfilled": Notice(Topic.CANCELLED),
     "no_show": Notice(Topic.NO_SHOW),
+    # The first plan's window too: a pickup planned much later than asked.
+    "pickup_window": Notice(Topic.DELAYED, params=_late),
     "pickup_window_changed": Notice(Topic.DELAYED, params=_late),
     # The no-show escalation and the watchdog's alarms (dispatch.watch,
     # dispatch.alarms): the passenger first, then their caregivers.

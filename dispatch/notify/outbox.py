@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from dispatch.models import NoticeDue, Notification, Ride
 from dispatch.notify.events import NOTICES, ONCE_PER_RIDE, To
+from dispatch.notify.texts import driver_words
 from people.models import NoticeChannel
 from people.notices import Recipient, notice_recipients
 
@@ -44,7 +45,8 @@ class Due(NamedTuple):
     event: str
     version: int
     params: dict
-    # A driver had accepted the ride at the event: texts may go.
+    # Taken on at the event (a driver accepted it, or a published plan told
+    # its rider when): texts may go.
     accepted: bool
     at: datetime
 
@@ -66,8 +68,18 @@ def due_of(ride: Ride, kind: str, **said) -> Due | None:
         event=kind,
         version=0 if kind in ONCE_PER_RIDE else ride.version,
         params={**params, **said},
-        accepted=ride.driver_id is not None and ride.assigned_at is not None,
+        accepted=_accepted(ride),
         at=clock(),
+    )
+
+
+def _accepted(ride: Ride) -> bool:
+    """
+    Someone has taken the ride on, so texts may go: a driver accepted it, or
+    (booked ahead) the published plan told its rider when it comes.
+    """
+    return (ride.driver_id is not None and ride.assigned_at is not None) or (
+        ride.confirmed_pickup_at is not None
     )
 
 
@@ -93,6 +105,9 @@ def owed(due: NoticeDue, recipients: list[Recipient]) -> list[Notification]:
         # Owed by a release whose NOTICES named the event; this one does not.
         return []
     now = timezone.now()
+    # The driver as the event found them, kept with the text's params: a
+    # text sent late (a retry, the ceiling) still names who was assigned.
+    params = driver_words(due.ride) | due.params
     rows = []
     for recipient in recipients:
         if notice.to == To.PASSENGER and recipient.link_id is not None:
@@ -112,7 +127,7 @@ def owed(due: NoticeDue, recipients: list[Recipient]) -> list[Notification]:
                 recipient_id=recipient.user_id,
                 link_id=recipient.link_id,
                 channel=recipient.channel,
-                params=due.params,
+                params=params,
                 next_attempt_at=now,
                 created_at=due.at,
             )
@@ -127,7 +142,7 @@ def fan_out(limit: int | None = None) -> int:
     holds; on SQLite the unique key keeps a row from being written twice.
     """
     with transaction.atomic():
-        dues = NoticeDue.objects.select_related("ride").order_by("pk")
+        dues = NoticeDue.objects.select_related("ride__driver__driver_profile").order_by("pk")
         if connection.vendor == "postgresql":
             dues = dues.select_for_update(skip_locked=True, of=("self",))
         dues = list(dues[: limit or settings.NOTIFY_BATCH])

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_noop as _
 from dispatch import access
 from dispatch.models import Ride
 from people.notices import Topic
+from people.sms import gsm7
 
 TITLE = "Care Connect"
 
@@ -35,15 +36,24 @@ TEXTS: dict[str, str] = {
 }
 
 
-def notice_text(topic: str, ride: Ride, params: dict, language: str) -> str:
-    """The text of `topic` about `ride` (with its people loaded), in `language`."""
-    driver = ride.driver if ride.driver_id else None
-    values = {
-        "name": ride.passenger.first_name or "",
-        "driver": driver.first_name if driver else "",
-        "vehicle": access.vehicle_told(driver),
-        "minutes": "",
-        **params,
-    }
+def driver_words(ride: Ride) -> dict:
+    """The ride's driver as its texts name them, as of now; nothing without one."""
+    if not ride.driver_id:
+        return {}
+    return {"driver": ride.driver.first_name, "vehicle": access.vehicle_told(ride.driver)}
+
+
+def notice_text(
+    topic: str, ride: Ride, params: dict, language: str, *, for_sms: bool = False
+) -> str:
+    """
+    The text of `topic` about `ride` (with its people loaded), in `language`;
+    `params` first (the driver as at the event), then the ride as it is now.
+    `for_sms`: names in GSM-7's letters, so a Daniël keeps the text one part.
+    """
+    values = {"name": ride.passenger.first_name or "", "driver": "", "vehicle": "", "minutes": ""}
+    values |= driver_words(ride) | params
+    if for_sms:
+        values |= {key: gsm7(values[key]) for key in ("name", "driver")}
     with translation.override(language):
         return gettext(TEXTS[topic]) % values

@@ -562,8 +562,11 @@ def test_a_pickup_planned_later_than_asked_is_told_as_delayed_with_its_minutes(
     ride.confirmed_pickup_at, ride.version = asked + timedelta(minutes=25), 3
     with transaction.atomic():
         broadcast.pickup_window_told(ride, changed=True)
-    row = notifications().get()
-    assert (row.recipient, row.topic, row.params) == (emily, Topic.DELAYED, {"minutes": 25})
+    row = notifications().get(recipient=emily)
+    assert (row.topic, row.channel, row.params) == (Topic.DELAYED, "in_app", {"minutes": 25})
+    # Its window told, the ride is taken on: Sarah's default text goes too.
+    texted = notifications().get(recipient=sarah)
+    assert (texted.topic, texted.channel) == (Topic.DELAYED, NoticeChannel.SMS)
 
 
 def test_fcm_is_asked_once_for_every_device_and_names_the_uninstalled_ones(monkeypatch, settings):

@@ -1,7 +1,9 @@
 """
 What the notify worker checks again as each row goes: the caregiver still
 hears, the claim is still its own, the daily cap counts texts taken, push
-still reaches; and that a text never tells the passenger's needs.
+still reaches; and what the texts say and when: never the passenger's
+needs, the driver as at the event, one SMS part for any name, a delay once
+the plan told the window, `booked` once.
 """
 
 from __future__ import annotations
@@ -9,13 +11,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
-from dispatch import booking, rides
-from dispatch.models import NotificationStatus, Ride
+from dispatch import booking, broadcast, matching, rides
+from dispatch.models import NotificationStatus, Ride, RideStatus
 from dispatch.notify import delivery
+from dispatch.notify.texts import notice_text
+from dispatch.scheduling import Place, ride_book_ahead, ride_ready
 from people import caregivers, notices, sms
-from people.models import VehicleType
+from people.models import Language, NoticeChannel, VehicleType
 from people.notices import Topic
 from tests.conftest import notifications
 from tests.dispatch.test_notify import (  # noqa: F401  (the autouse gateway fixture)
@@ -204,3 +209,118 @@ def test_a_caregiver_whose_only_device_was_uninstalled_is_texted_instead(
         f"alarm by {alarm.channel}; tokens kept: "
         f"{list(emily.device_tokens.values_list('token', flat=True))}"
     )
+
+
+# --- what the texts say, and when --------------------------------------------
+
+
+def _scheduled(sarah, *, late_by_min: int, version: int = 2) -> Ride:
+    asked = timezone.now() + timedelta(days=1)
+    return Ride.objects.create(
+        ride_id="late-r",
+        passenger=sarah,
+        booked_by=sarah,
+        status=RideStatus.SCHEDULED,
+        version=version,
+        pickup_at=asked,
+        confirmed_pickup_at=asked + timedelta(minutes=late_by_min),
+        pickup_latitude=JHB[0],
+        pickup_longitude=JHB[1],
+        dropoff_latitude=JHB[0] + 0.05,
+        dropoff_longitude=JHB[1] + 0.05,
+    )
+
+
+def _link(sarah, emily):
+    from people.models import CaregiverLink
+
+    return CaregiverLink.objects.get(passenger=sarah, caregiver=emily)
+
+
+def test_delayed_reaches_a_caregiver_on_the_defaults(family, monkeypatch, settings):
+    at_noon(monkeypatch)
+    sarah, emily, _ = family
+    assert Topic.DELAYED in notices.preference_of(link=_link(sarah, emily))["topics"]
+    ride = _scheduled(sarah, late_by_min=40)
+    with transaction.atomic():
+        broadcast.pickup_window_told(ride, changed=True)
+    deliver_all()
+    assert [t for t in texts(settings) if t["to"] == emily.phone_number], (
+        "a pickup 40 min later than asked was told to nobody on the default (SMS) channel"
+    )
+
+
+def test_a_first_plan_far_later_than_asked_is_told_as_delayed(family, monkeypatch):
+    at_noon(monkeypatch)
+    sarah, emily, link = family
+    notices.preference_set(actor=emily, link=link, channel=NoticeChannel.IN_APP)
+    ride = _scheduled(sarah, late_by_min=40)
+    with transaction.atomic():
+        broadcast.pickup_window_told(ride, changed=False)
+    assert notifications().filter(topic=Topic.DELAYED, recipient=emily).exists()
+
+
+def test_a_pending_assigned_text_still_names_the_driver_who_was_assigned(
+    family, make_driver, monkeypatch, settings
+):
+    at_noon(monkeypatch)
+    sarah, _, _ = family
+    john = make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
+    ride = booking.ride_book(**trip(sarah)).ride
+    notifications()  # fanned out, not yet sent (gateway slow / ceiling / retry)
+    ride = Ride.objects.with_people().get(pk=ride.pk)
+    matching.ride_driver_cancel(ride=ride, driver=john)
+    deliver_all()
+    (sent,) = [
+        t for t in texts(settings) if t["to"] == sarah.phone_number and "will drive" in t["message"]
+    ]
+    assert "John will drive Sarah" in sent["message"], sent["message"]
+
+
+def test_texts_with_a_driver_called_daniel_fit_one_part(family, make_driver, monkeypatch, settings):
+    """A name outside GSM-7 (Daniël, Zoë) loses its accent in a text: one part, not two."""
+    at_noon(monkeypatch)
+    sarah, _, _ = family
+    sarah.first_name = "Zoë"
+    sarah.save()
+    make_driver(JHB[0] + 0.004, JHB[1], first_name="Daniël")
+    ride = Ride.objects.with_people().get(pk=booking.ride_book(**trip(sarah)).ride.pk)
+    over = [
+        (language, topic, sms.sms_parts(text))
+        for language in Language.values
+        for topic in Topic.values
+        if sms.sms_parts(text := notice_text(topic, ride, {"minutes": 5}, language, for_sms=True))
+        > 1
+    ]
+    assert over == [], repr(over)
+    deliver_all()
+    sent = [t["message"] for t in texts(settings) if t["to"] == sarah.phone_number]
+    assert sent == [
+        "Care Connect: Daniel will drive Zoe. "
+        + ride.driver.driver_profile.vehicle_registration
+        + "."
+    ]
+    # In the app, the names stay as they are written.
+    assert "Daniël" in notice_text(Topic.DRIVER_ASSIGNED, ride, {}, "en")
+
+
+def test_a_will_call_return_is_not_told_booked_again_on_ready(family, monkeypatch, settings):
+    at_noon(monkeypatch)
+    sarah, emily, link = family
+    notices.preference_set(
+        actor=emily, link=link, topics=[Topic.BOOKED], channel=NoticeChannel.IN_APP
+    )
+    now = timezone.now()
+    outbound = ride_book_ahead(
+        passenger=sarah,
+        booked_by=sarah,
+        pickup=Place(JHB[0] + 0.01, JHB[1], "Home"),
+        dropoff=Place(JHB[0] + 0.03, JHB[1] + 0.01, "Clinic"),
+        pickup_at=now + timedelta(hours=2),
+        return_will_call=True,
+    )
+    back = outbound.returns.get()
+    before = notifications().filter(ride=back, topic=Topic.BOOKED, recipient=emily).count()
+    assert before == 1
+    ride_ready(ride=back, actor=sarah)
+    assert notifications().filter(ride=back, topic=Topic.BOOKED, recipient=emily).count() == 1

@@ -76,12 +76,12 @@ async def test_the_driver_near_notice_is_written_once_when_the_eta_falls_to_n_mi
         )
         await receive_until(ride_ws, "driver_location")
     rows = await db(near_rows)
-    # Told at the first report within 5 minutes (2 km: 4 minutes), with that ETA.
+    # Told at the first report within 5 minutes (2 km: 4 minutes), with that
+    # ETA and the driver as then.
+    plate = await db(lambda: driver.driver_profile.vehicle_registration)
+    said = {"minutes": 4, "driver": driver.first_name, "vehicle": plate}
     assert sorted(rows, key=lambda r: r[0]) == sorted(
-        [
-            (emily.pk, Topic.DRIVER_NEAR, {"minutes": 4}),
-            (sarah.pk, Topic.DRIVER_NEAR, {"minutes": 4}),
-        ],
+        [(emily.pk, Topic.DRIVER_NEAR, said), (sarah.pk, Topic.DRIVER_NEAR, said)],
         key=lambda r: r[0],
     )
 
