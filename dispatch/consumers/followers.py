@@ -32,8 +32,9 @@ class FollowerConsumer(AppSocket):
         self.as_caregiver = self.scope["url_route"]["kwargs"].get("role") == "caregiver"
         # passenger id -> this user's relation to that passenger's rides
         self.viewers: dict[int, Viewer] = {}
-        # ride_id -> status, of the rides followed
+        # ride_id -> status, and the newest version shown, of the rides followed
         self.statuses: dict[str, str] = {}
+        self.versions: dict[str, int] = {}
         await self.accept()
         await self.join(broadcast.user_group(self.user.pk))
         if self.as_caregiver:
@@ -50,9 +51,13 @@ class FollowerConsumer(AppSocket):
                 "passengers": self._passengers(),
             }
         )
+        await self._show_snapshots(snapshots, set())
+
+    async def _show_snapshots(self, snapshots: list[tuple[int, dict]], heard: set[int]) -> None:
+        """The rides of passengers this socket now hears and did not (`heard`), as they stand."""
         for passenger_id, snapshot in snapshots:
             viewer = self.viewers[passenger_id]
-            if viewer.hears_news:
+            if viewer.hears_news and passenger_id not in heard:
                 await self.send_json(access.shown_to(viewer, snapshot, snapshot["status"]))
 
     def _passengers(self) -> list[dict]:
@@ -75,6 +80,7 @@ class FollowerConsumer(AppSocket):
 
         self.viewers, rides_now = await db_async(load)()
         self.statuses = {ride_id: snapshot["status"] for _, ride_id, snapshot in rides_now}
+        self.versions = {ride_id: snapshot["version"] for _, ride_id, snapshot in rides_now}
         wanted = {
             broadcast.ride_group(ride_id)
             for pid, ride_id, snapshot in rides_now
@@ -93,8 +99,14 @@ class FollowerConsumer(AppSocket):
         # group, so the ride group's copy is dropped.
         if viewer is None or event["audience"] == "ride":
             return
-        group = broadcast.ride_group(event["ride_id"])
-        self.statuses[event["ride_id"]] = event["status"]
+        ride_id = event["ride_id"]
+        if event["version"] < self.versions.get(ride_id, 0):
+            # Older than what this socket has shown (a snapshot read after it
+            # committed, another worker's news late): the app would go back.
+            return
+        self.versions[ride_id] = event["version"]
+        group = broadcast.ride_group(ride_id)
+        self.statuses[ride_id] = event["status"]
         if viewer.sees_position(event["status"]):
             await self.join(group)
         else:
@@ -109,8 +121,12 @@ class FollowerConsumer(AppSocket):
             await self.send_json(event["message"])
 
     async def links_changed(self, event):
-        await self._refresh()
+        heard = {pid for pid, viewer in self.viewers.items() if viewer.hears_news}
+        snapshots = await self._refresh()
         await self.send_json({"type": "links_updated", "passengers": self._passengers()})
+        # A passenger newly followed (an accepted link, news switched on):
+        # their rides under way, as a fresh connect would show them.
+        await self._show_snapshots(snapshots, heard)
 
 
 _ALL_PERMISSIONS = {

@@ -1,0 +1,120 @@
+"""
+The follower sockets (/ws/caregiver/, /ws/passenger/) keep what they have
+shown: news older than a snapshot is dropped, and a passenger newly
+followed mid-ride is shown as a fresh connect would show them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatch import broadcast
+from dispatch.models import Ride
+from tests.conftest import db, receive_until, token_for
+from tests.dispatch.test_caregivers import JHB, book_as, open_driver, open_follower, settled
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def caregiver(make_user):
+    return make_user("caregiver", first_name="Emily", last_name="Davis")
+
+
+def _sends_of(ride: Ride, kind: str, watchers: list[int]):
+    """The group messages `kind` on `ride` produced (as broadcast.ride_changed builds them)."""
+    return broadcast._ride_sends(
+        ride,
+        kind,
+        watchers,
+        released=(None, "dispatcher", kind),
+        withdrawn=[],
+        offer=(None, None, None),
+        point=None,
+    )
+
+
+@pytest.mark.parametrize("role", ["caregiver", "passenger"])
+async def test_follower_drops_news_older_than_its_snapshot(
+    ws, passenger, caregiver, make_link, make_driver, role
+):
+    """
+    News of version 3 (`assigned`) that reaches the socket after it sent the
+    version-5 snapshot (`driver_arrived`) - delivered late by another
+    worker's outbox - must be dropped, as the ride socket drops it. The
+    follower sockets forward it, so the app shows the ride back at
+    `assigned` after the driver arrived.
+    """
+    driver = await db(make_driver, *JHB)
+    await db(make_link, passenger, caregiver)
+    driver_ws = await open_driver(ws, driver)
+    rider = await book_as(ws, passenger, "old-1")
+    await receive_until(rider, "driver_assigned")
+    await receive_until(driver_ws, "ride_assigned")
+    at_assigned = await db(Ride.objects.with_people().get, ride_id="old-1")
+    late = await db(_sends_of, at_assigned, "assigned", [caregiver.pk])
+    await driver_ws.send_json_to({"type": "arrived"})
+    await receive_until(rider, "ride_status")
+
+    user = caregiver if role == "caregiver" else passenger
+    follower, _ = await open_follower(ws, user, role)
+    snapshot = await follower.receive_json_from()
+    assert (snapshot["type"], snapshot["status"]) == ("ride_status", "driver_arrived")
+    # The ride socket, for contrast, as the same user.
+    ride_ws = await ws("/ws/ride/old-1/", token=await db(token_for, user))
+    await ride_ws.receive_json_from()
+    assert (await ride_ws.receive_json_from())["status"] == "driver_arrived"
+
+    await broadcast._send_all(late)  # worker A's outbox, late
+    await settled(ride_ws)  # the ride socket drops it (version 3 <= 5)
+    await follower.send_json_to({"type": "ping"})
+    _, before_pong = await receive_until(follower, "pong")
+    stale = [m for m in before_pong if m.get("ride_id") == "old-1"]
+    assert [(m["type"], m.get("version")) for m in stale] == []
+
+
+@pytest.mark.parametrize("change", ["accepted", "notifications_on"])
+async def test_a_caregiver_who_starts_following_mid_ride_is_told_of_the_ride(
+    ws, passenger, caregiver, make_link, make_driver, change
+):
+    """
+    A caregiver socket that starts following a passenger (a link accepted,
+    or can_receive_notifications switched on) while the passenger is on a
+    ride gets `links_updated`, and then the driver's positions for that
+    ride - but never the ride itself: no `ride_status`, as on connect, and
+    no `get_status` on this socket to ask for it. The app has a stream of
+    positions for a ride it does not know until the ride next changes.
+    """
+    from people.caregivers import caregiver_link_accept, caregiver_link_update
+    from people.models import CaregiverLink, LinkStatus
+
+    driver = await db(make_driver, *JHB)
+    if change == "accepted":
+        link = await db(
+            CaregiverLink.objects.create,
+            passenger=passenger,
+            caregiver=caregiver,
+            invited_phone=caregiver.phone_number,
+            status=LinkStatus.INVITED,
+        )
+    else:
+        link = await db(make_link, passenger, caregiver, can_receive_notifications=False)
+    follower, _ = await open_follower(ws, caregiver)
+    driver_ws = await open_driver(ws, driver)
+    rider = await book_as(ws, passenger, "late-1")
+    await receive_until(rider, "driver_assigned")
+    await receive_until(driver_ws, "ride_assigned")
+    await settled(follower)
+
+    if change == "accepted":
+        await db(caregiver_link_accept, link=link, actor=caregiver)
+    else:
+        await db(caregiver_link_update, link=link, actor=passenger, can_receive_notifications=True)
+    updated, _ = await receive_until(follower, "links_updated")
+    assert updated["passengers"][0]["can_receive_notifications"] is True
+    await driver_ws.send_json_to({"type": "location_update", "latitude": -26.2, "longitude": 28.05})
+    await receive_until(rider, "driver_location")
+    await follower.send_json_to({"type": "ping"})
+    _, heard = await receive_until(follower, "pong")
+    kinds = [(m["type"], m.get("ride_id")) for m in heard]
+    assert ("ride_status", "late-1") in kinds, f"heard only {kinds}"
