@@ -17,8 +17,9 @@ COPY pyproject.toml requirements.lock ./
 RUN python -m venv .venv && .venv/bin/pip install -c requirements.lock .
 
 COPY . .
-# DEBUG off: the manifest storage. The key exists for this step only.
-RUN DEBUG=0 SECRET_KEY=collectstatic-only-not-a-secret \
+# DEBUG off: the manifest storage. The key, random and thrown away, exists
+# for this step only (settings refuse a short or placeholder key with DEBUG off).
+RUN DEBUG=0 SECRET_KEY="$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(64))')" \
     .venv/bin/python manage.py collectstatic --noinput --verbosity 0
 
 # The app writes nothing to its own files; it runs unprivileged.

@@ -13,13 +13,14 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 WORKERS ?= 2
 BENCH_FLAGS ?=
 
-.PHONY: help run serve demo setup test test-fast test-services bench bench-full \
+.PHONY: help run serve demo setup test test-fast test-services bench bench-full manage \
 	run-cluster lint format lock clean
 
 help:
 	@echo "make run          set up and serve HTTP + WebSocket on port $(PORT)"
 	@echo "make test         run the whole test suite"
 	@echo "make demo         a simulated day against a running make run (Ctrl-C stops)"
+	@echo "make manage ARGS=...  a manage.py command with the local settings (plan_day, createsuperuser)"
 	@echo "make bench        quick benchmarks (BENCH_FLAGS=--full for the full set)"
 	@echo "make run-cluster  WORKERS workers on successive ports (PostgreSQL + Redis)"
 
@@ -58,6 +59,10 @@ setup: $(STAMP) $(LOCAL_KEY)
 	$(LOCAL_ENV) $(VPY) manage.py seed_demo
 
 run: setup serve
+
+# Any manage.py command with the local key and DEBUG: make manage ARGS=plan_day
+manage: $(STAMP) $(LOCAL_KEY)
+	$(LOCAL_ENV) $(VPY) manage.py $(ARGS)
 
 # A simulated day against a running `make run` (start that first, in another
 # terminal): drivers moving, rides booked, assigned and completed. Ctrl-C stops.

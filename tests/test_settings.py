@@ -73,3 +73,32 @@ def test_debug_is_off_unless_asked_for():
         timeout=60,
     )
     assert check.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_every_variable_of_the_env_example_left_empty_takes_its_default():
+    """.env.example sourced as written (`NAME=`): each empty one is its default, and it starts."""
+    empty = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not line.startswith("#") and value == "":
+            empty[name.strip()] = ""
+    assert {"SQLITE_PATH", "LOCATION_STORE", "REDIS_URL"} <= set(empty)
+    base = {k: v for k, v in os.environ.items() if k not in empty}
+    check = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.conf import settings; "
+            "print(settings.DATABASES['default']['NAME'].endswith('db.sqlite3'), "
+            "settings.LOCATION_STORE)",
+        ],
+        cwd=ROOT,
+        env={**base, **empty, "DEBUG": "1", "SECRET_KEY": secrets.token_urlsafe(64)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.strip().splitlines()[-1] == "True memory"

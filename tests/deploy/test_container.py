@@ -28,12 +28,27 @@ KEY = "tests-only-key-for-the-container-entry-point-0123456789abcdef"
 
 
 def test_compose_runs_the_app_with_postgresql_and_redis(compose):
-    """Three services, each with a health check; the app waits for both stores."""
+    """
+    The app, its notify worker and series maker, and both stores, restarted
+    when they stop; health checks where something waits on them.
+    """
     services = compose["services"]
-    assert set(services) == {"app", "postgres", "redis"}
+    assert set(services) == {"app", "notify", "series", "postgres", "redis"}
     for name, service in services.items():
-        assert service["healthcheck"]["test"], name
         assert service["restart"] == "unless-stopped", name
+    for name in ("app", "postgres", "redis"):
+        assert services[name]["healthcheck"]["test"], name
+    # The outbox is delivered and series are made, against the app's stores.
+    assert services["notify"]["command"] == ["notify"]
+    assert services["series"]["command"][:2] == ["materialise_series", "--loop"]
+    for name in ("notify", "series"):
+        assert services[name]["image"] == services["app"]["image"]
+        assert (
+            services[name]["environment"]["DATABASE_URL"]
+            == (services["app"]["environment"]["DATABASE_URL"])
+        )
+        assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+        assert services[name]["depends_on"] == {"app": {"condition": "service_healthy"}}
     assert services["app"]["depends_on"] == {
         "postgres": {"condition": "service_healthy"},
         "redis": {"condition": "service_healthy"},
@@ -75,6 +90,11 @@ def test_dockerfile_installs_for_production():
     assert ".venv/bin/pip install -c requirements.lock ." in text
     assert "[dev]" not in text
     assert re.search(r"DEBUG=0 .*\n?.*manage\.py collectstatic", text)
+    # A key settings accept with DEBUG off: random, thrown away after the step.
+    assert (
+        "SECRET_KEY=\"$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(64))')\""
+        in text
+    )
     assert re.search(r"^USER care-connect$", text, re.M)
     assert 'ENTRYPOINT ["/srv/care-connect/deploy/docker-entrypoint.sh"]' in text
 
