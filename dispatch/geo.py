@@ -9,6 +9,10 @@ from dataclasses import dataclass
 
 EARTH_RADIUS_KM = 6371.0088
 KM_PER_DEGREE_LAT = math.pi * EARTH_RADIUS_KM / 180.0
+# The latitudes a position may have: the map's (Web Mercator's, as Redis GEO
+# keeps them). Nowhere this service drives lies beyond, and the grid index
+# is neither right nor quick near the poles.
+MAX_LATITUDE = 85.05112878
 
 
 def haversine_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:

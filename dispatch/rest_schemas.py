@@ -12,6 +12,7 @@ from ninja import Field, Schema
 from pydantic import field_validator
 
 from dispatch.scheduling import Needs, Place
+from dispatch.socket_schemas import Latitude
 from people.rest_schemas import LocalTime
 
 Role = Literal["passenger", "caregiver", "driver", "staff"]
@@ -101,7 +102,7 @@ class RideDetailOut(RideOut):
 
 
 class PlaceIn(Schema):
-    latitude: float = Field(ge=-90, le=90)
+    latitude: Latitude
     longitude: float = Field(ge=-180, le=180)
     address: str = Field(default="", max_length=255)
 

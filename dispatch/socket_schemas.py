@@ -8,9 +8,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dispatch.geo import MAX_LATITUDE
 from dispatch.scheduling import Needs, Place
 
-Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+Latitude = Annotated[float, Field(ge=-MAX_LATITUDE, le=MAX_LATITUDE, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
 Address = Annotated[str, Field(max_length=255)]
 

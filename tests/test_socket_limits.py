@@ -12,8 +12,12 @@ import asyncio
 import json
 
 import pytest
+import redis.exceptions
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.db import OperationalError
 
+from dispatch.consumers.followers import FollowerConsumer
 from project.asgi import application
 from project.common import socket_limits
 from project.common.socket_limits import CLOSE_TOO_MANY
@@ -116,10 +120,14 @@ async def test_a_slowed_socket_that_waits_is_read_and_served_again(settings, clo
     assert not socket_limits.admit_frame(conn)
     assert [m["code"] for m in conn.sent] == ["rate_limited"] and not conn.reading
     clock[0] += 1.0
-    # The worker's loop resumes reading when the wait is over.
+    # The worker's loop resumes reading when the wait is over: when the next
+    # message has room, so it is read and not told rate_limited again.
     await asyncio.sleep(0.6)
+    assert not conn.reading
+    await asyncio.sleep(0.5)
     assert conn.reading
     assert socket_limits.admit_frame(conn)
+    assert [m["code"] for m in conn.sent] == ["rate_limited"]
     assert conn.closed_with is None
 
 
@@ -176,3 +184,63 @@ async def test_behind_a_trusted_proxy_the_forwarded_client_is_counted(settings):
     assert await refused_with(again) == ("too_many_sockets", CLOSE_TOO_MANY)
     for comm in (first, second, again):
         await comm.disconnect()
+
+
+async def test_a_socket_whose_setup_hit_a_redis_blip_gives_its_hold_back(
+    settings, make_user, monkeypatch
+):
+    """
+    Redis blips while a socket joins its groups (4503, "try again in a
+    moment"): its hold goes back, so the app's reconnect gets in.
+    """
+    settings.WS_MAX_SOCKETS_PER_USER = 1
+    user = await db(make_user, "passenger")
+    token = await db(token_for, user)
+    layer = get_channel_layer()
+    real = layer.group_add
+    calls = {"n": 0}
+
+    async def blip(group, channel):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise redis.exceptions.ConnectionError("Redis restarting")
+        return await real(group, channel)
+
+    monkeypatch.setattr(layer, "group_add", blip)
+    first = await opened("/ws/passenger/", token=token)
+    seen = await outputs_until_close(first)
+    assert seen[-1]["code"] == 4503
+    await first.wait()
+
+    again = await opened("/ws/passenger/", token=token)
+    out = await again.receive_output(timeout=3)
+    text = json.loads(out.get("text", "{}"))
+    await again.disconnect()
+    assert text.get("code") != "too_many_sockets", "locked out by the leaked hold"
+    assert text.get("type") == "connection_established"
+
+
+async def test_a_socket_whose_setup_raised_gives_its_hold_back(settings, make_user, monkeypatch):
+    """Any other failure in connect (a database error on the greeting) gives the hold back too."""
+    settings.WS_MAX_SOCKETS_PER_USER = 1
+    user = await db(make_user, "passenger")
+    token = await db(token_for, user)
+    real = FollowerConsumer._refresh
+    calls = {"n": 0}
+
+    async def failing(self):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return await real(self)
+
+    monkeypatch.setattr(FollowerConsumer, "_refresh", failing)
+    first = await opened("/ws/passenger/", token=token)
+    with pytest.raises(OperationalError):
+        await first.wait(timeout=2)
+
+    again = await opened("/ws/passenger/", token=token)
+    out = await again.receive_output(timeout=3)
+    text = json.loads(out.get("text", "{}"))
+    await again.disconnect()
+    assert text.get("code") != "too_many_sockets", "locked out by the leaked hold"

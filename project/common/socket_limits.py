@@ -140,19 +140,29 @@ class SocketLimits:
             await self.close(code=CLOSE_TOO_MANY)
             return
         self._counted = True
-        await super().websocket_connect(message)
+        try:
+            await super().websocket_connect(message)
+        except Exception:
+            # Set-up failed (Redis, the database): the consumer ends with no
+            # disconnect to come, so its hold goes back now, or the app's
+            # reconnects would use up the ceiling for a day.
+            await self._release()
+            raise
 
     async def websocket_disconnect(self, message):
         if not getattr(self, "_counted", False):
             # Refused by a ceiling: nothing was counted or set up.
             raise StopConsumer()
+        await self._release()
+        await super().websocket_disconnect(message)
+
+    async def _release(self) -> None:
         self._counted = False
         try:
             await db_async(holds_release)(_claims(self.scope))
         except redis.exceptions.RedisError as exc:
             # Not a reason to fail the disconnect: the counts expire.
             log.warning("open-socket counts not released: Redis failed (%s)", exc)
-        await super().websocket_disconnect(message)
 
 
 ADMIT, SLOW, CLOSE = 0, 1, 2
@@ -188,10 +198,13 @@ def admit_frame(protocol) -> bool:
         return True
     if verdict == SLOW:
         protocol.cc_budget_due = due
-        # Room for the next message once the budget is back within its burst.
-        wait = (due - now) - burst / rate
-        if wait <= 1 / rate:
-            # The first over: say so once, and stop reading until then.
+        # How far past its burst the budget is; the first over is within one message.
+        over = (due - now) - burst / rate
+        if over <= 1 / rate:
+            # The first over: say so once, and stop reading until the next
+            # message has room (one refill past the burst, or it is dropped
+            # and told again).
+            wait = over + 1 / rate
             adapters.send_text(
                 protocol,
                 _error(

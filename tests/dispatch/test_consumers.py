@@ -191,6 +191,22 @@ async def test_every_refusal_names_its_fields_as_an_object(ws, passenger, messag
     assert list(error["fields"]) == [field] and isinstance(error["fields"][field], str)
 
 
+async def test_a_position_off_the_map_is_refused_by_both_sockets(ws, passenger, make_driver):
+    """Past 85.05 degrees (the map's, Redis GEO's) a latitude is invalid: no store meets it."""
+    driver = await db(make_driver, *JHB)
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    await driver_ws.send_json_to({"type": "location_update", "latitude": 88, "longitude": 28.0})
+    error = await driver_ws.receive_json_from()
+    assert error["code"] == "invalid_request" and list(error["fields"]) == ["latitude"]
+    comm = await ws("/ws/ride/polar-1/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver(at=(89.5, 10.0)))
+    error = await comm.receive_json_from()
+    assert error["code"] == "invalid_request" and "pickup_latitude" in error["fields"]
+    assert not await db(Ride.objects.filter(ride_id="polar-1").exists)
+
+
 async def test_oversized_message_is_refused(ws):
     """Past 64 KiB a message is refused with message_too_large, and the socket lives."""
     comm = await ws("/ws/ride/big-1/")
