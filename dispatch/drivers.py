@@ -167,9 +167,11 @@ def carry(driver_id: int) -> None:
     A run's driver has reached a rider: while carrying, not available for
     rides on demand (available to on_trip; offline stays offline).
     """
-    DriverState.objects.filter(driver_id=driver_id, status=DriverStatus.AVAILABLE).update(
-        status=DriverStatus.ON_TRIP, updated_at=timezone.now()
-    )
+    carrying = DriverState.objects.filter(
+        driver_id=driver_id, status=DriverStatus.AVAILABLE
+    ).update(status=DriverStatus.ON_TRIP, updated_at=timezone.now())
+    if carrying:
+        broadcast.driver_changed(driver_id, DriverStatus.ON_TRIP)
 
 
 def release(driver_id: int | None) -> None:

@@ -437,15 +437,12 @@ def withdraw_offers(ride: Ride, except_driver_id: int | None = None) -> list[int
 
 def _freed_driver(ride: Ride) -> int | None:
     """
-    The driver a ride's ending frees (read before it ends): an on-demand
-    ride's; a run's, once they carry no other rider of it (drivers.carry).
+    The driver a ride's ending frees (read before it ends), once they carry
+    no other rider (a run's, drivers.carry, beside one on demand).
     """
     if ride.status not in DRIVER_HELD_STATUSES:
         return None
-    if (
-        ride.run_id is not None
-        and Ride.objects.held_by(ride.driver_id).exclude(pk=ride.pk).exists()
-    ):
+    if Ride.objects.held_by(ride.driver_id).exclude(pk=ride.pk).exists():
         return None
     return ride.driver_id
 

@@ -236,7 +236,7 @@ def return_leg_book(
     `-ret` (`-ret2`... after a withdrawn one).
     """
     earlier = Ride.objects.filter(outbound=outbound).count()
-    ride_id = f"{outbound.ride_id[:59]}-ret{earlier + 1}" if earlier else None
+    ride_id = f"{outbound.ride_id[:57]}-ret{earlier + 1}" if earlier else None
     with transaction.atomic():
         ride, event = rides.opened_ahead(
             ride_id=ride_id or f"{outbound.ride_id[:60]}-ret",

@@ -289,7 +289,8 @@ def series_end(*, series: RideSeries, actor: User, last_date: date | None = None
             actor=actor, action="series.ended", subject=series,
             payload={"end_date": series.end_date.isoformat()},
         )  # fmt: skip
-        return _follow(series, actor, reason="series_ended", today=today)
+        before_start = last < series.start_date
+        return _follow(series, actor, reason="series_ended", today=today, no_days=before_start)
 
 
 def _may_change(actor: User, series: RideSeries) -> None:
@@ -297,12 +298,15 @@ def _may_change(actor: User, series: RideSeries) -> None:
         raise NotAllowed("You may not change this passenger's series.")
 
 
-def _follow(series: RideSeries, actor: User, *, reason: str, today: date) -> SeriesChange:
+def _follow(
+    series: RideSeries, actor: User, *, reason: str, today: date, no_days: bool = False
+) -> SeriesChange:
     """
     Bring the series' future rides not yet on a run in line with it, a day
     at a time. A day's return goes with its outbound: kept while the
     outbound is planned (its rider must get home), cancelled when the
-    series loses its return, booked when it gains one.
+    series loses its return, booked when it gains one. `no_days`: the
+    series ended before it started.
     """
     change = SeriesChange(series)
     role = access.booker_role(actor, series.passenger)
@@ -313,8 +317,7 @@ def _follow(series: RideSeries, actor: User, *, reason: str, today: date) -> Ser
     for ride in _future_rides(series, after=today):
         days[ride.service_date][ride.leg] = ride
     last = max(days, default=today)
-    ended = series.status == SeriesStatus.ENDED
-    keep = set() if ended else set(series_dates(series, today, last))
+    keep = set() if no_days else set(series_dates(series, today, last))
     returns = series.return_time is not None or series.return_will_call
     now = timezone.now()
     for day, legs in sorted(days.items()):
@@ -330,11 +333,11 @@ def _follow(series: RideSeries, actor: User, *, reason: str, today: date) -> Ser
                 change.changed.append(ride.ride_id)
         if day in keep and returns and outbound is not None and back is None and not planned:
             fields = _ride_fields(series, Ride(service_date=day, leg=Leg.RETURN))
-            if (
-                not Ride.objects.filter(outbound=outbound)
-                .exclude(cancel_reason__in=[*SERIES_WITHDREW, "series_changed"])
-                .exists()
-            ):
+            gone_by = fields["pickup_at"] is not None and fields["pickup_at"] <= now
+            # None yet, or only returns the series itself withdrew (a rider's
+            # own cancel stands).
+            kept = Ride.objects.filter(outbound=outbound).exclude(cancel_reason__in=SERIES_WITHDREW)
+            if not gone_by and not kept.exists():
                 made = scheduling.return_leg_book(
                     outbound=outbound,
                     return_at=fields["pickup_at"],

@@ -7,8 +7,9 @@ that to the commit.
 
 from __future__ import annotations
 
+from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_out
-from django.db.models.signals import m2m_changed, post_save, pre_save
+from django.db.models.signals import m2m_changed, post_save, pre_delete, pre_save
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -34,11 +35,13 @@ roles_changed = Signal()
 
 def _remember_active(sender, instance, **kwargs) -> None:
     before = (
-        sender.objects.filter(pk=instance.pk).values_list("is_active", "is_staff").first()
+        sender.objects.filter(pk=instance.pk)
+        .values_list("is_active", "is_staff", "is_superuser")
+        .first()
         if instance.pk
         else None
     )
-    instance._was_active, instance._was_staff = before or (None, None)
+    instance._was_active, instance._was_staff, instance._was_superuser = before or (None,) * 3
 
 
 def _switched_off(sender, instance, created, **kwargs) -> None:
@@ -52,15 +55,35 @@ def _switched_off(sender, instance, created, **kwargs) -> None:
             revoked_at=timezone.now()
         )
         access_ended.send(sender=sender, user_id=instance.pk)
-    elif getattr(instance, "_was_staff", None) and not instance.is_staff:
+    elif (getattr(instance, "_was_staff", None) and not instance.is_staff) or (
+        getattr(instance, "_was_superuser", None) and not instance.is_superuser
+    ):
         roles_changed.send(sender=sender, user_id=instance.pk)
 
 
 def _groups_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:
-    """Someone joined or left a staff group (either side of the relation)."""
+    """
+    Someone joined or left a group, from either side of the relation; a
+    group emptied (`group.user_set.clear()`) names its members before.
+    """
+    if action == "pre_clear" and reverse:
+        instance._members = list(instance.user_set.values_list("pk", flat=True))
+        return
     if action not in ("post_add", "post_remove", "post_clear"):
         return
-    for user_id in (pk_set or ()) if reverse else (instance.pk,):
+    if not reverse:
+        members = [instance.pk]
+    elif action == "post_clear":
+        members = getattr(instance, "_members", [])
+    else:
+        members = list(pk_set or ())
+    for user_id in members:
+        roles_changed.send(sender=User, user_id=user_id)
+
+
+def _group_deleted(sender, instance, **kwargs) -> None:
+    """A group deleted takes its members' roles with it."""
+    for user_id in instance.user_set.values_list("pk", flat=True):
         roles_changed.send(sender=User, user_id=user_id)
 
 
@@ -79,3 +102,4 @@ def connect() -> None:
     m2m_changed.connect(
         _groups_changed, sender=User.groups.through, dispatch_uid="people.groups_changed"
     )
+    pre_delete.connect(_group_deleted, sender=Group, dispatch_uid="people.group_deleted")

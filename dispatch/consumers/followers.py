@@ -58,6 +58,7 @@ class FollowerConsumer(AppSocket):
         for passenger_id, snapshot in snapshots:
             viewer = self.viewers[passenger_id]
             if viewer.hears_news and passenger_id not in heard:
+                self.versions[snapshot["ride_id"]] = snapshot["version"]
                 await self.send_json(access.shown_to(viewer, snapshot, snapshot["status"]))
 
     def _passengers(self) -> list[dict]:
@@ -80,7 +81,8 @@ class FollowerConsumer(AppSocket):
 
         self.viewers, rides_now = await db_async(load)()
         self.statuses = {ride_id: snapshot["status"] for _, ride_id, snapshot in rides_now}
-        self.versions = {ride_id: snapshot["version"] for _, ride_id, snapshot in rides_now}
+        # What each ride was last shown at; a snapshot shown moves it on.
+        self.versions = {ride_id: self.versions.get(ride_id, 0) for _, ride_id, _ in rides_now}
         wanted = {
             broadcast.ride_group(ride_id)
             for pid, ride_id, snapshot in rides_now

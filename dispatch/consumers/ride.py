@@ -65,13 +65,14 @@ class RideConsumer(AppSocket):
             _, self.viewer, snapshot = await db_async(self._read)()
             await self._show(snapshot)
 
-    def _read(self) -> tuple[bool, Viewer | None, dict | None]:
-        """Whether the ride exists, this user's relation to it, and its snapshot."""
-        ride = Ride.objects.with_people().filter(ride_id=self.ride_id).first()
+    def _read(self, *, snapshot: bool = True) -> tuple[bool, Viewer | None, dict | None]:
+        """Whether the ride exists, this user's relation to it, and its snapshot (if asked)."""
+        rides = Ride.objects.with_people() if snapshot else Ride.objects.all()
+        ride = rides.filter(ride_id=self.ride_id).first()
         if ride is None:
             return False, None, None
         viewer = access.viewer_of(self.user, ride)
-        return True, viewer, broadcast.snapshot(ride) if viewer else None
+        return True, viewer, broadcast.snapshot(ride) if viewer and snapshot else None
 
     async def _watch(self, viewer: Viewer) -> None:
         self.viewer = viewer
@@ -237,7 +238,7 @@ class RideConsumer(AppSocket):
         driver taken off the ride, a staff role): a socket that may no longer
         watch closes.
         """
-        _, self.viewer, _ = await db_async(self._read)()
+        _, self.viewer, _ = await db_async(self._read)(snapshot=False)
         if self.viewer is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return False

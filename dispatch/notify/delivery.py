@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from dispatch import broadcast
 from dispatch.models import Notification, NotificationStatus, Ride
-from dispatch.notify.outbox import fan_out, pending
+from dispatch.notify.outbox import accepted, fan_out, pending
 from dispatch.notify.texts import TITLE, notice_text
 from people import push, sms
 from people.access import notified_links
@@ -125,7 +125,7 @@ def deliver(notification: Notification, ride: Ride, token: str) -> None:
         link = notification.link_id
         if link is not None and not notified_links(ride.passenger_id).filter(pk=link).exists():
             raise Skip("The caregiver's link no longer receives notifications.")
-        channel = _channel(notification)
+        channel = _channel(notification, ride)
         body = notice_text(
             notification.topic,
             ride,
@@ -176,11 +176,16 @@ def deliver(notification: Notification, ride: Ride, token: str) -> None:
         )
 
 
-def _channel(notification: Notification) -> str:
-    """The row's channel; SMS for push that stopped reaching them since it was written."""
+def _channel(notification: Notification, ride: Ride) -> str:
+    """
+    The row's channel; SMS for push that stopped reaching them since it was
+    written (turned off here, the app uninstalled), as a new row would go,
+    once someone has taken the ride on (outbox.accepted: texts may go).
+    """
     channel = notification.channel
     if channel == NoticeChannel.PUSH and not push_reaches(notification.recipient_id):
-        # Turned off here, or the app uninstalled: as a new row would go.
+        if not accepted(ride):
+            raise Skip("Push no longer reaches them, and no text goes before a driver accepts.")
         return NoticeChannel.SMS
     return channel
 

@@ -67,13 +67,15 @@ def due_of(ride: Ride, kind: str, **said) -> Due | None:
     return Due(
         event=kind,
         version=0 if kind in ONCE_PER_RIDE else ride.version,
-        params={**params, **said},
-        accepted=_accepted(ride),
+        # The driver as the event found them (the booking's one statement
+        # picks its driver itself: its rows get them at fan-out).
+        params=driver_words(ride) | params | said,
+        accepted=accepted(ride),
         at=clock(),
     )
 
 
-def _accepted(ride: Ride) -> bool:
+def accepted(ride: Ride) -> bool:
     """
     Someone has taken the ride on, so texts may go: a driver accepted it, or
     (booked ahead) the published plan told its rider when it comes.
@@ -105,8 +107,9 @@ def owed(due: NoticeDue, recipients: list[Recipient]) -> list[Notification]:
         # Owed by a release whose NOTICES named the event; this one does not.
         return []
     now = timezone.now()
-    # The driver as the event found them, kept with the text's params: a
-    # text sent late (a retry, the ceiling) still names who was assigned.
+    # The driver kept with the text's params, so a text sent late (a retry,
+    # the ceiling) still names who was assigned; the due's own, else the
+    # ride's at fan-out (the one-statement booking's).
     params = driver_words(due.ride) | due.params
     rows = []
     for recipient in recipients:

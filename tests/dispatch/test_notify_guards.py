@@ -9,6 +9,7 @@ the plan told the window, `booked` once.
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.db import transaction
@@ -324,3 +325,65 @@ def test_a_will_call_return_is_not_told_booked_again_on_ready(family, monkeypatc
     assert before == 1
     ride_ready(ride=back, actor=sarah)
     assert notifications().filter(ride=back, topic=Topic.BOOKED, recipient=emily).count() == 1
+
+
+def test_booked_is_never_texted_before_a_driver_accepted(family, monkeypatch, settings):
+    """
+    Push that stops reaching its chooser falls back to SMS only once the
+    ride is taken on: a `booked` whose push found the app uninstalled is
+    not texted while no driver has accepted.
+    """
+    import firebase_admin
+    from firebase_admin import credentials, messaging
+
+    from people import push
+
+    at_noon(monkeypatch)
+    settings.NOTIFY_RETRY_BASE_S = 0
+    settings.FCM_CREDENTIALS_FILE = "/etc/care-connect/fcm.json"
+    monkeypatch.setattr(push, "_app", [])
+    monkeypatch.setattr(credentials, "Certificate", lambda path: ("cert", path))
+    monkeypatch.setattr(firebase_admin, "initialize_app", lambda cred, name: ("app", cred, name))
+
+    def send(message, app):
+        gone = messaging.UnregisteredError("Requested entity was not found.")
+        return SimpleNamespace(
+            success_count=0,
+            responses=[SimpleNamespace(success=False, exception=gone) for _ in message.tokens],
+        )
+
+    monkeypatch.setattr(messaging, "send_each_for_multicast", send)
+    sarah, emily, link = family
+    notices.device_token_register(user=sarah, token="uninstalled", platform="android")
+    notices.preference_set(
+        actor=sarah, passenger=sarah, channel=NoticeChannel.PUSH, topics=["booked", "cancelled"]
+    )
+    booking.ride_book(**trip(sarah))  # no driver anywhere: searching, then no_drivers
+    deliver_all()
+    for _ in range(3):
+        deliver_all()
+    booked = notifications().get(recipient=sarah, topic=Topic.BOOKED)
+    sent_to_sarah = [t for t in texts(settings) if t["to"] == sarah.phone_number]
+    assert sent_to_sarah == [], (booked.channel, booked.status, sent_to_sarah)
+    assert not (booked.channel == NoticeChannel.SMS and booked.status == NotificationStatus.SENT)
+
+
+def test_an_assigned_text_names_the_driver_assigned_even_if_fanned_out_after_a_give_back(
+    family, make_driver, monkeypatch, settings
+):
+    """
+    The driver is kept with the notice owed, as the event found them: fanned
+    out after John gave the ride back (a worker busy or restarting), the
+    text still names John.
+    """
+    at_noon(monkeypatch)
+    sarah, _, _ = family
+    john = make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
+    ride = booking.ride_book(**trip(sarah)).ride
+    assert ride.driver_id == john.pk
+    # Not fanned out yet: the NoticeDue rows wait for the worker.
+    make_driver(JHB[0] + 0.005, JHB[1], first_name="Mike")
+    matching.ride_driver_cancel(ride=Ride.objects.with_people().get(pk=ride.pk), driver=john)
+    deliver_all()
+    told = [t["message"] for t in texts(settings) if t["to"] == sarah.phone_number]
+    assert any("John will drive Sarah" in m for m in told), told

@@ -126,3 +126,50 @@ def test_offer_mode_marking_unfulfilled_withdraws_the_open_offer(
     ride.refresh_from_db()
     rides.ride_mark_unfulfilled(ride=ride, actor=dispatcher, reason="no one")
     assert not RideOffer.objects.filter(driver=a, status="offered").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_driver_going_on_trip_is_told_to_the_board(
+    passenger, make_driver, settings, monkeypatch
+):
+    """Like every other status change of a driver, the board hears it (console.driver)."""
+    from dispatch import broadcast, drivers
+
+    sent = []
+    monkeypatch.setattr(broadcast, "_deliver", lambda sends: sent.extend(m for _, m in sends))
+    settings.PLAN_EXPLORATION = 0
+    john = make_driver(first_name="John")
+    shift_for(john)
+    booked = book(passenger, 8, 0)
+    plan_tomorrow()
+    drivers.driver_place(driver=john, latitude=JHB[0] + 0.001, longitude=JHB[1])
+    drivers.driver_set_status(driver=john, status="available")
+    sent.clear()
+    rides.ride_run_reached(ride=Ride.objects.select_related("run__driver").get(pk=booked.pk))
+    told = [m for m in sent if m["type"] == "console.driver" and m["driver_id"] == john.pk]
+    assert told and told[-1]["kind"] == "on_trip"
+
+
+@pytest.mark.django_db
+def test_a_run_driver_offline_when_reached_cannot_go_available_while_carrying(
+    passenger, make_driver, settings
+):
+    """Offline stays offline when the run reaches a rider; going available is refused until done."""
+    from dispatch import drivers
+    from dispatch.errors import DispatchError
+
+    settings.PLAN_EXPLORATION = 0
+    john = make_driver(first_name="John")
+    shift_for(john)
+    booked = book(passenger, 8, 0)
+    plan_tomorrow()
+    drivers.driver_set_status(driver=john, status="offline")
+    ride = Ride.objects.select_related("run__driver").get(pk=booked.pk)
+    rides.ride_run_reached(ride=ride)
+    assert DriverState.objects.get(driver=john).status == "offline"
+    with pytest.raises(DispatchError) as refused:
+        drivers.driver_set_status(driver=john, status="available")
+    assert refused.value.code == "invalid_state"
+    for step in (rides.ride_driver_arrived, rides.ride_start, rides.ride_complete):
+        step(ride=Ride.objects.with_people().get(pk=ride.pk), driver=john)
+    assert drivers.driver_set_status(driver=john, status="available").status == "available"

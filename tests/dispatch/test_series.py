@@ -293,3 +293,20 @@ def test_ending_a_series_that_has_not_started_leaves_no_ride(passenger):
     S.series_end(series=change.series, actor=passenger)
     left = Ride.objects.filter(series=change.series, status=RideStatus.SCHEDULED)
     assert not left.exists(), list(left.values_list("ride_id", "service_date"))
+
+
+def test_ending_a_series_today_keeps_todays_ride_and_cancels_the_later(passenger, monkeypatch):
+    """The series ends after its last date (today by default): today's ride stays."""
+    eight = timezone.make_aware(datetime.combine(timezone.localdate(), time(8, 0)))
+    monkeypatch.setattr(timezone, "now", lambda: eight)
+    today = timezone.localdate()
+    change = create(
+        passenger, passenger, weekdays=list(range(7)), start_date=today,
+        pickup_time=time(10, 0), return_time=None,
+    )  # fmt: skip
+    todays = Ride.objects.get(series=change.series, service_date=today, leg="outbound")
+    ended = S.series_end(series=change.series, actor=passenger)
+    todays.refresh_from_db()
+    assert todays.status == RideStatus.SCHEDULED and todays.ride_id not in ended.cancelled
+    later = Ride.objects.filter(series=change.series, service_date__gt=today)
+    assert later.exists() and set(later.values_list("status", flat=True)) == {"cancelled"}
