@@ -316,14 +316,14 @@ def test_support_changing_needs_in_users_admin_is_audited_and_tells_the_driver(s
     def listener(sender, passenger_id, **kw):
         heard.append(passenger_id)
 
-    signals.needs_changed.connect(listener, dispatch_uid="review-listener")
+    signals.needs_changed.connect(listener, dispatch_uid="needs-listener")
     try:
         response = client.post(
             reverse("admin:people_user_change", args=[passenger.pk]),
             _user_form(passenger, needs_wheelchair="on"),
         )
     finally:
-        signals.needs_changed.disconnect(dispatch_uid="review-listener")
+        signals.needs_changed.disconnect(dispatch_uid="needs-listener")
     assert response.status_code == 302, response.content.decode()[-3000:]
     passenger.passenger_profile.refresh_from_db()
     changed = passenger.passenger_profile.needs_wheelchair
@@ -335,18 +335,10 @@ def test_support_changing_needs_in_users_admin_is_audited_and_tells_the_driver(s
 @pytest.mark.logs_errors  # Django logs each refused filter as a security error
 def test_support_cannot_locate_drivers_by_filtering_driver_states(support, make_driver):
     """
-    people.access.may_see_live_positions: positions are for dispatchers. The
-    columns are hidden from Support, but Django admin allows any local-field
-    lookup in the query string, so ?latitude__gte=&latitude__lt= on the
-    driver-states list bisects where each driver stands.
+    Positions are for dispatchers (people.access.may_see_live_positions):
+    a filter on latitude in the list's URL, which would tell support where
+    each driver stands a degree at a time, is refused like the column.
     """
-    # As migration 0003 grants in production ("Support reads driver states");
-    # the console conftest's staff_groups only sets 0002's permissions.
-    from django.contrib.auth.models import Permission
-
-    support.groups.get(name="Support").permissions.add(
-        Permission.objects.get(content_type__app_label="dispatch", codename="view_driverstate")
-    )
     client = staff_login(Client(), support)
     north = make_driver(-26.10, 28.04, first_name="Northy", last_name="North")
     south = make_driver(-26.30, 28.04, first_name="Southy", last_name="South")
@@ -367,10 +359,9 @@ def test_support_cannot_locate_drivers_by_filtering_driver_states(support, make_
 
 def test_caller_lookup_does_not_send_a_nul_to_the_database(support):
     """
-    /admin/dispatch/ride/callers/?q= is read raw (request.GET, no form), so a
-    NUL reaches people_matching's query; PostgreSQL refuses NUL in any text
-    (project.common.inbound), which is a 500 there. SQLite stores it, so
-    this test looks at the parameters the queries were sent with instead.
+    A NUL in the caller lookup's ?q= reaches no query (PostgreSQL refuses NUL
+    in any text: a 500 there). SQLite would store it, so this test looks at
+    the parameters the queries were sent with.
     """
     from django.db import connection
 
@@ -390,11 +381,9 @@ def test_caller_lookup_does_not_send_a_nul_to_the_database(support):
 @pytest.mark.logs_errors  # Django logs each refused filter as a security error
 def test_support_cannot_read_a_waiting_sms_code_through_list_filters(support, passenger):
     """
-    people/admin/signin.py: "Never the code itself: `token` is left out
-    everywhere." But Django admin allows any local-field lookup in the query
-    string, so ?token__startswith= on the SMS-code devices list reads the
-    waiting code digit by digit; with it, a support agent signs in to the
-    passenger's app account (no audit row says so).
+    A waiting SMS code is never shown, not even to a filter in the list's URL
+    (?token__startswith=, digit by digit): support cannot read it and sign
+    in as the passenger.
     """
     from people import signin
 

@@ -14,10 +14,8 @@ from dispatch import alarms, broadcast, drivers, rides
 from dispatch.geo import Point
 from dispatch.locations import location_store
 from dispatch.models import Alarm, AlarmKind, Ride, RideStatus
-from dispatch.planning import day as on_the_day
-from dispatch.planning import services
 from tests.conftest import db, receive_until, token_for
-from tests.dispatch.test_manifest import run_day, today  # noqa: F401
+from tests.dispatch.test_manifest import first_aboard, run_day, today  # noqa: F401
 from tests.dispatch.test_rides_api import JHB, book
 from tests.dispatch.test_waiting import IN_MEMORY, Ear
 
@@ -169,14 +167,8 @@ def test_a_run_driver_boarding_the_next_rider_raises_no_alarm_on_the_rider_on_bo
     """
     settings.WATCHDOG_STOPPED_MIN = 10
     settings.WATCHDOG_SILENT_MIN = 3
-    services.plan_publish(plan=run_day["plan"])
     driver = run_day["driver"]
-    stops = on_the_day.manifest_for(driver, today())["stops"]
-    first = Ride.objects.select_related("run__driver").get(ride_id=stops[0]["ride_id"])
-    rides.ride_run_reached(ride=first)
-    for step in (rides.ride_driver_arrived, rides.ride_start):
-        step(ride=Ride.objects.with_people().get(pk=first.pk), driver=driver)
-    second_id = next(s["ride_id"] for s in stops if s["ride_id"] != first.ride_id)
+    first, second_id = first_aboard(run_day)
     # Bob lives 3 km east of Sarah's stops.
     bob_home = (first.pickup_latitude, first.pickup_longitude + 0.03)
     Ride.objects.filter(ride_id=second_id).update(

@@ -40,10 +40,9 @@ async def test_follower_drops_news_older_than_its_snapshot(
 ):
     """
     News of version 3 (`assigned`) that reaches the socket after it sent the
-    version-5 snapshot (`driver_arrived`) - delivered late by another
-    worker's outbox - must be dropped, as the ride socket drops it. The
-    follower sockets forward it, so the app shows the ride back at
-    `assigned` after the driver arrived.
+    version-5 snapshot (`driver_arrived`), delivered late by another
+    worker's outbox, is dropped, as the ride socket drops it: the app never
+    shows the ride back at `assigned` after the driver arrived.
     """
     driver = await db(make_driver, *JHB)
     await db(make_link, passenger, caregiver)
@@ -80,10 +79,8 @@ async def test_a_caregiver_who_starts_following_mid_ride_is_told_of_the_ride(
     """
     A caregiver socket that starts following a passenger (a link accepted,
     or can_receive_notifications switched on) while the passenger is on a
-    ride gets `links_updated`, and then the driver's positions for that
-    ride - but never the ride itself: no `ride_status`, as on connect, and
-    no `get_status` on this socket to ask for it. The app has a stream of
-    positions for a ride it does not know until the ride next changes.
+    ride gets `links_updated`, then the ride's `ride_status` as on connect,
+    before any of its driver's positions: the app knows the ride it follows.
     """
     from people.caregivers import caregiver_link_accept, caregiver_link_update
     from people.models import CaregiverLink, LinkStatus

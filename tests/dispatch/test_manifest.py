@@ -70,6 +70,19 @@ async def driver_socket(ws, driver):
     return comm
 
 
+def first_aboard(run_day) -> tuple[Ride, str]:
+    """Today's plan published, the run's first rider aboard; and its next pickup's ride id."""
+    publish(run_day["plan"])
+    driver = run_day["driver"]
+    stops = on_the_day.manifest_for(driver, today())["stops"]
+    first = Ride.objects.select_related("run__driver").get(ride_id=stops[0]["ride_id"])
+    rides.ride_run_reached(ride=first)
+    for step in (rides.ride_driver_arrived, rides.ride_start):
+        step(ride=Ride.objects.with_people().get(pk=first.pk), driver=driver)
+    later = next(s["ride_id"] for s in stops if s["ride_id"] != first.ride_id)
+    return Ride.objects.with_people().get(pk=first.pk), later
+
+
 def by_ride(manifest, ride_id, kind="pickup"):
     return next(s for s in manifest["stops"] if s["ride_id"] == ride_id and s["kind"] == kind)
 
@@ -176,15 +189,9 @@ async def test_trip_messages_work_through_the_run_and_move_the_manifest_on(ws, r
 
 @pytest.mark.django_db
 def test_a_pickup_due_soon_is_reached_as_the_run_moves_on(run_day):
-    services.plan_publish(plan=run_day["plan"])
     driver = run_day["driver"]
-    stops = on_the_day.manifest_for(driver, today())["stops"]
-    first = Ride.objects.select_related("run__driver").get(ride_id=stops[0]["ride_id"])
-    rides.ride_run_reached(ride=first)
-    for step in (rides.ride_driver_arrived, rides.ride_start):
-        step(ride=Ride.objects.with_people().get(pk=first.pk), driver=driver)
+    first, second = first_aboard(run_day)
     after_start = Ride.objects.get(pk=first.pk)
-    second = next(s["ride_id"] for s in stops if s["ride_id"] != first.ride_id)
     pickup = Ride.objects.get(ride_id=second).stops.get(kind="pickup").service_at
     # An hour before: not yet.
     assert (
@@ -217,19 +224,6 @@ async def test_a_trip_message_naming_a_later_ride_of_the_run_is_refused(ws, run_
     assert (await receive_until(comm, "pong"))[0]
 
 
-def _first_aboard(run_day) -> tuple[Ride, str]:
-    """The run's first rider aboard; and the ride id of its next pickup."""
-    publish(run_day["plan"])
-    driver = run_day["driver"]
-    stops = on_the_day.manifest_for(driver, today())["stops"]
-    first = Ride.objects.select_related("run__driver").get(ride_id=stops[0]["ride_id"])
-    rides.ride_run_reached(ride=first)
-    for step in (rides.ride_driver_arrived, rides.ride_start):
-        step(ride=Ride.objects.with_people().get(pk=first.pk), driver=driver)
-    later = next(s["ride_id"] for s in stops if s["ride_id"] != first.ride_id)
-    return Ride.objects.with_people().get(pk=first.pk), later
-
-
 @pytest.mark.django_db(transaction=True)
 async def test_a_driver_holding_a_ride_naming_a_later_stop_is_invalid_state(ws, run_day):
     def first_reached():
@@ -250,7 +244,7 @@ async def test_a_driver_holding_a_ride_naming_a_later_stop_is_invalid_state(ws, 
 @pytest.mark.django_db(transaction=True)
 async def test_a_run_driver_holding_two_rides_streams_positions_to_both(ws, run_day):
     """The rider aboard keeps seeing the car while the run reaches the next pickup."""
-    first, later = await db(_first_aboard, run_day)
+    first, later = await db(first_aboard, run_day)
     aboard = await ws(f"/ws/ride/{first.ride_id}/", token=await db(token_for, first.passenger))
     await receive_until(aboard, "ride_status")
     comm = await driver_socket(ws, run_day["driver"])

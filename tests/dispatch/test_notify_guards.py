@@ -73,10 +73,9 @@ def test_failed_gateway_attempts_do_not_use_up_the_daily_cost_cap(
     family, make_driver, monkeypatch, settings
 ):
     """
-    NOTIFY_SMS_MAX_PER_DAY is texts to a number; a gateway that refused
-    (nothing sent, nothing paid) must not count. Here the gateway refuses
-    twice, then works: Emily has been sent nothing, yet her next notice is
-    skipped as over the daily cap.
+    NOTIFY_SMS_MAX_PER_DAY counts texts to a number; a gateway that refused
+    (nothing sent, nothing paid) counts none. The gateway refuses twice,
+    then works: Emily's next notice is sent, not skipped as over the cap.
     """
     at_noon(monkeypatch)
     now = timezone.now()
@@ -145,10 +144,10 @@ def test_the_driver_assigned_text_does_not_say_the_passenger_needs_a_wheelchair(
     family, make_driver, monkeypatch, settings
 ):
     """
-    A passenger who needs a wheelchair is only ever matched to a
-    wheelchair-accessible vehicle, and the vehicle's kind goes in the text:
-    "Wheelchair accessible" tells every recipient (and the gateway, and a
-    locked phone's screen) the passenger's need.
+    A passenger who needs a wheelchair is only ever driven in a
+    wheelchair-accessible vehicle, so the text names its plate, not its kind,
+    which would tell every recipient (and the gateway, and a locked phone's
+    screen) the passenger's need.
     """
     at_noon(monkeypatch)
     sarah, emily, _ = family
@@ -164,27 +163,13 @@ def test_the_driver_assigned_text_does_not_say_the_passenger_needs_a_wheelchair(
     assert "heelchair" not in sent[emily.phone_number], sent[emily.phone_number]
 
 
-def test_a_caregiver_whose_only_device_was_uninstalled_is_texted_instead(
-    family, make_driver, monkeypatch, settings
-):
-    """
-    Emily chose push; then uninstalled the app (her one device). FCM answers
-    UnregisteredError for its token, so success_count is 0 and push_send
-    raises before returning the gone token: the token is never forgotten,
-    push_reaches stays true, and every later notice (an SOS alarm here) is
-    pushed to the dead token, fails 6 times and is given up, instead of
-    falling back to SMS as documented ("the app uninstalled ... goes by SMS").
-    """
-    from types import SimpleNamespace
-
+def _every_app_uninstalled(monkeypatch, settings) -> None:
+    """Push on, and FCM answering every token UnregisteredError (the app uninstalled)."""
     import firebase_admin
     from firebase_admin import credentials, messaging
 
-    from dispatch import alarms
     from people import push
-    from people.models import NoticeChannel
 
-    at_noon(monkeypatch)
     settings.FCM_CREDENTIALS_FILE = "/etc/care-connect/fcm.json"
     monkeypatch.setattr(push, "_app", [])
     monkeypatch.setattr(credentials, "Certificate", lambda path: ("cert", path))
@@ -198,6 +183,20 @@ def test_a_caregiver_whose_only_device_was_uninstalled_is_texted_instead(
         )
 
     monkeypatch.setattr(messaging, "send_each_for_multicast", send)
+
+
+def test_a_caregiver_whose_only_device_was_uninstalled_is_texted_instead(
+    family, make_driver, monkeypatch, settings
+):
+    """
+    Emily chose push, then uninstalled the app (her one device): the token
+    FCM calls gone is forgotten even though no device took the push, so her
+    later notices (an SOS alarm here) go by SMS, as documented.
+    """
+    from dispatch import alarms
+
+    at_noon(monkeypatch)
+    _every_app_uninstalled(monkeypatch, settings)
     sarah, emily, link = family
     notices.device_token_register(user=emily, token="uninstalled", platform="android")
     notices.preference_set(actor=emily, link=link, channel=NoticeChannel.PUSH)
@@ -333,26 +332,9 @@ def test_booked_is_never_texted_before_a_driver_accepted(family, monkeypatch, se
     ride is taken on: a `booked` whose push found the app uninstalled is
     not texted while no driver has accepted.
     """
-    import firebase_admin
-    from firebase_admin import credentials, messaging
-
-    from people import push
-
     at_noon(monkeypatch)
     settings.NOTIFY_RETRY_BASE_S = 0
-    settings.FCM_CREDENTIALS_FILE = "/etc/care-connect/fcm.json"
-    monkeypatch.setattr(push, "_app", [])
-    monkeypatch.setattr(credentials, "Certificate", lambda path: ("cert", path))
-    monkeypatch.setattr(firebase_admin, "initialize_app", lambda cred, name: ("app", cred, name))
-
-    def send(message, app):
-        gone = messaging.UnregisteredError("Requested entity was not found.")
-        return SimpleNamespace(
-            success_count=0,
-            responses=[SimpleNamespace(success=False, exception=gone) for _ in message.tokens],
-        )
-
-    monkeypatch.setattr(messaging, "send_each_for_multicast", send)
+    _every_app_uninstalled(monkeypatch, settings)
     sarah, emily, link = family
     notices.device_token_register(user=sarah, token="uninstalled", platform="android")
     notices.preference_set(

@@ -16,14 +16,29 @@ from tests.conftest import JHB
 from tests.dispatch.test_plan_services import book, plan_tomorrow, shift_for
 
 
+def _john_with_a_run(passenger, make_driver, settings, *, online: bool):
+    """John on shift tomorrow, Sarah's trip on his run; online near it, or offline."""
+    from dispatch import drivers
+
+    settings.PLAN_EXPLORATION = 0
+    john = make_driver(first_name="John")
+    shift_for(john)
+    booked = book(passenger, 8, 0)
+    plan_tomorrow()
+    if online:
+        drivers.driver_place(driver=john, latitude=JHB[0] + 0.001, longitude=JHB[1])
+    drivers.driver_set_status(driver=john, status="available" if online else "offline")
+    return john, Ride.objects.select_related("run__driver").get(pk=booked.pk)
+
+
 @pytest.mark.django_db
 def test_a_run_ride_given_back_does_not_claim_an_on_demand_driver_for_good(
     passenger, make_driver, settings
 ):
     """
-    A run's driver gives back (cancel_ride) a ride their run has reached.
-    It must not be matched on demand while still on the run: the on-demand
-    driver it claims is never freed, since a run ride's end frees nobody.
+    A run's driver cannot give back (cancel_ride) a ride their run has
+    reached: matched on demand, it would claim a driver whom no end of a
+    run's ride frees. The ride stays with the run's driver.
     """
     settings.PLAN_EXPLORATION = 0
     john = make_driver(first_name="John")
@@ -49,10 +64,8 @@ def test_offer_mode_a_second_driver_online_does_not_tell_no_drivers_over_an_open
 ):
     """
     Offer mode: a ride found nobody (no_drivers); driver A comes online near
-    it and is offered it. Driver B then comes online near it: the ride is
-    still 'waiting' (no_driver_found_at is never cleared by an offer), so it
-    is matched again; every offer fails on the open one and the passenger is
-    told no_drivers while A's offer is still open.
+    it and is offered it. Driver B coming online near it leaves the open
+    offer be: the ride is not matched again, and nobody is told no_drivers.
     """
     from dispatch.models import RideEvent, RideOffer
     from tests.dispatch.test_matching import book as request_ride
@@ -87,14 +100,7 @@ def test_a_run_driver_with_a_rider_held_is_not_matched_on_demand(
     from dispatch.errors import DispatchError
     from tests.conftest import booking_keywords
 
-    settings.PLAN_EXPLORATION = 0
-    john = make_driver(first_name="John")
-    shift_for(john)
-    booked = book(passenger, 8, 0)
-    plan_tomorrow()
-    drivers.driver_place(driver=john, latitude=JHB[0] + 0.001, longitude=JHB[1])
-    drivers.driver_set_status(driver=john, status="available")
-    ride = Ride.objects.select_related("run__driver").get(pk=booked.pk)
+    john, ride = _john_with_a_run(passenger, make_driver, settings, online=True)
     rides.ride_run_reached(ride=ride)
     assert DriverState.objects.get(driver=john).status == "on_trip"
     with pytest.raises(DispatchError):
@@ -133,19 +139,13 @@ def test_a_run_driver_going_on_trip_is_told_to_the_board(
     passenger, make_driver, settings, monkeypatch
 ):
     """Like every other status change of a driver, the board hears it (console.driver)."""
-    from dispatch import broadcast, drivers
+    from dispatch import broadcast
 
     sent = []
     monkeypatch.setattr(broadcast, "_deliver", lambda sends: sent.extend(m for _, m in sends))
-    settings.PLAN_EXPLORATION = 0
-    john = make_driver(first_name="John")
-    shift_for(john)
-    booked = book(passenger, 8, 0)
-    plan_tomorrow()
-    drivers.driver_place(driver=john, latitude=JHB[0] + 0.001, longitude=JHB[1])
-    drivers.driver_set_status(driver=john, status="available")
+    john, ride = _john_with_a_run(passenger, make_driver, settings, online=True)
     sent.clear()
-    rides.ride_run_reached(ride=Ride.objects.select_related("run__driver").get(pk=booked.pk))
+    rides.ride_run_reached(ride=ride)
     told = [m for m in sent if m["type"] == "console.driver" and m["driver_id"] == john.pk]
     assert told and told[-1]["kind"] == "on_trip"
 
@@ -158,13 +158,7 @@ def test_a_run_driver_offline_when_reached_cannot_go_available_while_carrying(
     from dispatch import drivers
     from dispatch.errors import DispatchError
 
-    settings.PLAN_EXPLORATION = 0
-    john = make_driver(first_name="John")
-    shift_for(john)
-    booked = book(passenger, 8, 0)
-    plan_tomorrow()
-    drivers.driver_set_status(driver=john, status="offline")
-    ride = Ride.objects.select_related("run__driver").get(pk=booked.pk)
+    john, ride = _john_with_a_run(passenger, make_driver, settings, online=False)
     rides.ride_run_reached(ride=ride)
     assert DriverState.objects.get(driver=john).status == "offline"
     with pytest.raises(DispatchError) as refused:

@@ -15,9 +15,9 @@ def heard():
     def listener(sender, *, user_id, **kwargs):
         got.append(user_id)
 
-    signals.roles_changed.connect(listener, dispatch_uid="review4")
+    signals.roles_changed.connect(listener, dispatch_uid="roles-listener")
     yield got
-    signals.roles_changed.disconnect(dispatch_uid="review4")
+    signals.roles_changed.disconnect(dispatch_uid="roles-listener")
 
 
 @pytest.mark.django_db
