@@ -170,12 +170,14 @@ def notice_recipients(passenger_id: int) -> list[Recipient]:
         _recipient(row["user_id"], row["link_id"], None if row["pref_id"] is None else row)
         for row in _recipient_rows(passenger_id)
     ]
-    return [
-        replace(r, channel=NoticeChannel.SMS)
-        if r.channel == NoticeChannel.PUSH and not push_reaches(r.user_id)
-        else r
-        for r in recipients
-    ]
+    return [replace(r, channel=channel_reaching(r.channel, r.user_id)) for r in recipients]
+
+
+def channel_reaching(channel: str, user_id: int) -> str:
+    """The chosen channel, or SMS for push that does not reach the person now."""
+    if channel == NoticeChannel.PUSH and not push_reaches(user_id):
+        return NoticeChannel.SMS
+    return channel
 
 
 def push_reaches(user_id: int) -> bool:

@@ -48,7 +48,7 @@ from dispatch.notify.texts import TITLE, notice_text
 from people import push, sms
 from people.access import notified_links
 from people.models import DeviceToken, NoticeChannel
-from people.notices import URGENT, device_tokens_dead, push_reaches
+from people.notices import URGENT, channel_reaching, device_tokens_dead
 from project.common.limits import caps_give_back, caps_take
 
 log = logging.getLogger(__name__)
@@ -182,11 +182,9 @@ def _channel(notification: Notification, ride: Ride) -> str:
     written (turned off here, the app uninstalled), as a new row would go,
     once someone has taken the ride on (outbox.accepted: texts may go).
     """
-    channel = notification.channel
-    if channel == NoticeChannel.PUSH and not push_reaches(notification.recipient_id):
-        if not accepted(ride):
-            raise Skip("Push no longer reaches them, and no text goes before a driver accepts.")
-        return NoticeChannel.SMS
+    channel = channel_reaching(notification.channel, notification.recipient_id)
+    if channel != notification.channel and not accepted(ride):
+        raise Skip("Push no longer reaches them, and no text goes before a driver accepts.")
     return channel
 
 
