@@ -8,7 +8,7 @@ before their trip is the current one.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from django.utils import timezone
@@ -147,7 +147,13 @@ async def test_a_move_on_a_published_plan_updates_both_drivers(ws, run_day):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_trip_messages_work_through_the_run_and_move_the_manifest_on(ws, run_day):
+async def test_trip_messages_work_through_the_run_and_move_the_manifest_on(
+    ws, run_day, monkeypatch
+):
+    # Early in the day, whatever the clock says: Bob's 08:05 pickup is not
+    # yet due within 2 x PICKUP_WINDOW_MIN, so no step reaches it by itself.
+    early = timezone.make_aware(datetime.combine(today(), time(6, 0)))
+    monkeypatch.setattr(on_the_day.timezone, "now", lambda: early)
     await db(publish, run_day["plan"])
     comm = await driver_socket(ws, run_day["driver"])
     manifest = await comm.receive_json_from()
