@@ -9,8 +9,9 @@ class PeopleConfig(AppConfig):
 
     def ready(self) -> None:
         # At ready time: the signals' receivers need the models.
-        from people import signals
+        from people import sessions, signals
 
         signals.connect()
+        signals.switched_off.connect(sessions.on_switched_off, dispatch_uid="people.sessions_end")
         # Notification texts come in isiZulu too (settings.LANGUAGES).
         language_info_add("zu", name="Zulu", name_local="isiZulu")

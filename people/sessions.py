@@ -107,6 +107,20 @@ def session_revoke(*, session: ApiSession, actor: User | None, reason: str = "")
     return session
 
 
+def sessions_end_all(*, user_id: int, actor: User | None = None, reason: str) -> None:
+    """Every open session of the user ends, as `session_revoke` ends one."""
+    with transaction.atomic():
+        for session in ApiSession.objects.select_for_update().filter(
+            user_id=user_id, revoked_at__isnull=True
+        ):
+            _session_mark_revoked(session=session, actor=actor, reason=reason)
+
+
+def on_switched_off(sender, *, user_id: int, **kwargs) -> None:
+    """An account switched off: switching it on again revives none of its tokens."""
+    sessions_end_all(user_id=user_id, reason="account_switched_off")
+
+
 # --- helpers ---------------------------------------------------------------
 
 

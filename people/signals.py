@@ -11,9 +11,8 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import m2m_changed, post_save, pre_delete, pre_save
 from django.dispatch import Signal
-from django.utils import timezone
 
-from people.models import ApiSession, User
+from people.models import User
 
 # Caregiver links of these users changed (invited, answered, edited,
 # revoked): `user_ids`, the passenger's and the caregiver's.
@@ -27,6 +26,10 @@ needs_changed = Signal()
 # when one console session did; neither when the account was switched off or
 # its authenticator was reset (people.staff_signin.totp_reset).
 access_ended = Signal()
+
+# An account was switched off: `user_id`. people.sessions ends its sessions
+# (connected in PeopleConfig.ready).
+switched_off = Signal()
 
 # A user's staff roles changed (the staff flag, their groups): `user_id`.
 # Sockets opened on a role ask again.
@@ -51,9 +54,7 @@ def _switched_off(sender, instance, created, **kwargs) -> None:
     their tokens (a stolen phone's included).
     """
     if getattr(instance, "_was_active", None) and not instance.is_active:
-        ApiSession.objects.filter(user_id=instance.pk, revoked_at__isnull=True).update(
-            revoked_at=timezone.now()
-        )
+        switched_off.send(sender=sender, user_id=instance.pk)
         access_ended.send(sender=sender, user_id=instance.pk)
     elif (getattr(instance, "_was_staff", None) and not instance.is_staff) or (
         getattr(instance, "_was_superuser", None) and not instance.is_superuser
