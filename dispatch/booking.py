@@ -10,9 +10,10 @@ passenger):
 - On PostgreSQL in auto mode, one statement inserts the ride and its first
   events, claims the first free eligible candidate (`FOR UPDATE SKIP
   LOCKED`: a concurrent booking takes the next driver instead of waiting)
-  and reads who hears of it (the caregivers following). It writes the
-  notices its events owe too (dispatch.notify.outbox), so notifications
-  add no statement to a booking and read nobody's choices in it.
+  and reads who hears of it (the caregivers following). Its events are
+  the notices they owe (dispatch.notify.outbox reads them from the log),
+  so notifications add nothing to a booking: no row, no statement, nobody's
+  choices read.
   The rules are the ORM's own querysets, compiled into it; the steps and
   versions are the ones `rides.advance` plans. Measured clearly faster than
   the ORM path (docs/benchmarks.md, Decisions, "Booking").
@@ -40,11 +41,10 @@ from django.utils import timezone
 from dispatch import broadcast, drivers, rides
 from dispatch.geo import Point
 from dispatch.matching import BOOK_CANDIDATES, MatchResult, nearby, put_on_ride, ride_match
-from dispatch.models import DriverState, DriverStatus, NoticeDue, Ride, RideEvent, RideStatus
-from dispatch.notify import outbox
+from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
 from people.access import caregivers_following, caregivers_following_query
 from people.models import DriverProfile, User
-from project.common.sql import insert_params, insert_sql, insert_values
+from project.common.sql import insert_params, insert_sql
 
 # False: PostgreSQL books through the ORM path too (the equivalence tests and
 # the benchmark's comparison of the two paths set it).
@@ -143,9 +143,8 @@ DRIVER_ROWS = (
     (DriverState, "dst", "driver_id"),
 )
 CLAIMED = "claim.driver_id IS NOT NULL"
-# The statement by which of its steps owe notices (searching, assigned),
-# built on first use; only its parameters change.
-_statements: dict[tuple[bool, bool], tuple[str, list, list, list]] = {}
+# The statement, built on first use; only its parameters change.
+_statement: tuple[str, list, list, list] | None = None
 
 
 @dataclass
@@ -155,32 +154,23 @@ class _Planned:
     searching: Ride
     assigned: Ride
     event: RideEvent
-    # What each step owes in notices, if anything (written only if it happens).
-    searching_due: outbox.Due | None
-    assigned_due: outbox.Due | None
 
 
 def _plan(ride: Ride, now: datetime) -> _Planned:
     claimed = copy.copy(ride)
     event = rides.advance(claimed, RideStatus.ASSIGNED, kind="assigned", assigned_at=now)
-    return _Planned(
-        searching=ride,
-        assigned=claimed,
-        event=event,
-        searching_due=outbox.due_of(ride, "searching"),
-        assigned_due=outbox.due_of(claimed, "assigned"),
-    )
+    return _Planned(searching=ride, assigned=claimed, event=event)
 
 
 def _in_one_statement(
     ride: Ride, opening: list[RideEvent], fresh: dict[int, tuple[float, Point]]
 ) -> tuple[User, float] | None:
+    global _statement
     now = timezone.now()
     plan = _plan(ride, now)
-    owing = (plan.searching_due is not None, plan.assigned_due is not None)
-    if owing not in _statements:
-        _statements[owing] = _build(*owing)
-    sql, eligible_params, carries_params, watchers_params = _statements[owing]
+    if _statement is None:
+        _statement = _build()
+    sql, eligible_params, carries_params, watchers_params = _statement
     params = [
         list(fresh),
         [distance for distance, _ in fresh.values()],
@@ -203,17 +193,10 @@ def _in_one_statement(
         *insert_params(opening[0], {"ride": []}),
         *insert_params(opening[1], {"ride": []}),
         *insert_params(plan.event, {"ride": [], "payload": []}),
+        *watchers_params,
     ]
-    if plan.searching_due is not None:
-        params += insert_values(NoticeDue, plan.searching_due._asdict(), {"ride": []})
-    if plan.assigned_due is not None:
-        params += insert_values(
-            NoticeDue, plan.assigned_due._asdict(), {"ride": [], "accepted": []}
-        )
-    params += watchers_params
     # One statement is one transaction (a savepoint inside a caller's): a
-    # constraint that fails rolls the claim back with it, and the notices
-    # its events owe.
+    # constraint that fails rolls the claim back with it.
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -221,9 +204,7 @@ def _in_one_statement(
         ride.pk = pk
         # Saved now, as Model._state (documented) records for a saved row.
         ride._state.adding, ride._state.db = False, connection.alias
-        if any(owing):
-            outbox.notices_committing()
-        broadcast.ride_changed(ride, "searching", watchers=watchers, notices_written=True)
+        broadcast.ride_changed(ride, "searching", watchers=watchers)
         driver = _driver_of(row)
         if driver is None:
             return None
@@ -233,7 +214,6 @@ def _in_one_statement(
             "assigned",
             watchers=watchers,
             driver_at=fresh[driver.pk][1],
-            notices_written=True,
         )
         broadcast.driver_changed(driver.pk, DriverStatus.ON_TRIP)
     return driver, distance
@@ -256,7 +236,7 @@ def _driver_of(row: Sequence) -> User | None:
     return driver
 
 
-def _build(searching_owes: bool, assigned_owes: bool) -> tuple[str, list, list, list]:
+def _build() -> tuple[str, list, list, list]:
     """The statement, and the parameters of the querysets compiled into it."""
     eligible_sql, eligible_params = (
         DriverState.objects.eligible(needs_wheelchair=False)
@@ -289,21 +269,6 @@ def _build(searching_owes: bool, assigned_owes: bool) -> tuple[str, list, list, 
                 "'distance_km', round(claim.distance_km::numeric, 3))"
             ),
         },
-    )
-    due_cols, due_values = insert_sql(NoticeDue, {"ride": "ride.id"})
-    _, assigned_due_values = insert_sql(NoticeDue, {"ride": "ride.id", "accepted": CLAIMED})
-    owed = [
-        *([f"SELECT {due_values} FROM ride"] if searching_owes else []),
-        *([f"SELECT {assigned_due_values} FROM ride JOIN claim ON TRUE"] if assigned_owes else []),
-    ]
-    dues = (
-        f""",
-        dues AS (
-            INSERT INTO {NoticeDue._meta.db_table} ({due_cols})
-            {" UNION ALL ".join(owed)}
-        )"""
-        if owed
-        else ""
     )
     state = DriverState._meta.db_table
     driver_columns = ", ".join(
@@ -347,7 +312,7 @@ def _build(searching_owes: bool, assigned_owes: bool) -> tuple[str, list, list, 
             SELECT {event_values} FROM ride
             UNION ALL SELECT {event_values} FROM ride
             UNION ALL SELECT {assigned_values} FROM ride JOIN claim ON TRUE
-        ){dues}
+        )
         SELECT ride.id, ARRAY({watchers_sql}), claim.distance_km, {driver_columns}
         FROM ride LEFT JOIN claim ON TRUE {driver_joins}
     """

@@ -200,7 +200,6 @@ def ride_changed(
     watchers: list[int] | None = None,
     driver_at: Point | None = None,
     alarm: Alarm | None = None,
-    notices_written: bool = False,
 ) -> None:
     """
     Tell everyone of `kind` on `ride` once the transaction commits. The ride
@@ -212,12 +211,10 @@ def ride_changed(
 
     Every ride event passes here inside its transaction, so here too it
     writes the notices it owes (dispatch.notify.outbox), in the same
-    transaction; unless `notices_written`: the one-statement booking
-    writes its own with its events.
+    transaction.
     """
     ride = _with_people(ride)
-    if not notices_written:
-        notices_write(ride, kind)
+    notices_write(ride, kind)
     if watchers is None:
         watchers = caregivers_following(ride.passenger_id)
     sends = _ride_sends(

@@ -1,7 +1,8 @@
 """
 The notification outbox (dispatch.notify) for support: what was owed, sent,
-and why not; and the ride events whose notices the worker has not yet
-fanned out (a list that stays empty while the worker runs).
+and why not; and how far the worker has come with what ride events owe:
+the notices owed rows (a list that stays empty while the worker runs) and
+the ride event log read (no events left unread while it runs).
 """
 
 from django.contrib import admin, messages
@@ -10,7 +11,7 @@ from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import action
 
 from dispatch import labels
-from dispatch.models import NoticeDue, Notification
+from dispatch.models import NoticeDue, NoticeLogMark, Notification, RideEvent
 from dispatch.notify import delivery
 from project.common.admin import ReadOnly, pill
 
@@ -54,3 +55,18 @@ class NoticeDueAdmin(ReadOnly, ModelAdmin):
     search_fields = ("ride__ride_id",)
     list_select_related = ("ride",)
     readonly_fields = [f.name for f in NoticeDue._meta.fields]
+
+
+@admin.register(NoticeLogMark)
+class NoticeLogMarkAdmin(ReadOnly, ModelAdmin):
+    list_display = ("read_to", "unread", "awaited")
+    readonly_fields = ("read_to", "unread", "awaited")
+    fields = readonly_fields
+
+    @admin.display(description="Events not read yet")
+    def unread(self, obj: NoticeLogMark) -> int:
+        return RideEvent.objects.filter(pk__gt=obj.read_to).count()
+
+    @admin.display(description="Ids still looked for (committing, or rolled back)")
+    def awaited(self, obj: NoticeLogMark) -> int:
+        return sum(last - first + 1 for first, last, _ in obj.gaps)

@@ -6,7 +6,12 @@ share links and alarms (`alerts`); recurring series and shifts
 """
 
 from dispatch.models.alerts import Alarm, AlarmKind, ShareLink
-from dispatch.models.notifications import NoticeDue, Notification, NotificationStatus
+from dispatch.models.notifications import (
+    NoticeDue,
+    NoticeLogMark,
+    Notification,
+    NotificationStatus,
+)
 from dispatch.models.plans import DayPlan, PlanEvent, PlanStatus, Run, Stop, StopKind
 from dispatch.models.rides import (
     ACTIVE_STATUSES,
@@ -47,6 +52,7 @@ __all__ = [
     "DriverStatus",
     "Leg",
     "NoticeDue",
+    "NoticeLogMark",
     "Notification",
     "NotificationStatus",
     "OfferStatus",

@@ -1,6 +1,7 @@
 """
-The notification outbox: each ride event that owes notices (NoticeDue),
-then one row per recipient, event and channel (Notification).
+The notification outbox: what ride events owe (the ride event log itself,
+read up to NoticeLogMark, or a NoticeDue row), then one row per recipient,
+event and channel (Notification).
 """
 
 from __future__ import annotations
@@ -21,9 +22,36 @@ class NotificationStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
 
 
+class NoticeLogMark(models.Model):
+    """
+    How far the notify worker has read the ride event log (RideEvent) for
+    the notices its events owe where the event row says all they need (the
+    booking's: dispatch.notify.events, `logged`). One row, updated in the
+    transaction that fans the events out (dispatch.notify.outbox).
+
+    Ids are taken in one order and committed in another (PostgreSQL), so an
+    id below the highest read may still come: `gaps` keeps the ids not seen
+    yet, with when they were first missed, until they come or are too old
+    to be anything but a transaction that rolled back.
+    """
+
+    # The highest event id read.
+    read_to = models.BigIntegerField(default=0)
+    # [[first id, last id, first missed (epoch seconds)], ...]
+    gaps = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        verbose_name = "event log read"
+        verbose_name_plural = "event log read"
+
+    def __str__(self) -> str:
+        return f"event log read to {self.read_to} ({len(self.gaps)} gaps)"
+
+
 class NoticeDue(models.Model):
     """
-    A ride event that owes notices, written in the transaction of the ride
+    A ride event that owes notices its event row does not carry (the driver
+    as they were, minutes late...), written in the transaction of the ride
     change itself (dispatch.notify.outbox), with what the texts need from
     that moment. The notify worker turns it into a Notification for each
     recipient and channel, as they chose, and deletes it, in one transaction:

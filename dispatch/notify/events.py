@@ -6,6 +6,11 @@ service passes to `broadcast.ride_changed` (or to `outbox.notices_write`
 for an event that is no ride change): its people.notices.Topic (a new
 topic needs its text in dispatch.notify.texts and the catalogues), who may
 hear it (`to`), and, if the text needs more than the ride, `params`.
+
+A notice whose event row (RideEvent) says all it needs is `logged`: the
+notify worker reads it from the ride event log, and the change writes
+nothing for it. The booking's are, so a booking pays nothing for its
+notices.
 """
 
 from __future__ import annotations
@@ -31,16 +36,6 @@ def _always(ride: Ride) -> dict:
     return {}
 
 
-def _first_search(ride: Ride) -> dict | None:
-    """
-    Booked: the first search of a ride booked now; not a search again, nor
-    a will-call return's on `ready` (told when it was booked ahead).
-    """
-    return (
-        {} if ride.service_date is None and ride.assigned_at is None and ride.version <= 2 else None
-    )
-
-
 def _near(ride: Ride) -> dict:
     return {"minutes": math.ceil(settings.NOTIFY_NEAR_MIN)}
 
@@ -61,12 +56,19 @@ class Notice:
     to: To = To.EVERYONE
     # What the text says beyond the ride; None: nothing to tell this time.
     params: Callable[[Ride], dict | None] = _always
+    # Read from the ride event log, each row of this kind owing it: its
+    # driver is the one its payload names (`driver_id`), and it is taken on
+    # (texts may go) when it puts that driver on the ride.
+    logged: bool = False
 
 
 NOTICES: dict[str, Notice] = {
-    "searching": Notice(Topic.BOOKED, params=_first_search),
+    # Booked: the event of a ride booked now (rides.opened) alone; a search
+    # again is driver_cancelled, a will-call return's is ready (told when it
+    # was booked ahead).
+    "searching": Notice(Topic.BOOKED, logged=True),
     "scheduled": Notice(Topic.BOOKED),
-    "assigned": Notice(Topic.DRIVER_ASSIGNED),
+    "assigned": Notice(Topic.DRIVER_ASSIGNED, logged=True),
     "reassigned": Notice(Topic.DRIVER_ASSIGNED),
     "driver_near": Notice(Topic.DRIVER_NEAR, params=_near),
     "driver_arrived": Notice(Topic.ARRIVED),
@@ -84,6 +86,13 @@ NOTICES: dict[str, Notice] = {
     "waiting_caregivers_told": Notice(Topic.DOOR_WAIT, to=To.CAREGIVERS),
     "alarm_raised": Notice(Topic.ALARM, to=To.CAREGIVERS),
 }
+
+
+def logged(kind: str) -> bool:
+    """Whether `kind`'s notice is read from the ride event log (its row is the debt)."""
+    notice = NOTICES.get(kind)
+    return notice is not None and notice.logged
+
 
 # Events that happen once per ride whatever its version.
 ONCE_PER_RIDE = frozenset({"driver_near"})

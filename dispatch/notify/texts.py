@@ -14,6 +14,7 @@ from django.utils.translation import gettext_noop as _
 
 from dispatch import access
 from dispatch.models import Ride
+from people.models import User
 from people.notices import Topic
 from people.sms import gsm7
 
@@ -36,11 +37,16 @@ TEXTS: dict[str, str] = {
 }
 
 
-def driver_words(ride: Ride) -> dict:
-    """The ride's driver as its texts name them, as of now; nothing without one."""
-    if not ride.driver_id:
+def driver_words(driver: User | None) -> dict:
+    """A ride's driver as its texts name them (with their profile); nothing without one."""
+    if driver is None:
         return {}
-    return {"driver": ride.driver.first_name, "vehicle": access.vehicle_told(ride.driver)}
+    return {"driver": driver.first_name, "vehicle": access.vehicle_told(driver)}
+
+
+def ride_driver(ride: Ride) -> User | None:
+    """The ride's driver now, if it has one."""
+    return ride.driver if ride.driver_id else None
 
 
 def notice_text(
@@ -52,7 +58,7 @@ def notice_text(
     `for_sms`: names in GSM-7's letters, so a Daniël keeps the text one part.
     """
     values = {"name": ride.passenger.first_name or "", "driver": "", "vehicle": "", "minutes": ""}
-    values |= driver_words(ride) | params
+    values |= driver_words(ride_driver(ride)) | params
     if for_sms:
         values |= {key: gsm7(values[key]) for key in ("name", "driver")}
     with translation.override(language):

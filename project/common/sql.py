@@ -30,19 +30,10 @@ def insert_sql(model: type[Model], exprs: dict[str, str], *, cast: bool = True) 
 
 def insert_params(instance: Model, exprs: dict[str, list]) -> list:
     """The parameters of `insert_sql` for `instance`, in order."""
-    return _prepared(type(instance), lambda f: f.pre_save(instance, add=True), exprs)
-
-
-def insert_values(model: type[Model], values: dict, exprs: dict[str, list]) -> list:
-    """The parameters of `insert_sql` for a `model` row given as its values, in order."""
-    return _prepared(model, lambda f: values[f.name], exprs)
-
-
-def _prepared(model: type[Model], value, exprs: dict[str, list]) -> list:
     params: list = []
-    for field in _fields(model):
+    for field in _fields(type(instance)):
         if field.name in exprs:
             params += exprs[field.name]
         else:
-            params.append(field.get_db_prep_save(value(field), connection))
+            params.append(field.get_db_prep_save(field.pre_save(instance, add=True), connection))
     return params

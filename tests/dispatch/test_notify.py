@@ -68,7 +68,7 @@ def family(passenger, make_user, make_link):
 def at_noon(monkeypatch):
     """Quiet hours see noon (the rest of the clock runs on)."""
     noon = timezone.make_aware(datetime.combine(timezone.localdate(), time(12, 0)))
-    monkeypatch.setattr(outbox, "clock", lambda: noon)
+    monkeypatch.setattr(outbox, "event_time", lambda at: noon)
     return noon
 
 
@@ -79,30 +79,28 @@ def deliver_all() -> int:
 # --- the outbox ------------------------------------------------------------------
 
 
-def test_a_booking_owes_its_notices_in_its_own_transaction(path, family, make_driver, monkeypatch):
+def test_a_booking_owes_its_notices_by_its_events_alone(path, family, make_driver, monkeypatch):
     """
-    Booked and assigned: both events' notices are owed when the booking
-    commits (the searching one before any driver accepted), and the worker
-    makes the caregiver's SMS row of the assigned one.
+    Booked and assigned: the booking writes nothing for its notices (its
+    events, committed with it, are the debt); the worker reads them from
+    the log and makes the caregiver's SMS row of the assigned one, naming
+    the driver, and none of the search (no driver had accepted yet).
     """
     at_noon(monkeypatch)
     sarah, emily, link = family
     driver = make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
     booking.ride_book(**trip(sarah))
-    assert list(
-        NoticeDue.objects.filter(ride__ride_id="n1")
-        .order_by("version")
-        .values_list("event", "version", "accepted")
-    ) == [("searching", 2, False), ("assigned", 3, True)]
-    row = notifications().get(recipient=emily)
     assert not NoticeDue.objects.exists()
-    assert (row.event, row.topic, row.channel, row.status, row.link_id) == (
+    row = notifications().get(recipient=emily)
+    assert (row.event, row.version, row.topic, row.channel, row.status, row.link_id) == (
         "assigned",
+        3,
         Topic.DRIVER_ASSIGNED,
         NoticeChannel.SMS,
         N.PENDING,
         link.pk,
     )
+    assert row.params == {"driver": "John", "vehicle": driver.driver_profile.vehicle_registration}
     assert Ride.objects.get(ride_id="n1").driver_id == driver.pk
 
 
@@ -257,7 +255,7 @@ def test_quiet_hours_hold_back_all_but_urgent_notices(
 ):
     sarah, emily, link = family
     late = timezone.make_aware(datetime.combine(timezone.localdate(), time(23, 30)))
-    monkeypatch.setattr(outbox, "clock", lambda: late)
+    monkeypatch.setattr(outbox, "event_time", lambda at: late)
     notices.preference_set(
         actor=emily,
         link=link,
@@ -488,18 +486,35 @@ def test_preferences_without_a_row_are_the_defaults(family):
 def test_the_admin_lists_notifications_with_status_and_error_and_sends_again(
     family, make_driver, make_user, client, monkeypatch
 ):
-    """Support sees what is owed before the worker fans it out, each row's fate, and resends."""
+    """
+    Support sees what is owed before the worker fans it out (the booking's
+    events not read yet, an arrival's notices owed), each row's fate, and
+    resends.
+    """
+    import re
+
     from tests.conftest import staff_login
+
+    def unread() -> int:
+        page = client.get("/admin/dispatch/noticelogmark/")
+        assert page.status_code == 200
+        return int(re.search(rb'class="field-unread[^"]*">(\d+)<', page.content)[1])
 
     at_noon(monkeypatch)
     sarah, emily, _ = family
+    notifications()  # the worker has run before
     make_driver(JHB[0] + 0.004, JHB[1])
-    booking.ride_book(**trip(sarah))
+    ride = booking.ride_book(**trip(sarah)).ride
     admin = make_user("", is_staff=True, is_superuser=True)
     staff_login(client, admin)
+    # requested, searching, assigned
+    assert unread() == 3
+    ride = Ride.objects.with_people().get(pk=ride.pk)
+    rides.ride_driver_arrived(ride=ride, driver=ride.driver)
     owed = client.get("/admin/dispatch/noticedue/")
-    assert owed.status_code == 200 and owed.content.count(b"n1") >= 2
-    row = notifications().get(recipient=emily)
+    assert owed.status_code == 200 and b"n1" in owed.content
+    row = notifications().get(recipient=emily, event="assigned")
+    assert unread() == 0
     row.status, row.last_error = N.FAILED, "SMS Portal answered HTTP 503."
     row.save()
     assert b"n1" not in client.get("/admin/dispatch/noticedue/").content
@@ -613,7 +628,7 @@ def test_at_night_the_rider_hears_the_arrival_and_the_caregivers_the_door_wait(
     """
     settings.NO_SHOW_CAREGIVERS_AFTER_MIN = 2
     night = timezone.make_aware(datetime.combine(timezone.localdate(), time(23, 30)))
-    monkeypatch.setattr(outbox, "clock", lambda: night)
+    monkeypatch.setattr(outbox, "event_time", lambda at: night)
     sarah, emily, _ = family
     make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
     ride = booking.ride_book(**trip(sarah)).ride
@@ -650,10 +665,10 @@ def test_an_sos_alarm_texts_the_caregivers_who_receive_notifications(
 
 
 @pytest.mark.postgres
-def test_the_one_statement_booking_owes_its_notices_without_a_statement_more(
+def test_the_one_statement_booking_runs_the_same_statements_with_notifications_on_or_off(
     family, make_driver, monkeypatch, settings
 ):
-    """The statement writes its events' notices itself: a booking with them runs no more SQL."""
+    """Its events are its notices' debt: with notifications on it writes and runs nothing more."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -670,4 +685,7 @@ def test_the_one_statement_booking_owes_its_notices_without_a_statement_more(
         statements[on] = [q["sql"].split()[0] for q in captured.captured_queries]
         rides.ride_cancel(ride=Ride.objects.get(pk=ride.pk), actor=sarah, cancelled_by="passenger")
     assert statements[True] == statements[False]
-    assert notifications().filter(recipient=emily, event="assigned").count() == 1
+    assert not NoticeDue.objects.filter(event__in=["searching", "assigned"]).exists()
+    assert set(
+        notifications().filter(recipient=emily, event="assigned").values_list("ride__ride_id")
+    ) == {("n0",), ("n1",)}
