@@ -136,9 +136,7 @@ def test_ids_that_never_come_are_given_up_after_the_grace(family, tom, make_driv
     # ... and given up after it.
     monkeypatch.setattr(outbox, "GAP_GRACE_S", 0)
     outbox.fan_out()
-    assert not any(
-        first <= missing <= last for first, last, _ in NoticeLogMark.objects.get().gaps
-    )
+    assert not any(first <= missing <= last for first, last, _ in NoticeLogMark.objects.get().gaps)
 
 
 def test_a_pass_that_fails_half_way_is_read_again_and_owes_nothing_twice(
