@@ -10,7 +10,10 @@ hear it (`to`), and, if the text needs more than the ride, `params`.
 A notice whose event row (RideEvent) says all it needs is `logged`: the
 notify worker reads it from the ride event log, and the change writes
 nothing for it. The booking's are, so a booking pays nothing for its
-notices.
+notices. A logged row is keyed by the event row's own `kind`, and
+`ride_changed` of that kind writes no NoticeDue: news of a ride searched
+for again (`driver_cancelled`, `ready`) goes out as `searching` and owes
+nothing.
 """
 
 from __future__ import annotations

@@ -77,10 +77,10 @@ class Due(NamedTuple):
 
 def due_of(ride: Ride, kind: str, **said) -> Due | None:
     """
-    What `kind` on `ride`, as it stands now, owes; None for an event NOTICES
-    does not name, or nothing to tell this time. `said`: what the caller
-    knows for the text (the live ETA's minutes). Cheap: the booking's one
-    statement asks it twice per booking and writes the values itself.
+    What `kind` on `ride`, as it stands now, owes as a NoticeDue; None for
+    an event NOTICES does not name, one read from the log (`logged_due`),
+    or nothing to tell this time. `said`: what the caller knows for the
+    text (the live ETA's minutes).
     """
     notice = NOTICES.get(kind)
     if notice is None or logged(kind) or not settings.NOTIFY_ENABLED:
