@@ -9,14 +9,8 @@ from django.test import Client
 
 from tests.conftest import staff_login
 
-# What the groups' migrations grant, together: 0002 the groups, 0003 reads.
-STAFF_GROUPS = {
-    name: [
-        *perms,
-        *importlib.import_module("people.migrations.0003_staff_group_reads").EXTRA.get(name, []),
-    ]
-    for name, perms in importlib.import_module("people.migrations.0002_staff_groups").GROUPS.items()
-}
+# What the groups' migration grants.
+STAFF_GROUPS = importlib.import_module("people.migrations.0002_squashed_0003_staff_groups").GROUPS
 
 
 @pytest.fixture(autouse=True)

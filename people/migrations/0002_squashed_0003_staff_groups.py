@@ -1,4 +1,9 @@
-"""The two staff groups. Dispatchers run the console; Support manages people."""
+"""
+The two staff groups. Dispatchers run the console; Support manages people.
+
+It runs after both apps' tables exist, since each group is granted rights in
+both (people.access names the groups).
+"""
 
 from django.db import migrations
 
@@ -10,6 +15,7 @@ GROUPS = {
         ("dispatch", "view_driverstate"),
         ("people", "view_user"),
         ("people", "view_driverprofile"),
+        ("people", "view_passengerprofile"),
         ("people", "view_caregiverlink"),
     ],
     "Support": [
@@ -31,6 +37,7 @@ GROUPS = {
         ("people", "view_auditevent"),
         ("dispatch", "view_ride"),
         ("dispatch", "view_rideevent"),
+        ("dispatch", "view_driverstate"),
     ],
 }
 
@@ -49,9 +56,7 @@ def create_groups(apps, schema_editor):
     for name, perms in GROUPS.items():
         group, _ = Group.objects.get_or_create(name=name)
         for app_label, codename in perms:
-            perm = Permission.objects.get(
-                content_type__app_label=app_label, codename=codename
-            )
+            perm = Permission.objects.get(content_type__app_label=app_label, codename=codename)
             group.permissions.add(perm)
 
 
@@ -60,9 +65,14 @@ def remove_groups(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+    replaces = [
+        ("people", "0002_staff_groups"),
+        ("people", "0003_staff_group_reads"),
+    ]
+
     dependencies = [
-        ("people", "0001_initial"),
-        ("dispatch", "0001_initial"),
+        ("people", "0001_squashed_0007_notifications"),
+        ("dispatch", "0001_squashed_0007_notice_log_mark"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]
