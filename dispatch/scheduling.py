@@ -133,6 +133,30 @@ def _check_return(return_at: datetime, wanted: datetime, *, checked: bool, now) 
         )
 
 
+def return_leg(
+    ride_id: str,
+    pickup: Place,
+    dropoff: Place,
+    *,
+    at: datetime | None,
+    will_call: bool,
+    earlier: int = 0,
+) -> dict:
+    """
+    The return of an outbound leg: from its drop-off back to its pickup, at
+    a time or will-call. Its id is the outbound's with `-ret`, or `-ret2`...
+    after `earlier` return legs that were withdrawn.
+    """
+    return dict(
+        ride_id=f"{ride_id[:57]}-ret{earlier + 1}" if earlier else f"{ride_id[:60]}-ret",
+        pickup_at=at,
+        will_call=will_call,
+        leg=Leg.RETURN,
+        **place_fields("pickup", dropoff),
+        **place_fields("dropoff", pickup),
+    )
+
+
 def ride_book_ahead(
     *,
     passenger: User,
@@ -194,13 +218,8 @@ def ride_book_ahead(
     ]
     if return_at is not None or return_will_call:
         legs.append(
-            dict(
-                ride_id=f"{legs[0]['ride_id'][:60]}-ret",
-                pickup_at=return_at,
-                will_call=return_will_call,
-                leg=Leg.RETURN,
-                **place_fields("pickup", dropoff),
-                **place_fields("dropoff", pickup),
+            return_leg(
+                legs[0]["ride_id"], pickup, dropoff, at=return_at, will_call=return_will_call
             )
         )
     booked: list[Ride] = []
@@ -232,23 +251,23 @@ def return_leg_book(
 ) -> Ride:
     """
     A return leg for a ride booked ahead that has none now (its series has
-    gained a return): as ride_book_ahead's, its id the outbound's with
-    `-ret` (`-ret2`... after a withdrawn one).
+    gained a return), as ride_book_ahead's.
     """
-    earlier = Ride.objects.filter(outbound=outbound).count()
-    ride_id = f"{outbound.ride_id[:57]}-ret{earlier + 1}" if earlier else None
+    leg = return_leg(
+        outbound.ride_id,
+        place_of(outbound, "pickup"),
+        place_of(outbound, "dropoff"),
+        at=return_at,
+        will_call=will_call,
+        earlier=Ride.objects.filter(outbound=outbound).count(),
+    )
     with transaction.atomic():
         ride, event = rides.opened_ahead(
-            ride_id=ride_id or f"{outbound.ride_id[:60]}-ret",
             passenger=outbound.passenger,
             booked_by=outbound.booked_by,
             role=role,
             outbound=outbound,
-            leg=Leg.RETURN,
-            pickup_at=return_at,
-            will_call=will_call,
-            **place_fields("pickup", place_of(outbound, "dropoff")),
-            **place_fields("dropoff", place_of(outbound, "pickup")),
+            **leg,
             **needs_fields(outbound.passenger, needs_of(outbound)),
             notes=outbound.notes,
             series=outbound.series,

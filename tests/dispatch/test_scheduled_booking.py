@@ -13,6 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from dispatch.models import Ride, RideStatus
+from dispatch.scheduling import Place, return_leg
 from tests.conftest import JHB, db, find_driver, receive_until, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -385,3 +386,15 @@ async def test_ready_on_the_ride_socket_starts_a_will_call_return(ws, passenger,
     assigned, before = await receive_until(back, "driver_assigned")
     assert any(m["type"] == "searching" for m in before)
     assert assigned["ride_id"] == "clinic-ret"
+
+
+def test_a_return_leg_runs_back_and_keeps_its_id_within_the_column():
+    """A return runs from the drop-off to the pickup; a later one is -ret2, within 64 chars."""
+    home, clinic = Place(-26.1, 28.0, "Home"), Place(-26.2, 28.1, "Clinic")
+    first = return_leg("x" * 64, home, clinic, at=None, will_call=True)
+    again = return_leg("x" * 64, home, clinic, at=None, will_call=True, earlier=1)
+
+    assert first["pickup_address"] == "Clinic" and first["dropoff_address"] == "Home"
+    assert first["ride_id"].endswith("-ret") and len(first["ride_id"]) == 64
+    assert again["ride_id"].endswith("-ret2") and len(again["ride_id"]) <= 64
+    assert first["leg"] == again["leg"] == "return"
