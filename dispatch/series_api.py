@@ -163,13 +163,7 @@ def series_update(request: HttpRequest, series_id: int, payload: SeriesPatch):
 )
 def series_pause(request: HttpRequest, series_id: int, payload: PauseIn):
     found = _series(request, series_id)
-    change = series.series_pause(
-        series=found,
-        actor=request.auth,
-        start_date=payload.start_date,
-        end_date=payload.end_date,
-        reason=payload.reason,
-    )
+    change = series.series_pause(series=found, actor=request.auth, **payload.model_dump())
     return _change_out(change)
 
 
