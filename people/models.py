@@ -12,9 +12,9 @@ from people.phones import display_phone, normalize_phone
 
 
 class UserType(models.TextChoices):
-    PASSENGER = "passenger", "Passenger"
-    DRIVER = "driver", "Driver"
-    CAREGIVER = "caregiver", "Caregiver"
+    PASSENGER = "passenger"
+    DRIVER = "driver"
+    CAREGIVER = "caregiver"
 
 
 class UserManager(BaseUserManager["User"]):
@@ -143,18 +143,18 @@ class PassengerProfile(models.Model):
 
 
 class RelationshipType(models.TextChoices):
-    FAMILY = "family", "Family"
-    FRIEND = "friend", "Friend"
-    PROFESSIONAL = "professional", "Professional"
-    VOLUNTEER = "volunteer", "Volunteer"
-    OTHER = "other", "Other"
+    FAMILY = "family"
+    FRIEND = "friend"
+    PROFESSIONAL = "professional"
+    VOLUNTEER = "volunteer"
+    OTHER = "other"
 
 
 class LinkStatus(models.TextChoices):
-    INVITED = "invited", "Invited"
-    ACTIVE = "active", "Active"
-    DECLINED = "declined", "Declined"
-    REVOKED = "revoked", "Revoked"
+    INVITED = "invited"
+    ACTIVE = "active"
+    DECLINED = "declined"
+    REVOKED = "revoked"
 
 
 class CaregiverLinkQuerySet(models.QuerySet):

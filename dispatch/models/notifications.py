@@ -14,12 +14,12 @@ from people.models import NoticeChannel
 
 
 class NotificationStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SENT = "sent", "Sent"
+    PENDING = "pending"
+    SENT = "sent"
     # Given up after NOTIFY_MAX_ATTEMPTS.
-    FAILED = "failed", "Failed"
+    FAILED = "failed"
     # Not sendable, and never will be (push off, daily cap, no device).
-    SKIPPED = "skipped", "Skipped"
+    SKIPPED = "skipped"
 
 
 class NoticeLogMark(models.Model):

@@ -9,8 +9,8 @@ from django.utils import timezone
 
 class PlanStatus(models.TextChoices):
     # Planned or changed since it was last published: riders have not heard.
-    DRAFT = "draft", "Draft"
-    PUBLISHED = "published", "Published"
+    DRAFT = "draft"
+    PUBLISHED = "published"
 
 
 class DayPlan(models.Model):

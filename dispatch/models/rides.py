@@ -127,16 +127,16 @@ SERIES_WITHDREW = ("series_changed", "series_paused", "series_ended")
 
 
 class CancelledBy(models.TextChoices):
-    PASSENGER = "passenger", "Passenger"
-    CAREGIVER = "caregiver", "Caregiver"
-    DRIVER = "driver", "Driver"
-    DISPATCHER = "dispatcher", "Dispatcher"
-    SYSTEM = "system", "System"
+    PASSENGER = "passenger"
+    CAREGIVER = "caregiver"
+    DRIVER = "driver"
+    DISPATCHER = "dispatcher"
+    SYSTEM = "system"
 
 
 class Leg(models.TextChoices):
-    OUTBOUND = "outbound", "Outbound"
-    RETURN = "return", "Return"
+    OUTBOUND = "outbound"
+    RETURN = "return"
 
 
 class RideQuerySet(models.QuerySet):
@@ -377,11 +377,11 @@ class RideEvent(models.Model):
 
 
 class OfferStatus(models.TextChoices):
-    OFFERED = "offered", "Offered"
-    ACCEPTED = "accepted", "Accepted"
-    DECLINED = "declined", "Declined"
-    EXPIRED = "expired", "Expired"
-    WITHDRAWN = "withdrawn", "Withdrawn"
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
 
 
 class RideOffer(models.Model):

@@ -11,8 +11,8 @@ from dispatch.models.rides import RideRequest
 
 
 class SeriesStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    ENDED = "ended", "Ended"
+    ACTIVE = "active"
+    ENDED = "ended"
 
 
 class RideSeries(RideRequest):
