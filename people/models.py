@@ -157,13 +157,18 @@ class LinkStatus(models.TextChoices):
     REVOKED = "revoked"
 
 
+# A link in force or waiting for its answer: the pair may not be invited
+# again.
+LIVE_LINK_STATUSES = (LinkStatus.INVITED, LinkStatus.ACTIVE)
+
+
 class CaregiverLinkQuerySet(models.QuerySet):
     def active(self):
         return self.filter(status=LinkStatus.ACTIVE)
 
     def live(self):
         """Invited or active: the links that block a duplicate invitation."""
-        return self.filter(status__in=[LinkStatus.INVITED, LinkStatus.ACTIVE])
+        return self.filter(status__in=LIVE_LINK_STATUSES)
 
 
 class CaregiverLink(models.Model):
@@ -217,7 +222,7 @@ class CaregiverLink(models.Model):
             ),
             models.UniqueConstraint(
                 fields=["passenger", "invited_phone"],
-                condition=Q(status__in=["invited", "active"]),
+                condition=Q(status__in=LIVE_LINK_STATUSES),
                 name="one_live_link_per_pair",
             ),
         ]

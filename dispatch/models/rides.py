@@ -404,12 +404,12 @@ class RideOffer(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["driver"],
-                condition=Q(status="offered"),
+                condition=Q(status=OfferStatus.OFFERED),
                 name="one_open_offer_per_driver",
             ),
             models.UniqueConstraint(
                 fields=["ride"],
-                condition=Q(status="offered"),
+                condition=Q(status=OfferStatus.OFFERED),
                 name="one_open_offer_per_ride",
             ),
         ]
