@@ -282,7 +282,10 @@ def ride_panel(request: HtmxHttpRequest, ride_pk: int) -> HttpResponse:
     if ride is None:
         raise Http404("No such ride.")
     ctx = _panel_context(ride)
-    if request.GET.get("changed"):
+    # `seen`: the version the page showed; a refresh after a live change or
+    # a reconnect says when the ride moved on meanwhile.
+    seen = request.GET.get("seen", "")
+    if seen.isdigit() and ride.version > int(seen):
         ctx["panel_info"] = (
             "This ride changed on another console or in an app; this is how it stands now."
         )

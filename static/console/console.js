@@ -456,12 +456,21 @@
 
   var panelBusy = 0; // requests of this console's own on the panel in flight
 
-  function refreshPanelIfChanged(rides) {
+  // The open panel again, as the ride stands now; the server says whether
+  // it moved on from the version shown.
+  function refreshPanel() {
     var node = panel();
     if (!node || node.hidden || !node.dataset.ridePk || panelBusy) return;
+    var url = node.dataset.url + "?seen=" + encodeURIComponent(node.dataset.rideVersion);
+    htmx.ajax("GET", url, { target: "#ride-panel", swap: "outerHTML" });
+  }
+
+  function refreshPanelIfChanged(rides) {
+    var node = panel();
+    if (!node || node.hidden) return;
     rides.forEach(function (r) {
       if (String(r.ride_pk) === node.dataset.ridePk && r.version > Number(node.dataset.rideVersion)) {
-        htmx.ajax("GET", node.dataset.url + "?changed=1", { target: "#ride-panel", swap: "outerHTML" });
+        refreshPanel();
       }
     });
   }
@@ -585,8 +594,16 @@
     else if (data.type === "rides.changed") refreshPanelIfChanged(data.rides);
   });
   document.body.addEventListener("htmx:wsConnecting", function () { setLive("connecting", "Connecting…"); });
-  document.body.addEventListener("htmx:wsOpen", function () { setLive("open", "Live"); });
+  // A reconnect brings the lists and the map back in its snapshot, but not
+  // the open panel: what changed while the socket was down is fetched.
+  var wasDown = false;
+  document.body.addEventListener("htmx:wsOpen", function () {
+    setLive("open", "Live");
+    if (wasDown) refreshPanel();
+    wasDown = false;
+  });
   document.body.addEventListener("htmx:wsClose", function (event) {
+    wasDown = true;
     var code = event.detail && event.detail.event ? event.detail.event.code : 0;
     if (code === 4403) {
       setLive("forbidden", "Signed out — reload to sign in");

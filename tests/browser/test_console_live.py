@@ -187,6 +187,45 @@ def test_two_consoles_stay_in_step(server, new_page):
         assert not [e for e in page.errors if "Content Security Policy" in e], page.errors
 
 
+def test_an_open_panel_catches_up_after_the_board_reconnects(server, new_page):
+    """A ride that changed while the board's socket was down shows as it stands once it is back."""
+    page = new_page()
+    routes, held = [], []
+
+    def through(route):
+        routes.append(route)
+        if held:
+            route.close(code=1012, reason="service restart")
+        else:
+            route.connect_to_server()
+
+    page.route_web_socket("**/ws/console/", through)
+    open_board(server, page)
+    ride_id = f"bt-{uuid.uuid4().hex[:10]}"
+    _, token = issue_token(server, new_passenger(server, "Thandi"))
+    with app_socket(server, f"/ws/ride/{ride_id}/", token) as passenger:
+        find_driver(passenger)
+        card = page.locator(f'#pending-rides [data-ride-id="{ride_id}"]')
+        card.wait_for(timeout=2000)
+        card.locator("[data-action=assign]").click()
+        head = page.locator("#ride-panel .panel-head")
+        head.wait_for()
+
+        # The board's socket drops and stays down while the passenger cancels.
+        held.append(True)
+        routes[-1].close(code=1012, reason="service restart")
+        page.wait_for_selector("#live-status[data-state=closed]")
+        passenger.send(json.dumps({"type": "cancel_ride", "reason": "feeling unwell"}))
+        receive_until(passenger, "ride_cancelled")
+        assert "Cancelled" not in head.inner_text()
+
+        held.clear()
+        page.wait_for_selector("#live-status[data-state=open]", timeout=30_000)
+        page.locator("#ride-panel .notice-info").wait_for(timeout=5000)
+        assert "Cancelled" in head.inner_text()
+    assert not [e for e in page.errors if "Content Security Policy" in e], page.errors
+
+
 def test_the_unfold_admin_works_under_the_content_security_policy(server, new_page):
     """The support admin's pages run their scripts under the content security policy."""
     page = new_page()

@@ -377,11 +377,20 @@ def test_cancelling_needs_a_reason_and_records_the_dispatcher(
 
 
 def test_a_panel_refreshed_after_a_change_elsewhere_says_so(htmx, passenger):
-    """A panel refreshed after another console's change says so, at the new version."""
+    """A panel refreshed from an older version says the ride changed, at the new version."""
     ride = book(passenger)
-    html = htmx.get(f"/console/rides/{ride.pk}/?changed=1").content.decode()
+    html = htmx.get(f"/console/rides/{ride.pk}/?seen={ride.version - 1}").content.decode()
     assert "changed on another console" in html
     assert f'data-ride-version="{ride.version}"' in html
+
+
+def test_a_panel_refreshed_at_the_version_it_showed_says_nothing(htmx, passenger):
+    """A refresh that finds the ride as it was (a reconnect, say) adds no notice."""
+    ride = book(passenger)
+    for seen in (ride.version, "junk"):
+        html = htmx.get(f"/console/rides/{ride.pk}/?seen={seen}").content.decode()
+        assert "changed on another console" not in html
+        assert f'data-ride-version="{ride.version}"' in html
 
 
 def test_a_pending_ride_can_be_closed_as_unfulfilled(htmx, passenger, dispatcher):
