@@ -69,7 +69,6 @@ class SecondFactorForm(forms.Form):
     code = forms.CharField(
         label="Code from your authenticator app",
         max_length=16,
-        strip=True,
         widget=forms.TextInput(
             attrs={
                 "autocomplete": "one-time-code",
@@ -95,7 +94,6 @@ class AssignForm(forms.Form):
 class CancelForm(forms.Form):
     reason = forms.CharField(
         max_length=64,
-        strip=True,
         widget=forms.TextInput(attrs={"list": "cancel-reasons", "autocomplete": "off"}),
     )
     version = forms.IntegerField(min_value=0)
@@ -170,7 +168,6 @@ class AcceptForCaregiverForm(forms.Form):
     consent = forms.CharField(
         label="How the caregiver agreed",
         max_length=500,
-        strip=True,
         widget=forms.TextInput(
             attrs={"autocomplete": "off", "placeholder": "Phoned Emily at 14:05; she agreed"}
         ),
