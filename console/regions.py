@@ -224,18 +224,19 @@ def recent_events(limit: int = EVENTS_SHOWN) -> list[RideEvent]:
 
 
 def ride_for_panel(ride_pk: int) -> Ride | None:
-    ride = Ride.objects.with_people().prefetch_related(_live_links()).filter(pk=ride_pk).first()
+    ride = (
+        Ride.objects.with_people()
+        .prefetch_related(_live_links(), _open_offers())
+        .filter(pk=ride_pk)
+        .first()
+    )
     if ride is not None:
         ride.needs = _needs(ride)
         ride.caregivers = ride.passenger.live_links
         ride.timeline = name_drivers(
             list(ride.events.select_related("actor").order_by("-version")[:8])
         )
-        ride.offer = (
-            ride.offers.filter(status=OfferStatus.OFFERED).select_related("driver").first()
-            if ride.is_pending
-            else None
-        )
+        ride.offer = ride.open_offers[0] if ride.is_pending and ride.open_offers else None
     return ride
 
 
