@@ -20,7 +20,7 @@ from django.db.models import Q
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from people.models import CaregiverLink, LinkStatus, User
+from people.models import LIVE_LINK_STATUSES, CaregiverLink, LinkStatus, User
 
 DISPATCHERS = "Dispatchers"
 SUPPORT = "Support"
@@ -192,7 +192,7 @@ def may_change_link(actor: User, link: CaregiverLink) -> bool:
 
 def is_live(link: CaregiverLink) -> bool:
     """Invited or active: an ended link (declined, revoked) allows nothing, and stays so."""
-    return link.status in (LinkStatus.INVITED, LinkStatus.ACTIVE)
+    return link.status in LIVE_LINK_STATUSES
 
 
 def may_edit_permissions(actor: User, link: CaregiverLink) -> bool:

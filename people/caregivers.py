@@ -190,7 +190,7 @@ def caregiver_link_update(*, link: CaregiverLink, actor: User, **changes) -> Car
         and changes["relationship_type"] not in RelationshipType.values
     ):
         raise LinkError("invalid_request", "Unknown relationship_type.")
-    if link.status not in (LinkStatus.INVITED, LinkStatus.ACTIVE):
+    if not access.is_live(link):
         raise LinkError("invalid_state", f"The link is {link.status}.", 409)
     with transaction.atomic():
         before = link.permissions()
@@ -219,9 +219,11 @@ def caregiver_link_revoke(*, link: CaregiverLink, actor: User) -> CaregiverLink:
     if not access.may_revoke_link(actor, link):
         raise LinkError("forbidden", "You cannot revoke this link.", 403)
     with transaction.atomic():
-        updated = CaregiverLink.objects.filter(
-            pk=link.pk, status__in=[LinkStatus.INVITED, LinkStatus.ACTIVE]
-        ).update(status=LinkStatus.REVOKED, updated_at=timezone.now())
+        updated = (
+            CaregiverLink.objects.live()
+            .filter(pk=link.pk)
+            .update(status=LinkStatus.REVOKED, updated_at=timezone.now())
+        )
         if not updated:
             link.refresh_from_db()
             raise LinkError("invalid_state", f"The link is already {link.status}.", 409)

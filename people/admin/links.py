@@ -9,7 +9,7 @@ from unfold.decorators import action, display
 
 from people import labels
 from people.caregivers import LinkError, caregiver_link_revoke
-from people.models import CaregiverLink, LinkStatus
+from people.models import CaregiverLink
 from project.common.admin import ReadOnlyPages, pill
 
 
@@ -65,7 +65,7 @@ class CaregiverLinkAdmin(ReadOnlyPages, ModelAdmin):
     @action(description="Revoke the selected links", permissions=["change"], icon="link_off")
     def revoke(self, request, queryset):
         done = 0
-        for link in queryset.filter(status__in=[LinkStatus.INVITED, LinkStatus.ACTIVE]):
+        for link in queryset.live():
             try:
                 caregiver_link_revoke(link=link, actor=request.user)
             except LinkError as exc:
