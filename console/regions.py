@@ -392,6 +392,8 @@ def board_context(regions: tuple[str, ...] | list[str] | set[str] = REGIONS) -> 
         ctx["drivers_online"] = online[:DRIVERS_SHOWN]
         ctx["drivers_online_count"] = len(online)
         ctx["drivers_offline"] = [r for r in rows if not r.online]
+        # Only the most recently seen are listed: "50+" when there may be more.
+        ctx["drivers_offline_cut"] = len(ctx["drivers_offline"]) >= OFFLINE_DRIVERS_SHOWN
         ctx["drivers_available"] = sum(
             1 for r in online if r.status == DriverStatus.AVAILABLE and not r.stale
         )

@@ -248,6 +248,16 @@ def test_events_and_drivers_regions_show_who_did_what(htmx, make_driver, passeng
     assert "On trip" in row[:600] and ride.ride_id in row[:800]
 
 
+def test_the_offline_list_says_when_it_is_cut_short(htmx, make_driver, monkeypatch):
+    """Only the most recently seen offline drivers are listed, and the count says there are more."""
+    monkeypatch.setattr(regions, "OFFLINE_DRIVERS_SHOWN", 2)
+    make_driver(available=False)
+    assert "Offline drivers (1)" in htmx.get("/console/regions/drivers/").content.decode()
+    make_driver(available=False)
+    make_driver(available=False)
+    assert "Offline drivers (2+)" in htmx.get("/console/regions/drivers/").content.decode()
+
+
 # --- assigning ----------------------------------------------------------------------
 
 

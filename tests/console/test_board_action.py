@@ -97,6 +97,8 @@ def test_an_offer_shows_who_holds_it_and_the_seconds_left(htmx, make_driver, pas
     assert 13 <= seconds <= 15
     events = htmx.get("/console/regions/events/").content.decode()
     assert "Offered to a driver" in events and "to <strong>Ann Lee</strong>" in events
+    panel = htmx.get(f"/console/rides/{ride.pk}/").content.decode()
+    assert "Offered to <strong>Ann Lee</strong>" in panel
 
 
 def test_assigning_beyond_the_radius_asks_first_with_distance_and_eta(htmx, make_driver, passenger):
