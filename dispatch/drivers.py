@@ -255,7 +255,7 @@ async def report_position(driver_id: int, point: Point, held: Mapping[str, int])
     await broadcast.driver_moved(driver_id, point, held)
     position_writer().note(driver_id, point)
     for ride_id in held:
-        await near.driver_moved(ride_id, point)
+        await near.driver_moved(ride_id, driver_id, point)
 
 
 def persist_positions(*, positions: dict[int, Point]) -> int:

@@ -423,7 +423,7 @@ NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 6)
 NOTIFY_RETRY_BASE_S = env_float("NOTIFY_RETRY_BASE_S", 30)
 # Notification texts to one number in any 24 hours (their cost cap).
 NOTIFY_SMS_MAX_PER_DAY = env_int("NOTIFY_SMS_MAX_PER_DAY", 20)
-# "The driver is about N minutes away": told once per ride, at this ETA.
+# "The driver is about N minutes away": told at this ETA, once per driver.
 NOTIFY_NEAR_MIN = env_float("NOTIFY_NEAR_MIN", 5)
 # "Delayed": a planned pickup more than this after the one asked for.
 NOTIFY_DELAY_MIN = env_float("NOTIFY_DELAY_MIN", 10)

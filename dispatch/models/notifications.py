@@ -92,7 +92,8 @@ class Notification(models.Model):
         "dispatch.Ride", on_delete=models.CASCADE, related_name="+", db_index=False
     )
     # The ride event (assigned, completed, driver_near...), and the ride
-    # version it happened at (0 for what happens once per ride).
+    # version it happened at (for driver_near, the version that gave the
+    # ride its driver: notify.events.ONCE_PER_DRIVER).
     event = models.CharField(max_length=32)
     version = models.PositiveIntegerField()
     # people.notices.Topic

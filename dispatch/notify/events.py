@@ -97,5 +97,6 @@ def logged(kind: str) -> bool:
     return notice is not None and notice.logged
 
 
-# Events that happen once per ride whatever its version.
-ONCE_PER_RIDE = frozenset({"driver_near"})
+# Events told once for each driver a ride is given to, whatever its other
+# versions: keyed by the version of the event that gave it that driver.
+ONCE_PER_DRIVER = frozenset({"driver_near"})

@@ -40,7 +40,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from dispatch.models import NoticeDue, NoticeLogMark, Notification, Ride, RideEvent, RideStatus
-from dispatch.notify.events import NOTICES, ONCE_PER_RIDE, To, logged
+from dispatch.notify.events import NOTICES, ONCE_PER_DRIVER, To, logged
 from dispatch.notify.texts import driver_words, ride_driver
 from people.models import NoticeChannel, User
 from people.notices import Recipient, notice_recipients
@@ -90,11 +90,22 @@ def due_of(ride: Ride, kind: str, **said) -> Due | None:
         return None
     return Due(
         event=kind,
-        version=0 if kind in ONCE_PER_RIDE else ride.version,
+        version=assignment_version(ride) if kind in ONCE_PER_DRIVER else ride.version,
         # The driver as the event found them.
         params=driver_words(ride_driver(ride)) | params | said,
         accepted=accepted(ride),
         at=event_time(timezone.now()),
+    )
+
+
+def assignment_version(ride: Ride) -> int:
+    """The version of the event that gave `ride` its driver (0: none has)."""
+    return (
+        ride.events.filter(to_status=RideStatus.ASSIGNED)
+        .order_by("-version")
+        .values_list("version", flat=True)
+        .first()
+        or 0
     )
 
 
@@ -117,7 +128,7 @@ def logged_due(event: RideEvent, driver: User | None) -> Due | None:
         return None
     return Due(
         event=event.kind,
-        version=0 if event.kind in ONCE_PER_RIDE else event.version,
+        version=event.version,
         params=driver_words(driver),
         accepted=driver is not None and event.to_status == RideStatus.ASSIGNED,
         at=event_time(event.created_at),

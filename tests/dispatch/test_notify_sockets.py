@@ -1,6 +1,6 @@
 """
 Notifications that ride on the sockets: "about N minutes away" from the
-driver's live positions, told once per ride, and the in-app channel.
+driver's live positions, told once for each driver, and the in-app channel.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import asyncio
 
 import pytest
 
-from dispatch.models import Notification
+from dispatch import matching
+from dispatch.models import Notification, Ride
 from dispatch.notify import delivery, near
 from people import notices
 from people.models import NoticeChannel
@@ -84,6 +85,53 @@ async def test_the_driver_near_notice_is_written_once_when_the_eta_falls_to_n_mi
         [(emily.pk, Topic.DRIVER_NEAR, said), (sarah.pk, Topic.DRIVER_NEAR, said)],
         key=lambda r: r[0],
     )
+
+
+async def settled(driver_ws) -> None:
+    """A driver socket has handled what it was sent: it answers a ping after."""
+    await driver_ws.send_json_to({"type": "ping"})
+    await receive_until(driver_ws, "pong")
+
+
+async def test_a_ride_given_to_another_driver_is_told_again_when_that_driver_is_near(
+    ws, family, make_driver, dispatcher
+):
+    sarah, emily = family
+    ann = await db(make_driver, JHB[0] + 0.05, JHB[1], first_name="Ann")
+    ann_ws = await ws("/ws/driver/", token=await db(token_for, ann))
+    await ann_ws.receive_json_from()
+    ride_ws = await ws("/ws/ride/near-2/", token=await db(token_for, sarah))
+    await ride_ws.receive_json_from()
+    await ride_ws.send_json_to(find_driver())
+    await receive_until(ride_ws, "driver_assigned")
+    await receive_until(ann_ws, "ride_assigned")
+    near_pickup = {"type": "location_update", "latitude": JHB[0] + 0.002, "longitude": JHB[1]}
+    await ann_ws.send_json_to(near_pickup)
+    await settled(ann_ws)
+    assert {r[2]["driver"] for r in await db(near_rows)} == {"Ann"}
+
+    # Ann's car breaks down near the pickup; the dispatcher sends Bo, who
+    # is further out. Ann's reports no longer tell anyone; Bo's do, once.
+    bo = await db(make_driver, JHB[0] + 0.05, JHB[1], first_name="Bo")
+    bo_ws = await ws("/ws/driver/", token=await db(token_for, bo))
+    await bo_ws.receive_json_from()
+    ride = await db(Ride.objects.get, ride_id="near-2")
+    await db(
+        matching.ride_assign,
+        ride=ride,
+        driver_id=bo.pk,
+        actor=dispatcher,
+        role="dispatcher",
+        confirmed=True,
+    )
+    await receive_until(bo_ws, "ride_assigned")
+    await ann_ws.send_json_to(near_pickup)
+    await settled(ann_ws)
+    for lat in (JHB[0] + 0.05, JHB[0] + 0.002, JHB[0] + 0.001):
+        await bo_ws.send_json_to({"type": "location_update", "latitude": lat, "longitude": JHB[1]})
+        await settled(bo_ws)
+    told = [r[2]["driver"] for r in await db(near_rows)]
+    assert sorted(told) == ["Ann", "Ann", "Bo", "Bo"]
 
 
 async def test_an_in_app_notice_reaches_every_socket_of_its_recipient(ws, family, make_driver):
