@@ -65,8 +65,8 @@ class NoticeDue(models.Model):
     event = models.CharField(max_length=32)
     version = models.PositiveIntegerField()
     params = models.JSONField(default=dict, blank=True)
-    # Taken on at the event (a driver accepted it, or a published plan told
-    # its rider when): texts may go.
+    # Texts may go, as of the event (dispatch.notify.outbox.textable: taken
+    # on, or the end of a ride booked ahead).
     accepted = models.BooleanField()
     # When it happened: quiet hours are judged at this time.
     at = models.DateTimeField(default=timezone.now)

@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from dispatch import broadcast
 from dispatch.models import Notification, NotificationStatus, Ride
-from dispatch.notify.outbox import accepted, fan_out, pending
+from dispatch.notify.outbox import fan_out, pending, textable
 from dispatch.notify.texts import TITLE, notice_text
 from people import push, sms
 from people.access import notified_links
@@ -180,10 +180,10 @@ def _channel(notification: Notification, ride: Ride) -> str:
     """
     The row's channel; SMS for push that stopped reaching them since it was
     written (turned off here, the app uninstalled), as a new row would go,
-    once someone has taken the ride on (outbox.accepted: texts may go).
+    when it may be texted (outbox.textable).
     """
     channel = channel_reaching(notification.channel, notification.recipient_id)
-    if channel != notification.channel and not accepted(ride):
+    if channel != notification.channel and not textable(ride, notification.event):
         raise Skip("Push no longer reaches them, and no text goes before a driver accepts.")
     return channel
 

@@ -63,6 +63,9 @@ class Notice:
     # driver is the one its payload names (`driver_id`), and it is taken on
     # (texts may go) when it puts that driver on the ride.
     logged: bool = False
+    # Texted even before anyone has taken the ride on, when it was booked
+    # ahead: its people wait for it, and must hear that it will not come.
+    texted_if_booked_ahead: bool = False
 
 
 NOTICES: dict[str, Notice] = {
@@ -77,8 +80,8 @@ NOTICES: dict[str, Notice] = {
     "driver_arrived": Notice(Topic.ARRIVED),
     "started": Notice(Topic.ON_BOARD),
     "completed": Notice(Topic.DROPPED_OFF),
-    "cancelled": Notice(Topic.CANCELLED),
-    "unfulfilled": Notice(Topic.CANCELLED),
+    "cancelled": Notice(Topic.CANCELLED, texted_if_booked_ahead=True),
+    "unfulfilled": Notice(Topic.CANCELLED, texted_if_booked_ahead=True),
     "no_show": Notice(Topic.NO_SHOW),
     # The first plan's window too: a pickup planned much later than asked.
     "pickup_window": Notice(Topic.DELAYED, params=_late),

@@ -8,15 +8,16 @@ The notification outbox, in two steps:
      booking's `searching` and `assigned`): the row is the debt, and the
      change writes nothing more, so notifications cost a booking nothing;
    - or `notices_write` writes one NoticeDue row, with what its texts need
-     from that moment (`due_of`: the ride's version, its params, whether a
-     driver had accepted).
+     from that moment (`due_of`: the ride's version, its params, whether it
+     may be texted: `textable`).
 2. `fan_out`, in the notify worker: each event's due becomes one
    Notification per recipient and channel, as each recipient chose
    (people.notices): the topic, the channel, quiet hours at the event's
    time (urgent topics go out in them too), nothing texted before a driver
-   has accepted. The rows are written, and the NoticeDue deleted or the log
-   read further (NoticeLogMark), in one transaction; the rows' key is
-   unique, so doing it twice writes nothing twice.
+   has accepted (but the end of a ride booked ahead). The rows are
+   written, and the NoticeDue deleted or the log read further
+   (NoticeLogMark), in one transaction; the rows' key is unique, so doing
+   it twice writes nothing twice.
 
 The log is read by id. PostgreSQL hands out ids in one order and commits
 them in another, so an id below the highest read may still commit: the
@@ -69,8 +70,8 @@ class Due(NamedTuple):
     event: str
     version: int
     params: dict
-    # Taken on at the event (a driver accepted it, or a published plan told
-    # its rider when): texts may go.
+    # Texts may go, as of the event (`textable`; the column's name is from
+    # when only a driver's acceptance let them).
     accepted: bool
     at: datetime
 
@@ -93,7 +94,7 @@ def due_of(ride: Ride, kind: str, **said) -> Due | None:
         version=assignment_version(ride) if kind in ONCE_PER_DRIVER else ride.version,
         # The driver as the event found them.
         params=driver_words(ride_driver(ride)) | params | said,
-        accepted=accepted(ride),
+        accepted=textable(ride, kind),
         at=event_time(timezone.now()),
     )
 
@@ -109,14 +110,19 @@ def assignment_version(ride: Ride) -> int:
     )
 
 
-def accepted(ride: Ride) -> bool:
+def textable(ride: Ride, kind: str) -> bool:
     """
-    Someone has taken the ride on, so texts may go: a driver accepted it, or
-    (booked ahead) the published plan told its rider when it comes.
+    Whether `kind` on `ride` may go by SMS: once someone has taken the ride
+    on (a driver accepted it, or, booked ahead, the published plan told its
+    rider when it comes); before that, only what NOTICES says is texted for
+    a ride booked ahead (that it will not come).
     """
-    return (ride.driver_id is not None and ride.assigned_at is not None) or (
+    if (ride.driver_id is not None and ride.assigned_at is not None) or (
         ride.confirmed_pickup_at is not None
-    )
+    ):
+        return True
+    notice = NOTICES.get(kind)
+    return ride.is_booked_ahead and notice is not None and notice.texted_if_booked_ahead
 
 
 def logged_due(event: RideEvent, driver: User | None) -> Due | None:

@@ -369,3 +369,35 @@ def test_an_assigned_text_names_the_driver_assigned_even_if_fanned_out_after_a_g
     deliver_all()
     told = [t["message"] for t in texts(settings) if t["to"] == sarah.phone_number]
     assert any("John will drive Sarah" in m for m in told), told
+
+
+def test_a_ride_booked_ahead_and_called_off_before_any_plan_is_texted(
+    family, dispatcher, monkeypatch, settings
+):
+    """
+    Sarah's clinic trip tomorrow, booked ahead, no plan published yet: a
+    dispatcher cancels it. Nobody has taken it on, but Sarah and Emily wait
+    for it, so both are texted. A ride booked now and cancelled before a
+    driver accepted is not (its rider is in the app).
+    """
+    at_noon(monkeypatch)
+    sarah, emily, _ = family
+    ahead = ride_book_ahead(
+        passenger=sarah,
+        booked_by=sarah,
+        pickup=Place(JHB[0] + 0.01, JHB[1], "Home"),
+        dropoff=Place(JHB[0] + 0.03, JHB[1] + 0.01, "Clinic"),
+        pickup_at=timezone.now() + timedelta(days=1),
+    )
+    rides.ride_cancel(
+        ride=ahead, actor=dispatcher, cancelled_by="dispatcher", reason="Clinic closed"
+    )
+    now = booking.ride_book(**trip(sarah)).ride  # no driver anywhere
+    rides.ride_cancel(ride=Ride.objects.get(pk=now.pk), actor=sarah, cancelled_by="passenger")
+    deliver_all()
+
+    told = [(t["to"], t["message"]) for t in texts(settings)]
+    assert sorted(to for to, _ in told) == sorted([sarah.phone_number, emily.phone_number])
+    assert all("cancel" in message.lower() for _, message in told), told
+    cancelled = notifications().filter(topic=Topic.CANCELLED)
+    assert set(cancelled.values_list("ride_id", flat=True)) == {ahead.pk}
