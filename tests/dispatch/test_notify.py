@@ -319,11 +319,17 @@ def test_every_text_in_every_language_fits_one_sms_part_and_names_no_needs(
     make_driver(JHB[0] + 0.004, JHB[1], first_name="Bartholomew-Jon")
     ride = Ride.objects.with_people().get(pk=booking.ride_book(**trip(sarah)).ride.pk)
     assert set(TEXTS) == set(Topic.values)
+    # Booked ahead, its texts say the day and time too ("Wed 29 Sep 10:00").
+    ahead = Ride.objects.with_people().get(pk=ride.pk)
+    ahead.service_date = timezone.localdate()
+    ahead.pickup_at = timezone.make_aware(datetime(2027, 9, 29, 10, 0))
     for language in Language.values:
         for topic in Topic.values:
-            text = notice_text(topic, ride, {"minutes": 45}, language)
-            assert sms.sms_parts(text) == 1, (language, topic, len(text), text)
-            assert "Dialysis" not in text and "heelchair" not in text
+            for one in (ride, ahead):
+                text = notice_text(topic, one, {"minutes": 45}, language)
+                assert sms.sms_parts(text) == 1, (language, topic, len(text), text)
+                assert "Dialysis" not in text and "heelchair" not in text
+    assert "29" in notice_text(Topic.CANCELLED, ahead, {}, "af")
     assert notice_text(Topic.DROPPED_OFF, ride, {}, "zu") != notice_text(
         Topic.DROPPED_OFF, ride, {}, "en"
     )
