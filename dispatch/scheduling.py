@@ -287,7 +287,9 @@ def ride_ready(*, ride: Ride, actor: User) -> Ride:
     viewer = access.viewer_of(actor, ride)
     if not access.may_say_ready(viewer):
         raise NotAllowed("Only the passenger, or a caregiver who may book, can say ready.")
-    if not ride.will_call or ride.status != RideStatus.SCHEDULED:
+    # A return that joined a passing run is on it, still `scheduled`: its
+    # ready has been said.
+    if not ride.will_call or ride.status != RideStatus.SCHEDULED or ride.run_id is not None:
         raise IllegalTransition(
             ride, RideStatus.SEARCHING, f"Ride {ride.ride_id} is not waiting for 'ready'."
         )

@@ -14,12 +14,12 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from dispatch import rides
-from dispatch.errors import DispatchError
+from dispatch.errors import DispatchError, IllegalTransition
 from dispatch.geo import Point
 from dispatch.models import DayPlan, DriverShift, PlanEvent, Ride, RideStatus, Stop
 from dispatch.planning import day as on_the_day
 from dispatch.planning import services
-from dispatch.scheduling import Needs, Place, ride_book_ahead
+from dispatch.scheduling import Needs, Place, ride_book_ahead, ride_ready
 from people.models import VehicleType
 from tests.conftest import JHB, db, receive_until, token_for
 
@@ -301,13 +301,11 @@ def test_on_postgresql_a_run_driver_holds_several_rides_but_one_on_demand(day, s
         Ride.objects.filter(pk=on_demand[1].pk).update(status="assigned", driver=driver)
 
 
-@pytest.mark.django_db
-def test_a_ready_will_call_return_joins_a_run_passing_by(passenger, make_driver, settings):
-    from dispatch.scheduling import ride_ready
-
-    settings.PLAN_EXPLORATION = 1
-    now = timezone.now()
-    driver = make_driver(first_name="John", last_name="Doe")
+def _will_call_on_a_published_day(passenger, driver, monkeypatch):
+    """A will-call return of today, its outbound on the published plan of a shift under way."""
+    # Nine in the morning: the outbound two hours on is still today's.
+    now = timezone.make_aware(datetime.combine(timezone.localdate(), time(9, 0)))
+    monkeypatch.setattr(timezone, "now", lambda: now)
     DriverShift.objects.create(
         driver=driver, start_at=now - timedelta(hours=1), end_at=now + timedelta(hours=6),
         start_latitude=DEPOT.latitude, start_longitude=DEPOT.longitude,
@@ -323,13 +321,38 @@ def test_a_ready_will_call_return_joins_a_run_passing_by(passenger, make_driver,
     )
     plan = services.plan_day(service_date=outbound.service_date, timeout_s=5)
     services.plan_publish(plan=plan)
-    back = outbound.returns.get()
+    return plan, outbound.returns.get()
+
+
+@pytest.mark.django_db
+def test_a_ready_will_call_return_joins_a_run_passing_by(
+    passenger, make_driver, settings, monkeypatch
+):
+    settings.PLAN_EXPLORATION = 1
+    driver = make_driver(first_name="John", last_name="Doe")
+    plan, back = _will_call_on_a_published_day(passenger, driver, monkeypatch)
     ride_ready(ride=back, actor=passenger)
     back.refresh_from_db()
     assert back.status == RideStatus.SCHEDULED and back.run.driver == driver
     assert back.confirmed_window_start is not None
     assert [e.kind for e in back.events.order_by("version")] == ["scheduled", "planned"]
     assert PlanEvent.objects.filter(plan=plan, kind="joined").exists()
+
+
+@pytest.mark.django_db
+def test_ready_said_again_after_joining_a_run_is_invalid_state(
+    passenger, make_driver, settings, monkeypatch
+):
+    """A will-call return on the run it joined is not waiting for ready: said again, it stays."""
+    settings.PLAN_EXPLORATION = 1
+    _, back = _will_call_on_a_published_day(passenger, make_driver(), monkeypatch)
+    ride_ready(ride=back, actor=passenger)
+    back.refresh_from_db()
+    with pytest.raises(IllegalTransition):
+        ride_ready(ride=back, actor=passenger)
+    back.refresh_from_db()
+    assert back.status == RideStatus.SCHEDULED and back.run_id is not None
+    assert Stop.objects.filter(ride=back).count() == 2
 
 
 @pytest.mark.django_db
