@@ -395,11 +395,15 @@ def _materialise(series: RideSeries, *, now: datetime | None = None) -> list[str
     now = now or timezone.now()
     today = timezone.localtime(now).date()
     until = scheduling.last_bookable_date(now)
-    made = set(
-        Ride.objects.filter(series=series, service_date__gte=today, leg="outbound")
+    standing = list(
+        Ride.objects.filter(series=series, service_date__gte=today)
         .exclude(cancel_reason__in=SERIES_WITHDREW)
-        .values_list("service_date", flat=True)
+        .values_list("service_date", "leg")
     )
+    made = {day for day, leg in standing if leg == Leg.OUTBOUND}
+    # A day's return that stands (one its rider cancelled stays cancelled)
+    # is not booked again with its outbound.
+    returns = {day for day, leg in standing if leg == Leg.RETURN}
     created = []
     for day in series_dates(series, today, until):
         if day in made:
@@ -408,6 +412,8 @@ def _materialise(series: RideSeries, *, now: datetime | None = None) -> list[str
         when = local_instant(day, at)
         if when <= now:
             continue
+        back = day not in returns
+        return_at = local_instant(day, series.return_time) if back and series.return_time else None
         ride = scheduling.ride_book_ahead(
             passenger=series.passenger,
             booked_by=series.booked_by,
@@ -419,8 +425,8 @@ def _materialise(series: RideSeries, *, now: datetime | None = None) -> list[str
             dropoff=scheduling.place_of(series, "dropoff"),
             pickup_at=when if series.pickup_time else None,
             appointment_at=when if series.appointment_time else None,
-            return_at=local_instant(day, series.return_time) if series.return_time else None,
-            return_will_call=series.return_will_call,
+            return_at=return_at,
+            return_will_call=back and series.return_will_call,
             needs=scheduling.needs_of(series),
             notes=series.notes,
         )

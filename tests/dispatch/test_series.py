@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 from django.utils import timezone
 
+from dispatch import rides
 from dispatch import series as S
 from dispatch.errors import NotAllowed
 from dispatch.models import DayPlan, DriverShift, Ride, RideSeries, RideStatus, Run, SeriesPause
@@ -176,6 +177,22 @@ def test_a_pause_cancels_its_days_and_taking_it_back_books_them_again(passenger)
     # What the pause withdrew comes back when it is taken back.
     resumed = S.series_resume(series=change.series, actor=passenger, pause=pause)
     assert len(resumed.created) == 3
+
+
+def test_taking_a_pause_back_keeps_a_return_its_rider_cancelled(passenger):
+    """The paused day's outbound is booked again; the return the rider cancelled stays so."""
+    change = create(passenger, passenger, weekdays=[0, 1, 2, 3, 4, 5, 6])
+    day = timezone.localdate() + timedelta(days=3)
+    back = Ride.objects.get(series=change.series, service_date=day, leg="return")
+    rides.ride_cancel(ride=back, actor=passenger, cancelled_by="passenger", reason="fetched")
+    S.series_pause(series=change.series, actor=passenger, start_date=day, end_date=day)
+    resumed = S.series_resume(
+        series=change.series, actor=passenger, pause=change.series.pauses.get()
+    )
+    (outbound,) = Ride.objects.filter(series=change.series, service_date=day, status="scheduled")
+    assert outbound.leg == "outbound" and resumed.created == [outbound.ride_id]
+    back.refresh_from_db()
+    assert back.status == RideStatus.CANCELLED and back.cancel_reason == "fetched"
 
 
 def test_ending_a_series_cancels_its_later_rides(passenger):
