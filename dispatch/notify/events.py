@@ -103,3 +103,6 @@ def logged(kind: str) -> bool:
 # Events told once for each driver a ride is given to, whatever its other
 # versions: keyed by the version of the event that gave it that driver.
 ONCE_PER_DRIVER = frozenset({"driver_near"})
+# The events that give a ride its driver (dispatch.matching, a run reaching
+# the ride); others that leave it assigned (an alarm, a window) give none.
+GIVES_DRIVER = frozenset({"assigned", "reassigned"})

@@ -41,7 +41,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from dispatch.models import NoticeDue, NoticeLogMark, Notification, Ride, RideEvent, RideStatus
-from dispatch.notify.events import NOTICES, ONCE_PER_DRIVER, To, logged
+from dispatch.notify.events import GIVES_DRIVER, NOTICES, ONCE_PER_DRIVER, To, logged
 from dispatch.notify.texts import driver_words, ride_driver
 from people.models import NoticeChannel, User
 from people.notices import Recipient, notice_recipients
@@ -102,7 +102,7 @@ def due_of(ride: Ride, kind: str, **said) -> Due | None:
 def assignment_version(ride: Ride) -> int:
     """The version of the event that gave `ride` its driver (0: none has)."""
     return (
-        ride.events.filter(to_status=RideStatus.ASSIGNED)
+        ride.events.filter(kind__in=GIVES_DRIVER)
         .order_by("-version")
         .values_list("version", flat=True)
         .first()

@@ -6,16 +6,27 @@ driver's live positions, told once for each driver, and the in-app channel.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
+from asgiref.sync import async_to_sync
 
-from dispatch import matching
+from dispatch import alarms, booking, matching
+from dispatch.geo import Point
 from dispatch.models import Notification, Ride
 from dispatch.notify import delivery, near
 from people import notices
 from people.models import NoticeChannel
 from people.notices import Topic
-from tests.conftest import JHB, db, find_driver, notifications, receive_until, token_for
+from tests.conftest import (
+    JHB,
+    booking_keywords,
+    db,
+    find_driver,
+    notifications,
+    receive_until,
+    token_for,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -132,6 +143,22 @@ async def test_a_ride_given_to_another_driver_is_told_again_when_that_driver_is_
         await settled(bo_ws)
     told = [r[2]["driver"] for r in await db(near_rows)]
     assert sorted(told) == ["Ann", "Ann", "Bo", "Bo"]
+
+
+def test_a_driver_near_again_after_an_alarm_is_not_told_twice(family, make_driver):
+    """Another worker (the socket reconnected) does not tell the same driver's approach again."""
+    sarah, emily = family
+    driver = make_driver(JHB[0] + 0.05, JHB[1])
+    ride = booking.ride_book(**booking_keywords(sarah, "near-3")).ride
+    assert Ride.objects.get(pk=ride.pk).driver_id == driver.pk
+    close = Point(JHB[0] + 0.002, JHB[1], time.time())
+    async_to_sync(near.driver_moved)(ride.ride_id, driver.pk, close)
+    # An SOS on the way (a ride event that changes no driver); then the
+    # driver's app reconnects to another worker, which has told nobody yet.
+    alarms.alarm_sos(ride=Ride.objects.with_people().get(pk=ride.pk), passenger=sarah)
+    near._watched.clear()
+    async_to_sync(near.driver_moved)(ride.ride_id, driver.pk, close)
+    assert sorted(r[0] for r in near_rows()) == sorted([sarah.pk, emily.pk])
 
 
 async def test_an_in_app_notice_reaches_every_socket_of_its_recipient(ws, family, make_driver):
