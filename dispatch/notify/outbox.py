@@ -113,16 +113,19 @@ def assignment_version(ride: Ride) -> int:
 def textable(ride: Ride, kind: str) -> bool:
     """
     Whether `kind` on `ride` may go by SMS: once someone has taken the ride
-    on (a driver accepted it, or, booked ahead, the published plan told its
-    rider when it comes); before that, only what NOTICES says is texted for
-    a ride booked ahead (that it will not come).
+    on (a driver accepted it, even one who gave it back since: its people
+    were texted who would drive; or, booked ahead, the published plan told
+    its rider when it comes); before that, only what NOTICES says is texted
+    for a ride booked ahead (that it will not come).
     """
     if (ride.driver_id is not None and ride.assigned_at is not None) or (
         ride.confirmed_pickup_at is not None
     ):
         return True
     notice = NOTICES.get(kind)
-    return ride.is_booked_ahead and notice is not None and notice.texted_if_booked_ahead
+    if ride.is_booked_ahead and notice is not None and notice.texted_if_booked_ahead:
+        return True
+    return ride.events.filter(kind__in=GIVES_DRIVER).exists()
 
 
 def logged_due(event: RideEvent, driver: User | None) -> Due | None:

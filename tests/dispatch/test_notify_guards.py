@@ -406,3 +406,25 @@ def test_a_ride_booked_ahead_and_called_off_before_any_plan_is_texted(
     }
     cancelled = notifications().filter(topic=Topic.CANCELLED)
     assert set(cancelled.values_list("ride_id", flat=True)) == {ahead.pk}
+
+
+def test_a_ride_given_back_then_cancelled_is_texted_to_those_told_its_driver(
+    family, make_driver, monkeypatch, settings
+):
+    """Emily was texted that John would drive Sarah; she is texted that the ride is off too."""
+    at_noon(monkeypatch)
+    sarah, emily, _ = family
+    john = make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
+    ride = booking.ride_book(**trip(sarah)).ride
+    assert ride.driver_id == john.pk
+    # John gives it back; nobody else is near, so it searches again.
+    matching.ride_driver_cancel(ride=Ride.objects.with_people().get(pk=ride.pk), driver=john)
+    ride = Ride.objects.get(pk=ride.pk)
+    assert (ride.status, ride.driver_id) == (RideStatus.SEARCHING, None)
+    rides.ride_cancel(ride=ride, actor=sarah, cancelled_by="passenger")
+    deliver_all()
+    told = [t["message"] for t in texts(settings) if t["to"] == emily.phone_number]
+    assert told == [
+        "Care Connect: John will drive Sarah. " + john.driver_profile.vehicle_registration + ".",
+        "Care Connect: Sarah's ride was cancelled.",
+    ]
