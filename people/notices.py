@@ -240,9 +240,10 @@ def preference_set(
         _reachable_by_push(link.caregiver if link is not None else passenger)
     owner = {"passenger": passenger} if link is None else {"link": link}
     with transaction.atomic():
-        pref = NoticePreference.objects.select_for_update().filter(**owner).first()
-        if pref is None:
-            pref = NoticePreference(**owner, **_defaults(caregiver=link is not None))
+        # The first choice makes the row; a request racing it takes that row.
+        pref, _ = NoticePreference.objects.select_for_update().get_or_create(
+            **owner, defaults=_defaults(caregiver=link is not None)
+        )
         for name, value in changes.items():
             setattr(pref, name, value)
         if (pref.quiet_start is None) != (pref.quiet_end is None):

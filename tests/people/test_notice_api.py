@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from django.db import connection
 from django.test import Client
 
+from people import notices
 from people.models import AuditEvent, DeviceToken, NoticePreference, User
 from people.notices import CAREGIVER_DEFAULT
 from tests.conftest import token_for
@@ -177,3 +181,39 @@ def test_push_is_chosen_only_where_it_reaches_the_person(family, settings):
     assert devices.status_code == 201
     chosen = api.send("patch", path, {"channel": "push"})
     assert (chosen.status_code, chosen.json()["channel"]) == (200, "push")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_first_choices_at_once_both_take(family, monkeypatch):
+    """Two switches flipped at once on a first visit: two 200s and both kept, no 500."""
+    _, emily, link = family
+    path = f"notifications/links/{link.pk}/preferences/"
+    both = threading.Barrier(2)
+    defaults = notices._defaults
+
+    def met(**kwargs):
+        # Each request has looked for her choices and found none.
+        both.wait(timeout=30)
+        return defaults(**kwargs)
+
+    monkeypatch.setattr(notices, "_defaults", met)
+    replies = {}
+
+    def patch(body) -> None:
+        try:
+            replies[next(iter(body))] = Api(emily).send("patch", path, body).status_code
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=patch, args=(body,))
+        for body in ({"channel": "in_app"}, {"topics": ["alarm"]})
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert replies == {"channel": 200, "topics": 200}
+    pref = NoticePreference.objects.get(link=link)
+    assert (pref.channel, pref.topics) == ("in_app", ["alarm"])
