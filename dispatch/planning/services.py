@@ -25,6 +25,7 @@ from dispatch.models import (
     PlanEvent,
     PlanStatus,
     Ride,
+    RideEvent,
     RideStatus,
     Run,
     Stop,
@@ -182,9 +183,9 @@ def tell_drivers(plan: DayPlan, reason: str, *, also=(), only=None) -> None:
 def tell_riders(plan: DayPlan, *, actor: User | None) -> int:
     """
     Give each scheduled ride of the plan's day the pickup window its run now
-    plans (a ride event, and the news to the rider and their caregivers),
-    if it differs from what the rider was told; a ride that left the plan
-    loses its window. Returns how many were told.
+    plans and its driver (a ride event, and the news to the rider and their
+    caregivers), if either differs from what the rider was told; a ride that
+    left the plan loses its window. Returns how many were told.
     """
     pickups = {
         s.ride_id: s
@@ -197,11 +198,20 @@ def tell_riders(plan: DayPlan, *, actor: User | None) -> int:
     on_day = (
         Ride.objects.on(plan.service_date).scheduled().with_people().select_related("run__driver")
     )
+    # The driver each rider was last told of: their last `planned` event's.
+    told_driver = dict(
+        RideEvent.objects.filter(ride__in=on_day, kind="planned")
+        .order_by("version")
+        .values_list("ride_id", "payload__driver_id")
+    )
     for ride in on_day:
         stop = pickups.get(ride.pk)
         planned = stop.service_at if stop else None
         window = _promised(planned)
-        if planned == ride.confirmed_pickup_at and (stop is None or stop.run_id == ride.run_id):
+        driver_id = stop.run.driver_id if stop else None
+        if planned == ride.confirmed_pickup_at and (
+            stop is None or told_driver.get(ride.pk) == driver_id
+        ):
             continue
         changed = ride.confirmed_pickup_at is not None
         event = rides.record(
@@ -211,7 +221,7 @@ def tell_riders(plan: DayPlan, *, actor: User | None) -> int:
             role="dispatcher" if actor else "system",
             payload={
                 "run_id": stop.run_id if stop else None,
-                "driver_id": stop.run.driver_id if stop else None,
+                "driver_id": driver_id,
                 "planned_pickup_at": planned.isoformat() if planned else None,
             },
             confirmed_pickup_at=planned,

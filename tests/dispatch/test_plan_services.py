@@ -175,6 +175,28 @@ def test_a_move_on_a_published_plan_tells_the_rider_at_once(day, settings, dispa
 
 
 @pytest.mark.django_db
+def test_a_rider_moved_to_another_driver_at_the_same_time_hears_of_the_new_driver(
+    passenger, make_driver, settings, dispatcher
+):
+    """A move to another driver that keeps the pickup time still tells the rider."""
+    settings.PLAN_EXPLORATION = 1
+    john = make_driver(first_name="John", last_name="Doe")
+    mike = make_driver(first_name="Mike", last_name="Mokoena")
+    shift_for(john), shift_for(mike)
+    ride = book(passenger, 8, 0)
+    plan = plan_tomorrow()
+    services.plan_publish(plan=plan, actor=dispatcher)
+    for _ in range(2):
+        ride.refresh_from_db()
+        other = plan.runs.exclude(pk=ride.run_id).get()
+        services.trip_move(ride=ride, to_run=other, actor=dispatcher)
+    ride.refresh_from_db()
+    told = ride.events.filter(kind="planned").latest("version")
+    assert told.payload["driver_id"] == ride.run.driver_id
+    assert told.payload["planned_pickup_at"] == ride.confirmed_pickup_at.isoformat()
+
+
+@pytest.mark.django_db
 def test_a_stale_screen_is_refused(day, settings):
     settings.PLAN_EXPLORATION = 0
     plan = plan_tomorrow()
