@@ -134,7 +134,10 @@ def build(
             "seats": ride.seats,
             "wheelchairs": int(ride.needs_wheelchair),
             "locked_to": ride.run.shift_id if ride.run_locked and ride.run_id else None,
-            "requested": day.seconds(ride.pickup_at) if ride.pickup_at else None,
+            # A will-call return's time is when it was ready: it asked for none.
+            "requested": day.seconds(ride.pickup_at)
+            if ride.pickup_at and not ride.will_call
+            else None,
         }
         fields.update(trips.get(ride.pk, {}))
         if adjust is not None:

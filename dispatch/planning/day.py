@@ -34,7 +34,7 @@ from dispatch.planning import build as rows
 from dispatch.planning import services
 from dispatch.planning.insertion import insert
 from dispatch.planning.solver import solve
-from dispatch.planning.timetable import timetable
+from dispatch.planning.timetable import as_asked, timetable
 from dispatch.planning.travel import travel_times
 from people.models import User
 
@@ -246,7 +246,7 @@ def join_passing_run(*, ride: Ride, actor: User | None, now: datetime | None = N
     with transaction.atomic():
         plan = services._locked(plan, None)
         Ride.objects.filter(pk=ride.pk).update(pickup_at=ride.pickup_at)
-        _write_remaining(day, runs, done, [best[2]])
+        _write_remaining(day, runs, done, [as_asked(day.problem, best[2])])
         services.audit(
             plan, "joined", actor=actor, ride_id=ride.ride_id, run=runs[best[2].vehicle].pk
         )

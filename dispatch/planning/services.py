@@ -35,7 +35,7 @@ from dispatch.planning import build as rows
 from dispatch.planning.insertion import insert
 from dispatch.planning.problem import MOVED_OFF, REASONS, Plan
 from dispatch.planning.solver import solve
-from dispatch.planning.timetable import timetable
+from dispatch.planning.timetable import as_asked, timetable
 from dispatch.planning.verify import verify
 from people.models import User
 
@@ -319,6 +319,7 @@ def trip_move(
             routes[to_run] = found[2]
         if any(route is None for route in routes.values()):
             raise DispatchError("The run's times no longer fit; plan the day again.")
+        routes = {run: as_asked(day.problem, route) for run, route in routes.items()}
         check = Plan(routes=list(routes.values()))
         placed = {s.trip for r in check.routes for s in r.stops}
         check.unassigned = {t.key: "off" for t in day.problem.trips if t.key not in placed}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from dispatch.planning.insertion import cheapest, unassigned_reason
 from dispatch.planning.problem import DROPOFF, MAX_RIDE_TIME, PICKUP, Plan, Problem, Route, Trip
 from dispatch.planning.rules import Rules
-from dispatch.planning.timetable import Step, timetable
+from dispatch.planning.timetable import Step, as_asked, timetable
 from dispatch.planning.verify import verify
 
 if TYPE_CHECKING:
@@ -204,13 +204,8 @@ def solve(
             unassigned[trip.key] = (
                 MAX_RIDE_TIME if trip.key in dropped else unassigned_reason(problem, trip)
             )
-    for key, sequence in sequences.items():
-        # Riders asked for a time: keep to it where the route allows.
-        asked = timetable(problem, problem.vehicle[key], sequence, as_asked=True)
-        if asked is not None:
-            routes[key] = asked
     plan = Plan(
-        routes=[r for r in routes.values() if r.stops],
+        routes=[as_asked(problem, r) for r in routes.values() if r.stops],
         unassigned=unassigned,
         solver=f"vroom x{exploration}",
         seconds=time.perf_counter() - started,

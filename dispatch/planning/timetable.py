@@ -103,3 +103,14 @@ def timetable(
             arrival = times[i - 1] + service[i - 1] + legs[i - 1]
         stops.append(Stop(key, kind, places[i], arrival, times[i], times[i] + service[i]))
     return Route(vehicle.key, stops, departs, returns)
+
+
+def as_asked(problem: Problem, route: Route) -> Route:
+    """
+    The route timed again so that no pickup comes before the time its rider
+    asked for, where its order allows; else the route as it is (each stop
+    as early as it can be). A plan's routes pass here before they are
+    written: riders are told these times.
+    """
+    sequence = [(stop.trip, stop.kind) for stop in route.stops]
+    return timetable(problem, problem.vehicle[route.vehicle], sequence, as_asked=True) or route

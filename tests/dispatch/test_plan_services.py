@@ -175,6 +175,25 @@ def test_a_move_on_a_published_plan_tells_the_rider_at_once(day, settings, dispa
 
 
 @pytest.mark.django_db
+def test_a_move_leaves_the_other_riders_of_its_runs_at_the_times_they_asked_for(
+    day, settings, dispatcher
+):
+    """Moving one trip does not tell the other riders of both runs an earlier pickup."""
+    settings.PLAN_EXPLORATION = 1
+    plan = plan_tomorrow()
+    services.plan_publish(plan=plan, actor=dispatcher)
+    sarah_ride, bob_ride, chair_ride = (Ride.objects.get(pk=r.pk) for r in day["rides"])
+    assert sarah_ride.confirmed_pickup_at == sarah_ride.pickup_at
+    other = plan.runs.exclude(pk=bob_ride.run_id).get()
+    services.trip_move(ride=bob_ride, to_run=other, actor=dispatcher)
+    for ride in (sarah_ride, bob_ride, chair_ride):
+        ride.refresh_from_db()
+        assert ride.confirmed_pickup_at == ride.pickup_at
+    assert [e.kind for e in sarah_ride.events.order_by("version")] == ["scheduled", "planned"]
+    assert [e.kind for e in chair_ride.events.order_by("version")] == ["scheduled", "planned"]
+
+
+@pytest.mark.django_db
 def test_a_rider_moved_to_another_driver_at_the_same_time_hears_of_the_new_driver(
     passenger, make_driver, settings, dispatcher
 ):
@@ -375,6 +394,39 @@ def test_ready_said_again_after_joining_a_run_is_invalid_state(
     back.refresh_from_db()
     assert back.status == RideStatus.SCHEDULED and back.run_id is not None
     assert Stop.objects.filter(ride=back).count() == 2
+
+
+def test_a_will_call_joining_a_run_leaves_its_riders_at_the_times_they_asked_for(
+    passenger, make_driver, settings
+):
+    """A ready return joins as early as the run can; the run's riders keep their times."""
+    settings.PLAN_EXPLORATION = 1
+    now = timezone.now()
+    driver = make_driver(first_name="John", last_name="Doe")
+    DriverShift.objects.create(
+        driver=driver, start_at=now - timedelta(hours=1), end_at=now + timedelta(hours=6),
+        start_latitude=DEPOT.latitude, start_longitude=DEPOT.longitude,
+        end_latitude=DEPOT.latitude, end_longitude=DEPOT.longitude,
+    )  # fmt: skip
+    outbound = ride_book_ahead(
+        passenger=passenger,
+        booked_by=passenger,
+        pickup=Place(JHB[0] + 0.01, JHB[1], "Home"),
+        dropoff=Place(JHB[0] + 0.03, JHB[1] + 0.01, "Clinic"),
+        pickup_at=now.replace(second=0, microsecond=0) + timedelta(hours=2),
+        return_will_call=True,
+    )
+    plan = services.plan_day(service_date=outbound.service_date, timeout_s=5)
+    services.plan_publish(plan=plan)
+    back = outbound.returns.get()
+    ride_ready(ride=back, actor=passenger)
+    outbound.refresh_from_db()
+    back.refresh_from_db()
+    assert outbound.confirmed_pickup_at == outbound.pickup_at
+    assert [e.kind for e in outbound.events.order_by("version")] == ["scheduled", "planned"]
+    # Not held back to the middle of its window (its pickup_at): it is ready now.
+    assert back.run.driver == driver
+    assert back.confirmed_pickup_at < back.pickup_at - timedelta(minutes=1)
 
 
 @pytest.mark.django_db
