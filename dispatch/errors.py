@@ -52,6 +52,13 @@ class NeedsConfirmation(DispatchError):
     status = 409
 
 
+class NotWaitingForReady(IllegalTransition):
+    """`ready` for a ride that is no will-call return waiting for it (said already, say)."""
+
+    def __init__(self, ride) -> None:
+        super().__init__(ride, "searching", f"Ride {ride.ride_id} is not waiting for 'ready'.")
+
+
 class NoShowTooEarly(IllegalTransition):
     """A no-show recorded before the wait and the escalation: says how long is left."""
 

@@ -21,7 +21,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from dispatch import access, broadcast, matching, rides
-from dispatch.errors import DispatchError, IllegalTransition, NotAllowed, RideConflict
+from dispatch.errors import (
+    DispatchError,
+    IllegalTransition,
+    NotAllowed,
+    NotWaitingForReady,
+    RideConflict,
+)
 from dispatch.models import Leg, Ride, RideRequest, RideSeries, RideStatus
 from dispatch.planning import day
 from people import profiles
@@ -287,12 +293,8 @@ def ride_ready(*, ride: Ride, actor: User) -> Ride:
     viewer = access.viewer_of(actor, ride)
     if not access.may_say_ready(viewer):
         raise NotAllowed("Only the passenger, or a caregiver who may book, can say ready.")
-    # A return that joined a passing run is on it, still `scheduled`: its
-    # ready has been said.
-    if not ride.will_call or ride.status != RideStatus.SCHEDULED or ride.run_id is not None:
-        raise IllegalTransition(
-            ride, RideStatus.SEARCHING, f"Ride {ride.ride_id} is not waiting for 'ready'."
-        )
+    if not ride.is_waiting_for_ready:
+        raise NotWaitingForReady(ride)
     if ride.service_date != service_date_of(timezone.now()):
         raise IllegalTransition(
             ride,

@@ -339,6 +339,11 @@ class Ride(RideRequest):
         return self.status in PENDING_STATUSES
 
     @property
+    def is_waiting_for_ready(self) -> bool:
+        """A will-call return not yet started: not searched for, and on no run yet."""
+        return self.will_call and self.status == RideStatus.SCHEDULED and self.run_id is None
+
+    @property
     def booked_on_behalf(self) -> bool:
         return self.booked_by_id != self.passenger_id
 

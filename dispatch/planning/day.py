@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from dispatch import payloads, rides
+from dispatch.errors import NotWaitingForReady
 from dispatch.geo import Point
 from dispatch.locations import live_position
 from dispatch.models import (
@@ -245,6 +246,10 @@ def join_passing_run(*, ride: Ride, actor: User | None, now: datetime | None = N
         return False
     with transaction.atomic():
         plan = services._locked(plan, None)
+        # Under the plan's lock, as read now: a second `ready` said at the
+        # same moment finds the first one's join.
+        if not Ride.objects.get(pk=ride.pk).is_waiting_for_ready:
+            raise NotWaitingForReady(ride)
         Ride.objects.filter(pk=ride.pk).update(pickup_at=ride.pickup_at)
         _write_remaining(day, runs, done, [as_asked(day.problem, best[2])])
         services.audit(

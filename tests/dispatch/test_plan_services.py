@@ -381,6 +381,22 @@ def test_a_ready_will_call_return_joins_a_run_passing_by(
 
 
 @pytest.mark.django_db
+def test_two_readies_at_once_join_the_run_once(passenger, make_driver, settings, monkeypatch):
+    """
+    The passenger and a caregiver say ready at the same moment: both read
+    the return as waiting, the first joins a run, and the second, under the
+    plan's lock, finds it joined and is refused; nothing is written twice.
+    """
+    settings.PLAN_EXPLORATION = 1
+    _, back = _will_call_on_a_published_day(passenger, make_driver(), monkeypatch)
+    read_by_the_second = Ride.objects.get(pk=back.pk)
+    ride_ready(ride=back, actor=passenger)
+    with pytest.raises(IllegalTransition):
+        on_the_day.join_passing_run(ride=read_by_the_second, actor=passenger)
+    assert Stop.objects.filter(ride=back).count() == 2
+
+
+@pytest.mark.django_db
 def test_ready_said_again_after_joining_a_run_is_invalid_state(
     passenger, make_driver, settings, monkeypatch
 ):
