@@ -189,8 +189,10 @@ def driver_verify(*, profile: DriverProfile, actor: User | None, verified: bool)
     """
     Support marks a driver verified (they may go online) or not. An
     unverified driver who is online waiting for rides is taken offline at
-    once; one on a trip finishes it and cannot go online again. Nothing
-    changes, and nothing is audited, when the profile already says so.
+    once; one on a trip finishes the rides they hold, reaches no further
+    rider of their run (dispatch.rides.ride_run_reached) and cannot go
+    online again. Nothing changes, and nothing is audited, when the profile
+    already says so.
     """
     with transaction.atomic():
         changed = (

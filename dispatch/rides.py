@@ -49,7 +49,7 @@ from dispatch.models import (
     RideStatus,
 )
 from people import profiles
-from people.models import User
+from people.models import DriverProfile, User
 
 S = RideStatus
 TRANSITIONS: dict[str, set[str]] = {
@@ -407,6 +407,13 @@ def ride_run_reached(*, ride: Ride, actor: User | None = None, role: str = "syst
     """
     if ride.run_id is None:
         raise IllegalTransition(ride, S.ASSIGNED, f"Ride {ride.ride_id} is on no run.")
+    if not DriverProfile.objects.filter(user_id=ride.run.driver_id, is_verified=True).exists():
+        # Support withdrew the driver's verification: they finish the trips
+        # they hold, and take on no new rider (dispatch.drivers.driver_verify).
+        raise NotAllowed(
+            "Your driver account is no longer verified, so the run's next riders are not "
+            "yours to pick up; support will contact you."
+        )
     with transaction.atomic():
         transition(
             ride,

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from dispatch import payloads, rides
-from dispatch.errors import NotWaitingForReady
+from dispatch.errors import NotAllowed, NotWaitingForReady
 from dispatch.geo import Point
 from dispatch.locations import live_position
 from dispatch.models import (
@@ -361,4 +361,8 @@ def run_moved_on(*, driver: User, ride: Ride, now: datetime | None = None) -> Ri
     if stop.service_at > (now or timezone.now()) + lead:
         return None
     reached = Ride.objects.select_related("run__driver").get(pk=stop.ride_id)
-    return rides.ride_run_reached(ride=reached, actor=driver, role="driver")
+    try:
+        return rides.ride_run_reached(ride=reached, actor=driver, role="driver")
+    except NotAllowed:
+        # The step itself stands; the driver hears why at their next message.
+        return None

@@ -14,6 +14,7 @@ import pytest
 from django.utils import timezone
 
 from dispatch import rides
+from dispatch.drivers import driver_verify
 from dispatch.models import Ride, RideStatus
 from dispatch.planning import day as on_the_day
 from dispatch.planning import services
@@ -304,3 +305,32 @@ async def test_a_passenger_cannot_ask_for_a_manifest(ws, run_day, passenger):
     )
     error = await comm.receive_json_from()
     assert error["code"] == "forbidden"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_driver_no_longer_verified_reaches_no_further_rider_of_the_run(ws, run_day):
+    """A driver whose verification support withdrew picks up no new rider of their run."""
+    await db(publish, run_day["plan"])
+    driver = run_day["driver"]
+    await db(driver_verify, profile=driver.driver_profile, actor=None, verified=False)
+    comm = await driver_socket(ws, driver)
+    await comm.send_json_to({"type": "arrived"})
+    error, _ = await receive_until(comm, "error")
+    assert error["code"] == "forbidden"
+    statuses = await db(
+        lambda: set(Ride.objects.filter(run__driver=driver).values_list("status", flat=True))
+    )
+    assert statuses == {RideStatus.SCHEDULED}
+
+
+@pytest.mark.django_db
+def test_a_run_moving_on_reaches_no_rider_for_a_driver_no_longer_verified(run_day):
+    """Withdrawn mid-trip: the rider aboard is dropped off, the next pickup is not reached."""
+    driver = run_day["driver"]
+    first, second = first_aboard(run_day)
+    driver_verify(profile=driver.driver_profile, actor=None, verified=False)
+    done = rides.ride_complete(ride=Ride.objects.with_people().get(pk=first.pk), driver=driver)
+    pickup = Ride.objects.get(ride_id=second).stops.get(kind="pickup").service_at
+    now = pickup - timedelta(minutes=20)
+    assert on_the_day.run_moved_on(driver=driver, ride=done, now=now) is None
+    assert Ride.objects.get(ride_id=second).status == RideStatus.SCHEDULED
