@@ -175,14 +175,18 @@ def carry(driver_id: int) -> None:
 
 
 def release(driver_id: int | None) -> None:
-    """A driver's trip is over (or given away): on_trip to available."""
+    """
+    A driver's trip is over (or given away): on_trip to available; to
+    offline for a driver support no longer verifies (driver_verify: they
+    cannot go online again).
+    """
     if driver_id is None:
         return
-    released = DriverState.objects.filter(driver_id=driver_id, status=DriverStatus.ON_TRIP).update(
-        status=DriverStatus.AVAILABLE
-    )
-    if released:
+    on_trip = DriverState.objects.filter(driver_id=driver_id, status=DriverStatus.ON_TRIP)
+    if on_trip.verified().update(status=DriverStatus.AVAILABLE):
         broadcast.driver_changed(driver_id, DriverStatus.AVAILABLE)
+    elif on_trip.update(status=DriverStatus.OFFLINE):
+        broadcast.driver_changed(driver_id, DriverStatus.OFFLINE)
 
 
 def driver_verify(*, profile: DriverProfile, actor: User | None, verified: bool) -> DriverProfile:

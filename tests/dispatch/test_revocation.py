@@ -10,10 +10,12 @@ import asyncio
 import pytest
 from django.test import Client
 
+from dispatch import matching, rides
 from dispatch.drivers import driver_verify
-from dispatch.models import Ride
+from dispatch.models import DriverState, Ride
 from people.sessions import session_issue, session_revoke
 from tests.conftest import db, receive_until, staff_login
+from tests.dispatch.test_rides_api import JHB, book
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,3 +98,18 @@ async def test_an_app_token_opens_no_console(ws, dispatcher):
     comm = await ws("/ws/console/", token=(await db(session_issue, user=dispatcher)).access)
     output = await comm.receive_output(timeout=3)
     assert output == {"type": "websocket.close", "code": 4403}
+
+
+@pytest.mark.parametrize("ending", ["complete", "give back"])
+def test_a_driver_unverified_mid_trip_is_offline_once_it_ends(passenger, make_driver, ending):
+    """The trip over (or given back), a driver no longer verified is not put back online."""
+    driver = make_driver(*JHB)
+    ride = book(passenger, "unverified-1")
+    assert ride.driver_id == driver.pk
+    driver_verify(profile=driver.driver_profile, actor=None, verified=False)
+    if ending == "complete":
+        for step in (rides.ride_driver_arrived, rides.ride_start, rides.ride_complete):
+            step(ride=Ride.objects.get(pk=ride.pk), driver=driver)
+    else:
+        matching.ride_driver_cancel(ride=Ride.objects.get(pk=ride.pk), driver=driver)
+    assert DriverState.objects.get(driver=driver).status == "offline"
