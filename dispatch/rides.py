@@ -298,9 +298,12 @@ def drivers_active_ride(*, driver: User, ride_id: str | None = None) -> Ride:
     """
     held = Ride.objects.with_people().held_by(driver.pk)
     ride = held.filter(ride_id=ride_id).first() if ride_id else held.first()
-    if ride is None and ride_id and held.exists():
+    if ride is None and ride_id:
+        current = held.first()
         raise DispatchError(
-            f"Your active ride is {held.first().ride_id}, not {ride_id}.",
+            f"Your active ride is {current.ride_id}, not {ride_id}."
+            if current is not None
+            else f"You have no active ride {ride_id}.",
             code="invalid_state",
             status=409,
             fields={"ride_id": "not a ride you hold now"},

@@ -432,6 +432,17 @@ async def test_illegal_trip_step_names_the_current_state(ws, passenger, make_dri
     assert error["code"] == "invalid_state" and error["current_status"] == "assigned"
 
 
+async def test_a_trip_message_naming_a_ride_not_held_names_ride_id(ws, make_driver):
+    """As the protocol says: invalid_state with fields naming ride_id, even holding nothing."""
+    driver = await db(make_driver, *JHB)
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    for action in ("arrived", "start_trip", "complete_trip", "no_show", "cancel_ride"):
+        await driver_ws.send_json_to({"type": action, "ride_id": "gone-1"})
+        error = await driver_ws.receive_json_from()
+        assert error["code"] == "invalid_state" and list(error["fields"]) == ["ride_id"], error
+
+
 async def test_going_offline_during_a_ride_is_invalid_state(ws, passenger, make_driver):
     """As the protocol says: invalid_state, not invalid_request, and the driver stays on it."""
     driver = await db(make_driver, *JHB)
