@@ -12,11 +12,12 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from dispatch import broadcast, matching, rides
 from dispatch.errors import DispatchError
-from dispatch.models import OfferStatus, Ride, RideOffer, RideStatus
+from dispatch.models import DriverState, DriverStatus, OfferStatus, Ride, RideOffer, RideStatus
 from people.models import User
 from project.common.sweeps import Sweep
 
@@ -84,14 +85,19 @@ def ride_offer_decline(*, ride: Ride, driver: User, reason: str = "") -> matchin
 
 def ride_offers_expire(*, now: datetime | None = None) -> int:
     """
-    Expire offers past their time and offer each ride to the next driver.
+    Expire offers past their time, and those whose driver can no longer take
+    them (gone offline, busy, or no longer verified: their passenger should
+    not wait out the timeout), and offer each ride to the next driver.
     Every worker runs this periodically, so a timeout fires even when the
     process that made the offer is gone; the conditional update makes sure
     only one of them acts on each offer.
     """
     now = now or timezone.now()
     expired = 0
-    for offer in RideOffer.objects.filter(status=OfferStatus.OFFERED, expires_at__lte=now):
+    still_able = DriverState.objects.verified().filter(status=DriverStatus.AVAILABLE)
+    for offer in RideOffer.objects.filter(status=OfferStatus.OFFERED).filter(
+        Q(expires_at__lte=now) | ~Q(driver_id__in=still_able.values("driver_id"))
+    ):
         with transaction.atomic():
             if not RideOffer.objects.filter(pk=offer.pk, status=OfferStatus.OFFERED).update(
                 status=OfferStatus.EXPIRED, responded_at=now

@@ -293,6 +293,28 @@ def test_offer_timeout_is_swept_and_passed_on(passenger, make_driver, settings):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("leaves", ["goes offline", "is unverified"])
+def test_an_offer_to_a_driver_who_leaves_goes_on_at_the_next_sweep(
+    passenger, make_driver, settings, leaves
+):
+    """The passenger does not wait out the timeout of an offer its driver can no longer take."""
+    settings.DISPATCH_MODE = "offer"
+    first = make_driver(JHB[0] + 0.001, JHB[1])
+    second = make_driver(JHB[0] + 0.02, JHB[1])
+    matching.ride_match(ride=book(passenger))
+    if leaves == "goes offline":
+        drivers.driver_set_status(driver=first, status=DriverStatus.OFFLINE)
+    else:
+        drivers.driver_verify(profile=first.driver_profile, actor=None, verified=False)
+    assert offers.ride_offers_expire() == 1
+    ride = Ride.objects.get(ride_id="r1")
+    made = list(ride.offers.order_by("created_at").values_list("driver_id", "status"))
+    assert made == [(first.pk, "expired"), (second.pk, "offered")]
+    # The second is still there and available: the sweep leaves its offer alone.
+    assert offers.ride_offers_expire() == 0
+
+
+@pytest.mark.django_db
 def test_offer_mode_with_nobody_left_reports_no_drivers(passenger, make_driver, settings):
     """When the only driver declines, the ride records that nobody was found."""
     settings.DISPATCH_MODE = "offer"
