@@ -38,11 +38,16 @@ class Viewer:
     role: str
     # A caregiver's link permissions; None for every other role.
     link: LinkPermissions | None = None
+    # A caregiver who booked this ride themselves.
+    booked: bool = False
 
     @property
     def hears_news(self) -> bool:
-        """Told of every change; a caregiver only with can_receive_notifications."""
-        return self.role != CAREGIVER or people_access.link_hears_news(self.link)
+        """
+        Told of every change; a caregiver only with can_receive_notifications,
+        or of a ride they booked (their booking's answer and what follows).
+        """
+        return self.role != CAREGIVER or self.booked or people_access.link_hears_news(self.link)
 
     def sees_position(self, status: str) -> bool:
         """
@@ -80,7 +85,7 @@ def viewer_of(user: User, ride: Ride, link: LinkPermissions | None = None) -> Vi
         return Viewer(DRIVER)
     link = link or people_access.link_between(user.pk, ride.passenger_id)
     if link is not None:
-        return Viewer(CAREGIVER, link)
+        return Viewer(CAREGIVER, link, booked=user.pk == ride.booked_by_id)
     if people_access.is_dispatcher(user):
         return Viewer(STAFF)
     return None

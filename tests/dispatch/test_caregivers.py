@@ -64,13 +64,19 @@ def caregiver(make_user):
 # --- booking on behalf --------------------------------------------------------
 
 
+@pytest.mark.parametrize("notified", [True, False], ids=["notified", "not-notified"])
 @pytest.mark.parametrize("by", ["passenger_id", "passenger_phone"])
 async def test_caregiver_books_for_the_linked_passenger(
-    ws, passenger, caregiver, make_link, make_driver, by
+    ws, passenger, caregiver, make_link, make_driver, by, notified
 ):
-    """The ride is the passenger's, booked by the caregiver, and gets a driver."""
+    """
+    The ride is the passenger's, booked by the caregiver, and gets a driver;
+    the booker hears it, with or without the passenger's notifications.
+    """
     driver = await db(make_driver, *JHB)
-    await db(make_link, passenger, caregiver, can_book_rides=True)
+    await db(
+        make_link, passenger, caregiver, can_book_rides=True, can_receive_notifications=notified
+    )
     target = (
         {"passenger_id": passenger.pk}
         if by == "passenger_id"
