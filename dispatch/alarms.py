@@ -25,7 +25,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from dispatch import broadcast, drivers, rides
+from dispatch import broadcast, drivers, payloads, rides
 from dispatch.errors import DispatchError, NotAllowed, NotFound
 from dispatch.geo import Point, haversine_km
 from dispatch.locations import live_position
@@ -143,6 +143,17 @@ def _still_since(ride: Ride, point: Point, now: float) -> float:
     return anchor[2]
 
 
+def _early(ride: Ride, point: Point, now: float) -> bool:
+    """
+    A pickup planned for later that the driver can still make from where they
+    stand (a run's driver waiting for a booked time): standing is no trouble.
+    """
+    if ride.status != RideStatus.ASSIGNED or ride.confirmed_pickup_at is None:
+        return False
+    away = haversine_km(point.lat, point.lng, ride.pickup_latitude, ride.pickup_longitude)
+    return now + payloads.eta_minutes(away) * 60 < ride.confirmed_pickup_at.timestamp()
+
+
 def _near_a_stop(stops: list[tuple[float, float]], point: Point) -> bool:
     return any(haversine_km(lat, lng, point.lat, point.lng) <= NEAR_STOP_KM for lat, lng in stops)
 
@@ -177,8 +188,10 @@ def watch_trips(*, now: float | None = None) -> list[Alarm]:
         if point is None or not drivers.reports(point) or ride.status == RideStatus.DRIVER_ARRIVED:
             continue
         since = _still_since(ride, point, now)
-        if now - since <= settings.WATCHDOG_STOPPED_MIN * 60 or _near_a_stop(
-            stops[ride.driver_id], point
+        if (
+            now - since <= settings.WATCHDOG_STOPPED_MIN * 60
+            or _near_a_stop(stops[ride.driver_id], point)
+            or _early(ride, point, now)
         ):
             continue
         if not _raised_since(ride, AlarmKind.STOPPED, since):

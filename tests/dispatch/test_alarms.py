@@ -7,6 +7,7 @@ and to the caregivers who may receive notifications.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -110,6 +111,31 @@ def test_standing_still_at_the_drop_off_is_no_alarm(on_the_way, settings):
     alarms.watch_trips(now=t0)
     report(ride.driver_id, dropoff, t0 + 120)
     assert alarms.watch_trips(now=t0 + 120) == []
+
+
+@pytest.mark.django_db
+def test_a_driver_waiting_early_for_a_planned_pickup_is_no_alarm(passenger, make_driver, settings):
+    """
+    A run's driver, given the next rider early, waits where they are for the
+    booked time: no alarm while they can still make it, one once they cannot.
+    """
+    settings.WATCHDOG_SILENT_MIN = 60
+    settings.WATCHDOG_STOPPED_MIN = 10
+    make_driver(*JHB)
+    ride = book(passenger, "early-1")
+    assert ride.status == RideStatus.ASSIGNED
+    t0 = time.time()
+    planned = datetime.fromtimestamp(t0 + 3600, tz=UTC)
+    Ride.objects.filter(pk=ride.pk).update(confirmed_pickup_at=planned)
+    for at in (t0, t0 + 300, t0 + 700):
+        report(ride.driver_id, HALFWAY, at)
+        assert alarms.watch_trips(now=at) == []
+    # The pickup was due ten minutes from the start: now it cannot be made.
+    due = datetime.fromtimestamp(t0 + 600, tz=UTC)
+    Ride.objects.filter(pk=ride.pk).update(confirmed_pickup_at=due)
+    report(ride.driver_id, HALFWAY, t0 + 710)
+    [alarm] = alarms.watch_trips(now=t0 + 710)
+    assert alarm.kind == AlarmKind.STOPPED
 
 
 # --- sos -------------------------------------------------------------------------
