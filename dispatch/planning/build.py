@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
 from dispatch.models import FINAL_STATUSES, DayPlan, DriverShift, Ride, Run, Stop
@@ -33,11 +34,15 @@ def day_bounds(service_date: date) -> tuple[datetime, datetime]:
 
 
 def plannable_rides(service_date: date):
-    """The day's rides the planner places: booked ahead, still scheduled, with a time."""
+    """
+    The day's rides the planner places: booked ahead, still scheduled, with a
+    time; a will-call return once it is ready and has joined a run (so the
+    day planned again keeps it, or frees it to be said ready again).
+    """
     return (
         Ride.objects.on(service_date)
         .scheduled()
-        .filter(will_call=False)
+        .filter(Q(will_call=False) | Q(run__isnull=False))
         .select_related("run", "passenger")
     )
 

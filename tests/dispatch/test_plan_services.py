@@ -381,6 +381,27 @@ def test_a_ready_will_call_return_joins_a_run_passing_by(
 
 
 @pytest.mark.django_db
+def test_the_day_planned_again_keeps_a_return_that_joined_a_run(
+    passenger, make_driver, settings, monkeypatch
+):
+    """
+    A ready will-call return has joined a run; the dispatcher plans the day
+    again: the return stays planned (its stops too), not left on a run with
+    no stop, unable to be said ready again.
+    """
+    settings.PLAN_EXPLORATION = 1
+    plan, back = _will_call_on_a_published_day(passenger, make_driver(), monkeypatch)
+    ride_ready(ride=back, actor=passenger)
+    services.plan_day(service_date=back.service_date, timeout_s=5)
+    back.refresh_from_db()
+    assert back.run_id is not None
+    assert sorted(Stop.objects.filter(ride=back).values_list("kind", flat=True)) == [
+        "dropoff",
+        "pickup",
+    ]
+
+
+@pytest.mark.django_db
 def test_two_readies_at_once_join_the_run_once(passenger, make_driver, settings, monkeypatch):
     """
     The passenger and a caregiver say ready at the same moment: both read
