@@ -128,6 +128,18 @@ def test_move_lock_and_publish_are_audited_with_the_dispatcher(htmx, booked, dis
 
 
 @pytest.mark.django_db
+def test_a_trip_cancelled_after_planning_shows_so_and_offers_no_move(htmx, booked, passenger):
+    """Its stops stay in the lane, marked with how the ride ended, with nothing to click."""
+    htmx.post(url("plan/"))
+    sarahs = Ride.objects.get(pk=booked["rides"][0].pk)
+    rides.ride_cancel(ride=sarahs, actor=passenger, cancelled_by="passenger", reason="Unwell")
+    html = htmx.get(url()).content.decode()
+    assert f'id="move-{booked["rides"][1].pk}"' in html  # Bob's still moves
+    assert f'id="move-{sarahs.pk}"' not in html
+    assert '<span class="pill">Cancelled</span>' in html
+
+
+@pytest.mark.django_db
 def test_a_stale_screen_and_an_impossible_move_are_refused_in_words(htmx, booked):
     """A plan changed meanwhile, or a move a vehicle cannot take, is refused in words."""
     htmx.post(url("plan/"))
