@@ -61,9 +61,9 @@ class DriverConsumer(ManifestFeed, AppSocket):
         if not is_driver or (wanted is not None and int(wanted) != self.user.pk):
             await self.refuse(CLOSE_FORBIDDEN, "forbidden", "This socket is for the driver only.")
             return
-        # Rides left waiting near this driver are matched once, after they
-        # go online (not on every reconnect: after a restart thousands of
-        # drivers reconnect at once).
+        # Rides left waiting near this driver are matched once after they go
+        # online, and once after their last ride ends (not on every
+        # reconnect: after a restart thousands of drivers reconnect at once).
         self.matching_waiting = False
         await self.accept()
         # In its groups before reading what it holds, so that a ride assigned
@@ -183,7 +183,9 @@ class DriverConsumer(ManifestFeed, AppSocket):
         if message["type"] == "ride_assigned":
             self.held[ride_id] = event["passenger_id"]
         elif event["kind"] == "released" or event["status"] in FINAL_STATUSES:
-            self.held.pop(ride_id, None)
+            if self.held.pop(ride_id, None) is not None and not self.held:
+                self.matching_waiting = True
         shown = access.shown_to(self.viewer, message, event["status"])
         if shown is not None:
             await self.send_json(shown)
+        await self._match_waiting()

@@ -511,6 +511,30 @@ async def test_waiting_ride_gets_a_driver_who_comes_online_nearby(ws, passenger,
     assert assigned["driver_id"] == driver.pk
 
 
+async def test_a_ride_waiting_nearby_goes_to_a_driver_whose_trip_has_just_ended(
+    ws, passenger, make_user, make_driver
+):
+    """Free again after a drop-off, the driver is given the ride that found nobody meanwhile."""
+    driver = await db(make_driver, *CAPE_TOWN)
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    first = await ws("/ws/ride/busy-1/", token=await db(token_for, passenger))
+    await first.receive_json_from()
+    await first.send_json_to(find_driver(at=CAPE_TOWN))
+    await receive_until(driver_ws, "ride_assigned")
+    other = await db(make_user, "passenger", first_name="Bongi")
+    second = await ws("/ws/ride/after-1/", token=await db(token_for, other))
+    await second.receive_json_from()
+    await second.send_json_to(find_driver(at=(CAPE_TOWN[0] + 0.01, CAPE_TOWN[1])))
+    await receive_until(second, "no_drivers")
+    for step in ("arrived", "start_trip", "complete_trip"):
+        await driver_ws.send_json_to({"type": step})
+    offer, _ = await receive_until(driver_ws, "ride_assigned")
+    assert offer["ride_id"] == "after-1"
+    assigned, _ = await receive_until(second, "driver_assigned")
+    assert assigned["driver_id"] == driver.pk
+
+
 @pytest.mark.parametrize("last_known", [None, CAPE_TOWN], ids=["never-reported", "known"])
 async def test_a_driver_online_before_positions_are_loaded_gets_the_waiting_ride(
     ws, passenger, make_driver, last_known
