@@ -25,6 +25,7 @@ from dispatch.models import (
     Ride,
     RideOffer,
 )
+from dispatch.notify import near
 from dispatch.planning import day as on_the_day
 from dispatch.socket_schemas import LocationUpdate, RideAction, SetStatus
 from people.models import DriverProfile
@@ -182,6 +183,7 @@ class DriverConsumer(ManifestFeed, AppSocket):
                 return
         if message["type"] == "ride_assigned":
             self.held[ride_id] = event["passenger_id"]
+            near.driver_given(ride_id, self.user.pk)
         elif event["kind"] == "released" or event["status"] in FINAL_STATUSES:
             if self.held.pop(ride_id, None) is not None and not self.held:
                 self.matching_waiting = True

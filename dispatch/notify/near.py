@@ -23,6 +23,7 @@ from project.common.db import db_async
 
 # (ride_id, driver_id) -> the pickup (lat, lng) while that driver heads
 # there; None once told, past the pickup, or not that driver's ride.
+# Forgotten when the ride is given to the driver (again: driver_given).
 # Bounded: the oldest are forgotten first.
 _watched: dict[tuple[str, int], tuple[float, float] | None] = {}
 WATCHED_MAX = 20_000
@@ -45,6 +46,11 @@ def _tell(ride_id: str, driver_id: int, minutes: int) -> None:
         )
         if ride is not None:
             notices_write(ride, "driver_near", minutes=minutes)
+
+
+def driver_given(ride_id: str, driver_id: int) -> None:
+    """The ride is (again) this driver's: their approach is told anew."""
+    _watched.pop((ride_id, driver_id), None)
 
 
 async def driver_moved(ride_id: str, driver_id: int, point: Point) -> None:

@@ -144,6 +144,22 @@ async def test_a_ride_given_to_another_driver_is_told_again_when_that_driver_is_
     told = [r[2]["driver"] for r in await db(near_rows)]
     assert sorted(told) == ["Ann", "Ann", "Bo", "Bo"]
 
+    # Bo is held up; the dispatcher gives the ride back to Ann, told again.
+    ride = await db(Ride.objects.get, ride_id="near-2")
+    await db(
+        matching.ride_assign,
+        ride=ride,
+        driver_id=ann.pk,
+        actor=dispatcher,
+        role="dispatcher",
+        confirmed=True,
+    )
+    await receive_until(ann_ws, "ride_assigned")
+    await ann_ws.send_json_to(near_pickup)
+    await settled(ann_ws)
+    told = [r[2]["driver"] for r in await db(near_rows)]
+    assert sorted(told) == ["Ann", "Ann", "Ann", "Ann", "Bo", "Bo"]
+
 
 def test_a_driver_near_again_after_an_alarm_is_not_told_twice(family, make_driver):
     """Another worker (the socket reconnected) does not tell the same driver's approach again."""
