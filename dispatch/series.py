@@ -75,9 +75,13 @@ def series_dates(
     for day in series.except_dates:
         calendar.exdate(_midnight(date.fromisoformat(day)))
     for pause in series.pauses.all() if pauses is None else pauses:
-        calendar.exrule(
-            rrule(DAILY, dtstart=_midnight(pause.start_date), until=_midnight(pause.end_date))
-        )
+        # Only the paused days between first and last: a pause from year 1
+        # would have the calendar step through every day since.
+        paused_from, paused_to = max(pause.start_date, first), min(pause.end_date, last)
+        if paused_from <= paused_to:
+            calendar.exrule(
+                rrule(DAILY, dtstart=_midnight(paused_from), until=_midnight(paused_to))
+            )
     return [d.date() for d in calendar.between(_midnight(first), _midnight(last), inc=True)]
 
 

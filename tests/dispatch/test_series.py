@@ -57,6 +57,21 @@ def test_exception_dates_and_pauses_have_no_ride():
     assert days == [date(2027, 3, d) for d in (1, 5, 15, 17, 19)]
 
 
+def test_pauses_reaching_past_the_days_asked_for_pause_only_those_days():
+    """A pause begun long ago, one without end, and one across the last day asked for."""
+    s = make_series()
+    pauses = [
+        SeriesPause(start_date=date(1, 1, 1), end_date=date(2027, 3, 3)),
+        SeriesPause(start_date=date(2027, 3, 17), end_date=date(9999, 12, 31)),
+        SeriesPause(start_date=date(2027, 3, 10), end_date=date(2027, 3, 10)),
+    ]
+    days = S.series_dates(s, date(2027, 3, 1), date(2027, 3, 19), pauses=pauses)
+    assert days == [date(2027, 3, d) for d in (5, 8, 12, 15)]
+    assert S.series_dates(s, date(2027, 3, 1), date(2027, 3, 19), pauses=pauses[2:]) == [
+        date(2027, 3, d) for d in (1, 3, 5, 8, 12, 15, 17, 19)
+    ]
+
+
 def test_a_time_in_johannesburg_is_two_hours_before_utc_all_year(settings):
     settings.TIME_ZONE = "Africa/Johannesburg"
     for day in (date(2027, 1, 4), date(2027, 7, 5)):
