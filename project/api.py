@@ -28,7 +28,7 @@ from people.caregiver_api import caregiver_router
 from people.notice_api import notice_router
 from people.profile_api import profile_router
 from project.common.errors import ServiceError
-from project.common.inbound import inbound_check, inbound_parse
+from project.common.inbound import InvalidJson, inbound_check, inbound_parse
 
 api = NinjaAPI(
     title="Care Connect API",
@@ -148,9 +148,16 @@ def refuse_unreadable_input(run):
             raw = _body(request)
             if raw is None:
                 return HttpResponse(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
-            # Whatever its Content-Type says, ninja reads a body as JSON.
-            if raw and request.content_type not in FORM_TYPES:
-                inbound_parse(raw, "The request body")
+            # Whatever its Content-Type says, ninja reads a body as JSON: a
+            # form's too. Only a form that is not JSON (many clients send an
+            # empty one with a bare POST) is left to ninja, which ignores it
+            # where the operation reads no body and refuses it where it does.
+            if raw:
+                try:
+                    inbound_parse(raw, "The request body")
+                except InvalidJson:
+                    if request.content_type not in FORM_TYPES:
+                        raise
         except ServiceError as exc:
             return on_service_error(request, exc)
         return run(request, *args, **kwargs)

@@ -63,7 +63,14 @@ async def test_a_deep_message_within_the_size_cap_is_told_so_and_the_socket_stay
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "content_type", ["application/json", "text/plain", "application/octet-stream"]
+    "content_type",
+    [
+        "application/json",
+        "text/plain",
+        "application/octet-stream",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ],
 )
 def test_a_rest_body_is_held_to_the_rules_whatever_its_content_type(passenger, content_type):
     """ninja reads any body as JSON, so the rules hold for any Content-Type: nothing is written."""
