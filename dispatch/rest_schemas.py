@@ -1,6 +1,8 @@
 """
-Response bodies of the rides API. A ride reads as on the sockets
-(dispatch.payloads.ride_status), with pickup and dropoff nested only.
+Request and response bodies of the rides API. A ride reads as on the
+sockets (dispatch.payloads.ride_status), with pickup and dropoff nested
+only. What comes in is refused for a field it does not know (people.
+rest_schemas.In), as on every other REST call.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pydantic import field_validator
 
 from dispatch.scheduling import Needs, Place
 from dispatch.socket_schemas import Latitude
-from people.rest_schemas import LocalTime
+from people.rest_schemas import In, LocalTime
 
 Role = Literal["passenger", "caregiver", "driver", "staff"]
 
@@ -101,7 +103,7 @@ class RideDetailOut(RideOut):
 # --- booking ahead ------------------------------------------------------------
 
 
-class PlaceIn(Schema):
+class PlaceIn(In):
     latitude: Latitude
     longitude: float = Field(ge=-180, le=180)
     address: str = Field(default="", max_length=255)
@@ -110,7 +112,7 @@ class PlaceIn(Schema):
         return Place(**self.model_dump())
 
 
-class NeedsIn(Schema):
+class NeedsIn(In):
     # None: the passenger profile's.
     wheelchair: bool | None = None
     walker: bool = False
@@ -122,7 +124,7 @@ class NeedsIn(Schema):
         return Needs(**self.model_dump())
 
 
-class BookAheadIn(Schema):
+class BookAheadIn(In):
     """A ride booked ahead: a pickup time or an appointment, from now to the horizon."""
 
     pickup: PlaceIn
@@ -145,14 +147,14 @@ class BookedOut(Schema):
     returns: list[RideOut]
 
 
-class CancelIn(Schema):
+class CancelIn(In):
     reason: str = Field(default="", max_length=64)
 
 
 # --- recurring series -----------------------------------------------------------
 
 
-class SeriesIn(Schema):
+class SeriesIn(In):
     """Weekdays 0 (Monday) to 6 (Sunday), local times (TIME_ZONE)."""
 
     weekdays: list[int]
@@ -171,7 +173,7 @@ class SeriesIn(Schema):
     passenger_phone: str | None = Field(default=None, max_length=32)
 
 
-class SeriesPatch(Schema):
+class SeriesPatch(In):
     """
     Only the fields sent change; null is a value only where the series may
     go without (an end date, one of the times, the exceptions). Needs sent
@@ -200,13 +202,13 @@ class SeriesPatch(Schema):
         return value
 
 
-class PauseIn(Schema):
+class PauseIn(In):
     start_date: date
     end_date: date
     reason: str = Field(default="", max_length=255)
 
 
-class EndIn(Schema):
+class EndIn(In):
     # The last day with rides; default today.
     last_date: date | None = None
 

@@ -190,6 +190,38 @@ def test_rest_refuses_a_ride_id_the_sockets_could_not_open(passenger, ride_id):
     assert not Ride.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        {"passenger": "ME"},  # not passenger_id: it booked for the caregiver themselves
+        {"needs_walker": True},  # the ride socket's name, not the nested needs'
+        {"needs": {"walker": True, "assistance_boarding": True}},
+        {"pickup": {"latitude": JHB[0], "longitude": JHB[1], "adress": "12 Main Rd"}},
+    ],
+)
+def test_rest_booking_refuses_a_field_it_does_not_know(passenger, emily, wrong):
+    """A misnamed field is refused by name, not dropped: nothing is booked without it."""
+    wrong = {k: passenger.pk if v == "ME" else v for k, v in wrong.items()}
+    response = rest(emily).post("/api/rides/", ahead(**wrong), content_type="application/json")
+    assert response.status_code == 400, response.json()
+    assert response.json()["code"] == "invalid_request"
+    assert len(response.json()["fields"]) == 1
+    assert not Ride.objects.exists()
+
+
+def test_rest_cancel_refuses_a_field_it_does_not_know(passenger):
+    """A cancel with a misnamed reason is refused, and the ride stays booked."""
+    booked = rest(passenger).post("/api/rides/", ahead(), content_type="application/json")
+    ride_id = booked.json()["ride"]["ride_id"]
+    cancel = {"reson": "Feeling better"}
+    response = rest(passenger).post(
+        f"/api/rides/{ride_id}/cancel/", cancel, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == ["reson"]
+    assert Ride.objects.get(ride_id=ride_id).status == RideStatus.SCHEDULED
+
+
 def test_rest_arrive_by_needs_the_appointment_only(passenger):
     both = ahead(appointment_at=tomorrow_at(9).isoformat())
     response = rest(passenger).post("/api/rides/", both, content_type="application/json")
