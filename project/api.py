@@ -17,7 +17,13 @@ from functools import wraps
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    JsonResponse,
+    UnreadablePostError,
+)
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -173,3 +179,34 @@ def not_found(request: HttpRequest, rest: str = ""):
     return JsonResponse(
         {"code": "not_found", "message": f"No API endpoint at {request.path}."}, status=404
     )
+
+
+def _method_not_allowed_as_json(view):
+    """
+    ninja answers a method its path does not take with a bare text 405,
+    past every exception handler; the apps get it in the error envelope.
+    """
+
+    @wraps(view)
+    def answered(request: HttpRequest, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        if not isinstance(response, HttpResponseNotAllowed):
+            return response
+        allowed = response["Allow"]
+        refused = api.create_response(
+            request,
+            {"code": _HTTP_CODES[405], "message": f"Use {allowed} here, not {request.method}."},
+            status=405,
+        )
+        refused["Allow"] = allowed
+        return refused
+
+    return answered
+
+
+def api_urls():
+    """The API's URLs (project.urls mounts them), wrong methods answered as JSON."""
+    patterns, app_name, namespace = api.urls
+    for pattern in patterns:
+        pattern.callback = _method_not_allowed_as_json(pattern.callback)
+    return patterns, app_name, namespace

@@ -3,12 +3,12 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from dispatch import share_page
-from project.api import api, not_found
+from project.api import api_urls, not_found
 
 # /healthz is answered ahead of host validation: project.health.health_middleware.
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/", api.urls),
+    path("api/", api_urls()),
     path("api/<path:rest>", not_found),
     path("console/", include("console.urls")),
     # The family tracking page (dispatch.sharing): public, by token.

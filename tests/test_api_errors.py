@@ -42,3 +42,20 @@ def test_a_refusal_that_says_when_to_come_back_sets_retry_after(rf):
     assert json.loads(later.content)["retry_after"] == 12
     refused = on_service_error(rf.post("/api/x/"), ServiceError("No."))
     assert not refused.has_header("Retry-After")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("put", "/api/auth/profile/", {"GET", "PATCH"}),
+        ("get", "/api/auth/send-otp/", {"POST"}),
+        ("delete", "/api/rides/r-1/cancel/", {"POST"}),
+    ],
+)
+def test_a_method_the_path_does_not_take_is_json_method_not_allowed(client, method, path, allowed):
+    """A wrong method answers 405 method_not_allowed in the error envelope, with Allow."""
+    response = getattr(client, method)(path)
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+    assert set(response["Allow"].replace(" ", "").split(",")) == allowed
