@@ -17,6 +17,7 @@ from unfold.views import UnfoldModelAdminViewMixin
 from dispatch import labels
 from dispatch.admin.timeline import TimelineRow, ride_timeline, stamp
 from dispatch.models import Ride
+from people import access
 from people import labels as people_labels
 from people.models import CaregiverLink, User
 from people.phones import InvalidPhoneNumber, display_phone, normalize_phone
@@ -46,7 +47,7 @@ class PersonCard:
     caregivers: list[CaregiverLink] = field(default_factory=list)
     cared_for: list[CaregiverLink] = field(default_factory=list)
     # Rides the person rode, booked or drove, and those of everyone they
-    # care for, newest first.
+    # care for on an active link, newest first.
     rides: list[RideCard] = field(default_factory=list)
 
 
@@ -93,7 +94,9 @@ def person_card(person: User) -> PersonCard:
     for link in card.caregivers:
         link.may = people_labels.permission_words(link)
         link.phone_shown = display_phone(link.caregiver_phone)
-    passengers = {person.pk, *(link.passenger_id for link in card.cared_for)}
+    # Only the people they care for now: an ended link (or one not yet
+    # accepted) shows, but gives the caller no one's rides.
+    passengers = {person.pk, *access.links_of_caregiver(person.pk)}
     rides = (
         Ride.objects.filter(Q(passenger_id__in=passengers) | Q(booked_by=person) | Q(driver=person))
         .select_related("passenger", "booked_by", "driver")

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from dispatch import matching, rides
 from dispatch.scheduling import Place, ride_book_ahead
-from people import signals
+from people import caregivers, signals
 from people.models import AuditEvent
 from tests.conftest import staff_login
 
@@ -404,3 +404,18 @@ def test_support_cannot_read_a_waiting_sms_code_through_list_filters(support, pa
     if len(code) == 6:
         result = signin.otp_verify(phone_number=passenger.phone_number, code=code)
     assert result is None, f"support read the code {code} and signed in as {result.user}"
+
+
+def test_the_caller_lookup_shows_no_rides_of_someone_the_caller_no_longer_cares_for(
+    agent, make_user, make_link
+):
+    """A revoked (or declined) caregiver's lookup lists the link, never that passenger's rides."""
+    mother = make_user("passenger", first_name="Rose", last_name="Mokoena")
+    former = make_user("caregiver", first_name="Ex", last_name="Partner")
+    link = make_link(mother, former)
+    caregivers.caregiver_link_revoke(link=link, actor=mother)
+    booked(mother, ride_id="after-revoke")
+    html = text(agent.get(reverse("admin:dispatch_caller_lookup"), {"q": former.phone_number}))
+    card = html[html.index('data-testid="person-card"') :]
+    assert "Rose Mokoena" in card and "Revoked" in card  # the ended link, as such
+    assert "after-revoke" not in card and "12 Main Rd" not in card
