@@ -46,7 +46,8 @@ def _may_care(user: User | None) -> User | None:
 def caregiver_invitations_claim(*, user: User) -> int:
     """
     A new account takes up the invitations made to its number before it
-    existed; returns how many.
+    existed (signing up in the app, or added or changed in the admin);
+    returns how many.
     """
     if _may_care(user) is None:
         return 0

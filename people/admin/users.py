@@ -14,7 +14,7 @@ from unfold.admin import ModelAdmin, StackedInline, TabularInline
 from unfold.decorators import action, display
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
-from people import labels, profiles
+from people import caregivers, labels, profiles
 from people.models import (
     ApiSession,
     CaregiverLink,
@@ -217,6 +217,13 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
         if not request.user.is_superuser:
             fields += ["is_staff", "is_superuser", "groups"]
         return fields
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        # An account added here (or given this number, or able to care
+        # again) takes up the invitations to its number, as one made in
+        # the app does: its owner never signs up, so would never claim them.
+        caregivers.caregiver_invitations_claim(user=obj)
 
     def save_formset(self, request, form, formset, change):
         """A passenger's needs change through people.profiles: audited, a driver on the way told."""

@@ -9,7 +9,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from dispatch import matching, rides
 from dispatch.models import DriverState, DriverStatus
-from people.models import ApiSession, AuditEvent, DriverProfile, PhoneOTPDevice
+from people import access, caregivers
+from people.models import ApiSession, AuditEvent, DriverProfile, PhoneOTPDevice, User
 from tests.conftest import staff_login
 
 pytestmark = pytest.mark.django_db
@@ -326,3 +327,29 @@ def test_the_admin_sign_in_keeps_its_next(make_staff, staff_groups):
         {"username": user.phone_number, "password": "pw-for-tests-only"},
     )
     assert response["Location"] == "/admin/people/user/"
+
+
+def test_an_account_support_adds_takes_up_the_invitations_to_its_number(
+    support_client, support, passenger
+):
+    """A caregiver invited before having an account gets the invitation when support adds one."""
+    link = caregivers.caregiver_link_invite(
+        passenger=passenger, caregiver_phone="0827770001", actor=support
+    )
+    assert link.caregiver_id is None
+    response = support_client.post(
+        reverse("admin:people_user_add"),
+        {
+            "phone_number": "+27 82 777 0001",
+            "first_name": "Emily",
+            "last_name": "Davis",
+            "user_type": "caregiver",
+            "usable_password": "false",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    link.refresh_from_db()
+    emily = User.objects.get(phone_number="27827770001")
+    assert link.caregiver == emily and link.status == "invited"
+    # Now it can be accepted for her, or by her in the app.
+    assert access.may_accept_for_caregiver(support, link)
