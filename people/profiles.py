@@ -39,6 +39,15 @@ class ProfileError(ServiceError):
     code = "invalid_request"
 
 
+def needs_check(user: User, names) -> None:
+    """Raises ProfileError when `names` (of NEEDS_FIELDS) change for someone not a passenger."""
+    if names and user.user_type != UserType.PASSENGER:
+        raise ProfileError(
+            "Only passengers have travel needs.",
+            fields={name: "Only passengers have travel needs." for name in names},
+        )
+
+
 def profile_update(*, user: User, actor: User | None = None, **fields) -> User:
     """
     Change the fields given; the others stay. Only passengers have needs.
@@ -52,11 +61,7 @@ def profile_update(*, user: User, actor: User | None = None, **fields) -> User:
             fields={name: "Not a profile field." for name in unknown},
         )
     needs = {k: v for k, v in fields.items() if k in NEEDS_FIELDS}
-    if needs and user.user_type != UserType.PASSENGER:
-        raise ProfileError(
-            "Only passengers have travel needs.",
-            fields={name: "Only passengers have travel needs." for name in needs},
-        )
+    needs_check(user, needs)
     names = {k: v.strip() for k, v in fields.items() if k in NAME_FIELDS}
     names.update({k: str(v) for k, v in fields.items() if k in USER_FIELDS})
     with transaction.atomic():

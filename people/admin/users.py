@@ -8,7 +8,9 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
+from django.forms.models import BaseInlineFormSet
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from unfold.admin import ModelAdmin, StackedInline, TabularInline
 from unfold.decorators import action, display
@@ -79,8 +81,25 @@ class DriverProfileInline(_ProfileInline):
     readonly_fields = ("is_verified", "is_demo")
 
 
+class PassengerNeedsFormSet(BaseInlineFormSet):
+    """
+    Needs changed on the page are refused there when the user, as the page
+    also changes them, is no longer a passenger (people.profiles says who).
+    """
+
+    def clean(self):
+        super().clean()
+        changed = {name for form in self.forms for name in form.changed_data}
+        changed &= set(profiles.NEEDS_FIELDS)
+        try:
+            profiles.needs_check(self.instance, changed)
+        except profiles.ProfileError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
 class PassengerProfileInline(_ProfileInline):
     model = PassengerProfile
+    formset = PassengerNeedsFormSet
     fields = (
         ("needs_wheelchair", "needs_walker"),
         ("needs_assistance_boarding", "has_service_animal"),

@@ -419,3 +419,15 @@ def test_the_caller_lookup_shows_no_rides_of_someone_the_caller_no_longer_cares_
     card = html[html.index('data-testid="person-card"') :]
     assert "Rose Mokoena" in card and "Revoked" in card  # the ended link, as such
     assert "after-revoke" not in card and "12 Main Rd" not in card
+
+
+def test_changing_a_passengers_role_and_needs_at_once_is_refused_on_the_page(support, passenger):
+    """A passenger made a caregiver with needs ticked: the page says why, no 500, nothing saved."""
+    client = staff_login(Client(), support)
+    form = {**_user_form(passenger, needs_wheelchair="on"), "user_type": "caregiver"}
+    response = client.post(reverse("admin:people_user_change", args=[passenger.pk]), form)
+    assert response.status_code == 200
+    assert "Only passengers have travel needs." in text(response)
+    passenger.refresh_from_db()
+    passenger.passenger_profile.refresh_from_db()
+    assert passenger.user_type == "passenger" and not passenger.passenger_profile.needs_wheelchair
