@@ -129,6 +129,14 @@ def _respond(
 ) -> CaregiverLink:
     if not access.may_answer_invitation(actor, link):
         raise LinkError("forbidden", "Only the invited caregiver can answer.", 403)
+    if status == LinkStatus.ACTIVE and _may_care(link.caregiver) is None:
+        # Switched off, or made a driver, since the invitation: as an
+        # invitation to them now would be, it is refused.
+        raise LinkError(
+            "invalid_state",
+            "This account cannot care for anyone now (switched off, or a driver).",
+            409,
+        )
     with transaction.atomic():
         updated = CaregiverLink.objects.filter(pk=link.pk, status=LinkStatus.INVITED).update(
             status=status, responded_at=timezone.now(), updated_at=timezone.now()

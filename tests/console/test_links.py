@@ -118,6 +118,24 @@ def test_accepting_for_a_caregiver_needs_how_they_consented(htmx, family, dispat
     }
 
 
+@pytest.mark.parametrize("since", ["made a driver", "switched off"])
+def test_an_invitation_to_an_account_that_can_no_longer_care_cannot_be_accepted(
+    htmx, family, dispatcher, since
+):
+    """Staff accepting in the caregiver's place are refused, as a new invitation would be."""
+    link = family["invited"]
+    thandi = link.caregiver
+    if since == "made a driver":
+        thandi.user_type = "driver"
+    else:
+        thandi.is_active = False
+    thandi.save()
+    response = htmx.post(f"/console/links/{link.pk}/accept/", {"consent": "Phoned Thandi"})
+    link.refresh_from_db()
+    assert link.status == LinkStatus.INVITED
+    assert "cannot care for anyone now" in response.content.decode()
+
+
 def test_an_invitation_to_a_number_without_an_account_cannot_be_accepted_here(
     htmx, make_user, dispatcher
 ):
