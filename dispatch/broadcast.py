@@ -354,8 +354,9 @@ def _ride_sends(
     if kind not in _NOT_FOR_CAREGIVERS:
         told = _news(ride, kind, "caregiver", told_caregivers or {**snapshot, "event": kind})
         sends += [(caregiver_group(caregiver_id), told) for caregiver_id in watchers]
-    if kind not in ("offered", "needs_updated"):
-        sends.append((CONSOLE_GROUP, _console_ride(ride, kind)))
+    # The consoles hear every ride event: an offer (its card's countdown, and
+    # the version an open panel assigns against) as much as a status change.
+    sends.append((CONSOLE_GROUP, _console_ride(ride, kind)))
     return sends
 
 

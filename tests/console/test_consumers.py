@@ -282,3 +282,38 @@ async def test_a_large_fleet_reaches_the_map_in_frames_daphne_accepts(
     assert sorted(markers) == sorted(d.pk for d in drivers)
     assert all(len(m["drivers"]) <= 2 for m in messages if "drivers" in m)
     await comm.disconnect()
+
+
+async def test_an_offer_reaches_the_board(dispatcher, make_driver, passenger, settings, signed_in):
+    """Offer mode: an open console hears the offer (the card's countdown, the panel's version)."""
+    settings.DISPATCH_MODE = "offer"
+
+    def book_far_away():
+        ride = rides.ride_request(
+            ride_id="live-3",
+            passenger=passenger,
+            booked_by=passenger,
+            pickup_latitude=CAPE_TOWN[0],
+            pickup_longitude=CAPE_TOWN[1],
+            dropoff_latitude=CAPE_TOWN[0] + 0.02,
+            dropoff_longitude=CAPE_TOWN[1] + 0.02,
+        )
+        matching.ride_match(ride=ride)
+
+    await database_sync_to_async(book_far_away)()
+    driver = await database_sync_to_async(make_driver)(CAPE_TOWN[0] + 0.002, CAPE_TOWN[1])
+    comm, _ = await open_console(await signed_in(dispatcher))
+    await board_on_connect(comm)
+
+    def offer():
+        ride = Ride.objects.get(ride_id="live-3")
+        matching.ride_offer(ride=ride, driver_id=driver.pk)
+        return Ride.objects.get(pk=ride.pk).version
+
+    version = await database_sync_to_async(offer)()
+    messages = [await read(comm), *await drain(comm)]
+    pending = [m for m in messages if isinstance(m, str) and '<section id="pending-rides"' in m]
+    assert pending and f'data-offer-driver="{driver.pk}"' in pending[-1]
+    changed = [m for m in messages if isinstance(m, dict) and m["type"] == "rides.changed"]
+    assert changed and changed[-1]["rides"][0]["version"] == version
+    await comm.disconnect()
