@@ -21,7 +21,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from console.views import HtmxHttpRequest, _common, dispatcher_view
+from console.views import HtmxHttpRequest, _common, dispatcher_view, whole_number
 from dispatch.errors import DispatchError
 from dispatch.models import DayPlan, PlanStatus, Ride, Run, Stop, StopKind
 from dispatch.planning import build as rows
@@ -155,13 +155,8 @@ def _respond(request: HtmxHttpRequest, service_date: date, *, error: str = "", n
     return render(request, f"{TEMPLATE}#day-plan", ctx)
 
 
-def _whole(value: str) -> int | None:
-    """A form's whole number, or None (isdigit alone also takes '²', which int refuses)."""
-    return int(value) if value.isascii() and value.isdigit() else None
-
-
 def _version(request: HtmxHttpRequest) -> int | None:
-    return _whole(request.POST.get("version", ""))
+    return whole_number(request.POST.get("version", ""))
 
 
 @require_GET
@@ -234,11 +229,11 @@ def trip_move(request: HtmxHttpRequest, day: date, ride_pk: int) -> HttpResponse
     to = request.POST.get("to_run", "")
     to_run = None
     if to:
-        if _whole(to) is None:
+        if whole_number(to) is None:
             return _respond(request, day, error="Choose a run from the list.")
         to_run = (
             Run.objects.select_related("plan", "shift", "driver")
-            .filter(pk=_whole(to), plan__service_date=day)
+            .filter(pk=whole_number(to), plan__service_date=day)
             .first()
         )
         if to_run is None:

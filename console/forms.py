@@ -81,8 +81,12 @@ class SecondFactorForm(forms.Form):
     )
 
 
+# The largest key the database holds (BigAutoField): a larger id is no driver.
+MAX_KEY = 2**63 - 1
+
+
 class AssignForm(forms.Form):
-    driver_id = forms.IntegerField(min_value=1)
+    driver_id = forms.IntegerField(min_value=1, max_value=MAX_KEY)
     # The ride version the dispatcher looked at: a ride that changed since
     # is shown again instead of being reassigned blindly.
     version = forms.IntegerField(min_value=0)

@@ -35,6 +35,7 @@ from django_htmx.middleware import HtmxDetails
 from console import live_map, regions
 from console.forms import (
     CANCEL_REASONS,
+    MAX_KEY,
     AssignForm,
     CancelForm,
     ConsoleLoginForm,
@@ -220,6 +221,17 @@ def _enrolment(device) -> dict[str, str]:
 # --- rendering helpers --------------------------------------------------------
 
 
+def whole_number(value: str) -> int | None:
+    """
+    A form's whole number up to MAX_KEY, or None: isdigit alone also takes
+    '²', which int refuses, and int refuses thousands of digits.
+    """
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(MAX_KEY)):
+        return None
+    number = int(value)
+    return number if number <= MAX_KEY else None
+
+
 def _common(request: HttpRequest) -> dict[str, Any]:
     return {
         "can_manage_links": is_support(request.user),
@@ -284,8 +296,8 @@ def ride_panel(request: HtmxHttpRequest, ride_pk: int) -> HttpResponse:
     ctx = _panel_context(ride)
     # `seen`: the version the page showed; a refresh after a live change or
     # a reconnect says when the ride moved on meanwhile.
-    seen = request.GET.get("seen", "")
-    if seen.isdigit() and ride.version > int(seen):
+    seen = whole_number(request.GET.get("seen", ""))
+    if seen is not None and ride.version > seen:
         ctx["panel_info"] = (
             "This ride changed on another console or in an app; this is how it stands now."
         )

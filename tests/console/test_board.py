@@ -403,6 +403,27 @@ def test_a_panel_refreshed_at_the_version_it_showed_says_nothing(htmx, passenger
         assert f'data-ride-version="{ride.version}"' in html
 
 
+def test_a_malformed_seen_version_is_ignored_not_a_crash(htmx, passenger):
+    """A `seen` that is no usable number (a superscript digit, 5000 digits): the panel as is."""
+    ride = book(passenger)
+    for seen in ("\u00b2", "9" * 5000):
+        response = htmx.get(f"/console/rides/{ride.pk}/?seen={seen}")
+        assert response.status_code == 200
+        assert f'data-ride-version="{ride.version}"' in response.content.decode()
+
+
+def test_assigning_a_driver_id_beyond_any_key_is_an_inline_error(htmx, passenger):
+    """A driver id no database key can hold is the form's error, not a server error."""
+    ride = book(passenger)
+    response = htmx.post(
+        f"/console/rides/{ride.pk}/assign/", {"driver_id": "9" * 30, "version": ride.version}
+    )
+    assert response.status_code == 200
+    assert "Choose a driver from the list." in response.content.decode()
+    ride.refresh_from_db()
+    assert ride.status == RideStatus.SEARCHING
+
+
 def test_a_pending_ride_can_be_closed_as_unfulfilled(htmx, passenger, dispatcher):
     """A dispatcher can give up on a waiting ride: unfulfilled, in their name."""
     ride = book(passenger)
