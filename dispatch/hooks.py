@@ -5,12 +5,13 @@ cold location store starts from. Connected once, in DispatchConfig.ready.
 
 from __future__ import annotations
 
-from dispatch import broadcast, drivers, locations, rides
+from dispatch import broadcast, drivers, locations, rides, sharing
 from people import signals
 from project.common.sockets import CLOSE_UNAUTHENTICATED
 
 
 def _links_changed(sender, *, user_ids: list[int], **kwargs) -> None:
+    sharing.share_links_recheck(user_ids)
     broadcast.links_changed(*user_ids)
 
 

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from dispatch import access, broadcast
@@ -57,7 +58,8 @@ def expires_at(ride: Ride) -> datetime | None:
 def link_state(link: ShareLink, now: datetime | None = None) -> str:
     """
     Live, ended or revoked; a caregiver's link dies with their permission to
-    share (their caregiver link revoked, or can_view_location taken away).
+    share (their caregiver link revoked, or can_view_location taken away),
+    and for good (share_links_recheck).
     """
     now = now or timezone.now()
     if link.revoked_at is not None:
@@ -98,6 +100,26 @@ def share_link_revoke(*, link: ShareLink, actor: User) -> ShareLink:
         )
     link.refresh_from_db()
     return link
+
+
+def share_links_recheck(user_ids: list[int]) -> None:
+    """
+    Caregiver links between these users changed: each link a caregiver made
+    that link_state finds revoked is revoked for good, so giving the
+    permission back does not bring a page they shared to life again.
+    """
+    links = (
+        ShareLink.objects.filter(
+            revoked_at__isnull=True, created_by_id__in=user_ids, ride__passenger_id__in=user_ids
+        )
+        .exclude(created_by_id=F("ride__passenger_id"))
+        .select_related("created_by", "ride__passenger")
+    )
+    gone = [link.pk for link in links if link_state(link) == REVOKED]
+    if gone:
+        ShareLink.objects.filter(pk__in=gone, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
 
 
 def share_link_by_token(token: str) -> ShareLink | None:

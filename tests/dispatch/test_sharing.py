@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from dispatch import drivers
 from dispatch.models import Ride, ShareLink
+from people import caregivers
 from people.models import DriverProfile, PassengerProfile, VehicleType
 from tests.conftest import token_for
 from tests.dispatch.test_rides_api import JHB, book, complete
@@ -218,3 +219,17 @@ def test_a_caregivers_link_ends_with_their_permission(trip, passenger, make_user
     link.can_view_location = False
     link.save()
     assert Client().get(f"/t/{token}/status/").json() == {"state": "revoked"}
+
+
+def test_a_caregivers_link_ended_with_their_permission_stays_ended(
+    trip, passenger, make_user, make_link
+):
+    """Sarah takes Emily's location away, then gives it back: the page Emily shared stays off."""
+    emily = make_user("caregiver")
+    link = make_link(passenger, emily, can_view_location=True)
+    token = token_of(share(emily, "trip-1"))
+    caregivers.caregiver_link_update(link=link, actor=passenger, can_view_location=False)
+    assert Client().get(f"/t/{token}/status/").json() == {"state": "revoked"}
+    caregivers.caregiver_link_update(link=link, actor=passenger, can_view_location=True)
+    assert Client().get(f"/t/{token}/status/").json() == {"state": "revoked"}
+    assert share(emily, "trip-1").status_code == 201
