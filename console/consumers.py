@@ -181,7 +181,7 @@ class ConsoleConsumer(
     ) -> tuple[str, list[dict]]:
         names = [name for name in regions.REGIONS if name in dirty]
         ctx = regions.board_context(names)
-        ctx.update(oob=True, can_manage_links=True)
+        ctx.update(oob=True)
         html = "".join(render_to_string(regions.region_template(name), ctx) for name in names)
         if "map" in dirty:
             return html, [live_map.map_snapshot(drivers=ctx.get("drivers"))]
