@@ -168,7 +168,13 @@ class RideConsumer(AppSocket):
     async def on_cancel_ride(self, content):
         user = self.require_user()
         request = CancelRide.model_validate(content)
-        await db_async(self._cancel)(user, request.reason)
+        viewer, ride = await db_async(self._cancel)(user, request.reason)
+        if self.viewer is None:
+            await self._watch(viewer)
+        # The canceller's answer, whether or not this viewer hears the ride's
+        # news (a caregiver without notifications); the news' copy, of the
+        # same version, is then dropped.
+        await self._show(payloads.ride_cancelled(ride))
 
     def _the_ride(self) -> Ride:
         """This socket's ride, read afresh (on a database thread)."""
@@ -177,12 +183,13 @@ class RideConsumer(AppSocket):
             raise NotFound(f"There is no ride {self.ride_id}.")
         return ride
 
-    def _cancel(self, user, reason: str) -> None:
+    def _cancel(self, user, reason: str) -> tuple[Viewer, Ride]:
         ride = self._the_ride()
         viewer = access.viewer_of(user, ride)
         if viewer is None:
             raise NotAllowed("You may not cancel this ride.")
         rides.ride_cancel(ride=ride, actor=user, cancelled_by=viewer.cancels_as(), reason=reason)
+        return viewer, ride
 
     async def on_ready(self, content):
         """A will-call return: the rider is ready to be picked up."""

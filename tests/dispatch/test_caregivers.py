@@ -154,6 +154,25 @@ async def test_passenger_socket_hears_of_a_ride_booked_for_them(
     assert heard["cancelled_by"] == "caregiver" and heard["reason"] == "plans changed"
 
 
+async def test_a_caregiver_who_cancels_without_notifications_gets_the_answer(
+    ws, passenger, caregiver, make_link
+):
+    """cancel_ride answers ride_cancelled (once) to a caregiver who may book but hears no news."""
+    await db(make_link, passenger, caregiver, can_receive_notifications=False)
+    rider = await book_as(ws, passenger, "quiet-1", at=(-33.9249, 18.4241))
+    await receive_until(rider, "no_drivers")
+    comm = await ws("/ws/ride/quiet-1/", token=await db(token_for, caregiver))
+    await receive_until(comm, "ride_status")
+    await comm.send_json_to({"type": "cancel_ride", "reason": "in hospital"})
+    answer = await comm.receive_json_from()
+    assert answer["type"] == "ride_cancelled" and answer["ride_id"] == "quiet-1"
+    assert answer["cancelled_by"] == "caregiver" and answer["reason"] == "in hospital"
+    await settled(comm)
+    await quiet(comm)
+    told, _ = await receive_until(rider, "ride_cancelled")
+    assert told["cancelled_by"] == "caregiver"
+
+
 async def test_caregiver_with_notifications_hears_every_state_change(
     ws, passenger, caregiver, make_user, make_link, make_driver
 ):
