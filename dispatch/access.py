@@ -12,7 +12,7 @@ on every surface.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dispatch.errors import NotAllowed, NotFound
@@ -38,16 +38,18 @@ class Viewer:
     role: str
     # A caregiver's link permissions; None for every other role.
     link: LinkPermissions | None = None
-    # A caregiver who booked this ride themselves.
-    booked: bool = False
+    # A caregiver who booked this ride, or asked for it on this socket
+    # (`ready`): they hear the answer and what follows (asking).
+    asked: bool = False
 
     @property
     def hears_news(self) -> bool:
         """
         Told of every change; a caregiver only with can_receive_notifications,
-        or of a ride they booked (their booking's answer and what follows).
+        or of a ride they asked for (their booking's or `ready`'s answer, and
+        what follows).
         """
-        return self.role != CAREGIVER or self.booked or people_access.link_hears_news(self.link)
+        return self.role != CAREGIVER or self.asked or people_access.link_hears_news(self.link)
 
     def sees_position(self, status: str) -> bool:
         """
@@ -85,7 +87,7 @@ def viewer_of(user: User, ride: Ride, link: LinkPermissions | None = None) -> Vi
         return Viewer(DRIVER)
     link = link or people_access.link_between(user.pk, ride.passenger_id)
     if link is not None:
-        return Viewer(CAREGIVER, link, booked=user.pk == ride.booked_by_id)
+        return Viewer(CAREGIVER, link, asked=user.pk == ride.booked_by_id)
     if people_access.is_dispatcher(user):
         return Viewer(STAFF)
     return None
@@ -95,6 +97,11 @@ def viewers_of(user: User, rides: list[Ride]) -> dict[int, Viewer | None]:
     """`viewer_of` for many rides, reading the user's links once."""
     links = people_access.links_of_caregiver(user.pk, {r.passenger_id for r in rides})
     return {ride.pk: viewer_of(user, ride, links.get(ride.passenger_id)) for ride in rides}
+
+
+def asking(viewer: Viewer) -> Viewer:
+    """The viewer once they have asked something of the ride (it answers them)."""
+    return replace(viewer, asked=True)
 
 
 def follower(user: User, passenger_id: int, link: LinkPermissions | None) -> Viewer:

@@ -195,11 +195,21 @@ class RideConsumer(AppSocket):
         """A will-call return: the rider is ready to be picked up."""
         user = self.require_user()
 
-        def ready():
+        def viewer():
             ride = self._the_ride()
-            scheduling.ride_ready(ride=ride, actor=user)
+            return access.viewer_of(user, ride)
+
+        # In the group before the answer is news; told it once ready is taken
+        # (the news waits for this handler).
+        asker = await db_async(viewer)()
+        if asker is not None and self.viewer is None:
+            await self._watch(asker)
+
+        def ready():
+            scheduling.ride_ready(ride=self._the_ride(), actor=user)
 
         await db_async(ready)()
+        self.viewer = access.asking(self.viewer)
 
     async def on_sos(self, content):
         """The passenger asks for help: an alarm to the consoles and caregivers."""

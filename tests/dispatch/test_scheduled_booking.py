@@ -420,6 +420,38 @@ async def test_ready_on_the_ride_socket_starts_a_will_call_return(ws, passenger,
     assert assigned["ride_id"] == "clinic-ret"
 
 
+@pytest.mark.parametrize("books", [True, False], ids=["may-book", "may-not-book"])
+async def test_a_caregiver_without_notifications_who_says_ready_hears_the_answer(
+    ws, passenger, make_user, make_link, make_driver, books
+):
+    """
+    Emily may book for Sarah but is not notified: her `ready` is answered
+    (searching, then the driver) on the socket she asked on. Without the
+    right to book she is refused, and hears nothing of the ride after.
+    """
+    await db(make_driver, *JHB)
+    emily = await db(make_user, "caregiver", first_name="Emily")
+    await db(make_link, passenger, emily, can_book_rides=books, can_receive_notifications=False)
+    sarah = await ws("/ws/ride/clinic/", token=await db(token_for, passenger))
+    await sarah.receive_json_from()
+    soon = (timezone.now() + timedelta(hours=1)).isoformat()
+    await sarah.send_json_to(find_driver(pickup_at=soon, return_will_call=True))
+    await receive_until(sarah, "ride_scheduled")
+    back = await ws("/ws/ride/clinic-ret/", token=await db(token_for, emily))
+    await back.receive_json_from()
+    await receive_until(back, "ride_status")
+    await back.send_json_to({"type": "ready"})
+    if books:
+        assigned, before = await receive_until(back, "driver_assigned")
+        assert [m["type"] for m in before] == ["searching"]
+        assert assigned["ride_id"] == "clinic-ret"
+    else:
+        refused = await back.receive_json_from()
+        assert refused["code"] == "forbidden"
+        await back.send_json_to({"type": "ping"})
+        assert (await back.receive_json_from())["type"] == "pong"
+
+
 def test_a_return_leg_runs_back_and_keeps_its_id_within_the_column():
     """A return runs from the drop-off to the pickup; a later one is -ret2, within 64 chars."""
     home, clinic = Place(-26.1, 28.0, "Home"), Place(-26.2, 28.1, "Clinic")
