@@ -434,28 +434,13 @@ def test_ready_said_again_after_joining_a_run_is_invalid_state(
 
 
 def test_a_will_call_joining_a_run_leaves_its_riders_at_the_times_they_asked_for(
-    passenger, make_driver, settings
+    passenger, make_driver, settings, monkeypatch
 ):
     """A ready return joins as early as the run can; the run's riders keep their times."""
     settings.PLAN_EXPLORATION = 1
-    now = timezone.now()
     driver = make_driver(first_name="John", last_name="Doe")
-    DriverShift.objects.create(
-        driver=driver, start_at=now - timedelta(hours=1), end_at=now + timedelta(hours=6),
-        start_latitude=DEPOT.latitude, start_longitude=DEPOT.longitude,
-        end_latitude=DEPOT.latitude, end_longitude=DEPOT.longitude,
-    )  # fmt: skip
-    outbound = ride_book_ahead(
-        passenger=passenger,
-        booked_by=passenger,
-        pickup=Place(JHB[0] + 0.01, JHB[1], "Home"),
-        dropoff=Place(JHB[0] + 0.03, JHB[1] + 0.01, "Clinic"),
-        pickup_at=now.replace(second=0, microsecond=0) + timedelta(hours=2),
-        return_will_call=True,
-    )
-    plan = services.plan_day(service_date=outbound.service_date, timeout_s=5)
-    services.plan_publish(plan=plan)
-    back = outbound.returns.get()
+    _, back = _will_call_on_a_published_day(passenger, driver, monkeypatch)
+    outbound = back.outbound
     ride_ready(ride=back, actor=passenger)
     outbound.refresh_from_db()
     back.refresh_from_db()
