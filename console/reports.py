@@ -19,6 +19,14 @@ from dispatch import reports
 
 # The longest range one page or file covers.
 MAX_DAYS = 366
+# What makes a spreadsheet read a cell as a formula (a driver's name is
+# theirs to choose; one with no name is "+27 ...").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _as_text(cell: str) -> str:
+    """A text cell a spreadsheet shows as written, never runs."""
+    return f"'{cell}" if cell.startswith(FORMULA_STARTS) else cell
 
 
 def _range(request: HtmxHttpRequest) -> tuple[date, date, str]:
@@ -65,7 +73,7 @@ def reports_csv(request: HtmxHttpRequest) -> HttpResponse:
         writer.writerow(
             [
                 scope,
-                measures.label,
+                _as_text(measures.label),
                 *("" if values[c] is None else values[c] for c in reports.COLUMNS),
             ]
         )

@@ -15,7 +15,7 @@ import pytest
 from dispatch import reports
 from dispatch.models import CancelledBy, Ride, RideStatus, Run
 from dispatch.planning import services
-from people.models import VehicleType
+from people.models import User, VehicleType
 from tests.dispatch.test_plan_services import book, shift_for, tomorrow
 
 
@@ -171,3 +171,21 @@ def test_an_arrive_by_ride_is_late_cancelled_against_its_latest_pickup(passenger
     assert reports.is_late_cancel(Ride.objects.get(pk=ride.pk))
     Ride.objects.filter(pk=ride.pk).update(ended_at=at(7, 30))
     assert not reports.is_late_cancel(Ride.objects.get(pk=ride.pk))
+
+
+@pytest.mark.django_db
+def test_a_driver_name_is_no_formula_in_the_csv(console, known_day):
+    """A name a spreadsheet would run as a formula (or a phone number for a name) stays text."""
+    day = tomorrow().isoformat()
+
+    def driver_names():
+        response = console.get(f"/console/reports.csv?from={day}&to={day}")
+        rows = csv.DictReader(io.StringIO(response.content.decode("utf-8-sig")))
+        return [r["name"] for r in rows if r["scope"] == "driver"]
+
+    formula = '=HYPERLINK("http://evil.example","x")'
+    User.objects.filter(user_type="driver").update(first_name=formula, last_name="")
+    assert set(driver_names()) == {"'" + formula}
+    User.objects.filter(user_type="driver").update(first_name="", last_name="")
+    names = driver_names()
+    assert names and all(name.startswith("'+") for name in names)
