@@ -64,6 +64,9 @@ def reports_csv(request: HtmxHttpRequest) -> HttpResponse:
     report = reports.report(start, end)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="care-connect-{start}-{end}.csv"'
+    # The byte order mark: without it a spreadsheet reads the names as its
+    # local code page ("AnÃ©l").
+    response.write("\ufeff")
     writer = csv.writer(response)
     writer.writerow(["scope", "name", *reports.COLUMNS])
     rows = [("total", report.total)]

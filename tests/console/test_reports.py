@@ -6,6 +6,7 @@ maximum; the page and its CSV.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from datetime import timedelta
@@ -119,7 +120,7 @@ def test_the_page_and_the_csv_show_the_day(console, known_day):
     assert "66.7" in page and f'<th scope="row">{day}</th>' in page
     response = console.get(f"/console/reports.csv?from={day}&to={day}")
     assert response["Content-Type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     day_row = next(r for r in rows if r["scope"] == "day")
     assert day_row["name"] == day and day_row["on_time"] == "2" and day_row["pickups"] == "3"
     assert day_row["late_cancels"] == "1" and day_row["no_shows"] == "1"
@@ -189,3 +190,14 @@ def test_a_driver_name_is_no_formula_in_the_csv(console, known_day):
     User.objects.filter(user_type="driver").update(first_name="", last_name="")
     names = driver_names()
     assert names and all(name.startswith("'+") for name in names)
+
+
+@pytest.mark.django_db
+def test_the_csv_says_it_is_utf8_so_spreadsheets_keep_accents(console, known_day):
+    """A spreadsheet opening the file reads "Anél" as written (it takes UTF-8 only with a BOM)."""
+    User.objects.filter(user_type="driver").update(first_name="Anél", last_name="Müller")
+    day = tomorrow().isoformat()
+    content = console.get(f"/console/reports.csv?from={day}&to={day}").content
+    assert content.startswith(codecs.BOM_UTF8)
+    rows = csv.DictReader(io.StringIO(content.decode("utf-8-sig")))
+    assert "Anél Müller" in {r["name"] for r in rows if r["scope"] == "driver"}
