@@ -253,6 +253,8 @@ def trip_move(request: HtmxHttpRequest, day: date, ride_pk: int) -> HttpResponse
 def trip_lock(request: HtmxHttpRequest, day: date, ride_pk: int) -> HttpResponse:
     ride = _ride_of(day, ride_pk)
     locked = request.POST.get("locked") == "1"
-    services.trip_lock(ride=ride, locked=locked, actor=request.user)
+    services.trip_lock(
+        ride=ride, locked=locked, actor=request.user, expected_version=_version(request)
+    )
     state = "locked to its run" if locked else "unlocked"
     return _respond(request, day, notice=f"Ride {ride.ride_id} {state}.")

@@ -348,13 +348,15 @@ def trip_move(
     return to_run
 
 
-def trip_lock(*, ride: Ride, locked: bool, actor: User | None) -> Ride:
+def trip_lock(
+    *, ride: Ride, locked: bool, actor: User | None, expected_version: int | None = None
+) -> Ride:
     """Lock a trip to its run (planning again keeps it there), or unlock it."""
     if locked and ride.run_id is None:
         raise DispatchError(f"Ride {ride.ride_id} is on no run to lock it to.")
     plan = plan_for(ride.service_date)
     with transaction.atomic():
-        plan = _locked(plan, None)
+        plan = _locked(plan, expected_version)
         Ride.objects.filter(pk=ride.pk).update(run_locked=locked)
         ride.run_locked = locked
         kind = "locked" if locked else "unlocked"

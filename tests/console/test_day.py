@@ -159,6 +159,25 @@ def test_a_stale_screen_and_an_impossible_move_are_refused_in_words(htmx, booked
 
 
 @pytest.mark.django_db
+def test_a_lock_from_a_stale_screen_is_refused(htmx, booked, dispatcher):
+    """A trip moved meanwhile is not locked to a run the dispatcher never saw it on."""
+    htmx.post(url("plan/"))
+    plan = DayPlan.objects.get(service_date=tomorrow())
+    bob_ride = Ride.objects.get(pk=booked["rides"][1].pk)
+    html = htmx.get(url()).content.decode()
+    lock_form = html[html.index(f'action="{url(f"trips/{bob_ride.pk}/lock/")}"') :]
+    lock_form = lock_form[: lock_form.index("</form>")]
+    assert f'name="version" value="{plan.version}"' in lock_form
+    seen = plan.version
+    # Another dispatcher moves Bob's trip to the other run meanwhile.
+    other = plan.runs.exclude(pk=bob_ride.run_id).get()
+    services.trip_move(ride=bob_ride, to_run=other, actor=dispatcher)
+    response = htmx.post(url(f"trips/{bob_ride.pk}/lock/"), {"locked": "1", "version": seen})
+    assert "changed while you were looking" in response.content.decode()
+    assert not Ride.objects.get(pk=bob_ride.pk).run_locked
+
+
+@pytest.mark.django_db
 def test_moving_a_trip_off_every_run_lists_it_as_unassigned(htmx, booked):
     """A trip taken off its run is listed as unassigned, with why, and loses its stops."""
     htmx.post(url("plan/"))
