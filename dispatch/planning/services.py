@@ -288,6 +288,11 @@ def trip_move(
         plan = _locked(plan, expected_version)
         ride = Ride.objects.select_related("run").get(pk=ride.pk)
         source = ride.run
+        if source is None and to_run is None:
+            # Nothing to move; the reason it is unassigned stays.
+            raise DispatchError(
+                f"Ride {ride.ride_id} is on no run already: choose a run to move it to."
+            )
         touched = list({r.pk: r for r in (source, to_run) if r is not None}.values())
         for run in touched:
             _not_under_way(run)

@@ -191,6 +191,21 @@ def test_moving_a_trip_off_every_run_lists_it_as_unassigned(htmx, booked):
 
 
 @pytest.mark.django_db
+def test_moving_an_unassigned_trip_nowhere_keeps_its_reason(htmx, booked):
+    """Move clicked on an unassigned trip left at "Unassigned" keeps why it is unassigned."""
+    htmx.post(url("plan/"))
+    plan = DayPlan.objects.get(service_date=tomorrow())
+    nora_ride = booked["rides"][3]
+    move = {"to_run": "", "version": plan.version}
+    response = htmx.post(url(f"trips/{nora_ride.pk}/move/"), move)
+    html = response.content.decode()
+    assert "on no run" in html and "No shift that could carry this trip" in html
+    assert "A dispatcher took it off its run." not in html
+    assert DayPlan.objects.get(pk=plan.pk).version == plan.version
+    assert not plan.events.filter(kind="moved").exists()
+
+
+@pytest.mark.django_db
 def test_without_htmx_an_action_comes_back_to_the_page(console, booked):
     """The day plan's actions still work without htmx, coming back to the page."""
     response = console.post(url("plan/"))
