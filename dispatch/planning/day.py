@@ -188,6 +188,8 @@ def replan_remaining(
     are told (the plan is published).
     """
     now = now or timezone.now()
+    # The plan the solver starts from: one changed meanwhile is not written over.
+    seen = DayPlan.objects.get(pk=plan.pk).version
     day, runs, done = _remaining(plan, now)
     solved = solve(
         day.problem,
@@ -196,7 +198,7 @@ def replan_remaining(
         threads=settings.PLAN_THREADS or None,
     )
     with transaction.atomic():
-        plan = services._locked(plan, None)
+        plan = services._locked(plan, seen)
         routes = {route.vehicle: route for route in solved.routes}
         for key, run in runs.items():
             route = routes.get(key) or timetable(day.problem, day.problem.vehicle[key], [])

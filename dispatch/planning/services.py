@@ -109,6 +109,10 @@ def plan_day(
             code="invalid_state",
             status=409,
         )
+    plan = plan_for(service_date)
+    # The plan the solver starts from: one changed meanwhile (a trip moved
+    # or locked) is not written over.
+    seen = plan.version if expected_version is None else expected_version
     day = rows.build(service_date)
     solved = solve(
         day.problem,
@@ -116,9 +120,8 @@ def plan_day(
         timeout_s=timeout_s or settings.PLAN_TIMEOUT_S,
         threads=settings.PLAN_THREADS or None,
     )
-    plan = plan_for(service_date)
     with transaction.atomic():
-        plan = _locked(plan, expected_version)
+        plan = _locked(plan, seen)
         drivers = set(plan.runs.values_list("driver_id", flat=True))
         runs = rows.runs_for(plan, day.shifts.values())
         plan.runs.exclude(shift_id__in=list(day.shifts)).delete()

@@ -17,6 +17,7 @@ from dispatch import rides
 from dispatch.geo import Point
 from dispatch.locations import location_store
 from dispatch.models import DayPlan, DriverState, PlanEvent, Ride, RideStatus, Stop
+from dispatch.planning import day as on_the_day
 from dispatch.planning import services
 from people.models import VehicleType
 from tests.conftest import JHB, staff_login
@@ -206,6 +207,30 @@ def test_moving_an_unassigned_trip_nowhere_keeps_its_reason(htmx, booked):
 
 
 @pytest.mark.django_db
+def test_a_change_made_while_the_day_is_planned_again_is_not_overwritten(
+    htmx, booked, dispatcher, monkeypatch
+):
+    """A trip another dispatcher moves and locks while the solver runs stays where they put it."""
+    htmx.post(url("plan/"))
+    plan = DayPlan.objects.get(service_date=tomorrow())
+    bob_ride = Ride.objects.get(pk=booked["rides"][1].pk)
+    other = plan.runs.exclude(pk=bob_ride.run_id).get()
+    solve = services.solve
+
+    def solve_while_bob_is_moved(*args, **kwargs):
+        solved = solve(*args, **kwargs)
+        services.trip_move(ride=bob_ride, to_run=other, actor=dispatcher, lock=True)
+        return solved
+
+    monkeypatch.setattr(services, "solve", solve_while_bob_is_moved)
+    response = htmx.post(url("plan/"))
+    assert "changed while you were looking" in response.content.decode()
+    bob_ride.refresh_from_db()
+    assert bob_ride.run == other and bob_ride.run_locked
+    assert bob_ride.stops.filter(run=other).count() == 2
+
+
+@pytest.mark.django_db
 def test_without_htmx_an_action_comes_back_to_the_page(console, booked):
     """The day plan's actions still work without htmx, coming back to the page."""
     response = console.post(url("plan/"))
@@ -284,3 +309,26 @@ def test_a_ride_its_run_has_reached_is_not_reassigned_from_the_board(htmx, booke
     ride.refresh_from_db()
     assert ride.driver_id == booked["john"].pk or ride.driver_id == booked["mike"].pk
     assert DriverState.objects.get(driver=helper).status != "on_trip"
+
+
+@pytest.mark.django_db
+def test_a_change_made_while_what_remains_is_planned_is_not_overwritten(
+    htmx, today_plan, dispatcher, monkeypatch
+):
+    """A trip taken off its run while what remains is planned again stays off it."""
+    ride = today_plan["ride"]
+    # Early in the day: the trip is still ahead.
+    now = ride.confirmed_pickup_at - timedelta(hours=2)
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    solve = on_the_day.solve
+
+    def solve_while_the_trip_is_moved_off(*args, **kwargs):
+        solved = solve(*args, **kwargs)
+        services.trip_move(ride=ride, to_run=None, actor=dispatcher)
+        return solved
+
+    monkeypatch.setattr(on_the_day, "solve", solve_while_the_trip_is_moved_off)
+    response = htmx.post(f"/console/day/{today_plan['today'].isoformat()}/replan/")
+    assert "changed while you were looking" in response.content.decode()
+    ride.refresh_from_db()
+    assert ride.run is None and not ride.stops.exists()
