@@ -99,8 +99,17 @@ class RideConsumer(AppSocket):
             await self._watch(viewer)
             # Read again once in the group, as on connect.
             _, viewer, snapshot = await db_async(self._read)()
-        self.viewer = viewer
+        self.viewer = self._kept(viewer)
         await self._show(snapshot)
+
+    def _kept(self, viewer: Viewer | None) -> Viewer | None:
+        """
+        `viewer`, read again, as this socket holds it: one who asked here
+        (`ready`) keeps hearing what follows, while they may see the ride.
+        """
+        if viewer is not None and self.viewer is not None and self.viewer.asked:
+            return access.asking(viewer)
+        return viewer
 
     async def on_find_driver(self, content):
         user = self.require_user()
@@ -255,7 +264,8 @@ class RideConsumer(AppSocket):
         driver taken off the ride, a staff role): a socket that may no longer
         watch closes.
         """
-        _, self.viewer, _ = await db_async(self._read)(snapshot=False)
+        _, viewer, _ = await db_async(self._read)(snapshot=False)
+        self.viewer = self._kept(viewer)
         if self.viewer is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return False

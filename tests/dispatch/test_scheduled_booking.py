@@ -12,6 +12,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from dispatch import matching
 from dispatch.models import Ride, RideStatus
 from dispatch.scheduling import Place, return_leg
 from tests.conftest import JHB, db, find_driver, receive_until, token_for
@@ -450,6 +451,38 @@ async def test_a_caregiver_without_notifications_who_says_ready_hears_the_answer
         assert refused["code"] == "forbidden"
         await back.send_json_to({"type": "ping"})
         assert (await back.receive_json_from())["type"] == "pong"
+
+
+async def test_a_caregiver_who_said_ready_still_hears_what_follows_after_get_status(
+    ws, passenger, make_user, make_link, make_driver
+):
+    """
+    Emily, who may book but is not notified, says ready and nobody is near;
+    her app asks get_status: the driver assigned later still reaches her.
+    """
+    emily = await db(make_user, "caregiver", first_name="Emily")
+    await db(make_link, passenger, emily, can_book_rides=True, can_receive_notifications=False)
+    sarah = await ws("/ws/ride/clinic/", token=await db(token_for, passenger))
+    await sarah.receive_json_from()
+    soon = (timezone.now() + timedelta(hours=1)).isoformat()
+    await sarah.send_json_to(find_driver(pickup_at=soon, return_will_call=True))
+    await receive_until(sarah, "ride_scheduled")
+    back = await ws("/ws/ride/clinic-ret/", token=await db(token_for, emily))
+    await back.receive_json_from()
+    await receive_until(back, "ride_status")
+    await back.send_json_to({"type": "ready"})
+    await receive_until(back, "no_drivers")
+    await back.send_json_to({"type": "get_status"})
+    await receive_until(back, "ride_status")
+    driver = await db(make_driver, *JHB)
+
+    def assign():
+        ride = Ride.objects.get(ride_id="clinic-ret")
+        matching.ride_assign(ride=ride, driver_id=driver.pk, confirmed=True)
+
+    await db(assign)
+    assigned, _ = await receive_until(back, "driver_assigned")
+    assert assigned["ride_id"] == "clinic-ret"
 
 
 def test_a_return_leg_runs_back_and_keeps_its_id_within_the_column():
