@@ -64,7 +64,8 @@ class Notice:
     # (texts may go) when it puts that driver on the ride.
     logged: bool = False
     # Texted even before anyone has taken the ride on, when it was booked
-    # ahead: its people wait for it, and must hear that it will not come.
+    # ahead: its people wait for it, and must hear that it will not come
+    # (not when its series withdrew it: outbox.textable).
     texted_if_booked_ahead: bool = False
 
 

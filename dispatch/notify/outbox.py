@@ -40,7 +40,15 @@ from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from dispatch.models import NoticeDue, NoticeLogMark, Notification, Ride, RideEvent, RideStatus
+from dispatch.models import (
+    SERIES_WITHDREW,
+    NoticeDue,
+    NoticeLogMark,
+    Notification,
+    Ride,
+    RideEvent,
+    RideStatus,
+)
 from dispatch.notify.events import GIVES_DRIVER, NOTICES, ONCE_PER_DRIVER, To, logged
 from dispatch.notify.texts import driver_words, ride_driver
 from people.models import NoticeChannel, User
@@ -116,14 +124,21 @@ def textable(ride: Ride, kind: str) -> bool:
     on (a driver accepted it, even one who gave it back since: its people
     were texted who would drive; or, booked ahead, the published plan told
     its rider when it comes); before that, only what NOTICES says is texted
-    for a ride booked ahead (that it will not come).
+    for a ride booked ahead (that it will not come), but not for the rides a
+    change to its series withdrew: whoever changed it hears them in the
+    change's answer, and a text each would spend the day's texts.
     """
     if (ride.driver_id is not None and ride.assigned_at is not None) or (
         ride.confirmed_pickup_at is not None
     ):
         return True
     notice = NOTICES.get(kind)
-    if ride.is_booked_ahead and notice is not None and notice.texted_if_booked_ahead:
+    if (
+        ride.is_booked_ahead
+        and notice is not None
+        and notice.texted_if_booked_ahead
+        and ride.cancel_reason not in SERIES_WITHDREW
+    ):
         return True
     return ride.events.filter(kind__in=GIVES_DRIVER).exists()
 

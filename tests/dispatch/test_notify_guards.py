@@ -8,14 +8,14 @@ the plan told the window, `booked` once.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 from types import SimpleNamespace
 
 import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from dispatch import booking, broadcast, matching, rides
+from dispatch import booking, broadcast, matching, rides, series
 from dispatch.models import NotificationStatus, Ride, RideStatus
 from dispatch.notify import delivery
 from dispatch.notify.texts import notice_text
@@ -428,3 +428,29 @@ def test_a_ride_given_back_then_cancelled_is_texted_to_those_told_its_driver(
         "Care Connect: John will drive Sarah. " + john.driver_profile.vehicle_registration + ".",
         "Care Connect: Sarah's ride was cancelled.",
     ]
+
+
+def test_rides_a_series_withdraws_are_not_texted_one_by_one(family, monkeypatch, settings):
+    """
+    Sarah pauses her daily clinic series for a week (a hospital stay): the
+    week's rides, never taken on, are withdrawn. She and Emily made or know
+    of the change; a text for each ride would spend their daily texts.
+    """
+    at_noon(monkeypatch)
+    sarah, emily, _ = family
+    start = timezone.localdate() + timedelta(days=1)
+    made = series.series_create(
+        passenger=sarah,
+        booked_by=sarah,
+        weekdays=list(range(7)),
+        start_date=start,
+        pickup=Place(JHB[0] + 0.01, JHB[1], "Home"),
+        dropoff=Place(JHB[0] + 0.03, JHB[1] + 0.01, "Clinic"),
+        pickup_time=time(9, 0),
+    )
+    change = series.series_pause(
+        series=made.series, actor=sarah, start_date=start, end_date=start + timedelta(days=6)
+    )
+    assert len(change.cancelled) == 7
+    deliver_all()
+    assert texts(settings) == []
