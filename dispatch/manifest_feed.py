@@ -35,6 +35,11 @@ class ManifestFeed:
         self.manifests_sent[today] = manifest["stops"]
         return manifest
 
+    def run_stops_ahead(self) -> bool:
+        """Whether today's manifest, as last sent, has stops still to do."""
+        today = timezone.localdate()
+        return any(not stop["done"] for stop in self.manifests_sent.get(today, []))
+
     async def on_get_manifest(self, content):
         request = GetManifest.model_validate(content)
         service_date = request.service_date or timezone.localdate()

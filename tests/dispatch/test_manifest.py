@@ -13,13 +13,13 @@ from datetime import datetime, time, timedelta
 import pytest
 from django.utils import timezone
 
-from dispatch import rides
+from dispatch import booking, rides
 from dispatch.drivers import driver_verify
 from dispatch.models import Ride, RideStatus
 from dispatch.planning import day as on_the_day
 from dispatch.planning import services
 from people.models import VehicleType
-from tests.conftest import db, receive_until, token_for
+from tests.conftest import JHB, booking_keywords, db, receive_until, token_for
 from tests.dispatch.test_plan_services import book, shift_for
 
 
@@ -192,6 +192,35 @@ async def test_trip_messages_work_through_the_run_and_move_the_manifest_on(
     await comm.send_json_to({"type": "arrived"})
     assigned, _ = await receive_until(comm, "ride_assigned")
     assert assigned["ride_id"] == second_id
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_run_driver_with_riders_ahead_is_not_given_a_waiting_ride_after_a_drop_off(
+    ws, run_day, make_user, monkeypatch
+):
+    """John drops Sarah off with Bob still to fetch: a ride waiting nearby is not his to take."""
+    early = timezone.make_aware(datetime.combine(today(), time(6, 0)))
+    monkeypatch.setattr(on_the_day.timezone, "now", lambda: early)
+    await db(publish, run_day["plan"])
+    comm = await driver_socket(ws, run_day["driver"])
+    first_id = (await comm.receive_json_from())["stops"][0]["ride_id"]
+    await comm.send_json_to({"type": "set_status", "status": "available"})
+    await receive_until(comm, "status_updated")
+    await comm.send_json_to({"type": "arrived"})
+    await receive_until(comm, "ride_assigned")
+    await comm.send_json_to({"type": "start_trip", "ride_id": first_id})
+    await comm.send_json_to({"type": "location_update", "latitude": JHB[0], "longitude": JHB[1]})
+    rider = await db(make_user, "passenger", first_name="Lindiwe")
+    await db(booking.ride_book, **booking_keywords(rider, "waiting-1"))
+    await comm.send_json_to({"type": "complete_trip", "ride_id": first_id})
+    while True:
+        moved, _ = await receive_until(comm, "manifest_updated")
+        if by_ride(moved, first_id, "dropoff")["done"]:
+            break
+    await comm.send_json_to({"type": "ping"})
+    await receive_until(comm, "pong")
+    waiting = await db(Ride.objects.get, ride_id="waiting-1")
+    assert (waiting.status, waiting.driver_id) == (RideStatus.SEARCHING, None)
 
 
 @pytest.mark.django_db
