@@ -206,11 +206,17 @@ def seed(n_drivers: int, n_passengers: int, seed_value: int = 1) -> Cast:
 
 
 def _dispatcher_cookie() -> str:
-    """A dispatcher signed in through a real Django session (the console's way)."""
+    """
+    A dispatcher signed in through a real Django session (the console's way):
+    the password, then the code of their confirmed authenticator (without it
+    the console socket closes with 4403: people.access.passed_second_factor).
+    """
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.auth.models import Group
     from django.contrib.sessions.backends.db import SessionStore
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
 
     from people.models import User, UserType
 
@@ -227,6 +233,8 @@ def _dispatcher_cookie() -> str:
     session[SESSION_KEY] = str(user.pk)
     session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    device = TOTPDevice.objects.create(user=user, name="bench", confirmed=True)
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.create()
     return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
 
