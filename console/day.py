@@ -135,7 +135,7 @@ def day_context(service_date: date) -> dict[str, Any]:
         if plan
         else [],
         "is_today": service_date == today,
-        "is_past": service_date < today,
+        "is_past": _is_over(service_date),
         "previous_day": service_date - timedelta(days=1),
         "next_day": service_date + timedelta(days=1),
         "tomorrow": today + timedelta(days=1),
@@ -171,11 +171,17 @@ def day_view(request: HtmxHttpRequest, service_date: str | None = None) -> HttpR
     return render(request, TEMPLATE, ctx)
 
 
+def _is_over(day: date) -> bool:
+    """A day before today: its plan is what happened, and stays as it was."""
+    return day < timezone.localdate()
+
+
 def _day_change(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """
     A dispatcher's POST that changes the plan of the day in the URL: the
     view gets that day as a date, and a refusal (DispatchError) is shown on
-    the day's page like any other error.
+    the day's page like any other error. A day that is over is not changed
+    (a page left open past midnight would otherwise publish yesterday).
     """
 
     @require_POST
@@ -183,6 +189,9 @@ def _day_change(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     @wraps(view)
     def change(request: HtmxHttpRequest, service_date: str, **kwargs: Any) -> HttpResponse:
         day = _service_date(service_date)
+        if _is_over(day):
+            over = f"{day:%A %d %B} is over: its plan stays as it was."
+            return _respond(request, day, error=over)
         try:
             return view(request, day, **kwargs)
         except DispatchError as exc:
@@ -212,6 +221,8 @@ def day_publish(request: HtmxHttpRequest, day: date) -> HttpResponse:
 
 @_day_change
 def day_replan(request: HtmxHttpRequest, day: date) -> HttpResponse:
+    if day != timezone.localdate():
+        return _respond(request, day, error="What remains is planned again on the day itself.")
     plan = get_object_or_404(DayPlan, service_date=day)
     on_the_day.replan_remaining(plan=plan, actor=request.user)
     return _respond(request, day, notice="Planned what remains; done and locked stops kept.")

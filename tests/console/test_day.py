@@ -240,6 +240,31 @@ def test_without_htmx_an_action_comes_back_to_the_page(console, booked):
 
 
 @pytest.mark.django_db
+def test_a_day_that_is_over_is_not_changed_from_a_page_left_open(htmx, booked, monkeypatch):
+    """Past midnight, yesterday's page plans, publishes, moves and locks nothing."""
+    htmx.post(url("plan/"))
+    plan = DayPlan.objects.get(service_date=tomorrow())
+    ride = Ride.objects.filter(service_date=tomorrow(), run__isnull=False).first()
+    day_url = url()
+    after = timezone.now() + timedelta(days=2)
+    monkeypatch.setattr(timezone, "now", lambda: after)
+    page = htmx.get(day_url).content.decode()
+    assert 'data-action="publish"' not in page and 'data-action="move"' not in page
+    for action, body in (
+        ("plan/", {}),
+        ("publish/", {"version": plan.version}),
+        ("replan/", {}),
+        (f"trips/{ride.pk}/move/", {"to_run": "", "version": plan.version}),
+        (f"trips/{ride.pk}/lock/", {"locked": "1", "version": plan.version}),
+    ):
+        html = htmx.post(day_url + action, body).content.decode()
+        assert "is over: its plan stays as it was." in html, action
+    fresh = DayPlan.objects.get(pk=plan.pk)
+    assert (fresh.version, fresh.status) == (plan.version, plan.status)
+    assert Ride.objects.get(pk=ride.pk).run_id == ride.run_id
+
+
+@pytest.mark.django_db
 def test_a_bad_date_is_not_found(console):
     """A day plan for an impossible date, or one whose neighbours are not dates, is a 404."""
     for day in ("2026-13-40", "0001-01-01", "9999-12-31"):
