@@ -118,6 +118,20 @@ async def test_a_console_gets_the_whole_board_on_connect(dispatcher, signed_in):
     await comm.disconnect()
 
 
+def book_in_cape_town(passenger, ride_id: str) -> None:
+    """A booking in Cape Town, matched at once (no driver near there unless a test puts one)."""
+    ride = rides.ride_request(
+        ride_id=ride_id,
+        passenger=passenger,
+        booked_by=passenger,
+        pickup_latitude=CAPE_TOWN[0],
+        pickup_longitude=CAPE_TOWN[1],
+        dropoff_latitude=CAPE_TOWN[0] + 0.02,
+        dropoff_longitude=CAPE_TOWN[1] + 0.02,
+    )
+    matching.ride_match(ride=ride)
+
+
 async def test_a_booking_reaches_a_connected_console_as_an_oob_fragment(
     dispatcher, passenger, signed_in
 ):
@@ -125,19 +139,7 @@ async def test_a_booking_reaches_a_connected_console_as_an_oob_fragment(
     comm, _ = await open_console(await signed_in(dispatcher))
     await board_on_connect(comm)
 
-    def book():
-        ride = rides.ride_request(
-            ride_id="live-1",
-            passenger=passenger,
-            booked_by=passenger,
-            pickup_latitude=CAPE_TOWN[0],
-            pickup_longitude=CAPE_TOWN[1],
-            dropoff_latitude=CAPE_TOWN[0] + 0.02,
-            dropoff_longitude=CAPE_TOWN[1] + 0.02,
-        )
-        matching.ride_match(ride=ride)
-
-    await database_sync_to_async(book)()
+    await database_sync_to_async(book_in_cape_town)(passenger, "live-1")
     messages = [await read(comm), *await drain(comm)]
     fragments = [m for m in messages if isinstance(m, str)]
     pending = [f for f in fragments if '<section id="pending-rides"' in f]
@@ -288,19 +290,7 @@ async def test_an_offer_reaches_the_board(dispatcher, make_driver, passenger, se
     """Offer mode: an open console hears the offer (the card's countdown, the panel's version)."""
     settings.DISPATCH_MODE = "offer"
 
-    def book_far_away():
-        ride = rides.ride_request(
-            ride_id="live-3",
-            passenger=passenger,
-            booked_by=passenger,
-            pickup_latitude=CAPE_TOWN[0],
-            pickup_longitude=CAPE_TOWN[1],
-            dropoff_latitude=CAPE_TOWN[0] + 0.02,
-            dropoff_longitude=CAPE_TOWN[1] + 0.02,
-        )
-        matching.ride_match(ride=ride)
-
-    await database_sync_to_async(book_far_away)()
+    await database_sync_to_async(book_in_cape_town)(passenger, "live-3")
     driver = await database_sync_to_async(make_driver)(CAPE_TOWN[0] + 0.002, CAPE_TOWN[1])
     comm, _ = await open_console(await signed_in(dispatcher))
     await board_on_connect(comm)

@@ -98,6 +98,19 @@ async def test_the_driver_near_notice_is_written_once_when_the_eta_falls_to_n_mi
     )
 
 
+async def dispatcher_assigns(ride_id: str, driver, dispatcher) -> None:
+    """A dispatcher puts `driver` on the ride from the console."""
+    ride = await db(Ride.objects.get, ride_id=ride_id)
+    await db(
+        matching.ride_assign,
+        ride=ride,
+        driver_id=driver.pk,
+        actor=dispatcher,
+        role="dispatcher",
+        confirmed=True,
+    )
+
+
 async def settled(driver_ws) -> None:
     """A driver socket has handled what it was sent: it answers a ping after."""
     await driver_ws.send_json_to({"type": "ping"})
@@ -126,15 +139,7 @@ async def test_a_ride_given_to_another_driver_is_told_again_when_that_driver_is_
     bo = await db(make_driver, JHB[0] + 0.05, JHB[1], first_name="Bo")
     bo_ws = await ws("/ws/driver/", token=await db(token_for, bo))
     await bo_ws.receive_json_from()
-    ride = await db(Ride.objects.get, ride_id="near-2")
-    await db(
-        matching.ride_assign,
-        ride=ride,
-        driver_id=bo.pk,
-        actor=dispatcher,
-        role="dispatcher",
-        confirmed=True,
-    )
+    await dispatcher_assigns("near-2", bo, dispatcher)
     await receive_until(bo_ws, "ride_assigned")
     await ann_ws.send_json_to(near_pickup)
     await settled(ann_ws)
@@ -145,15 +150,7 @@ async def test_a_ride_given_to_another_driver_is_told_again_when_that_driver_is_
     assert sorted(told) == ["Ann", "Ann", "Bo", "Bo"]
 
     # Bo is held up; the dispatcher gives the ride back to Ann, told again.
-    ride = await db(Ride.objects.get, ride_id="near-2")
-    await db(
-        matching.ride_assign,
-        ride=ride,
-        driver_id=ann.pk,
-        actor=dispatcher,
-        role="dispatcher",
-        confirmed=True,
-    )
+    await dispatcher_assigns("near-2", ann, dispatcher)
     await receive_until(ann_ws, "ride_assigned")
     await ann_ws.send_json_to(near_pickup)
     await settled(ann_ws)

@@ -421,6 +421,29 @@ async def test_ready_on_the_ride_socket_starts_a_will_call_return(ws, passenger,
     assert assigned["ride_id"] == "clinic-ret"
 
 
+async def _unnotified_caregiver_on_a_will_call_return(
+    ws, passenger, make_user, make_link, *, can_book_rides: bool
+):
+    """Sarah books a trip with a will-call return; Emily, not notified, opens its socket."""
+    emily = await db(make_user, "caregiver", first_name="Emily")
+    await db(
+        make_link,
+        passenger,
+        emily,
+        can_book_rides=can_book_rides,
+        can_receive_notifications=False,
+    )
+    sarah = await ws("/ws/ride/clinic/", token=await db(token_for, passenger))
+    await sarah.receive_json_from()
+    soon = (timezone.now() + timedelta(hours=1)).isoformat()
+    await sarah.send_json_to(find_driver(pickup_at=soon, return_will_call=True))
+    await receive_until(sarah, "ride_scheduled")
+    back = await ws("/ws/ride/clinic-ret/", token=await db(token_for, emily))
+    await back.receive_json_from()
+    await receive_until(back, "ride_status")
+    return back
+
+
 @pytest.mark.parametrize("books", [True, False], ids=["may-book", "may-not-book"])
 async def test_a_caregiver_without_notifications_who_says_ready_hears_the_answer(
     ws, passenger, make_user, make_link, make_driver, books
@@ -431,16 +454,9 @@ async def test_a_caregiver_without_notifications_who_says_ready_hears_the_answer
     right to book she is refused, and hears nothing of the ride after.
     """
     await db(make_driver, *JHB)
-    emily = await db(make_user, "caregiver", first_name="Emily")
-    await db(make_link, passenger, emily, can_book_rides=books, can_receive_notifications=False)
-    sarah = await ws("/ws/ride/clinic/", token=await db(token_for, passenger))
-    await sarah.receive_json_from()
-    soon = (timezone.now() + timedelta(hours=1)).isoformat()
-    await sarah.send_json_to(find_driver(pickup_at=soon, return_will_call=True))
-    await receive_until(sarah, "ride_scheduled")
-    back = await ws("/ws/ride/clinic-ret/", token=await db(token_for, emily))
-    await back.receive_json_from()
-    await receive_until(back, "ride_status")
+    back = await _unnotified_caregiver_on_a_will_call_return(
+        ws, passenger, make_user, make_link, can_book_rides=books
+    )
     await back.send_json_to({"type": "ready"})
     if books:
         assigned, before = await receive_until(back, "driver_assigned")
@@ -460,16 +476,9 @@ async def test_a_caregiver_who_said_ready_still_hears_what_follows_after_get_sta
     Emily, who may book but is not notified, says ready and nobody is near;
     her app asks get_status: the driver assigned later still reaches her.
     """
-    emily = await db(make_user, "caregiver", first_name="Emily")
-    await db(make_link, passenger, emily, can_book_rides=True, can_receive_notifications=False)
-    sarah = await ws("/ws/ride/clinic/", token=await db(token_for, passenger))
-    await sarah.receive_json_from()
-    soon = (timezone.now() + timedelta(hours=1)).isoformat()
-    await sarah.send_json_to(find_driver(pickup_at=soon, return_will_call=True))
-    await receive_until(sarah, "ride_scheduled")
-    back = await ws("/ws/ride/clinic-ret/", token=await db(token_for, emily))
-    await back.receive_json_from()
-    await receive_until(back, "ride_status")
+    back = await _unnotified_caregiver_on_a_will_call_return(
+        ws, passenger, make_user, make_link, can_book_rides=True
+    )
     await back.send_json_to({"type": "ready"})
     await receive_until(back, "no_drivers")
     await back.send_json_to({"type": "get_status"})
