@@ -32,35 +32,26 @@ def _origin(url: str, default_scheme: str = "") -> tuple[str, str, int] | None:
     return parsed.scheme, parsed.hostname.lower(), port
 
 
-class SameOrigin:
+def origin_admitted(scope) -> bool:
     """
     Native apps send no Origin header and are let in. A browser's Origin
     must be this site as the browser addressed it (scheme, host and port,
     not the host alone), or one of WS_ALLOWED_ORIGINS / CSRF_TRUSTED_ORIGINS
     (full origins such as https://dispatch.example.org): no foreign page can
-    ride on a signed-in user's cookies. Refused handshakes get HTTP 403.
+    ride on a signed-in user's cookies.
     """
-
-    def __init__(self, application):
-        self.application = application
-
-    async def __call__(self, scope, receive, send):
-        headers = dict(scope.get("headers", []))
-        origin = headers.get(b"origin")
-        if origin is not None and not self.allowed(origin.decode("latin-1"), scope, headers):
-            return await WebsocketDenier()(scope, receive, send)
-        return await self.application(scope, receive, send)
-
-    @staticmethod
-    def allowed(origin: str, scope, headers) -> bool:
-        wanted = _origin(origin)
-        if wanted is None:
-            return False
-        scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
-        host = headers.get(b"host", b"").decode("latin-1")
-        listed = [*settings.WS_ALLOWED_ORIGINS, *settings.CSRF_TRUSTED_ORIGINS]
-        own = _origin(host, scheme) if host else None
-        return wanted == own or any(wanted == _origin(o) for o in listed)
+    headers = dict(scope.get("headers", []))
+    origin = headers.get(b"origin")
+    if origin is None:
+        return True
+    wanted = _origin(origin.decode("latin-1"))
+    if wanted is None:
+        return False
+    scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
+    host = headers.get(b"host", b"").decode("latin-1")
+    listed = [*settings.WS_ALLOWED_ORIGINS, *settings.CSRF_TRUSTED_ORIGINS]
+    own = _origin(host, scheme) if host else None
+    return wanted == own or any(wanted == _origin(o) for o in listed)
 
 
 class SecondFactorGate:
@@ -83,15 +74,19 @@ class SecondFactorGate:
         return await self.application(scope, receive, send)
 
 
-class TokenAuthMiddleware:
+class SocketDoor:
     """
-    A bearer access token (header `Authorization: Bearer …`, or `?token=` for
-    clients that cannot set headers) signs the socket in; without one the
-    session cookie (console) decides.
+    Who may open a socket, and as whom. A handshake whose origin is not
+    admitted (origin_admitted) gets HTTP 403. Then a bearer access token
+    (header `Authorization: Bearer …`, or `?token=` for clients that cannot
+    set headers) signs the socket in; without one the session cookie
+    (console) decides.
 
-    App sockets with a token skip the cookie, session and auth middleware:
-    each would hold a scope copy and a waiting coroutine for the socket's
-    whole life, which is memory per socket (docs/benchmarks.md).
+    One layer for both, and app sockets with a token skip the cookie,
+    session and auth middleware: each ASGI layer's coroutine waits for its
+    socket's whole life, holding what its frame names, which is memory per
+    socket (docs/benchmarks.md). So this frame names only the scopes; what
+    the checks read stays in their helpers.
     """
 
     def __init__(self, application):
@@ -99,27 +94,42 @@ class TokenAuthMiddleware:
         self.with_session = AuthMiddlewareStack(SecondFactorGate(application))
 
     async def __call__(self, scope, receive, send):
-        token = None
-        for name, value in scope.get("headers", []):
-            if name == b"authorization":
-                text = value.decode("latin-1")
-                if text.lower().startswith("bearer "):
-                    token = text[7:].strip()
-        if token is None:
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            token = (query.get("token") or [None])[0]
-        if not token:
+        if not origin_admitted(scope):
+            return await WebsocketDenier()(scope, receive, send)
+        signed_in = await _token_scope(scope)
+        if signed_in is None:
             return await self.with_session(scope, receive, send)
-        resolved = await db_async(access_token_resolve)(token)
-        user, session = resolved or (AnonymousUser(), None)
-        scope = dict(
-            scope,
-            user=user,
-            # The app session this socket belongs to (its logout closes it).
-            api_session_id=session.pk if session else None,
-            token_invalid=resolved is None,
-        )
-        return await self.application(scope, receive, send)
+        return await self.application(signed_in, receive, send)
+
+
+def _access_token(scope) -> str | None:
+    """The bearer token of the handshake's Authorization header, or of ?token=."""
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            text = value.decode("latin-1")
+            if text.lower().startswith("bearer "):
+                return text[7:].strip()
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return (query.get("token") or [None])[0]
+
+
+async def _token_scope(scope) -> dict | None:
+    """
+    A copy of the scope with its token's user and app session (anonymous if
+    the token is invalid), or None when the handshake carries no token.
+    """
+    token = _access_token(scope)
+    if not token:
+        return None
+    resolved = await db_async(access_token_resolve)(token)
+    user, session = resolved or (AnonymousUser(), None)
+    return dict(
+        scope,
+        user=user,
+        # The app session this socket belongs to (its logout closes it).
+        api_session_id=session.pk if session else None,
+        token_invalid=resolved is None,
+    )
 
 
 SOCKETS = (
@@ -156,6 +166,4 @@ websocket_urlpatterns = [
     re_path(r"", NoSuchSocket.as_asgi()),
 ]
 
-websocket_application = SameOrigin(
-    UnreachableGuard(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
-)
+websocket_application = UnreachableGuard(SocketDoor(URLRouter(websocket_urlpatterns)))

@@ -4,7 +4,7 @@ the console and app sockets with a console session cookie, paths that do
 not exist) refuses a browser handshake from another origin, whatever the
 origin looks like; a console session cookie sent from a foreign page can
 neither open a socket nor change anything through the console's forms.
-(project.routing.SameOrigin for the sockets, Django's CSRF origin check for
+(project.routing.origin_admitted for the sockets, Django's CSRF origin check for
 the pages; tests/dispatch/test_consumers.py pins the origins that do open.)
 """
 
