@@ -417,19 +417,30 @@ def ride_run_reached(*, ride: Ride, actor: User | None = None, role: str = "syst
             "Your driver account is no longer verified, so the run's next riders are not "
             "yours to pick up; support will contact you."
         )
-    with transaction.atomic():
-        transition(
-            ride,
-            S.ASSIGNED,
-            kind="assigned",
-            actor=actor,
-            role=role,
-            payload={"driver_id": ride.run.driver_id, "run_id": ride.run_id},
-            driver=ride.run.driver,
-            assigned_at=timezone.now(),
-        )
-        drivers.carry(ride.run.driver_id)
-        broadcast.ride_changed(ride, "assigned")
+    try:
+        with transaction.atomic():
+            transition(
+                ride,
+                S.ASSIGNED,
+                kind="assigned",
+                actor=actor,
+                role=role,
+                payload={"driver_id": ride.run.driver_id, "run_id": ride.run_id},
+                driver=ride.run.driver,
+                assigned_at=timezone.now(),
+            )
+            drivers.carry(ride.run.driver_id)
+            broadcast.ride_changed(ride, "assigned")
+    except IntegrityError as exc:
+        # The rider booked a ride now meanwhile (one active ride each).
+        active = Ride.objects.active().filter(passenger_id=ride.passenger_id).first()
+        if active is None:
+            raise
+        raise RideConflict(
+            f"The rider of ride {ride.ride_id} is already on another ride ({active.ride_id}), "
+            "so this pickup is not yours now; call dispatch.",
+            active_ride_id=active.ride_id,
+        ) from exc
     return ride
 
 

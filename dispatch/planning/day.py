@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from dispatch import payloads, rides
-from dispatch.errors import NotAllowed, NotWaitingForReady
+from dispatch.errors import DispatchError, NotWaitingForReady
 from dispatch.geo import Point
 from dispatch.locations import live_position
 from dispatch.models import (
@@ -365,6 +365,8 @@ def run_moved_on(*, driver: User, ride: Ride, now: datetime | None = None) -> Ri
     reached = Ride.objects.select_related("run__driver").get(pk=stop.ride_id)
     try:
         return rides.ride_run_reached(ride=reached, actor=driver, role="driver")
-    except NotAllowed:
-        # The step itself stands; the driver hears why at their next message.
+    except DispatchError:
+        # Refused (the driver no longer verified, the rider on a ride booked
+        # now): the step itself stands; the driver hears why at their next
+        # message.
         return None

@@ -363,3 +363,47 @@ def test_a_run_moving_on_reaches_no_rider_for_a_driver_no_longer_verified(run_da
     now = pickup - timedelta(minutes=20)
     assert on_the_day.run_moved_on(driver=driver, ride=done, now=now) is None
     assert Ride.objects.get(ride_id=second).status == RideStatus.SCHEDULED
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_run_reaching_a_rider_already_on_a_ride_now_is_refused_in_words(ws, run_day):
+    """
+    The run's next rider booked a ride now meanwhile (the run was late): the
+    driver's `arrived` for them is `conflict` naming that ride, not a server
+    fault, and their booked-ahead ride stays scheduled.
+    """
+    await db(publish, run_day["plan"])
+    comm = await driver_socket(ws, run_day["driver"])
+    manifest = await comm.receive_json_from()
+    first_id = manifest["stops"][0]["ride_id"]
+    rider = (await db(Ride.objects.select_related("passenger").get, ride_id=first_id)).passenger
+    await db(booking.ride_book, **booking_keywords(rider, "now-1"))
+    await comm.send_json_to({"type": "arrived"})
+    error, _ = await receive_until(comm, "error")
+    assert error["code"] == "conflict" and error["active_ride_id"] == "now-1", error
+    assert (await db(Ride.objects.get, ride_id=first_id)).status == RideStatus.SCHEDULED
+    await comm.send_json_to({"type": "ping"})
+    assert (await receive_until(comm, "pong"))[0]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_step_stands_when_the_next_rider_is_already_on_a_ride_now(ws, run_day, monkeypatch):
+    """
+    The driver drops a rider off; the next pickup, due soon, cannot be
+    reached (its rider booked a ride now meanwhile). The drop-off stands and
+    the driver is not told it failed.
+    """
+    first, later = await db(first_aboard, run_day)
+    pickup = await db(lambda: Ride.objects.get(ride_id=later).stops.get(kind="pickup").service_at)
+    soon = pickup - timedelta(minutes=20)
+    monkeypatch.setattr(on_the_day.timezone, "now", lambda: soon)
+    rider = (await db(Ride.objects.select_related("passenger").get, ride_id=later)).passenger
+    await db(booking.ride_book, **booking_keywords(rider, "now-2"))
+    comm = await driver_socket(ws, run_day["driver"])
+    await receive_until(comm, "ride_assigned")
+    await comm.send_json_to({"type": "complete_trip", "ride_id": first.ride_id})
+    await comm.send_json_to({"type": "ping"})
+    _, told = await receive_until(comm, "pong")
+    assert [m for m in told if m["type"] == "error"] == []
+    assert (await db(Ride.objects.get, pk=first.pk)).status == RideStatus.COMPLETED
+    assert (await db(Ride.objects.get, ride_id=later)).status == RideStatus.SCHEDULED
