@@ -152,6 +152,7 @@ def put_on_ride(
     `new_ride`: booked in this transaction, so no offer of it is open.
     """
     previous = ride.driver_id if ride.status in DRIVER_HELD_STATUSES else None
+    freed = rides.freed_driver(ride)
     kind = "reassigned" if previous else "assigned"
     now = timezone.now()
     try:
@@ -175,7 +176,7 @@ def put_on_ride(
     except IntegrityError as exc:
         raise DriverUnavailable("That driver already has a ride.", driver_id=driver.pk) from exc
     withdrawn = [] if new_ride else rides.withdraw_offers(ride, except_driver_id=driver.pk)
-    drivers.release(previous)
+    drivers.release(freed)
     broadcast.ride_changed(
         ride,
         kind,
@@ -408,6 +409,7 @@ def ride_driver_cancel(*, ride: Ride, driver: User, reason: str = "") -> MatchRe
             ride, S.SEARCHING, "A ride of your run is not given back here: call dispatch."
         )
     with transaction.atomic():
+        freed = rides.freed_driver(ride)
         rides.transition(
             ride,
             S.SEARCHING,
@@ -419,7 +421,7 @@ def ride_driver_cancel(*, ride: Ride, driver: User, reason: str = "") -> MatchRe
             assigned_at=None,
             arrived_at=None,
         )
-        drivers.release(driver.pk)
+        drivers.release(freed)
         broadcast.ride_changed(
             ride,
             "searching",

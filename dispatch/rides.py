@@ -317,7 +317,7 @@ def _driver_step(ride: Ride, driver: User, to_status: str, kind: str, **fields) 
     """One step of the trip, reported by the ride's own driver."""
     drivers_own(ride, driver)
     with transaction.atomic():
-        freed = _freed_driver(ride) if to_status not in DRIVER_HELD_STATUSES else None
+        freed = freed_driver(ride) if to_status not in DRIVER_HELD_STATUSES else None
         transition(ride, to_status, kind=kind, actor=driver, role="driver", **fields)
         drivers.release(freed)
         broadcast.ride_changed(ride, kind)
@@ -456,10 +456,11 @@ def withdraw_offers(ride: Ride, except_driver_id: int | None = None) -> list[int
     return [d for d in offered if d != except_driver_id]
 
 
-def _freed_driver(ride: Ride) -> int | None:
+def freed_driver(ride: Ride) -> int | None:
     """
-    The driver a ride's ending frees (read before it ends), once they carry
-    no other rider (a run's, drivers.carry, beside one on demand).
+    The driver a ride's ending (or its driver leaving it: given back,
+    reassigned) frees, read before the change, once they carry no other
+    rider (a run's, drivers.carry, beside one on demand).
     """
     if ride.status not in DRIVER_HELD_STATUSES:
         return None
@@ -480,7 +481,7 @@ def ride_cancel(
     if cancelled_by not in CancelledBy.values:
         raise DispatchError("Unknown canceller.", fields={"cancelled_by": "unknown"})
     with transaction.atomic():
-        driver_id = _freed_driver(ride)
+        driver_id = freed_driver(ride)
         transition(
             ride,
             S.CANCELLED,
@@ -504,7 +505,7 @@ def ride_mark_unfulfilled(
 ) -> Ride:
     """A dispatcher gives up on a ride nobody can take; the passenger is told why."""
     with transaction.atomic():
-        driver_id = _freed_driver(ride)
+        driver_id = freed_driver(ride)
         transition(
             ride,
             S.UNFULFILLED,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from dispatch import matching, rides
+from dispatch import booking, matching, rides
 from dispatch.errors import IllegalTransition
 from dispatch.models import DriverState, Ride, RideStatus
-from tests.conftest import JHB
+from tests.conftest import JHB, booking_keywords
 from tests.dispatch.test_plan_services import book, plan_tomorrow, shift_for
 
 
@@ -167,3 +167,38 @@ def test_a_run_driver_offline_when_reached_cannot_go_available_while_carrying(
     for step in (rides.ride_driver_arrived, rides.ride_start, rides.ride_complete):
         step(ride=Ride.objects.with_people().get(pk=ride.pk), driver=john)
     assert drivers.driver_set_status(driver=john, status="available").status == "available"
+
+
+def _john_holding_a_ride_now_and_his_runs(passenger, make_user, make_driver, settings):
+    """John, online, took a ride booked now; then his run reached Sarah: he holds both."""
+    john, run_ride = _john_with_a_run(passenger, make_driver, settings, online=True)
+    rider = make_user("passenger", first_name="Lindiwe")
+    now = booking.ride_book(**booking_keywords(rider, "now-1", at=(JHB[0] + 0.002, JHB[1])))
+    assert now.driver_id == john.pk
+    rides.ride_run_reached(ride=run_ride)
+    return john, Ride.objects.with_people().get(pk=now.ride.pk)
+
+
+@pytest.mark.django_db
+def test_a_run_driver_giving_back_a_ride_now_still_carries_the_runs_rider(
+    passenger, make_user, make_driver, settings
+):
+    """
+    John gives back the ride booked now while his run's rider is his: he is
+    not available for rides on demand until that rider is dropped off.
+    """
+    john, now = _john_holding_a_ride_now_and_his_runs(passenger, make_user, make_driver, settings)
+    matching.ride_driver_cancel(ride=now, driver=john, reason="flat_tyre")
+    assert DriverState.objects.get(driver=john).status == "on_trip"
+
+
+@pytest.mark.django_db
+def test_a_run_driver_whose_ride_now_is_reassigned_still_carries_the_runs_rider(
+    passenger, make_user, make_driver, settings, dispatcher
+):
+    """A dispatcher moves John's ride booked now to Jane: John still carries his run's rider."""
+    john, now = _john_holding_a_ride_now_and_his_runs(passenger, make_user, make_driver, settings)
+    jane = make_driver(JHB[0] + 0.003, JHB[1], first_name="Jane")
+    matching.ride_assign(ride=now, driver_id=jane.pk, actor=dispatcher, confirmed=True)
+    assert Ride.objects.get(pk=now.pk).driver_id == jane.pk
+    assert DriverState.objects.get(driver=john).status == "on_trip"
