@@ -239,7 +239,9 @@ def _parse_legacy_reply(body: bytes) -> tuple[bool, str]:
         return False, "unexpected reply (DTD)"
     try:
         root = ET.fromstring(body)
-    except ET.ParseError:
+    except (ET.ParseError, ValueError, LookupError):
+        # ValueError, LookupError: a declared encoding expat cannot read
+        # (multi-byte, or no text codec at all), as a proxy's page may name.
         return False, "unreadable reply (not XML)"
     call_result = root.find(".//call_result")
     if root.tag != "api_result" or call_result is None:

@@ -155,6 +155,23 @@ def test_send_otp_gateway_failure_is_a_502(api, settings, sms_portal):
     assert PhoneOTPDevice.objects.get().token is None
 
 
+@pytest.mark.logs_errors
+def test_send_otp_with_a_gateway_reply_in_an_unreadable_encoding_is_a_502(
+    api, settings, sms_portal
+):
+    """
+    A reply whose XML declaration names an encoding the parser cannot read
+    (a proxy's error page in Shift JIS) is a failed SMS: sms_failed, and
+    the undelivered code withdrawn, not a server error.
+    """
+    settings.SMS_BACKEND = "smsportal"
+    sms_portal.legacy_reply = b'<?xml version="1.0" encoding="shift_jis"?><html>Error</html>'
+    response = post(api, "send-otp/", {"phone_number": PHONE})
+    assert response.status_code == 502
+    assert response.json()["code"] == "sms_failed"
+    assert PhoneOTPDevice.objects.get().token is None
+
+
 # --- verify-otp ------------------------------------------------------------------
 
 

@@ -104,8 +104,11 @@ def test_legacy_result_false_fails_with_portal_error(legacy):
         b"<html><body>Gateway error</body></html>",
         b"<api_result><call_result><error /></call_result></api_result>",
         b"",
+        b'<?xml version="1.0" encoding="shift_jis"?><html>Gateway error</html>',
+        b'<?xml version="1.0" encoding="utf-32"?><api_result/>',
+        b'<?xml version="1.0" encoding="base64"?><api_result/>',
     ],
-    ids=["garbage", "html", "no-result", "empty"],
+    ids=["garbage", "html", "no-result", "empty", "multi-byte", "utf-32", "not-a-text-codec"],
 )
 def test_legacy_unreadable_reply_fails(legacy, reply):
     """Anything other than result True is a failure."""
