@@ -144,25 +144,14 @@ def deliver(notification: Notification, ride: Ride, token: str) -> None:
     except Skip as exc:
         _settle(notification, token, status=N.SKIPPED, last_error=str(exc)[:255])
     except (sms.SMSDeliveryError, push.PushDeliveryError, OSError) as exc:
-        attempts = notification.attempts + 1
-        final = attempts >= settings.NOTIFY_MAX_ATTEMPTS
-        wait = settings.NOTIFY_RETRY_BASE_S * 2 ** (attempts - 1)
-        _settle(
-            notification,
-            token,
-            attempts=attempts,
-            status=N.FAILED if final else N.PENDING,
-            next_attempt_at=now + timedelta(seconds=wait),
-            last_error=str(exc)[:255],
-        )
-        log.warning(
-            "notification %s by %s failed (attempt %s%s): %s",
-            notification.pk,
-            notification.channel,
-            attempts,
-            ", giving up" if final else f", again in {wait:.0f} s",
-            exc,
-        )
+        _failed(notification, token, now, str(exc))
+    except Exception as exc:
+        # No refusal a gateway here is known to raise: a fault, ours or a
+        # library's. A failed try like any other, so that it ends failed
+        # with its error, rather than halting its batch (the rows claimed
+        # after it unsent) each time its lease runs out.
+        log.exception("notification %s could not be sent", notification.pk)
+        _failed(notification, token, now, f"{type(exc).__name__}: {exc}")
     else:
         _settle(
             notification,
@@ -174,6 +163,29 @@ def deliver(notification: Notification, ride: Ride, token: str) -> None:
             body=body,
             last_error="",
         )
+
+
+def _failed(notification: Notification, token: str, now, error: str) -> None:
+    """A failed try: again after a doubling wait, or given up after the last."""
+    attempts = notification.attempts + 1
+    final = attempts >= settings.NOTIFY_MAX_ATTEMPTS
+    wait = settings.NOTIFY_RETRY_BASE_S * 2 ** (attempts - 1)
+    _settle(
+        notification,
+        token,
+        attempts=attempts,
+        status=N.FAILED if final else N.PENDING,
+        next_attempt_at=now + timedelta(seconds=wait),
+        last_error=error[:255],
+    )
+    log.warning(
+        "notification %s by %s failed (attempt %s%s): %s",
+        notification.pk,
+        notification.channel,
+        attempts,
+        ", giving up" if final else f", again in {wait:.0f} s",
+        error,
+    )
 
 
 def _channel(notification: Notification, ride: Ride) -> str:

@@ -106,6 +106,35 @@ def test_failed_gateway_attempts_do_not_use_up_the_daily_cost_cap(
     assert (arrived.status, arrived.last_error) == (N.SENT, "")
 
 
+@pytest.mark.logs_errors
+def test_a_text_the_gateway_fails_on_unexpectedly_holds_up_no_other(
+    family, make_driver, monkeypatch, settings
+):
+    """
+    The gateway breaks on Sarah's text with an error of no known kind:
+    Emily's, claimed in the same batch, still goes in that pass, and
+    Sarah's counts a failed try, retried later, not a batch halted at
+    every lease.
+    """
+    at_noon(monkeypatch)
+    sarah, emily, _ = family
+    make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
+    booking.ride_book(**trip(sarah))
+    real_send = sms.sms_send
+
+    def gateway(*, phone_number, message):
+        if phone_number == sarah.phone_number:
+            raise RuntimeError("gateway client fault")
+        real_send(phone_number=phone_number, message=message)
+
+    monkeypatch.setattr(sms, "sms_send", gateway)
+    deliver_all()
+    assert [t["to"] for t in texts(settings)] == [emily.phone_number]
+    failed = notifications().get(recipient=sarah)
+    assert (failed.status, failed.attempts, failed.claim_token) == (N.PENDING, 1, "")
+    assert "gateway client fault" in failed.last_error
+
+
 def test_a_batch_that_outlasts_its_lease_sends_nothing_twice(
     family, make_user, make_link, make_driver, monkeypatch, settings
 ):
