@@ -55,9 +55,23 @@ def access_token_resolve(token: str) -> tuple[User, ApiSession] | None:
     session = (
         ApiSession.objects.select_related("user").filter(pk=session_id, user_id=user_id).first()
     )
-    if session is None or not session.is_active or not session.user.is_active:
+    if session is None or not _signs_in(session):
         return None
     return session.user, session
+
+
+def session_signs_in(session_id: int) -> bool:
+    """
+    Whether an app session still signs its user in, read now. A socket
+    opened on one of its tokens asks once it is in its user's group, where
+    any later end of the session (people.sessions) reaches it.
+    """
+    session = ApiSession.objects.select_related("user").filter(pk=session_id).first()
+    return session is not None and _signs_in(session)
+
+
+def _signs_in(session: ApiSession) -> bool:
+    return session.is_active and session.user.is_active
 
 
 def user_for_access_token(token: str) -> User | None:

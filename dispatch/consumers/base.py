@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dispatch import (
+    broadcast,
     offers,
     watch,
 )
-from project.common.sockets import JsonSocket
+from people.tokens import session_signs_in
+from project.common.db import db_async
+from project.common.sockets import CLOSE_UNAUTHENTICATED, JsonSocket
 
 
 class AppSocket(JsonSocket):
@@ -16,6 +19,20 @@ class AppSocket(JsonSocket):
         offers.start_sweeper()
         watch.start_trip_sweeper()
         await super().websocket_connect(message)
+        await self._closed_if_signed_out()
+
+    async def _closed_if_signed_out(self) -> None:
+        """
+        Once in its user's group, the socket's app session is read again:
+        a logout that committed after the handshake's token was read, but
+        before the join, sent its close (access_ended) to no socket.
+        """
+        session_id = self.scope.get("api_session_id")
+        if session_id is None or broadcast.user_group(self.user.pk) not in self.groups_joined:
+            return
+        if not await db_async(session_signs_in)(session_id):
+            await self.send_error("authentication_required", "You were signed out. Sign in again.")
+            await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def refuse(self, code: int, error: str = "", message: str = "") -> None:
         """Accept, say why (if `error`), and close with `code`: apps see the code."""

@@ -6,11 +6,13 @@ a switched-off account, an unverified driver, a console logout.
 from __future__ import annotations
 
 import asyncio
+from unittest.mock import patch
 
 import pytest
+from channels.layers import get_channel_layer
 from django.test import Client
 
-from dispatch import matching, rides
+from dispatch import broadcast, matching, rides
 from dispatch.drivers import driver_verify
 from dispatch.models import DriverState, Ride
 from people.sessions import session_issue, session_revoke
@@ -42,6 +44,29 @@ async def test_a_logout_closes_that_sessions_sockets_and_no_other(ws, passenger)
     assert await closed(on_phone) == ("authentication_required", 4401)
     await on_tablet.send_json_to({"type": "ping"})
     await receive_until(on_tablet, "pong")
+
+
+@pytest.mark.parametrize("path", ["/ws/passenger/", "/ws/ride/logout-race/", "/ws/driver/"])
+async def test_a_logout_while_a_socket_opens_closes_it_too(ws, passenger, make_driver, path):
+    """
+    The app logs out while its socket reconnects: the logout commits after
+    the handshake's token was read but before the socket joined its user's
+    group, so the close the logout sends finds no socket. It is closed all
+    the same, not left open signed in.
+    """
+    user = await db(make_driver, *JHB) if path == "/ws/driver/" else passenger
+    pair = await db(session_issue, user=user)
+    layer = get_channel_layer()
+    group_add = layer.group_add
+
+    async def logout_lands_first(group, channel):
+        if group == broadcast.user_group(user.pk):
+            await db(session_revoke, session=pair.session, actor=user, reason="logout")
+        await group_add(group, channel)
+
+    with patch.object(layer, "group_add", logout_lands_first):
+        comm = await ws(path, token=pair.access)
+        assert await closed(comm) == ("authentication_required", 4401)
 
 
 async def test_a_revoked_session_cannot_book_on_a_socket_it_opened(ws, passenger):
