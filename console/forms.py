@@ -7,6 +7,8 @@ from unfold.forms import AuthenticationForm
 from unfold.widgets import BASE_INPUT_CLASSES
 
 from people import staff_signin
+from people.access import LinkPermissions
+from people.caregivers import PERMISSIONS
 from people.models import RelationshipType, User
 from people.phones import InvalidPhoneNumber, normalize_phone
 
@@ -166,6 +168,23 @@ class LinkPermissionsForm(forms.Form):
     can_book_rides = forms.BooleanField(label="May book rides", required=False)
     can_view_location = forms.BooleanField(label="May see the live location", required=False)
     can_receive_notifications = forms.BooleanField(label="Gets ride notifications", required=False)
+    # The switches as the page showed them ("true"/"false"): a link changed
+    # since (by the passenger in the app, or a colleague) is shown again
+    # instead of being written over.
+    shown_can_book_rides = forms.NullBooleanField(required=False, widget=forms.HiddenInput)
+    shown_can_view_location = forms.NullBooleanField(required=False, widget=forms.HiddenInput)
+    shown_can_receive_notifications = forms.NullBooleanField(
+        required=False, widget=forms.HiddenInput
+    )
+
+    def changes(self) -> dict[str, bool]:
+        data = self.cleaned_data
+        return {name: data[name] for name in PERMISSIONS}
+
+    def shown(self) -> LinkPermissions | None:
+        """What the page showed; None from a form that did not say."""
+        seen = [self.cleaned_data[f"shown_{name}"] for name in PERMISSIONS]
+        return None if None in seen else LinkPermissions(*seen)
 
 
 class AcceptForCaregiverForm(forms.Form):

@@ -159,7 +159,9 @@ def link_permissions(request: HtmxHttpRequest, link_pk: int) -> HttpResponse:
     if not access.may_edit_permissions(request.user, link):
         return _row_response(request, link, error="This link's permissions cannot be changed.")
     try:
-        caregivers.caregiver_link_update(link=link, actor=request.user, **form.cleaned_data)
+        caregivers.caregiver_link_update(
+            link=link, actor=request.user, expected=form.shown(), **form.changes()
+        )
     except caregivers.LinkError as exc:
         return _row_response(request, link, error=str(exc))
     return _row_response(

@@ -186,8 +186,18 @@ def caregiver_link_decline(*, link: CaregiverLink, actor: User) -> CaregiverLink
     return _respond(link, actor, LinkStatus.DECLINED, "link.declined")
 
 
-def caregiver_link_update(*, link: CaregiverLink, actor: User, **changes) -> CaregiverLink:
-    """The passenger (or support) changes permissions, relationship or notes."""
+def caregiver_link_update(
+    *,
+    link: CaregiverLink,
+    actor: User,
+    expected: access.LinkPermissions | None = None,
+    **changes,
+) -> CaregiverLink:
+    """
+    The passenger (or support) changes permissions, relationship or notes.
+    `expected`: the permissions the actor's screen showed; a link whose
+    permissions changed since is refused, not written over.
+    """
     if not access.may_change_link(actor, link):
         raise LinkError("forbidden", "Only the passenger or support staff can change this.", 403)
     allowed = {*PERMISSIONS, "relationship_type", "notes"}
@@ -199,10 +209,18 @@ def caregiver_link_update(*, link: CaregiverLink, actor: User, **changes) -> Car
         and changes["relationship_type"] not in RelationshipType.values
     ):
         raise LinkError("invalid_request", "Unknown relationship_type.")
-    if not access.is_live(link):
-        raise LinkError("invalid_state", f"The link is {link.status}.", 409)
     with transaction.atomic():
-        before = link.permissions()
+        current = CaregiverLink.objects.select_for_update().get(pk=link.pk)
+        if not access.is_live(current):
+            raise LinkError("invalid_state", f"The link is {current.status}.", 409)
+        if expected is not None and access.LinkPermissions.of(current) != expected:
+            raise LinkError(
+                "invalid_state",
+                f"What {current.caregiver_label} may do changed while you were looking at "
+                "it; this is how it stands now. Check it again, then save.",
+                409,
+            )
+        before = current.permissions()
         CaregiverLink.objects.filter(pk=link.pk).update(updated_at=timezone.now(), **changes)
         link.refresh_from_db()
         audit_event_record(

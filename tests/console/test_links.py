@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from people import caregivers
 from people.models import AuditEvent, CaregiverLink, LinkStatus
 from tests.conftest import staff_login
 
@@ -78,6 +79,41 @@ def test_a_dispatcher_changes_a_links_permissions_audited(htmx, family, dispatch
     assert html.lstrip().startswith('<li class="link-item') and "Saved what" in html
     audit = AuditEvent.objects.get(action="link.updated", subject_id=str(link.pk))
     assert audit.actor == dispatcher and audit.payload["after"]["can_view_location"] is False
+
+
+def test_permissions_changed_since_the_page_was_read_are_not_written_over(htmx, family):
+    """
+    The passenger switched the location off after the page showed it on: a
+    save from that page is refused in words, and the passenger's choice stays.
+    """
+    link = family["active"]
+    page = htmx.get("/console/links/").content.decode()
+    caregivers.caregiver_link_update(link=link, actor=link.passenger, can_view_location=False)
+    # The support agent only meant to stop the bookings, leaving the rest as shown.
+    shown = {f"shown_{name}": "true" for name in caregivers.PERMISSIONS}
+    response = htmx.post(
+        f"/console/links/{link.pk}/permissions/",
+        {"can_view_location": "on", "can_receive_notifications": "on", **shown},
+    )
+    link.refresh_from_db()
+    assert (link.can_book_rides, link.can_view_location) == (True, False)
+    html = response.content.decode()
+    assert "changed while you were looking" in html and "Saved what" not in html
+    # The row shows the switches as they stand now: the location off.
+    assert f'name="can_view_location" id="perm-where-{link.pk}">' in html
+    assert AuditEvent.objects.filter(action="link.updated").count() == 1
+    # Saved again from the row as it stands now, the change is made.
+    shown["shown_can_view_location"] = "false"
+    assert 'name="shown_can_view_location" value="false"' in html
+    response = htmx.post(f"/console/links/{link.pk}/permissions/", {**shown})
+    assert "Saved what" in response.content.decode()
+    link.refresh_from_db()
+    assert not (link.can_book_rides or link.can_view_location or link.can_receive_notifications)
+    # What the page showed is what its form sends back.
+    shown["shown_can_view_location"] = "true"
+    row = page[page.index(f'id="link-{link.pk}"') :]
+    for name, value in shown.items():
+        assert f'<input type="hidden" name="{name}" value="{value}">' in row
 
 
 def test_a_revoked_links_permissions_cannot_be_changed(htmx, family):
