@@ -202,7 +202,11 @@ def _day_change(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
 
 @_day_change
 def day_plan(request: HtmxHttpRequest, day: date) -> HttpResponse:
-    plan = services.plan_day(service_date=day, actor=request.user)
+    # The version the page showed (0: no plan yet): a plan a colleague
+    # published or planned meanwhile is shown again, not planned over.
+    plan = services.plan_day(
+        service_date=day, actor=request.user, expected_version=_version(request)
+    )
     stats = plan.stats
     return _respond(
         request,

@@ -113,6 +113,10 @@ def plan_day(
     # The plan the solver starts from: one changed meanwhile (a trip moved
     # or locked) is not written over.
     seen = plan.version if expected_version is None else expected_version
+    if seen != plan.version:
+        # A screen that is out of date is told now, not after the solver's minutes.
+        with transaction.atomic():
+            _locked(plan, seen)
     day = rows.build(service_date)
     solved = solve(
         day.problem,

@@ -240,6 +240,39 @@ def test_without_htmx_an_action_comes_back_to_the_page(console, booked):
 
 
 @pytest.mark.django_db
+def test_planning_again_from_a_page_read_before_a_publish_is_refused(htmx, booked, dispatcher):
+    """
+    A page still showing the draft does not plan the day again once a
+    colleague published it: the riders keep the windows they were told.
+    """
+    htmx.post(url("plan/"))
+    plan = DayPlan.objects.get(service_date=tomorrow())
+    page = htmx.get(url()).content.decode()
+    form = page[page.index('data-action="plan"') - 400 : page.index('data-action="plan"')]
+    assert f'name="version" value="{plan.version}"' in form
+    services.plan_publish(plan=plan, actor=dispatcher)
+    published = DayPlan.objects.get(pk=plan.pk)
+    told = dict(Ride.objects.values_list("pk", "confirmed_pickup_at"))
+    html = htmx.post(url("plan/"), {"version": plan.version}).content.decode()
+    assert "changed while you were looking at it" in html
+    assert DayPlan.objects.get(pk=plan.pk).version == published.version
+    assert dict(Ride.objects.values_list("pk", "confirmed_pickup_at")) == told
+
+
+@pytest.mark.django_db
+def test_planning_a_day_a_colleague_planned_meanwhile_is_refused(htmx, booked):
+    """Two dispatchers on an unplanned day: the second "Plan" asks to look again."""
+    page = htmx.get(url()).content.decode()
+    form = page[page.index('data-action="plan"') - 400 : page.index('data-action="plan"')]
+    assert 'name="version" value="0"' in form
+    htmx.post(url("plan/"), {"version": 0})
+    plan = DayPlan.objects.get(service_date=tomorrow())
+    html = htmx.post(url("plan/"), {"version": 0}).content.decode()
+    assert "changed while you were looking at it" in html
+    assert DayPlan.objects.get(pk=plan.pk).version == plan.version
+
+
+@pytest.mark.django_db
 def test_a_day_that_is_over_is_not_changed_from_a_page_left_open(htmx, booked, monkeypatch):
     """Past midnight, yesterday's page plans, publishes, moves and locks nothing."""
     htmx.post(url("plan/"))
