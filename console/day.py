@@ -228,7 +228,7 @@ def day_replan(request: HtmxHttpRequest, day: date) -> HttpResponse:
     if day != timezone.localdate():
         return _respond(request, day, error="What remains is planned again on the day itself.")
     plan = get_object_or_404(DayPlan, service_date=day)
-    on_the_day.replan_remaining(plan=plan, actor=request.user)
+    on_the_day.replan_remaining(plan=plan, actor=request.user, expected_version=_version(request))
     return _respond(request, day, notice="Planned what remains; done and locked stops kept.")
 
 

@@ -181,15 +181,20 @@ def _write_remaining(day, runs: dict[int, Run], done: dict[int, list[Stop]], rou
 
 
 def replan_remaining(
-    *, plan: DayPlan, actor: User | None = None, now: datetime | None = None
+    *,
+    plan: DayPlan,
+    actor: User | None = None,
+    now: datetime | None = None,
+    expected_version: int | None = None,
 ) -> DayPlan:
     """
     Plan again what remains of a day under way; riders whose window moved
-    are told (the plan is published).
+    are told (the plan is published). `expected_version`: the plan as the
+    dispatcher's screen showed it.
     """
     now = now or timezone.now()
     # The plan the solver starts from: one changed meanwhile is not written over.
-    seen = DayPlan.objects.get(pk=plan.pk).version
+    seen = services.seen_version(plan, expected_version)
     day, runs, done = _remaining(plan, now)
     solved = solve(
         day.problem,

@@ -61,6 +61,18 @@ def _locked(plan: DayPlan, expected_version: int | None) -> DayPlan:
     return plan
 
 
+def seen_version(plan: DayPlan, expected_version: int | None) -> int:
+    """
+    The version a plan is solved from, before the solver's minutes: the
+    screen's (a screen out of date is refused now, not after them), or the
+    plan's as it stands (no screen). The solved plan is written only if the
+    plan is still at it (_locked).
+    """
+    with transaction.atomic():
+        plan = _locked(plan, expected_version)
+    return plan.version
+
+
 def audit(plan: DayPlan, kind: str, *, actor: User | None, **payload) -> PlanEvent:
     """The plan's next version, and its event (inside the caller's transaction)."""
     DayPlan.objects.filter(pk=plan.pk).update(version=F("version") + 1)
@@ -112,11 +124,7 @@ def plan_day(
     plan = plan_for(service_date)
     # The plan the solver starts from: one changed meanwhile (a trip moved
     # or locked) is not written over.
-    seen = plan.version if expected_version is None else expected_version
-    if seen != plan.version:
-        # A screen that is out of date is told now, not after the solver's minutes.
-        with transaction.atomic():
-            _locked(plan, seen)
+    seen = seen_version(plan, expected_version)
     day = rows.build(service_date)
     solved = solve(
         day.problem,

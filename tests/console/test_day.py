@@ -390,3 +390,29 @@ def test_a_change_made_while_what_remains_is_planned_is_not_overwritten(
     assert "changed while you were looking" in response.content.decode()
     ride.refresh_from_db()
     assert ride.run is None and not ride.stops.exists()
+
+
+@pytest.mark.django_db
+def test_replanning_from_a_page_read_before_a_colleagues_move_is_refused(
+    htmx, today_plan, dispatcher, monkeypatch
+):
+    """
+    "Re-plan what remains" from a page that still shows the run before a
+    colleague took a trip off it asks to look again, instead of planning
+    over the move.
+    """
+    ride = today_plan["ride"]
+    now = ride.confirmed_pickup_at - timedelta(hours=2)
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    day_url = f"/console/day/{today_plan['today'].isoformat()}/"
+    page = htmx.get(day_url).content.decode()
+    form = page[page.index('data-action="replan"') - 400 : page.index('data-action="replan"')]
+    shown = DayPlan.objects.get(pk=today_plan["plan"].pk).version
+    assert f'name="version" value="{shown}"' in form
+    services.trip_move(ride=ride, to_run=None, actor=dispatcher)
+    moved = DayPlan.objects.get(pk=today_plan["plan"].pk).version
+    html = htmx.post(day_url + "replan/", {"version": shown}).content.decode()
+    assert "changed while you were looking at it" in html
+    assert DayPlan.objects.get(pk=today_plan["plan"].pk).version == moved
+    ride.refresh_from_db()
+    assert ride.run is None
