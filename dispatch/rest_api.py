@@ -35,7 +35,8 @@ from dispatch.rest_schemas import (
     RideOut,
     ShareLinkOut,
 )
-from people.models import CaregiverLink, User
+from people import access as people_access
+from people.models import User
 from people.rest_schemas import ErrorOut
 from people.tokens import AccessTokenAuth
 from project.common.errors import ApiError
@@ -47,7 +48,7 @@ REFUSALS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut}
 
 def _rides_of(user: User) -> QuerySet[Ride]:
     """The rides a user is part of: as passenger, caregiver or driver."""
-    cared_for = CaregiverLink.objects.active().filter(caregiver=user).values("passenger_id")
+    cared_for = people_access.passengers_cared_for(user.pk)
     return Ride.objects.with_people().filter(
         Q(passenger=user) | Q(driver=user) | Q(passenger_id__in=cared_for)
     )

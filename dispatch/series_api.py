@@ -27,7 +27,7 @@ from dispatch.rest_schemas import (
     SeriesPatch,
 )
 from dispatch.scheduling import needs_fields, needs_of, place_of
-from people.models import CaregiverLink
+from people import access as people_access
 from people.rest_schemas import ErrorOut
 from people.tokens import AccessTokenAuth
 from project.common.errors import ApiError
@@ -98,7 +98,7 @@ def _series(request: HttpRequest, series_id: int) -> RideSeries:
 @paginate(PageNumberPagination, page_size=20, max_page_size=100)
 def series_list(request: HttpRequest):
     """The caller's series, and those of passengers they care for (active links), newest first."""
-    cared_for = CaregiverLink.objects.active().filter(caregiver=request.auth).values("passenger_id")
+    cared_for = people_access.passengers_cared_for(request.auth.pk)
     found = RideSeries.objects.select_related("passenger", "booked_by").filter(
         Q(passenger=request.auth) | Q(passenger_id__in=cared_for)
     )

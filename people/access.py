@@ -20,7 +20,7 @@ from django.db.models import Q
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from people.models import LIVE_LINK_STATUSES, CaregiverLink, LinkStatus, User
+from people.models import LIVE_LINK_STATUSES, CaregiverLink, LinkStatus, User, UserType
 
 DISPATCHERS = "Dispatchers"
 SUPPORT = "Support"
@@ -117,11 +117,38 @@ class LinkPermissions:
         }
 
 
+def may_care(user: User | None) -> bool:
+    """
+    Whether an account may care for someone: switched on, and not a
+    driver's. An invitation is taken up and accepted only by such an
+    account, and an active link grants nothing while its caregiver's is not.
+    """
+    return user is not None and user.is_active and user.user_type != UserType.DRIVER
+
+
+def granting_links():
+    """
+    The links that grant their permissions now: active, and their caregiver
+    may care (an account switched off, or made a driver's, hears and sees
+    nothing of the passenger's rides).
+    """
+    return (
+        CaregiverLink.objects.active()
+        .filter(caregiver__is_active=True)
+        .exclude(caregiver__user_type=UserType.DRIVER)
+    )
+
+
+def passengers_cared_for(caregiver_id: int):
+    """The ids of the passengers whose links grant this caregiver anything (a subquery)."""
+    return granting_links().filter(caregiver_id=caregiver_id).values("passenger_id")
+
+
 def links_of_caregiver(
     caregiver_id: int, passenger_ids: set[int] | None = None
 ) -> dict[int, LinkPermissions]:
-    """passenger id -> permissions, over the caregiver's active links."""
-    links = CaregiverLink.objects.active().filter(caregiver_id=caregiver_id)
+    """passenger id -> permissions, over the caregiver's granting links."""
+    links = granting_links().filter(caregiver_id=caregiver_id)
     if passenger_ids is not None:
         links = links.filter(passenger_id__in=passenger_ids)
     return {link.passenger_id: LinkPermissions.of(link) for link in links}
@@ -217,7 +244,7 @@ def caregivers_following_query(passenger_id):
     `passenger_id` may be an expression (the booking compiles it in).
     """
     return (
-        CaregiverLink.objects.active()
+        granting_links()
         .filter(Q(can_receive_notifications=True) | Q(can_view_location=True))
         .filter(passenger_id=passenger_id)
         .values_list("caregiver_id", flat=True)
@@ -229,10 +256,8 @@ def caregivers_following(passenger_id: int) -> list[int]:
 
 
 def notified_links(passenger_id: int):
-    """The live links whose caregivers may receive notifications of the passenger's rides."""
-    return CaregiverLink.objects.active().filter(
-        passenger_id=passenger_id, can_receive_notifications=True, caregiver__isnull=False
-    )
+    """The granting links whose caregivers may receive notifications of the passenger's rides."""
+    return granting_links().filter(passenger_id=passenger_id, can_receive_notifications=True)
 
 
 def caregivers_notified(passenger_id: int) -> list[int]:

@@ -9,9 +9,12 @@ class PeopleConfig(AppConfig):
 
     def ready(self) -> None:
         # At ready time: the signals' receivers need the models.
-        from people import sessions, signals
+        from people import caregivers, sessions, signals
 
         signals.connect()
         signals.switched_off.connect(sessions.on_switched_off, dispatch_uid="people.sessions_end")
+        signals.switched_off.connect(
+            caregivers.on_switched_off, dispatch_uid="people.links_switched_off"
+        )
         # Notification texts come in isiZulu too (settings.LANGUAGES).
         language_info_add("zu", name="Zulu", name_local="isiZulu")

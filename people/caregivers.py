@@ -37,10 +37,20 @@ def _changed(link: CaregiverLink) -> None:
 
 
 def _may_care(user: User | None) -> User | None:
-    """The user if their account may care for someone (active, not a driver)."""
-    if user is None or not user.is_active or user.user_type == UserType.DRIVER:
-        return None
-    return user
+    """The user if their account may care for someone (people.access.may_care)."""
+    return user if access.may_care(user) else None
+
+
+def on_switched_off(sender, *, user_id: int, **kwargs) -> None:
+    """
+    An account switched off grants nothing through its links
+    (people.access.granting_links): its passengers' sockets, and the pages
+    it shared, are told at once, as for a link revoked.
+    """
+    passengers = CaregiverLink.objects.active().filter(caregiver_id=user_id)
+    passenger_ids = list(passengers.values_list("passenger_id", flat=True))
+    if passenger_ids:
+        signals.links_changed.send(sender=CaregiverLink, user_ids=[user_id, *passenger_ids])
 
 
 def caregiver_invitations_claim(*, user: User) -> int:

@@ -69,6 +69,33 @@ def test_a_caregiver_whose_notification_permission_is_withdrawn_is_not_texted(
     assert [t for t in texts(settings) if t["to"] == emily.phone_number] == []
 
 
+@pytest.mark.parametrize("change", ["switched_off", "made_a_driver"])
+def test_a_caregiver_whose_account_can_no_longer_care_is_not_texted(
+    family, make_driver, monkeypatch, settings, change
+):
+    """
+    Support switches Emily's account off (or makes it a driver's, which
+    cares for nobody): her link grants nothing from then on, so neither
+    the text waiting to be sent nor the ride's later news reaches her phone.
+    """
+    at_noon(monkeypatch)
+    sarah, emily, link = family
+    driver = make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
+    ride = booking.ride_book(**trip(sarah)).ride
+    assert notifications().filter(recipient=emily, status=N.PENDING).exists()
+    if change == "switched_off":
+        emily.is_active = False
+    else:
+        emily.user_type = "driver"
+    emily.save()
+    rides.ride_driver_arrived(ride=ride, driver=driver)
+    rides.ride_start(ride=ride, driver=driver)
+    rides.ride_complete(ride=ride, driver=driver)
+    deliver_all()
+    assert not notifications().filter(recipient=emily, status=N.PENDING).exists()
+    assert [t for t in texts(settings) if t["to"] == emily.phone_number] == []
+
+
 def test_failed_gateway_attempts_do_not_use_up_the_daily_cost_cap(
     family, make_driver, monkeypatch, settings
 ):

@@ -233,3 +233,23 @@ def test_a_caregivers_link_ended_with_their_permission_stays_ended(
     caregivers.caregiver_link_update(link=link, actor=passenger, can_view_location=True)
     assert Client().get(f"/t/{token}/status/").json() == {"state": "revoked"}
     assert share(emily, "trip-1").status_code == 201
+
+
+def test_a_caregivers_link_ends_with_their_account_and_stays_ended(
+    trip, passenger, make_user, make_link
+):
+    """
+    Support switches Emily's account off: the page she shared stops showing
+    Sarah's ride at once, and switching her account on again does not bring
+    it back (her link grants again; she shares anew).
+    """
+    emily = make_user("caregiver")
+    make_link(passenger, emily, can_view_location=True)
+    token = token_of(share(emily, "trip-1"))
+    emily.is_active = False
+    emily.save()
+    assert Client().get(f"/t/{token}/status/").json() == {"state": "revoked"}
+    emily.is_active = True
+    emily.save()
+    assert Client().get(f"/t/{token}/status/").json() == {"state": "revoked"}
+    assert share(emily, "trip-1").status_code == 201
