@@ -251,7 +251,9 @@ class RideConsumer(AppSocket):
         await self._show(event["message"])
 
     async def links_changed(self, event):
-        if self.viewer is not None and self.viewer.role == access.CAREGIVER:
+        # A caregiver's link changed; or a dispatcher's, whose link, once
+        # active, comes before the staff role (dispatch.access).
+        if self.viewer is not None and self.viewer.role in (access.CAREGIVER, access.STAFF):
             await self._still_sees()
 
     async def roles_changed(self, event):

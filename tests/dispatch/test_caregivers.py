@@ -524,3 +524,34 @@ async def test_a_waiting_wheelchair_ride_is_not_given_to_a_sedan_that_comes_onli
     assert offer["ride_id"] == "wc-wait"
     assert (await db(Ride.objects.get, ride_id="wc-wait")).driver_id == van.pk
     await quiet(sedan_ws)
+
+
+async def test_a_dispatcher_who_becomes_a_caregiver_sees_the_ride_as_the_link_allows(
+    ws, passenger, dispatcher, make_link, make_driver
+):
+    """
+    Dana, a dispatcher, watches Sarah's ride on its socket; Sarah's link to
+    her becomes active, without can_view_location: from then on the open
+    socket shows the ride as that link allows (no driver positions), as a
+    socket opened now would.
+    """
+    driver = await db(make_driver, *JHB)
+    driver_ws = await open_driver(ws, driver)
+    rider = await book_as(ws, passenger, "staff-1")
+    await receive_until(rider, "driver_assigned")
+    await receive_until(driver_ws, "ride_assigned")
+    watching = await ws("/ws/ride/staff-1/", token=await db(token_for, dispatcher))
+    await watching.receive_json_from()
+    assert (await watching.receive_json_from())["type"] == "ride_status"
+    await move(driver_ws, -26.2, 28.05)
+    assert (await watching.receive_json_from())["type"] == "driver_location"
+    await rider.receive_json_from()
+
+    link = await db(make_link, passenger, dispatcher, can_view_location=False)
+    await db(caregiver_link_update, link=link, actor=passenger, notes="Daughter")
+    await settled(watching)
+    await move(driver_ws, -26.21, 28.06)
+    assert (await rider.receive_json_from())["type"] == "driver_location"
+    await watching.send_json_to({"type": "ping"})
+    _, before_pong = await receive_until(watching, "pong")
+    assert [m["type"] for m in before_pong] == []
