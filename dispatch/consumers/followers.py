@@ -102,9 +102,10 @@ class FollowerConsumer(AppSocket):
         if viewer is None or event["audience"] == "ride":
             return
         ride_id = event["ride_id"]
-        if event["version"] < self.versions.get(ride_id, 0):
-            # Older than what this socket has shown (a snapshot read after it
-            # committed, another worker's news late): the app would go back.
+        if event["version"] <= self.versions.get(ride_id, 0):
+            # No newer than what this socket has shown (a snapshot read after
+            # it committed, another worker's news late): the app would go
+            # back, or hear the same change twice.
             return
         self.versions[ride_id] = event["version"]
         group = broadcast.ride_group(ride_id)

@@ -115,3 +115,34 @@ async def test_a_caregiver_who_starts_following_mid_ride_is_told_of_the_ride(
     _, heard = await receive_until(follower, "pong")
     kinds = [(m["type"], m.get("ride_id")) for m in heard]
     assert ("ride_status", "late-1") in kinds, f"heard only {kinds}"
+
+
+@pytest.mark.parametrize("role", ["caregiver", "passenger"])
+async def test_follower_drops_news_its_snapshot_already_showed(
+    ws, passenger, caregiver, make_link, make_driver, role
+):
+    """
+    The `assigned` news (version 3) committed before the socket read its
+    snapshot but delivered after it: the snapshot showed version 3 already,
+    so the app is not told of the driver a second time (the ride socket
+    drops it too).
+    """
+    driver = await db(make_driver, *JHB)
+    await db(make_link, passenger, caregiver)
+    driver_ws = await open_driver(ws, driver)
+    rider = await book_as(ws, passenger, "same-1")
+    await receive_until(rider, "driver_assigned")
+    await receive_until(driver_ws, "ride_assigned")
+    at_assigned = await db(Ride.objects.with_people().get, ride_id="same-1")
+    late = await db(_sends_of, at_assigned, "assigned", [caregiver.pk])
+
+    user = caregiver if role == "caregiver" else passenger
+    follower, _ = await open_follower(ws, user, role)
+    snapshot = await follower.receive_json_from()
+    assert (snapshot["type"], snapshot["version"]) == ("ride_status", 3)
+    await broadcast._send_all(late)
+    await settled(rider)  # the ride socket drops it (version 3 <= 3)
+    await follower.send_json_to({"type": "ping"})
+    _, before_pong = await receive_until(follower, "pong")
+    again = [(m["type"], m.get("version")) for m in before_pong if m.get("ride_id") == "same-1"]
+    assert again == []
