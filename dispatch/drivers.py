@@ -162,6 +162,20 @@ def claim(driver_id: int, *, needs_wheelchair: bool) -> bool:
     )
 
 
+def lock_status(driver_id: int) -> None:
+    """
+    Lock the driver's status row until the transaction ends, before a
+    change to the rides they hold (one ending, `rides.freed_driver`; a run
+    reaching a rider, `rides.ride_run_reached`): two such changes for one
+    driver then run one after the other, the second reading what the first
+    wrote, so neither leaves them on_trip holding nothing, nor available
+    carrying a rider. Taken before any ride row, as a claim takes it
+    before writing the ride it assigns; a booking never waits for it
+    (SKIP LOCKED).
+    """
+    list(DriverState.objects.select_for_update().filter(driver_id=driver_id).values_list("pk"))
+
+
 def carry(driver_id: int) -> None:
     """
     A run's driver has reached a rider: while carrying, not available for

@@ -419,6 +419,8 @@ def ride_run_reached(*, ride: Ride, actor: User | None = None, role: str = "syst
         )
     try:
         with transaction.atomic():
+            # Before the ride's row, as an ending's freed_driver takes it.
+            drivers.lock_status(ride.run.driver_id)
             transition(
                 ride,
                 S.ASSIGNED,
@@ -460,10 +462,13 @@ def freed_driver(ride: Ride) -> int | None:
     """
     The driver a ride's ending (or its driver leaving it: given back,
     reassigned) frees, read before the change, once they carry no other
-    rider (a run's, drivers.carry, beside one on demand).
+    rider (a run's, drivers.carry, beside one on demand). Their status row
+    is locked first (drivers.lock_status), so an ending or a run's rider
+    reached meanwhile is read, not missed.
     """
     if ride.status not in DRIVER_HELD_STATUSES:
         return None
+    drivers.lock_status(ride.driver_id)
     if Ride.objects.held_by(ride.driver_id).exclude(pk=ride.pk).exists():
         return None
     return ride.driver_id

@@ -3,18 +3,28 @@ Claims under contention on PostgreSQL: many requests at once never give one
 driver two rides, and every driver who could take a ride gets one. Each test
 runs both ways of booking: step by step (ride_request, then ride_match) and
 find_driver's one statement (ride_book).
+
+And a run's driver holding several rides: two changes to what they hold at
+once (two endings, an ending and the run reaching its next rider) leave
+their status right.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
-from dispatch import booking, matching, rides
+from dispatch import booking, drivers, matching, rides
 from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
+from tests.conftest import booking_keywords
+from tests.dispatch.test_runs_and_demand import (
+    _john_holding_a_ride_now_and_his_runs,
+    _john_with_a_run,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -109,3 +119,108 @@ def test_every_request_is_served_when_drivers_outnumber_them(make_user, make_dri
     assert len(assigned) == 60
     assert len(set(assigned)) == 60
     assert set(assigned) <= {d.pk for d in drivers}
+
+
+# --- a run's driver: what they hold, changed twice at once ----------------------------
+
+
+def _blocked(pids: list[int]) -> set[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT p FROM unnest(%s::int[]) AS p WHERE cardinality(pg_blocking_pids(p)) > 0",
+            [pids],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _at_once(held: list[Ride], *calls) -> list[str]:
+    """
+    Each call on a thread of its own, while this connection holds `held`'s
+    rows: a call that writes one of them waits there, after all it read
+    before. Once every call has finished or waits for a lock, the rows go
+    and the calls end as they may. The errors, if any.
+    """
+    errors: list[str] = []
+    pids: dict[int, int] = {}
+
+    def run(i: int, call) -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pids[i] = cursor.fetchone()[0]
+            call()
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            errors.append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    with transaction.atomic():
+        list(Ride.objects.select_for_update().filter(pk__in=[r.pk for r in held]))
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 60
+        while True:
+            running = [i for i, t in enumerate(threads) if t.is_alive()]
+            waiting = {i for i in running if i in pids and pids[i] in _blocked([pids[i]])}
+            if set(running) == waiting:
+                break
+            assert time.monotonic() < deadline, "the calls neither ended nor waited"
+            time.sleep(0.01)
+    for t in threads:
+        t.join(60)
+    return errors
+
+
+def _started(ride: Ride, driver) -> Ride:
+    for step in (rides.ride_driver_arrived, rides.ride_start):
+        step(ride=Ride.objects.with_people().get(pk=ride.pk), driver=driver)
+    return Ride.objects.with_people().get(pk=ride.pk)
+
+
+def test_a_run_driver_whose_two_rides_end_at_once_is_free_again(
+    passenger, make_user, make_driver, settings, dispatcher
+):
+    """
+    John carries his run's rider and a rider booked now. A dispatcher
+    cancels the run's ride while John drops the other off: he holds nothing,
+    so he is available (and may go offline), not on_trip for good.
+    """
+    john, now = _john_holding_a_ride_now_and_his_runs(passenger, make_user, make_driver, settings)
+    now = _started(now, john)
+    run_ride = Ride.objects.with_people().get(passenger=passenger, status=RideStatus.ASSIGNED)
+
+    errors = _at_once(
+        [now, run_ride],
+        lambda: rides.ride_complete(ride=now, driver=john),
+        lambda: rides.ride_cancel(ride=run_ride, actor=dispatcher, cancelled_by="dispatcher"),
+    )
+
+    assert errors == []
+    assert not Ride.objects.held_by(john.pk).exists()
+    assert DriverState.objects.get(driver=john).status == DriverStatus.AVAILABLE
+    assert drivers.driver_set_status(driver=john, status="offline").status == "offline"
+
+
+def test_a_run_reaching_its_rider_while_a_ride_now_ends_keeps_its_driver_on_trip(
+    passenger, make_user, make_driver, settings
+):
+    """
+    John drops off a rider booked now while his run reaches its next rider:
+    he carries that rider, so he stays on_trip and is not matched on demand.
+    """
+    john, run_ride = _john_with_a_run(passenger, make_driver, settings, online=True)
+    rider = make_user("passenger", first_name="Lindiwe")
+    booked = booking.ride_book(**booking_keywords(rider, "now-1", at=(JHB[0] + 0.002, JHB[1])))
+    assert booked.driver_id == john.pk
+    now = _started(booked.ride, john)
+
+    errors = _at_once(
+        [now],
+        lambda: rides.ride_complete(ride=now, driver=john),
+        lambda: rides.ride_run_reached(ride=run_ride),
+    )
+
+    assert errors == []
+    assert list(Ride.objects.held_by(john.pk).values_list("pk", flat=True)) == [run_ride.pk]
+    assert DriverState.objects.get(driver=john).status == DriverStatus.ON_TRIP
