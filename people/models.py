@@ -310,6 +310,12 @@ class PhoneOTPDevice(SideChannelDevice):
         return self.token is not None and self.valid_until > timezone.now()
 
 
+class ApiSessionQuerySet(models.QuerySet):
+    def signed_in(self):
+        """Neither revoked nor past its time: `ApiSession.is_active`, as a query."""
+        return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
+
+
 class ApiSession(models.Model):
     """
     One signed-in app install. The refresh token's hash lives here; access
@@ -328,6 +334,8 @@ class ApiSession(models.Model):
     last_used_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiSessionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-last_used_at"]
@@ -390,10 +398,22 @@ class NoticePreference(models.Model):
 
 
 class DeviceToken(models.Model):
-    """An app install's push token (FCM), registered by the signed-in app."""
+    """
+    An app install's push token (FCM), registered by the signed-in app. It
+    lives as long as the session that registered it: a phone signed out
+    (or revoked by support) hears nothing more (people.sessions).
+    """
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="device_tokens"
+    )
+    # Null only on tokens registered before sessions held them.
+    session = models.ForeignKey(
+        ApiSession,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="device_tokens",
     )
     token = models.CharField(max_length=4096, unique=True)
     platform = models.CharField(max_length=16)

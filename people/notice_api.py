@@ -118,7 +118,7 @@ def link_preferences_set(request: HttpRequest, link_id: int, body: PreferenceIn)
 )
 def device_register(request: HttpRequest, body: DeviceIn):
     device = notices.device_token_register(
-        user=request.auth, token=body.token, platform=body.platform
+        session=request.api_session, token=body.token, platform=body.platform
     )
     return Status(201, {"token": device.token, "platform": device.platform, "registered": True})
 

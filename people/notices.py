@@ -15,12 +15,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, time
 
 from django.db import transaction
-from django.db.models import F, IntegerField, TextChoices, Value
+from django.db.models import Exists, F, IntegerField, OuterRef, Q, TextChoices, Value
 from django.utils import timezone
 
 from people.access import notified_links
 from people.audit import audit_event_record
 from people.models import (
+    ApiSession,
     CaregiverLink,
     DeviceToken,
     NoticeChannel,
@@ -181,8 +182,8 @@ def channel_reaching(channel: str, user_id: int) -> str:
 
 
 def push_reaches(user_id: int) -> bool:
-    """Whether push reaches the person now: on here, and a device of theirs registered."""
-    return push_enabled() and DeviceToken.objects.filter(user_id=user_id).exists()
+    """Whether push reaches the person now: on here, and a device of theirs signed in."""
+    return push_enabled() and _signed_in_devices(user_id).exists()
 
 
 # --- reading and choosing ------------------------------------------------------
@@ -279,11 +280,24 @@ def _reachable_by_push(user: User) -> None:
 # --- push tokens -----------------------------------------------------------------
 
 
-def device_token_register(*, user: User, token: str, platform: str) -> DeviceToken:
-    """An app install's push token, now this user's (a token moves with its install)."""
-    device, _ = DeviceToken.objects.update_or_create(
-        token=token, defaults={"user": user, "platform": platform}
-    )
+def device_token_register(*, session: ApiSession, token: str, platform: str) -> DeviceToken:
+    """
+    An app install's push token, now held by this session and its user (a
+    token moves with its install, so from an older session to this one).
+    Raises ServiceError (401) for a session that ended since its request
+    signed in: no token outlives the session that registered it.
+    """
+    with transaction.atomic():
+        # Locked as ending a session locks it (people.sessions): either the
+        # end comes first and nothing is written, or it finds the token.
+        if not ApiSession.objects.signed_in().select_for_update().filter(pk=session.pk):
+            raise ServiceError(
+                "You were signed out. Sign in again.", code="authentication_required", status=401
+            )
+        device, _ = DeviceToken.objects.update_or_create(
+            token=token,
+            defaults={"user_id": session.user_id, "session": session, "platform": platform},
+        )
     return device
 
 
@@ -298,3 +312,29 @@ def device_token_unregister(*, user: User, token: str) -> DeviceToken | None:
 def device_tokens_dead(tokens: list[str]) -> None:
     """Tokens the push service says no longer exist."""
     DeviceToken.objects.filter(token__in=tokens).delete()
+
+
+def device_tokens_reaching(user_id: int) -> list[str]:
+    """The person's push tokens on devices signed in now: where their push goes."""
+    return list(_signed_in_devices(user_id).values_list("token", flat=True))
+
+
+def device_tokens_session_ended(*, session: ApiSession) -> None:
+    """
+    A session ended (people.sessions, in its transaction): the tokens it
+    registered go, so the phone it was on hears nothing more of anyone's
+    rides. So do the person's tokens registered before sessions held them:
+    nobody can tell which of their devices those were.
+    """
+    DeviceToken.objects.filter(
+        Q(session=session) | Q(session__isnull=True, user_id=session.user_id)
+    ).delete()
+
+
+def _signed_in_devices(user_id: int):
+    # A session past its time ends with no moment to delete at: its tokens
+    # stay until the session is purged (people.retention), reaching nobody.
+    session_signed_in = Exists(ApiSession.objects.signed_in().filter(pk=OuterRef("session_id")))
+    return DeviceToken.objects.filter(user_id=user_id).filter(
+        Q(session__isnull=True) | session_signed_in
+    )

@@ -19,11 +19,15 @@ from people.models import ApiSession, PhoneOTPDevice
 
 
 def api_sessions_purge(*, before: datetime) -> int:
-    """Delete API sessions that expired or were revoked before `before`."""
-    deleted, _ = ApiSession.objects.filter(
+    """
+    Delete API sessions that expired or were revoked before `before`, and
+    with them the push tokens an expired one registered; returns how many
+    sessions went.
+    """
+    _, deleted = ApiSession.objects.filter(
         Q(expires_at__lt=before) | Q(revoked_at__lt=before)
     ).delete()
-    return deleted
+    return deleted.get(ApiSession._meta.label, 0)
 
 
 def otp_devices_purge(*, before: datetime) -> int:

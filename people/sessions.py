@@ -18,6 +18,7 @@ from django.utils import timezone
 from people import signals, tokens
 from people.audit import audit_event_record
 from people.models import ApiSession, User
+from people.notices import device_tokens_session_ended
 from project.common.errors import ServiceError
 
 
@@ -147,6 +148,11 @@ def _session_rotate(*, session: ApiSession, retired_hash: str) -> TokenPair:
 
 
 def _session_mark_revoked(*, session: ApiSession, actor: User | None, reason: str) -> None:
+    """
+    Every end of a session comes here (logout, support, a stolen refresh
+    token, the account switched off), inside its transaction and with the
+    session's row locked.
+    """
     session.revoked_at = timezone.now()
     session.save(update_fields=["revoked_at"])
     audit_event_record(
@@ -155,5 +161,7 @@ def _session_mark_revoked(*, session: ApiSession, actor: User | None, reason: st
         subject=session,
         payload={"reason": reason} if reason else {},
     )
+    # The phone it was on hears no more push notifications either.
+    device_tokens_session_ended(session=session)
     # Its open sockets close too, not only its tokens.
     signals.access_ended.send(sender=ApiSession, user_id=session.user_id, api_session_id=session.pk)

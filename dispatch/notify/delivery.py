@@ -47,8 +47,13 @@ from dispatch.notify.outbox import fan_out, pending, textable
 from dispatch.notify.texts import TITLE, notice_text
 from people import push, sms
 from people.access import notified_links
-from people.models import DeviceToken, NoticeChannel
-from people.notices import URGENT, channel_reaching, device_tokens_dead
+from people.models import NoticeChannel
+from people.notices import (
+    URGENT,
+    channel_reaching,
+    device_tokens_dead,
+    device_tokens_reaching,
+)
 from project.common.limits import caps_give_back, caps_take
 
 log = logging.getLogger(__name__)
@@ -219,7 +224,7 @@ def _send(notification: Notification, body: str, channel: str) -> None:
             caps_give_back([daily], taken_at)
             raise
     elif channel == NoticeChannel.PUSH:
-        tokens = list(DeviceToken.objects.filter(user=recipient).values_list("token", flat=True))
+        tokens = device_tokens_reaching(recipient.pk)
         data = {"ride_id": notification.ride.ride_id, "topic": notification.topic}
         try:
             gone = push.push_send(tokens=tokens, title=TITLE, body=body, data=data)

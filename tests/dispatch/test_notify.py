@@ -24,6 +24,7 @@ from dispatch.notify.texts import TEXTS, notice_text
 from people import notices, push, sms
 from people.models import Language, LinkStatus, NoticeChannel, NoticePreference
 from people.notices import Topic
+from people.sessions import session_issue
 from tests.conftest import booking_keywords, cannot_run, notifications
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -429,7 +430,9 @@ def test_push_that_no_longer_reaches_falls_back_to_sms_and_says_push_is_off_once
     at_noon(monkeypatch)
     sarah, emily, link = family
     settings.FCM_CREDENTIALS_FILE = "/etc/care-connect/fcm.json"
-    notices.device_token_register(user=emily, token="fcm-token-1", platform="android")
+    notices.device_token_register(
+        session=session_issue(user=emily).session, token="fcm-token-1", platform="android"
+    )
     notices.preference_set(actor=emily, link=link, channel=NoticeChannel.PUSH)
     settings.FCM_CREDENTIALS_FILE = ""
     push._announced.clear()
@@ -464,7 +467,9 @@ def test_push_with_credentials_goes_to_every_device_and_forgets_dead_ones(
     settings.FCM_CREDENTIALS_FILE = "/etc/care-connect/fcm.json"
     sarah, emily, link = family
     for token in ("live", "dead"):
-        notices.device_token_register(user=emily, token=token, platform="android")
+        notices.device_token_register(
+            session=session_issue(user=emily).session, token=token, platform="android"
+        )
     notices.preference_set(actor=emily, link=link, channel=NoticeChannel.PUSH)
     pushed = []
 

@@ -23,6 +23,7 @@ from dispatch.scheduling import Place, ride_book_ahead, ride_ready
 from people import caregivers, notices, sms
 from people.models import Language, NoticeChannel, VehicleType
 from people.notices import Topic
+from people.sessions import session_issue
 from tests.conftest import notifications
 from tests.dispatch.test_notify import (  # noqa: F401  (the autouse gateway fixture)
     JHB,
@@ -254,7 +255,9 @@ def test_a_caregiver_whose_only_device_was_uninstalled_is_texted_instead(
     at_noon(monkeypatch)
     _every_app_uninstalled(monkeypatch, settings)
     sarah, emily, link = family
-    notices.device_token_register(user=emily, token="uninstalled", platform="android")
+    notices.device_token_register(
+        session=session_issue(user=emily).session, token="uninstalled", platform="android"
+    )
     notices.preference_set(actor=emily, link=link, channel=NoticeChannel.PUSH)
     make_driver(JHB[0] + 0.004, JHB[1], first_name="John")
     ride = booking.ride_book(**trip(sarah)).ride
@@ -392,7 +395,9 @@ def test_booked_is_never_texted_before_a_driver_accepted(family, monkeypatch, se
     settings.NOTIFY_RETRY_BASE_S = 0
     _every_app_uninstalled(monkeypatch, settings)
     sarah, emily, link = family
-    notices.device_token_register(user=sarah, token="uninstalled", platform="android")
+    notices.device_token_register(
+        session=session_issue(user=sarah).session, token="uninstalled", platform="android"
+    )
     notices.preference_set(
         actor=sarah, passenger=sarah, channel=NoticeChannel.PUSH, topics=["booked", "cancelled"]
     )

@@ -11,6 +11,8 @@ from django.test import Client
 from people import notices
 from people.models import AuditEvent, DeviceToken, NoticePreference, User
 from people.notices import CAREGIVER_DEFAULT
+from people.sessions import session_issue, session_revoke
+from project.common.errors import ServiceError
 from tests.conftest import token_for
 
 pytestmark = pytest.mark.django_db
@@ -137,6 +139,32 @@ def test_an_app_registers_and_unregisters_its_push_token(family):
     assert not DeviceToken.objects.exists()
     again = api.send("post", "notifications/devices/unregister/", {"token": "fcm-abc"})
     assert (again.status_code, again.json()["code"]) == (404, "not_found")
+
+
+def test_a_push_token_belongs_to_the_app_session_that_registered_it(family):
+    """The token is this session's: its end (people.sessions) takes the token along."""
+    _, emily, _ = family
+    pair = session_issue(user=emily)
+    reply = Client(headers={"Authorization": f"Bearer {pair.access}"}).post(
+        "/api/notifications/devices/", {"token": "fcm-abc"}, content_type="application/json"
+    )
+    assert reply.status_code == 201
+    device = DeviceToken.objects.get(token="fcm-abc")
+    assert (device.user, device.session) == (emily, pair.session)
+
+
+def test_a_session_ended_while_its_token_arrives_registers_nothing(family):
+    """
+    The request was signed in, but its session ended before the token was
+    written (support revoked the lost phone's): no token outlives it.
+    """
+    _, emily, _ = family
+    stale = session_issue(user=emily).session
+    session_revoke(session=stale, actor=None, reason="lost phone")
+    with pytest.raises(ServiceError) as refused:
+        notices.device_token_register(session=stale, token="fcm-abc", platform="android")
+    assert (refused.value.status, refused.value.code) == (401, "authentication_required")
+    assert not DeviceToken.objects.exists()
 
 
 def test_a_bad_push_token_gets_a_typed_error(family):

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from people.models import ApiSession, PhoneOTPDevice
+from people.models import ApiSession, DeviceToken, PhoneOTPDevice
 from people.retention import api_sessions_purge, otp_devices_purge
 
 pytestmark = pytest.mark.django_db
@@ -44,6 +44,16 @@ def test_sessions_that_ended_long_ago_are_deleted_and_live_ones_kept(make_user):
     kept = set(ApiSession.objects.values_list("pk", flat=True))
     assert kept == {recently_expired.pk, recently_revoked.pk, live.pk}
     assert long_expired.pk not in kept and long_revoked.pk not in kept
+
+
+def test_an_expired_sessions_push_token_goes_with_it(make_user):
+    """The session's push token is deleted with it, and the count is of sessions."""
+    user = make_user()
+    expired = session(user, expires=ago(DAYS + 1), key="a")
+    DeviceToken.objects.create(user=user, session=expired, token="fcm-a", platform="android")
+
+    assert api_sessions_purge(before=ago(DAYS)) == 1
+    assert not DeviceToken.objects.exists()
 
 
 def device(phone, *, last_code, user=None) -> PhoneOTPDevice:
