@@ -210,10 +210,14 @@ def _send(notification: Notification, body: str, channel: str) -> None:
     if channel == NoticeChannel.SMS:
         if not sms.is_textable(recipient.phone_number):
             raise Skip("Not a number Care Connect texts.")
-        ceiling, daily = sms.sms_ceiling_claim(), sms.sms_daily_claim(recipient.phone_number)
+        # The day's cost cap skips texts, so an urgent one (an SOS, a no-show,
+        # the driver waiting at the door) neither meets it nor counts to it.
+        daily = (
+            [] if notification.topic in URGENT else [sms.sms_daily_claim(recipient.phone_number)]
+        )
         taken_at = timezone.now().timestamp()
-        refusal = caps_take([ceiling, daily], now=taken_at)
-        if refusal is not None and refusal.cap == daily.cap:
+        refusal = caps_take([sms.sms_ceiling_claim(), *daily], now=taken_at)
+        if refusal is not None and daily and refusal.cap == daily[0].cap:
             raise Skip("NOTIFY_SMS_MAX_PER_DAY reached for this number.")
         if refusal is not None:
             raise Later("SMS_MAX_PER_MINUTE reached; postponed.", refusal.retry_after)
@@ -221,7 +225,7 @@ def _send(notification: Notification, body: str, channel: str) -> None:
             sms.sms_send(phone_number=recipient.phone_number, message=body)
         except (sms.SMSDeliveryError, OSError):
             # Not taken, not paid for: the daily cost cap counts it no more.
-            caps_give_back([daily], taken_at)
+            caps_give_back(daily, taken_at)
             raise
     elif channel == NoticeChannel.PUSH:
         tokens = device_tokens_reaching(recipient.pk)

@@ -370,6 +370,26 @@ def test_a_number_gets_at_most_the_daily_cap_of_texts(family, make_driver, monke
     assert "NOTIFY_SMS_MAX_PER_DAY" in skipped.last_error
 
 
+def test_an_urgent_text_is_sent_past_the_daily_cap(family, make_driver, monkeypatch, settings):
+    """
+    The day's cost cap skips routine texts only: a caregiver who has had
+    their day's texts is still texted the passenger's SOS.
+    """
+    at_noon(monkeypatch)
+    settings.NOTIFY_SMS_MAX_PER_DAY = 1
+    sarah, emily, _ = family
+    make_driver(JHB[0] + 0.004, JHB[1])
+    ride = booking.ride_book(**trip(sarah)).ride
+    deliver_all()
+    assert len([t for t in texts(settings) if t["to"] == emily.phone_number]) == 1
+    alarms.alarm_sos(ride=Ride.objects.with_people().get(pk=ride.pk), passenger=sarah)
+    deliver_all()
+    to_emily = [t["message"] for t in texts(settings) if t["to"] == emily.phone_number]
+    assert len(to_emily) == 2
+    alarm = notifications().get(recipient=emily, topic=Topic.ALARM)
+    assert alarm.status == N.SENT, alarm.last_error
+
+
 def test_the_global_sms_ceiling_postpones_a_text_without_spending_a_try(
     family, make_driver, monkeypatch, settings
 ):
