@@ -38,6 +38,11 @@ TEXTS: dict[str, str] = {
     Topic.ALARM: _("Care Connect: alarm on %(name)s's ride. A dispatcher is checking."),
 }
 
+# A driver whose profile has no plate yet: these topics say nothing of it.
+TEXTS_NO_VEHICLE: dict[str, str] = {
+    Topic.DRIVER_ASSIGNED: _("Care Connect: %(driver)s will drive %(name)s."),
+}
+
 # A ride booked ahead: these topics name its day and time.
 TEXTS_AHEAD: dict[str, str] = {
     Topic.CANCELLED: _("Care Connect: %(name)s's ride on %(when)s was cancelled."),
@@ -78,4 +83,6 @@ def notice_text(
         when = ride_when(ride) if ride.is_booked_ahead else ""
         if when and topic in TEXTS_AHEAD:
             return gettext(TEXTS_AHEAD[topic]) % (values | {"when": when})
+        if not values["vehicle"] and topic in TEXTS_NO_VEHICLE:
+            return gettext(TEXTS_NO_VEHICLE[topic]) % values
         return gettext(TEXTS[topic]) % values

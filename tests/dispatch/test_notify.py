@@ -306,6 +306,25 @@ def test_an_afrikaans_caregiver_is_texted_in_afrikaans(family, make_driver, monk
     assert sent["message"].startswith("Care Connect: John sal Sarah ry.")
 
 
+def test_a_driver_with_no_plate_yet_is_named_without_a_dangling_stop(
+    family, make_driver, monkeypatch, settings
+):
+    """A driver whose profile has no plate: "Dave will drive Sarah.", in every language."""
+    at_noon(monkeypatch)
+    sarah, emily, _ = family
+    dave = make_driver(JHB[0] + 0.004, JHB[1], first_name="Dave")
+    dave.driver_profile.vehicle_registration = ""
+    dave.driver_profile.save()
+    booking.ride_book(**trip(sarah))
+    deliver_all()
+    (sent,) = [t for t in texts(settings) if t["to"] == emily.phone_number]
+    assert sent["message"] == "Care Connect: Dave will drive Sarah."
+    ride = Ride.objects.with_people().get(passenger=sarah)
+    for language in Language.values:
+        text = notice_text(Topic.DRIVER_ASSIGNED, ride, {}, language)
+        assert text.endswith(".") and ". ." not in text and " ." not in text, (language, text)
+
+
 def test_every_text_in_every_language_fits_one_sms_part_and_names_no_needs(
     family, make_driver, monkeypatch
 ):
