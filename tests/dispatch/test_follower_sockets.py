@@ -34,6 +34,22 @@ def _sends_of(ride: Ride, kind: str, watchers: list[int]):
     )
 
 
+async def _assigned_with_late_news(ws, passenger, caregiver, make_link, make_driver, ride_id):
+    """
+    The passenger's ride `ride_id`, booked and assigned, followed by the
+    caregiver; and its `assigned` news (version 3) as another worker would
+    deliver it late: (the driver's socket, the passenger's, that news).
+    """
+    driver = await db(make_driver, *JHB)
+    await db(make_link, passenger, caregiver)
+    driver_ws = await open_driver(ws, driver)
+    rider = await book_as(ws, passenger, ride_id)
+    await receive_until(rider, "driver_assigned")
+    await receive_until(driver_ws, "ride_assigned")
+    at_assigned = await db(Ride.objects.with_people().get, ride_id=ride_id)
+    return driver_ws, rider, await db(_sends_of, at_assigned, "assigned", [caregiver.pk])
+
+
 @pytest.mark.parametrize("role", ["caregiver", "passenger"])
 async def test_follower_drops_news_older_than_its_snapshot(
     ws, passenger, caregiver, make_link, make_driver, role
@@ -44,14 +60,9 @@ async def test_follower_drops_news_older_than_its_snapshot(
     worker's outbox, is dropped, as the ride socket drops it: the app never
     shows the ride back at `assigned` after the driver arrived.
     """
-    driver = await db(make_driver, *JHB)
-    await db(make_link, passenger, caregiver)
-    driver_ws = await open_driver(ws, driver)
-    rider = await book_as(ws, passenger, "old-1")
-    await receive_until(rider, "driver_assigned")
-    await receive_until(driver_ws, "ride_assigned")
-    at_assigned = await db(Ride.objects.with_people().get, ride_id="old-1")
-    late = await db(_sends_of, at_assigned, "assigned", [caregiver.pk])
+    driver_ws, rider, late = await _assigned_with_late_news(
+        ws, passenger, caregiver, make_link, make_driver, "old-1"
+    )
     await driver_ws.send_json_to({"type": "arrived"})
     await receive_until(rider, "ride_status")
 
@@ -127,14 +138,9 @@ async def test_follower_drops_news_its_snapshot_already_showed(
     so the app is not told of the driver a second time (the ride socket
     drops it too).
     """
-    driver = await db(make_driver, *JHB)
-    await db(make_link, passenger, caregiver)
-    driver_ws = await open_driver(ws, driver)
-    rider = await book_as(ws, passenger, "same-1")
-    await receive_until(rider, "driver_assigned")
-    await receive_until(driver_ws, "ride_assigned")
-    at_assigned = await db(Ride.objects.with_people().get, ride_id="same-1")
-    late = await db(_sends_of, at_assigned, "assigned", [caregiver.pk])
+    driver_ws, rider, late = await _assigned_with_late_news(
+        ws, passenger, caregiver, make_link, make_driver, "same-1"
+    )
 
     user = caregiver if role == "caregiver" else passenger
     follower, _ = await open_follower(ws, user, role)
