@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from dispatch import broadcast, matching, rides
-from dispatch.errors import DispatchError
+from dispatch.errors import DispatchError, IllegalTransition
 from dispatch.models import DriverState, DriverStatus, OfferStatus, Ride, RideOffer, RideStatus
 from people.models import User
 from project.common.sweeps import Sweep
@@ -26,24 +26,34 @@ log = logging.getLogger(__name__)
 
 def offered_ride(*, driver: User, ride_id: str | None) -> Ride:
     """The ride of the driver's open offer (that ride's, if `ride_id` names one)."""
-    offers = RideOffer.objects.select_related("ride").filter(
-        driver=driver, status=OfferStatus.OFFERED
-    )
+    offers = RideOffer.objects.select_related("ride").filter(driver=driver)
     if ride_id:
         offers = offers.filter(ride__ride_id=ride_id)
-    offer = offers.first()
-    if offer is None:
-        raise DispatchError("You have no open ride offer.", code="invalid_state", status=409)
-    return offer.ride
+    offer = offers.filter(status=OfferStatus.OFFERED).first()
+    if offer is not None:
+        return offer.ride
+    past = offers.order_by("-created_at").first() if ride_id else None
+    if past is not None:
+        raise _no_longer_open(past.ride, "The offer is no longer open.")
+    raise DispatchError("You have no open ride offer.", code="invalid_state", status=409)
+
+
+def _no_longer_open(ride: Ride, message: str) -> IllegalTransition:
+    """
+    An answer to an offer that has closed (expired, withdrawn, answered):
+    invalid_state, saying where the ride is now (docs/protocol.md).
+    """
+    ride.refresh_from_db(fields=["status", "version"])
+    return IllegalTransition(ride, RideStatus.ASSIGNED, message)
 
 
 def _open_offer(ride: Ride, driver: User) -> RideOffer:
     offer = RideOffer.objects.filter(ride=ride, driver=driver, status=OfferStatus.OFFERED).first()
     if offer is None:
-        raise DispatchError(f"There is no open offer of ride {ride.ride_id} to you.")
+        raise _no_longer_open(ride, f"There is no open offer of ride {ride.ride_id} to you.")
     if offer.expires_at <= timezone.now():
         ride_offers_expire()
-        raise DispatchError("The offer has expired.", code="invalid_state", status=409)
+        raise _no_longer_open(ride, "The offer has expired.")
     return offer
 
 
@@ -51,7 +61,7 @@ def _close(offer: RideOffer, status: str) -> None:
     if not RideOffer.objects.filter(pk=offer.pk, status=OfferStatus.OFFERED).update(
         status=status, responded_at=timezone.now()
     ):
-        raise DispatchError("The offer is no longer open.", code="invalid_state", status=409)
+        raise _no_longer_open(offer.ride, "The offer is no longer open.")
 
 
 def ride_offer_accept(*, ride: Ride, driver: User) -> Ride:

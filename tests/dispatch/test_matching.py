@@ -315,6 +315,48 @@ def test_an_offer_to_a_driver_who_leaves_goes_on_at_the_next_sweep(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("answer", [offers.ride_offer_accept, offers.ride_offer_decline])
+def test_an_answer_to_an_offer_closed_meanwhile_says_where_the_ride_is(
+    passenger, make_driver, settings, answer
+):
+    """
+    The passenger cancels between the driver's tap and its answer: as the
+    protocol says, invalid_state (409) with the ride's status and version,
+    and nothing written.
+    """
+    settings.DISPATCH_MODE = "offer"
+    driver = make_driver(*JHB)
+    matching.ride_match(ride=book(passenger))
+    ride = offers.offered_ride(driver=driver, ride_id="r1")
+    rides.ride_cancel(ride=Ride.objects.get(pk=ride.pk), actor=passenger, cancelled_by="passenger")
+    cancelled = Ride.objects.get(pk=ride.pk)
+    with pytest.raises(errors.DispatchError) as refused:
+        answer(ride=ride, driver=driver)
+    assert (refused.value.code, refused.value.status) == ("invalid_state", 409)
+    assert refused.value.extra == {"current_status": "cancelled", "version": cancelled.version}
+    assert Ride.objects.get(pk=ride.pk).version == cancelled.version
+
+
+@pytest.mark.django_db
+def test_a_late_answer_to_an_offer_says_where_the_ride_is(passenger, make_driver, settings):
+    """An accept after the offer expired is invalid_state with the ride's status and version."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.DISPATCH_MODE = "offer"
+    driver = make_driver(*JHB)
+    matching.ride_match(ride=book(passenger))
+    later = timezone.now() + timedelta(seconds=settings.OFFER_TIMEOUT_S + 1)
+    assert offers.ride_offers_expire(now=later) == 1
+    ride = Ride.objects.get(ride_id="r1")
+    with pytest.raises(errors.DispatchError) as refused:
+        offers.offered_ride(driver=driver, ride_id="r1")
+    assert (refused.value.code, refused.value.status) == ("invalid_state", 409)
+    assert refused.value.extra == {"current_status": ride.status, "version": ride.version}
+
+
+@pytest.mark.django_db
 def test_offer_mode_with_nobody_left_reports_no_drivers(passenger, make_driver, settings):
     """When the only driver declines, the ride records that nobody was found."""
     settings.DISPATCH_MODE = "offer"
