@@ -345,11 +345,9 @@ def _ride_sends(
         gone = {**payloads.ride_cancelled(ride), "cancelled_by": released_by}
         gone["reason"] = released_reason
         sends.append((driver_group(released_id), _news(ride, "released", "driver", gone)))
-    for driver_id in withdrawn:
-        # An offer that is no longer open: the driver's app stops showing it.
-        gone = {**payloads.ride_cancelled(ride), "cancelled_by": ride.cancelled_by or "system"}
-        gone["reason"] = "offer_expired" if kind == "offer_expired" else "offer_withdrawn"
-        sends.append((driver_group(driver_id), _news(ride, "withdrawn", "driver", gone)))
+    sends += _withdrawn_sends(
+        ride, withdrawn, "offer_expired" if kind == "offer_expired" else "offer_withdrawn"
+    )
 
     if kind not in _NOT_FOR_CAREGIVERS:
         told = _news(ride, kind, "caregiver", told_caregivers or {**snapshot, "event": kind})
@@ -358,6 +356,24 @@ def _ride_sends(
     # the version an open panel assigns against) as much as a status change.
     sends.append((CONSOLE_GROUP, _console_ride(ride, kind)))
     return sends
+
+
+def _withdrawn_sends(ride: Ride, driver_ids, reason: str) -> list[Send]:
+    """Offers that are no longer open: each driver's app stops showing its offer."""
+    gone = {
+        **payloads.ride_cancelled(ride),
+        "cancelled_by": ride.cancelled_by or "system",
+        "reason": reason,
+    }
+    return [(driver_group(d), _news(ride, "withdrawn", "driver", gone)) for d in driver_ids]
+
+
+def offer_expired(ride: Ride, driver_id: int) -> None:
+    """
+    An offer expired that the ride's log could not take (the ride changed
+    at that moment): its driver alone is told, once the transaction commits.
+    """
+    _after_commit(_withdrawn_sends(_with_people(ride), [driver_id], "offer_expired"))
 
 
 def _console_ride(ride: Ride, kind: str) -> ConsoleRide:

@@ -75,11 +75,19 @@ class Candidate:
 
 
 def excluded_drivers(ride: Ride) -> set[int]:
-    """Drivers who gave this ride back or let its offer go: they are not asked again."""
-    ids = RideEvent.objects.filter(
-        ride=ride, kind__in=["driver_cancelled", "offer_declined", "offer_expired"]
-    ).values_list("payload__driver_id", flat=True)
-    return {int(i) for i in ids if i is not None}
+    """
+    Drivers who gave this ride back or let its offer go (declined, or let it
+    expire): they are not asked again. An offer let go counts by its own
+    row, so also when the ride changed at that moment and its log took no
+    offer_declined or offer_expired event.
+    """
+    ids = RideEvent.objects.filter(ride=ride, kind="driver_cancelled").values_list(
+        "payload__driver_id", flat=True
+    )
+    let_go = RideOffer.objects.filter(
+        ride=ride, status__in=[OfferStatus.DECLINED, OfferStatus.EXPIRED]
+    ).values_list("driver_id", flat=True)
+    return {int(i) for i in ids if i is not None} | set(let_go)
 
 
 def nearby(ride: Ride) -> Iterator[tuple[int, float, Point]]:

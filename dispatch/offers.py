@@ -118,6 +118,11 @@ def ride_offers_expire(*, now: datetime | None = None) -> int:
                 broadcast.ride_changed(
                     ride, "offer_expired", withdrawn_driver_ids=[offer.driver_id]
                 )
+            else:
+                # The ride changed as it was read: the offer has expired all
+                # the same, and the driver's app must stop showing it.
+                ride = Ride.objects.get(pk=offer.ride_id)
+                broadcast.offer_expired(ride, offer.driver_id)
         expired += 1
         if ride.status == RideStatus.SEARCHING:
             matching.ride_match(ride=ride)

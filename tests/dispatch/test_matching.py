@@ -357,6 +357,36 @@ def test_a_late_answer_to_an_offer_says_where_the_ride_is(passenger, make_driver
 
 
 @pytest.mark.django_db
+def test_a_decline_as_the_ride_changes_still_passes_the_ride_on(passenger, make_driver, settings):
+    """
+    Another writer moves the ride on just as a driver declines it: the
+    decline still counts, and the ride is offered to the next driver, not
+    back to them.
+    """
+    from django.db.models.signals import post_init
+
+    settings.DISPATCH_MODE = "offer"
+    first = make_driver(JHB[0] + 0.001, JHB[1])
+    second = make_driver(JHB[0] + 0.02, JHB[1])
+    matching.ride_match(ride=book(passenger))
+    ride = offers.offered_ride(driver=first, ride_id="r1")
+    changed: list[int] = []
+
+    def meanwhile(sender, instance, **kwargs):
+        if not changed:
+            changed.append(instance.pk)
+            rides.record(Ride.objects.get(pk=instance.pk), "no_drivers")
+
+    post_init.connect(meanwhile, sender=Ride)
+    try:
+        result = offers.ride_offer_decline(ride=ride, driver=first)
+    finally:
+        post_init.disconnect(meanwhile, sender=Ride)
+    assert changed
+    assert result.offered and result.driver_id == second.pk
+
+
+@pytest.mark.django_db
 def test_offer_mode_with_nobody_left_reports_no_drivers(passenger, make_driver, settings):
     """When the only driver declines, the ride records that nobody was found."""
     settings.DISPATCH_MODE = "offer"

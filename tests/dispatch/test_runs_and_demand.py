@@ -202,3 +202,63 @@ def test_a_run_driver_whose_ride_now_is_reassigned_still_carries_the_runs_rider(
     matching.ride_assign(ride=now, driver_id=jane.pk, actor=dispatcher, confirmed=True)
     assert Ride.objects.get(pk=now.pk).driver_id == jane.pk
     assert DriverState.objects.get(driver=john).status == "on_trip"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_offer_expiring_as_its_ride_changes_still_leaves_its_driver(
+    ws, passenger, make_driver, settings
+):
+    """
+    Another worker writes to the ride just as the sweep expires its offer:
+    the driver's app is still told the offer expired, and the ride goes to
+    the next driver, not straight back to the one who let it go.
+    """
+    from datetime import timedelta
+
+    from django.db.models.signals import post_init
+    from django.utils import timezone
+
+    from dispatch import offers
+    from dispatch.models import RideOffer
+    from tests.conftest import db, find_driver, receive_until, token_for
+
+    settings.DISPATCH_MODE = "offer"
+    near = await db(make_driver, JHB[0] + 0.01, JHB[1])
+    far = await db(make_driver, JHB[0] + 0.03, JHB[1])
+    near_ws = await ws("/ws/driver/", token=await db(token_for, near))
+    await near_ws.receive_json_from()
+    far_ws = await ws("/ws/driver/", token=await db(token_for, far))
+    await far_ws.receive_json_from()
+    comm = await ws("/ws/ride/offer-9/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver())
+    await receive_until(near_ws, "ride_request")
+
+    changed: list[int] = []
+
+    def meanwhile(sender, instance, **kwargs):
+        # The sweep reads the ride: at that moment another writer moves it on.
+        if not changed:
+            changed.append(instance.pk)
+            rides.record(Ride.objects.get(pk=instance.pk), "no_drivers")
+
+    later = timezone.now() + timedelta(seconds=settings.OFFER_TIMEOUT_S + 1)
+    post_init.connect(meanwhile, sender=Ride)
+    try:
+        assert await db(offers.ride_offers_expire, now=later) == 1
+    finally:
+        post_init.disconnect(meanwhile, sender=Ride)
+    assert changed
+
+    expired, _ = await receive_until(near_ws, "ride_cancelled")
+    assert expired["ride_id"] == "offer-9" and expired["reason"] == "offer_expired"
+    offered, _ = await receive_until(far_ws, "ride_request")
+    assert offered["ride_id"] == "offer-9"
+    made = await db(
+        lambda: list(
+            RideOffer.objects.filter(ride__ride_id="offer-9")
+            .order_by("created_at")
+            .values_list("driver_id", "status")
+        )
+    )
+    assert made == [(near.pk, "expired"), (far.pk, "offered")]
