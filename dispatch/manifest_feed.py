@@ -11,10 +11,11 @@ rider.
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, timedelta
 
 from django.utils import timezone
 
+from dispatch import scheduling
 from dispatch.planning import day
 from dispatch.socket_schemas import GetManifest
 from project.common.db import db_async
@@ -32,7 +33,7 @@ class ManifestFeed:
         manifest = day.manifest_for(self.user, today)
         if not manifest["stops"]:
             return None
-        self.manifests_sent[today] = manifest["stops"]
+        self._sent(today, manifest["stops"])
         return manifest
 
     def run_stops_ahead(self) -> bool:
@@ -44,8 +45,26 @@ class ManifestFeed:
         request = GetManifest.model_validate(content)
         service_date = request.service_date or timezone.localdate()
         manifest = await db_async(day.manifest_for)(self.user, service_date)
-        self.manifests_sent[service_date] = manifest["stops"]
+        self._sent(service_date, manifest["stops"])
         await self.send_json(manifest)
+
+    def _sent(self, service_date: date, stops: list) -> None:
+        """
+        Remember what the app was sent for a day, so that a nudge that
+        changes nothing sends nothing: only for the days a nudge may come
+        for (yesterday, for a run ending after midnight, to the booking
+        horizon), so that an app asking for any number of days does not
+        grow the worker. A day outside them is sent, not remembered; nor is
+        a day without stops, which is what a day never sent reads as.
+        """
+        first = timezone.localdate() - timedelta(days=1)
+        last = scheduling.last_bookable_date()
+        for gone in [d for d in self.manifests_sent if not first <= d <= last]:
+            del self.manifests_sent[gone]
+        if stops and first <= service_date <= last:
+            self.manifests_sent[service_date] = stops
+        else:
+            self.manifests_sent.pop(service_date, None)
 
     async def disconnect(self, code):
         reader = getattr(self, "manifest_reader", None)
@@ -63,5 +82,5 @@ class ManifestFeed:
             service_date = self.manifest_dirty.pop()
             manifest = await db_async(day.manifest_for)(self.user, service_date, updated=True)
             if manifest["stops"] != self.manifests_sent.get(service_date, []):
-                self.manifests_sent[service_date] = manifest["stops"]
+                self._sent(service_date, manifest["stops"])
                 await self.send_json(manifest)

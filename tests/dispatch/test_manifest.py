@@ -407,3 +407,37 @@ async def test_a_step_stands_when_the_next_rider_is_already_on_a_ride_now(ws, ru
     assert [m for m in told if m["type"] == "error"] == []
     assert (await db(Ride.objects.get, pk=first.pk)).status == RideStatus.COMPLETED
     assert (await db(Ride.objects.get, ride_id=later)).status == RideStatus.SCHEDULED
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_app_asking_for_day_after_day_does_not_grow_its_socket(
+    ws, run_day, settings, monkeypatch
+):
+    """
+    Every get_manifest is answered, but the socket remembers what it sent
+    only for the days whose changes it may be told of (yesterday to the
+    booking horizon), however many days the app asks for.
+    """
+    from dispatch.consumers.driver import DriverConsumer
+
+    sockets = []
+    starting = DriverConsumer.manifest_start
+
+    def start(self):
+        sockets.append(self)
+        return starting(self)
+
+    monkeypatch.setattr(DriverConsumer, "manifest_start", start)
+    await db(publish, run_day["plan"])
+    comm = await driver_socket(ws, run_day["driver"])
+    await receive_until(comm, "manifest")
+    asked = [today() + timedelta(days=n) for n in range(-270, 270, 9)]
+    for day in asked:
+        await comm.send_json_to({"type": "get_manifest", "service_date": day.isoformat()})
+        manifest, _ = await receive_until(comm, "manifest")
+        assert manifest["service_date"] == day.isoformat()
+        assert bool(manifest["stops"]) == (day == today())
+    kept = set(sockets[0].manifests_sent)
+    last = today() + timedelta(days=settings.BOOKING_HORIZON_DAYS)
+    assert today() in kept
+    assert all(today() - timedelta(days=1) <= day <= last for day in kept), kept
