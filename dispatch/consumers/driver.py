@@ -188,7 +188,7 @@ class DriverConsumer(ManifestFeed, AppSocket):
             if self.held.pop(ride_id, None) is not None and not self.held:
                 # Free for waiting rides; not a run's driver with stops still
                 # ahead today (their next riders are booked).
-                self.matching_waiting = not self.run_stops_ahead()
+                self.matching_waiting = not await self.run_stops_ahead()
         shown = access.shown_to(self.viewer, message, event["status"])
         if shown is not None:
             await self.send_json(shown)

@@ -319,6 +319,11 @@ def _next_stop(driver: User, service_date: date) -> Stop | None:
     return left[0] if left else None
 
 
+def run_stops_ahead(driver: User, service_date: date) -> bool:
+    """Whether the driver's published runs of the day have stops still to do."""
+    return _next_stop(driver, service_date) is not None
+
+
 def trip_ride(*, driver: User, ride_id: str | None = None, now: datetime | None = None) -> Ride:
     """
     The ride a driver's trip message (arrived, start_trip...) is about: one

@@ -441,3 +441,67 @@ async def test_an_app_asking_for_day_after_day_does_not_grow_its_socket(
     last = today() + timedelta(days=settings.BOOKING_HORIZON_DAYS)
     assert today() in kept
     assert all(today() - timedelta(days=1) <= day <= last for day in kept), kept
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_run_driver_on_since_last_night_is_not_given_a_waiting_ride_before_the_run(
+    ws, run_day, make_user, monkeypatch
+):
+    """
+    John's socket opened last night, before today's run was anybody's news.
+    At 06:00 he drops off a ride booked now, with Sarah and Bob still to
+    fetch today: a ride waiting nearby is not his to take.
+    """
+    last_night = timezone.make_aware(datetime.combine(today() - timedelta(days=1), time(22, 0)))
+    early = timezone.make_aware(datetime.combine(today(), time(6, 0)))
+    clock = [last_night]
+    await db(publish, run_day["plan"])
+    monkeypatch.setattr(on_the_day.timezone, "now", lambda: clock[0])
+    comm = await driver_socket(ws, run_day["driver"])
+    await comm.send_json_to({"type": "set_status", "status": "available"})
+    await receive_until(comm, "status_updated")
+    await comm.send_json_to({"type": "location_update", "latitude": JHB[0], "longitude": JHB[1]})
+    rider = await db(make_user, "passenger", first_name="Nomsa")
+    await db(booking.ride_book, **booking_keywords(rider, "late-1"))
+    held, _ = await receive_until(comm, "ride_assigned")
+    assert held["ride_id"] == "late-1"
+    for step in ("arrived", "start_trip"):
+        await comm.send_json_to({"type": step, "ride_id": "late-1"})
+    clock[0] = early
+    waiting = await db(make_user, "passenger", first_name="Lindiwe")
+    await db(booking.ride_book, **booking_keywords(waiting, "waiting-1"))
+    await comm.send_json_to({"type": "complete_trip", "ride_id": "late-1"})
+    while (await receive_until(comm, "ride_status"))[0]["status"] != RideStatus.COMPLETED:
+        pass
+    await comm.send_json_to({"type": "ping"})
+    await receive_until(comm, "pong")
+    left = await db(Ride.objects.get, ride_id="waiting-1")
+    assert (left.status, left.driver_id) == (RideStatus.SEARCHING, None)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_run_driver_dropping_off_the_runs_last_rider_is_given_a_waiting_ride(
+    ws, run_day, make_user, monkeypatch
+):
+    """With Sarah and Bob dropped off, John's run is done: a ride waiting nearby is his."""
+    early = timezone.make_aware(datetime.combine(today(), time(6, 0)))
+    monkeypatch.setattr(on_the_day.timezone, "now", lambda: early)
+    await db(publish, run_day["plan"])
+    comm = await driver_socket(ws, run_day["driver"])
+    await receive_until(comm, "manifest")
+    await comm.send_json_to({"type": "set_status", "status": "available"})
+    await receive_until(comm, "status_updated")
+    await comm.send_json_to({"type": "location_update", "latitude": JHB[0], "longitude": JHB[1]})
+    for rider in range(2):
+        await comm.send_json_to({"type": "arrived"})
+        reached, _ = await receive_until(comm, "ride_assigned")
+        ride_id = reached["ride_id"]
+        await comm.send_json_to({"type": "start_trip", "ride_id": ride_id})
+        if rider == 1:
+            waiting = await db(make_user, "passenger", first_name="Lindiwe")
+            await db(booking.ride_book, **booking_keywords(waiting, "waiting-1"))
+        await comm.send_json_to({"type": "complete_trip", "ride_id": ride_id})
+        while (await receive_until(comm, "ride_status"))[0]["status"] != RideStatus.COMPLETED:
+            pass
+    given, _ = await receive_until(comm, "ride_assigned")
+    assert given["ride_id"] == "waiting-1"
