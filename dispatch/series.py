@@ -392,10 +392,33 @@ def _ride_fields(series: RideSeries, ride: Ride) -> dict:
 # --- materialising -------------------------------------------------------------------
 
 
+def _booker(series: RideSeries) -> User:
+    """
+    Who books the rides made now: the series' booker while they may book for
+    its passenger, else (a caregiver's link ended or lost the permission,
+    their account off) the passenger, to whom the series passes, audited.
+    """
+    booker = series.booked_by
+    if access.may_change_series(booker, series):
+        return booker
+    series.booked_by = series.passenger
+    RideSeries.objects.filter(pk=series.pk).update(
+        booked_by=series.passenger, updated_at=timezone.now()
+    )
+    audit_event_record(
+        actor=None,
+        action="series.booker_changed",
+        subject=series,
+        payload={"from": booker.pk, "to": series.passenger_id},
+    )
+    return series.passenger
+
+
 def _materialise(series: RideSeries, *, now: datetime | None = None) -> list[str]:
     """Make the series' rides up to the horizon that do not exist yet; their ride ids."""
     if series.status != SeriesStatus.ACTIVE:
         return []
+    booked_by = _booker(series)
     now = now or timezone.now()
     today = timezone.localtime(now).date()
     until = scheduling.last_bookable_date(now)
@@ -420,7 +443,7 @@ def _materialise(series: RideSeries, *, now: datetime | None = None) -> list[str
         return_at = local_instant(day, series.return_time) if back and series.return_time else None
         ride = scheduling.ride_book_ahead(
             passenger=series.passenger,
-            booked_by=series.booked_by,
+            booked_by=booked_by,
             role="system",
             series=series,
             service_date=day,

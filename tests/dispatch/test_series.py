@@ -342,3 +342,72 @@ def test_ending_a_series_today_keeps_todays_ride_and_cancels_the_later(passenger
     assert todays.status == RideStatus.SCHEDULED and todays.ride_id not in ended.cancelled
     later = Ride.objects.filter(series=change.series, service_date__gt=today)
     assert later.exists() and set(later.values_list("status", flat=True)) == {"cancelled"}
+
+
+# --- who books a series' rides ------------------------------------------------------
+
+
+def _lose_the_right(how, link, caregiver):
+    from people.caregivers import caregiver_link_revoke, caregiver_link_update
+
+    if how == "revoked":
+        caregiver_link_revoke(link=link, actor=link.passenger)
+    elif how == "declined":
+        type(link).objects.filter(pk=link.pk).update(status="declined")
+    elif how == "no_booking":
+        caregiver_link_update(link=link, actor=link.passenger, can_book_rides=False)
+    else:
+        caregiver.is_active = False
+        caregiver.save()
+
+
+@pytest.mark.parametrize("how", ["revoked", "declined", "no_booking", "switched_off"])
+def test_rides_made_after_the_booker_lost_the_right_are_the_passengers_own(
+    passenger, make_user, make_link, settings, how
+):
+    """
+    A caregiver who may no longer book for the passenger is not the booker
+    of the series' later rides (the driver's contact): the passenger is,
+    and the series says so, audited.
+    """
+    from people.models import AuditEvent
+
+    settings.BOOKING_HORIZON_DAYS = 7
+    emily = make_user("caregiver", first_name="Emily")
+    link = make_link(passenger, emily, can_book_rides=True, can_receive_notifications=True)
+    change = create(passenger, emily, weekdays=list(range(7)))
+    before = set(Ride.objects.filter(series=change.series).values_list("pk", flat=True))
+    _lose_the_right(how, link, emily)
+
+    made = S.series_materialise(now=timezone.now() + timedelta(days=3))
+
+    later = Ride.objects.filter(series=change.series).exclude(pk__in=before)
+    assert made and later.filter(leg="outbound").count() == made
+    assert set(later.values_list("booked_by_id", flat=True)) == {passenger.pk}
+    assert not any(r.booked_on_behalf for r in later)
+    change.series.refresh_from_db()
+    assert change.series.booked_by_id == passenger.pk
+    handed = AuditEvent.objects.get(action="series.booker_changed")
+    assert handed.subject_id == str(change.series.pk)
+    assert handed.payload == {"from": emily.pk, "to": passenger.pk}
+
+
+def test_a_caregiver_who_still_may_book_stays_the_booker_of_later_rides(
+    passenger, caregiver, settings
+):
+    settings.BOOKING_HORIZON_DAYS = 7
+    change = create(passenger, caregiver, weekdays=list(range(7)))
+    assert S.series_materialise(now=timezone.now() + timedelta(days=3))
+    assert set(
+        Ride.objects.filter(series=change.series).values_list("booked_by_id", flat=True)
+    ) == {caregiver.pk}
+    change.series.refresh_from_db()
+    assert change.series.booked_by_id == caregiver.pk
+
+
+def test_a_series_a_dispatcher_booked_keeps_its_booker(passenger, dispatcher, settings):
+    settings.BOOKING_HORIZON_DAYS = 7
+    change = create(passenger, dispatcher, weekdays=list(range(7)))
+    assert S.series_materialise(now=timezone.now() + timedelta(days=3))
+    change.series.refresh_from_db()
+    assert change.series.booked_by_id == dispatcher.pk
