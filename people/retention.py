@@ -1,7 +1,7 @@
 """
 How long sign-in leaves personal data behind. Ended API sessions (an app
 install's user agent and times) and the SMS-code devices of phones that
-never registered serve nobody once RETENTION_DAYS have passed, and POPIA
+no account holds serve nobody once RETENTION_DAYS have passed, and POPIA
 asks that what is not needed is not kept. `manage.py housekeeping` runs
 these daily with dispatch's own rule (dispatch.retention).
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Q
+from django.db.models import F, Q
 
 from people.models import ApiSession, PhoneOTPDevice
 
@@ -32,9 +32,11 @@ def api_sessions_purge(*, before: datetime) -> int:
 
 def otp_devices_purge(*, before: datetime) -> int:
     """
-    Delete the SMS-code devices of phones that never registered and have
+    Delete the SMS-code devices of phones no account holds (never
+    registered, or an account support moved to another number) that have
     asked for no code since `before` (their last code expired before it). A
     registered user's device stays with the account.
     """
-    deleted, _ = PhoneOTPDevice.objects.filter(user__isnull=True, valid_until__lt=before).delete()
+    unheld = Q(user__isnull=True) | ~Q(user__phone_number=F("phone_number"))
+    deleted, _ = PhoneOTPDevice.objects.filter(unheld, valid_until__lt=before).delete()
     return deleted

@@ -194,7 +194,7 @@ def otp_verify(
     error: SignInError | None = None
     result: VerifyResult | None = None
     with transaction.atomic():
-        device = PhoneOTPDevice.objects.select_for_update().filter(phone_number=phone).first()
+        device = _otp_device_for_update(phone, create=False)
         if device is None or not device.code_waiting():
             error = _otp_none_waiting(sent=device is not None)
         elif not device.verify_token(code):
@@ -246,7 +246,7 @@ def user_register(
                 DriverProfile.objects.create(user=user, is_verified=False)
             elif user_type == UserType.PASSENGER:
                 PassengerProfile.objects.create(user=user)
-            PhoneOTPDevice.objects.filter(phone_number=phone, user=None).update(user=user)
+            PhoneOTPDevice.objects.filter(phone_number=phone).update(user=user)
             audit_event_record(
                 actor=user,
                 action="user.registered",
@@ -302,15 +302,22 @@ def _otp_refused(cap: str, wait: int) -> ServiceError:
     return sms_busy(wait)
 
 
-def _otp_device_for_update(phone: str) -> PhoneOTPDevice:
-    device, _ = PhoneOTPDevice.objects.get_or_create(
-        phone_number=phone,
-        defaults={
-            "name": "SMS",
-            "user": User.objects.filter(phone_number=phone).first(),
-        },
-    )
-    return PhoneOTPDevice.objects.select_for_update().get(pk=device.pk)
+def _otp_device_for_update(phone: str, *, create: bool = True) -> PhoneOTPDevice | None:
+    """
+    The phone's code device, locked, naming the account that holds the
+    number now: support may move an account to another number, and whoever
+    registers the old one next owns its codes and their audit rows.
+    """
+    holder = User.objects.filter(phone_number=phone).first()
+    if create:
+        PhoneOTPDevice.objects.get_or_create(
+            phone_number=phone, defaults={"name": "SMS", "user": holder}
+        )
+    device = PhoneOTPDevice.objects.select_for_update().filter(phone_number=phone).first()
+    if device is not None and device.user_id != (holder.pk if holder else None):
+        device.user = holder
+        device.save(update_fields=["user"])
+    return device
 
 
 def _otp_new_code() -> str:
@@ -416,8 +423,7 @@ def _otp_accept(*, device: PhoneOTPDevice, phone: str, user_agent: str) -> Verif
     None when the phone's account is switched off."""
     user = User.objects.filter(phone_number=phone).first()
     device.failed_attempts = 0
-    if user is not None and device.user_id is None:
-        device.user = user
+    device.user = user
     device.save()
     audit_event_record(
         actor=user,

@@ -307,3 +307,70 @@ def test_the_console_backend_logs_the_code(caplog):
     with caplog.at_level(logging.INFO, logger="people.sms"):
         signin.otp_send(phone_number=PHONE)
     assert pending_code() in caplog.text
+
+
+# --- a number that changes hands ------------------------------------------------
+
+NEW_PHONE = "27821234999"
+
+
+def _sign_in(phone: str = PHONE) -> signin.VerifyResult:
+    signin.otp_send(phone_number=phone)
+    return signin.otp_verify(phone_number=phone, code=pending_code(phone))
+
+
+def test_a_number_support_moved_to_another_account_names_its_new_holder(clock, make_account):
+    """
+    Support moves Thandi to a new number; Sipho later registers her old
+    one. The old number's code device, and every sign-in row for it, name
+    nobody in between and Sipho after, never Thandi.
+    """
+    thandi = make_account()
+    _sign_in()
+    assert device().user == thandi
+    thandi.phone_number = NEW_PHONE
+    thandi.save()
+    first = AuditEvent.objects.order_by("-pk").first().pk
+
+    clock.advance(minutes=1)
+    result = _sign_in()
+    assert device().user is None
+    sipho = signin.user_register(
+        registration_token=result.registration_token,
+        first_name="Sipho",
+        last_name="Dlamini",
+        user_type="passenger",
+    )
+    assert device().user == sipho
+    clock.advance(minutes=1)
+    signin.otp_send(phone_number=PHONE)
+    fail_once()
+    signin.otp_verify(phone_number=PHONE, code=pending_code())
+
+    rows = AuditEvent.objects.filter(pk__gt=first, action__startswith="otp.").order_by("pk")
+    assert [(r.action, r.actor_id) for r in rows] == [
+        ("otp.sent", None),
+        ("otp.verified", None),
+        ("otp.sent", sipho.pk),
+        ("otp.failed", sipho.pk),
+        ("otp.verified", sipho.pk),
+    ]
+    # Thandi's new number is hers from its first code.
+    clock.advance(minutes=1)
+    _sign_in(NEW_PHONE)
+    assert PhoneOTPDevice.objects.get(phone_number=NEW_PHONE).user == thandi
+
+
+def test_a_code_device_left_naming_an_old_holder_follows_the_number(clock, make_account):
+    """A device still naming the account that held its number before names the holder now."""
+    thandi = make_account()
+    _sign_in()
+    thandi.phone_number = NEW_PHONE
+    thandi.save()
+    sipho = make_account(PHONE, first_name="Sipho")
+    assert device().user == thandi
+    clock.advance(minutes=1)
+    signin.otp_send(phone_number=PHONE)
+    assert device().user == sipho
+    sent = AuditEvent.objects.filter(action="otp.sent").order_by("-pk").first()
+    assert sent.actor == sipho

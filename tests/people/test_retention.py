@@ -74,3 +74,17 @@ def test_code_devices_of_phones_that_never_registered_go_after_the_retention(mak
     kept = set(PhoneOTPDevice.objects.values_list("pk", flat=True))
     assert kept == {recent_code.pk, account_device.pk}
     assert forgotten.pk not in kept
+
+
+def test_the_code_device_of_a_number_its_account_moved_away_from_goes_too(make_user):
+    """
+    Support moved the account to another number: its old number's device,
+    still naming it, is a phone no account holds and goes like one.
+    """
+    moved = make_user(phone="27820000005")
+    old_number = device("27820000005", last_code=ago(DAYS + 1), user=moved)
+    moved.phone_number = "27820000006"
+    moved.save()
+
+    assert otp_devices_purge(before=ago(DAYS)) == 1
+    assert not PhoneOTPDevice.objects.filter(pk=old_number.pk).exists()
