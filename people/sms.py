@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import stat
 import threading
@@ -215,23 +216,43 @@ def _send_smsportal(digits: str, message: str) -> None:
                 "data1": message,
             },
             timeout=settings.SMS_TIMEOUT_S,
+            stream=True,
         )
     except requests.RequestException as exc:
         raise _transport_error(exc) from exc
-    if response.status_code != 200:
-        raise SMSDeliveryError(f"SMS Portal answered HTTP {response.status_code}.")
-    ok, error = _parse_legacy_reply(response.content)
+    status, body = response.status_code, _reply_body(response)
+    if status != 200:
+        raise SMSDeliveryError(f"SMS Portal answered HTTP {status}.")
+    ok, error = _parse_legacy_reply(body)
     if not ok:
         raise SMSDeliveryError(f"SMS Portal refused the message: {error}")
     logger.info("SMS to %s accepted by SMS Portal (legacy API).", _masked(digits))
 
 
-def _parse_legacy_reply(body: bytes) -> tuple[bool, str]:
+def _reply_body(response: requests.Response) -> bytes | None:
+    """
+    The reply's body, read no further than MAX_REPLY_BYTES (None past it),
+    so a broken or hostile gateway cannot fill the worker's memory; the
+    connection is closed either way.
+    """
+    body = bytearray()
+    try:
+        with response:
+            for chunk in response.iter_content(chunk_size=8192):
+                body += chunk
+                if len(body) > MAX_REPLY_BYTES:
+                    return None
+    except requests.RequestException as exc:
+        raise _transport_error(exc) from exc
+    return bytes(body)
+
+
+def _parse_legacy_reply(body: bytes | None) -> tuple[bool, str]:
     """
     Read ``<api_result><call_result><result>True</result><error/>...``.
-    Returns (accepted, error text).
+    Returns (accepted, error text). None: a reply past MAX_REPLY_BYTES.
     """
-    if len(body) > MAX_REPLY_BYTES:
+    if body is None or len(body) > MAX_REPLY_BYTES:
         return False, "reply too large"
     # SMS Portal never sends a DTD; refusing one rules out entity expansion
     # whatever the expat version.
@@ -289,21 +310,26 @@ def _rest_token(base: str, username: str, password: str, *, fresh: bool) -> str:
             f"{base}/Authentication",
             auth=(username, password),
             timeout=settings.SMS_TIMEOUT_S,
+            stream=True,
         )
     except requests.RequestException as exc:
         raise _transport_error(exc) from exc
-    if response.status_code in (401, 403):
-        raise SMSDeliveryError(f"SMS Portal refused the credentials (HTTP {response.status_code}).")
-    if response.status_code != 200:
-        raise SMSDeliveryError(f"SMS Portal authentication answered HTTP {response.status_code}.")
-    try:
-        data = response.json()
-        token = data["token"]
-        minutes = float(data.get("expiresInMinutes") or 0)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SMSDeliveryError("SMS Portal authentication reply was unreadable.") from exc
+    status, data = response.status_code, _rest_json(response)
+    if status in (401, 403):
+        raise SMSDeliveryError(f"SMS Portal refused the credentials (HTTP {status}).")
+    if status != 200:
+        raise SMSDeliveryError(f"SMS Portal authentication answered HTTP {status}.")
+    if data is None:
+        raise SMSDeliveryError("SMS Portal authentication reply was unreadable.")
+    token, minutes = data.get("token"), data.get("expiresInMinutes")
     if not isinstance(token, str) or not token:
         raise SMSDeliveryError("SMS Portal authentication reply had no token.")
+    try:
+        minutes = 0.0 if minutes is None else float(minutes)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise SMSDeliveryError("SMS Portal authentication reply was unreadable.") from exc
+    if not math.isfinite(minutes):
+        raise SMSDeliveryError("SMS Portal authentication reply was unreadable.")
     lifetime = minutes * 60 - TOKEN_SAFETY_MARGIN_S
     if lifetime > 0:
         with _token_lock:
@@ -316,49 +342,54 @@ def _send_smsportal_rest(digits: str, message: str) -> None:
     base = settings.SMS_PORTAL_REST_URL.rstrip("/")
     body = {"Messages": [{"Content": message, "Destination": digits}]}
     token = _rest_token(base, username, password, fresh=False)
-    response = _post_bulk(base, token, body)
-    if response.status_code == 401:
+    status, reply = _post_bulk(base, token, body)
+    if status == 401:
         # The token died early (revoked, or SMS Portal restarted): one new
         # token and one retry, never a loop.
         token = _rest_token(base, username, password, fresh=True)
-        response = _post_bulk(base, token, body)
-        if response.status_code == 401:
+        status, reply = _post_bulk(base, token, body)
+        if status == 401:
             _forget_token(base, username)
             raise SMSDeliveryError("SMS Portal refused a fresh token (HTTP 401).")
-    if not 200 <= response.status_code < 300:
-        raise SMSDeliveryError(
-            f"SMS Portal answered HTTP {response.status_code}{_rest_error_detail(response)}."
-        )
-    faults = _rest_faults(response)
+    if not 200 <= status < 300:
+        raise SMSDeliveryError(f"SMS Portal answered HTTP {status}{_rest_error_detail(reply)}.")
+    faults = _rest_faults(reply)
     if faults:
         raise SMSDeliveryError(f"SMS Portal refused the message: {faults}")
     logger.info("SMS to %s accepted by SMS Portal (REST API).", _masked(digits))
 
 
-def _post_bulk(base: str, token: str, body: dict) -> requests.Response:
+def _post_bulk(base: str, token: str, body: dict) -> tuple[int, dict | None]:
+    """BulkMessages' HTTP status, and its reply (`_rest_json`)."""
     try:
-        return requests.post(
+        response = requests.post(
             f"{base}/BulkMessages",
             json=body,
             headers={"Authorization": f"Bearer {token}"},
             timeout=settings.SMS_TIMEOUT_S,
+            stream=True,
         )
     except requests.RequestException as exc:
         raise _transport_error(exc) from exc
+    return response.status_code, _rest_json(response)
 
 
 def _rest_json(response: requests.Response) -> dict | None:
-    if len(response.content) > MAX_REPLY_BYTES:
+    """
+    The reply's JSON object; None when it is none (too large, not JSON,
+    not UTF-8, nested deeper than the parser goes, not an object).
+    """
+    body = _reply_body(response)
+    if body is None:
         return None
     try:
-        data = response.json()
-    except ValueError:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
 
-def _rest_error_detail(response: requests.Response) -> str:
-    data = _rest_json(response)
+def _rest_error_detail(data: dict | None) -> str:
     if not data:
         return ""
     for key in ("errorMessage", "message", "error"):
@@ -368,11 +399,10 @@ def _rest_error_detail(response: requests.Response) -> str:
     return ""
 
 
-def _rest_faults(response: requests.Response) -> str:
+def _rest_faults(data: dict | None) -> str:
     # SMS Portal lists destinations it would not send to in
     # errorReport.faults; with one destination, any fault means no SMS.
-    data = _rest_json(response) or {}
-    report = data.get("errorReport")
+    report = (data or {}).get("errorReport")
     if not isinstance(report, dict):
         return ""
     faults = report.get("faults")

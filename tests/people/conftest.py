@@ -149,6 +149,10 @@ class PortalState:
     issued: list[str] = field(default_factory=list)
     live_tokens: set[str] = field(default_factory=set)
     accept_new_tokens: bool = True
+    # Raw bodies, when set, answered instead of the JSON above (a broken
+    # or hostile portal, or a proxy's page in its place).
+    auth_raw: bytes | None = None
+    bulk_raw: bytes | None = None
     bulk_status: int = 200
     bulk_reply: dict = field(
         default_factory=lambda: {
@@ -223,6 +227,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.state.issued.append(token)
         if self.state.accept_new_tokens:
             self.state.live_tokens.add(token)
+        if self.state.auth_raw is not None:
+            return self._send(200, self.state.auth_raw, "application/json")
         self._json(
             200,
             {
@@ -237,6 +243,8 @@ class _Handler(BaseHTTPRequestHandler):
         token = auth.removeprefix("Bearer ")
         if not auth.startswith("Bearer ") or token not in self.state.live_tokens:
             return self._json(401, {"errorMessage": "Token expired"})
+        if self.state.bulk_raw is not None:
+            return self._send(self.state.bulk_status, self.state.bulk_raw, "application/json")
         self._json(self.state.bulk_status, self.state.bulk_reply)
 
 

@@ -440,3 +440,17 @@ def test_sign_up_through_sms_portal_rest(api, settings, sms_portal):
     assert registered.status_code == 201
     access = registered.json()["tokens"]["access"]
     assert post(api, "logout/", **bearer(access)).status_code == 204
+
+
+@pytest.mark.logs_errors
+def test_send_otp_with_a_malformed_gateway_sign_in_reply_is_a_502(api, settings, sms_portal):
+    """
+    SMS Portal's REST sign-in answering JSON nested past any parser's depth
+    is a failed SMS: sms_failed, and the undelivered code withdrawn.
+    """
+    settings.SMS_BACKEND = "smsportal-rest"
+    sms_portal.auth_raw = b"[" * 30_000 + b"]" * 30_000
+    response = post(api, "send-otp/", {"phone_number": PHONE})
+    assert response.status_code == 502
+    assert response.json()["code"] == "sms_failed"
+    assert PhoneOTPDevice.objects.get().token is None

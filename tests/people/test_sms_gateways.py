@@ -297,3 +297,61 @@ def test_rest_destination_fault_fails(rest):
     }
     with pytest.raises(SMSDeliveryError, match="Opted out"):
         sms_send(phone_number=PHONE, message=MESSAGE)
+
+
+# Nested past any parser's depth, yet under MAX_REPLY_BYTES.
+DEEP = b"[" * 30_000 + b"]" * 30_000
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        DEEP,
+        b'{"token": ' + DEEP + b"}",
+        b"not json",
+        b"\xff\xfe\x00garbage",
+        b"[]",
+        b'"tok-1"',
+        b'{"token": 7}',
+        b'{"token": ""}',
+        b'{"token": "tok-1", "expiresInMinutes": "soon"}',
+        b'{"token": "tok-1", "expiresInMinutes": {}}',
+        b'{"token": "tok-1", "expiresInMinutes": 1' + b"0" * 400 + b"}",
+        b'{"token": "tok-1", "expiresInMinutes": 1e999}',
+        b'{"token": "tok-1", "expiresInMinutes": NaN}',
+        b'{"token": "' + b"t" * (sms.MAX_REPLY_BYTES * 4) + b'"}',
+    ],
+    ids=[
+        "nested-deep", "token-nested-deep", "garbage", "not-utf8", "a-list", "a-string",
+        "token-not-text", "token-empty", "expiry-not-a-number", "expiry-an-object",
+        "expiry-too-large-for-a-float", "expiry-infinite", "expiry-nan", "too-large",
+    ],
+)  # fmt: skip
+def test_rest_malformed_authentication_reply_fails_typed(rest, reply):
+    """Whatever SMS Portal's sign-in answers, a reply it should not give is a failed SMS."""
+    rest.auth_raw = reply
+    with pytest.raises(SMSDeliveryError, match="authentication reply"):
+        sms_send(phone_number=PHONE, message=MESSAGE)
+    assert rest.paths() == ["/v1/Authentication"]
+
+
+@pytest.mark.parametrize("status", [200, 400])
+@pytest.mark.parametrize(
+    "reply",
+    [DEEP, b'{"errorReport": {"faults": ' + DEEP + b"}}", b"x" * (sms.MAX_REPLY_BYTES * 4)],
+    ids=["nested-deep", "faults-nested-deep", "too-large"],
+)
+def test_rest_malformed_bulk_reply_is_read_as_its_status_says(rest, reply, status):
+    """An unreadable BulkMessages reply: its HTTP status alone says whether it was sent."""
+    rest.bulk_status, rest.bulk_raw = status, reply
+    if status == 200:
+        sms_send(phone_number=PHONE, message=MESSAGE)
+    else:
+        with pytest.raises(SMSDeliveryError, match="HTTP 400"):
+            sms_send(phone_number=PHONE, message=MESSAGE)
+
+
+def test_legacy_reply_too_large_fails(legacy):
+    legacy.legacy_reply = b"<api_result>" + b" " * (sms.MAX_REPLY_BYTES * 4) + b"</api_result>"
+    with pytest.raises(SMSDeliveryError, match="too large"):
+        sms_send(phone_number=PHONE, message=MESSAGE)
