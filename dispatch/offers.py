@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from dispatch import broadcast, matching, rides
+from dispatch import broadcast, drivers, matching, rides
 from dispatch.errors import DispatchError, IllegalTransition
 from dispatch.models import DriverState, DriverStatus, OfferStatus, Ride, RideOffer, RideStatus
 from people.models import User
@@ -57,6 +57,19 @@ def _open_offer(ride: Ride, driver: User) -> RideOffer:
     return offer
 
 
+def _ride_locked(ride_id: int) -> Ride:
+    """
+    The ride's row, locked until the transaction ends and read afresh.
+    An answer and the sweep take it before they close the offer, in the
+    order every writer of a ride takes its rows: a driver's status row
+    (drivers.lock_status, a claim), then the ride's, then its offers'.
+    Cancelling and assigning write the ride and then withdraw its offers
+    (rides.withdraw_offers): an answer that closed its offer first would
+    wait for them as they wait for it, and PostgreSQL would abort one.
+    """
+    return Ride.objects.select_for_update().get(pk=ride_id)
+
+
 def _close(offer: RideOffer, status: str) -> None:
     if not RideOffer.objects.filter(pk=offer.pk, status=OfferStatus.OFFERED).update(
         status=status, responded_at=timezone.now()
@@ -68,8 +81,10 @@ def ride_offer_accept(*, ride: Ride, driver: User) -> Ride:
     """The driver takes the ride, if the hard rules still allow it."""
     offer = _open_offer(ride, driver)
     with transaction.atomic():
+        # The claim's row before the ride's (_ride_locked).
+        drivers.lock_status(driver.pk)
+        ride = _ride_locked(ride.pk)
         _close(offer, OfferStatus.ACCEPTED)
-        ride.refresh_from_db()
         matching.ride_assign(
             ride=ride, driver_id=driver.pk, actor=driver, role="driver", confirmed=True
         )
@@ -80,8 +95,8 @@ def ride_offer_decline(*, ride: Ride, driver: User, reason: str = "") -> matchin
     """The driver lets the ride go: it is offered to the next one."""
     offer = _open_offer(ride, driver)
     with transaction.atomic():
+        ride = _ride_locked(ride.pk)
         _close(offer, OfferStatus.DECLINED)
-        ride.refresh_from_db()
         if rides.record(
             ride,
             "offer_declined",
@@ -109,11 +124,11 @@ def ride_offers_expire(*, now: datetime | None = None) -> int:
         Q(expires_at__lte=now) | ~Q(driver_id__in=still_able.values("driver_id"))
     ):
         with transaction.atomic():
+            ride = _ride_locked(offer.ride_id)
             if not RideOffer.objects.filter(pk=offer.pk, status=OfferStatus.OFFERED).update(
                 status=OfferStatus.EXPIRED, responded_at=now
             ):
                 continue
-            ride = Ride.objects.get(pk=offer.ride_id)
             if rides.record(ride, "offer_expired", payload={"driver_id": offer.driver_id}):
                 broadcast.ride_changed(
                     ride, "offer_expired", withdrawn_driver_ids=[offer.driver_id]

@@ -7,6 +7,10 @@ find_driver's one statement (ride_book).
 And a run's driver holding several rides: two changes to what they hold at
 once (two endings, an ending and the run reaching its next rider) leave
 their status right.
+
+And an offer answered (or expired) just as its ride is cancelled or given
+another driver: one of the two goes through, the other is refused, and
+neither is aborted by a deadlock.
 """
 
 from __future__ import annotations
@@ -14,12 +18,22 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.utils import timezone
 
-from dispatch import booking, drivers, matching, rides
-from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
+from dispatch import booking, drivers, matching, offers, rides
+from dispatch.models import (
+    DriverState,
+    DriverStatus,
+    OfferStatus,
+    Ride,
+    RideEvent,
+    RideOffer,
+    RideStatus,
+)
 from tests.conftest import booking_keywords
 from tests.dispatch.test_runs_and_demand import (
     _john_holding_a_ride_now_and_his_runs,
@@ -133,15 +147,27 @@ def _blocked(pids: list[int]) -> set[int]:
         return {row[0] for row in cursor.fetchall()}
 
 
-def _at_once(held: list[Ride], *calls) -> list[str]:
+def _at_once(held: list[Ride], *calls, in_turn: bool = False) -> list[str]:
     """
     Each call on a thread of its own, while this connection holds `held`'s
     rows: a call that writes one of them waits there, after all it read
     before. Once every call has finished or waits for a lock, the rows go
     and the calls end as they may. The errors, if any.
+    `in_turn`: each call starts once the one before it waits (or has
+    ended), so they queue for a held row in the order given.
     """
     errors: list[str] = []
     pids: dict[int, int] = {}
+
+    def settle() -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            running = [i for i, t in enumerate(threads) if t.is_alive()]
+            waiting = {i for i in running if i in pids and pids[i] in _blocked([pids[i]])}
+            if set(running) == waiting:
+                return
+            assert time.monotonic() < deadline, "the calls neither ended nor waited"
+            time.sleep(0.01)
 
     def run(i: int, call) -> None:
         try:
@@ -159,14 +185,9 @@ def _at_once(held: list[Ride], *calls) -> list[str]:
         list(Ride.objects.select_for_update().filter(pk__in=[r.pk for r in held]))
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 60
-        while True:
-            running = [i for i, t in enumerate(threads) if t.is_alive()]
-            waiting = {i for i in running if i in pids and pids[i] in _blocked([pids[i]])}
-            if set(running) == waiting:
-                break
-            assert time.monotonic() < deadline, "the calls neither ended nor waited"
-            time.sleep(0.01)
+            if in_turn:
+                settle()
+        settle()
     for t in threads:
         t.join(60)
     return errors
@@ -224,3 +245,66 @@ def test_a_run_reaching_its_rider_while_a_ride_now_ends_keeps_its_driver_on_trip
     assert errors == []
     assert list(Ride.objects.held_by(john.pk).values_list("pk", flat=True)) == [run_ride.pk]
     assert DriverState.objects.get(driver=john).status == DriverStatus.ON_TRIP
+
+
+# --- an offer answered (or expired) as its ride is cancelled or assigned ------------
+
+
+def _answer(kind: str, ride: Ride, driver):
+    """The offered driver accepts or declines, or the sweep expires the offer."""
+    if kind == "accept":
+        return lambda: offers.ride_offer_accept(ride=ride, driver=driver)
+    if kind == "decline":
+        return lambda: offers.ride_offer_decline(ride=ride, driver=driver)
+    later = timezone.now() + timedelta(hours=1)
+    return lambda: offers.ride_offers_expire(now=later)
+
+
+def _ride_moved_on(kind: str, ride: Ride, by, other):
+    """The passenger cancels, or a dispatcher puts another driver on the ride."""
+    if kind == "passenger_cancels":
+        return lambda: rides.ride_cancel(ride=ride, actor=by["passenger"], cancelled_by="passenger")
+    return lambda: matching.ride_assign(
+        ride=ride, driver_id=other.pk, actor=by["dispatcher"], role="dispatcher", confirmed=True
+    )
+
+
+@pytest.mark.parametrize("writer", ["passenger_cancels", "dispatcher_assigns"])
+@pytest.mark.parametrize("answer", ["accept", "decline", "expire"])
+def test_an_offer_answered_as_its_ride_moves_on_ends_one_way(
+    passenger, make_driver, dispatcher, settings, answer, writer
+):
+    """
+    The passenger cancels (or a dispatcher assigns another driver) just as
+    the offered driver accepts or declines, or the sweep expires the offer:
+    the cancel (the assignment) goes through, and the answer is refused as
+    invalid_state, not a server error for either of them.
+    """
+    settings.DISPATCH_MODE = "offer"
+    offered = make_driver(JHB[0] + 0.001, JHB[1])
+    other = make_driver(JHB[0] + 0.02, JHB[1])
+    booked = booking.ride_book(**booking_keywords(passenger, "offer-1"))
+    assert booked.offered and booked.driver_id == offered.pk
+
+    def fresh() -> Ride:
+        return Ride.objects.with_people().get(pk=booked.ride.pk)
+
+    by = {"passenger": passenger, "dispatcher": dispatcher}
+    errors = _at_once(
+        [booked.ride],
+        _ride_moved_on(writer, fresh(), by, other),
+        _answer(answer, fresh(), offered),
+        in_turn=True,
+    )
+
+    # The sweep finds the offer gone and passes over it.
+    refused = [] if answer == "expire" else ["IllegalTransition"]
+    assert [e.split("(")[0] for e in errors] == refused
+    ride = fresh()
+    assert RideOffer.objects.get(ride=ride, driver=offered).status == OfferStatus.WITHDRAWN
+    assert DriverState.objects.get(driver=offered).status == DriverStatus.AVAILABLE
+    if writer == "passenger_cancels":
+        assert ride.status == RideStatus.CANCELLED
+    else:
+        assert (ride.status, ride.driver_id) == (RideStatus.ASSIGNED, other.pk)
+        assert DriverState.objects.get(driver=other).status == DriverStatus.ON_TRIP
