@@ -12,8 +12,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import REDIRECT_FIELD_NAME
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import resolve_url
 from django.urls import reverse
 from django.utils.csp import CSP
@@ -22,6 +23,8 @@ from django.views.decorators.csp import csp_override
 from unfold.decorators import display
 from unfold.sites import UnfoldAdminSite
 from unfold.utils import display_for_label
+
+from project.common.inbound import UnstorableText, inbound_check
 
 
 class NoAddOrDelete:
@@ -170,13 +173,60 @@ def admin_csp() -> dict:
     return policy
 
 
+# --- the address's text ---------------------------------------------------------------
+
+
+def _unstorable_parameters(request) -> list[str]:
+    """The query's parameters whose name or value no database can store."""
+    refused = []
+    for name, values in request.GET.lists():
+        try:
+            inbound_check({name: values})
+        except UnstorableText:
+            refused.append(name)
+    return refused
+
+
+def storable_query(view: Callable) -> Callable:
+    """
+    An admin view that never meets a parameter holding text no database can
+    store (project.common.inbound): a list's filters (`?phone_number=`, any
+    field's) and the account pickers' searches go to the database as they
+    are, and PostgreSQL refuses a NUL there with a server error. No record
+    holds one, so a picker answers no one; a page is shown again without
+    those parameters, saying why. (The search box's form refuses a NUL
+    itself.)
+    """
+
+    @wraps(view)
+    def checked(request, *args, **kwargs):
+        refused = _unstorable_parameters(request)
+        if not refused:
+            return view(request, *args, **kwargs)
+        if request.resolver_match and request.resolver_match.url_name == "autocomplete":
+            return JsonResponse({"results": [], "pagination": {"more": False}})
+        messages.error(
+            request,
+            "This page's address held a NUL character (\\u0000), which no record "
+            "holds: the search or filter holding it was left out.",
+        )
+        kept = request.GET.copy()
+        for name in refused:
+            del kept[name]
+        query = kept.urlencode()
+        return HttpResponseRedirect(f"{request.path}?{query}" if query else request.path)
+
+    return checked
+
+
 class CareAdminSite(UnfoldAdminSite):
     """
     Unfold's admin site, its pages under the admin's script policy. Staff
     sign in with the console's form (UNFOLD's LOGIN form), and a session
     must also pass settings.STAFF_SESSION_CHECK (the second factor, in
     people.access); one that has not is sent to STAFF_SECOND_FACTOR_URL.
-    Both are named in settings because this package imports no app.
+    Both are named in settings because this package imports no app. No
+    view meets a query parameter a database cannot store (storable_query).
     """
 
     def has_permission(self, request):
@@ -184,7 +234,7 @@ class CareAdminSite(UnfoldAdminSite):
         return super().has_permission(request) and session_ok(request.user, request.session)
 
     def admin_view(self, view, cacheable=False):
-        return csp_override(admin_csp())(super().admin_view(view, cacheable))
+        return csp_override(admin_csp())(super().admin_view(storable_query(view), cacheable))
 
     def login(self, request, extra_context=None):
         # Not wrapped by admin_view: it must work signed out.
