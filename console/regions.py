@@ -286,9 +286,10 @@ def driver_rows(ids: set[int] | None = None) -> list[DriverRow]:
         default=Value(2),
         output_field=IntegerField(),
     )
-    # Drivers support has not verified (or no longer does) are not shown: they
-    # can take no ride. A trip they are finishing still shows on its ride card.
-    states = DriverState.objects.verified().select_related("driver", "driver__driver_profile")
+    # Drivers who may not drive (not verified, or no longer; switched off; no
+    # longer a driver) are not shown: they can take no ride. A trip they are
+    # finishing still shows on its ride card.
+    states = DriverState.objects.may_drive().select_related("driver", "driver__driver_profile")
     if ids is not None:
         chosen = list(states.filter(driver_id__in=ids))
     else:

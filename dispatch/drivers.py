@@ -23,7 +23,7 @@ from dispatch import broadcast
 from dispatch.errors import DispatchError, NotAllowed
 from dispatch.geo import Point
 from dispatch.locations import live_position, location_store
-from dispatch.models import DriverState, DriverStatus, Ride
+from dispatch.models import MAY_DRIVE, DriverState, DriverStatus, Ride
 from dispatch.notify import near
 from people.audit import audit_event_record
 from people.models import DriverProfile, User
@@ -117,6 +117,11 @@ def driver_set_status(*, driver: User, status: str) -> DriverState:
         raise NotAllowed("Only drivers can go online.")
     if status == DriverStatus.AVAILABLE and not profile.is_verified:
         raise NotAllowed("Your driver account is not verified yet; support will contact you.")
+    if (
+        status == DriverStatus.AVAILABLE
+        and not User.objects.filter(pk=driver.pk, **MAY_DRIVE).exists()
+    ):
+        raise NotAllowed("Your account may no longer drive; support will contact you.")
     with transaction.atomic():
         state = DriverState.objects.select_for_update().get_or_create(driver=driver)[0]
         carrying = status == DriverStatus.AVAILABLE and Ride.objects.held_by(driver.pk).exists()
@@ -191,13 +196,13 @@ def carry(driver_id: int) -> None:
 def release(driver_id: int | None) -> None:
     """
     A driver's trip is over (or given away): on_trip to available; to
-    offline for a driver support no longer verifies (driver_verify: they
+    offline for a driver who may no longer drive (driver_off_duty: they
     cannot go online again).
     """
     if driver_id is None:
         return
     on_trip = DriverState.objects.filter(driver_id=driver_id, status=DriverStatus.ON_TRIP)
-    if on_trip.verified().update(status=DriverStatus.AVAILABLE):
+    if on_trip.may_drive().update(status=DriverStatus.AVAILABLE):
         broadcast.driver_changed(driver_id, DriverStatus.AVAILABLE)
     elif on_trip.update(status=DriverStatus.OFFLINE):
         broadcast.driver_changed(driver_id, DriverStatus.OFFLINE)
@@ -205,12 +210,9 @@ def release(driver_id: int | None) -> None:
 
 def driver_verify(*, profile: DriverProfile, actor: User | None, verified: bool) -> DriverProfile:
     """
-    Support marks a driver verified (they may go online) or not. An
-    unverified driver who is online waiting for rides is taken offline at
-    once; one on a trip finishes the rides they hold, reaches no further
-    rider of their run (dispatch.rides.ride_run_reached) and cannot go
-    online again. Nothing changes, and nothing is audited, when the profile
-    already says so.
+    Support marks a driver verified (they may go online) or not (they go
+    off duty: driver_off_duty). Nothing changes, and nothing is audited,
+    when the profile already says so.
     """
     with transaction.atomic():
         changed = (
@@ -228,17 +230,34 @@ def driver_verify(*, profile: DriverProfile, actor: User | None, verified: bool)
             payload={"driver_id": profile.user_id},
         )
         if not verified:
-            if DriverState.objects.filter(
-                driver_id=profile.user_id, status=DriverStatus.AVAILABLE
-            ).exists():
-                driver_set_status(driver=profile.user, status=DriverStatus.OFFLINE)
-            broadcast.access_ended(
-                profile.user_id,
-                code=CLOSE_FORBIDDEN,
-                error="forbidden",
+            driver_off_duty(
+                driver_id=profile.user_id,
                 message="Your driver account is no longer verified; support will contact you.",
             )
     return profile
+
+
+def driver_off_duty(*, driver_id: int, message: str) -> None:
+    """
+    A driver who may no longer drive (MAY_DRIVE: support withdrew their
+    verification, switched the account off or changed its role). Online
+    waiting for rides, they are taken offline at once; on a trip, they
+    finish the rides they hold, reach no further rider of their run
+    (dispatch.rides.ride_run_reached), go offline when the trip ends
+    (release) and cannot go online again. Their sockets close with
+    `message`, and ask again.
+    """
+    with transaction.atomic():
+        # Locked, so that no claim puts them on a trip meanwhile.
+        waiting = (
+            DriverState.objects.select_for_update()
+            .filter(driver_id=driver_id, status=DriverStatus.AVAILABLE)
+            .select_related("driver")
+            .first()
+        )
+        if waiting is not None:
+            driver_set_status(driver=waiting.driver, status=DriverStatus.OFFLINE)
+        broadcast.access_ended(driver_id, code=CLOSE_FORBIDDEN, error="forbidden", message=message)
 
 
 # --- positions -----------------------------------------------------------------

@@ -37,6 +37,13 @@ def _access_ended(
     )
 
 
+def _driving_ended(sender, *, user_id: int, **kwargs) -> None:
+    drivers.driver_off_duty(
+        driver_id=user_id,
+        message="Your account may no longer drive; support will contact you.",
+    )
+
+
 def _roles_changed(sender, *, user_id: int, **kwargs) -> None:
     broadcast.roles_changed(user_id)
 
@@ -46,4 +53,5 @@ def connect() -> None:
     signals.needs_changed.connect(_needs_changed, dispatch_uid="dispatch.needs_changed")
     signals.access_ended.connect(_access_ended, dispatch_uid="dispatch.access_ended")
     signals.roles_changed.connect(_roles_changed, dispatch_uid="dispatch.roles_changed")
+    signals.driving_ended.connect(_driving_ended, dispatch_uid="dispatch.driving_ended")
     locations.start_from(drivers.saved_positions)

@@ -111,7 +111,7 @@ def ride_offer_decline(*, ride: Ride, driver: User, reason: str = "") -> matchin
 def ride_offers_expire(*, now: datetime | None = None) -> int:
     """
     Expire offers past their time, and those whose driver can no longer take
-    them (gone offline, busy, or no longer verified: their passenger should
+    them (gone offline, busy, or no longer allowed to drive: their passenger should
     not wait out the timeout), and offer each ride to the next driver.
     Every worker runs this periodically, so a timeout fires even when the
     process that made the offer is gone; the conditional update makes sure
@@ -119,7 +119,7 @@ def ride_offers_expire(*, now: datetime | None = None) -> int:
     """
     now = now or timezone.now()
     expired = 0
-    still_able = DriverState.objects.verified().filter(status=DriverStatus.AVAILABLE)
+    still_able = DriverState.objects.may_drive().filter(status=DriverStatus.AVAILABLE)
     for offer in RideOffer.objects.filter(status=OfferStatus.OFFERED).filter(
         Q(expires_at__lte=now) | ~Q(driver_id__in=still_able.values("driver_id"))
     ):

@@ -40,6 +40,7 @@ from dispatch.errors import (
 )
 from dispatch.models import (
     DRIVER_HELD_STATUSES,
+    MAY_DRIVE,
     RIDE_ID_PATTERN,
     CancelledBy,
     OfferStatus,
@@ -49,7 +50,7 @@ from dispatch.models import (
     RideStatus,
 )
 from people import profiles
-from people.models import DriverProfile, User
+from people.models import User
 
 S = RideStatus
 TRANSITIONS: dict[str, set[str]] = {
@@ -410,11 +411,12 @@ def ride_run_reached(*, ride: Ride, actor: User | None = None, role: str = "syst
     """
     if ride.run_id is None:
         raise IllegalTransition(ride, S.ASSIGNED, f"Ride {ride.ride_id} is on no run.")
-    if not DriverProfile.objects.filter(user_id=ride.run.driver_id, is_verified=True).exists():
-        # Support withdrew the driver's verification: they finish the trips
-        # they hold, and take on no new rider (dispatch.drivers.driver_verify).
+    if not User.objects.filter(pk=ride.run.driver_id, **MAY_DRIVE).exists():
+        # Support withdrew the driver's verification, switched the account
+        # off or changed its role: they finish the trips they hold, and take
+        # on no new rider (dispatch.drivers.driver_off_duty).
         raise NotAllowed(
-            "Your driver account is no longer verified, so the run's next riders are not "
+            "Your account may no longer drive, so the run's next riders are not "
             "yours to pick up; support will contact you."
         )
     try:

@@ -12,7 +12,7 @@ from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import m2m_changed, post_save, pre_delete, pre_save
 from django.dispatch import Signal
 
-from people.models import User
+from people.models import User, UserType
 
 # Caregiver links of these users changed (invited, answered, edited,
 # revoked): `user_ids`, the passenger's and the caregiver's.
@@ -31,6 +31,10 @@ access_ended = Signal()
 # (connected in PeopleConfig.ready).
 switched_off = Signal()
 
+# A driver may drive no more: their account was switched off, or its role
+# is no longer driver: `user_id`. Dispatch takes them off duty.
+driving_ended = Signal()
+
 # A user's staff roles changed (the staff flag, their groups): `user_id`.
 # Sockets opened on a role ask again.
 roles_changed = Signal()
@@ -39,19 +43,29 @@ roles_changed = Signal()
 def _remember_active(sender, instance, **kwargs) -> None:
     before = (
         sender.objects.filter(pk=instance.pk)
-        .values_list("is_active", "is_staff", "is_superuser")
+        .values_list("is_active", "is_staff", "is_superuser", "user_type")
         .first()
         if instance.pk
         else None
     )
-    instance._was_active, instance._was_staff, instance._was_superuser = before or (None,) * 3
+    (
+        instance._was_active,
+        instance._was_staff,
+        instance._was_superuser,
+        instance._was_user_type,
+    ) = before or (None,) * 4
+
+
+def _drives(is_active: bool | None, user_type: str | None) -> bool:
+    return bool(is_active) and user_type == UserType.DRIVER
 
 
 def _switched_off(sender, instance, created, **kwargs) -> None:
     """
     An account switched off ends every access it had, at once and for good:
     its app sessions are revoked, so switching it on again revives none of
-    their tokens (a stolen phone's included).
+    their tokens (a stolen phone's included). A driver's account switched
+    off, or no longer a driver's, ends their driving too (driving_ended).
     """
     if getattr(instance, "_was_active", None) and not instance.is_active:
         switched_off.send(sender=sender, user_id=instance.pk)
@@ -60,6 +74,11 @@ def _switched_off(sender, instance, created, **kwargs) -> None:
         getattr(instance, "_was_superuser", None) and not instance.is_superuser
     ):
         roles_changed.send(sender=sender, user_id=instance.pk)
+    was_driving = _drives(
+        getattr(instance, "_was_active", None), getattr(instance, "_was_user_type", None)
+    )
+    if was_driving and not _drives(instance.is_active, instance.user_type):
+        driving_ended.send(sender=sender, user_id=instance.pk)
 
 
 def _groups_changed(sender, instance, action, reverse, pk_set, **kwargs) -> None:

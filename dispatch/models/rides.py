@@ -7,9 +7,20 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from people.models import VehicleType
+from people.models import UserType, VehicleType
 
 RIDE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+# Who may drive at all, as lookups on the user: a driver's account, switched
+# on, that support has verified. Going online, being matched or offered a
+# ride, being shown on the board, being put back online after a trip and
+# reaching a run's next rider all ask it (dispatch.drivers.driver_off_duty
+# takes the others off duty).
+MAY_DRIVE = {
+    "user_type": UserType.DRIVER,
+    "is_active": True,
+    "driver_profile__is_verified": True,
+}
 
 
 class DriverStatus(models.TextChoices):
@@ -19,18 +30,19 @@ class DriverStatus(models.TextChoices):
 
 
 class DriverStateQuerySet(models.QuerySet):
-    def verified(self):
-        """Drivers support has verified: the only ones matched or shown to dispatchers."""
-        return self.filter(driver__driver_profile__is_verified=True)
+    def may_drive(self):
+        """Drivers who may drive (MAY_DRIVE): the only ones matched or shown to dispatchers."""
+        return self.filter(**{f"driver__{lookup}": value for lookup, value in MAY_DRIVE.items()})
 
     def eligible(self, *, needs_wheelchair: bool):
         """
-        Drivers who may take a ride now: available, active, verified, and
-        with a vehicle that can carry it (a wheelchair needs a wheelchair
+        Drivers who may take a ride now: available, who may drive
+        (MAY_DRIVE: a driver's account, switched on, verified), and with a
+        vehicle that can carry it (a wheelchair needs a wheelchair
         accessible one). Matching, offers and manual assignment all use it;
         staleness and distance come on top (dispatch.matching).
         """
-        eligible = self.verified().filter(status=DriverStatus.AVAILABLE, driver__is_active=True)
+        eligible = self.may_drive().filter(status=DriverStatus.AVAILABLE)
         if needs_wheelchair:
             eligible = eligible.filter(
                 driver__driver_profile__vehicle_type=VehicleType.WHEELCHAIR_ACCESSIBLE

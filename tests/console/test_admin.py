@@ -11,7 +11,8 @@ from dispatch import matching, rides
 from dispatch.models import DriverState, DriverStatus
 from people import access, caregivers
 from people.models import ApiSession, AuditEvent, DriverProfile, PhoneOTPDevice, User
-from tests.conftest import staff_login
+from tests.conftest import JHB, staff_login
+from tests.dispatch.test_driver_off_duty import on_board
 
 pytestmark = pytest.mark.django_db
 
@@ -353,3 +354,22 @@ def test_an_account_support_adds_takes_up_the_invitations_to_its_number(
     assert link.caregiver == emily and link.status == "invited"
     # Now it can be accepted for her, or by her in the app.
     assert access.may_accept_for_caregiver(support, link)
+
+
+def test_a_driver_switched_off_on_their_admin_page_goes_offline(support_client, make_driver):
+    """Support unticks "active" on a driver waiting for rides: offline, off the board."""
+    driver = make_driver(*JHB)
+    data = {
+        "phone_number": driver.phone_number,
+        "first_name": driver.first_name,
+        "last_name": driver.last_name,
+        "user_type": "driver",
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "10:00:00",
+    }
+    for prefix in ("driver_profile", "api_sessions"):
+        data[f"{prefix}-TOTAL_FORMS"] = data[f"{prefix}-INITIAL_FORMS"] = "0"
+    response = support_client.post(f"/admin/people/user/{driver.pk}/change/", data)
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    assert DriverState.objects.get(driver=driver).status == DriverStatus.OFFLINE
+    assert not on_board(driver)
