@@ -75,7 +75,7 @@ def _choose(passenger_ids: list[int], topics: list[str]) -> None:
 
 async def _event_delays(rides_booked: list, woken: bool) -> list[float]:
     """Arrive at each ride at RATE a second; ms from each commit to its SMS at the gateway."""
-    from dispatch import rides
+    from dispatch import trips
     from dispatch.models import Ride
     from dispatch.notify import delivery
     from people import sms
@@ -91,7 +91,7 @@ async def _event_delays(rides_booked: list, woken: bool) -> list[float]:
 
     def arrive(ride_pk: int) -> None:
         ride = Ride.objects.with_people().get(pk=ride_pk)
-        rides.ride_driver_arrived(ride=ride, driver=ride.driver)
+        trips.ride_driver_arrived(ride=ride, driver=ride.driver)
         committed[ride.passenger.phone_number] = time.perf_counter()
 
     saved = sms.sms_send, sms.is_textable, delivery.pending

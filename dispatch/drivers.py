@@ -171,7 +171,7 @@ def lock_status(driver_id: int) -> None:
     """
     Lock the driver's status row until the transaction ends, before a
     change to the rides they hold (one ending, `rides.freed_driver`; a run
-    reaching a rider, `rides.ride_run_reached`): two such changes for one
+    reaching a rider, `trips.ride_run_reached`): two such changes for one
     driver then run one after the other, the second reading what the first
     wrote, so neither leaves them on_trip holding nothing, nor available
     carrying a rider. Taken before any ride row, as a claim takes it
@@ -243,7 +243,7 @@ def driver_off_duty(*, driver_id: int, message: str) -> None:
     verification, switched the account off or changed its role). Online
     waiting for rides, they are taken offline at once; on a trip, they
     finish the rides they hold, reach no further rider of their run
-    (dispatch.rides.ride_run_reached), go offline when the trip ends
+    (dispatch.trips.ride_run_reached), go offline when the trip ends
     (release) and cannot go online again. Their sockets close with
     `message`, and ask again.
     """

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from dispatch import broadcast, drivers, payloads, rides
+from dispatch import broadcast, drivers, payloads, rides, trips
 from dispatch.errors import (
     DispatchError,
     DriverUnavailable,
@@ -407,7 +407,7 @@ def ride_driver_cancel(*, ride: Ride, driver: User, reason: str = "") -> MatchRe
     A driver gives an assigned ride back: it searches again, without them,
     and is matched again at once.
     """
-    rides.drivers_own(ride, driver)
+    trips.drivers_own(ride, driver)
     if ride.status == S.IN_PROGRESS:
         raise IllegalTransition(ride, S.SEARCHING, "A trip in progress cannot be given back.")
     if ride.run_id is not None:

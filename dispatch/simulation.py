@@ -350,7 +350,7 @@ class Simulation:
             await self.send(ws, type="arrived")
             no_show = ride["ride_id"] in self.no_shows
             # A no-show may be reported only after the server's wait and the
-            # caregivers' escalation (rides.no_show_allowed_at), which the
+            # caregivers' escalation (trips.no_show_allowed_at), which the
             # trip sweep runs within TRIP_SWEEP_S.
             wait_s = 60 * max(settings.NO_SHOW_WAIT_MIN, settings.NO_SHOW_CAREGIVERS_AFTER_MIN)
             no_show_after = wait_s + settings.TRIP_SWEEP_S + 2

@@ -12,7 +12,7 @@ from dispatch import (
     matching,
     offers,
     payloads,
-    rides,
+    trips,
 )
 from dispatch.access import Viewer
 from dispatch.consumers.base import AppSocket
@@ -135,22 +135,22 @@ class DriverConsumer(ManifestFeed, AppSocket):
         )
 
     async def on_arrived(self, content):
-        await self._trip_step(content, rides.ride_driver_arrived)
+        await self._trip_step(content, trips.ride_driver_arrived)
 
     async def on_start_trip(self, content):
-        await self._trip_step(content, rides.ride_start)
+        await self._trip_step(content, trips.ride_start)
 
     async def on_complete_trip(self, content):
-        await self._trip_step(content, rides.ride_complete)
+        await self._trip_step(content, trips.ride_complete)
 
     async def on_no_show(self, content):
-        await self._trip_step(content, rides.ride_no_show)
+        await self._trip_step(content, trips.ride_no_show)
 
     async def on_cancel_ride(self, content):
         request = RideAction.model_validate(content)
 
         def give_back():
-            ride = rides.drivers_active_ride(driver=self.user, ride_id=request.ride_id)
+            ride = trips.drivers_active_ride(driver=self.user, ride_id=request.ride_id)
             return matching.ride_driver_cancel(ride=ride, driver=self.user, reason=request.reason)
 
         await db_async(give_back)()

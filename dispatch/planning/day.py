@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from dispatch import payloads, rides
+from dispatch import payloads, trips
 from dispatch.errors import DispatchError, NotWaitingForReady
 from dispatch.geo import Point
 from dispatch.locations import live_position
@@ -341,13 +341,13 @@ def trip_ride(*, driver: User, ride_id: str | None = None, now: datetime | None 
             and ride_id in (None, stop.ride.ride_id)
         ):
             ride = Ride.objects.select_related("run__driver").get(pk=stop.ride_id)
-            rides.ride_run_reached(ride=ride, actor=driver, role="driver")
-    return rides.drivers_active_ride(driver=driver, ride_id=ride_id)
+            trips.ride_run_reached(ride=ride, actor=driver, role="driver")
+    return trips.drivers_active_ride(driver=driver, ride_id=ride_id)
 
 
 def trip_step(*, driver: User, ride_id: str | None, step) -> Ride:
     """
-    A driver's trip message: `step` (rides.ride_driver_arrived...) on the
+    A driver's trip message: `step` (trips.ride_driver_arrived...) on the
     ride it is about (`trip_ride`), in one transaction, so a step refused
     leaves a run's next pickup unreached; then the run moves on.
     """
@@ -374,7 +374,7 @@ def run_moved_on(*, driver: User, ride: Ride, now: datetime | None = None) -> Ri
         return None
     reached = Ride.objects.select_related("run__driver").get(pk=stop.ride_id)
     try:
-        return rides.ride_run_reached(ride=reached, actor=driver, role="driver")
+        return trips.ride_run_reached(ride=reached, actor=driver, role="driver")
     except DispatchError:
         # Refused (the driver no longer verified, the rider on a ride booked
         # now): the step itself stands; the driver hears why at their next

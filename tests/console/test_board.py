@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from console import regions
-from dispatch import matching, rides
+from dispatch import matching, rides, trips
 from dispatch.geo import Point
 from dispatch.locations import location_store
 from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
@@ -222,7 +222,7 @@ def test_a_driver_waiting_too_long_at_the_pickup_is_flagged(htmx, make_driver, p
     driver = make_driver(*CAPE_TOWN)
     ride = book(passenger)
     assert ride.driver_id == driver.pk
-    rides.ride_driver_arrived(ride=ride, driver=driver)
+    trips.ride_driver_arrived(ride=ride, driver=driver)
     settings.NO_SHOW_WAIT_MIN = 5
     html = htmx.get("/console/regions/active-rides/").content.decode()
     flag = re.search(r'<span class="pill pill-warn"[^>]*>Waiting — possible no-show', html)

@@ -14,7 +14,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from dispatch import matching, rides
+from dispatch import matching, trips
 from dispatch.geo import Point
 from dispatch.locations import location_store
 from dispatch.models import Ride
@@ -57,7 +57,7 @@ def test_a_driver_waiting_at_the_pickup_puts_the_ride_in_trouble(
     ride = book(passenger)
     html = htmx.get("/console/regions/trouble/").content.decode()
     assert f'id="trouble-{ride.pk}"' not in html
-    rides.ride_driver_arrived(ride=ride, driver=driver)
+    trips.ride_driver_arrived(ride=ride, driver=driver)
     Ride.objects.filter(pk=ride.pk).update(arrived_at=timezone.now() - timedelta(minutes=6))
     html = htmx.get("/console/regions/trouble/").content.decode()
     card = html[html.index(f'id="trouble-{ride.pk}"') :]

@@ -13,7 +13,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from dispatch import rides
+from dispatch import rides, trips
 from dispatch.geo import Point
 from dispatch.locations import location_store
 from dispatch.models import DayPlan, DriverState, PlanEvent, Ride, RideStatus, Stop
@@ -337,7 +337,7 @@ def test_a_run_running_late_shows_its_minutes_late(console, today_plan, monkeypa
 def test_replanning_what_remains_is_audited(htmx, today_plan, dispatcher):
     """Replanning the rest of today is audited and leaves rides under way alone."""
     ride = Ride.objects.select_related("run__driver").get(pk=today_plan["ride"].pk)
-    rides.ride_run_reached(ride=ride)
+    trips.ride_run_reached(ride=ride)
     response = htmx.post(f"/console/day/{today_plan['today'].isoformat()}/replan/")
     assert "Planned what remains" in response.content.decode()
     event = PlanEvent.objects.get(plan=today_plan["plan"], kind="replanned")
@@ -354,7 +354,7 @@ def test_a_ride_its_run_has_reached_is_not_reassigned_from_the_board(htmx, booke
     """
     htmx.post(url("plan/"))
     ride = Ride.objects.select_related("run__driver").get(pk=booked["rides"][0].pk)
-    rides.ride_run_reached(ride=ride)
+    trips.ride_run_reached(ride=ride)
     ride.refresh_from_db()
     helper = make_driver(JHB[0] + 0.01, JHB[1], first_name="Help", last_name="Er")
     panel = htmx.get(f"/console/rides/{ride.pk}/").content.decode()

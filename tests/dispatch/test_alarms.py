@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dispatch import alarms, broadcast, drivers, rides
+from dispatch import alarms, broadcast, drivers, trips
 from dispatch.geo import Point
 from dispatch.locations import location_store
 from dispatch.models import Alarm, AlarmKind, Ride, RideStatus
@@ -34,7 +34,7 @@ def on_the_way(
     emily = make_user("caregiver")
     make_link(passenger, emily, can_receive_notifications=True)
     ride = book(passenger, "trip-9")
-    for step in (rides.ride_driver_arrived, rides.ride_start):
+    for step in (trips.ride_driver_arrived, trips.ride_start):
         ride = step(ride=Ride.objects.get(pk=ride.pk), driver=ride.driver)
     ears = {
         "emily": Ear(broadcast.caregiver_group(emily.pk)),
@@ -201,15 +201,15 @@ def test_a_run_driver_boarding_the_next_rider_raises_no_alarm_on_the_rider_on_bo
         pickup_latitude=bob_home[0], pickup_longitude=bob_home[1]
     )
     second = Ride.objects.select_related("run__driver").get(ride_id=second_id)
-    rides.ride_run_reached(ride=second)
-    rides.ride_driver_arrived(ride=Ride.objects.with_people().get(pk=second.pk), driver=driver)
+    trips.ride_run_reached(ride=second)
+    trips.ride_driver_arrived(ride=Ride.objects.with_people().get(pk=second.pk), driver=driver)
     assert Ride.objects.get(pk=first.pk).status == RideStatus.IN_PROGRESS
 
     t0 = time.time()
     location_store().put(driver.pk, Point(*bob_home, t0))
     assert alarms.watch_trips(now=t0) == []
     # Bob comes out at minute 6, is boarded, the trip starts at minute 9.
-    rides.ride_start(ride=Ride.objects.with_people().get(pk=second.pk), driver=driver)
+    trips.ride_start(ride=Ride.objects.with_people().get(pk=second.pk), driver=driver)
     location_store().put(driver.pk, Point(*bob_home, t0 + 660))
     raised = alarms.watch_trips(now=t0 + 660)
     on_board = Ride.objects.get(pk=first.pk).ride_id

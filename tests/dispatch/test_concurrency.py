@@ -24,7 +24,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from dispatch import booking, drivers, matching, offers, rides
+from dispatch import booking, drivers, matching, offers, rides, trips
 from dispatch.models import (
     DriverState,
     DriverStatus,
@@ -194,7 +194,7 @@ def _at_once(held: list[Ride], *calls, in_turn: bool = False) -> list[str]:
 
 
 def _started(ride: Ride, driver) -> Ride:
-    for step in (rides.ride_driver_arrived, rides.ride_start):
+    for step in (trips.ride_driver_arrived, trips.ride_start):
         step(ride=Ride.objects.with_people().get(pk=ride.pk), driver=driver)
     return Ride.objects.with_people().get(pk=ride.pk)
 
@@ -213,7 +213,7 @@ def test_a_run_driver_whose_two_rides_end_at_once_is_free_again(
 
     errors = _at_once(
         [now, run_ride],
-        lambda: rides.ride_complete(ride=now, driver=john),
+        lambda: trips.ride_complete(ride=now, driver=john),
         lambda: rides.ride_cancel(ride=run_ride, actor=dispatcher, cancelled_by="dispatcher"),
     )
 
@@ -238,8 +238,8 @@ def test_a_run_reaching_its_rider_while_a_ride_now_ends_keeps_its_driver_on_trip
 
     errors = _at_once(
         [now],
-        lambda: rides.ride_complete(ride=now, driver=john),
-        lambda: rides.ride_run_reached(ride=run_ride),
+        lambda: trips.ride_complete(ride=now, driver=john),
+        lambda: trips.ride_run_reached(ride=run_ride),
     )
 
     assert errors == []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from console import regions
-from dispatch import booking, drivers, rides
+from dispatch import booking, drivers, trips
 from dispatch.models import DriverState, Ride, RideStatus
 from people.models import UserType
 from project.common.errors import ServiceError
@@ -61,7 +61,7 @@ def test_a_driver_who_may_drive_no_more_mid_trip_finishes_it_then_is_offline(
     assert ride.driver_id == driver.pk
     _end(driver, ending)
     assert _status(driver) == "on_trip"
-    for step in (rides.ride_driver_arrived, rides.ride_start, rides.ride_complete):
+    for step in (trips.ride_driver_arrived, trips.ride_start, trips.ride_complete):
         step(ride=Ride.objects.get(pk=ride.pk), driver=driver)
     assert Ride.objects.get(pk=ride.pk).status == RideStatus.COMPLETED
     assert _status(driver) == "offline"

@@ -13,7 +13,7 @@ from datetime import datetime, time, timedelta
 import pytest
 from django.utils import timezone
 
-from dispatch import booking, rides
+from dispatch import booking, trips
 from dispatch.drivers import driver_verify
 from dispatch.models import Ride, RideStatus
 from dispatch.planning import day as on_the_day
@@ -77,8 +77,8 @@ def first_aboard(run_day) -> tuple[Ride, str]:
     driver = run_day["driver"]
     stops = on_the_day.manifest_for(driver, today())["stops"]
     first = Ride.objects.select_related("run__driver").get(ride_id=stops[0]["ride_id"])
-    rides.ride_run_reached(ride=first)
-    for step in (rides.ride_driver_arrived, rides.ride_start):
+    trips.ride_run_reached(ride=first)
+    for step in (trips.ride_driver_arrived, trips.ride_start):
         step(ride=Ride.objects.with_people().get(pk=first.pk), driver=driver)
     later = next(s["ride_id"] for s in stops if s["ride_id"] != first.ride_id)
     return Ride.objects.with_people().get(pk=first.pk), later
@@ -266,7 +266,7 @@ async def test_a_driver_holding_a_ride_naming_a_later_stop_is_invalid_state(ws, 
         publish(run_day["plan"])
         stops = on_the_day.manifest_for(run_day["driver"], today())["stops"]
         first = Ride.objects.select_related("run__driver").get(ride_id=stops[0]["ride_id"])
-        rides.ride_run_reached(ride=first)
+        trips.ride_run_reached(ride=first)
         return next(s["ride_id"] for s in stops if s["ride_id"] != first.ride_id)
 
     later = await db(first_reached)
@@ -286,7 +286,7 @@ async def test_a_run_driver_holding_two_rides_streams_positions_to_both(ws, run_
     comm = await driver_socket(ws, run_day["driver"])
     await receive_until(comm, "ride_assigned")
     second = await db(Ride.objects.with_people().select_related("run__driver").get, ride_id=later)
-    await db(rides.ride_run_reached, ride=second)
+    await db(trips.ride_run_reached, ride=second)
     assigned, _ = await receive_until(comm, "ride_assigned")
     assert assigned["ride_id"] == later
     next_rider = await ws(f"/ws/ride/{later}/", token=await db(token_for, second.passenger))
@@ -358,7 +358,7 @@ def test_a_run_moving_on_reaches_no_rider_for_a_driver_no_longer_verified(run_da
     driver = run_day["driver"]
     first, second = first_aboard(run_day)
     driver_verify(profile=driver.driver_profile, actor=None, verified=False)
-    done = rides.ride_complete(ride=Ride.objects.with_people().get(pk=first.pk), driver=driver)
+    done = trips.ride_complete(ride=Ride.objects.with_people().get(pk=first.pk), driver=driver)
     pickup = Ride.objects.get(ride_id=second).stops.get(kind="pickup").service_at
     now = pickup - timedelta(minutes=20)
     assert on_the_day.run_moved_on(driver=driver, ride=done, now=now) is None

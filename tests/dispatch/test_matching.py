@@ -9,7 +9,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.test import override_settings
 
-from dispatch import drivers, errors, matching, offers, rides, watch
+from dispatch import drivers, errors, matching, offers, rides, trips, watch
 from dispatch.geo import GridIndex, Point, haversine_km, naive_nearest
 from dispatch.locations import location_store
 from dispatch.models import DriverState, DriverStatus, Ride, RideEvent, RideStatus
@@ -202,9 +202,9 @@ def test_completed_trip_frees_the_driver(passenger, make_driver):
     driver = make_driver(*JHB)
     matching.ride_match(ride=book(passenger))
     ride = Ride.objects.get(ride_id="r1")
-    rides.ride_driver_arrived(ride=ride, driver=driver)
-    rides.ride_start(ride=ride, driver=driver)
-    rides.ride_complete(ride=ride, driver=driver)
+    trips.ride_driver_arrived(ride=ride, driver=driver)
+    trips.ride_start(ride=ride, driver=driver)
+    trips.ride_complete(ride=ride, driver=driver)
     ride.refresh_from_db()
     assert ride.status == RideStatus.COMPLETED and ride.ended_at
     assert DriverState.objects.get(driver=driver).status == DriverStatus.AVAILABLE
@@ -217,7 +217,7 @@ def test_illegal_transition_names_the_current_state(passenger, make_driver):
     matching.ride_match(ride=book(passenger))
     ride = Ride.objects.get(ride_id="r1")
     with pytest.raises(errors.IllegalTransition) as info:
-        rides.ride_complete(ride=ride, driver=driver)
+        trips.ride_complete(ride=ride, driver=driver)
     assert "assigned" in str(info.value)
     assert info.value.extra["current_status"] == "assigned"
     assert Ride.objects.get(pk=ride.pk).status == RideStatus.ASSIGNED
@@ -244,14 +244,14 @@ def test_no_show_only_after_the_wait(passenger, make_driver, settings):
     driver = make_driver(*JHB)
     matching.ride_match(ride=book(passenger))
     ride = Ride.objects.get(ride_id="r1")
-    rides.ride_driver_arrived(ride=ride, driver=driver)
+    trips.ride_driver_arrived(ride=ride, driver=driver)
     with pytest.raises(errors.IllegalTransition):
-        rides.ride_no_show(ride=ride, driver=driver)
+        trips.ride_no_show(ride=ride, driver=driver)
     settings.NO_SHOW_WAIT_MIN = 0
     settings.NO_SHOW_CAREGIVERS_AFTER_MIN = 0
     watch.waiting_escalate()  # the escalation's last step (tests/dispatch/test_waiting.py)
     ride.refresh_from_db()
-    rides.ride_no_show(ride=ride, driver=driver)
+    trips.ride_no_show(ride=ride, driver=driver)
     assert Ride.objects.get(pk=ride.pk).status == RideStatus.NO_SHOW
     assert DriverState.objects.get(driver=driver).status == DriverStatus.AVAILABLE
 

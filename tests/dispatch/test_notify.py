@@ -16,7 +16,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from dispatch import alarms, booking, rides, watch
+from dispatch import alarms, booking, rides, trips, watch
 from dispatch.models import NoticeDue, NotificationStatus, Ride, RideStatus
 from dispatch.notify import delivery, outbox
 from dispatch.notify.events import NOTICES
@@ -117,7 +117,7 @@ def test_a_ride_change_that_rolls_back_writes_no_notice(family, make_driver, mon
         pass
 
     with pytest.raises(Abort), transaction.atomic():
-        rides.ride_driver_arrived(ride=ride, driver=ride.driver)
+        trips.ride_driver_arrived(ride=ride, driver=ride.driver)
         assert NoticeDue.objects.filter(event="driver_arrived").exists()
         assert Ride.objects.get(pk=ride.pk).status == RideStatus.DRIVER_ARRIVED
         raise Abort
@@ -229,9 +229,9 @@ def test_a_family_member_hears_the_defaults_and_not_what_they_left_out(
     driver = make_driver(JHB[0] + 0.004, JHB[1])
     ride = booking.ride_book(**trip(sarah)).ride
     ride = Ride.objects.with_people().get(pk=ride.pk)
-    rides.ride_driver_arrived(ride=ride, driver=driver)
-    rides.ride_start(ride=ride, driver=driver)
-    rides.ride_complete(ride=ride, driver=driver)
+    trips.ride_driver_arrived(ride=ride, driver=driver)
+    trips.ride_start(ride=ride, driver=driver)
+    trips.ride_complete(ride=ride, driver=driver)
     heard = list(
         notifications().filter(recipient=emily).order_by("version").values_list("topic", flat=True)
     )
@@ -267,12 +267,12 @@ def test_quiet_hours_hold_back_all_but_urgent_notices(
     driver = make_driver(JHB[0] + 0.004, JHB[1])
     ride = Ride.objects.with_people().get(pk=booking.ride_book(**trip(sarah)).ride.pk)
     assert not notifications().filter(recipient=emily).exists()
-    rides.ride_driver_arrived(ride=ride, driver=driver)
+    trips.ride_driver_arrived(ride=ride, driver=driver)
     settings.NO_SHOW_WAIT_MIN = 0
     settings.NO_SHOW_CAREGIVERS_AFTER_MIN = 0
     watch.waiting_escalate()
     ride.refresh_from_db()
-    rides.ride_no_show(ride=ride, driver=driver)
+    trips.ride_no_show(ride=ride, driver=driver)
     # The door wait was not among her topics; the no-show goes out at night.
     assert list(notifications().filter(recipient=emily).values_list("topic", flat=True)) == [
         Topic.NO_SHOW
@@ -380,9 +380,9 @@ def test_a_number_gets_at_most_the_daily_cap_of_texts(family, make_driver, monke
     )
     driver = make_driver(JHB[0] + 0.004, JHB[1])
     ride = Ride.objects.with_people().get(pk=booking.ride_book(**trip(sarah)).ride.pk)
-    rides.ride_driver_arrived(ride=ride, driver=driver)
-    rides.ride_start(ride=ride, driver=driver)
-    rides.ride_complete(ride=ride, driver=driver)
+    trips.ride_driver_arrived(ride=ride, driver=driver)
+    trips.ride_start(ride=ride, driver=driver)
+    trips.ride_complete(ride=ride, driver=driver)
     deliver_all()
     assert len([t for t in texts(settings) if t["to"] == emily.phone_number]) == 2
     skipped = notifications().get(recipient=emily, status=N.SKIPPED, topic=Topic.ON_BOARD)
@@ -491,9 +491,9 @@ def test_push_that_no_longer_reaches_falls_back_to_sms_and_says_push_is_off_once
     monkeypatch.setattr(push, "push_send", lambda **kwargs: [])
     notices.device_token_unregister(user=emily, token="fcm-token-1")
     ride = Ride.objects.with_people().get(ride_id="n1")
-    rides.ride_driver_arrived(ride=ride, driver=ride.driver)
-    rides.ride_start(ride=ride, driver=ride.driver)
-    rides.ride_complete(ride=ride, driver=ride.driver)
+    trips.ride_driver_arrived(ride=ride, driver=ride.driver)
+    trips.ride_start(ride=ride, driver=ride.driver)
+    trips.ride_complete(ride=ride, driver=ride.driver)
     deliver_all()
     dropped = notifications().get(recipient=emily, topic=Topic.DROPPED_OFF)
     assert (dropped.channel, dropped.status) == (NoticeChannel.SMS, N.SENT)
@@ -560,7 +560,7 @@ def test_the_admin_lists_notifications_with_status_and_error_and_sends_again(
     # requested, searching, assigned
     assert unread() == 3
     ride = Ride.objects.with_people().get(pk=ride.pk)
-    rides.ride_driver_arrived(ride=ride, driver=ride.driver)
+    trips.ride_driver_arrived(ride=ride, driver=ride.driver)
     owed = client.get("/admin/dispatch/noticedue/")
     assert owed.status_code == 200 and b"n1" in owed.content
     row = notifications().get(recipient=emily, event="assigned")
@@ -684,7 +684,7 @@ def test_at_night_the_rider_hears_the_arrival_and_the_caregivers_the_door_wait(
     ride = booking.ride_book(**trip(sarah)).ride
     notifications().all().delete()
     ride = Ride.objects.with_people().get(pk=ride.pk)
-    rides.ride_driver_arrived(ride=ride, driver=ride.driver)
+    trips.ride_driver_arrived(ride=ride, driver=ride.driver)
     told = notifications().order_by("pk")
     assert list(told.values_list("recipient_id", "topic")) == [(sarah.pk, Topic.ARRIVED)]
     watch.waiting_escalate(now=timezone.now() + timedelta(minutes=2, seconds=1))

@@ -15,7 +15,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from dispatch import booking, broadcast, matching, rides, series
+from dispatch import booking, broadcast, matching, rides, series, trips
 from dispatch.models import NotificationStatus, Ride, RideStatus
 from dispatch.notify import delivery
 from dispatch.notify.texts import notice_text
@@ -89,9 +89,9 @@ def test_a_caregiver_whose_account_can_no_longer_care_is_not_texted(
     else:
         emily.user_type = "driver"
     emily.save()
-    rides.ride_driver_arrived(ride=ride, driver=driver)
-    rides.ride_start(ride=ride, driver=driver)
-    rides.ride_complete(ride=ride, driver=driver)
+    trips.ride_driver_arrived(ride=ride, driver=driver)
+    trips.ride_start(ride=ride, driver=driver)
+    trips.ride_complete(ride=ride, driver=driver)
     deliver_all()
     assert not notifications().filter(recipient=emily, status=N.PENDING).exists()
     assert [t for t in texts(settings) if t["to"] == emily.phone_number] == []
@@ -128,7 +128,7 @@ def test_failed_gateway_attempts_do_not_use_up_the_daily_cost_cap(
     assert notifications().get(recipient=emily, topic=Topic.DRIVER_ASSIGNED).status == N.FAILED
     assert texts(settings) == []
     monkeypatch.setattr(sms, "sms_send", real_send)
-    rides.ride_driver_arrived(ride=ride, driver=ride.driver)
+    trips.ride_driver_arrived(ride=ride, driver=ride.driver)
     deliver_all()
     arrived = notifications().get(recipient=emily, topic=Topic.ARRIVED)
     assert (arrived.status, arrived.last_error) == (N.SENT, "")

@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from dispatch import rides
+from dispatch import rides, trips
 from dispatch.errors import DispatchError, IllegalTransition
 from dispatch.geo import Point
 from dispatch.models import DayPlan, DriverShift, PlanEvent, Ride, RideStatus, Stop
@@ -265,12 +265,12 @@ def test_a_run_reaching_its_rides_assigns_them_and_one_driver_holds_both(day, se
     driver = sarah_ride.run.driver
     for ride in (sarah_ride, bob_ride):
         ride = Ride.objects.select_related("run__driver").get(pk=ride.pk)
-        rides.ride_run_reached(ride=ride)
+        trips.ride_run_reached(ride=ride)
     held = Ride.objects.held_by(driver.pk)
     assert [r.pk for r in held] == [sarah_ride.pk, bob_ride.pk]
     # A trip step names its ride when the driver holds several.
-    ride = rides.drivers_active_ride(driver=driver, ride_id=bob_ride.ride_id)
-    rides.ride_driver_arrived(ride=ride, driver=driver)
+    ride = trips.drivers_active_ride(driver=driver, ride_id=bob_ride.ride_id)
+    trips.ride_driver_arrived(ride=ride, driver=driver)
     assert Ride.objects.get(pk=bob_ride.pk).status == RideStatus.DRIVER_ARRIVED
 
 
@@ -279,10 +279,10 @@ def test_planning_what_remains_keeps_done_stops_and_drops_off_those_aboard(day, 
     settings.PLAN_EXPLORATION = 1
     plan = plan_tomorrow()
     sarah_ride = Ride.objects.select_related("run__driver").get(pk=day["rides"][0].pk)
-    rides.ride_run_reached(ride=sarah_ride)
+    trips.ride_run_reached(ride=sarah_ride)
     driver = sarah_ride.run.driver
-    for step in (rides.ride_driver_arrived, rides.ride_start):
-        step(ride=rides.drivers_active_ride(driver=driver), driver=driver)
+    for step in (trips.ride_driver_arrived, trips.ride_start):
+        step(ride=trips.drivers_active_ride(driver=driver), driver=driver)
     pickup = Stop.objects.get(ride=sarah_ride, kind="pickup")
     now = pickup.service_at + timedelta(minutes=2)
     on_the_day.replan_remaining(plan=plan, now=now)
@@ -305,7 +305,7 @@ def test_plan_day_command_plans_the_date(day, settings, capsys):
 def test_planning_a_day_under_way_again_is_refused(day, settings):
     settings.PLAN_EXPLORATION = 0
     plan_tomorrow()
-    rides.ride_run_reached(
+    trips.ride_run_reached(
         ride=Ride.objects.select_related("run__driver").get(pk=day["rides"][0].pk)
     )
     with pytest.raises(DispatchError, match="under way"):
@@ -322,7 +322,7 @@ def test_on_postgresql_a_run_driver_holds_several_rides_but_one_on_demand(day, s
     sarah_ride, bob_ride = (Ride.objects.get(pk=r.pk) for r in day["rides"][:2])
     services.trip_move(ride=bob_ride, to_run=sarah_ride.run, actor=None)
     for ride in (sarah_ride, bob_ride):
-        rides.ride_run_reached(ride=Ride.objects.select_related("run__driver").get(pk=ride.pk))
+        trips.ride_run_reached(ride=Ride.objects.select_related("run__driver").get(pk=ride.pk))
     driver = sarah_ride.run.driver
     assert Ride.objects.held_by(driver.pk).count() == 2
     on_demand = [
@@ -465,7 +465,7 @@ def test_a_run_under_way_is_not_rebuilt_by_a_move(day, settings):
     services.plan_publish(plan=plan.__class__.objects.get(pk=plan.pk))
     run = Ride.objects.get(pk=sarah_ride.pk).run
     first = Stop.objects.filter(run=run).order_by("sequence").first().ride
-    rides.ride_run_reached(ride=Ride.objects.select_related("run__driver").get(pk=first.pk))
+    trips.ride_run_reached(ride=Ride.objects.select_related("run__driver").get(pk=first.pk))
     other = bob_ride if first.pk == sarah_ride.pk else sarah_ride
     stops_before = list(run.stops.values_list("ride_id", "kind", "sequence"))
     with pytest.raises(DispatchError) as refused:

@@ -12,7 +12,7 @@ import pytest
 from channels.layers import get_channel_layer
 from django.test import Client
 
-from dispatch import broadcast, matching, rides
+from dispatch import broadcast, matching, trips
 from dispatch.drivers import driver_verify
 from dispatch.models import DriverState, Ride
 from people.sessions import session_issue, session_revoke
@@ -133,7 +133,7 @@ def test_a_driver_unverified_mid_trip_is_offline_once_it_ends(passenger, make_dr
     assert ride.driver_id == driver.pk
     driver_verify(profile=driver.driver_profile, actor=None, verified=False)
     if ending == "complete":
-        for step in (rides.ride_driver_arrived, rides.ride_start, rides.ride_complete):
+        for step in (trips.ride_driver_arrived, trips.ride_start, trips.ride_complete):
             step(ride=Ride.objects.get(pk=ride.pk), driver=driver)
     else:
         matching.ride_driver_cancel(ride=Ride.objects.get(pk=ride.pk), driver=driver)

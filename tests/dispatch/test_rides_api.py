@@ -11,7 +11,7 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.test import Client
 
-from dispatch import matching, rides
+from dispatch import matching, rides, trips
 from dispatch.models import Ride
 from people.models import LinkStatus
 from tests.conftest import token_for
@@ -47,7 +47,7 @@ def book(passenger, ride_id: str, *, booked_by=None, match: bool = True, **extra
 
 def complete(ride: Ride) -> Ride:
     driver = ride.driver
-    for step in (rides.ride_driver_arrived, rides.ride_start, rides.ride_complete):
+    for step in (trips.ride_driver_arrived, trips.ride_start, trips.ride_complete):
         ride = step(ride=Ride.objects.get(pk=ride.pk), driver=driver)
     return Ride.objects.get(pk=ride.pk)
 

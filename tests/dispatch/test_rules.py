@@ -16,7 +16,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.utils import timezone
 
-from dispatch import access, booking, matching, offers, rides
+from dispatch import access, booking, matching, offers, rides, trips
 from dispatch.consumers import RideConsumer
 from dispatch.errors import DispatchError, NeedsConfirmation, NotAllowed
 from dispatch.geo import Point
@@ -83,7 +83,7 @@ async def test_an_ended_rides_snapshot_has_no_driver_position(ws, passenger, mak
 
     def ride_and_finish():
         ride = matching.ride_match(ride=book(passenger)).ride
-        for step in (rides.ride_driver_arrived, rides.ride_start, rides.ride_complete):
+        for step in (trips.ride_driver_arrived, trips.ride_start, trips.ride_complete):
             step(ride=ride, driver=driver)
 
     await db(ride_and_finish)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from dispatch import booking, matching, rides
+from dispatch import booking, matching, rides, trips
 from dispatch.errors import IllegalTransition
 from dispatch.models import DriverState, Ride, RideStatus
 from tests.conftest import JHB, booking_keywords
@@ -47,7 +47,7 @@ def test_a_run_ride_given_back_does_not_claim_an_on_demand_driver_for_good(
     plan_tomorrow()
     ride = Ride.objects.select_related("run__driver").get(pk=booked.pk)
     assert ride.run is not None and ride.run.driver == john
-    rides.ride_run_reached(ride=ride)
+    trips.ride_run_reached(ride=ride)
     ride.refresh_from_db()
     helper = make_driver(ride.pickup_latitude + 0.001, ride.pickup_longitude, first_name="Help")
 
@@ -101,13 +101,13 @@ def test_a_run_driver_with_a_rider_held_is_not_matched_on_demand(
     from tests.conftest import booking_keywords
 
     john, ride = _john_with_a_run(passenger, make_driver, settings, online=True)
-    rides.ride_run_reached(ride=ride)
+    trips.ride_run_reached(ride=ride)
     assert DriverState.objects.get(driver=john).status == "on_trip"
     with pytest.raises(DispatchError):
         drivers.driver_set_status(driver=john, status="available")
     result = booking.ride_book(**booking_keywords(make_user("passenger"), "od-1"))
     assert result.driver_id != john.pk
-    for step in (rides.ride_driver_arrived, rides.ride_start, rides.ride_complete):
+    for step in (trips.ride_driver_arrived, trips.ride_start, trips.ride_complete):
         step(ride=Ride.objects.with_people().get(pk=ride.pk), driver=john)
     assert DriverState.objects.get(driver=john).status == "available"
 
@@ -145,7 +145,7 @@ def test_a_run_driver_going_on_trip_is_told_to_the_board(
     monkeypatch.setattr(broadcast, "_deliver", lambda sends: sent.extend(m for _, m in sends))
     john, ride = _john_with_a_run(passenger, make_driver, settings, online=True)
     sent.clear()
-    rides.ride_run_reached(ride=ride)
+    trips.ride_run_reached(ride=ride)
     told = [m for m in sent if m["type"] == "console.driver" and m["driver_id"] == john.pk]
     assert told and told[-1]["kind"] == "on_trip"
 
@@ -159,12 +159,12 @@ def test_a_run_driver_offline_when_reached_cannot_go_available_while_carrying(
     from dispatch.errors import DispatchError
 
     john, ride = _john_with_a_run(passenger, make_driver, settings, online=False)
-    rides.ride_run_reached(ride=ride)
+    trips.ride_run_reached(ride=ride)
     assert DriverState.objects.get(driver=john).status == "offline"
     with pytest.raises(DispatchError) as refused:
         drivers.driver_set_status(driver=john, status="available")
     assert refused.value.code == "invalid_state"
-    for step in (rides.ride_driver_arrived, rides.ride_start, rides.ride_complete):
+    for step in (trips.ride_driver_arrived, trips.ride_start, trips.ride_complete):
         step(ride=Ride.objects.with_people().get(pk=ride.pk), driver=john)
     assert drivers.driver_set_status(driver=john, status="available").status == "available"
 
@@ -175,7 +175,7 @@ def _john_holding_a_ride_now_and_his_runs(passenger, make_user, make_driver, set
     rider = make_user("passenger", first_name="Lindiwe")
     now = booking.ride_book(**booking_keywords(rider, "now-1", at=(JHB[0] + 0.002, JHB[1])))
     assert now.driver_id == john.pk
-    rides.ride_run_reached(ride=run_ride)
+    trips.ride_run_reached(ride=run_ride)
     return john, Ride.objects.with_people().get(pk=now.ride.pk)
 
 

@@ -15,7 +15,7 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from console.regions import alert_lane
-from dispatch import broadcast, rides, watch
+from dispatch import broadcast, trips, watch
 from dispatch.errors import NoShowTooEarly
 from dispatch.models import Ride, RideStatus
 from tests.dispatch.test_rides_api import JHB, book
@@ -67,7 +67,7 @@ def at_the_door(
         "console": Ear(broadcast.CONSOLE_GROUP),
     }
     with django_capture_on_commit_callbacks(execute=True):
-        rides.ride_driver_arrived(ride=ride, driver=ride.driver)
+        trips.ride_driver_arrived(ride=ride, driver=ride.driver)
     ride.refresh_from_db()
     return ride, ears, emily
 
@@ -113,7 +113,7 @@ def test_no_show_is_refused_before_the_wait_saying_how_long_is_left(at_the_door,
     settings.NO_SHOW_WAIT_MIN = 5
     settings.NO_SHOW_CAREGIVERS_AFTER_MIN = 2
     with pytest.raises(NoShowTooEarly) as refused:
-        rides.ride_no_show(ride=ride, driver=ride.driver)
+        trips.ride_no_show(ride=ride, driver=ride.driver)
     assert refused.value.code == "invalid_state" and refused.value.status == 409
     assert 290 <= refused.value.extra["seconds_left"] <= 300
     assert "before recording a no-show" in str(refused.value)
@@ -126,10 +126,10 @@ def test_no_show_waits_for_the_escalation_too(at_the_door, settings):
     settings.NO_SHOW_WAIT_MIN = 0
     settings.NO_SHOW_CAREGIVERS_AFTER_MIN = 0
     with pytest.raises(NoShowTooEarly, match="caregivers are being told"):
-        rides.ride_no_show(ride=ride, driver=ride.driver)
+        trips.ride_no_show(ride=ride, driver=ride.driver)
     watch.waiting_escalate()
     ride.refresh_from_db()
-    rides.ride_no_show(ride=ride, driver=ride.driver)
+    trips.ride_no_show(ride=ride, driver=ride.driver)
     assert kinds(ride)[-3:] == ["waiting_passenger_told", "waiting_caregivers_told", "no_show"]
 
 
@@ -141,7 +141,7 @@ def test_a_caregiver_told_after_the_wait_still_holds_the_no_show_back(at_the_doo
     Ride.objects.filter(pk=ride.pk).update(arrived_at=timezone.now() - timedelta(minutes=2))
     ride.refresh_from_db()
     with pytest.raises(NoShowTooEarly) as refused:
-        rides.ride_no_show(ride=ride, driver=ride.driver)
+        trips.ride_no_show(ride=ride, driver=ride.driver)
     assert 110 <= refused.value.extra["seconds_left"] <= 120
 
 
