@@ -18,6 +18,25 @@ JHB = (-26.2041, 28.0473)
 CAPE_TOWN = (-33.9249, 18.4241)
 
 
+async def book_between_two(ws, passenger, make_driver, ride_id: str, near_km: float, far_km: float):
+    """
+    Two drivers north of the pickup (about `near_km` and `far_km` away,
+    0.01 degree a km) with their sockets open, and the passenger's
+    find_driver sent on /ws/ride/<ride_id>/: (near, far, their sockets, the
+    passenger's).
+    """
+    near = await db(make_driver, JHB[0] + near_km / 100, JHB[1])
+    far = await db(make_driver, JHB[0] + far_km / 100, JHB[1])
+    near_ws = await ws("/ws/driver/", token=await db(token_for, near))
+    await near_ws.receive_json_from()
+    far_ws = await ws("/ws/driver/", token=await db(token_for, far))
+    await far_ws.receive_json_from()
+    comm = await ws(f"/ws/ride/{ride_id}/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver())
+    return near, far, near_ws, far_ws, comm
+
+
 async def test_connect_greets_and_answers_ping(ws):
     """Anyone connects, is greeted with the ride id, and gets pong for ping."""
     comm = await ws("/ws/ride/abc-123/")
@@ -347,15 +366,9 @@ async def test_a_driver_who_gives_the_ride_back_is_replaced_and_streams_no_more(
     reach them. The first driver's own ride socket closes (4403): the ride,
     the next driver and their positions are no longer theirs to see.
     """
-    near = await db(make_driver, JHB[0] + 0.001, JHB[1])
-    far = await db(make_driver, JHB[0] + 0.02, JHB[1])
-    near_ws = await ws("/ws/driver/", token=await db(token_for, near))
-    await near_ws.receive_json_from()
-    far_ws = await ws("/ws/driver/", token=await db(token_for, far))
-    await far_ws.receive_json_from()
-    comm = await ws("/ws/ride/back-1/", token=await db(token_for, passenger))
-    await comm.receive_json_from()
-    await comm.send_json_to(find_driver())
+    near, far, near_ws, far_ws, comm = await book_between_two(
+        ws, passenger, make_driver, "back-1", near_km=0.1, far_km=2
+    )
     first, _ = await receive_until(comm, "driver_assigned")
     assert first["driver_id"] == near.pk
     await receive_until(near_ws, "ride_assigned")
@@ -571,15 +584,9 @@ async def test_in_offer_mode_a_decline_passes_the_ride_on_and_an_accept_assigns_
 ):
     """The nearest is asked first, with the terms; declined, the next; accepted, assigned."""
     settings.DISPATCH_MODE = "offer"
-    near = await db(make_driver, JHB[0] + 0.01, JHB[1])
-    far = await db(make_driver, JHB[0] + 0.03, JHB[1])
-    near_ws = await ws("/ws/driver/", token=await db(token_for, near))
-    await near_ws.receive_json_from()
-    far_ws = await ws("/ws/driver/", token=await db(token_for, far))
-    await far_ws.receive_json_from()
-    comm = await ws("/ws/ride/offer-3/", token=await db(token_for, passenger))
-    await comm.receive_json_from()
-    await comm.send_json_to(find_driver())
+    near, far, near_ws, far_ws, comm = await book_between_two(
+        ws, passenger, make_driver, "offer-3", near_km=1, far_km=3
+    )
     assert (await comm.receive_json_from())["type"] == "searching"
 
     offer, _ = await receive_until(near_ws, "ride_request")

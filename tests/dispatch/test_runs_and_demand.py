@@ -220,18 +220,13 @@ async def test_an_offer_expiring_as_its_ride_changes_still_leaves_its_driver(
 
     from dispatch import offers
     from dispatch.models import RideOffer
-    from tests.conftest import db, find_driver, receive_until, token_for
+    from tests.conftest import db, receive_until
+    from tests.dispatch.test_consumers import book_between_two
 
     settings.DISPATCH_MODE = "offer"
-    near = await db(make_driver, JHB[0] + 0.01, JHB[1])
-    far = await db(make_driver, JHB[0] + 0.03, JHB[1])
-    near_ws = await ws("/ws/driver/", token=await db(token_for, near))
-    await near_ws.receive_json_from()
-    far_ws = await ws("/ws/driver/", token=await db(token_for, far))
-    await far_ws.receive_json_from()
-    comm = await ws("/ws/ride/offer-9/", token=await db(token_for, passenger))
-    await comm.receive_json_from()
-    await comm.send_json_to(find_driver())
+    near, far, near_ws, far_ws, comm = await book_between_two(
+        ws, passenger, make_driver, "offer-9", near_km=1, far_km=3
+    )
     await receive_until(near_ws, "ride_request")
 
     changed: list[int] = []
