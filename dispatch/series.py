@@ -215,6 +215,7 @@ def series_update(*, series: RideSeries, actor: User, **changes) -> SeriesChange
     in `kept_planned`, unchanged.
     """
     _may_change(actor, series)
+    _still_running(series)
     unknown = set(changes) - EDITABLE
     if unknown:
         raise DispatchError(
@@ -243,6 +244,7 @@ def series_pause(
 ) -> SeriesChange:
     """No rides from `start_date` to `end_date` (a hospital stay, a holiday)."""
     _may_change(actor, series)
+    _still_running(series)
     if end_date < start_date:
         raise DispatchError("The pause ends before it starts.", fields={"end_date": "too early"})
     with transaction.atomic():
@@ -264,6 +266,7 @@ def series_pause(
 def series_resume(*, series: RideSeries, actor: User, pause: SeriesPause) -> SeriesChange:
     """Take a pause back: its days get their rides again."""
     _may_change(actor, series)
+    _still_running(series)
     with transaction.atomic():
         pause.delete()
         series.version += 1
@@ -300,6 +303,19 @@ def series_end(*, series: RideSeries, actor: User, last_date: date | None = None
 def _may_change(actor: User, series: RideSeries) -> None:
     if not access.may_change_series(actor, series):
         raise NotAllowed("You may not change this passenger's series.")
+
+
+def _still_running(series: RideSeries) -> None:
+    """
+    An ended series makes no more rides, so an edit, a pause or taking one
+    back would be answered as done while nothing could follow: refused.
+    """
+    if series.status == SeriesStatus.ENDED:
+        raise DispatchError(
+            "This series has ended; start a new one for more rides.",
+            code="invalid_state",
+            status=409,
+        )
 
 
 def _follow(

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from dispatch import rides
 from dispatch import series as S
-from dispatch.errors import NotAllowed
+from dispatch.errors import DispatchError, NotAllowed
 from dispatch.models import DayPlan, DriverShift, Ride, RideSeries, RideStatus, Run, SeriesPause
 from dispatch.planning import services
 from dispatch.scheduling import Needs, Place
@@ -411,3 +411,32 @@ def test_a_series_a_dispatcher_booked_keeps_its_booker(passenger, dispatcher, se
     assert S.series_materialise(now=timezone.now() + timedelta(days=3))
     change.series.refresh_from_db()
     assert change.series.booked_by_id == dispatcher.pk
+
+
+# --- an ended series ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda s, who: S.series_update(
+            series=s, actor=who, end_date=timezone.localdate() + timedelta(days=30)
+        ),
+        lambda s, who: S.series_pause(
+            series=s, actor=who, start_date=date(2030, 1, 1), end_date=date(2030, 1, 2)
+        ),
+    ],
+    ids=["extended", "paused"],
+)
+def test_an_ended_series_refuses_a_change_rather_than_seem_to_take_it(passenger, change):
+    """
+    An ended series makes no more rides: an edit that would seem to extend
+    it is refused, and nothing of it changes.
+    """
+    ended = S.series_end(series=create(passenger, passenger).series, actor=passenger).series
+    before = RideSeries.objects.filter(pk=ended.pk).values().get()
+    with pytest.raises(DispatchError) as refused:
+        change(RideSeries.objects.get(pk=ended.pk), passenger)
+    assert (refused.value.status, refused.value.code) == (409, "invalid_state")
+    assert RideSeries.objects.filter(pk=ended.pk).values().get() == before
+    assert not SeriesPause.objects.filter(series=ended).exists()
