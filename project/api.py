@@ -33,6 +33,7 @@ from people.auth_api import auth_router
 from people.caregiver_api import caregiver_router
 from people.notice_api import notice_router
 from people.profile_api import profile_router
+from project.common.adapters import reads_body
 from project.common.errors import ServiceError
 from project.common.inbound import InvalidJson, inbound_check, inbound_parse
 
@@ -142,7 +143,8 @@ def refuse_unreadable_input(run):
     Around every operation (a ninja view decorator, so before ninja parses
     anything): text no database can store, or a body nested too deep, is
     refused as a ServiceError, and so is a JSON body that does not parse
-    (`invalid_json`, as ninja would answer).
+    (`invalid_json`, as ninja would answer), and fields sent to a call that
+    takes no body (ninja would drop them unread).
     """
 
     @wraps(run)
@@ -160,10 +162,17 @@ def refuse_unreadable_input(run):
             # where the operation reads no body and refuses it where it does.
             if raw:
                 try:
-                    inbound_parse(raw, "The request body")
+                    body = inbound_parse(raw, "The request body")
                 except InvalidJson:
                     if request.content_type not in FORM_TYPES:
                         raise
+                else:
+                    if isinstance(body, dict) and body and not reads_body(run):
+                        raise ServiceError(
+                            "This call takes no fields: " + ", ".join(sorted(body)) + ".",
+                            code="invalid_request",
+                            fields={key: "Not a field of this call." for key in body},
+                        )
         except ServiceError as exc:
             return on_service_error(request, exc)
         return run(request, *args, **kwargs)

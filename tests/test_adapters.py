@@ -122,3 +122,22 @@ def test_daphne_twisted_and_autobahn_still_have_what_the_socket_limits_use():
     )
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_ninja_operations_still_tell_whether_they_take_a_body():
+    """reads_body: Operation.run bound, Operation.models with __ninja_param_source__."""
+    from ninja.operation import Operation
+
+    from dispatch.rest_api import ride_router
+    from people.caregiver_api import caregiver_router
+    from project import api  # noqa: F401  (mounting applies the API's decorators)
+
+    (accept,) = caregiver_router.path_operations["/{int:link_id}/accept/"].operations
+    (cancel,) = ride_router.path_operations["/{ride_id}/cancel/"].operations
+    for operation in (accept, cancel):
+        assert isinstance(operation, Operation)
+        assert inspect.unwrap(operation.run).__self__ is operation
+    assert {m.__ninja_param_source__ for m in cancel.models} >= {"body"}
+    assert adapters.reads_body(inspect.unwrap(cancel.run))
+    assert not adapters.reads_body(inspect.unwrap(accept.run))
+    assert adapters.reads_body(lambda request: None)

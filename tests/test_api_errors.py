@@ -59,3 +59,33 @@ def test_a_method_the_path_does_not_take_is_json_method_not_allowed(client, meth
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
     assert set(response["Allow"].replace(" ", "").split(",")) == allowed
+
+
+@pytest.mark.django_db
+def test_fields_sent_to_a_call_that_takes_none_are_refused_not_dropped(passenger, make_user):
+    """
+    Accepting an invitation takes no body: a field sent with it is 400
+    naming the field, and the invitation stays open; a bare call and an
+    empty object still work.
+    """
+    from django.test import Client
+
+    from people.models import CaregiverLink, LinkStatus
+    from tests.conftest import token_for
+
+    emily = make_user("caregiver", first_name="Emily")
+    link = CaregiverLink.objects.create(
+        passenger=passenger, caregiver=emily, invited_phone=emily.phone_number
+    )
+    app = Client(headers={"Authorization": f"Bearer {token_for(emily)}"})
+    path = f"/api/caregivers/{link.pk}/accept/"
+    sent = app.post(path, {"can_book_rides": False}, content_type="application/json")
+    assert sent.status_code == 400, sent.json()
+    assert sent.json()["code"] == "invalid_request"
+    assert set(sent.json()["fields"]) == {"can_book_rides"}
+    link.refresh_from_db()
+    assert link.status == LinkStatus.INVITED
+    assert app.post(path, {}, content_type="application/json").status_code == 200
+    link.refresh_from_db()
+    assert link.status == LinkStatus.ACTIVE
+    assert app.post(path).status_code == 409

@@ -268,3 +268,23 @@ def language_info_add(code: str, *, name: str, name_local: str, bidi: bool = Fal
     reads (checked by the upgrade test).
     """
     LANG_INFO.setdefault(code, {"bidi": bidi, "code": code, "name": name, "name_local": name_local})
+
+
+def reads_body(run) -> bool:
+    """
+    Whether the django-ninja operation behind `run` (what a NinjaAPI
+    decorator with mode="view" wraps) takes a body; True when that cannot
+    be told, so nothing is refused on a guess.
+
+    Relies on: `run` being the bound Operation.run, and Operation.models
+    holding one model per parameter source, each with
+    __ninja_param_source__ ("body", "form", "file" for a body; checked by
+    the upgrade test).
+    """
+    models = getattr(getattr(run, "__self__", None), "models", None)
+    if models is None:
+        return True
+    return any(
+        getattr(model, "__ninja_param_source__", "body") in ("body", "form", "file")
+        for model in models
+    )
