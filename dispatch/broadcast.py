@@ -92,6 +92,15 @@ ALARM_ACKNOWLEDGED = "alarm_acknowledged"
 _NOT_FOR_CAREGIVERS = ("offered", "needs_updated", WAITING_PASSENGER_TOLD)
 
 
+def caregivers_hear(kind: str) -> bool:
+    """
+    Whether caregivers hear of this ride event at all, on any socket (the
+    caregiver's, and a ride socket a caregiver watches): not of the driver
+    at the door before the escalation reaches them, say.
+    """
+    return kind not in _NOT_FOR_CAREGIVERS
+
+
 class RideNews(TypedDict):
     """A change to a ride, as one audience's app is told of it."""
 
@@ -349,7 +358,7 @@ def _ride_sends(
         ride, withdrawn, "offer_expired" if kind == "offer_expired" else "offer_withdrawn"
     )
 
-    if kind not in _NOT_FOR_CAREGIVERS:
+    if caregivers_hear(kind):
         told = _news(ride, kind, "caregiver", told_caregivers or {**snapshot, "event": kind})
         sends += [(caregiver_group(caregiver_id), told) for caregiver_id in watchers]
     # The consoles hear every ride event: an offer (its card's countdown, and

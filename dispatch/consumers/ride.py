@@ -241,7 +241,10 @@ class RideConsumer(AppSocket):
             return
         if self.viewer.role == access.DRIVER and not await self._still_sees():
             return
-        if self.viewer.hears_news:
+        heard = self.viewer.hears_news and (
+            self.viewer.role != access.CAREGIVER or broadcast.caregivers_hear(event["kind"])
+        )
+        if heard:
             await self._show(event["message"], event["status"])
         else:
             # Not told of it; but what positions it sees follows the status.

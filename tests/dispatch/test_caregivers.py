@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from dispatch import matching, rides
+from dispatch import matching, rides, watch
 from dispatch.models import DriverState, Ride, RideEvent, RideStatus
 from people.caregivers import caregiver_link_revoke, caregiver_link_update
 from people.models import LinkStatus, VehicleType
@@ -211,6 +211,35 @@ async def test_caregiver_with_notifications_hears_every_state_change(
     # waits at the door) is not the caregivers' to hear.
     assert [m["version"] for m in seen] == [2, 3, 4, 6, 7]
     await quiet(silent)
+
+
+async def test_caregiver_on_the_ride_socket_hears_the_door_only_when_the_escalation_says(
+    ws, passenger, caregiver, make_link, make_driver, settings
+):
+    """
+    The driver at the door is the passenger's to hear first: a caregiver
+    watching the ride socket hears the arrival, and `driver_waiting` only at
+    the caregivers' stage, as on the caregiver socket.
+    """
+    settings.NO_SHOW_CAREGIVERS_AFTER_MIN = 0
+    driver = await db(make_driver, *JHB)
+    await db(make_link, passenger, caregiver, can_receive_notifications=True)
+    driver_ws = await open_driver(ws, driver)
+    rider = await book_as(ws, passenger, "door-ride-1")
+    await receive_until(rider, "driver_assigned")
+    await receive_until(driver_ws, "ride_assigned")
+    comm = await ws("/ws/ride/door-ride-1/", token=await db(token_for, caregiver))
+    await receive_until(comm, "ride_status")
+    await driver_ws.send_json_to({"type": "arrived"})
+    told, _ = await receive_until(rider, "driver_waiting")
+    assert told["stage"] == "passenger"
+    arrived = await comm.receive_json_from()
+    assert (arrived["type"], arrived["status"]) == ("ride_status", "driver_arrived")
+    await quiet(comm)
+    assert await db(watch.waiting_escalate) == 1
+    waiting = await comm.receive_json_from()
+    assert (waiting["type"], waiting["stage"]) == ("driver_waiting", "caregivers")
+    await quiet(comm)
 
 
 async def test_caregiver_socket_opened_mid_ride_gets_the_current_ride(
