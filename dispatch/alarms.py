@@ -26,7 +26,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from dispatch import broadcast, drivers, payloads, rides
-from dispatch.errors import DispatchError, NotAllowed, NotFound
+from dispatch.errors import DispatchError, IllegalTransition, NotAllowed, NotFound
 from dispatch.geo import Point, haversine_km
 from dispatch.locations import live_position
 from dispatch.models import (
@@ -86,10 +86,8 @@ def alarm_sos(*, ride: Ride, passenger: User) -> Alarm:
     if ride.passenger_id != passenger.pk:
         raise NotAllowed("Only the passenger sends an SOS on their ride.")
     if ride.status not in ACTIVE_STATUSES:
-        raise DispatchError(
-            f"Ride {ride.ride_id} is {ride.status}; call for help by phone.",
-            code="invalid_state",
-            status=409,
+        raise IllegalTransition(
+            ride, ride.status, f"Ride {ride.ride_id} is {ride.status}; call for help by phone."
         )
     for _ in range(3):
         alarm = alarm_raise(ride_pk=ride.pk, kind=AlarmKind.SOS, actor=passenger, role="passenger")

@@ -182,6 +182,27 @@ async def test_a_passengers_sos_raises_an_alarm_and_the_socket_stays_up(
     assert await muted.receive_nothing(timeout=0.3)
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_an_sos_after_the_ride_says_where_the_ride_is(ws, passenger, make_driver):
+    """
+    Refused as `invalid_state`, with `current_status` and `version` as every
+    such refusal; nothing raised, and the socket stays up.
+    """
+    driver = await db(make_driver, *JHB)
+    ride = await db(book, passenger, "sos-late")
+    for step in (trips.ride_driver_arrived, trips.ride_start, trips.ride_complete):
+        ride = await db(step, ride=await db(Ride.objects.get, pk=ride.pk), driver=driver)
+    comm = await ws("/ws/ride/sos-late/", token=await db(token_for, passenger))
+    await receive_until(comm, "ride_status")
+    await comm.send_json_to({"type": "sos"})
+    error, _ = await receive_until(comm, "error")
+    assert error["code"] == "invalid_state"
+    assert (error["current_status"], error["version"]) == ("completed", ride.version)
+    await comm.send_json_to({"type": "ping"})
+    await receive_until(comm, "pong")
+    assert not await db(Alarm.objects.exists)
+
+
 @pytest.mark.django_db
 def test_a_run_driver_boarding_the_next_rider_raises_no_alarm_on_the_rider_on_board(
     run_day, settings
