@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 from django.utils import timezone
 
-from dispatch import rides
+from dispatch import rides, series_calendar
 from dispatch import series as S
 from dispatch.errors import DispatchError, NotAllowed
 from dispatch.models import DayPlan, DriverShift, Ride, RideSeries, RideStatus, Run, SeriesPause
@@ -46,14 +46,14 @@ def make_series(**fields) -> RideSeries:
 
 def test_mon_wed_fri_from_start_to_end():
     s = make_series(start_date=date(2027, 3, 3), end_date=date(2027, 3, 12))
-    days = S.series_dates(s, date(2027, 3, 1), date(2027, 3, 31), pauses=[])
+    days = series_calendar.series_dates(s, date(2027, 3, 1), date(2027, 3, 31), pauses=[])
     assert days == [date(2027, 3, d) for d in (3, 5, 8, 10, 12)]
 
 
 def test_exception_dates_and_pauses_have_no_ride():
     s = make_series(except_dates=["2027-03-03"])
     pause = SeriesPause(start_date=date(2027, 3, 8), end_date=date(2027, 3, 12))
-    days = S.series_dates(s, date(2027, 3, 1), date(2027, 3, 19), pauses=[pause])
+    days = series_calendar.series_dates(s, date(2027, 3, 1), date(2027, 3, 19), pauses=[pause])
     assert days == [date(2027, 3, d) for d in (1, 5, 15, 17, 19)]
 
 
@@ -65,23 +65,25 @@ def test_pauses_reaching_past_the_days_asked_for_pause_only_those_days():
         SeriesPause(start_date=date(2027, 3, 17), end_date=date(9999, 12, 31)),
         SeriesPause(start_date=date(2027, 3, 10), end_date=date(2027, 3, 10)),
     ]
-    days = S.series_dates(s, date(2027, 3, 1), date(2027, 3, 19), pauses=pauses)
+    days = series_calendar.series_dates(s, date(2027, 3, 1), date(2027, 3, 19), pauses=pauses)
     assert days == [date(2027, 3, d) for d in (5, 8, 12, 15)]
-    assert S.series_dates(s, date(2027, 3, 1), date(2027, 3, 19), pauses=pauses[2:]) == [
-        date(2027, 3, d) for d in (1, 3, 5, 8, 12, 15, 17, 19)
-    ]
+    assert series_calendar.series_dates(
+        s, date(2027, 3, 1), date(2027, 3, 19), pauses=pauses[2:]
+    ) == [date(2027, 3, d) for d in (1, 3, 5, 8, 12, 15, 17, 19)]
 
 
 def test_a_time_in_johannesburg_is_two_hours_before_utc_all_year(settings):
     settings.TIME_ZONE = "Africa/Johannesburg"
     for day in (date(2027, 1, 4), date(2027, 7, 5)):
-        assert S.local_instant(day, time(7, 30)) == datetime.combine(day, time(5, 30), UTC)
+        assert series_calendar.local_instant(day, time(7, 30)) == datetime.combine(
+            day, time(5, 30), UTC
+        )
 
 
 def test_a_series_keeps_its_wall_clock_time_across_a_daylight_saving_change(settings):
     settings.TIME_ZONE = "Europe/London"
-    before = S.local_instant(date(2027, 3, 26), time(7, 30))
-    after = S.local_instant(date(2027, 3, 29), time(7, 30))
+    before = series_calendar.local_instant(date(2027, 3, 26), time(7, 30))
+    after = series_calendar.local_instant(date(2027, 3, 29), time(7, 30))
     assert (before.hour, after.hour) == (7, 6)
     assert timezone.localtime(after).time() == time(7, 30)
 
@@ -89,9 +91,9 @@ def test_a_series_keeps_its_wall_clock_time_across_a_daylight_saving_change(sett
 def test_a_time_the_clocks_skip_lands_after_the_gap_and_a_doubled_one_is_the_first(settings):
     settings.TIME_ZONE = "Europe/London"
     # 28 March 2027: 01:00 GMT becomes 02:00 BST; 31 October 2027: 02:00 BST becomes 01:00 GMT.
-    skipped = S.local_instant(date(2027, 3, 28), time(1, 30))
+    skipped = series_calendar.local_instant(date(2027, 3, 28), time(1, 30))
     assert timezone.localtime(skipped).time() == time(2, 30)
-    doubled = S.local_instant(date(2027, 10, 31), time(1, 30))
+    doubled = series_calendar.local_instant(date(2027, 10, 31), time(1, 30))
     assert doubled == datetime(2027, 10, 31, 0, 30, tzinfo=UTC)
 
 
@@ -127,7 +129,7 @@ def test_a_caregiver_who_may_book_creates_a_series_and_its_rides_appear(
     change = create(passenger, caregiver)
     rides = Ride.objects.filter(series=change.series)
     outbound = rides.filter(leg="outbound")
-    expected = S.series_dates(
+    expected = series_calendar.series_dates(
         change.series, timezone.localdate(), timezone.localdate() + timedelta(days=14)
     )
     assert sorted(outbound.values_list("service_date", flat=True)) == expected
