@@ -155,24 +155,35 @@ def _named_passenger(
 ) -> tuple[bool, User | None]:
     """
     Whether a booking names someone other than `user`, and who that is (None
-    when nobody has that id or number). A malformed phone is a bad request.
+    when nobody has that id or number, or when the id and the number name
+    two people: answered as for nobody, so it tells nothing of either). A
+    malformed phone is a bad request.
     """
-    if passenger_id is not None and passenger_id != user.pk:
-        return True, User.objects.filter(pk=passenger_id).first()
-    if not passenger_phone:
+    by_id = None if passenger_id is None else passenger_id
+    by_phone = None
+    if passenger_phone:
+        try:
+            phone = normalize_phone(passenger_phone)
+        except InvalidPhoneNumber as exc:
+            raise NotAllowed(
+                exc.messages[0],
+                code="invalid_request",
+                status=400,
+                fields={"passenger_phone": exc.messages[0]},
+            ) from exc
+        by_phone = (
+            user.pk
+            if phone == user.phone_number
+            else User.objects.filter(phone_number=phone).values_list("pk", flat=True).first()
+        )
+        if by_phone is None:
+            return True, None
+    if by_id is not None and by_phone is not None and by_id != by_phone:
+        return True, None
+    named = by_id if by_id is not None else by_phone
+    if named is None or named == user.pk:
         return False, None
-    try:
-        phone = normalize_phone(passenger_phone)
-    except InvalidPhoneNumber as exc:
-        raise NotAllowed(
-            exc.messages[0],
-            code="invalid_request",
-            status=400,
-            fields={"passenger_phone": exc.messages[0]},
-        ) from exc
-    if phone == user.phone_number:
-        return False, None
-    return True, User.objects.filter(phone_number=phone).first()
+    return True, User.objects.filter(pk=named).first()
 
 
 def passenger_to_book_for(

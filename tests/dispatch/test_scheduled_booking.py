@@ -252,6 +252,27 @@ def test_a_dispatcher_books_on_the_phone_for_any_passenger(passenger, dispatcher
     assert response.status_code == 403
 
 
+def test_a_booking_naming_two_different_passengers_is_refused(passenger, dispatcher, make_user):
+    """
+    A passenger_id and a passenger_phone that name two people book for
+    neither (it was the id's, silently): nothing is written.
+    """
+    tom = make_user("passenger", first_name="Tom")
+    for named in (
+        {"passenger_id": passenger.pk, "passenger_phone": tom.phone_number},
+        {"passenger_id": dispatcher.pk, "passenger_phone": tom.phone_number},
+    ):
+        response = rest(dispatcher).post(
+            "/api/rides/", ahead(**named), content_type="application/json"
+        )
+        assert response.status_code in (403, 404), (named, response.json())
+    assert not Ride.objects.exists()
+    both = {"passenger_id": passenger.pk, "passenger_phone": "+27 " + passenger.phone_number[2:]}
+    response = rest(dispatcher).post("/api/rides/", ahead(**both), content_type="application/json")
+    assert response.status_code == 201
+    assert Ride.objects.get().passenger == passenger
+
+
 def test_a_scheduled_ride_is_cancelled_over_rest(passenger):
     booked = rest(passenger).post("/api/rides/", ahead(), content_type="application/json").json()
     ride_id = booked["ride"]["ride_id"]
