@@ -28,7 +28,7 @@ from dispatch.errors import (
     NotWaitingForReady,
     RideConflict,
 )
-from dispatch.models import Leg, Ride, RideRequest, RideSeries, RideStatus
+from dispatch.models import FINAL_STATUSES, Leg, Ride, RideRequest, RideSeries, RideStatus
 from dispatch.planning import day
 from people import profiles
 from people.models import User
@@ -301,6 +301,19 @@ def ride_ready(*, ride: Ride, actor: User) -> Ride:
             RideStatus.SEARCHING,
             f"Ride {ride.ride_id} is the return of {ride.service_date:%a %d %b}: "
             "say ready on that day.",
+        )
+    # Read afresh: the ride in hand may carry its outbound as it was.
+    outbound = Ride.objects.filter(pk=ride.outbound_id).first()
+    if outbound is not None and outbound.status not in FINAL_STATUSES:
+        # The rider is not at the drop-off yet: a driver sent now (or a run
+        # passing) would wait at an empty door.
+        raise IllegalTransition(
+            ride,
+            RideStatus.SEARCHING,
+            f"Ride {ride.ride_id} is the return of {outbound.ride_id}, which is "
+            f"{outbound.status}: say ready once the outbound trip has ended.",
+            outbound_ride_id=outbound.ride_id,
+            outbound_status=outbound.status,
         )
     role = {"staff": "dispatcher"}.get(viewer.role, viewer.role)
     if day.join_passing_run(ride=ride, actor=actor):

@@ -342,13 +342,20 @@ def test_on_postgresql_a_run_driver_holds_several_rides_but_one_on_demand(day, s
         Ride.objects.filter(pk=on_demand[1].pk).update(status="assigned", driver=driver)
 
 
-def _will_call_on_a_published_day(passenger, driver, monkeypatch):
-    """A will-call return of today, its outbound on the published plan of a shift under way."""
-    # Nine in the morning: the outbound two hours on is still today's.
+def _will_call_on_a_published_day(
+    passenger, driver, monkeypatch, *, later=None, outbound_ends=RideStatus.COMPLETED
+):
+    """
+    A will-call return of today, its outbound on the published plan of a
+    shift under way and ended (`outbound_ends`: dropped off) by two in the
+    afternoon, when its rider is ready; `later`, another rider on the day,
+    picked up at four.
+    """
+    # Nine in the morning: the outbound half an hour on is still today's.
     now = timezone.make_aware(datetime.combine(timezone.localdate(), time(9, 0)))
     monkeypatch.setattr(timezone, "now", lambda: now)
     DriverShift.objects.create(
-        driver=driver, start_at=now - timedelta(hours=1), end_at=now + timedelta(hours=6),
+        driver=driver, start_at=now - timedelta(hours=1), end_at=now + timedelta(hours=9),
         start_latitude=DEPOT.latitude, start_longitude=DEPOT.longitude,
         end_latitude=DEPOT.latitude, end_longitude=DEPOT.longitude,
     )  # fmt: skip
@@ -357,11 +364,22 @@ def _will_call_on_a_published_day(passenger, driver, monkeypatch):
         booked_by=passenger,
         pickup=Place(JHB[0] + 0.01, JHB[1], "Home"),
         dropoff=Place(JHB[0] + 0.03, JHB[1] + 0.01, "Clinic"),
-        pickup_at=now + timedelta(hours=2),
+        pickup_at=now + timedelta(minutes=30),
         return_will_call=True,
     )
+    if later is not None:
+        ride_book_ahead(
+            passenger=later,
+            booked_by=later,
+            pickup=Place(JHB[0] + 0.02, JHB[1], "Bob's home"),
+            dropoff=Place(JHB[0] + 0.03, JHB[1] + 0.02, "Pharmacy"),
+            pickup_at=now + timedelta(hours=7),
+        )
     plan = services.plan_day(service_date=outbound.service_date, timeout_s=5)
     services.plan_publish(plan=plan)
+    # Two in the afternoon: the rider was taken to the clinic this morning.
+    now += timedelta(hours=5)
+    Ride.objects.filter(pk=outbound.pk).update(status=outbound_ends)
     return plan, outbound.returns.get()
 
 
@@ -390,7 +408,11 @@ def test_the_day_planned_again_keeps_a_return_that_joined_a_run(
     no stop, unable to be said ready again.
     """
     settings.PLAN_EXPLORATION = 1
-    plan, back = _will_call_on_a_published_day(passenger, make_driver(), monkeypatch)
+    # Driven there by her daughter: the day is not under way, so it may be
+    # planned again from the start.
+    plan, back = _will_call_on_a_published_day(
+        passenger, make_driver(), monkeypatch, outbound_ends=RideStatus.CANCELLED
+    )
     ride_ready(ride=back, actor=passenger)
     services.plan_day(service_date=back.service_date, timeout_s=5)
     back.refresh_from_db()
@@ -434,18 +456,19 @@ def test_ready_said_again_after_joining_a_run_is_invalid_state(
 
 
 def test_a_will_call_joining_a_run_leaves_its_riders_at_the_times_they_asked_for(
-    passenger, make_driver, settings, monkeypatch
+    passenger, make_driver, make_user, settings, monkeypatch
 ):
     """A ready return joins as early as the run can; the run's riders keep their times."""
     settings.PLAN_EXPLORATION = 1
     driver = make_driver(first_name="John", last_name="Doe")
-    _, back = _will_call_on_a_published_day(passenger, driver, monkeypatch)
-    outbound = back.outbound
+    bob = make_user("passenger", first_name="Bob", last_name="Rider")
+    _, back = _will_call_on_a_published_day(passenger, driver, monkeypatch, later=bob)
     ride_ready(ride=back, actor=passenger)
-    outbound.refresh_from_db()
+    other = Ride.objects.get(passenger=bob)
     back.refresh_from_db()
-    assert outbound.confirmed_pickup_at == outbound.pickup_at
-    assert [e.kind for e in outbound.events.order_by("version")] == ["scheduled", "planned"]
+    assert other.run == back.run
+    assert other.confirmed_pickup_at == other.pickup_at
+    assert [e.kind for e in other.events.order_by("version")] == ["scheduled", "planned"]
     # Not held back to the middle of its window (its pickup_at): it is ready now.
     assert back.run.driver == driver
     assert back.confirmed_pickup_at < back.pickup_at - timedelta(minutes=1)

@@ -36,6 +36,11 @@ def rest(user) -> Client:
     return Client(headers={"Authorization": f"Bearer {token_for(user)}"})
 
 
+def dropped_off(ride_id: str) -> None:
+    """The outbound trip behind its rider, as a will-call return's `ready` needs."""
+    Ride.objects.filter(ride_id=ride_id).update(status=RideStatus.COMPLETED)
+
+
 def ahead(**extra) -> dict:
     body = {
         "pickup": {"latitude": JHB[0], "longitude": JHB[1], "address": "12 Main Rd"},
@@ -296,6 +301,7 @@ def test_will_call_ready_with_no_run_passing_is_matched_on_demand(passenger, emi
         .json()
     )
     back = booked["returns"][0]["ride_id"]
+    dropped_off(booked["ride"]["ride_id"])
     response = rest(emily).post(f"/api/rides/{back}/ready/")
     assert response.status_code == 200, response.json()
     ride = Ride.objects.get(ride_id=back)
@@ -433,6 +439,7 @@ async def test_ready_on_the_ride_socket_starts_a_will_call_return(ws, passenger,
     soon = (timezone.now() + timedelta(hours=1)).isoformat()
     await comm.send_json_to(find_driver(pickup_at=soon, return_will_call=True))
     await receive_until(comm, "ride_scheduled")
+    await db(dropped_off, "clinic")
     back = await ws("/ws/ride/clinic-ret/", token=token)
     await back.receive_json_from()
     await receive_until(back, "ride_status")
@@ -459,6 +466,7 @@ async def _unnotified_caregiver_on_a_will_call_return(
     soon = (timezone.now() + timedelta(hours=1)).isoformat()
     await sarah.send_json_to(find_driver(pickup_at=soon, return_will_call=True))
     await receive_until(sarah, "ride_scheduled")
+    await db(dropped_off, "clinic")
     back = await ws("/ws/ride/clinic-ret/", token=await db(token_for, emily))
     await back.receive_json_from()
     await receive_until(back, "ride_status")
@@ -525,3 +533,31 @@ def test_a_return_leg_runs_back_and_keeps_its_id_within_the_column():
     assert first["ride_id"].endswith("-ret") and len(first["ride_id"]) == 64
     assert again["ride_id"].endswith("-ret2") and len(again["ride_id"]) <= 64
     assert first["leg"] == again["leg"] == "return"
+
+
+def test_ready_before_the_outbound_trip_ended_sends_nobody(passenger, emily, make_driver):
+    """
+    The daughter taps ready in the morning, before her mother was taken to
+    the clinic: invalid_state, and no driver is sent to an empty clinic;
+    once the outbound trip has ended, ready is taken.
+    """
+    make_driver(*JHB)
+    soon = timezone.localtime() + timedelta(hours=1)
+    booked = (
+        rest(emily)
+        .post(
+            "/api/rides/",
+            ahead(passenger_id=passenger.pk, pickup_at=soon.isoformat(), return_will_call=True),
+            content_type="application/json",
+        )
+        .json()
+    )
+    outbound, back = booked["ride"]["ride_id"], booked["returns"][0]["ride_id"]
+    response = rest(emily).post(f"/api/rides/{back}/ready/")
+    assert response.status_code == 409 and response.json()["code"] == "invalid_state"
+    assert "outbound" in response.json()["message"]
+    ride = Ride.objects.get(ride_id=back)
+    assert (ride.status, ride.driver_id, ride.run_id) == (RideStatus.SCHEDULED, None, None)
+    assert [e.kind for e in ride.events.all()] == ["scheduled"]
+    dropped_off(outbound)
+    assert rest(emily).post(f"/api/rides/{back}/ready/").status_code == 200
