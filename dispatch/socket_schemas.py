@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from dispatch.geo import MAX_LATITUDE
 from dispatch.scheduling import Needs, Place
@@ -60,6 +60,16 @@ class FindDriver(Inbound):
             except ArithmeticError:
                 return value
         return None if value == "" else value
+
+    @field_validator("return_at", "return_will_call")
+    @classmethod
+    def _return_of_a_ride_ahead(cls, value, info: ValidationInfo):
+        # A return leg is booked with a ride ahead only (dispatch.scheduling):
+        # on a ride booked now it would be dropped, the rider left waiting.
+        asked = value is not None and value is not False
+        if asked and info.data.get("pickup_at") is None and info.data.get("appointment_at") is None:
+            raise ValueError("a return is booked with pickup_at or appointment_at")
+        return value
 
     @field_validator("passenger_phone", "passenger_id", mode="before")
     @classmethod

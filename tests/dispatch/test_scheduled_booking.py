@@ -561,3 +561,27 @@ def test_ready_before_the_outbound_trip_ended_sends_nobody(passenger, emily, mak
     assert [e.kind for e in ride.events.all()] == ["scheduled"]
     dropped_off(outbound)
     assert rest(emily).post(f"/api/rides/{back}/ready/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "leg", [{"return_will_call": True}, {"return_at": "later"}], ids=["will-call", "at"]
+)
+async def test_a_return_asked_of_a_ride_booked_now_is_refused_not_dropped(
+    ws, passenger, make_driver, leg
+):
+    """
+    A return leg is booked with a ride ahead only: asked with a ride now, it
+    was dropped without a word and the rider left at the clinic. It is
+    invalid_request naming the field; nothing is booked, the socket stays.
+    """
+    await db(make_driver, *JHB)
+    if leg.get("return_at") == "later":
+        leg = {"return_at": (timezone.now() + timedelta(hours=3)).isoformat()}
+    comm = await ws("/ws/ride/now-and-back/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver(**leg))
+    error = await comm.receive_json_from()
+    assert error["code"] == "invalid_request" and next(iter(leg)) in error["fields"]
+    assert not await db(Ride.objects.filter(ride_id__startswith="now-and-back").exists)
+    await comm.send_json_to({"type": "ping"})
+    assert (await comm.receive_json_from())["type"] == "pong"
