@@ -26,6 +26,7 @@ from django.utils import timezone
 from dispatch import access, rides, scheduling
 from dispatch.errors import DispatchError, NotAllowed
 from dispatch.models import (
+    ACTIVE_STATUSES,
     SERIES_WITHDREW,
     CancelledBy,
     Leg,
@@ -274,9 +275,9 @@ def _follow(
     """
     Bring the series' future rides not yet on a run in line with it, a day
     at a time. A day's return goes with its outbound: kept while the
-    outbound is planned (its rider must get home), cancelled when the
-    series loses its return, booked when it gains one. `no_days`: the
-    series ended before it started.
+    outbound is planned, under way or done (its rider must get home),
+    cancelled when the series loses its return, booked when it gains one.
+    `no_days`: the series ended before it started.
     """
     change = SeriesChange(series)
     role = access.booker_role(actor, series.passenger)
@@ -292,7 +293,8 @@ def _follow(
     now = timezone.now()
     for day, legs in sorted(days.items()):
         outbound, back = legs.get(Leg.OUTBOUND), legs.get(Leg.RETURN)
-        planned = outbound is not None and outbound.run_id is not None
+        # An outbound no longer scheduled is not among the future rides.
+        planned = _takes_its_rider(outbound or (back.outbound if back else None))
         for ride in legs.values():
             if ride.run_id is not None or (ride is back and planned):
                 change.kept_planned.append(ride.ride_id)
@@ -316,6 +318,13 @@ def _follow(
                 )
                 change.created.append(made.ride_id)
     return change
+
+
+def _takes_its_rider(outbound: Ride | None) -> bool:
+    """Whether an outbound takes its rider out (on a run, under way, done): a return must stay."""
+    if outbound is None or outbound.status == RideStatus.SCHEDULED:
+        return outbound is not None and outbound.run_id is not None
+    return outbound.status in (*ACTIVE_STATUSES, RideStatus.COMPLETED)
 
 
 def _moved(series: RideSeries, ride: Ride, *, actor, role, reason, now) -> bool:

@@ -415,6 +415,45 @@ def test_a_series_a_dispatcher_booked_keeps_its_booker(passenger, dispatcher, se
     assert change.series.booked_by_id == dispatcher.pk
 
 
+@pytest.mark.parametrize("edit", ["pause", "weekdays", "no_return"])
+def test_a_change_today_keeps_the_return_of_a_rider_already_taken_there(
+    passenger, monkeypatch, edit
+):
+    """
+    Sarah was taken to dialysis this morning and waits to say ready; her
+    daughter pauses the series from today for a hospital stay (or drops
+    today's weekday, or the return): today's return stays, listed for a
+    dispatcher, or Sarah is left at the clinic with no ride home.
+    """
+    seven = timezone.make_aware(datetime.combine(timezone.localdate(), time(7, 0)))
+    monkeypatch.setattr(timezone, "now", lambda: seven)
+    today = timezone.localdate()
+    change = create(
+        passenger, passenger, weekdays=list(range(7)), start_date=today,
+        pickup_time=time(8, 0), return_time=None, return_will_call=True,
+    )  # fmt: skip
+    outbound = Ride.objects.get(series=change.series, service_date=today, leg="outbound")
+    # Taken there and dropped off by eleven.
+    Ride.objects.filter(pk=outbound.pk).update(status=RideStatus.COMPLETED)
+    eleven = seven + timedelta(hours=4)
+    monkeypatch.setattr(timezone, "now", lambda: eleven)
+    if edit == "pause":
+        done = S.series_pause(
+            series=change.series,
+            actor=passenger,
+            start_date=today,
+            end_date=today + timedelta(days=7),
+        )
+    elif edit == "weekdays":
+        others = [d for d in range(7) if d != today.weekday()]
+        done = S.series_update(series=change.series, actor=passenger, weekdays=others)
+    else:
+        done = S.series_update(series=change.series, actor=passenger, return_will_call=False)
+    back = outbound.returns.get()
+    assert back.status == RideStatus.SCHEDULED and back.is_waiting_for_ready
+    assert back.ride_id in done.kept_planned and back.ride_id not in done.cancelled
+
+
 # --- an ended series ----------------------------------------------------------------
 
 
