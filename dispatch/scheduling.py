@@ -295,7 +295,9 @@ def ride_ready(*, ride: Ride, actor: User) -> Ride:
         raise NotAllowed("Only the passenger, or a caregiver who may book, can say ready.")
     if not ride.is_waiting_for_ready:
         raise NotWaitingForReady(ride)
-    if ride.service_date != service_date_of(timezone.now()):
+    # A later day's only: a return of the day before stays the rider's to
+    # call (dropped off after midnight, or kept in overnight).
+    if ride.service_date > service_date_of(timezone.now()):
         raise IllegalTransition(
             ride,
             RideStatus.SEARCHING,

@@ -585,3 +585,32 @@ async def test_a_return_asked_of_a_ride_booked_now_is_refused_not_dropped(
     assert not await db(Ride.objects.filter(ride_id__startswith="now-and-back").exists)
     await comm.send_json_to({"type": "ping"})
     assert (await comm.receive_json_from())["type"] == "pong"
+
+
+def test_a_late_evening_return_is_said_ready_after_midnight(passenger, make_driver, monkeypatch):
+    """
+    Picked up at 23:30 for an evening session and dropped off after
+    midnight: her return, of the day before, is still hers to say ready on
+    (she was told to say it "on that day", which had passed).
+    """
+    eleven = timezone.make_aware(
+        timezone.datetime.combine(timezone.localdate(), timezone.datetime.min.time())
+    ) + timedelta(hours=23)
+    monkeypatch.setattr(timezone, "now", lambda: eleven)
+    booked = (
+        rest(passenger)
+        .post(
+            "/api/rides/",
+            ahead(pickup_at=(eleven + timedelta(minutes=30)).isoformat(), return_will_call=True),
+            content_type="application/json",
+        )
+        .json()
+    )
+    back = booked["returns"][0]["ride_id"]
+    dropped_off(booked["ride"]["ride_id"])
+    after_midnight = eleven + timedelta(hours=2)
+    monkeypatch.setattr(timezone, "now", lambda: after_midnight)
+    make_driver(*JHB)
+    response = rest(passenger).post(f"/api/rides/{back}/ready/")
+    assert response.status_code == 200, response.json()
+    assert Ride.objects.get(ride_id=back).status == RideStatus.ASSIGNED
