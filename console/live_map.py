@@ -120,7 +120,7 @@ def map_rides_update(pks: set[int]) -> dict[str, Any]:
 def positions_update(reports: list[list[Any]]) -> dict[str, Any]:
     """
     A "map.positions" message from the drivers' reports a worker batched
-    (dispatch.broadcast.ConsolePositions).
+    (dispatch.group_messages.ConsolePositions).
     """
     markers = []
     for driver_id, lat, lng, heading, seen, reported in reports:
