@@ -288,18 +288,25 @@ def test_a_scheduled_ride_is_cancelled_over_rest(passenger):
     assert response.json()["status"] == "cancelled"
 
 
-def test_will_call_ready_with_no_run_passing_is_matched_on_demand(passenger, emily, make_driver):
-    driver = make_driver(*JHB)
-    today = timezone.localtime() + timedelta(hours=1)
-    booked = (
+def book_with_will_call_return(emily, passenger, pickup_at) -> dict:
+    """Emily books Sarah's ride ahead at `pickup_at`, with a will-call return (the answer)."""
+    return (
         rest(emily)
         .post(
             "/api/rides/",
-            ahead(passenger_id=passenger.pk, pickup_at=today.isoformat(), return_will_call=True),
+            ahead(
+                passenger_id=passenger.pk, pickup_at=pickup_at.isoformat(), return_will_call=True
+            ),
             content_type="application/json",
         )
         .json()
     )
+
+
+def test_will_call_ready_with_no_run_passing_is_matched_on_demand(passenger, emily, make_driver):
+    driver = make_driver(*JHB)
+    today = timezone.localtime() + timedelta(hours=1)
+    booked = book_with_will_call_return(emily, passenger, today)
     back = booked["returns"][0]["ride_id"]
     dropped_off(booked["ride"]["ride_id"])
     response = rest(emily).post(f"/api/rides/{back}/ready/")
@@ -543,15 +550,7 @@ def test_ready_before_the_outbound_trip_ended_sends_nobody(passenger, emily, mak
     """
     make_driver(*JHB)
     soon = timezone.localtime() + timedelta(hours=1)
-    booked = (
-        rest(emily)
-        .post(
-            "/api/rides/",
-            ahead(passenger_id=passenger.pk, pickup_at=soon.isoformat(), return_will_call=True),
-            content_type="application/json",
-        )
-        .json()
-    )
+    booked = book_with_will_call_return(emily, passenger, soon)
     outbound, back = booked["ride"]["ride_id"], booked["returns"][0]["ride_id"]
     response = rest(emily).post(f"/api/rides/{back}/ready/")
     assert response.status_code == 409 and response.json()["code"] == "invalid_state"
