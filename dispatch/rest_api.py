@@ -186,7 +186,11 @@ def ride_cancel(request: HttpRequest, ride_id: str, payload: CancelIn):
     if viewer.role == access.DRIVER:
         raise NotAllowed("Drivers give a ride back on the driver socket (cancel_ride).")
     rides.ride_cancel(
-        ride=ride, actor=request.auth, cancelled_by=viewer.cancels_as(), reason=payload.reason
+        ride=ride,
+        actor=request.auth,
+        cancelled_by=viewer.cancels_as(),
+        reason=payload.reason,
+        keep_return=payload.keep_return,
     )
     return _ride_out(*_visible(request, ride_id))
 

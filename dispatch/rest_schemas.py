@@ -149,6 +149,8 @@ class BookedOut(Schema):
 
 class CancelIn(In):
     reason: str = Field(default="", max_length=64)
+    # As cancel_ride's: an outbound trip's return is cancelled with it, unless this.
+    keep_return: bool = False
 
 
 # --- recurring series -----------------------------------------------------------

@@ -314,8 +314,14 @@ def ride_cancel(
     cancelled_by: str,
     reason: str = "",
     expected_version: int | None = None,
+    keep_return: bool = False,
 ) -> Ride:
-    """Cancel a ride; its driver is released and everyone watching is told."""
+    """
+    Cancel a ride; its driver is released and everyone watching is told.
+    An outbound trip takes with it its returns still waiting to begin
+    (`scheduled`): its rider will not be there to fetch. `keep_return`: they
+    get there another way, and the ride home stays.
+    """
     if cancelled_by not in CancelledBy.values:
         raise DispatchError("Unknown canceller.", fields={"cancelled_by": "unknown"})
     with transaction.atomic():
@@ -335,6 +341,9 @@ def ride_cancel(
         withdrawn = withdraw_offers(ride)
         drivers.release(driver_id)
         broadcast.ride_changed(ride, "cancelled", withdrawn_driver_ids=withdrawn)
+        if not keep_return:
+            for back in Ride.objects.filter(outbound=ride, status=S.SCHEDULED):
+                ride_cancel(ride=back, actor=actor, cancelled_by=cancelled_by, reason=reason)
     return ride
 
 

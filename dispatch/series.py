@@ -299,7 +299,14 @@ def _follow(
             if ride.run_id is not None or (ride is back and planned):
                 change.kept_planned.append(ride.ride_id)
             elif day not in keep or (ride is back and not returns):
-                rides.ride_cancel(ride=ride, actor=actor, cancelled_by=cancelled_by, reason=reason)
+                # The series rules on each day's return itself (above).
+                rides.ride_cancel(
+                    ride=ride,
+                    actor=actor,
+                    cancelled_by=cancelled_by,
+                    reason=reason,
+                    keep_return=True,
+                )
                 change.cancelled.append(ride.ride_id)
             elif _moved(series, ride, actor=actor, role=role, reason=reason, now=now):
                 change.changed.append(ride.ride_id)

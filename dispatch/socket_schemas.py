@@ -115,6 +115,8 @@ class FindDriver(Inbound):
 
 class CancelRide(Inbound):
     reason: str = Field(default="", max_length=64)
+    # Cancelling an outbound trip cancels its return too, unless this.
+    keep_return: bool = False
 
 
 class SetStatus(Inbound):

@@ -163,7 +163,12 @@ class RideAdmin(ReadOnlyPages, ModelAdmin):
     )
     def cancel_rides(self, request, queryset):
         done = 0
-        for ride in queryset.exclude(status__in=FINAL_STATUSES):
+        for pk in queryset.exclude(status__in=FINAL_STATUSES).values_list("pk", flat=True):
+            # Read each afresh: a return selected with its outbound has ended with it.
+            ride = Ride.objects.get(pk=pk)
+            if ride.status in FINAL_STATUSES:
+                done += 1
+                continue
             try:
                 rides.ride_cancel(
                     ride=ride,

@@ -177,7 +177,7 @@ class RideConsumer(AppSocket):
     async def on_cancel_ride(self, content):
         user = self.require_user()
         request = CancelRide.model_validate(content)
-        viewer, ride = await db_async(self._cancel)(user, request.reason)
+        viewer, ride = await db_async(self._cancel)(user, request)
         if self.viewer is None:
             await self._watch(viewer)
         # The canceller's answer, whether or not this viewer hears the ride's
@@ -192,12 +192,18 @@ class RideConsumer(AppSocket):
             raise NotFound(f"There is no ride {self.ride_id}.")
         return ride
 
-    def _cancel(self, user, reason: str) -> tuple[Viewer, Ride]:
+    def _cancel(self, user, request: CancelRide) -> tuple[Viewer, Ride]:
         ride = self._the_ride()
         viewer = access.viewer_of(user, ride)
         if viewer is None:
             raise NotAllowed("You may not cancel this ride.")
-        rides.ride_cancel(ride=ride, actor=user, cancelled_by=viewer.cancels_as(), reason=reason)
+        rides.ride_cancel(
+            ride=ride,
+            actor=user,
+            cancelled_by=viewer.cancels_as(),
+            reason=request.reason,
+            keep_return=request.keep_return,
+        )
         return viewer, ride
 
     async def on_ready(self, content):

@@ -229,6 +229,33 @@ def test_the_caller_lookup_gives_a_booked_ahead_rides_pickup_time(agent, passeng
     assert f"for {pickup_at.astimezone(timezone.get_current_timezone()):%Y-%m-%d} 09:30:00" in html
 
 
+def test_cancelling_both_legs_in_the_admin_cancels_each_once(console, passenger):
+    """Selecting an outbound trip and its return: both cancelled, no "changed meanwhile"."""
+    pickup_at = timezone.make_aware(
+        datetime.combine(timezone.localdate() + timedelta(days=1), time(9, 30))
+    )
+    outbound = ride_book_ahead(
+        passenger=passenger,
+        booked_by=passenger,
+        pickup=Place(-26.2, 28.04, "Home"),
+        dropoff=Place(-26.1, 28.0, "Clinic"),
+        pickup_at=pickup_at,
+        return_will_call=True,
+    )
+    back = outbound.returns.get()
+    page = console.post(
+        reverse("admin:dispatch_ride_changelist"),
+        {"action": "cancel_rides", "_selected_action": [outbound.pk, back.pk]},
+        follow=True,
+    )
+    html = text(page)
+    assert "changed meanwhile" not in html and "2 ride(s) cancelled" in html
+    outbound.refresh_from_db()
+    back.refresh_from_db()
+    assert (outbound.status, back.status) == ("cancelled", "cancelled")
+    assert back.events.filter(kind="cancelled").count() == 1
+
+
 def test_a_passengers_page_lists_what_each_caregiver_may_do(agent, passenger, make_user):
     """Live links say what they allow in words; a revoked one allows nothing."""
     from people.models import CaregiverLink

@@ -78,6 +78,42 @@ async def test_a_caregiver_books_ahead_for_their_passenger_on_the_ride_socket(ws
     )
 
 
+async def test_cancel_ride_on_the_outbound_socket_tells_the_passenger_of_both_legs(
+    ws, passenger, emily
+):
+    comm = await ws("/ws/ride/clinic-7/", token=await db(token_for, emily))
+    await comm.receive_json_from()
+    await comm.send_json_to(
+        find_driver(passenger_id=passenger.pk, pickup_at=tomorrow_at(7, 30).isoformat(),
+                    return_at=tomorrow_at(12).isoformat())
+    )  # fmt: skip
+    await receive_until(comm, "ride_scheduled")
+    follower = await ws("/ws/passenger/", token=await db(token_for, passenger))
+    await follower.receive_json_from()
+    await comm.send_json_to({"type": "cancel_ride", "reason": "unwell"})
+    answer, _ = await receive_until(comm, "ride_cancelled")
+    assert answer["ride_id"] == "clinic-7"
+    heard = set()
+    while heard != {"clinic-7", "clinic-7-ret"}:
+        message, _ = await receive_until(follower, "ride_cancelled")
+        heard.add(message["ride_id"])
+    back = await db(Ride.objects.get, ride_id="clinic-7-ret")
+    assert (back.status, back.cancelled_by) == (RideStatus.CANCELLED, "caregiver")
+
+
+async def test_cancel_ride_with_keep_return_leaves_the_ride_home(ws, passenger):
+    comm = await ws("/ws/ride/clinic-8/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(
+        find_driver(pickup_at=tomorrow_at(7, 30).isoformat(), return_will_call=True)
+    )
+    await receive_until(comm, "ride_scheduled")
+    await comm.send_json_to({"type": "cancel_ride", "reason": "my son drives", "keep_return": True})
+    await receive_until(comm, "ride_cancelled")
+    back = await db(Ride.objects.get, ride_id="clinic-8-ret")
+    assert back.status == RideStatus.SCHEDULED
+
+
 @pytest.mark.parametrize(
     "times, field",
     [
@@ -286,6 +322,40 @@ def test_a_scheduled_ride_is_cancelled_over_rest(passenger):
     )
     assert response.status_code == 200
     assert response.json()["status"] == "cancelled"
+
+
+def test_cancelling_the_outbound_trip_cancels_its_return(passenger, emily):
+    """
+    Sarah cancels tomorrow's clinic trip: nobody will be at the clinic, so
+    no driver is sent there for her return; both legs end, as she asked.
+    """
+    booked = book_with_will_call_return(emily, passenger, tomorrow_at(7, 30))
+    outbound, back = booked["ride"]["ride_id"], booked["returns"][0]["ride_id"]
+    response = rest(passenger).post(
+        f"/api/rides/{outbound}/cancel/", {"reason": "unwell"}, content_type="application/json"
+    )
+    assert response.status_code == 200, response.json()
+    ride = Ride.objects.get(ride_id=back)
+    assert (ride.status, ride.cancelled_by, ride.cancel_reason) == (
+        RideStatus.CANCELLED,
+        "passenger",
+        "unwell",
+    )
+    assert [e.kind for e in ride.events.order_by("version")] == ["scheduled", "cancelled"]
+
+
+def test_keep_return_cancels_the_outbound_trip_alone(passenger, emily):
+    """Emily drives her mother there herself: the ride home stays booked."""
+    booked = book_with_will_call_return(emily, passenger, tomorrow_at(7, 30))
+    outbound, back = booked["ride"]["ride_id"], booked["returns"][0]["ride_id"]
+    response = rest(emily).post(
+        f"/api/rides/{outbound}/cancel/",
+        {"reason": "I take her", "keep_return": True},
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.json()
+    assert Ride.objects.get(ride_id=outbound).status == RideStatus.CANCELLED
+    assert Ride.objects.get(ride_id=back).status == RideStatus.SCHEDULED
 
 
 def book_with_will_call_return(emily, passenger, pickup_at) -> dict:
