@@ -50,9 +50,14 @@ TEXTS_AHEAD: dict[str, str] = {
 
 
 def ride_when(ride: Ride) -> str:
-    """A booked-ahead ride's time as its texts say it, in the active language: "Mon 7 Dec 09:30"."""
+    """
+    A booked-ahead ride's time as its texts say it, in the active language:
+    "Mon 7 Dec 09:30"; a will-call return, which has no time, its day.
+    """
     at = ride.confirmed_pickup_at or ride.pickup_at or ride.appointment_at
-    return formats.date_format(timezone.localtime(at), "D j M H:i") if at else ""
+    if at is not None:
+        return formats.date_format(timezone.localtime(at), "D j M H:i")
+    return formats.date_format(ride.service_date, "D j M") if ride.service_date else ""
 
 
 def driver_words(driver: User | None) -> dict:

@@ -471,6 +471,32 @@ def test_a_ride_booked_ahead_and_called_off_before_any_plan_is_texted(
     assert set(cancelled.values_list("ride_id", flat=True)) == {ahead.pk}
 
 
+def test_a_will_call_returns_cancel_text_names_its_day(family, dispatcher, monkeypatch, settings):
+    """
+    Cancelling tomorrow's clinic trip takes its will-call return with it;
+    the return has no time, so its text names the day, not just "a ride".
+    """
+    at_noon(monkeypatch)
+    sarah, emily, _ = family
+    pickup_at = (timezone.localtime() + timedelta(days=1)).replace(hour=9, minute=30)
+    ahead = ride_book_ahead(
+        passenger=sarah,
+        booked_by=sarah,
+        pickup=Place(JHB[0] + 0.01, JHB[1], "Home"),
+        dropoff=Place(JHB[0] + 0.03, JHB[1] + 0.01, "Clinic"),
+        pickup_at=pickup_at,
+        return_will_call=True,
+    )
+    rides.ride_cancel(ride=ahead, actor=dispatcher, cancelled_by="dispatcher", reason="Closed")
+    deliver_all()
+    told = sorted(t["message"] for t in texts(settings) if t["to"] == emily.phone_number)
+    day = f"{pickup_at:%a} {pickup_at.day} {pickup_at:%b}"
+    assert told == [
+        f"Care Connect: Sarah's ride on {day} 09:30 was cancelled.",
+        f"Care Connect: Sarah's ride on {day} was cancelled.",
+    ]
+
+
 def test_a_ride_given_back_then_cancelled_is_texted_to_those_told_its_driver(
     family, make_driver, monkeypatch, settings
 ):
