@@ -318,9 +318,8 @@ def ride_cancel(
 ) -> Ride:
     """
     Cancel a ride; its driver is released and everyone watching is told.
-    An outbound trip takes with it its returns still waiting to begin
-    (`scheduled`): its rider will not be there to fetch. `keep_return`: they
-    get there another way, and the ride home stays.
+    An outbound trip takes its returns with it (returns_cancel);
+    `keep_return`: the rider gets there another way, and the ride home stays.
     """
     if cancelled_by not in CancelledBy.values:
         raise DispatchError("Unknown canceller.", fields={"cancelled_by": "unknown"})
@@ -342,9 +341,18 @@ def ride_cancel(
         drivers.release(driver_id)
         broadcast.ride_changed(ride, "cancelled", withdrawn_driver_ids=withdrawn)
         if not keep_return:
-            for back in Ride.objects.filter(outbound=ride, status=S.SCHEDULED):
-                ride_cancel(ride=back, actor=actor, cancelled_by=cancelled_by, reason=reason)
+            returns_cancel(ride, actor=actor, cancelled_by=cancelled_by, reason=reason)
     return ride
+
+
+def returns_cancel(outbound: Ride, *, actor: User | None, cancelled_by: str, reason: str) -> None:
+    """
+    An outbound trip that will not take its rider out (cancelled, a
+    no-show): its returns still waiting to begin (`scheduled`) end too, so
+    nobody is sent to fetch them from where they never went.
+    """
+    for back in Ride.objects.filter(outbound=outbound, status=S.SCHEDULED):
+        ride_cancel(ride=back, actor=actor, cancelled_by=cancelled_by, reason=reason)
 
 
 def ride_mark_unfulfilled(

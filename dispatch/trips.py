@@ -109,7 +109,8 @@ def ride_no_show(*, ride: Ride, driver: User) -> Ride:
     """
     The passenger did not come. Only after the driver has waited at the
     pickup and the escalation has run: the passenger, then their caregivers
-    were told the driver waits at the door.
+    were told the driver waits at the door. Their returns of the day end
+    with it (rides.returns_cancel).
     """
     drivers_own(ride, driver)
     if ride.status != S.DRIVER_ARRIVED or ride.arrived_at is None:
@@ -132,15 +133,20 @@ def ride_no_show(*, ride: Ride, driver: User) -> Ride:
             left,
             f"The passenger's caregivers are being told you are waiting; try again in {left} s.",
         )
-    return _driver_step(
-        ride,
-        driver,
-        S.NO_SHOW,
-        "no_show",
-        ended_at=now,
-        cancelled_by=CancelledBy.SYSTEM,
-        cancel_reason="no_show",
-    )
+    with transaction.atomic():
+        _driver_step(
+            ride,
+            driver,
+            S.NO_SHOW,
+            "no_show",
+            ended_at=now,
+            cancelled_by=CancelledBy.SYSTEM,
+            cancel_reason="no_show",
+        )
+        rides.returns_cancel(
+            ride, actor=None, cancelled_by=CancelledBy.SYSTEM, reason="No-show on the way out"
+        )
+    return ride
 
 
 def ride_run_reached(*, ride: Ride, actor: User | None = None, role: str = "system") -> Ride:

@@ -15,7 +15,7 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from console.regions import alert_lane
-from dispatch import broadcast, trips, watch
+from dispatch import broadcast, scheduling, trips, watch
 from dispatch.errors import NoShowTooEarly
 from dispatch.models import Ride, RideStatus
 from tests.dispatch.test_rides_api import JHB, book
@@ -131,6 +131,23 @@ def test_no_show_waits_for_the_escalation_too(at_the_door, settings):
     ride.refresh_from_db()
     trips.ride_no_show(ride=ride, driver=ride.driver)
     assert kinds(ride)[-3:] == ["waiting_passenger_told", "waiting_caregivers_told", "no_show"]
+
+
+def test_a_no_show_ends_the_days_return_too(at_the_door, settings):
+    """
+    Sarah never came out: no driver is sent to the clinic for her ride
+    home; it ends with the outbound trip, and says why.
+    """
+    ride, _, _ = at_the_door
+    back = scheduling.return_leg_book(outbound=ride, return_at=None, will_call=True, role="passenger")
+    settings.NO_SHOW_WAIT_MIN = 0
+    settings.NO_SHOW_CAREGIVERS_AFTER_MIN = 0
+    watch.waiting_escalate()
+    ride.refresh_from_db()
+    trips.ride_no_show(ride=ride, driver=ride.driver)
+    back.refresh_from_db()
+    assert (back.status, back.cancelled_by) == (RideStatus.CANCELLED, "system")
+    assert "No-show" in back.cancel_reason
 
 
 def test_a_caregiver_told_after_the_wait_still_holds_the_no_show_back(at_the_door, settings):
