@@ -35,6 +35,10 @@ class IllegalTransition(DispatchError):
         )
 
 
+class ChangedMeanwhile(IllegalTransition):
+    """The ride was written between its read and this change."""
+
+
 class RideConflict(DispatchError):
     code = "conflict"
     status = 409

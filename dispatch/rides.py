@@ -31,6 +31,7 @@ from django.utils import timezone
 from dispatch import access, broadcast, drivers
 from dispatch.errors import (
     DispatchError,
+    ChangedMeanwhile,
     IllegalTransition,
     RideConflict,
 )
@@ -110,9 +111,9 @@ def _check_seen(ride: Ride, expected_version: int | None) -> None:
         )
 
 
-def _changed_meanwhile(ride: Ride, to_status: str) -> IllegalTransition:
+def _changed_meanwhile(ride: Ride, to_status: str) -> ChangedMeanwhile:
     current = Ride.objects.get(pk=ride.pk)
-    return IllegalTransition(
+    return ChangedMeanwhile(
         current, to_status, f"Ride {ride.ride_id} changed meanwhile; it is now {current.status}."
     )
 
@@ -307,6 +308,11 @@ def freed_driver(ride: Ride) -> int | None:
     return ride.driver_id
 
 
+# A cancel that pins no version reads the ride again this often when it
+# changed between the read and the write.
+CANCEL_TRIES = 3
+
+
 def ride_cancel(
     *,
     ride: Ride,
@@ -323,6 +329,28 @@ def ride_cancel(
     """
     if cancelled_by not in CancelledBy.values:
         raise DispatchError("Unknown canceller.", fields={"cancelled_by": "unknown"})
+    # Without a version pinned, the ride is cancelled as it is now: read
+    # again if it changed since it was read (a driver found meanwhile).
+    for _ in range(CANCEL_TRIES - 1):
+        try:
+            _cancel(ride, actor, cancelled_by, reason, expected_version, keep_return)
+            return ride
+        except ChangedMeanwhile:
+            if expected_version is not None:
+                raise
+            ride.refresh_from_db()
+    _cancel(ride, actor, cancelled_by, reason, expected_version, keep_return)
+    return ride
+
+
+def _cancel(
+    ride: Ride,
+    actor: User | None,
+    cancelled_by: str,
+    reason: str,
+    expected_version: int | None,
+    keep_return: bool,
+) -> None:
     with transaction.atomic():
         driver_id = freed_driver(ride)
         transition(
@@ -342,7 +370,6 @@ def ride_cancel(
         broadcast.ride_changed(ride, "cancelled", withdrawn_driver_ids=withdrawn)
         if not keep_return:
             returns_cancel(ride, actor=actor, cancelled_by=cancelled_by, reason=reason)
-    return ride
 
 
 def returns_cancel(outbound: Ride, *, actor: User | None, cancelled_by: str, reason: str) -> None:

@@ -267,3 +267,32 @@ def test_silent_demo_drivers_are_stale_in_every_store(passenger, make_driver):
     # Placed, never reported (as seed_demo places them): never stale.
     location_store().put(demo.pk, Point(JHB[0], JHB[1], time.time() - 3600, reported=False))
     assert matching.ride_match(ride=Ride.objects.get(ride_id="r1")).driver_id == demo.pk
+
+
+def test_a_cancel_that_pins_no_version_cancels_the_ride_as_it_now_is(passenger, make_driver):
+    """
+    Sarah taps cancel while her search finds a driver: the ride she read was
+    searching, it is assigned by the time the cancel writes. She asked to
+    cancel whatever it is now: it is cancelled and the driver freed, not
+    refused as "changed meanwhile". A dispatcher's cancel pins the version
+    they saw, and is still refused.
+    """
+    driver = make_driver(*JHB)
+    seen = book(passenger, "race-cancel")
+    assert seen.status == "searching"
+    matching.ride_match(ride=Ride.objects.get(pk=seen.pk))
+    assert Ride.objects.get(pk=seen.pk).driver_id == driver.pk
+    rides.ride_cancel(ride=seen, actor=passenger, cancelled_by="passenger", reason="better")
+    ride = Ride.objects.get(pk=seen.pk)
+    assert (ride.status, ride.cancel_reason) == ("cancelled", "better")
+    assert DriverState.objects.get(driver=driver).status == "available"
+
+    pinned = book(passenger, "race-pinned")
+    matching.ride_match(ride=Ride.objects.get(pk=pinned.pk))
+    with pytest.raises(DispatchError, match="changed while you were looking"):
+        rides.ride_cancel(
+            ride=Ride.objects.get(pk=pinned.pk),
+            actor=passenger,
+            cancelled_by="dispatcher",
+            expected_version=pinned.version,
+        )
