@@ -250,8 +250,11 @@ def ride_assign(
     `confirmed`, else NeedsConfirmation lists what speaks against them. An
     assigned ride is reassigned: the previous driver is released and told.
     A ride on a run goes with its run's driver: it is moved on the day's
-    plan, not here.
+    plan, not here. A ride that changed since `expected_version` is refused
+    before anything is said of the driver: the choice was made on a ride
+    that is no more.
     """
+    rides.check_seen(ride, expected_version)
     if ride.run_id is not None:
         raise IllegalTransition(
             ride,

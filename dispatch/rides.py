@@ -101,7 +101,11 @@ def advance(
     return _event(ride, kind, actor=actor, role=role, from_status=from_status, payload=payload)
 
 
-def _check_seen(ride: Ride, expected_version: int | None) -> None:
+def check_seen(ride: Ride, expected_version: int | None) -> None:
+    """
+    Refuse a change decided on an older version of the ride than the one
+    read: the person who decided it is told what it is now.
+    """
     if expected_version is not None and expected_version != ride.version:
         raise IllegalTransition(
             ride,
@@ -134,7 +138,7 @@ def transition(
     transaction): allowed by TRANSITIONS, and nobody changed the row since
     it was read (or since `expected_version`).
     """
-    _check_seen(ride, expected_version)
+    check_seen(ride, expected_version)
     read_status, read_version = ride.status, ride.version
     event = advance(ride, to_status, kind=kind, actor=actor, role=role, payload=payload, **fields)
     updated = Ride.objects.filter(pk=ride.pk, status=read_status, version=read_version).update(

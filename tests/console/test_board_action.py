@@ -14,10 +14,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from dispatch import matching, trips
+from dispatch import matching, rides, trips
 from dispatch.geo import Point
 from dispatch.locations import location_store
-from dispatch.models import Ride
+from dispatch.models import Ride, RideStatus
 from tests.console.test_board import BOARD, CAPE_TOWN, book
 
 pytestmark = pytest.mark.django_db
@@ -120,6 +120,46 @@ def test_assigning_beyond_the_radius_asks_first_with_distance_and_eta(htmx, make
         {"driver_id": far.pk, "version": ride.version, "confirm": "1"},
     )
     assert "is now assigned" in confirmed.content.decode()
+
+
+def test_a_far_driver_for_a_ride_that_changed_meanwhile_is_not_asked_about(
+    htmx, make_driver, passenger
+):
+    """
+    A ride cancelled since the panel showed it is reported as changed; the
+    dispatcher is not asked to "Assign anyway" a far driver to it.
+    """
+    ride = book(passenger)
+    far = make_driver(*STELLENBOSCH, first_name="Far", last_name="Away")
+    seen = ride.version
+    rides.ride_cancel(ride=ride, actor=passenger, cancelled_by="passenger", reason="Not needed")
+    response = htmx.post(
+        f"/console/rides/{ride.pk}/assign/", {"driver_id": far.pk, "version": seen}
+    )
+    html = response.content.decode()
+    assert "changed while you were looking" in html and "now cancelled" in html
+    assert "data-confirm-assign" not in html and "Assign anyway" not in html
+    ride.refresh_from_db()
+    assert ride.status == RideStatus.CANCELLED and ride.driver_id is None
+
+
+def test_a_driver_taken_by_the_same_ride_meanwhile_is_reported_as_the_ride_changing(
+    htmx, make_driver, passenger, dispatcher
+):
+    """
+    Two dispatchers pick the same driver: the second hears that the ride
+    changed (it is assigned now), not that the driver is no longer available.
+    """
+    ride = book(passenger)
+    driver = make_driver(*CAPE_TOWN, first_name="Ann", last_name="Lee")
+    seen = ride.version
+    matching.ride_assign(ride=ride, driver_id=driver.pk, actor=dispatcher, role="dispatcher")
+    response = htmx.post(
+        f"/console/rides/{ride.pk}/assign/", {"driver_id": driver.pk, "version": seen}
+    )
+    html = response.content.decode()
+    assert "changed while you were looking" in html and "now driver assigned" in html
+    assert "no longer available" not in html
 
 
 def test_cards_and_driver_rows_carry_what_the_search_matches(htmx, make_driver, passenger):
