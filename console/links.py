@@ -86,7 +86,9 @@ def _created_response(request: HtmxHttpRequest, form, *, error: str = "", notice
     if not request.htmx:
         return flash_and_redirect(request, "console:links", error=error, notice=notice)
     ctx = {
-        **_list_context(request, LinkSearchForm({})),
+        # The search box's terms come with the form (hx-include): the list
+        # stays what the box says it is.
+        **_list_context(request, LinkSearchForm(request.POST)),
         "link_form": form,
         "link_error": error,
         "link_notice": notice,

@@ -62,6 +62,34 @@ def test_the_search_answers_htmx_with_the_list_alone(htmx, family):
     assert html.lstrip().startswith('<section id="link-list"') and "<html" not in html
 
 
+def test_an_invitation_leaves_the_list_as_the_search_box_says(htmx, family, make_user):
+    """
+    Inviting while a search is shown re-lists what the search finds (the
+    form sends the search box along), not every link under a box that
+    still reads the search.
+    """
+    page = htmx.get("/console/links/?passenger=Rose").content.decode()
+    form = page[page.index('id="link-form"') :]
+    assert 'hx-include=".link-search"' in form[: form.index("</form>")]
+    make_user("caregiver", phone="27821110005", first_name="Lindi", last_name="Zulu")
+    response = htmx.post(
+        "/console/links/new/",
+        {
+            "passenger_phone": "27821110001",
+            "caregiver_phone": "27821110005",
+            "relationship_type": "family",
+            "can_book_rides": "on",
+            "passenger": "Rose",
+            "caregiver": "",
+        },
+    )
+    html = response.content.decode()
+    assert "is invited to care for Rose Mokoena" in html
+    listed = html[html.index('<section id="link-list"') :]
+    assert "Links found" in listed and rows(listed) == 2
+    assert "Lindi Zulu" in listed and "Abel Khumalo" not in listed
+
+
 def test_a_dispatcher_changes_a_links_permissions_audited(htmx, family, dispatcher):
     """Saving the switches changes the link through the service and writes an audit row."""
     link = family["active"]
