@@ -386,6 +386,28 @@ def test_cancelling_needs_a_reason_and_records_the_dispatcher(
     assert DriverState.objects.get(driver=driver).status == DriverStatus.AVAILABLE
 
 
+def test_a_caregiver_only_invited_is_marked_so_wherever_the_ride_shows(
+    htmx, make_driver, make_user, passenger, settings
+):
+    """
+    A dispatcher about to phone a passenger's caregivers sees, on the ride
+    panel and on a ride in trouble as on a waiting card, which of them has
+    not accepted yet (such a link grants nothing).
+    """
+    settings.NO_SHOW_WAIT_MIN = 5
+    invited = make_user("caregiver", first_name="Ivy", last_name="Invited")
+    CaregiverLink.objects.create(passenger=passenger, caregiver=invited, status=LinkStatus.INVITED)
+    driver = make_driver(*CAPE_TOWN)
+    ride = book(passenger)
+    trips.ride_driver_arrived(ride=ride, driver=driver)
+    panel = htmx.get(f"/console/rides/{ride.pk}/").content.decode()
+    trouble = htmx.get("/console/regions/trouble/").content.decode()
+    for html in (panel, trouble):
+        caregivers = html[html.index('class="caregivers"') :]
+        caregivers = caregivers[: caregivers.index("</ul>")]
+        assert "Ivy Invited" in caregivers and "(family, invited)" in caregivers
+
+
 def test_a_panel_refreshed_after_a_change_elsewhere_says_so(htmx, passenger):
     """A panel refreshed from an older version says the ride changed, at the new version."""
     ride = book(passenger)
