@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from dispatch import access, broadcast, drivers
@@ -328,7 +328,7 @@ def ride_cancel(
 ) -> Ride:
     """
     Cancel a ride; its driver is released and everyone watching is told.
-    An outbound trip takes its returns with it (returns_cancel);
+    An outbound trip takes its returns with it (returns_going_with);
     `keep_return`: the rider gets there another way, and the ride home stays.
     """
     if cancelled_by not in CancelledBy.values:
@@ -356,6 +356,7 @@ def _cancel(
     keep_return: bool,
 ) -> None:
     with transaction.atomic():
+        going = [] if keep_return else list(returns_going_with(ride))
         driver_id = freed_driver(ride)
         transition(
             ride,
@@ -372,17 +373,25 @@ def _cancel(
         withdrawn = withdraw_offers(ride)
         drivers.release(driver_id)
         broadcast.ride_changed(ride, "cancelled", withdrawn_driver_ids=withdrawn)
-        if not keep_return:
-            returns_cancel(ride, actor=actor, cancelled_by=cancelled_by, reason=reason)
+        returns_cancel(going, actor=actor, cancelled_by=cancelled_by, reason=reason)
 
 
-def returns_cancel(outbound: Ride, *, actor: User | None, cancelled_by: str, reason: str) -> None:
+def returns_going_with(outbound: Ride) -> QuerySet[Ride]:
     """
-    An outbound trip that will not take its rider out (cancelled, a
-    no-show): its returns still waiting to begin (`scheduled`) end too, so
-    nobody is sent to fetch them from where they never went.
+    The returns that end with an outbound trip which will not take its
+    rider out (cancelled, a no-show), read before its change: those still
+    waiting to begin (`scheduled`), for nobody would be there to fetch.
+    None once the rider is aboard (a breakdown on the way): they are away
+    from home, and the ride home stays.
     """
-    for back in Ride.objects.filter(outbound=outbound, status=S.SCHEDULED):
+    if outbound.status == S.IN_PROGRESS:
+        return Ride.objects.none()
+    return Ride.objects.filter(outbound=outbound, status=S.SCHEDULED).order_by("pk")
+
+
+def returns_cancel(going, *, actor: User | None, cancelled_by: str, reason: str) -> None:
+    """End the returns `going` (returns_going_with) as the outbound trip's ending says."""
+    for back in going:
         ride_cancel(ride=back, actor=actor, cancelled_by=cancelled_by, reason=reason)
 
 

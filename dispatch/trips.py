@@ -134,6 +134,7 @@ def ride_no_show(*, ride: Ride, driver: User) -> Ride:
             f"The passenger's caregivers are being told you are waiting; try again in {left} s.",
         )
     with transaction.atomic():
+        going = list(rides.returns_going_with(ride))
         _driver_step(
             ride,
             driver,
@@ -144,7 +145,7 @@ def ride_no_show(*, ride: Ride, driver: User) -> Ride:
             cancel_reason="no_show",
         )
         rides.returns_cancel(
-            ride, actor=None, cancelled_by=CancelledBy.SYSTEM, reason="No-show on the way out"
+            going, actor=None, cancelled_by=CancelledBy.SYSTEM, reason="No-show on the way out"
         )
     return ride
 
