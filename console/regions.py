@@ -136,14 +136,14 @@ def _open_offers() -> Prefetch:
 
 def pending_rides(limit: int = RIDES_SHOWN) -> list[Ride]:
     """
-    Rides waiting for a driver, oldest first, with needs, caregivers and
+    Rides waiting for a driver, longest waiting first, with needs, caregivers and
     (offer mode) the open offer: who holds it, and until when.
     """
     rides = list(
         Ride.objects.pending()
         .with_people()
         .prefetch_related(_live_links(), _open_offers())
-        .order_by("created_at", "pk")[:limit]
+        .order_by("waiting_since", "pk")[:limit]
     )
     for ride in rides:
         ride.needs = _needs(ride)
@@ -343,11 +343,13 @@ def alert_lane(now: datetime | None = None) -> dict[str, Any]:
         .order_by("arrived_at")[:ALERTS_SHOWN]
     )
     waiting = list(
-        Ride.objects.pending().select_related("passenger").order_by("created_at")[:ALERTS_SHOWN]
+        Ride.objects.pending()
+        .select_related("passenger")
+        .order_by("waiting_since", "pk")[:ALERTS_SHOWN]
     )
     after = timedelta(minutes=settings.ALERT_WAITING_MIN)
     for ride in waiting:
-        ride.alert_after = ride.created_at + after
+        ride.alert_after = ride.waiting_since + after
         ride.alert_due = ride.alert_after <= now
     today = timezone.localdate(now)
     late = (

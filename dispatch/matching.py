@@ -362,8 +362,8 @@ def ride_match(*, ride: Ride, fresh: bool = False) -> MatchResult:
 def match_waiting_near(*, driver_id: int) -> int | None:
     """
     A driver has just come online: rides still waiting for a driver
-    (no_drivers) within MATCH_RADIUS_KM of them are matched again, oldest
-    first, so a frail passenger is not left waiting for a dispatcher.
+    (no_drivers) within MATCH_RADIUS_KM of them are matched again, longest
+    waiting first, so a frail passenger is not left waiting for a dispatcher.
     Returns how many got a driver or an offer; None when the driver's
     position is not known (or not fresh) yet: try again at their next
     report.
@@ -376,14 +376,15 @@ def match_waiting_near(*, driver_id: int) -> int | None:
         return 0
     span = settings.MATCH_RADIUS_KM / 111.0 + 0.01
     waiting = (
-        Ride.objects.filter(
+        Ride.objects.pending()
+        .filter(
             status=S.SEARCHING,
             no_driver_found_at__isnull=False,
             pickup_latitude__range=(point.lat - span, point.lat + span),
         )
         # One put to a driver already waits for their answer.
         .exclude(offers__status=OfferStatus.OFFERED)
-        .order_by("created_at")
+        .order_by("waiting_since", "pk")
     )
     if not eligible.eligible(needs_wheelchair=True).exists():
         waiting = waiting.filter(needs_wheelchair=False)

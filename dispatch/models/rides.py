@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from people.models import UserType, VehicleType
@@ -156,7 +157,15 @@ class RideQuerySet(models.QuerySet):
         return self.filter(status__in=ACTIVE_STATUSES)
 
     def pending(self):
-        return self.filter(status__in=PENDING_STATUSES)
+        """
+        Rides waiting for a driver, each with `waiting_since`: when its rider
+        began to wait. A ride booked now waits from its booking; a will-call
+        return booked days ago, from its `ready` (the pickup it then asked
+        for), not from its booking.
+        """
+        return self.filter(status__in=PENDING_STATUSES).annotate(
+            waiting_since=Coalesce("pickup_at", "created_at")
+        )
 
     def held_by(self, driver_id: int):
         """

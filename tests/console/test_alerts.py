@@ -20,6 +20,7 @@ from dispatch.errors import NotAllowed
 from dispatch.geo import Point
 from dispatch.locations import location_store
 from dispatch.models import Alarm, AlarmKind, Ride
+from dispatch.scheduling import Place, ride_book_ahead, ride_ready
 from people.models import AuditEvent
 from tests.conftest import JHB, staff_login
 from tests.dispatch.test_plan_services import day, plan_tomorrow  # noqa: F401 (a fixture)
@@ -122,3 +123,41 @@ def test_a_run_running_late_is_in_the_lane(day, settings):  # noqa: F811 (the fi
     html = render_to_string("console/alerts.html#alerts", {"alerts": lane_now})
     assert "Running late" in html and f"{forecast.minutes_late} min late" in html
     assert lane_now["due"] == 1
+
+
+def test_a_will_call_return_said_ready_days_after_booking_waits_from_its_ready(
+    console, passenger, make_user, settings
+):
+    """
+    Sarah's ride home was booked last week and left will-call; she says she
+    is ready now and no driver is free. The board says she has waited from
+    now, not since the booking, and the alert waits ALERT_WAITING_MIN like
+    any new request's; a rider booked now, waiting longer, stays first.
+    """
+    settings.ALERT_WAITING_MIN = 5
+    outbound = ride_book_ahead(
+        passenger=passenger,
+        booked_by=passenger,
+        pickup=Place(JHB[0], JHB[1], "Home"),
+        dropoff=Place(JHB[0] + 0.03, JHB[1] + 0.03, "Clinic"),
+        pickup_at=timezone.now() + timedelta(days=1),
+        return_will_call=True,
+    )
+    back = outbound.returns.get()
+    last_week = timezone.now() - timedelta(days=6)
+    Ride.objects.filter(pk=outbound.pk).update(status="completed", created_at=last_week)
+    Ride.objects.filter(pk=back.pk).update(
+        created_at=last_week, service_date=timezone.localdate() - timedelta(days=3)
+    )
+    early = book(make_user("passenger"), "early-1", match=False)
+    Ride.objects.filter(pk=early.pk).update(created_at=timezone.now() - timedelta(minutes=2))
+    ride_ready(ride=Ride.objects.get(pk=back.pk), actor=passenger)
+    assert Ride.objects.get(pk=back.pk).status == "searching"
+
+    html = console.get("/console/").content.decode()
+    card = re.search(rf'<li[^>]*id="pending-{back.pk}".*?</li>', html, re.S).group(0)
+    assert "waiting <time" in card and "day" not in re.search(r"data-since>([^<]*)<", card)[1]
+    pending = re.findall(r'id="pending-(\d+)"', html)
+    assert pending.index(str(early.pk)) < pending.index(str(back.pk))
+    alert = re.search(rf'<li[^>]*data-alert-key="waiting-{back.pk}"[^>]*>', lane(html)).group(0)
+    assert " hidden" in alert
