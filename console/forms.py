@@ -103,6 +103,8 @@ class CancelForm(forms.Form):
         widget=forms.TextInput(attrs={"list": "cancel-reasons", "autocomplete": "off"}),
     )
     version = forms.IntegerField(min_value=0)
+    # An outbound trip's cancel takes its ride home too, unless this.
+    keep_return = forms.BooleanField(required=False)
 
 
 def _phone_field(label: str) -> forms.CharField:

@@ -251,14 +251,17 @@ def _page(request: HtmxHttpRequest, **extra: Any) -> HttpResponse:
 
 
 def _panel_context(ride: Ride, **extra: Any) -> dict[str, Any]:
+    is_final = ride.status in FINAL_STATUSES
     candidates = []
     if ride.status in (*PENDING_STATUSES, RideStatus.ASSIGNED, RideStatus.DRIVER_ARRIVED):
         candidates = matching.assign_candidates(ride)
     return {
         "panel_ride": ride,
         "candidates": candidates,
-        "is_final": ride.status in FINAL_STATUSES,
+        "is_final": is_final,
         "cancel_reasons": CANCEL_REASONS,
+        # The ride home a cancel would take with it; the panel offers to keep it.
+        "returns_going": [] if is_final else list(rides.returns_going_with(ride)),
         **extra,
     }
 
@@ -366,16 +369,23 @@ def _end_ride(request: HtmxHttpRequest, ride_pk: int, action: str) -> HttpRespon
     if not form.is_valid():
         return _after_ride_action(request, ride_pk, error="Give a reason (up to 64 characters).")
     reason, seen = form.cleaned_data["reason"], form.cleaned_data["version"]
+    keep = form.cleaned_data["keep_return"]
     try:
         if action == "cancel":
+            returns = ", ".join(r.ride_id for r in rides.returns_going_with(ride))
             rides.ride_cancel(
                 ride=ride,
                 actor=request.user,
                 cancelled_by="dispatcher",
                 reason=reason,
                 expected_version=seen,
+                keep_return=keep,
             )
             notice = f"Ride {ride.ride_id} is cancelled."
+            if returns and keep:
+                notice = f"Ride {ride.ride_id} is cancelled; its return {returns} stays booked."
+            elif returns:
+                notice = f"Ride {ride.ride_id} is cancelled, and its return {returns} with it."
         else:
             rides.ride_mark_unfulfilled(
                 ride=ride, actor=request.user, reason=reason, expected_version=seen

@@ -186,3 +186,50 @@ def test_a_ride_whose_driver_lost_the_signal_is_in_trouble(htmx, make_driver, pa
     html = htmx.get("/console/regions/trouble/").content.decode()
     card = html[html.index(f'id="trouble-{ride.pk}"') :]
     assert "Driver out of touch" in card and "Ann Lee" in card
+
+
+def _clinic_day(passenger):
+    """Sarah's trip to the clinic tomorrow at 09:30, and her will-call ride home."""
+    from dispatch.scheduling import Place, ride_book_ahead
+
+    return ride_book_ahead(
+        passenger=passenger,
+        booked_by=passenger,
+        pickup=Place(*CAPE_TOWN, "Home"),
+        dropoff=Place(CAPE_TOWN[0] + 0.03, CAPE_TOWN[1], "Clinic"),
+        pickup_at=timezone.now() + timedelta(days=1),
+        return_will_call=True,
+    )
+
+
+def test_a_dispatcher_cancelling_an_outbound_trip_is_told_its_return_goes_too(htmx, passenger):
+    """
+    Sarah's daughter phones: Sarah is unwell. The dispatcher cancels the
+    clinic trip on its panel, and is told that the ride home went with it.
+    """
+    outbound = _clinic_day(passenger)
+    back = outbound.returns.get()
+    panel = htmx.get(f"/console/rides/{outbound.pk}/").content.decode()
+    assert 'name="keep_return"' in panel and back.ride_id in panel
+    html = htmx.post(
+        f"/console/rides/{outbound.pk}/cancel/",
+        {"version": outbound.version, "reason": "Passenger unwell"},
+    ).content.decode()
+    assert f"Ride {outbound.ride_id} is cancelled, and its return {back.ride_id} with it." in html
+    assert Ride.objects.get(pk=back.pk).status == "cancelled"
+
+
+def test_a_dispatcher_may_cancel_the_outbound_trip_and_keep_the_ride_home(htmx, passenger):
+    """
+    Sarah's son will drive her to the clinic but cannot fetch her: the
+    dispatcher on the phone cancels the trip there and keeps the ride home.
+    """
+    outbound = _clinic_day(passenger)
+    back = outbound.returns.get()
+    html = htmx.post(
+        f"/console/rides/{outbound.pk}/cancel/",
+        {"version": outbound.version, "reason": "Family drives", "keep_return": "on"},
+    ).content.decode()
+    assert f"Ride {outbound.ride_id} is cancelled; its return {back.ride_id} stays booked." in html
+    assert Ride.objects.get(pk=outbound.pk).status == "cancelled"
+    assert Ride.objects.get(pk=back.pk).status == "scheduled"
