@@ -234,6 +234,7 @@ def series_end(*, series: RideSeries, actor: User, last_date: date | None = None
     planned are cancelled. Ended before it starts, it ends with no day.
     """
     _may_change(actor, series)
+    _still_running(series)
     today = timezone.localdate()
     last = last_date or today
     if series.end_date is None or last < series.end_date:
@@ -258,8 +259,9 @@ def _may_change(actor: User, series: RideSeries) -> None:
 
 def _still_running(series: RideSeries) -> None:
     """
-    An ended series makes no more rides, so an edit, a pause or taking one
-    back would be answered as done while nothing could follow: refused.
+    An ended series makes no more rides, so an edit, a pause, taking one
+    back or ending it again would be answered as done while nothing could
+    follow (and move its end, its version and its audit trail): refused.
     """
     if series.status == SeriesStatus.ENDED:
         raise DispatchError(

@@ -18,6 +18,7 @@ from dispatch.errors import DispatchError, NotAllowed
 from dispatch.models import DayPlan, DriverShift, Ride, RideSeries, RideStatus, Run, SeriesPause
 from dispatch.planning import services
 from dispatch.scheduling import Needs, Place
+from people.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -466,8 +467,12 @@ def test_a_change_today_keeps_the_return_of_a_rider_already_taken_there(
         lambda s, who: S.series_pause(
             series=s, actor=who, start_date=date(2030, 1, 1), end_date=date(2030, 1, 2)
         ),
+        # An app that sends `end` again (a retry, a second tap), with an
+        # earlier last day or none.
+        lambda s, who: S.series_end(series=s, actor=who, last_date=date(2020, 1, 1)),
+        lambda s, who: S.series_end(series=s, actor=who),
     ],
-    ids=["extended", "paused"],
+    ids=["extended", "paused", "ended_earlier", "ended_again"],
 )
 def test_an_ended_series_refuses_a_change_rather_than_seem_to_take_it(passenger, change):
     """
@@ -481,3 +486,5 @@ def test_an_ended_series_refuses_a_change_rather_than_seem_to_take_it(passenger,
     assert (refused.value.status, refused.value.code) == (409, "invalid_state")
     assert RideSeries.objects.filter(pk=ended.pk).values().get() == before
     assert not SeriesPause.objects.filter(series=ended).exists()
+    ends = AuditEvent.objects.filter(action="series.ended", subject_id=str(ended.pk))
+    assert ends.count() == 1
