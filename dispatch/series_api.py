@@ -28,7 +28,7 @@ from dispatch.rest_schemas import (
 )
 from dispatch.scheduling import needs_fields, needs_of, place_of
 from people import access as people_access
-from people.rest_schemas import ErrorOut
+from people.rest_schemas import ErrorOut, changes_sent
 from people.tokens import AccessTokenAuth
 from project.common.errors import ApiError
 
@@ -140,7 +140,7 @@ def series_detail(request: HttpRequest, series_id: int):
 def series_update(request: HttpRequest, series_id: int, payload: SeriesPatch):
     """Its future rides not yet planned follow; `kept_planned` lists those left alone."""
     found = _series(request, series_id)
-    sent = payload.model_dump(exclude_unset=True)
+    sent = changes_sent(payload)
     changes: dict[str, Any] = {}
     for end in ("pickup", "dropoff"):
         for part, value in (sent.pop(end, None) or {}).items():

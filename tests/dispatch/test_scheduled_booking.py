@@ -15,6 +15,7 @@ from django.utils import timezone
 from dispatch import matching
 from dispatch.models import Ride, RideStatus
 from dispatch.scheduling import Place, return_leg
+from people.models import AuditEvent
 from tests.conftest import JHB, db, find_driver, receive_until, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -499,6 +500,24 @@ def test_a_series_edit_refuses_null_where_it_is_no_value_and_times_with_offsets(
     assert response.status_code == 400, response.json()
     assert response.json()["code"] == "invalid_request" and field in response.json()["fields"]
     assert rest(passenger).get(path).json() == before
+
+
+def test_a_series_edit_with_nothing_to_change_is_refused_and_writes_nothing(passenger):
+    """
+    An empty PATCH (an app that lost its changes) is invalid_request, as on
+    every other PATCH: the series' version, its rides and its audit trail
+    stay as they were.
+    """
+    created = rest(passenger).post("/api/series/", _series_body(), content_type="application/json")
+    path = f"/api/series/{created.json()['series']['id']}/"
+    before = rest(passenger).get(path).json()
+    audited = AuditEvent.objects.filter(subject_type="rideseries")
+    assert audited.count() == 1
+    response = rest(passenger).patch(path, {}, content_type="application/json")
+    assert response.status_code == 400, response.json()
+    assert response.json()["code"] == "invalid_request"
+    assert rest(passenger).get(path).json() == before
+    assert audited.count() == 1
 
 
 def test_a_new_series_refuses_a_time_with_an_offset(passenger):
