@@ -14,7 +14,7 @@ from ninja import Field, Schema
 from pydantic import field_validator
 
 from dispatch.scheduling import Needs, Place
-from dispatch.socket_schemas import Latitude
+from dispatch.socket_schemas import Integer, Latitude, Longitude, PassengerId
 from people.rest_schemas import In, LocalTime
 
 Role = Literal["passenger", "caregiver", "driver", "staff"]
@@ -105,7 +105,7 @@ class RideDetailOut(RideOut):
 
 class PlaceIn(In):
     latitude: Latitude
-    longitude: float = Field(ge=-180, le=180)
+    longitude: Longitude
     address: str = Field(default="", max_length=255)
 
     def place(self) -> Place:
@@ -117,7 +117,7 @@ class NeedsIn(In):
     wheelchair: bool | None = None
     walker: bool = False
     service_animal: bool = False
-    companions: int = Field(default=0, ge=0, le=6)
+    companions: Integer = Field(default=0, ge=0, le=6)
     attendant: bool = False
 
     def needs(self) -> Needs:
@@ -136,7 +136,7 @@ class BookAheadIn(In):
     needs: NeedsIn = NeedsIn()
     notes: str = Field(default="", max_length=1000)
     # Booking for someone else (a caregiver with the permission, a dispatcher).
-    passenger_id: int | None = None
+    passenger_id: PassengerId | None = None
     passenger_phone: str | None = Field(default=None, max_length=32)
     # Chosen by the app, or made by the server.
     ride_id: str | None = Field(default=None, max_length=64)
@@ -159,7 +159,7 @@ class CancelIn(In):
 class SeriesIn(In):
     """Weekdays 0 (Monday) to 6 (Sunday), local times (TIME_ZONE)."""
 
-    weekdays: list[int]
+    weekdays: list[Integer]
     start_date: date
     end_date: date | None = None
     pickup_time: LocalTime | None = None
@@ -171,7 +171,7 @@ class SeriesIn(In):
     dropoff: PlaceIn
     needs: NeedsIn = NeedsIn()
     notes: str = Field(default="", max_length=1000)
-    passenger_id: int | None = None
+    passenger_id: PassengerId | None = None
     passenger_phone: str | None = Field(default=None, max_length=32)
 
 
@@ -182,7 +182,7 @@ class SeriesPatch(In):
     in part change those parts.
     """
 
-    weekdays: list[int] = Field(default=None)
+    weekdays: list[Integer] = Field(default=None)
     end_date: date | None = None
     pickup_time: LocalTime | None = None
     appointment_time: LocalTime | None = None

@@ -6,13 +6,34 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from dispatch.geo import MAX_LATITUDE
 from dispatch.scheduling import Needs, Place
 
-Latitude = Annotated[float, Field(ge=-MAX_LATITUDE, le=MAX_LATITUDE, allow_inf_nan=False)]
-Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+
+def _not_boolean(value):
+    # JSON's true and false are no numbers, though pydantic reads them as 1
+    # and 0: `passenger_id: true` would name account 1, `weekdays: [true]`
+    # a Tuesday.
+    if isinstance(value, bool):
+        raise ValueError("a number, not true or false")
+    return value
+
+
+# The numbers the apps send (sockets and REST): numbers or numeric strings.
+Number = Annotated[float, BeforeValidator(_not_boolean), Field(allow_inf_nan=False)]
+Integer = Annotated[int, BeforeValidator(_not_boolean)]
+Latitude = Annotated[Number, Field(ge=-MAX_LATITUDE, le=MAX_LATITUDE)]
+Longitude = Annotated[Number, Field(ge=-180, le=180)]
+PassengerId = Annotated[Integer, Field(gt=0)]
 Address = Annotated[str, Field(max_length=255)]
 
 
@@ -29,9 +50,9 @@ class FindDriver(Inbound):
     dropoff_longitude: Longitude
     dropoff_address: Address = ""
     passenger_phone: str | None = Field(default=None, max_length=32)
-    passenger_id: int | None = Field(default=None, gt=0)
+    passenger_id: PassengerId | None = None
     distance_km: Decimal | None = Field(default=None, ge=0, le=10000, decimal_places=2)
-    estimated_duration_minutes: float | None = Field(default=None, ge=0, le=24 * 60)
+    estimated_duration_minutes: Number | None = Field(default=None, ge=0, le=24 * 60)
     fare_amount: Decimal | None = Field(default=None, ge=0, le=1_000_000, decimal_places=2)
     needs_wheelchair: bool | None = None
     notes: str = Field(default="", max_length=1000)
@@ -43,7 +64,7 @@ class FindDriver(Inbound):
     return_will_call: bool = False
     needs_walker: bool = False
     service_animal: bool = False
-    companions: int = Field(default=0, ge=0, le=6)
+    companions: Integer = Field(default=0, ge=0, le=6)
     attendant: bool = False
 
     @property
@@ -126,8 +147,8 @@ class SetStatus(Inbound):
 class LocationUpdate(Inbound):
     latitude: Latitude
     longitude: Longitude
-    heading: float | None = Field(default=None, ge=0, le=360, allow_inf_nan=False)
-    speed: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+    heading: Number | None = Field(default=None, ge=0, le=360)
+    speed: Number | None = Field(default=None, ge=0, le=100)
 
 
 class RideAction(Inbound):

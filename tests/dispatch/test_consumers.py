@@ -210,6 +210,39 @@ async def test_every_refusal_names_its_fields_as_an_object(ws, passenger, messag
     assert list(error["fields"]) == [field] and isinstance(error["fields"][field], str)
 
 
+@pytest.mark.parametrize(
+    "field", ["passenger_id", "pickup_latitude", "estimated_duration_minutes", "companions"]
+)
+async def test_true_or_false_is_no_number_on_the_ride_socket(ws, passenger, field):
+    """
+    An app that sends a boolean where a number goes is refused, naming the
+    field: read as 1, `passenger_id: true` would book for account 1.
+    """
+    comm = await ws("/ws/ride/bool-1/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver(**{field: True}))
+    error = await comm.receive_json_from()
+    assert error["code"] == "invalid_request" and list(error["fields"]) == [field]
+    assert not await db(Ride.objects.exists)
+    await comm.send_json_to({"type": "ping"})
+    assert (await comm.receive_json_from())["type"] == "pong"
+
+
+@pytest.mark.parametrize("field", ["latitude", "longitude", "heading", "speed"])
+async def test_true_or_false_is_no_position(ws, make_driver, field):
+    """A location_update with a boolean is refused, not stored as a position at 1 or 0."""
+    driver = await db(make_driver, *JHB)
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    update = {"type": "location_update", "latitude": -26.2, "longitude": 28.0, field: False}
+    await driver_ws.send_json_to(update)
+    error = await driver_ws.receive_json_from()
+    assert error["code"] == "invalid_request" and list(error["fields"]) == [field]
+    assert location_store().get(driver.pk).lat == pytest.approx(JHB[0])
+    await driver_ws.send_json_to({"type": "ping"})
+    assert (await driver_ws.receive_json_from())["type"] == "pong"
+
+
 async def test_a_position_off_the_map_is_refused_by_both_sockets(ws, passenger, make_driver):
     """Past 85.05 degrees (the map's, Redis GEO's) a latitude is invalid: no store meets it."""
     driver = await db(make_driver, *JHB)

@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from dispatch import matching
-from dispatch.models import Ride, RideStatus
+from dispatch.models import Ride, RideSeries, RideStatus
 from dispatch.scheduling import Place, return_leg
 from people.models import AuditEvent
 from tests.conftest import JHB, db, find_driver, receive_until, token_for
@@ -518,6 +518,29 @@ def test_a_series_edit_with_nothing_to_change_is_refused_and_writes_nothing(pass
     assert response.json()["code"] == "invalid_request"
     assert rest(passenger).get(path).json() == before
     assert audited.count() == 1
+
+
+@pytest.mark.parametrize(
+    "path, body, field",
+    [
+        ("/api/series/", _series_body(weekdays=[True]), "weekdays.0"),
+        ("/api/series/", _series_body(passenger_id=True), "passenger_id"),
+        ("/api/rides/", ahead(needs={"companions": True}), "needs.companions"),
+        ("/api/rides/", ahead(passenger_id=True), "passenger_id"),
+        ("/api/rides/", ahead(dropoff={"latitude": False, "longitude": 28.0}), "dropoff.latitude"),
+        ("/api/rides/", ahead(pickup={"latitude": -26.2, "longitude": True}), "pickup.longitude"),
+    ],
+)
+def test_true_or_false_is_no_number_over_rest(passenger, path, body, field):
+    """
+    A boolean where a number goes is 400 naming the field, and nothing is
+    booked: `weekdays: [true]` is no Tuesday, `passenger_id: true` no account 1.
+    """
+    response = rest(passenger).post(path, body, content_type="application/json")
+    assert response.status_code == 400, response.json()
+    assert response.json()["code"] == "invalid_request"
+    assert list(response.json()["fields"]) == [field]
+    assert not Ride.objects.exists() and not RideSeries.objects.exists()
 
 
 def test_a_new_series_refuses_a_time_with_an_offset(passenger):

@@ -133,7 +133,8 @@ def refused(schema: dict) -> list:
         if o.get("maxLength"):
             bad.append("x" * (o["maxLength"] + 1))
         if o.get("type") in ("integer", "number"):
-            bad += ["many", 1.5 if o["type"] == "integer" else "1,5"]
+            # A boolean is no number (pydantic alone would read it as 1 or 0).
+            bad += ["many", 1.5 if o["type"] == "integer" else "1,5", True, False]
             if "maximum" in o:
                 bad.append(o["maximum"] + 1)
             if "minimum" in o:

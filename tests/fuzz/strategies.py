@@ -154,7 +154,7 @@ def anywhere_poison(draw, message: dict) -> Poisoned:
 # Lists, not strategies: one draw picks one, which keeps thousands of
 # frames per test affordable.
 BAD_COORDINATES = [math.nan, math.inf, -math.inf, 180.0001, -180.0001, 1e308, -1e308, 10**30]
-BAD_COORDINATES += ["north", "-26,2041", "26\u00b012\u2032S", "", *CONTAINERS]
+BAD_COORDINATES += ["north", "-26,2041", "26\u00b012\u2032S", "", True, False, *CONTAINERS]
 LATITUDES = [-90, -26.2041, -0.0, 0, 45.123456789, 90, "-26.2041", 1e-300]
 LONGITUDES = [-180, 28.0473, 0, 179.9999, 180, "28.0473"]
 TEXTS = ["", "12 Main Rd", "\u00e9\u4e2d\U0001f600", "<b>x</b>", "a\tb\nc", "\u202e", "x" * 60]
@@ -166,22 +166,22 @@ FIELDS: dict[str, tuple[list, list]] = {
     "dropoff_longitude": (LONGITUDES, BAD_COORDINATES),
     "latitude": (LATITUDES, BAD_COORDINATES),
     "longitude": (LONGITUDES, BAD_COORDINATES),
-    "heading": ([0, 359.9, 360, None], [361, -1, math.nan, math.inf, *CONTAINERS]),
-    "speed": ([0, 27.7, 100, None], [101, -1, math.inf, 1e308, *CONTAINERS]),
+    "heading": ([0, 359.9, 360, None], [361, -1, math.nan, math.inf, True, *CONTAINERS]),
+    "speed": ([0, 27.7, 100, None], [101, -1, math.inf, 1e308, False, *CONTAINERS]),
     "pickup_address": (TEXTS, ["x" * 256, "\u00e9" * 300, *CONTAINERS]),
     "dropoff_address": (TEXTS, CONTAINERS),
     "notes": (TEXTS, ["x" * 1001, *CONTAINERS]),
     "reason": (TEXTS, ["r" * 65, 12, *CONTAINERS]),
     "passenger_phone": (["", "0821234567", "+27 82 123 4567", "+1 900 555 0100"], ["9" * 33]),
-    "passenger_id": ([None, "", 1, 2**63 - 1, 10**30, -5], [0, "one", 1.5, *CONTAINERS]),
+    "passenger_id": ([None, "", 1, 2**63 - 1, 10**30, -5], [0, "one", 1.5, True, *CONTAINERS]),
     "distance_km": ([None, 0, 12.345, math.nan, "7"], [-1, 10**6, "x", math.inf, *CONTAINERS]),
-    "estimated_duration_minutes": ([None, 0, 30.5], [-1, 1e9, math.nan, *CONTAINERS]),
+    "estimated_duration_minutes": ([None, 0, 30.5], [-1, 1e9, math.nan, True, *CONTAINERS]),
     "fare_amount": ([None, 0, 99.999], [-5, 10**9, "free", *CONTAINERS]),
     "needs_wheelchair": ([None, True, False], ["maybe", 2, *CONTAINERS]),
     "pickup_at": (TIMES, ["tomorrow", "2031-13-45T99:99", 10**30, *CONTAINERS]),
     "appointment_at": (TIMES, ["soon", math.nan, *CONTAINERS]),
     "return_at": (TIMES, ["later", *CONTAINERS]),
-    "companions": ([0, 6, "2"], [7, -1, 10**30, 2.5, *CONTAINERS]),
+    "companions": ([0, 6, "2"], [7, -1, 10**30, 2.5, True, *CONTAINERS]),
     "status": (["available", "offline"], ["on_trip", "AVAILABLE", "", None, 1, *CONTAINERS]),
     "ride_id": ([None, "fz-ride", ""], ["r" * 65, 7, *CONTAINERS]),
 }
