@@ -155,14 +155,15 @@ class DriverConsumer(ManifestFeed, AppSocket):
 
         await db_async(give_back)()
 
-    async def _answer_offer(self, request: RideAction, service, **extra) -> None:
-        """The driver's answer to the ride offered to them now."""
+    async def _answer_offer(self, request: RideAction, service, **extra) -> str:
+        """The driver's answer to the ride offered to them now; that ride's id."""
 
         def answer():
             ride = offers.offered_ride(driver=self.user, ride_id=request.ride_id)
-            return service(ride=ride, driver=self.user, **extra)
+            service(ride=ride, driver=self.user, **extra)
+            return ride.ride_id
 
-        await db_async(answer)()
+        return await db_async(answer)()
 
     async def on_accept_ride(self, content):
         request = RideAction.model_validate(content)
@@ -170,8 +171,11 @@ class DriverConsumer(ManifestFeed, AppSocket):
 
     async def on_decline_ride(self, content):
         request = RideAction.model_validate(content)
-        await self._answer_offer(request, offers.ride_offer_decline, reason=request.reason)
-        await self.send_json({"type": "ride_declined", "ride_id": request.ride_id})
+        # The ride let go, also when the app named none (ride_id is optional).
+        ride_id = await self._answer_offer(
+            request, offers.ride_offer_decline, reason=request.reason
+        )
+        await self.send_json({"type": "ride_declined", "ride_id": ride_id})
 
     async def ride_news(self, event):
         ride_id = event["ride_id"]

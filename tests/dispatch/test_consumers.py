@@ -612,6 +612,25 @@ async def test_a_driver_online_before_positions_are_loaded_gets_the_waiting_ride
     assert assigned["driver_id"] == driver.pk
 
 
+async def test_a_decline_without_ride_id_is_answered_with_the_ride_it_declined(
+    ws, passenger, make_driver, settings
+):
+    """
+    An app that answers its open offer without naming the ride (ride_id is
+    optional) hears which ride it let go, not `ride_id: null`.
+    """
+    settings.DISPATCH_MODE = "offer"
+    _, _, near_ws, far_ws, comm = await book_between_two(
+        ws, passenger, make_driver, "offer-bare", near_km=1, far_km=3
+    )
+    await receive_until(near_ws, "ride_request")
+    await near_ws.send_json_to({"type": "decline_ride"})
+    declined, _ = await receive_until(near_ws, "ride_declined")
+    assert declined["ride_id"] == "offer-bare"
+    offer, _ = await receive_until(far_ws, "ride_request")
+    assert offer["ride_id"] == "offer-bare"
+
+
 async def test_in_offer_mode_a_decline_passes_the_ride_on_and_an_accept_assigns_it(
     ws, passenger, make_driver, settings
 ):
