@@ -370,9 +370,9 @@ def _end_ride(request: HtmxHttpRequest, ride_pk: int, action: str) -> HttpRespon
         return _after_ride_action(request, ride_pk, error="Give a reason (up to 64 characters).")
     reason, seen = form.cleaned_data["reason"], form.cleaned_data["version"]
     keep = form.cleaned_data["keep_return"]
+    returns = ", ".join(r.ride_id for r in rides.returns_going_with(ride))
     try:
         if action == "cancel":
-            returns = ", ".join(r.ride_id for r in rides.returns_going_with(ride))
             rides.ride_cancel(
                 ride=ride,
                 actor=request.user,
@@ -381,18 +381,24 @@ def _end_ride(request: HtmxHttpRequest, ride_pk: int, action: str) -> HttpRespon
                 expected_version=seen,
                 keep_return=keep,
             )
-            notice = f"Ride {ride.ride_id} is cancelled."
-            if returns and keep:
-                notice = f"Ride {ride.ride_id} is cancelled; its return {returns} stays booked."
-            elif returns:
-                notice = f"Ride {ride.ride_id} is cancelled, and its return {returns} with it."
+            notice = f"Ride {ride.ride_id} is cancelled"
         else:
             rides.ride_mark_unfulfilled(
-                ride=ride, actor=request.user, reason=reason, expected_version=seen
+                ride=ride,
+                actor=request.user,
+                reason=reason,
+                expected_version=seen,
+                keep_return=keep,
             )
-            notice = f"Ride {ride.ride_id} is closed as unfulfilled."
+            notice = f"Ride {ride.ride_id} is closed as unfulfilled"
     except DispatchError as exc:
         return _after_ride_action(request, ride_pk, error=str(exc))
+    if returns and keep:
+        notice += f"; its return {returns} stays booked."
+    elif returns:
+        notice += f", and its return {returns} with it."
+    else:
+        notice += "."
     return _after_ride_action(request, ride_pk, notice=notice)
 
 

@@ -379,7 +379,7 @@ def _cancel(
 def returns_going_with(outbound: Ride) -> QuerySet[Ride]:
     """
     The returns that end with an outbound trip which will not take its
-    rider out (cancelled, a no-show), read before its change: those still
+    rider out (cancelled, a no-show, unfulfilled), read before its change: those still
     waiting to begin (`scheduled`), for nobody would be there to fetch.
     None once the rider is aboard (a breakdown on the way): they are away
     from home, and the ride home stays.
@@ -396,10 +396,19 @@ def returns_cancel(going, *, actor: User | None, cancelled_by: str, reason: str)
 
 
 def ride_mark_unfulfilled(
-    *, ride: Ride, actor: User | None, reason: str = "", expected_version: int | None = None
+    *,
+    ride: Ride,
+    actor: User | None,
+    reason: str = "",
+    expected_version: int | None = None,
+    keep_return: bool = False,
 ) -> Ride:
-    """A dispatcher gives up on a ride nobody can take; the passenger is told why."""
+    """
+    A dispatcher gives up on a ride nobody can take; the passenger is told
+    why. An outbound trip's returns end with it, as with a cancel.
+    """
     with transaction.atomic():
+        going = [] if keep_return else list(returns_going_with(ride))
         driver_id = freed_driver(ride)
         transition(
             ride,
@@ -416,6 +425,7 @@ def ride_mark_unfulfilled(
         drivers.release(driver_id)
         withdrawn = withdraw_offers(ride)
         broadcast.ride_changed(ride, "unfulfilled", withdrawn_driver_ids=withdrawn)
+        returns_cancel(going, actor=actor, cancelled_by=CancelledBy.DISPATCHER, reason=reason)
     return ride
 
 

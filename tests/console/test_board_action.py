@@ -18,6 +18,7 @@ from dispatch import matching, rides, trips
 from dispatch.geo import Point
 from dispatch.locations import location_store
 from dispatch.models import Ride, RideStatus
+from dispatch.scheduling import Place, ride_book_ahead
 from tests.console.test_board import BOARD, CAPE_TOWN, book
 
 pytestmark = pytest.mark.django_db
@@ -190,8 +191,6 @@ def test_a_ride_whose_driver_lost_the_signal_is_in_trouble(htmx, make_driver, pa
 
 def _clinic_day(passenger):
     """Sarah's trip to the clinic tomorrow at 09:30, and her will-call ride home."""
-    from dispatch.scheduling import Place, ride_book_ahead
-
     return ride_book_ahead(
         passenger=passenger,
         booked_by=passenger,
@@ -233,3 +232,29 @@ def test_a_dispatcher_may_cancel_the_outbound_trip_and_keep_the_ride_home(htmx, 
     assert f"Ride {outbound.ride_id} is cancelled; its return {back.ride_id} stays booked." in html
     assert Ride.objects.get(pk=outbound.pk).status == "cancelled"
     assert Ride.objects.get(pk=back.pk).status == "scheduled"
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_closing_an_outbound_trip_as_unfulfilled_treats_the_ride_home_as_the_panel_says(
+    htmx, passenger, keep
+):
+    """
+    No van for Sarah's trip there: the dispatcher closes it as unfulfilled.
+    The panel said the ride home goes with it unless kept; so it does.
+    """
+    outbound = _clinic_day(passenger)
+    Ride.objects.filter(pk=outbound.pk).update(status=RideStatus.SEARCHING)
+    outbound.refresh_from_db()
+    back = outbound.returns.get()
+    body = {"version": outbound.version, "reason": "No wheelchair van"}
+    if keep:
+        body["keep_return"] = "on"
+    html = htmx.post(f"/console/rides/{outbound.pk}/unfulfilled/", body).content.decode()
+    assert Ride.objects.get(pk=outbound.pk).status == "unfulfilled"
+    if keep:
+        assert Ride.objects.get(pk=back.pk).status == "scheduled"
+        assert f"its return {back.ride_id} stays booked" in html
+    else:
+        ended = Ride.objects.get(pk=back.pk)
+        assert (ended.status, ended.cancel_reason) == ("cancelled", "No wheelchair van")
+        assert f"and its return {back.ride_id} with it" in html
