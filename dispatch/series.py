@@ -62,6 +62,10 @@ class SeriesChange:
 # --- services ------------------------------------------------------------------------
 
 
+# A year of skipped days; a longer break is a pause.
+MAX_EXCEPT_DATES = 366
+
+
 def _check(series: RideSeries, *, today: date) -> None:
     weekdays = series.weekdays
     if (
@@ -84,6 +88,11 @@ def _check(series: RideSeries, *, today: date) -> None:
     if series.return_time and series.return_time <= (series.pickup_time or series.appointment_time):
         raise DispatchError(
             "The return is before the outbound trip.", fields={"return_time": "too early"}
+        )
+    if len(series.except_dates) > MAX_EXCEPT_DATES:
+        raise DispatchError(
+            f"At most {MAX_EXCEPT_DATES} exception dates; pause the series for a long break.",
+            fields={"except_dates": f"at most {MAX_EXCEPT_DATES}"},
         )
     for day in series.except_dates:
         try:

@@ -550,6 +550,27 @@ def test_a_new_series_refuses_a_time_with_an_offset(passenger):
     assert not Ride.objects.exists()
 
 
+def test_a_series_takes_at_most_a_years_exception_dates(passenger):
+    """Thousands of skipped days are refused, new or edited, and nothing is stored."""
+    start = timezone.localdate() + timedelta(days=1)
+    many = [(start + timedelta(days=i)).isoformat() for i in range(367)]
+    response = rest(passenger).post(
+        "/api/series/", _series_body(except_dates=many), content_type="application/json"
+    )
+    assert response.status_code == 400 and "except_dates" in response.json()["fields"]
+    assert not RideSeries.objects.exists() and not Ride.objects.exists()
+    made = rest(passenger).post(
+        "/api/series/", _series_body(except_dates=many[:366]), content_type="application/json"
+    )
+    assert made.status_code == 201, made.json()
+    series_id = made.json()["series"]["id"]
+    edit = rest(passenger).patch(
+        f"/api/series/{series_id}/", {"except_dates": many}, content_type="application/json"
+    )
+    assert edit.status_code == 400 and "except_dates" in edit.json()["fields"]
+    assert len(RideSeries.objects.get(pk=series_id).except_dates) == 366
+
+
 async def test_ready_on_the_ride_socket_starts_a_will_call_return(ws, passenger, make_driver):
     await db(make_driver, *JHB)
     token = await db(token_for, passenger)
