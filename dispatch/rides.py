@@ -118,7 +118,10 @@ def check_seen(ride: Ride, expected_version: int | None) -> None:
 def _changed_meanwhile(ride: Ride, to_status: str) -> ChangedMeanwhile:
     current = Ride.objects.get(pk=ride.pk)
     return ChangedMeanwhile(
-        current, to_status, f"Ride {ride.ride_id} changed meanwhile; it is now {current.status}."
+        current,
+        to_status,
+        f"Ride {ride.ride_id} changed meanwhile; it is now "
+        f"{RideStatus(current.status).label.lower()}.",
     )
 
 

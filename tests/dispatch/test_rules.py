@@ -296,3 +296,15 @@ def test_a_cancel_that_pins_no_version_cancels_the_ride_as_it_now_is(passenger, 
             cancelled_by="dispatcher",
             expected_version=pinned.version,
         )
+
+
+def test_a_change_that_lost_a_race_says_what_the_ride_is_now_in_words(passenger, make_driver):
+    """The one who lost the race reads "it is now driver arrived", not a status code."""
+    driver = make_driver(*JHB)
+    ride = matching.ride_match(ride=book(passenger, "race-words")).ride
+    stale = Ride.objects.get(pk=ride.pk)
+    trips.ride_driver_arrived(ride=Ride.objects.get(pk=ride.pk), driver=driver)
+    with pytest.raises(DispatchError) as refused:
+        rides.transition(stale, "searching", kind="driver_cancelled")
+    assert "it is now driver arrived" in str(refused.value)
+    assert refused.value.code == "invalid_state"
