@@ -13,8 +13,8 @@ class PeopleConfig(AppConfig):
 
         signals.connect()
         signals.switched_off.connect(sessions.on_switched_off, dispatch_uid="people.sessions_end")
-        signals.switched_off.connect(
-            caregivers.on_switched_off, dispatch_uid="people.links_switched_off"
+        signals.caring_changed.connect(
+            caregivers.on_caring_changed, dispatch_uid="people.links_caring_changed"
         )
         # Notification texts come in isiZulu too (settings.LANGUAGES).
         language_info_add("zu", name="Zulu", name_local="isiZulu")

@@ -41,11 +41,12 @@ def _may_care(user: User | None) -> User | None:
     return user if access.may_care(user) else None
 
 
-def on_switched_off(sender, *, user_id: int, **kwargs) -> None:
+def on_caring_changed(sender, *, user_id: int, **kwargs) -> None:
     """
-    An account switched off grants nothing through its links
-    (people.access.granting_links): its passengers' sockets, and the pages
-    it shared, are told at once, as for a link revoked.
+    An account switched off, or made a driver's, grants nothing through its
+    links (people.access.granting_links): its sockets and its passengers',
+    and the pages it shared, are told at once, as for a link revoked (and
+    as for a link accepted when it may care again).
     """
     passengers = CaregiverLink.objects.active().filter(caregiver_id=user_id)
     passenger_ids = list(passengers.values_list("passenger_id", flat=True))

@@ -12,6 +12,7 @@ from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import m2m_changed, post_save, pre_delete, pre_save
 from django.dispatch import Signal
 
+from people.access import may_care
 from people.models import User, UserType
 
 # Caregiver links of these users changed (invited, answered, edited,
@@ -30,6 +31,12 @@ access_ended = Signal()
 # An account was switched off: `user_id`. people.sessions ends its sessions
 # (connected in PeopleConfig.ready).
 switched_off = Signal()
+
+# Whether an account may care for someone (people.access.may_care) changed:
+# switched off or on, made a driver's or no longer one: `user_id`. Its links
+# grant, or stop granting, at once (people.caregivers, connected in
+# PeopleConfig.ready).
+caring_changed = Signal()
 
 # A driver may drive no more: their account was switched off, or its role
 # is no longer driver: `user_id`. Dispatch takes them off duty.
@@ -64,8 +71,10 @@ def _switched_off(sender, instance, created, **kwargs) -> None:
     """
     An account switched off ends every access it had, at once and for good:
     its app sessions are revoked, so switching it on again revives none of
-    their tokens (a stolen phone's included). A driver's account switched
-    off, or no longer a driver's, ends their driving too (driving_ended).
+    their tokens (a stolen phone's included). An account that may care for
+    someone no more (switched off, made a driver's), or may again, has its
+    links re-read (caring_changed). A driver's account switched off, or no
+    longer a driver's, ends their driving too (driving_ended).
     """
     if getattr(instance, "_was_active", None) and not instance.is_active:
         switched_off.send(sender=sender, user_id=instance.pk)
@@ -74,10 +83,13 @@ def _switched_off(sender, instance, created, **kwargs) -> None:
         getattr(instance, "_was_superuser", None) and not instance.is_superuser
     ):
         roles_changed.send(sender=sender, user_id=instance.pk)
-    was_driving = _drives(
-        getattr(instance, "_was_active", None), getattr(instance, "_was_user_type", None)
-    )
-    if was_driving and not _drives(instance.is_active, instance.user_type):
+    was_active = getattr(instance, "_was_active", None)
+    was_user_type = getattr(instance, "_was_user_type", None)
+    if was_active is not None and may_care(
+        User(is_active=was_active, user_type=was_user_type)
+    ) != may_care(instance):
+        caring_changed.send(sender=sender, user_id=instance.pk)
+    if _drives(was_active, was_user_type) and not _drives(instance.is_active, instance.user_type):
         driving_ended.send(sender=sender, user_id=instance.pk)
 
 

@@ -11,7 +11,7 @@ import pytest
 from dispatch import matching, rides, watch
 from dispatch.models import DriverState, Ride, RideEvent, RideStatus
 from people.caregivers import caregiver_link_revoke, caregiver_link_update
-from people.models import LinkStatus, VehicleType
+from people.models import LinkStatus, UserType, VehicleType
 from tests.conftest import db, find_driver, receive_until, refused, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -584,3 +584,39 @@ async def test_a_dispatcher_who_becomes_a_caregiver_sees_the_ride_as_the_link_al
     await move(driver_ws, -26.21, 28.06)
     assert (await rider.receive_json_from())["type"] == "driver_location"
     await quiet(watching)
+
+
+async def test_a_caregiver_made_a_driver_stops_following_at_once(
+    ws, passenger, caregiver, make_link, make_driver
+):
+    """
+    Emily's account is made a driver's while she follows Sarah's ride: her
+    link grants nothing now, so her open sockets lose Sarah at once (the
+    caregiver socket hears no more positions, the ride socket closes), as
+    for a link revoked.
+    """
+    driver = await db(make_driver, *JHB)
+    await db(make_link, passenger, caregiver)
+    follower, _ = await open_follower(ws, caregiver)
+    driver_ws = await open_driver(ws, driver)
+    rider = await book_as(ws, passenger, "made-1")
+    await receive_until(rider, "driver_assigned")
+    await receive_until(driver_ws, "ride_assigned")
+    await receive_until(follower, "ride_status")
+    await receive_until(follower, "ride_status")
+    watching = await ws("/ws/ride/made-1/", token=await db(token_for, caregiver))
+    await watching.receive_json_from()
+    assert (await watching.receive_json_from())["type"] == "ride_status"
+
+    def made_a_driver():
+        caregiver.user_type = UserType.DRIVER
+        caregiver.save()
+
+    await db(made_a_driver)
+    updated, _ = await receive_until(follower, "links_updated")
+    assert updated["passengers"] == []
+    closed = await watching.receive_output(timeout=3)
+    assert closed == {"type": "websocket.close", "code": 4403}
+    await move(driver_ws, -26.21, 28.06)
+    assert (await rider.receive_json_from())["type"] == "driver_location"
+    await quiet(follower)

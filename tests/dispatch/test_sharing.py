@@ -16,7 +16,7 @@ from django.utils import timezone
 from dispatch import drivers
 from dispatch.models import Ride, ShareLink
 from people import caregivers
-from people.models import DriverProfile, PassengerProfile, VehicleType
+from people.models import DriverProfile, PassengerProfile, UserType, VehicleType
 from tests.conftest import token_for
 from tests.dispatch.test_rides_api import JHB, book, complete
 
@@ -253,3 +253,21 @@ def test_a_caregivers_link_ends_with_their_account_and_stays_ended(
     emily.save()
     assert Client().get(f"/t/{token}/status/").json() == {"state": "revoked"}
     assert share(emily, "trip-1").status_code == 201
+
+
+def test_a_caregivers_link_ends_when_she_is_made_a_driver_and_stays_ended(
+    trip, passenger, make_user, make_link
+):
+    """
+    Support makes Emily's account a driver's, then a caregiver's again: the
+    page she shared ended with the first change and stays ended.
+    """
+    emily = make_user("caregiver")
+    make_link(passenger, emily, can_view_location=True)
+    token = token_of(share(emily, "trip-1"))
+    emily.user_type = UserType.DRIVER
+    emily.save()
+    assert Client().get(f"/t/{token}/status/").json() == {"state": "revoked"}
+    emily.user_type = UserType.CAREGIVER
+    emily.save()
+    assert Client().get(f"/t/{token}/status/").json() == {"state": "revoked"}
