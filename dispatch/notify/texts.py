@@ -43,9 +43,14 @@ TEXTS_NO_VEHICLE: dict[str, str] = {
     Topic.DRIVER_ASSIGNED: _("Care Connect: %(driver)s will drive %(name)s."),
 }
 
-# A ride booked ahead: these topics name its day and time.
+# A ride booked ahead: these topics name its day and time, since its people
+# may have several rides ahead and must know which one is meant.
 TEXTS_AHEAD: dict[str, str] = {
+    Topic.BOOKED: _("Care Connect: %(name)s's ride on %(when)s is booked."),
     Topic.CANCELLED: _("Care Connect: %(name)s's ride on %(when)s was cancelled."),
+    Topic.DELAYED: _(
+        "Care Connect: %(name)s's pickup on %(when)s is about %(minutes)s min later than asked."
+    ),
 }
 
 

@@ -349,7 +349,9 @@ def test_every_text_in_every_language_fits_one_sms_part_and_names_no_needs(
                 text = notice_text(topic, one, {"minutes": 45}, language)
                 assert sms.sms_parts(text) == 1, (language, topic, len(text), text)
                 assert "Dialysis" not in text and "heelchair" not in text
-    assert "29" in notice_text(Topic.CANCELLED, ahead, {}, "af")
+    for language in Language.values:
+        for topic in (Topic.BOOKED, Topic.CANCELLED, Topic.DELAYED):
+            assert "29" in notice_text(topic, ahead, {"minutes": 45}, language), (language, topic)
     assert notice_text(Topic.DROPPED_OFF, ride, {}, "zu") != notice_text(
         Topic.DROPPED_OFF, ride, {}, "en"
     )

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.db import transaction
-from django.utils import timezone
+from django.utils import formats, timezone, translation
 
 from dispatch import booking, broadcast, matching, rides, series, trips
 from dispatch.models import NotificationStatus, Ride, RideStatus
@@ -307,6 +307,48 @@ def test_delayed_reaches_a_caregiver_on_the_defaults(family, monkeypatch, settin
     assert [t for t in texts(settings) if t["to"] == emily.phone_number], (
         "a pickup 40 min later than asked was told to nobody on the default (SMS) channel"
     )
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        (
+            Language.ENGLISH,
+            "Care Connect: Sarah's pickup on {when} is about 40 min later than asked.",
+        ),
+        (
+            Language.AFRIKAANS,
+            "Care Connect: Sarah se oplaai op {when} is omtrent 40 min later as gevra.",
+        ),
+        (
+            Language.ZULU,
+            "Care Connect: Ukulandwa kuka-Sarah kwango-{when} kuzoba sekwephuzile"
+            " cishe ngemizuzu engu-40.",
+        ),
+    ],
+)
+def test_a_delay_text_names_the_day_and_time_of_the_ride_it_is_about(
+    family, monkeypatch, settings, language, said
+):
+    """
+    Sarah rides to the clinic three times a week: the text that her pickup
+    is later than asked says which one, by its day and its planned time.
+    """
+    at_noon(monkeypatch)
+    sarah, emily, _ = family
+    emily.language = language
+    emily.save()
+    ride = _scheduled(sarah, late_by_min=40)
+    ride.service_date = timezone.localdate(ride.pickup_at)
+    ride.save()
+    with transaction.atomic():
+        broadcast.pickup_window_told(ride, changed=True)
+    deliver_all()
+    planned = timezone.localtime(ride.confirmed_pickup_at)
+    with translation.override(language):
+        when = formats.date_format(planned, "D j M H:i")
+    told = [t["message"] for t in texts(settings) if t["to"] == emily.phone_number]
+    assert told == [said.format(when=when)]
 
 
 def test_a_first_plan_far_later_than_asked_is_told_as_delayed(family, monkeypatch):
