@@ -30,8 +30,8 @@ from django.utils import timezone
 
 from dispatch import access, broadcast, drivers
 from dispatch.errors import (
-    DispatchError,
     ChangedMeanwhile,
+    DispatchError,
     IllegalTransition,
     RideConflict,
 )

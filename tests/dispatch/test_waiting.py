@@ -139,7 +139,9 @@ def test_a_no_show_ends_the_days_return_too(at_the_door, settings):
     home; it ends with the outbound trip, and says why.
     """
     ride, _, _ = at_the_door
-    back = scheduling.return_leg_book(outbound=ride, return_at=None, will_call=True, role="passenger")
+    back = scheduling.return_leg_book(
+        outbound=ride, return_at=None, will_call=True, role="passenger"
+    )
     settings.NO_SHOW_WAIT_MIN = 0
     settings.NO_SHOW_CAREGIVERS_AFTER_MIN = 0
     watch.waiting_escalate()
