@@ -28,7 +28,16 @@ from dispatch.errors import (
     NotWaitingForReady,
     RideConflict,
 )
-from dispatch.models import FINAL_STATUSES, Leg, Ride, RideRequest, RideSeries, RideStatus
+from dispatch.models import (
+    FINAL_STATUSES,
+    RETURN_NOT_CALLED,
+    CancelledBy,
+    Leg,
+    Ride,
+    RideRequest,
+    RideSeries,
+    RideStatus,
+)
 from dispatch.planning import day
 from people import profiles
 from people.models import User
@@ -55,6 +64,16 @@ class Needs:
 def service_date_of(when: datetime) -> date:
     """The local day (TIME_ZONE) a time falls on."""
     return timezone.localtime(when).date()
+
+
+# A will-call return may be said ready on its day and the next (a rider
+# dropped off after midnight, or kept in overnight); later, it is closed.
+READY_DAYS_LATE = 1
+
+
+def ready_days_over(now: datetime) -> date:
+    """The last service day whose will-call returns can no longer be said ready."""
+    return service_date_of(now) - timedelta(days=READY_DAYS_LATE + 1)
 
 
 def last_bookable_date(now: datetime | None = None) -> date:
@@ -304,6 +323,13 @@ def ride_ready(*, ride: Ride, actor: User) -> Ride:
             f"Ride {ride.ride_id} is the return of {ride.service_date:%a %d %b}: "
             "say ready on that day.",
         )
+    if ride.service_date <= ready_days_over(timezone.now()):
+        raise IllegalTransition(
+            ride,
+            RideStatus.SEARCHING,
+            f"Ride {ride.ride_id} was the return of {ride.service_date:%a %d %b}: it can "
+            "no longer be called; book a new ride.",
+        )
     # Read afresh: the ride in hand may carry its outbound as it was.
     outbound = Ride.objects.filter(pk=ride.outbound_id).first()
     if outbound is not None and outbound.status not in FINAL_STATUSES:
@@ -336,3 +362,28 @@ def ride_ready(*, ride: Ride, actor: User) -> Ride:
         conflict = rides.booking_conflict("", ride.passenger)
         raise (conflict or exc) from exc
     return matching.ride_match(ride=ride, fresh=True).ride
+
+
+def returns_not_called_close(now: datetime | None = None) -> int:
+    """
+    Close the will-call returns nobody called (ready_days_over): their riders
+    got home another way, and the rides stop being listed as coming. Told to
+    nobody (RETURN_NOT_CALLED; a notice days later would alarm a family);
+    the apps' and the console's lists show them cancelled. How many closed.
+    """
+    lapsed = Ride.objects.filter(
+        status=RideStatus.SCHEDULED,
+        will_call=True,
+        run__isnull=True,
+        service_date__lte=ready_days_over(now or timezone.now()),
+    )
+    closed = 0
+    for ride in lapsed:
+        try:
+            rides.ride_cancel(
+                ride=ride, actor=None, cancelled_by=CancelledBy.SYSTEM, reason=RETURN_NOT_CALLED
+            )
+        except DispatchError:
+            continue  # said ready or cancelled meanwhile
+        closed += 1
+    return closed

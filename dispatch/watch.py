@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from dispatch import alarms, broadcast, rides
+from dispatch import alarms, broadcast, rides, scheduling
 from dispatch.models import Ride, RideStatus
 from people.access import caregivers_notified
 from project.common.sweeps import Sweep
@@ -64,6 +64,7 @@ def trips_sweep() -> dict[str, int]:
     return {
         "waiting_escalated": waiting_escalate(),
         "alarms_raised": len(alarms.watch_trips()),
+        "returns_closed": scheduling.returns_not_called_close(),
     }
 
 

@@ -138,6 +138,11 @@ FINAL_STATUSES = (
 # booked again (a pause taken back), unlike a ride its rider cancelled.
 SERIES_WITHDREW = ("series_changed", "series_paused", "series_ended")
 
+# A will-call return nobody called by the end of the day after its own
+# (dispatch.scheduling.returns_not_called_close) ends with this reason, and
+# is told to nobody: its rider got home another way days ago.
+RETURN_NOT_CALLED = "return_not_called"
+
 
 class CancelledBy(models.TextChoices):
     PASSENGER = "passenger"

@@ -25,7 +25,7 @@ from enum import StrEnum
 
 from django.conf import settings
 
-from dispatch.models import Ride
+from dispatch.models import RETURN_NOT_CALLED, Ride
 from people.notices import Topic
 
 
@@ -41,6 +41,11 @@ def _always(ride: Ride) -> dict:
 
 def _near(ride: Ride) -> dict:
     return {"minutes": math.ceil(settings.NOTIFY_NEAR_MIN)}
+
+
+def _cancel_told(ride: Ride) -> dict | None:
+    """A cancel, unless of a will-call return nobody called, closed days later."""
+    return None if ride.cancel_reason == RETURN_NOT_CALLED else {}
 
 
 def _late(ride: Ride) -> dict | None:
@@ -81,7 +86,7 @@ NOTICES: dict[str, Notice] = {
     "driver_arrived": Notice(Topic.ARRIVED),
     "started": Notice(Topic.ON_BOARD),
     "completed": Notice(Topic.DROPPED_OFF),
-    "cancelled": Notice(Topic.CANCELLED, texted_if_booked_ahead=True),
+    "cancelled": Notice(Topic.CANCELLED, params=_cancel_told, texted_if_booked_ahead=True),
     "unfulfilled": Notice(Topic.CANCELLED, texted_if_booked_ahead=True),
     "no_show": Notice(Topic.NO_SHOW),
     # The first plan's window too: a pickup planned much later than asked.

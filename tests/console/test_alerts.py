@@ -146,9 +146,8 @@ def test_a_will_call_return_said_ready_days_after_booking_waits_from_its_ready(
     back = outbound.returns.get()
     last_week = timezone.now() - timedelta(days=6)
     Ride.objects.filter(pk=outbound.pk).update(status="completed", created_at=last_week)
-    Ride.objects.filter(pk=back.pk).update(
-        created_at=last_week, service_date=timezone.localdate() - timedelta(days=3)
-    )
+    # Booked last week for today's clinic visit.
+    Ride.objects.filter(pk=back.pk).update(created_at=last_week, service_date=timezone.localdate())
     early = book(make_user("passenger"), "early-1", match=False)
     Ride.objects.filter(pk=early.pk).update(created_at=timezone.now() - timedelta(minutes=2))
     ride_ready(ride=Ride.objects.get(pk=back.pk), actor=passenger)

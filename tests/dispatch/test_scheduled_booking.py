@@ -12,11 +12,11 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from dispatch import matching
+from dispatch import matching, watch
 from dispatch.models import Ride, RideSeries, RideStatus
 from dispatch.scheduling import Place, return_leg
 from people.models import AuditEvent
-from tests.conftest import JHB, db, find_driver, receive_until, token_for
+from tests.conftest import JHB, db, find_driver, notifications, receive_until, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -407,6 +407,56 @@ def test_ready_on_a_return_of_a_later_day_sends_nobody_now(passenger, make_drive
     assert response.status_code == 409 and response.json()["code"] == "invalid_state"
     ride = Ride.objects.get(ride_id=back)
     assert (ride.status, ride.driver_id) == (RideStatus.SCHEDULED, None)
+
+
+def _will_call_return_of(passenger, emily, days_ago: int) -> Ride:
+    """Emily's booking of Sarah's clinic trip `days_ago` days back, its return never called."""
+    booked = book_with_will_call_return(emily, passenger, tomorrow_at(7, 30))
+    dropped_off(booked["ride"]["ride_id"])
+    back = Ride.objects.get(ride_id=booked["returns"][0]["ride_id"])
+    day = timezone.localdate() - timedelta(days=days_ago)
+    Ride.objects.filter(pk__in=[back.pk, back.outbound_id]).update(service_date=day)
+    return Ride.objects.get(pk=back.pk)
+
+
+def test_a_return_of_two_days_ago_can_no_longer_be_said_ready(passenger, emily, make_driver):
+    """
+    A tap on last week's ride home would send a driver to a clinic Sarah
+    left long ago: refused, nothing written; yesterday's (kept overnight)
+    is still taken.
+    """
+    make_driver(*JHB)
+    old = _will_call_return_of(passenger, emily, days_ago=2)
+    response = rest(emily).post(f"/api/rides/{old.ride_id}/ready/")
+    assert response.status_code == 409 and response.json()["code"] == "invalid_state"
+    assert "book a new ride" in response.json()["message"]
+    old.refresh_from_db()
+    assert (old.status, old.driver_id, old.version) == (RideStatus.SCHEDULED, None, 1)
+    Ride.objects.filter(pk__in=[old.pk, old.outbound_id]).update(
+        service_date=timezone.localdate() - timedelta(days=1)
+    )
+    assert rest(emily).post(f"/api/rides/{old.ride_id}/ready/").status_code == 200
+
+
+def test_returns_nobody_called_are_closed_after_the_next_day_and_told_to_nobody(passenger, emily):
+    """
+    A ride home never called (Sarah's son fetched her) stops being listed
+    as coming: closed once the next day is over, without a text, push or
+    in-app notice days later to alarm the family.
+    """
+    old = _will_call_return_of(passenger, emily, days_ago=2)
+    recent = _will_call_return_of(passenger, emily, days_ago=1)
+    notifications().all().delete()
+    assert watch.trips_sweep()["returns_closed"] == 1
+    old.refresh_from_db()
+    assert (old.status, old.cancelled_by, old.cancel_reason) == (
+        RideStatus.CANCELLED,
+        "system",
+        "return_not_called",
+    )
+    assert Ride.objects.get(pk=recent.pk).status == RideStatus.SCHEDULED
+    assert not notifications().filter(ride=old).exists()
+    assert watch.trips_sweep()["returns_closed"] == 0
 
 
 def test_only_the_rider_side_may_say_ready(passenger, make_user, make_link):

@@ -4,8 +4,9 @@ from dispatch.watch import trips_sweep
 
 class Command(SweepCommand):
     help = (
-        "Take the timed steps of trips under way: tell caregivers a driver waits at "
-        "the door (no-show escalation), and raise the watchdog's alarms. Every "
+        "Take the timed steps of trips: tell caregivers a driver waits at the door "
+        "(no-show escalation), raise the watchdog's alarms, and close will-call "
+        "returns nobody called. Every "
         "worker also does this every TRIP_SWEEP_S; run this from a timer as a backstop."
     )
     interval = 5.0
@@ -16,5 +17,6 @@ class Command(SweepCommand):
             return None
         return (
             f"told caregivers on {done['waiting_escalated']} ride(s), "
-            f"raised {done['alarms_raised']} alarm(s)"
+            f"raised {done['alarms_raised']} alarm(s), "
+            f"closed {done['returns_closed']} return(s) nobody called"
         )
