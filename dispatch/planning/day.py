@@ -23,6 +23,7 @@ from dispatch.locations import live_position
 from dispatch.models import (
     DRIVER_HELD_STATUSES,
     FINAL_STATUSES,
+    MAY_DRIVE,
     DayPlan,
     PlanStatus,
     Ride,
@@ -289,12 +290,18 @@ def manifest_for(driver: User, service_date: date, *, updated: bool = False) -> 
     in order: where, when, the window, and the rider's name. The needs card
     and the phone number only for the current trip (the next stop's ride,
     and those aboard): the rest of the day's riders are not the driver's
-    business yet. A draft plan shows nothing.
+    business yet. A draft plan shows nothing. A driver who may drive no
+    more (MAY_DRIVE) picks up no further rider (trips.ride_run_reached):
+    their current trip is what they hold, and riders ahead are named only.
     """
     stops = _published_stops(driver, service_date)
     left = [s for s in stops if not is_done(s)]
-    current = {s.ride_id for s in left[:1]} | {
-        s.ride_id for s in left if s.ride.status == S.IN_PROGRESS
+    ahead = left[:1] if User.objects.filter(pk=driver.pk, **MAY_DRIVE).exists() else []
+    current = {s.ride_id for s in ahead} | {
+        s.ride_id
+        for s in left
+        if s.ride.status == S.IN_PROGRESS
+        or (s.ride.status in DRIVER_HELD_STATUSES and s.ride.driver_id == driver.pk)
     }
     return payloads.manifest(
         driver_id=driver.pk,

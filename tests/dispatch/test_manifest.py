@@ -505,3 +505,21 @@ async def test_a_run_driver_dropping_off_the_runs_last_rider_is_given_a_waiting_
             pass
     given, _ = await receive_until(comm, "ride_assigned")
     assert given["ride_id"] == "waiting-1"
+
+
+@pytest.mark.django_db
+def test_a_driver_no_longer_verified_sees_no_phone_or_needs_of_riders_ahead(run_day):
+    """
+    Withdrawn mid-run: the rider aboard is still the driver's to drop off,
+    with phone and needs card; the next rider, whom they will not pick up,
+    is named only.
+    """
+    driver = run_day["driver"]
+    first, later = first_aboard(run_day)
+    driver_verify(profile=driver.driver_profile, actor=None, verified=False)
+    manifest = on_the_day.manifest_for(driver, today())
+    assert manifest["current_ride_ids"] == [first.ride_id]
+    aboard = by_ride(manifest, first.ride_id, "dropoff")
+    assert aboard["passenger"]["phone"] and aboard["needs"] is not None
+    ahead = [s for s in manifest["stops"] if s["ride_id"] == later]
+    assert ahead and all(s["passenger"]["phone"] is None and s["needs"] is None for s in ahead)
