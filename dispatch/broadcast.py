@@ -101,6 +101,10 @@ WAITING_CAREGIVERS_TOLD = "waiting_caregivers_told"
 # the consoles; never to the passenger's or the driver's app.
 ALARM_RAISED = "alarm_raised"
 ALARM_ACKNOWLEDGED = "alarm_acknowledged"
+# An offer closed by these events reaches its driver's sockets (all of them:
+# a driver may be signed in on two phones) as ride_cancelled with this
+# reason; any other close is "offer_withdrawn".
+OFFER_CLOSED = {"offer_expired": "offer_expired", "offer_declined": "offer_declined"}
 # Events the caregivers do not hear of.
 _NOT_FOR_CAREGIVERS = ("offered", "needs_updated", WAITING_PASSENGER_TOLD)
 
@@ -279,9 +283,7 @@ def _ride_sends(
         gone = {**payloads.ride_cancelled(ride), "cancelled_by": released_by}
         gone["reason"] = released_reason
         sends.append((driver_group(released_id), _news(ride, "released", "driver", gone)))
-    sends += _withdrawn_sends(
-        ride, withdrawn, "offer_expired" if kind == "offer_expired" else "offer_withdrawn"
-    )
+    sends += _withdrawn_sends(ride, withdrawn, OFFER_CLOSED.get(kind, "offer_withdrawn"))
 
     if caregivers_hear(kind):
         told = _news(ride, kind, "caregiver", told_caregivers or {**snapshot, "event": kind})
@@ -302,12 +304,13 @@ def _withdrawn_sends(ride: Ride, driver_ids, reason: str) -> list[Send]:
     return [(driver_group(d), _news(ride, "withdrawn", "driver", gone)) for d in driver_ids]
 
 
-def offer_expired(ride: Ride, driver_id: int) -> None:
+def offer_closed(ride: Ride, driver_id: int, kind: str) -> None:
     """
-    An offer expired that the ride's log could not take (the ride changed
-    at that moment): its driver alone is told, once the transaction commits.
+    An offer expired or declined (`kind`) that the ride's log could not
+    take (the ride changed at that moment): its driver alone is told, once
+    the transaction commits.
     """
-    _after_commit(_withdrawn_sends(_with_people(ride), [driver_id], "offer_expired"))
+    _after_commit(_withdrawn_sends(_with_people(ride), [driver_id], OFFER_CLOSED[kind]))
 
 
 def _console_ride(ride: Ride, kind: str) -> ConsoleRide:

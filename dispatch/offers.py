@@ -92,7 +92,10 @@ def ride_offer_accept(*, ride: Ride, driver: User) -> Ride:
 
 
 def ride_offer_decline(*, ride: Ride, driver: User, reason: str = "") -> matching.MatchResult:
-    """The driver lets the ride go: it is offered to the next one."""
+    """
+    The driver lets the ride go: it is offered to the next one, and each of
+    the driver's sockets stops showing the offer.
+    """
     offer = _open_offer(ride, driver)
     with transaction.atomic():
         ride = _ride_locked(ride.pk)
@@ -104,7 +107,9 @@ def ride_offer_decline(*, ride: Ride, driver: User, reason: str = "") -> matchin
             role="driver",
             payload={"driver_id": driver.pk, "reason": reason},
         ):
-            broadcast.ride_changed(ride, "offer_declined")
+            broadcast.ride_changed(ride, "offer_declined", withdrawn_driver_ids=[driver.pk])
+        else:
+            broadcast.offer_closed(ride, driver.pk, "offer_declined")
     return matching.ride_match(ride=ride)
 
 
@@ -137,7 +142,7 @@ def ride_offers_expire(*, now: datetime | None = None) -> int:
                 # The ride changed as it was read: the offer has expired all
                 # the same, and the driver's app must stop showing it.
                 ride = Ride.objects.get(pk=offer.ride_id)
-                broadcast.offer_expired(ride, offer.driver_id)
+                broadcast.offer_closed(ride, offer.driver_id, "offer_expired")
         expired += 1
         if ride.status == RideStatus.SEARCHING:
             matching.ride_match(ride=ride)

@@ -658,6 +658,32 @@ async def test_in_offer_mode_a_decline_passes_the_ride_on_and_an_accept_assigns_
     assert taken["ride_id"] == "offer-3"
 
 
+async def test_an_offer_declined_on_one_phone_leaves_the_drivers_other_phone(
+    ws, passenger, make_driver, settings
+):
+    """
+    A driver signed in on two phones declines on one: the other stops
+    showing the offer (ride_cancelled, offer_declined), so nobody taps
+    accept on an offer already let go.
+    """
+    settings.DISPATCH_MODE = "offer"
+    driver = await db(make_driver, JHB[0] + 0.01, JHB[1])
+    phones = []
+    for _ in range(2):
+        phone = await ws("/ws/driver/", token=await db(token_for, driver))
+        await phone.receive_json_from()
+        phones.append(phone)
+    comm = await ws("/ws/ride/two-phones-1/", token=await db(token_for, passenger))
+    await comm.receive_json_from()
+    await comm.send_json_to(find_driver())
+    for phone in phones:
+        await receive_until(phone, "ride_request")
+    await phones[0].send_json_to({"type": "decline_ride", "ride_id": "two-phones-1"})
+    await receive_until(phones[0], "ride_declined")
+    gone, _ = await receive_until(phones[1], "ride_cancelled")
+    assert (gone["ride_id"], gone["reason"]) == ("two-phones-1", "offer_declined")
+
+
 async def test_an_unanswered_offer_times_out_by_itself_and_cannot_be_taken_late(
     ws, passenger, make_driver, settings
 ):
