@@ -23,6 +23,7 @@ Who drives whom (candidates, assignment, offers) is dispatch.matching's.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
@@ -433,7 +434,11 @@ def ride_mark_unfulfilled(
 
 
 def ride_needs_changed(*, passenger_id: int) -> None:
-    """The passenger's needs changed: the driver of their active ride is told."""
+    """
+    The passenger's needs changed: the driver of their active ride is told,
+    and the drivers of runs that will fetch them read their manifests again
+    (the next stop's rider's needs card is in it).
+    """
     ride = (
         Ride.objects.with_people()
         .filter(passenger_id=passenger_id, status__in=DRIVER_HELD_STATUSES)
@@ -441,3 +446,13 @@ def ride_needs_changed(*, passenger_id: int) -> None:
     )
     if ride is not None:
         broadcast.ride_changed(ride, "needs_updated")
+    planned = (
+        Ride.objects.scheduled()
+        .filter(passenger_id=passenger_id, run__isnull=False)
+        .filter(service_date__gte=timezone.localdate() - timedelta(days=1))
+        .order_by()
+        .values_list("service_date", "run__driver_id")
+        .distinct()
+    )
+    for service_date, driver_id in planned:
+        broadcast.manifests_changed(service_date, [driver_id], "needs_updated")

@@ -18,6 +18,7 @@ from dispatch.drivers import driver_verify
 from dispatch.models import Ride, RideStatus
 from dispatch.planning import day as on_the_day
 from dispatch.planning import services
+from people import profiles
 from people.models import VehicleType
 from tests.conftest import JHB, booking_keywords, db, receive_until, token_for
 from tests.dispatch.test_plan_services import book, shift_for
@@ -523,3 +524,21 @@ def test_a_driver_no_longer_verified_sees_no_phone_or_needs_of_riders_ahead(run_
     assert aboard["passenger"]["phone"] and aboard["needs"] is not None
     ahead = [s for s in manifest["stops"] if s["ride_id"] == later]
     assert ahead and all(s["passenger"]["phone"] is None and s["needs"] is None for s in ahead)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_next_rider_editing_their_needs_updates_the_drivers_manifest(ws, run_day):
+    """
+    The driver heads for the next pickup with its rider's needs card in the
+    manifest; the rider adds that they need help boarding: the driver hears
+    manifest_updated with the new card before they reach the door.
+    """
+    await db(publish, run_day["plan"])
+    comm = await driver_socket(ws, run_day["driver"])
+    manifest = await comm.receive_json_from()
+    first = manifest["stops"][0]
+    assert first["needs"]["assistance_boarding"] is False
+    rider = await db(Ride.objects.select_related("passenger").get, ride_id=first["ride_id"])
+    await db(profiles.profile_update, user=rider.passenger, needs_assistance_boarding=True)
+    updated, _ = await receive_until(comm, "manifest_updated")
+    assert by_ride(updated, first["ride_id"])["needs"]["assistance_boarding"] is True
