@@ -144,11 +144,25 @@ class SetStatus(Inbound):
     status: Literal["available", "offline"]
 
 
+def _unknown_if_minus_one(value):
+    # iOS (Core Location) reports a course or speed it does not know as -1.
+    return None if value == -1 and not isinstance(value, bool) else value
+
+
+# A heading or speed the phone does not know: null, or iOS's -1.
+Heading = Annotated[
+    Annotated[Number, Field(ge=0, le=360)] | None, BeforeValidator(_unknown_if_minus_one)
+]
+Speed = Annotated[
+    Annotated[Number, Field(ge=0, le=100)] | None, BeforeValidator(_unknown_if_minus_one)
+]
+
+
 class LocationUpdate(Inbound):
     latitude: Latitude
     longitude: Longitude
-    heading: Number | None = Field(default=None, ge=0, le=360)
-    speed: Number | None = Field(default=None, ge=0, le=100)
+    heading: Heading = None
+    speed: Speed = None
 
 
 class RideAction(Inbound):

@@ -243,6 +243,26 @@ async def test_true_or_false_is_no_position(ws, make_driver, field):
     assert (await driver_ws.receive_json_from())["type"] == "pong"
 
 
+async def test_an_iphones_unknown_heading_and_speed_keep_the_position(ws, make_driver):
+    """
+    iOS reports a heading and speed it does not know as -1: the position is
+    taken with them unknown (null), not refused, so the driver stays
+    matchable; other negatives are still refused.
+    """
+    driver = await db(make_driver, *JHB)
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    update = {"type": "location_update", "latitude": -26.21, "longitude": 28.01}
+    await driver_ws.send_json_to(update | {"heading": -1, "speed": -1.0})
+    await driver_ws.send_json_to({"type": "ping"})
+    assert (await driver_ws.receive_json_from())["type"] == "pong"
+    point = location_store().get(driver.pk)
+    assert (point.lat, point.heading, point.speed) == (pytest.approx(-26.21), None, None)
+    await driver_ws.send_json_to(update | {"speed": -3})
+    error = await driver_ws.receive_json_from()
+    assert error["code"] == "invalid_request" and list(error["fields"]) == ["speed"]
+
+
 async def test_a_position_off_the_map_is_refused_by_both_sockets(ws, passenger, make_driver):
     """Past 85.05 degrees (the map's, Redis GEO's) a latitude is invalid: no store meets it."""
     driver = await db(make_driver, *JHB)
