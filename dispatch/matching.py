@@ -217,19 +217,39 @@ def _soft_warnings(ride: Ride, point: Point | None, name: str) -> tuple[float | 
     return distance, warnings
 
 
-def _refusal(ride: Ride, driver_id: int) -> DispatchError:
-    """Why a claim of this driver for this ride failed: the hard rules, in words."""
+def _refusal(ride: Ride, driver_id: int, role: str) -> DispatchError:
+    """
+    Why a claim of this driver for this ride failed: the hard rules, in
+    words for whoever asked (the driver accepting an offer, or a dispatcher).
+    """
     state = (
         DriverState.objects.select_related("driver__driver_profile")
         .filter(driver_id=driver_id)
         .first()
     )
+    own = role == "driver"
     if state is None or state.status != DriverStatus.AVAILABLE:
-        return DriverUnavailable("That driver is no longer available.", driver_id=driver_id)
+        busy = state is not None and state.status == DriverStatus.ON_TRIP
+        return DriverUnavailable(
+            (
+                "You are on a trip: finish it first."
+                if busy
+                else "You are offline: go online to take rides."
+            )
+            if own
+            else "That driver is no longer available.",
+            driver_id=driver_id,
+        )
     if not DriverState.objects.eligible(needs_wheelchair=False).filter(pk=state.pk).exists():
-        return NotAllowed(f"{state.driver} is not verified, or their account is off.")
+        return NotAllowed(
+            "Your account may not take rides now; support will contact you."
+            if own
+            else f"{state.driver} is not verified, or their account is off."
+        )
     return NotAllowed(
-        f"{state.driver}'s vehicle cannot carry a wheelchair, which this ride needs.",
+        "Your vehicle cannot carry a wheelchair, which this ride needs."
+        if own
+        else f"{state.driver}'s vehicle cannot carry a wheelchair, which this ride needs.",
         driver_id=driver_id,
     )
 
@@ -269,7 +289,7 @@ def ride_assign(
         .first()
     )
     if state is None:
-        raise _refusal(ride, driver_id)
+        raise _refusal(ride, driver_id, role)
     driver = state.driver
     distance, warnings = _soft_warnings(ride, live_position(driver_id, state), str(driver))
     if warnings and not confirmed:
@@ -281,7 +301,7 @@ def ride_assign(
         )
     with transaction.atomic():
         if not drivers.claim(driver_id, needs_wheelchair=ride.needs_wheelchair):
-            raise _refusal(ride, driver_id)
+            raise _refusal(ride, driver_id, role)
         put_on_ride(
             ride, driver, distance, actor=actor, role=role, expected_version=expected_version
         )

@@ -191,6 +191,24 @@ def test_accepting_an_offer_checks_the_hard_rules_again(passenger, make_driver, 
     assert Ride.objects.get(pk=ride.pk).driver_id is None
 
 
+def test_a_driver_refused_an_offer_is_told_in_their_own_words(passenger, make_driver, settings):
+    """
+    A driver who went offline after the offer, then taps accept, reads why
+    in words meant for them ("You are offline..."), not the console's
+    "That driver is no longer available".
+    """
+    settings.DISPATCH_MODE = "offer"
+    driver = make_driver(*JHB)
+    ride = book(passenger)
+    matching.ride_match(ride=ride)
+    DriverState.objects.filter(driver=driver).update(status="offline")
+    with pytest.raises(DispatchError) as refused:
+        offers.ride_offer_accept(ride=Ride.objects.get(pk=ride.pk), driver=driver)
+    assert refused.value.code == "driver_unavailable"
+    assert str(refused.value).startswith("You are offline")
+    assert Ride.objects.get(pk=ride.pk).driver_id is None
+
+
 @pytest.mark.django_db
 def test_declining_an_expired_offer_is_refused_like_accepting_it(passenger, make_driver, settings):
     settings.DISPATCH_MODE = "offer"
