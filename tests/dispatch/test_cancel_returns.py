@@ -31,6 +31,16 @@ def clinic_day(passenger, *, return_hour: int = 12):
     )
 
 
+def planned_clinic_day(passenger, make_driver, settings) -> tuple:
+    """John's shift, Sarah's clinic day planned onto it: (John, the outbound, its return)."""
+    settings.PLAN_EXPLORATION = 0
+    john = make_driver(first_name="John")
+    shift_for(john)
+    outbound = clinic_day(passenger)
+    plan_tomorrow()
+    return john, outbound, outbound.returns.get()
+
+
 def aboard(outbound: Ride, driver) -> Ride:
     """The run has fetched the outbound's rider: she is on her way."""
     trips.ride_run_reached(ride=Ride.objects.select_related("run__driver").get(pk=outbound.pk))
@@ -47,12 +57,7 @@ def test_an_outbound_cancelled_with_its_rider_aboard_keeps_the_ride_home(
     trip (a taxi takes her on to the clinic): she is away from home, so her
     noon ride back from the clinic stays booked.
     """
-    settings.PLAN_EXPLORATION = 0
-    john = make_driver(first_name="John")
-    shift_for(john)
-    outbound = clinic_day(passenger)
-    back = outbound.returns.get()
-    plan_tomorrow()
+    john, outbound, back = planned_clinic_day(passenger, make_driver, settings)
     ride = aboard(outbound, john)
     assert ride.status == RideStatus.IN_PROGRESS
 
@@ -67,12 +72,7 @@ def test_an_outbound_cancelled_at_the_door_takes_the_ride_home_with_it(
     passenger, make_driver, settings
 ):
     """At the door Sarah says she is too unwell to go: she stays home, so no return."""
-    settings.PLAN_EXPLORATION = 0
-    john = make_driver(first_name="John")
-    shift_for(john)
-    outbound = clinic_day(passenger)
-    back = outbound.returns.get()
-    plan_tomorrow()
+    john, outbound, back = planned_clinic_day(passenger, make_driver, settings)
     trips.ride_run_reached(ride=Ride.objects.select_related("run__driver").get(pk=outbound.pk))
     trips.ride_driver_arrived(ride=trips.drivers_active_ride(driver=john), driver=john)
 

@@ -476,6 +476,20 @@ def test_an_assigned_text_names_the_driver_assigned_even_if_fanned_out_after_a_g
     assert any("John will drive Sarah" in m for m in told), told
 
 
+def clinic_trip_tomorrow(sarah, **extra):
+    """Sarah's clinic trip tomorrow at 09:30, booked ahead by her (the ride, its pickup)."""
+    pickup_at = (timezone.localtime() + timedelta(days=1)).replace(hour=9, minute=30)
+    ahead = ride_book_ahead(
+        passenger=sarah,
+        booked_by=sarah,
+        pickup=Place(JHB[0] + 0.01, JHB[1], "Home"),
+        dropoff=Place(JHB[0] + 0.03, JHB[1] + 0.01, "Clinic"),
+        pickup_at=pickup_at,
+        **extra,
+    )
+    return ahead, pickup_at
+
+
 def test_a_ride_booked_ahead_and_called_off_before_any_plan_is_texted(
     family, dispatcher, monkeypatch, settings
 ):
@@ -487,14 +501,7 @@ def test_a_ride_booked_ahead_and_called_off_before_any_plan_is_texted(
     """
     at_noon(monkeypatch)
     sarah, emily, _ = family
-    pickup_at = (timezone.localtime() + timedelta(days=1)).replace(hour=9, minute=30)
-    ahead = ride_book_ahead(
-        passenger=sarah,
-        booked_by=sarah,
-        pickup=Place(JHB[0] + 0.01, JHB[1], "Home"),
-        dropoff=Place(JHB[0] + 0.03, JHB[1] + 0.01, "Clinic"),
-        pickup_at=pickup_at,
-    )
+    ahead, pickup_at = clinic_trip_tomorrow(sarah)
     rides.ride_cancel(
         ride=ahead, actor=dispatcher, cancelled_by="dispatcher", reason="Clinic closed"
     )
@@ -520,15 +527,7 @@ def test_a_will_call_returns_cancel_text_names_its_day(family, dispatcher, monke
     """
     at_noon(monkeypatch)
     sarah, emily, _ = family
-    pickup_at = (timezone.localtime() + timedelta(days=1)).replace(hour=9, minute=30)
-    ahead = ride_book_ahead(
-        passenger=sarah,
-        booked_by=sarah,
-        pickup=Place(JHB[0] + 0.01, JHB[1], "Home"),
-        dropoff=Place(JHB[0] + 0.03, JHB[1] + 0.01, "Clinic"),
-        pickup_at=pickup_at,
-        return_will_call=True,
-    )
+    ahead, pickup_at = clinic_trip_tomorrow(sarah, return_will_call=True)
     rides.ride_cancel(ride=ahead, actor=dispatcher, cancelled_by="dispatcher", reason="Closed")
     deliver_all()
     told = sorted(t["message"] for t in texts(settings) if t["to"] == emily.phone_number)
