@@ -33,7 +33,8 @@ class RideCard:
     tone: str
     booked_by: str
     booked: str
-    # A ride booked ahead: the pickup (or the appointment) it is booked for.
+    # A ride booked ahead: the pickup (or the appointment) it is booked
+    # for, or a will-call return's day.
     booked_for: str
     ended_why: str
     timeline: list[TimelineRow]
@@ -63,6 +64,18 @@ def invitations_to(query: str) -> list[CaregiverLink]:
     )
 
 
+def booked_for(ride: Ride) -> str:
+    """
+    When a ride booked ahead is for: its pickup or appointment, or for a
+    will-call return, which has no time, its day.
+    """
+    if not ride.is_booked_ahead:
+        return ""
+    if ride.pickup_at is None and ride.appointment_at is None:
+        return f"{ride.service_date:%Y-%m-%d}, will-call (when the rider says they are ready)"
+    return stamp(ride.pickup_at or ride.appointment_at)
+
+
 def _ride_card(ride: Ride) -> RideCard:
     if ride.booked_on_behalf:
         booked_by = f"{ride.booked_by} for {ride.passenger}"
@@ -74,7 +87,7 @@ def _ride_card(ride: Ride) -> RideCard:
         tone=labels.ride_status_tone(ride.status),
         booked_by=booked_by,
         booked=stamp(ride.created_at),
-        booked_for=stamp(ride.pickup_at or ride.appointment_at) if ride.is_booked_ahead else "",
+        booked_for=booked_for(ride),
         ended_why=ride.cancel_reason,
         timeline=ride_timeline(ride),
     )
