@@ -21,6 +21,9 @@ from dispatch.errors import DispatchError
 from dispatch.models import FINAL_STATUSES, Ride, RideStatus
 from project.common.admin import ReadOnlyPages, pill
 
+# Rides a cancel left alone (they had ended) named in its message, at most.
+ENDED_NAMED = 10
+
 
 def _time_column(field: str, description: str, ordering: str | None = None):
     """A read-only column showing one of a ride's times to the second, in TIME_ZONE."""
@@ -162,12 +165,16 @@ class RideAdmin(ReadOnlyPages, ModelAdmin):
         icon="cancel",
     )
     def cancel_rides(self, request, queryset):
-        done = 0
-        for pk in queryset.exclude(status__in=FINAL_STATUSES).values_list("pk", flat=True):
+        cancelled: set[int] = set()
+        ended: list[str] = []
+        for pk in queryset.values_list("pk", flat=True):
             # Read each afresh: a return selected with its outbound has ended with it.
             ride = Ride.objects.get(pk=pk)
             if ride.status in FINAL_STATUSES:
-                done += 1
+                if ride.outbound_id in cancelled and ride.status == RideStatus.CANCELLED:
+                    cancelled.add(ride.pk)
+                else:
+                    ended.append(ride.ride_id)
                 continue
             try:
                 rides.ride_cancel(
@@ -179,5 +186,13 @@ class RideAdmin(ReadOnlyPages, ModelAdmin):
             except DispatchError as exc:
                 self.message_user(request, f"{ride.ride_id}: {exc}", messages.ERROR)
             else:
-                done += 1
-        self.message_user(request, f"{done} ride(s) cancelled.", messages.SUCCESS)
+                cancelled.add(ride.pk)
+        if cancelled:
+            self.message_user(request, f"{len(cancelled)} ride(s) cancelled.", messages.SUCCESS)
+        if ended:
+            named = ", ".join(ended[:ENDED_NAMED]) + ("…" if len(ended) > ENDED_NAMED else "")
+            self.message_user(
+                request,
+                f"{len(ended)} ride(s) had already ended and were left as they were: {named}.",
+                messages.WARNING,
+            )

@@ -9,6 +9,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from dispatch import rides
+from dispatch.models import Ride
 from dispatch.scheduling import Place, ride_book_ahead
 from tests.conftest import staff_login
 
@@ -22,6 +24,25 @@ def text(response) -> str:
 @pytest.fixture
 def agent(support) -> Client:
     return staff_login(Client(), support)
+
+
+def said(page) -> list[tuple[str, str]]:
+    """The messages a page shows: (level, words)."""
+    return [(m.level_tag, str(m)) for m in page.context["messages"]]
+
+
+def booked(passenger, ride_id: str) -> Ride:
+    return rides.ride_request(
+        ride_id=ride_id,
+        passenger=passenger,
+        booked_by=passenger,
+        pickup_latitude=-26.2,
+        pickup_longitude=28.04,
+        pickup_address="12 Main Rd",
+        dropoff_latitude=-26.1,
+        dropoff_longitude=28.0,
+        dropoff_address="Clinic",
+    )
 
 
 def tomorrow_at(hour: int, minute: int = 0) -> datetime:
@@ -45,3 +66,32 @@ def test_the_caller_lookup_gives_a_will_call_returns_day(agent, passenger):
     card = card[: card.index("</details>")]
     assert "for —" not in card and 'Booked for</dt> <dd class="inline">—' not in card
     assert f"for {back.service_date:%Y-%m-%d}, will-call" in card
+
+
+def test_cancelling_rides_that_had_ended_says_so_and_claims_no_success(
+    console, passenger, dispatcher
+):
+    """
+    Rides already ended are left as they were, and the dispatcher is told
+    which: no green "0 ride(s) cancelled", and a live ride selected with
+    them is counted alone.
+    """
+    ended = booked(passenger, "end-1")
+    rides.ride_mark_unfulfilled(ride=ended, actor=dispatcher, reason="No van")
+    url = reverse("admin:dispatch_ride_changelist")
+    page = console.post(
+        url, {"action": "cancel_rides", "_selected_action": [ended.pk]}, follow=True
+    )
+    messages = said(page)
+    assert not any(level == "success" for level, _ in messages), messages
+    assert any(level == "warning" and "end-1" in words for level, words in messages), messages
+    ended.refresh_from_db()
+    assert ended.status == "unfulfilled" and ended.cancel_reason == "No van"
+
+    live = booked(passenger, "live-1")
+    page = console.post(
+        url, {"action": "cancel_rides", "_selected_action": [ended.pk, live.pk]}, follow=True
+    )
+    messages = said(page)
+    assert ("success", "1 ride(s) cancelled.") in messages, messages
+    assert any(level == "warning" and "end-1" in words for level, words in messages), messages
