@@ -64,7 +64,9 @@ class PhoneOTPDeviceAdmin(HiddenFromFilters, ReadOnlyPages, ModelAdmin):
 
 
 @admin.register(ApiSession)
-class ApiSessionAdmin(ReadOnlyPages, ModelAdmin):
+class ApiSessionAdmin(HiddenFromFilters, ReadOnlyPages, ModelAdmin):
+    # The refresh token's hashes stay out of sight, filters included.
+    hidden_from_filters = ("refresh_hash", "previous_refresh_hash")
     list_display = ("user", "phone", "user_agent", "last_used_at", "expires_at", "state")
     list_filter = (
         ("revoked_at", admin.EmptyFieldListFilter),
@@ -74,7 +76,6 @@ class ApiSessionAdmin(ReadOnlyPages, ModelAdmin):
     list_select_related = ("user",)
     ordering = ("user__last_name", "user__first_name", "-last_used_at")
     actions = ("revoke",)
-    # refresh_hash stays out of sight.
     fields = ("user", "user_agent", "created_at", "last_used_at", "expires_at", "revoked_at")
     readonly_fields = fields
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from dispatch import rides
 from dispatch.models import Ride
 from dispatch.scheduling import Place, ride_book_ahead
+from people.sessions import session_issue
 from tests.conftest import staff_login
 
 pytestmark = pytest.mark.django_db
@@ -95,3 +96,34 @@ def test_cancelling_rides_that_had_ended_says_so_and_claims_no_success(
     messages = said(page)
     assert ("success", "1 ride(s) cancelled.") in messages, messages
     assert any(level == "warning" and "end-1" in words for level, words in messages), messages
+
+
+@pytest.mark.logs_errors  # Django logs each refused filter as a security error
+@pytest.mark.parametrize("field", ["refresh_hash", "previous_refresh_hash"])
+def test_support_cannot_read_a_sessions_refresh_hash_through_list_filters(
+    agent, passenger, make_user, field
+):
+    """
+    A session's refresh-token hash is never shown, and a filter in the
+    list's address (?refresh_hash__startswith=, a digit at a time) is
+    refused like the column: it narrows nothing.
+    """
+    pair = session_issue(user=passenger)
+    session = pair.session
+    if field == "previous_refresh_hash":
+        session.previous_refresh_hash = "ab" * 32
+        session.save(update_fields=["previous_refresh_hash"])
+    other = make_user("passenger", first_name="Other", last_name="Rider")
+    session_issue(user=other)
+    digit = getattr(session, field)[0]
+    wrong = next(d for d in "0123456789abcdef" if d != digit)
+    url = reverse("admin:people_apisession_changelist")
+    right_page = agent.get(url, {f"{field}__startswith": digit})
+    wrong_page = agent.get(url, {f"{field}__startswith": wrong})
+    shown = passenger.display_phone
+    tells = (
+        right_page.status_code == 200
+        and shown in text(right_page)
+        and (wrong_page.status_code != 200 or shown not in text(wrong_page))
+    )
+    assert not tells, f"the list's answers tell the {field}'s first digit"
