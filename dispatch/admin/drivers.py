@@ -14,6 +14,7 @@ from unfold.contrib.filters.admin import ChoicesDropdownFilter
 from unfold.decorators import action, display
 
 from dispatch import drivers, labels
+from dispatch.admin.timeline import stamp
 from dispatch.locations import live_position
 from dispatch.models import DriverState, RideOffer
 from people import labels as people_labels
@@ -181,17 +182,18 @@ class DriverProfileAdmin(PositionsForDispatchers, ModelAdmin):
         point = live_position(obj.user_id, self._state(obj))
         if point is None:
             return "—"
-        return f"{point.lat:.5f}, {point.lng:.5f} (as of {_when(point.seen)})"
+        seen = stamp(datetime.fromtimestamp(point.seen, tz=UTC)) if point.seen else "?"
+        return f"{point.lat:.5f}, {point.lng:.5f} (as of {seen})"
 
     @display(description="Last seen", ordering="user__driver_state__last_seen_at")
-    def last_seen(self, obj: DriverProfile):
+    def last_seen(self, obj: DriverProfile) -> str:
         state = self._state(obj)
         point = live_position(obj.user_id, state)
         seen = state.last_seen_at if state is not None else None
         if point is not None and point.seen:
             live = datetime.fromtimestamp(point.seen, tz=UTC)
             seen = max(seen, live) if seen else live
-        return seen or "—"
+        return stamp(seen)
 
     def _set_verified(self, request, queryset, verified: bool) -> None:
         for profile in queryset:
@@ -210,7 +212,3 @@ class DriverProfileAdmin(PositionsForDispatchers, ModelAdmin):
     )
     def unverify(self, request, queryset):
         self._set_verified(request, queryset, False)
-
-
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "?"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+import re
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from django.test import Client
@@ -11,6 +12,8 @@ from django.utils import timezone
 
 from dispatch import rides
 from dispatch.models import Ride
+from dispatch.admin.timeline import stamp
+from dispatch.locations import live_position
 from dispatch.scheduling import Place, ride_book_ahead
 from people.sessions import session_issue
 from tests.conftest import staff_login
@@ -127,3 +130,20 @@ def test_support_cannot_read_a_sessions_refresh_hash_through_list_filters(
         and (wrong_page.status_code != 200 or shown not in text(wrong_page))
     )
     assert not tells, f"the list's answers tell the {field}'s first digit"
+
+
+def test_a_drivers_position_and_last_seen_read_in_local_time_to_the_second(console, make_driver):
+    """
+    The driver's page gives when their position was taken and when they
+    were last seen as every other time in the admin reads: to the second in
+    TIME_ZONE with its offset, never in UTC beside local times.
+    """
+    driver = make_driver(-26.2041, 28.0473)
+    seen = datetime.fromtimestamp(live_position(driver.pk).seen, tz=UTC)
+    html = text(
+        console.get(reverse("admin:people_driverprofile_change", args=[driver.driver_profile.pk]))
+    )
+    assert "UTC" not in html
+    assert f"-26.20410, 28.04730 (as of {stamp(seen)})" in html
+    last_seen = html[html.index("Last seen") :][:600]
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+02:00", last_seen), last_seen
