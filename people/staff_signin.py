@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from people import access, signals
+from people import access, sessions, signals
 from people.audit import audit_event_record
 from people.models import User
 from project.common.clients import limit_key
@@ -207,7 +207,9 @@ def totp_reset(*, staff_member: User, actor: User | None) -> int:
     """
     Remove a staff member's authenticator: their open consoles close now,
     and their sessions, verified with a device that no longer exists, send
-    them to enrol a new one. `actor` None is the server's own shell
+    them to enrol a new one. Their app sessions end (people.sessions): each
+    was opened with the authenticator, and the phone that held it may be
+    the one lost. `actor` None is the server's own shell
     (manage.py staff_2fa_reset). Returns how many devices went.
     """
     if actor is not None and not access.may_reset_second_factor(actor, staff_member):
@@ -222,6 +224,9 @@ def totp_reset(*, staff_member: User, actor: User | None) -> int:
             action="staff_2fa.reset",
             subject=staff_member,
             payload={"devices_removed": removed},
+        )
+        sessions.sessions_end_all(
+            user_id=staff_member.pk, actor=actor, reason="second_factor_reset"
         )
         signals.access_ended.send(sender=TOTPDevice, user_id=staff_member.pk)
     return removed

@@ -7,7 +7,7 @@ import re
 import pytest
 from django.test import Client
 
-from people import sessions
+from people import sessions, staff_signin
 from people.models import ApiSession, DriverProfile, PassengerProfile, PhoneOTPDevice, User
 from tests.people.conftest import PHONE, pending_code, wrong_code
 
@@ -63,6 +63,29 @@ def test_a_staff_account_signs_in_with_its_authenticator_code_too(api, make_acco
     both = {"code": pending_code(), "authenticator_code": f"{TOTP(device.bin_key).token():06d}"}
     signed_in = post(api, "verify-otp/", {"phone_number": PHONE, **both})
     assert signed_in.status_code == 200 and signed_in.json()["user"]["id"] == staff.pk
+
+
+def test_an_authenticator_reset_signs_the_staff_members_apps_out(api, make_account):
+    """
+    Support reset a dispatcher's authenticator (a lost phone): the app
+    session that phone opened with it ends too, so it keeps no staff powers.
+    """
+    from django_otp.oath import TOTP
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    dispatcher = make_account(is_staff=True)
+    support = make_account("27821230000", is_staff=True, is_superuser=True)
+    device = TOTPDevice.objects.create(user=dispatcher, name="app", confirmed=True)
+    post(api, "send-otp/", {"phone_number": PHONE})
+    both = {"code": pending_code(), "authenticator_code": f"{TOTP(device.bin_key).token():06d}"}
+    tokens = post(api, "verify-otp/", {"phone_number": PHONE, **both}).json()["tokens"]
+    assert api.get("/api/auth/profile/", **bearer(tokens["access"])).status_code == 200
+
+    staff_signin.totp_reset(staff_member=dispatcher, actor=support)
+
+    assert api.get("/api/auth/profile/", **bearer(tokens["access"])).status_code == 401
+    assert post(api, "refresh/", {"refresh": tokens["refresh"]}).status_code == 401
+    assert ApiSession.objects.get(user=dispatcher).revoked_at is not None
 
 
 def test_send_otp_answers_without_the_code(api):
