@@ -13,6 +13,7 @@ class PeopleConfig(AppConfig):
 
         signals.connect()
         signals.switched_off.connect(sessions.on_switched_off, dispatch_uid="people.sessions_end")
+        signals.made_staff.connect(sessions.on_made_staff, dispatch_uid="people.sessions_staff")
         signals.caring_changed.connect(
             caregivers.on_caring_changed, dispatch_uid="people.links_caring_changed"
         )

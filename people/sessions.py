@@ -122,6 +122,15 @@ def on_switched_off(sender, *, user_id: int, **kwargs) -> None:
     sessions_end_all(user_id=user_id, reason="account_switched_off")
 
 
+def on_made_staff(sender, *, user_id: int, **kwargs) -> None:
+    """
+    An account made staff: its app sessions were opened by SMS code alone,
+    and staff powers in the apps come only with the authenticator
+    (people.signin), so they end.
+    """
+    sessions_end_all(user_id=user_id, reason="made_staff")
+
+
 # --- helpers ---------------------------------------------------------------
 
 

@@ -46,6 +46,11 @@ driving_ended = Signal()
 # Sockets opened on a role ask again.
 roles_changed = Signal()
 
+# An account was made staff (the staff flag set): `user_id`. Its app
+# sessions, opened by SMS code alone, end (people.sessions, connected in
+# PeopleConfig.ready): staff sign in to the apps with their authenticator.
+made_staff = Signal()
+
 
 def _remember_active(sender, instance, **kwargs) -> None:
     before = (
@@ -74,7 +79,9 @@ def _switched_off(sender, instance, created, **kwargs) -> None:
     their tokens (a stolen phone's included). An account that may care for
     someone no more (switched off, made a driver's), or may again, has its
     links re-read (caring_changed). A driver's account switched off, or no
-    longer a driver's, ends their driving too (driving_ended).
+    longer a driver's, ends their driving too (driving_ended). An account
+    made staff signs in to the apps again, with its authenticator
+    (made_staff).
     """
     if getattr(instance, "_was_active", None) and not instance.is_active:
         switched_off.send(sender=sender, user_id=instance.pk)
@@ -83,6 +90,8 @@ def _switched_off(sender, instance, created, **kwargs) -> None:
         getattr(instance, "_was_superuser", None) and not instance.is_superuser
     ):
         roles_changed.send(sender=sender, user_id=instance.pk)
+    if getattr(instance, "_was_staff", None) is False and instance.is_staff:
+        made_staff.send(sender=sender, user_id=instance.pk)
     was_active = getattr(instance, "_was_active", None)
     was_user_type = getattr(instance, "_was_user_type", None)
     if was_active is not None and may_care(

@@ -5,10 +5,19 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib.auth.models import Group
 from django.test import Client
 
 from people import sessions, staff_signin
-from people.models import ApiSession, DriverProfile, PassengerProfile, PhoneOTPDevice, User
+from people.models import (
+    ApiSession,
+    AuditEvent,
+    DriverProfile,
+    PassengerProfile,
+    PhoneOTPDevice,
+    User,
+    UserType,
+)
 from tests.people.conftest import PHONE, pending_code, wrong_code
 
 pytestmark = pytest.mark.django_db
@@ -86,6 +95,25 @@ def test_an_authenticator_reset_signs_the_staff_members_apps_out(api, make_accou
     assert api.get("/api/auth/profile/", **bearer(tokens["access"])).status_code == 401
     assert post(api, "refresh/", {"refresh": tokens["refresh"]}).status_code == 401
     assert ApiSession.objects.get(user=dispatcher).revoked_at is not None
+
+
+def test_an_account_made_staff_signs_in_to_the_apps_again(api, make_account):
+    """
+    A caregiver made a dispatcher had an app session from an SMS code alone;
+    it ends, so staff powers in the apps always come with the authenticator.
+    """
+    user = make_account(user_type=UserType.CAREGIVER)
+    tokens = sign_in(api)["tokens"]
+
+    user.is_staff = True
+    user.save()
+    user.groups.add(Group.objects.get_or_create(name="Dispatchers")[0])
+
+    assert api.get("/api/auth/profile/", **bearer(tokens["access"])).status_code == 401
+    assert post(api, "refresh/", {"refresh": tokens["refresh"]}).status_code == 401
+    assert AuditEvent.objects.filter(
+        action="session.revoked", payload={"reason": "made_staff"}
+    ).exists()
 
 
 def test_send_otp_answers_without_the_code(api):
