@@ -57,10 +57,15 @@ logger = logging.getLogger(__name__)
 # A code whose SMS the gateway refused still counts: a gateway that timed
 # out may have sent it.
 #
+# Asking again while a code waits (a text can be minutes late) texts the
+# same code again, good for another OTP_VALID_MINUTES: whichever text comes
+# first works. Its tries go on counting, so asking again buys no guesses.
+#
 # When the gateway refuses an SMS, the code it carried is withdrawn: nobody
 # can have received it, and withdrawing it lifts the resend cooldown so the
 # person can ask again at once. (If a timed-out gateway delivers it late, the
-# code simply does not work and they ask again.)
+# code simply does not work and they ask again.) A code an earlier text
+# carried stays, for the time that text gave it.
 # =============================================================================
 
 
@@ -151,16 +156,24 @@ def otp_send(*, phone_number: str, client: str = "") -> OtpSent:
         refusal = caps_take(otp_send_claims(phone=phone, client=client))
         if refusal is not None:
             raise _otp_refused(refusal.cap.name, refusal.retry_after)
-        code = _otp_new_code()
-        device.token = code
+        # Asking again while a code waits texts that code again: the first
+        # text may only be late, and must still work when it comes.
+        resent_until = device.valid_until if device.code_waiting() else None
+        if resent_until is None:
+            device.token = _otp_new_code()
+            device.failed_attempts = 0
+        code = device.token
         device.valid_until = now + timedelta(minutes=minutes)
-        device.failed_attempts = 0
         device.save(update_fields=["token", "valid_until", "failed_attempts"])
         audit_event_record(
             actor=device.user,
             action="otp.sent",
             subject=device,
-            payload={"phone_number": phone, "expires_in_minutes": minutes},
+            payload={
+                "phone_number": phone,
+                "expires_in_minutes": minutes,
+                "resent": resent_until is not None,
+            },
         )
     try:
         sms_send(
@@ -171,7 +184,9 @@ def otp_send(*, phone_number: str, client: str = "") -> OtpSent:
             ),
         )
     except SMSDeliveryError as exc:
-        _otp_withdraw_undelivered(device=device, code=code, error=str(exc))
+        _otp_withdraw_undelivered(
+            device=device, code=code, error=str(exc), resent_until=resent_until
+        )
         raise
     return OtpSent(phone_number=phone, expires_in_minutes=minutes)
 
@@ -335,13 +350,22 @@ def _otp_cooldown_left(device: PhoneOTPDevice, now: datetime) -> int:
     return math.ceil(left) if left > 0 else 0
 
 
-def _otp_withdraw_undelivered(*, device: PhoneOTPDevice, code: str, error: str) -> None:
+def _otp_withdraw_undelivered(
+    *, device: PhoneOTPDevice, code: str, error: str, resent_until: datetime | None
+) -> None:
+    """
+    The text did not go: its code is withdrawn, unless an earlier text
+    carried it (`resent_until`, the code's expiry before), which keeps it
+    for the time that text gave it.
+    """
     logger.warning("SMS code for device %s not delivered: %s", device.pk, error)
     with transaction.atomic():
         # Only this code: a newer one from a racing request stays.
-        PhoneOTPDevice.objects.filter(pk=device.pk, token=code).update(
-            token=None, valid_until=timezone.now()
-        )
+        undelivered = PhoneOTPDevice.objects.filter(pk=device.pk, token=code)
+        if resent_until is None:
+            undelivered.update(token=None, valid_until=timezone.now())
+        else:
+            undelivered.update(valid_until=resent_until)
         audit_event_record(
             actor=device.user,
             action="otp.send_failed",

@@ -93,6 +93,43 @@ def test_an_undelivered_code_is_withdrawn(settings):
     assert device().token is not None
 
 
+def test_asking_again_texts_the_same_code_so_a_late_text_still_works(clock):
+    """
+    A passenger whose text is slow asks again; the first text then arrives
+    and its code signs her in. The code's five minutes start again, and its
+    tries go on counting from where they were.
+    """
+    signin.otp_send(phone_number=PHONE)
+    first = pending_code()
+    fail_once()
+    clock.advance(seconds=40)
+    signin.otp_send(phone_number=PHONE)
+    assert pending_code() == first
+    assert device().valid_until == clock.now + timedelta(minutes=5)
+    assert fail_once().extra["tries_left"] == 3
+
+    clock.advance(minutes=4, seconds=50)
+    result = signin.otp_verify(phone_number=PHONE, code=first)
+    assert registration_token_phone(result.registration_token) == PHONE
+
+
+def test_a_failed_resend_leaves_the_code_already_texted_working(settings, clock):
+    """
+    The gateway refusing the second text withdraws nothing that the first
+    delivered: its code still works, until its own five minutes are up.
+    """
+    signin.otp_send(phone_number=PHONE)
+    first = pending_code()
+    clock.advance(seconds=40)
+    settings.SMS_BACKEND = "smsportal"  # no credentials: the gateway fails
+    with pytest.raises(SMSDeliveryError):
+        signin.otp_send(phone_number=PHONE)
+    assert pending_code() == first
+    assert device().valid_until == clock.now + timedelta(minutes=5, seconds=-40)
+    result = signin.otp_verify(phone_number=PHONE, code=first)
+    assert registration_token_phone(result.registration_token) == PHONE
+
+
 # --- verifying ---------------------------------------------------------------
 
 
