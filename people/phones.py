@@ -15,6 +15,8 @@ Two rules, for two uses:
 
 from __future__ import annotations
 
+import unicodedata
+
 import phonenumbers
 import pycountry
 from django.conf import settings
@@ -34,16 +36,22 @@ def normalize_phone(raw: object) -> str:
     """
     Return the number as digits with country code ("27821234567").
 
-    Accepts "+27 82 123 4567", "27821234567" and "0821234567". Anything that
-    does not normalise raises InvalidPhoneNumber.
+    Accepts "+27 82 123 4567", "27821234567" and "0821234567", with any
+    spaces, dashes, dots, slashes or brackets between the digits. Anything
+    that does not normalise raises InvalidPhoneNumber.
     """
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidPhoneNumber("Enter a phone number.", code="invalid_phone")
-    text = raw.strip()
-    compact = "".join(ch for ch in text if ch not in " -().")
+    # NFKC reads full-width digits as digits and odd spaces as spaces; a
+    # number pasted from a contact card carries those, and invisible
+    # direction marks (format characters), none of which the person sees.
+    text = unicodedata.normalize("NFKC", raw)
+    compact = "".join(
+        ch for ch in text if not (ch.isspace() or ch in "-()./" or unicodedata.category(ch) == "Cf")
+    )
     if compact.startswith("00"):
         compact = "+" + compact[2:]
-    if not compact.lstrip("+").isdigit():
+    if not (compact.lstrip("+").isdigit() and compact.isascii()):
         raise InvalidPhoneNumber(
             f"'{raw}' is not a phone number: use digits, e.g. +27 82 123 4567.",
             code="invalid_phone",

@@ -31,6 +31,29 @@ def test_every_way_of_writing_a_number_normalises_the_same(raw):
     assert normalize_phone(raw) == "27821234567"
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "082\u00a0123\u00a04567",  # no-break spaces, as a contact card copies
+        "\u202a+27 82 123 4567\u202c",  # direction marks, as Android copies
+        "\u200e082 123 4567",
+        "082\u2009123\u20094567",  # thin spaces
+        "\uff10\uff18\uff12 \uff11\uff12\uff13 \uff14\uff15\uff16\uff17",  # full width
+        "082/123/4567",
+    ],
+)
+def test_a_number_pasted_from_a_contact_card_normalises_too(raw):
+    """Invisible marks, odd spaces and full-width digits of a pasted number are read through."""
+    assert normalize_phone(raw) == "27821234567"
+    assert textable_phone(raw) == "27821234567"
+
+
+def test_digits_of_another_script_are_refused_in_words():
+    """Arabic-Indic digits are not taken for a number's: the refusal asks for digits."""
+    with pytest.raises(InvalidPhoneNumber, match="use digits"):
+        normalize_phone("\u0660\u0668\u0662\u0661\u0662\u0663\u0664\u0665\u0666\u0667")
+
+
 def test_local_numbers_use_the_default_region(settings):
     """A number with a leading 0 takes PHONE_DEFAULT_REGION's country code."""
     settings.PHONE_DEFAULT_REGION = "GB"
