@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 from unfold.admin import ModelAdmin
 
+from dispatch.errors import DispatchError
 from dispatch.models import DayPlan, DriverShift, RideSeries
+from dispatch.planning.shifts import shift_remove
 from project.common.admin import ReadOnly
 
 
@@ -18,6 +22,25 @@ class DriverShiftAdmin(ModelAdmin):
     search_fields = ("driver__first_name", "driver__last_name", "driver__phone_number")
     autocomplete_fields = ("driver",)
     date_hierarchy = "start_at"
+
+    def delete_view(self, request, object_id, extra_context=None):
+        # A refusal rolls the whole delete back and is shown on the shift.
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except DispatchError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            url = reverse("admin:dispatch_drivershift_change", args=[object_id])
+            return HttpResponseRedirect(url)
+
+    def delete_model(self, request, obj):
+        shift_remove(shift=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for shift in queryset:
+            try:
+                shift_remove(shift=shift, actor=request.user)
+            except DispatchError as exc:
+                self.message_user(request, f"{shift}: {exc}", messages.ERROR)
 
 
 @admin.register(RideSeries)

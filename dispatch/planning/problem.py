@@ -103,6 +103,8 @@ LOCKED_RUN_CANNOT = "locked_run_cannot_serve"
 MAX_RIDE_TIME = "max_ride_time"
 # Not the planner's: a dispatcher took it off its run (services.trip_move).
 MOVED_OFF = "moved_off"
+# Not the planner's: the shift its run was on was removed (shifts.shift_remove).
+SHIFT_REMOVED = "shift_removed"
 
 REASONS = {
     NO_VEHICLE_FITS: "No vehicle on shift has the seats and wheelchair spaces this trip needs.",
@@ -112,6 +114,7 @@ REASONS = {
     LOCKED_RUN_CANNOT: "The run it is locked to cannot serve it in its window.",
     MAX_RIDE_TIME: "No run could carry it within its maximum ride time.",
     MOVED_OFF: "A dispatcher took it off its run.",
+    SHIFT_REMOVED: "The shift of the run it was on was removed.",
 }
 
 

@@ -268,14 +268,19 @@ def _scheduled_on(plan: DayPlan, ride: Ride) -> None:
         )
 
 
+def run_under_way(run: Run) -> bool:
+    """Whether the run has begun: a rider reached, carried or dropped off."""
+    begun = (*DRIVER_HELD_STATUSES, RideStatus.COMPLETED, RideStatus.NO_SHOW)
+    return run.rides.filter(status__in=begun).exists()
+
+
 def _not_under_way(run: Run) -> None:
     """
     A move rebuilds a run's stops from its shift's start: one that has
-    begun (a rider reached, carried or dropped off) is planned from now on
-    with "plan what remains" (dispatch.planning.day.replan_remaining).
+    begun is planned from now on with "plan what remains"
+    (dispatch.planning.day.replan_remaining).
     """
-    begun = (*DRIVER_HELD_STATUSES, RideStatus.COMPLETED, RideStatus.NO_SHOW)
-    if run.rides.filter(status__in=begun).exists():
+    if run_under_way(run):
         raise DispatchError(
             f"{run.driver}'s run is under way: plan what remains instead of moving trips on it.",
             code="invalid_state",
