@@ -9,7 +9,7 @@ from unfold.admin import ModelAdmin
 
 from dispatch.errors import DispatchError
 from dispatch.models import DayPlan, DriverShift, RideSeries
-from dispatch.planning.shifts import shift_remove
+from dispatch.planning.shifts import shift_change, shift_remove
 from project.common.admin import ReadOnly
 
 
@@ -23,14 +23,29 @@ class DriverShiftAdmin(ModelAdmin):
     autocomplete_fields = ("driver",)
     date_hierarchy = "start_at"
 
+    def _refused(self, request, object_id, exc: DispatchError):
+        self.message_user(request, str(exc), messages.ERROR)
+        if object_id is None:
+            return HttpResponseRedirect(reverse("admin:dispatch_drivershift_changelist"))
+        url = reverse("admin:dispatch_drivershift_change", args=[object_id])
+        return HttpResponseRedirect(url)
+
+    # A refusal (DispatchError) rolls the whole change back and is shown on
+    # the shift's page.
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DispatchError as exc:
+            return self._refused(request, object_id, exc)
+
     def delete_view(self, request, object_id, extra_context=None):
-        # A refusal rolls the whole delete back and is shown on the shift.
         try:
             return super().delete_view(request, object_id, extra_context)
         except DispatchError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            url = reverse("admin:dispatch_drivershift_change", args=[object_id])
-            return HttpResponseRedirect(url)
+            return self._refused(request, object_id, exc)
+
+    def save_model(self, request, obj, form, change):
+        shift_change(shift=obj, actor=request.user)
 
     def delete_model(self, request, obj):
         shift_remove(shift=obj, actor=request.user)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from dispatch.models import DriverShift, PlanEvent, Ride, Run
 from dispatch.planning import services
@@ -70,3 +71,58 @@ def test_the_shift_of_a_run_under_way_is_not_removed(published, admin_client):
     assert DriverShift.objects.filter(pk=shift.pk).exists()
     assert Ride.objects.filter(run__shift=shift).count() == len(carried)
     assert not PlanEvent.objects.filter(kind="shift_removed").exists()
+
+
+def _form(shift, **changes):
+    start, end = timezone.localtime(shift.start_at), timezone.localtime(shift.end_at)
+    data = {
+        "driver": shift.driver_id,
+        "start_at_0": start.date().isoformat(),
+        "start_at_1": start.strftime("%H:%M:%S"),
+        "end_at_0": end.date().isoformat(),
+        "end_at_1": end.strftime("%H:%M:%S"),
+        "start_latitude": shift.start_latitude,
+        "start_longitude": shift.start_longitude,
+        "start_address": shift.start_address,
+        "end_latitude": shift.end_latitude,
+        "end_longitude": shift.end_longitude,
+        "end_address": shift.end_address,
+        "seats": shift.seats,
+        "wheelchair_spaces": shift.wheelchair_spaces,
+    }
+    return {**data, **changes}
+
+
+def test_a_shift_handed_to_another_driver_moves_its_run_and_tells_its_riders(
+    published, admin_client, make_driver, django_capture_on_commit_callbacks
+):
+    """The new driver drives the run (their manifest), and its riders hear who comes."""
+    shift, carried = _busy(published)
+    before = shift.driver
+    other = make_driver(first_name="Nomsa", vehicle_type=before.driver_profile.vehicle_type)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            f"/admin/dispatch/drivershift/{shift.pk}/change/", _form(shift, driver=other.pk)
+        )
+    assert response.status_code == 302
+    run = Run.objects.get(shift=shift)
+    assert run.driver == other
+    for ride in carried:
+        told = Ride.objects.get(pk=ride.pk).events.latest("version")
+        assert told.kind == "planned" and told.payload["driver_id"] == other.pk
+    assert PlanEvent.objects.filter(plan=published["plan"], kind="shift_changed").exists()
+
+
+def test_a_shift_cut_short_of_its_run_is_refused(published, admin_client):
+    """Hours that no longer hold the run's stops are refused in words; nothing changes."""
+    shift, carried = _busy(published)
+    first = Run.objects.get(shift=shift).stops.order_by("sequence").first()
+    cut = timezone.localtime(first.service_at)
+    response = admin_client.post(
+        f"/admin/dispatch/drivershift/{shift.pk}/change/",
+        _form(shift, end_at_1=cut.strftime("%H:%M:%S")),
+        follow=True,
+    )
+    assert "no longer fits" in response.content.decode()
+    assert DriverShift.objects.get(pk=shift.pk).end_at == shift.end_at
+    assert Ride.objects.filter(run__shift=shift).count() == len(carried)
