@@ -220,26 +220,23 @@ def replan_remaining(
     return plan
 
 
-def join_passing_run(*, ride: Ride, actor: User | None, now: datetime | None = None) -> bool:
+# How often a will-call return's join is worked out again when the plan
+# changed while it was (another return joined, a dispatcher moved a trip).
+JOIN_TRIES = 3
+
+
+def _cheapest_join(plan: DayPlan, ride: Ride, now: datetime):
     """
-    A will-call return is ready: it joins the published run, on shift now,
-    that can take it at the least cost within PICKUP_WINDOW_MIN x 2 of now
-    and its maximum ride time. False when none can.
+    The on-shift run that can take the ready return at the least cost,
+    as the plan stands: (day, runs, done, route), or None.
     """
-    now = now or timezone.now()
-    plan = DayPlan.objects.filter(
-        service_date=ride.service_date, status=PlanStatus.PUBLISHED
-    ).first()
-    if plan is None:
-        return False
     on_shift = list(
         plan.runs.select_related("shift", "driver").filter(
             shift__start_at__lte=now, shift__end_at__gt=now
         )
     )
     if not on_shift:
-        return False
-    ride.pickup_at = now + timedelta(minutes=settings.PICKUP_WINDOW_MIN)
+        return None
     day, runs, done = _remaining(plan, now, runs=on_shift, extra=(ride,), waiting=False)
     trip = day.problem.trip[ride.pk]
     best = None
@@ -250,22 +247,47 @@ def join_passing_run(*, ride: Ride, actor: User | None, now: datetime | None = N
         found = current and insert(day.problem, current, sequence, trip)
         if found and (best is None or found[0] < best[0]):
             best = found
-    if best is None:
+    return None if best is None else (day, runs, done, best[2])
+
+
+def join_passing_run(*, ride: Ride, actor: User | None, now: datetime | None = None) -> bool:
+    """
+    A will-call return is ready: it joins the published run, on shift now,
+    that can take it at the least cost within PICKUP_WINDOW_MIN x 2 of now
+    and its maximum ride time. False when none can. The run is written
+    only as it was worked out from: a plan changed meanwhile (another
+    return joined, a dispatcher's change) is read again.
+    """
+    now = now or timezone.now()
+    plan = DayPlan.objects.filter(
+        service_date=ride.service_date, status=PlanStatus.PUBLISHED
+    ).first()
+    if plan is None:
         return False
-    with transaction.atomic():
-        plan = services._locked(plan, None)
-        # Under the plan's lock, as read now: a second `ready` said at the
-        # same moment finds the first one's join.
-        if not Ride.objects.get(pk=ride.pk).is_waiting_for_ready:
-            raise NotWaitingForReady(ride)
-        Ride.objects.filter(pk=ride.pk).update(pickup_at=ride.pickup_at)
-        _write_remaining(day, runs, done, [as_asked(day.problem, best[2])])
-        services.audit(
-            plan, "joined", actor=actor, ride_id=ride.ride_id, run=runs[best[2].vehicle].pk
-        )
-        services.tell_riders(plan, actor=actor)
-        services.tell_drivers(plan, "joined", only=[runs[best[2].vehicle].driver_id])
-    return True
+    ride.pickup_at = now + timedelta(minutes=settings.PICKUP_WINDOW_MIN)
+    for _ in range(JOIN_TRIES):
+        seen = services.seen_version(plan, None)
+        joined = _cheapest_join(plan, ride, now)
+        if joined is None:
+            return False
+        day, runs, done, route = joined
+        with transaction.atomic():
+            try:
+                plan = services._locked(plan, seen)
+            except DispatchError:
+                continue
+            # Under the plan's lock, as read now: a second `ready` said at the
+            # same moment finds the first one's join.
+            if not Ride.objects.get(pk=ride.pk).is_waiting_for_ready:
+                raise NotWaitingForReady(ride)
+            Ride.objects.filter(pk=ride.pk).update(pickup_at=ride.pickup_at)
+            _write_remaining(day, runs, done, [as_asked(day.problem, route)])
+            run = runs[route.vehicle]
+            services.audit(plan, "joined", actor=actor, ride_id=ride.ride_id, run=run.pk)
+            services.tell_riders(plan, actor=actor)
+            services.tell_drivers(plan, "joined", only=[run.driver_id])
+            return True
+    return False
 
 
 # --- the driver's manifest ---------------------------------------------------------------

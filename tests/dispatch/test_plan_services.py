@@ -495,3 +495,44 @@ def test_a_run_under_way_is_not_rebuilt_by_a_move(day, settings):
         services.trip_move(ride=Ride.objects.get(pk=other.pk), to_run=None, actor=None)
     assert refused.value.code == "invalid_state" and "under way" in str(refused.value)
     assert list(run.stops.values_list("ride_id", "kind", "sequence")) == stops_before
+
+
+def test_two_returns_ready_at_once_both_keep_their_place_on_the_run(
+    passenger, make_driver, make_user, settings, monkeypatch
+):
+    """
+    Two riders at the clinic say ready at the same moment: while the first
+    one's place on the run is worked out, the second joins it. The first is
+    worked out again, and both keep their stops: neither is left on the run
+    with no stop, told a window no driver will keep.
+    """
+    settings.PLAN_EXPLORATION = 1
+    _, back = _will_call_on_a_published_day(passenger, make_driver(), monkeypatch)
+    bob = make_user("passenger", first_name="Bob", last_name="Rider")
+    bobs_outbound = ride_book_ahead(
+        passenger=bob,
+        booked_by=bob,
+        pickup=Place(JHB[0] + 0.02, JHB[1], "Bob's home"),
+        dropoff=Place(JHB[0] + 0.03, JHB[1] + 0.01, "Clinic"),
+        pickup_at=timezone.now() + timedelta(minutes=30),
+        return_will_call=True,
+    )
+    # His daughter drove him there.
+    Ride.objects.filter(pk=bobs_outbound.pk).update(status=RideStatus.CANCELLED)
+    bobs_back = bobs_outbound.returns.get()
+    cheapest = on_the_day.insert
+    meanwhile = []
+
+    def while_working_it_out(*args, **kwargs):
+        if not meanwhile:
+            meanwhile.append(bobs_back)
+            ride_ready(ride=bobs_back, actor=bob)
+        return cheapest(*args, **kwargs)
+
+    monkeypatch.setattr(on_the_day, "insert", while_working_it_out)
+    ride_ready(ride=back, actor=passenger)
+    for ride in (back, bobs_back):
+        ride.refresh_from_db()
+        assert ride.status == RideStatus.SCHEDULED and ride.run_id is not None
+        assert Stop.objects.filter(ride=ride, run=ride.run).count() == 2
+        assert ride.confirmed_pickup_at is not None
