@@ -105,6 +105,8 @@ MAX_RIDE_TIME = "max_ride_time"
 MOVED_OFF = "moved_off"
 # Not the planner's: the shift its run was on was removed (shifts.shift_remove).
 SHIFT_REMOVED = "shift_removed"
+# No reason at all: the planner never saw it (booked since the day was planned).
+NOT_PLANNED_YET = ""
 
 REASONS = {
     NO_VEHICLE_FITS: "No vehicle on shift has the seats and wheelchair spaces this trip needs.",
@@ -115,6 +117,7 @@ REASONS = {
     MAX_RIDE_TIME: "No run could carry it within its maximum ride time.",
     MOVED_OFF: "A dispatcher took it off its run.",
     SHIFT_REMOVED: "The shift of the run it was on was removed.",
+    NOT_PLANNED_YET: "Booked after the day was planned: plan again, or move it to a run.",
 }
 
 

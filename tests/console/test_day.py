@@ -416,3 +416,18 @@ def test_replanning_from_a_page_read_before_a_colleagues_move_is_refused(
     assert DayPlan.objects.get(pk=today_plan["plan"].pk).version == moved
     ride.refresh_from_db()
     assert ride.run is None
+
+
+@pytest.mark.django_db
+def test_a_trip_booked_after_the_day_was_planned_says_so(htmx, booked, make_user):
+    """A late booking is listed as new since the planning, not with a blank reason."""
+    htmx.post(url("plan/"), {"version": 0})
+    late = book(make_user("passenger", first_name="Lara", last_name="Late"), 10, 0)
+    page = htmx.get(url()).content.decode()
+    listed = page[page.index(f'id="unassigned-{late.pk}"') :]
+    reason = listed[
+        listed.index('<p class="reason">') : listed.index(
+            "</p>", listed.index('<p class="reason">')
+        )
+    ]
+    assert "Booked after the day was planned" in reason
