@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dispatch import rides
-from dispatch.models import Ride
 from dispatch.admin.timeline import stamp
 from dispatch.locations import live_position
+from dispatch.models import Ride
 from dispatch.scheduling import Place, ride_book_ahead
 from people.sessions import session_issue
 from tests.conftest import staff_login
