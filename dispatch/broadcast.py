@@ -9,8 +9,9 @@ Groups, and who is in each:
   that follow the ride's driver position;
 - `passenger.<id>`: the passenger's own socket, for all their rides;
 - `caregiver.<id>`: a caregiver's socket, for all their passengers' rides;
-- `driver.<id>`: the driver's app (its rides, offers, and a nudge when its
-  manifest may have changed: the socket reads it again);
+- `driver.<id>`: the driver's app on each of their phones (its rides,
+  offers, the status they set, and a nudge when its manifest may have
+  changed: the socket reads it again);
 - `user.<id>`: every socket of a user (their links changed, their in-app
   notifications);
 - `console.board`: the dispatchers' consoles.
@@ -47,6 +48,7 @@ from dispatch.group_messages import (
     ConsoleLinks,
     ConsolePositions,
     ConsoleRide,
+    DriverStatusNews,
     LinksChanged,
     ManifestChanged,
     NoticeNews,
@@ -331,6 +333,17 @@ def driver_changed(driver_id: int, kind: str) -> None:
     """A driver's status changed (available, on_trip, offline)."""
     news = ConsoleDriver(type="console.driver", kind=kind, driver_id=driver_id)
     _after_commit([(CONSOLE_GROUP, news)])
+
+
+def driver_status_set(driver_id: int, status: str) -> None:
+    """
+    A driver set their status (online or offline): every socket of the
+    driver hears it, the one that asked included, so a second phone never
+    shows a status the driver left.
+    """
+    _after_commit(
+        [(driver_group(driver_id), DriverStatusNews(type="driver.status", status=status))]
+    )
 
 
 async def driver_moved(driver_id: int, point: Point, held: Mapping[str, int]) -> None:

@@ -107,7 +107,11 @@ def driver_state_for(driver: User) -> DriverState:
 
 
 def driver_set_status(*, driver: User, status: str) -> DriverState:
-    """A driver goes online (available) or offline."""
+    """
+    A driver goes online (available) or offline. Every socket of the driver
+    hears the status set, also when it was already so (the app that asked
+    is answered that way).
+    """
     if status not in (DriverStatus.AVAILABLE, DriverStatus.OFFLINE):
         raise DispatchError(
             "status must be 'available' or 'offline'.", fields={"status": "available or offline"}
@@ -137,6 +141,7 @@ def driver_set_status(*, driver: User, status: str) -> DriverState:
             state.last_seen_at = timezone.now()
             state.save(update_fields=["status", "last_seen_at", "updated_at"])
             broadcast.driver_changed(driver.pk, status)
+        broadcast.driver_status_set(driver.pk, status)
     store = location_store()
     if status == DriverStatus.OFFLINE:
         transaction.on_commit(lambda: store.remove(driver.pk))

@@ -55,6 +55,16 @@ class ConsoleDriver(TypedDict):
     driver_id: int
 
 
+class DriverStatusNews(TypedDict):
+    """
+    A driver set their status (available, offline): every socket of theirs
+    hears it (a driver may be signed in on two phones).
+    """
+
+    type: Literal["driver.status"]
+    status: str
+
+
 class ConsolePositions(TypedDict):
     """Drivers' latest reports on one worker over CONSOLE_MAP_BATCH_S."""
 

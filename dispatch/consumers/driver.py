@@ -109,9 +109,13 @@ class DriverConsumer(ManifestFeed, AppSocket):
 
     async def on_set_status(self, content):
         request = SetStatus.model_validate(content)
-        state = await db_async(drivers.driver_set_status)(driver=self.user, status=request.status)
-        await self.send_json({"type": "status_updated", "status": state.status})
-        self.matching_waiting = state.status == DriverStatus.AVAILABLE
+        # Answered on every socket of the driver, this one too (driver_status).
+        await db_async(drivers.driver_set_status)(driver=self.user, status=request.status)
+
+    async def driver_status(self, event):
+        """The driver set their status, on this phone or another."""
+        await self.send_json({"type": "status_updated", "status": event["status"]})
+        self.matching_waiting = event["status"] == DriverStatus.AVAILABLE
         await self._match_waiting()
 
     async def on_location_update(self, content):

@@ -545,6 +545,32 @@ async def test_driver_socket_refuses_anonymous_and_other_drivers_ids(ws, make_dr
     assert (await own.receive_json_from())["driver_id"] == driver.pk
 
 
+async def test_a_driver_on_two_phones_sees_the_status_set_on_either(ws, make_driver):
+    """
+    A driver signed in on two phones goes online on one, then offline on
+    the other: each phone hears status_updated for each, once, so neither
+    shows a status the driver left.
+    """
+    driver = await db(make_driver, *JHB, available=False)
+    phones = []
+    for _ in range(2):
+        phone = await ws("/ws/driver/", token=await db(token_for, driver))
+        await phone.receive_json_from()
+        phones.append(phone)
+    await phones[0].send_json_to({"type": "set_status", "status": "available"})
+    for phone in phones:
+        told = await phone.receive_json_from()
+        assert told == {"type": "status_updated", "status": "available"}
+    await phones[1].send_json_to({"type": "set_status", "status": "offline"})
+    for phone in phones:
+        told = await phone.receive_json_from()
+        assert told == {"type": "status_updated", "status": "offline"}
+        assert await phone.receive_nothing(timeout=0.3)
+    # Asked again for the status it has, a phone is answered all the same.
+    await phones[0].send_json_to({"type": "set_status", "status": "offline"})
+    assert await phones[0].receive_json_from() == {"type": "status_updated", "status": "offline"}
+
+
 async def test_unverified_driver_cannot_go_online(ws, make_driver):
     """set_status available from an unverified driver is forbidden."""
     driver = await db(make_driver, verified=False)
