@@ -36,14 +36,6 @@ class ManifestFeed:
         self._sent(today, manifest["stops"])
         return manifest
 
-    async def run_stops_ahead(self) -> bool:
-        """
-        Whether the driver's runs of today have stops still to do, read now:
-        not from the manifest last sent, which may be another day's (a
-        socket open since before midnight) or not yet moved on.
-        """
-        return await db_async(day.run_stops_ahead)(self.user, timezone.localdate())
-
     async def on_get_manifest(self, content):
         request = GetManifest.model_validate(content)
         service_date = request.service_date or timezone.localdate()

@@ -41,6 +41,7 @@ from dispatch.models import (
     RideOffer,
     RideStatus,
 )
+from dispatch.planning import day as on_the_day
 from people.models import User
 from project.common.db import db_async
 
@@ -381,18 +382,22 @@ def ride_match(*, ride: Ride, fresh: bool = False) -> MatchResult:
 
 def match_waiting_near(*, driver_id: int) -> int | None:
     """
-    A driver has just come online: rides still waiting for a driver
-    (no_drivers) within MATCH_RADIUS_KM of them are matched again, longest
-    waiting first, so a frail passenger is not left waiting for a dispatcher.
-    Returns how many got a driver or an offer; None when the driver's
-    position is not known (or not fresh) yet: try again at their next
-    report.
+    A driver has just come online, or their last ride has ended: rides
+    still waiting for a driver (no_drivers) within MATCH_RADIUS_KM of them
+    are matched again, longest waiting first, so a frail passenger is not
+    left waiting for a dispatcher. Not for a run's driver with stops still
+    ahead today: their next riders are booked, and a ride on demand would
+    put those pickups at risk. Returns how many got a driver or an offer;
+    None when the driver's position is not known (or not fresh) yet: try
+    again at their next report.
     """
     point = location_store().get(driver_id)
     if drivers.is_stale(point):
         return None
     eligible = DriverState.objects.filter(driver_id=driver_id)
     if not eligible.eligible(needs_wheelchair=False).exists():
+        return 0
+    if on_the_day.run_stops_ahead(driver_id, timezone.localdate()):
         return 0
     span = settings.MATCH_RADIUS_KM / 111.0 + 0.01
     waiting = (

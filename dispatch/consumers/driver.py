@@ -194,9 +194,9 @@ class DriverConsumer(ManifestFeed, AppSocket):
             near.driver_given(ride_id, self.user.pk)
         elif event["kind"] == "released" or event["status"] in FINAL_STATUSES:
             if self.held.pop(ride_id, None) is not None and not self.held:
-                # Free for waiting rides; not a run's driver with stops still
-                # ahead today (their next riders are booked).
-                self.matching_waiting = not await self.run_stops_ahead()
+                # Free for waiting rides (matching.match_waiting_near says
+                # whether they are theirs to take).
+                self.matching_waiting = True
         shown = access.shown_to(self.viewer, message, event["status"])
         if shown is not None:
             await self.send_json(shown)

@@ -293,7 +293,7 @@ def join_passing_run(*, ride: Ride, actor: User | None, now: datetime | None = N
 # --- the driver's manifest ---------------------------------------------------------------
 
 
-def _published_stops(driver: User, service_date: date) -> list[Stop]:
+def _published_stops(driver: User | int, service_date: date) -> list[Stop]:
     """The driver's stops on the published plan of the day, in driving order."""
     return list(
         Stop.objects.filter(
@@ -343,14 +343,14 @@ def manifest_for(driver: User, service_date: date, *, updated: bool = False) -> 
     )
 
 
-def _next_stop(driver: User, service_date: date) -> Stop | None:
+def _next_stop(driver: User | int, service_date: date) -> Stop | None:
     left = [s for s in _published_stops(driver, service_date) if not is_done(s)]
     return left[0] if left else None
 
 
-def run_stops_ahead(driver: User, service_date: date) -> bool:
+def run_stops_ahead(driver_id: int, service_date: date) -> bool:
     """Whether the driver's published runs of the day have stops still to do."""
-    return _next_stop(driver, service_date) is not None
+    return _next_stop(driver_id, service_date) is not None
 
 
 def trip_ride(*, driver: User, ride_id: str | None = None, now: datetime | None = None) -> Ride:

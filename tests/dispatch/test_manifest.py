@@ -224,6 +224,32 @@ async def test_a_run_driver_with_riders_ahead_is_not_given_a_waiting_ride_after_
     assert (waiting.status, waiting.driver_id) == (RideStatus.SEARCHING, None)
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_a_run_driver_with_riders_ahead_is_not_given_a_waiting_ride_on_going_online(
+    ws, run_day, make_user, monkeypatch
+):
+    """
+    John comes online at 06:00 with Sarah and Bob to fetch today: a ride
+    that found nobody nearby is not his to take, as after a drop-off.
+    """
+    early = timezone.make_aware(datetime.combine(today(), time(6, 0)))
+    monkeypatch.setattr(on_the_day.timezone, "now", lambda: early)
+    await db(publish, run_day["plan"])
+    rider = await db(make_user, "passenger", first_name="Lindiwe")
+    await db(booking.ride_book, **booking_keywords(rider, "waiting-1"))
+    waiting = await db(Ride.objects.get, ride_id="waiting-1")
+    assert waiting.no_driver_found_at is not None
+    comm = await driver_socket(ws, run_day["driver"])
+    await receive_until(comm, "manifest")
+    await comm.send_json_to({"type": "set_status", "status": "available"})
+    await receive_until(comm, "status_updated")
+    await comm.send_json_to({"type": "location_update", "latitude": JHB[0], "longitude": JHB[1]})
+    await comm.send_json_to({"type": "ping"})
+    await receive_until(comm, "pong")
+    waiting = await db(Ride.objects.get, ride_id="waiting-1")
+    assert (waiting.status, waiting.driver_id) == (RideStatus.SEARCHING, None)
+
+
 @pytest.mark.django_db
 def test_a_pickup_due_soon_is_reached_as_the_run_moves_on(run_day):
     driver = run_day["driver"]
