@@ -138,8 +138,11 @@ def driver_set_status(*, driver: User, status: str) -> DriverState:
             )
         if state.status != status:
             state.status = status
-            state.last_seen_at = timezone.now()
-            state.save(update_fields=["status", "last_seen_at", "updated_at"])
+            # Heard at the moment of the change (freed_while_away).
+            state.last_seen_at = state.updated_at = timezone.now()
+            DriverState.objects.filter(pk=state.pk).update(
+                status=status, last_seen_at=state.last_seen_at, updated_at=state.updated_at
+            )
             broadcast.driver_changed(driver.pk, status)
         broadcast.driver_status_set(driver.pk, status)
     store = location_store()
@@ -206,11 +209,26 @@ def release(driver_id: int | None) -> None:
     """
     if driver_id is None:
         return
+    now = timezone.now()
     on_trip = DriverState.objects.filter(driver_id=driver_id, status=DriverStatus.ON_TRIP)
-    if on_trip.may_drive().update(status=DriverStatus.AVAILABLE):
+    if on_trip.may_drive().update(status=DriverStatus.AVAILABLE, updated_at=now):
         broadcast.driver_changed(driver_id, DriverStatus.AVAILABLE)
-    elif on_trip.update(status=DriverStatus.OFFLINE):
+    elif on_trip.update(status=DriverStatus.OFFLINE, updated_at=now):
         broadcast.driver_changed(driver_id, DriverStatus.OFFLINE)
+
+
+def freed_while_away(state: DriverState) -> bool:
+    """
+    Whether the driver became available after their app was last heard
+    (its last report copied to the database, or its set_status): their
+    ride ended, was cancelled or went to another driver while no socket of
+    theirs was open, so nobody gave them the rides left waiting near them.
+    A driver who only reconnects (thousands at once after a restart) was
+    last heard after that, and is not.
+    """
+    return state.status == DriverStatus.AVAILABLE and (
+        state.last_seen_at is None or state.updated_at > state.last_seen_at
+    )
 
 
 def driver_verify(*, profile: DriverProfile, actor: User | None, verified: bool) -> DriverProfile:

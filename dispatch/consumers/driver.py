@@ -63,8 +63,9 @@ class DriverConsumer(ManifestFeed, AppSocket):
             await self.refuse(CLOSE_FORBIDDEN, "forbidden", "This socket is for the driver only.")
             return
         # Rides left waiting near this driver are matched once after they go
-        # online, and once after their last ride ends (not on every
-        # reconnect: after a restart thousands of drivers reconnect at once).
+        # online, and once after their last ride ends, also when it ended
+        # while no socket was open (not on every reconnect: after a restart
+        # thousands of drivers reconnect at once; set in _start).
         self.matching_waiting = False
         await self.accept()
         # In its groups before reading what it holds, so that a ride assigned
@@ -87,6 +88,7 @@ class DriverConsumer(ManifestFeed, AppSocket):
     def _start(self) -> list[dict]:
         """What the app is told first: the rides it holds, an open offer, today's manifest."""
         state = drivers.driver_state_for(self.user)
+        self.matching_waiting = drivers.freed_while_away(state)
         held = Ride.objects.with_people().held_by(self.user.pk)
         offer = (
             RideOffer.objects.select_related("ride__passenger", "ride__booked_by")

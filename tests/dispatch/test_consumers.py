@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from dispatch import matching, offers, rides
+from dispatch import drivers, matching, offers, rides
 from dispatch.locations import location_store
 from dispatch.models import DriverState, Ride, RideStatus
 from tests.conftest import db, find_driver, receive_until, refused, token_for
@@ -623,6 +623,50 @@ async def test_a_ride_waiting_nearby_goes_to_a_driver_whose_trip_has_just_ended(
         await driver_ws.send_json_to({"type": step})
     offer, _ = await receive_until(driver_ws, "ride_assigned")
     assert offer["ride_id"] == "after-1"
+    assigned, _ = await receive_until(second, "driver_assigned")
+    assert assigned["driver_id"] == driver.pk
+
+
+async def test_a_driver_freed_while_their_app_was_away_gets_the_waiting_ride_on_return(
+    ws, passenger, make_user, make_driver
+):
+    """
+    The driver's phone loses its connection mid-ride, and the passenger
+    cancels meanwhile. When the app reconnects and reports, the ride that
+    found nobody nearby meanwhile is given to the driver, who need not go
+    offline and online again for it.
+    """
+    driver = await db(make_driver, *CAPE_TOWN)
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    first = await ws("/ws/ride/away-1/", token=await db(token_for, passenger))
+    await first.receive_json_from()
+    await first.send_json_to(find_driver(at=CAPE_TOWN))
+    await receive_until(driver_ws, "ride_assigned")
+    await driver_ws.send_json_to(
+        {"type": "location_update", "latitude": CAPE_TOWN[0], "longitude": CAPE_TOWN[1]}
+    )
+    await driver_ws.send_json_to({"type": "ping"})
+    await receive_until(driver_ws, "pong")
+    # The interval's copy of the report reaches the database.
+    await db(drivers.persist_positions, positions={driver.pk: location_store().get(driver.pk)})
+    other = await db(make_user, "passenger", first_name="Bongi")
+    second = await ws("/ws/ride/away-2/", token=await db(token_for, other))
+    await second.receive_json_from()
+    await second.send_json_to(find_driver(at=(CAPE_TOWN[0] + 0.01, CAPE_TOWN[1])))
+    await receive_until(second, "no_drivers")
+    await driver_ws.disconnect()
+    await first.send_json_to({"type": "cancel_ride", "reason": "feeling unwell"})
+    await receive_until(first, "ride_cancelled")
+
+    back = await ws("/ws/driver/", token=await db(token_for, driver))
+    hello = await back.receive_json_from()
+    assert hello["status"] == "available"
+    await back.send_json_to(
+        {"type": "location_update", "latitude": CAPE_TOWN[0], "longitude": CAPE_TOWN[1]}
+    )
+    given, _ = await receive_until(back, "ride_assigned")
+    assert given["ride_id"] == "away-2"
     assigned, _ = await receive_until(second, "driver_assigned")
     assert assigned["driver_id"] == driver.pk
 
