@@ -137,7 +137,7 @@ class DriverConsumer(ManifestFeed, AppSocket):
         """One step of a trip; on a run, its next pickup is reached (the manifest moves on)."""
         request = RideAction.model_validate(content)
         await db_async(on_the_day.trip_step)(
-            driver=self.user, ride_id=request.ride_id, step=service
+            driver=self.user, ride_id=request.ride_id, step=service, told=set(self.held)
         )
 
     async def on_arrived(self, content):

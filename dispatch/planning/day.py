@@ -9,6 +9,7 @@ manifest.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -353,13 +354,52 @@ def run_stops_ahead(driver_id: int, service_date: date) -> bool:
     return _next_stop(driver_id, service_date) is not None
 
 
-def trip_ride(*, driver: User, ride_id: str | None = None, now: datetime | None = None) -> Ride:
+def _as_told(driver: User, held, told: Collection[str]) -> None:
+    """
+    A trip message without `ride_id` is about the ride the driver's app was
+    told it holds (`told`, by its socket). Refused when that ride has left
+    them since (ended, cancelled, given to another driver), or when a ride
+    on demand was given to them that the app has not been sent yet: the
+    step would land on a ride the driver does not see, and its passenger
+    hear of a driver who is elsewhere. A pickup of their own run is no
+    surprise: the manifest named it next.
+    """
+    now_held = {r.ride_id: r for r in held.select_related("run")}
+    gone = sorted(set(told) - set(now_held))
+    unseen = sorted(
+        ride_id
+        for ride_id, ride in now_held.items()
+        if ride_id not in told and (ride.run is None or ride.run.driver_id != driver.pk)
+    )
+    if gone or unseen:
+        ride_id = (gone or unseen)[0]
+        raise DispatchError(
+            f"Ride {ride_id} is no longer yours: see the news of your rides, then try again."
+            if gone
+            else f"Ride {ride_id} has just been given to you: see it, then try again.",
+            code="invalid_state",
+            status=409,
+            ride_id=ride_id,
+        )
+
+
+def trip_ride(
+    *,
+    driver: User,
+    ride_id: str | None = None,
+    told: Collection[str] | None = None,
+    now: datetime | None = None,
+) -> Ride:
     """
     The ride a driver's trip message (arrived, start_trip...) is about: one
     they hold; else, when they hold none (or name the next one), the next
     pickup of their published run of today, which the run reaches now.
+    `told`: the rides the driver's app was told it holds, for a message
+    that names none (`_as_told`).
     """
     held = Ride.objects.held_by(driver.pk)
+    if ride_id is None and told is not None:
+        _as_told(driver, held, told)
     if not held.filter(**({"ride_id": ride_id} if ride_id else {})).exists():
         service_date = timezone.localdate(now)
         stop = _next_stop(driver, service_date)
@@ -374,14 +414,16 @@ def trip_ride(*, driver: User, ride_id: str | None = None, now: datetime | None 
     return trips.drivers_active_ride(driver=driver, ride_id=ride_id)
 
 
-def trip_step(*, driver: User, ride_id: str | None, step) -> Ride:
+def trip_step(
+    *, driver: User, ride_id: str | None, step, told: Collection[str] | None = None
+) -> Ride:
     """
     A driver's trip message: `step` (trips.ride_driver_arrived...) on the
     ride it is about (`trip_ride`), in one transaction, so a step refused
     leaves a run's next pickup unreached; then the run moves on.
     """
     with transaction.atomic():
-        ride = step(ride=trip_ride(driver=driver, ride_id=ride_id), driver=driver)
+        ride = step(ride=trip_ride(driver=driver, ride_id=ride_id, told=told), driver=driver)
     run_moved_on(driver=driver, ride=ride)
     return ride
 

@@ -509,6 +509,57 @@ async def test_a_trip_message_naming_a_ride_not_held_names_ride_id(ws, make_driv
         assert error["code"] == "invalid_state" and list(error["fields"]) == ["ride_id"], error
 
 
+async def test_a_step_meant_for_a_ride_gone_meanwhile_lands_on_no_other(
+    ws, passenger, make_user, make_driver, monkeypatch
+):
+    """
+    The driver's ride is cancelled and another given to them at the moment
+    they tap "arrived" (no ride_id), before their app has heard of either:
+    the step is refused, and the new ride's passenger is not told the
+    driver is at the door. Once the app has the news, the step goes on.
+    """
+    from dispatch.planning import day as on_the_day
+
+    driver = await db(make_driver, *CAPE_TOWN)
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    first = await ws("/ws/ride/meant-1/", token=await db(token_for, passenger))
+    await first.receive_json_from()
+    await first.send_json_to(find_driver(at=CAPE_TOWN))
+    await receive_until(driver_ws, "ride_assigned")
+    other = await db(make_user, "passenger", first_name="Bongi")
+    second = await ws("/ws/ride/meant-2/", token=await db(token_for, other))
+    await second.receive_json_from()
+    await second.send_json_to(find_driver(at=(CAPE_TOWN[0] + 0.01, CAPE_TOWN[1])))
+    await receive_until(second, "no_drivers")
+    stepping = on_the_day.trip_step
+
+    def cancelled_and_replaced_meanwhile(**kwargs):
+        rides.ride_cancel(
+            ride=Ride.objects.get(ride_id="meant-1"),
+            actor=passenger,
+            cancelled_by="passenger",
+            reason="feeling unwell",
+        )
+        matching.ride_assign(
+            ride=Ride.objects.get(ride_id="meant-2"), driver_id=driver.pk, confirmed=True
+        )
+        monkeypatch.setattr(on_the_day, "trip_step", stepping)
+        return stepping(**kwargs)
+
+    monkeypatch.setattr(on_the_day, "trip_step", cancelled_and_replaced_meanwhile)
+    await driver_ws.send_json_to({"type": "arrived"})
+    refused_step, _ = await receive_until(driver_ws, "error")
+    assert refused_step["code"] == "invalid_state"
+    ride = await db(Ride.objects.get, ride_id="meant-2")
+    assert (ride.status, ride.driver_id) == (RideStatus.ASSIGNED, driver.pk)
+    # The news reaches the app; the driver taps again, for the ride they see.
+    await receive_until(driver_ws, "ride_assigned")
+    await driver_ws.send_json_to({"type": "arrived"})
+    arrived, _ = await receive_until(second, "ride_status")
+    assert (arrived["ride_id"], arrived["status"]) == ("meant-2", "driver_arrived")
+
+
 async def test_going_offline_during_a_ride_is_invalid_state(ws, passenger, make_driver):
     """As the protocol says: invalid_state, not invalid_request, and the driver stays on it."""
     driver = await db(make_driver, *JHB)
