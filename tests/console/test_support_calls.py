@@ -13,10 +13,10 @@ from django.utils import timezone
 from dispatch import rides
 from dispatch.admin.timeline import stamp
 from dispatch.locations import live_position
-from dispatch.models import Ride
 from dispatch.scheduling import Place, ride_book_ahead
 from people.sessions import session_issue
 from tests.conftest import staff_login
+from tests.console.test_support_admin import booked
 
 pytestmark = pytest.mark.django_db
 
@@ -33,20 +33,6 @@ def agent(support) -> Client:
 def said(page) -> list[tuple[str, str]]:
     """The messages a page shows: (level, words)."""
     return [(m.level_tag, str(m)) for m in page.context["messages"]]
-
-
-def booked(passenger, ride_id: str) -> Ride:
-    return rides.ride_request(
-        ride_id=ride_id,
-        passenger=passenger,
-        booked_by=passenger,
-        pickup_latitude=-26.2,
-        pickup_longitude=28.04,
-        pickup_address="12 Main Rd",
-        dropoff_latitude=-26.1,
-        dropoff_longitude=28.0,
-        dropoff_address="Clinic",
-    )
 
 
 def tomorrow_at(hour: int, minute: int = 0) -> datetime:
@@ -80,7 +66,7 @@ def test_cancelling_rides_that_had_ended_says_so_and_claims_no_success(
     which: no green "0 ride(s) cancelled", and a live ride selected with
     them is counted alone.
     """
-    ended = booked(passenger, "end-1")
+    ended = booked(passenger, ride_id="end-1")
     rides.ride_mark_unfulfilled(ride=ended, actor=dispatcher, reason="No van")
     url = reverse("admin:dispatch_ride_changelist")
     page = console.post(
@@ -92,7 +78,7 @@ def test_cancelling_rides_that_had_ended_says_so_and_claims_no_success(
     ended.refresh_from_db()
     assert ended.status == "unfulfilled" and ended.cancel_reason == "No van"
 
-    live = booked(passenger, "live-1")
+    live = booked(passenger, ride_id="live-1")
     page = console.post(
         url, {"action": "cancel_rides", "_selected_action": [ended.pk, live.pk]}, follow=True
     )

@@ -10,6 +10,7 @@ import pytest
 from dispatch import drivers, matching, offers, rides
 from dispatch.locations import location_store
 from dispatch.models import DriverState, Ride, RideStatus
+from dispatch.planning import day as on_the_day
 from tests.conftest import db, find_driver, receive_until, refused, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -509,6 +510,27 @@ async def test_a_trip_message_naming_a_ride_not_held_names_ride_id(ws, make_driv
         assert error["code"] == "invalid_state" and list(error["fields"]) == ["ride_id"], error
 
 
+async def driving_with_one_waiting(ws, passenger, make_user, make_driver, first_id, second_id):
+    """
+    A driver in Cape Town holds `first_id` (the passenger's); Bongi's
+    `second_id` nearby has found nobody. (the driver, their socket, both
+    ride sockets)
+    """
+    driver = await db(make_driver, *CAPE_TOWN)
+    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
+    await driver_ws.receive_json_from()
+    first = await ws(f"/ws/ride/{first_id}/", token=await db(token_for, passenger))
+    await first.receive_json_from()
+    await first.send_json_to(find_driver(at=CAPE_TOWN))
+    await receive_until(driver_ws, "ride_assigned")
+    other = await db(make_user, "passenger", first_name="Bongi")
+    second = await ws(f"/ws/ride/{second_id}/", token=await db(token_for, other))
+    await second.receive_json_from()
+    await second.send_json_to(find_driver(at=(CAPE_TOWN[0] + 0.01, CAPE_TOWN[1])))
+    await receive_until(second, "no_drivers")
+    return driver, driver_ws, first, second
+
+
 async def test_a_step_meant_for_a_ride_gone_meanwhile_lands_on_no_other(
     ws, passenger, make_user, make_driver, monkeypatch
 ):
@@ -518,20 +540,9 @@ async def test_a_step_meant_for_a_ride_gone_meanwhile_lands_on_no_other(
     the step is refused, and the new ride's passenger is not told the
     driver is at the door. Once the app has the news, the step goes on.
     """
-    from dispatch.planning import day as on_the_day
-
-    driver = await db(make_driver, *CAPE_TOWN)
-    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
-    await driver_ws.receive_json_from()
-    first = await ws("/ws/ride/meant-1/", token=await db(token_for, passenger))
-    await first.receive_json_from()
-    await first.send_json_to(find_driver(at=CAPE_TOWN))
-    await receive_until(driver_ws, "ride_assigned")
-    other = await db(make_user, "passenger", first_name="Bongi")
-    second = await ws("/ws/ride/meant-2/", token=await db(token_for, other))
-    await second.receive_json_from()
-    await second.send_json_to(find_driver(at=(CAPE_TOWN[0] + 0.01, CAPE_TOWN[1])))
-    await receive_until(second, "no_drivers")
+    driver, driver_ws, first, second = await driving_with_one_waiting(
+        ws, passenger, make_user, make_driver, "meant-1", "meant-2"
+    )
     stepping = on_the_day.trip_step
 
     def cancelled_and_replaced_meanwhile(**kwargs):
@@ -658,18 +669,9 @@ async def test_a_ride_waiting_nearby_goes_to_a_driver_whose_trip_has_just_ended(
     ws, passenger, make_user, make_driver
 ):
     """Free again after a drop-off, the driver is given the ride that found nobody meanwhile."""
-    driver = await db(make_driver, *CAPE_TOWN)
-    driver_ws = await ws("/ws/driver/", token=await db(token_for, driver))
-    await driver_ws.receive_json_from()
-    first = await ws("/ws/ride/busy-1/", token=await db(token_for, passenger))
-    await first.receive_json_from()
-    await first.send_json_to(find_driver(at=CAPE_TOWN))
-    await receive_until(driver_ws, "ride_assigned")
-    other = await db(make_user, "passenger", first_name="Bongi")
-    second = await ws("/ws/ride/after-1/", token=await db(token_for, other))
-    await second.receive_json_from()
-    await second.send_json_to(find_driver(at=(CAPE_TOWN[0] + 0.01, CAPE_TOWN[1])))
-    await receive_until(second, "no_drivers")
+    driver, driver_ws, first, second = await driving_with_one_waiting(
+        ws, passenger, make_user, make_driver, "busy-1", "after-1"
+    )
     for step in ("arrived", "start_trip", "complete_trip"):
         await driver_ws.send_json_to({"type": step})
     offer, _ = await receive_until(driver_ws, "ride_assigned")
