@@ -106,6 +106,11 @@ def driver_state_for(driver: User) -> DriverState:
     return state
 
 
+def may_drive(driver_id: int) -> bool:
+    """Whether the account may drive now (MAY_DRIVE: a driver's, switched on, verified)."""
+    return User.objects.filter(pk=driver_id, **MAY_DRIVE).exists()
+
+
 def driver_set_status(*, driver: User, status: str) -> DriverState:
     """
     A driver goes online (available) or offline. Every socket of the driver
@@ -121,10 +126,7 @@ def driver_set_status(*, driver: User, status: str) -> DriverState:
         raise NotAllowed("Only drivers can go online.")
     if status == DriverStatus.AVAILABLE and not profile.is_verified:
         raise NotAllowed("Your driver account is not verified yet; support will contact you.")
-    if (
-        status == DriverStatus.AVAILABLE
-        and not User.objects.filter(pk=driver.pk, **MAY_DRIVE).exists()
-    ):
+    if status == DriverStatus.AVAILABLE and not may_drive(driver.pk):
         raise NotAllowed("Your account may no longer drive; support will contact you.")
     with transaction.atomic():
         state = DriverState.objects.select_for_update().get_or_create(driver=driver)[0]

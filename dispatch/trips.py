@@ -21,7 +21,7 @@ from dispatch.errors import (
     NotAllowed,
     RideConflict,
 )
-from dispatch.models import DRIVER_HELD_STATUSES, MAY_DRIVE, CancelledBy, Ride, RideStatus
+from dispatch.models import DRIVER_HELD_STATUSES, CancelledBy, Ride, RideStatus
 from people.models import User
 
 S = RideStatus
@@ -158,7 +158,7 @@ def ride_run_reached(*, ride: Ride, actor: User | None = None, role: str = "syst
     """
     if ride.run_id is None:
         raise IllegalTransition(ride, S.ASSIGNED, f"Ride {ride.ride_id} is on no run.")
-    if not User.objects.filter(pk=ride.run.driver_id, **MAY_DRIVE).exists():
+    if not drivers.may_drive(ride.run.driver_id):
         # Support withdrew the driver's verification, switched the account
         # off or changed its role: they finish the trips they hold, and take
         # on no new rider (dispatch.drivers.driver_off_duty).

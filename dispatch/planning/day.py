@@ -17,14 +17,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from dispatch import payloads, trips
+from dispatch import drivers, payloads, trips
 from dispatch.errors import DispatchError, NotWaitingForReady
 from dispatch.geo import Point
 from dispatch.locations import live_position
 from dispatch.models import (
     DRIVER_HELD_STATUSES,
     FINAL_STATUSES,
-    MAY_DRIVE,
     DayPlan,
     PlanStatus,
     Ride,
@@ -319,7 +318,7 @@ def manifest_for(driver: User, service_date: date, *, updated: bool = False) -> 
     """
     stops = _published_stops(driver, service_date)
     left = [s for s in stops if not is_done(s)]
-    ahead = left[:1] if User.objects.filter(pk=driver.pk, **MAY_DRIVE).exists() else []
+    ahead = left[:1] if drivers.may_drive(driver.pk) else []
     current = {s.ride_id for s in ahead} | {
         s.ride_id
         for s in left
